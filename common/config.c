@@ -1,0 +1,2 @@
+/* placeholder: common/config.c */
+typedef int placeholder_config_t;

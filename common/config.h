@@ -1,0 +1,82 @@
+/*
+ * config.h — mirror.conf: INI sections, "key = value", comments starting
+ * with '#' or ';' (whole-line, or after whitespace), quoted section names
+ * ([upstream "docker.io"]).  Durations: plain seconds or 30s 5m 2h 7d;
+ * sizes: bytes or 512K 512M 200G 1T (powers of 1024).  Lists are
+ * comma-separated; "listen" and "url" may also be repeated.  Booleans:
+ * yes/no/true/false/on/off/1/0.
+ *
+ * Every error is reported as "FILE:LINE: what is wrong" (LINE 0 for a
+ * whole-file problem such as "no [upstream] section").  Unknown sections
+ * and keys are errors.
+ */
+#ifndef COMMON_CONFIG_H
+#define COMMON_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH	"/etc/regmirror/mirror.conf"
+
+struct config_upstream {
+	char			*name;		/* section name: registry host */
+	char			**urls;		/* >= 1, "http(s)://host[:port]" */
+	size_t			 nurls;
+	char			**aliases;
+	size_t			 naliases;
+	int			 is_default;	/* default = yes */
+	char			*username;	/* NULL: anonymous */
+	char			*password;	/* read from password_file */
+	char			*password_file;
+	char			*ca_file;	/* NULL: system store */
+	int			 tls_verify;	/* default 1 */
+	long			 tag_ttl;	/* seconds; -1: use [cache] */
+	struct config_upstream	*next;		/* in file order */
+};
+
+struct config {
+	char			*path;
+	char			**listen;	/* "host:port", >= 1 */
+	size_t			 nlisten;
+	char			*admin_listen;	/* NULL: none */
+	char			*tls_cert;
+	char			*tls_key;
+	int			 workers;	/* 0 = auto (one per core) */
+	char			*log_level;	/* "info" */
+	size_t			 max_header_size;	/* default 16K */
+
+	char			*cache_dir;	/* default /var/lib/regmirror */
+	uint64_t		 max_size;	/* 0 = unlimited */
+	long			 tag_ttl;	/* seconds, default 300 */
+
+	long			 connect_timeout;	/* default 5s */
+	long			 first_byte_timeout;	/* default 30s */
+	long			 idle_timeout;		/* default 60s */
+
+	struct config_upstream	*upstreams;
+	size_t			 nupstreams;
+};
+
+/*
+ * Load and validate path.  On success *out is a new config and 0 is
+ * returned; on failure -1 and err holds "FILE:LINE: message".
+ */
+int	config_load(const char *path, struct config **out, char *err,
+	    size_t errlen);
+/* The same, from a string (for tests and fuzzers); fname labels errors. */
+int	config_load_string(const char *fname, const char *text,
+	    struct config **out, char *err, size_t errlen);
+void	config_free(struct config *);
+
+/* The default upstream, or NULL. */
+struct config_upstream *config_upstream_default(const struct config *);
+/* By name or alias (case-insensitive host), or NULL. */
+struct config_upstream *config_upstream_find(const struct config *,
+	    const char *name);
+
+/* Value parsers shared with the CLI; 0 ok, -1 malformed. */
+int	config_parse_duration(const char *s, long *seconds);
+int	config_parse_size(const char *s, uint64_t *bytes);
+int	config_parse_bool(const char *s, int *out);
+
+#endif

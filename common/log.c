@@ -1,0 +1,136 @@
+/*
+ * log.c — leveled logging to stderr, one write(2) per line so that lines
+ * from worker threads never interleave.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "common/log.h"
+
+static enum log_level	log_level = LOG_LEVEL_INFO;
+
+static const char *const log_names[] = { "error", "warn", "info", "debug" };
+
+void
+log_set_level(enum log_level level)
+{
+	log_level = level;
+}
+
+int
+log_level_parse(const char *s)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(log_names) / sizeof(log_names[0]); i++)
+		if (strcasecmp(s, log_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+log_is_debug(void)
+{
+	return log_level >= LOG_LEVEL_DEBUG;
+}
+
+static void
+log_vwrite(enum log_level level, int with_errno, int saved_errno,
+    const char *fmt, va_list ap)
+{
+	char		 line[4096];
+	struct timespec	 ts;
+	struct tm	 tm;
+	size_t		 n;
+	int		 r;
+
+	if (level > log_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s ",
+	    ts.tv_nsec / 1000000, log_names[level]);
+	if (r > 0)
+		n += (size_t)r;
+	if (n < sizeof(line)) {
+		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+		if (r > 0)
+			n += (size_t)r;
+	}
+	if (n >= sizeof(line) - 2)
+		n = sizeof(line) - 2;
+	if (with_errno) {
+		r = snprintf(line + n, sizeof(line) - n, ": %s",
+		    strerror(saved_errno));
+		if (r > 0)
+			n += (size_t)r;
+		if (n >= sizeof(line) - 2)
+			n = sizeof(line) - 2;
+	}
+	line[n++] = '\n';
+	(void)!write(STDERR_FILENO, line, n);
+}
+
+#define LOG_FN(name, level, with_errno)					\
+void									\
+name(const char *fmt, ...)						\
+{									\
+	va_list	ap;							\
+	int	saved = errno;						\
+									\
+	va_start(ap, fmt);						\
+	log_vwrite(level, with_errno, saved, fmt, ap);			\
+	va_end(ap);							\
+	errno = saved;							\
+}
+
+LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
+LOG_FN(log_info, LOG_LEVEL_INFO, 0)
+LOG_FN(log_warn, LOG_LEVEL_WARN, 1)
+LOG_FN(log_warnx, LOG_LEVEL_WARN, 0)
+
+void
+log_ssl_errors(const char *prefix)
+{
+	unsigned long	e;
+	char		buf[256];
+
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		log_warnx("%s: %s", prefix, buf);
+	}
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	ap;
+	int	saved = errno;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, 1, saved, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, 0, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,42 @@
+/*
+ * log.h — the tiny logging API (after OpenBSD's log.c).
+ *
+ * log_warn() appends strerror(errno); log_warnx() does not.  fatal() and
+ * fatalx() log and exit(1).  Every line goes to stderr with a timestamp and
+ * the level; callers put a request or connection id first ("r42: ...").
+ * Thread-safe: one write(2) per line.
+ */
+#ifndef COMMON_LOG_H
+#define COMMON_LOG_H
+
+#include <stdarg.h>
+
+enum log_level {
+	LOG_LEVEL_ERROR = 0,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+/* Set the threshold; lines above it are dropped. Default INFO. */
+void	log_set_level(enum log_level level);
+/* Parse "error|warn|info|debug"; -1 if unknown. */
+int	log_level_parse(const char *s);
+int	log_is_debug(void);
+
+void	log_debug(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
+void	log_info(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
+void	log_warn(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
+/* Log every queued OpenSSL error with the given prefix. */
+void	log_ssl_errors(const char *prefix);
+void	fatal(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: common/ref.c */
+typedef int placeholder_ref_t;

@@ -1,0 +1,35 @@
+/*
+ * ref.h — the OCI distribution-spec grammar for repository names, tags and
+ * references, checked before anything touches the disk or an upstream.
+ *
+ *   name:  [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
+ *          at most 255 characters in all
+ *   tag:   [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
+ *   reference: a tag or a digest (see digest.h)
+ */
+#ifndef COMMON_REF_H
+#define COMMON_REF_H
+
+#define REF_NAME_MAX	255
+#define REF_TAG_MAX	128
+
+/* 1 if valid, 0 otherwise. */
+int	ref_name_valid(const char *name);
+int	ref_tag_valid(const char *tag);
+
+/*
+ * Parse an image reference as a user writes it on a command line:
+ * "[host[:port]/]name[:tag][@digest]".  A first component counts as a host
+ * when it contains '.' or ':' or is "localhost".  Every output is a
+ * malloc'd string or NULL when absent.  0 on success, -1 when malformed.
+ */
+struct ref_image {
+	char	*host;
+	char	*name;
+	char	*tag;
+	char	*digest;
+};
+int	ref_image_parse(const char *s, struct ref_image *out);
+void	ref_image_fini(struct ref_image *);
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: common/wwwauth.c */
+typedef int placeholder_wwwauth_t;

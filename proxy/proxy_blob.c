@@ -1,0 +1,2 @@
+/* placeholder: proxy/proxy_blob.c */
+typedef int placeholder_proxy_blob_t;

@@ -1,0 +1,2 @@
+/* placeholder: upstream/upstream_auth.c */
+typedef int placeholder_upstream_auth_t;
