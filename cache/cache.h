@@ -1,0 +1,115 @@
+/*
+ * cache.h — the mirror's cache: the LMDB index, verified blob files and
+ * in-flight fills.  One cache per process (cache_open() once at start-up,
+ * after any fork); every function is thread-safe.
+ *
+ * Layout under [cache] dir:
+ *	LOCK			flock'd by the one daemon using the directory
+ *	index/			LMDB environment
+ *	blobs/<algo>/<ab>/<hex>	verified, immutable blob files
+ *	tmp/			in-flight fills; emptied at start-up
+ */
+#ifndef CACHE_CACHE_H
+#define CACHE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/digest.h"
+
+struct config;
+struct event;
+
+/* Create the directories, take the lock, empty tmp/, open the index. */
+int	cache_open(const struct config *);
+void	cache_close(void);
+const char *cache_dir(void);
+
+/*
+ * A verified blob: opens its file read-only into *fd (the caller closes
+ * it) and sets *size.  0 hit, 1 miss, -1 error (logged).  An index entry
+ * whose file is missing or has the wrong size is dropped and is a miss.
+ */
+int	cache_blob_open(const char *digest, int *fd, uint64_t *size);
+/* Index lookup only: 0 present (size set), 1 absent, -1 error. */
+int	cache_blob_stat(const char *digest, uint64_t *size);
+
+/*
+ * Manifests, exact bytes: *media_type and *data are malloc'd.
+ * 0 hit, 1 miss, -1 error.
+ */
+int	cache_manifest_get(const char *digest, char **media_type,
+	    unsigned char **data, size_t *len);
+/* Store a verified manifest, link it to (upstream, repo), and point tag
+ * (may be NULL) at it, validated now. */
+int	cache_manifest_put(const char *upstream, const char *repo,
+	    const char *tag, const char *digest, const char *media_type,
+	    const unsigned char *data, size_t len);
+/* digest must hold DIGEST_STR_MAX.  0 hit, 1 miss, -1 error. */
+int	cache_tag_get(const char *upstream, const char *repo, const char *tag,
+	    char *digest, int64_t *validated);
+/* Upstream confirmed the tag still points at digest: validated = now. */
+int	cache_tag_validated(const char *upstream, const char *repo,
+	    const char *tag, const char *digest);
+
+/*
+ * In-flight fills: one per digest being fetched, shared by every reader
+ * on every worker.  The filler (the worker that created it) feeds bytes;
+ * readers register an event which is made active (from any thread) on
+ * every change, then take a snapshot with cache_fill_view().
+ *
+ *	states:	WAITING --begin--> STREAMING --end ok--> VERIFYING --> DONE
+ *		WAITING|STREAMING|VERIFYING --fail--> FAILED
+ *
+ * Bytes a reader may send (view.avail) are those on disk, less the last
+ * byte until the digest is verified and the blob is published, so that a
+ * corrupt body never reaches a client looking complete.  Once DONE or
+ * FAILED the fill leaves the table: the next request hits the cache or
+ * starts a new fill.
+ */
+enum cache_fill_state {
+	CACHE_FILL_WAITING = 0,
+	CACHE_FILL_STREAMING,
+	CACHE_FILL_VERIFYING,
+	CACHE_FILL_DONE,
+	CACHE_FILL_FAILED,
+};
+
+struct cache_fill;
+
+struct cache_fill_view {
+	enum cache_fill_state	 state;
+	int64_t			 size;		/* -1 until known */
+	uint64_t		 avail;		/* bytes a reader may send */
+	int			 fail_status;	/* HTTP status for clients */
+	const char		*fail_code;	/* OCI error code */
+	char			 fail_msg[256];
+	char			 retry_after[32];
+};
+
+/* Find the fill for digest, or create it (*created = 1).  Referenced. */
+struct cache_fill *cache_fill_get(const char *digest, int *created);
+void	cache_fill_ref(struct cache_fill *, const char *who);
+void	cache_fill_unref(struct cache_fill *, const char *who);
+const char *cache_fill_digest(const struct cache_fill *);
+
+/* Readers. ev is activated on every change; unwatch before freeing it. */
+void	cache_fill_watch(struct cache_fill *, struct event *ev);
+void	cache_fill_unwatch(struct cache_fill *, struct event *ev);
+void	cache_fill_view(struct cache_fill *, struct cache_fill_view *);
+/* A new descriptor on the fill's file (valid once STREAMING). */
+int	cache_fill_dup_fd(struct cache_fill *);
+
+/* Filler.  size -1 when upstream gave no length.  0 ok, -1 failed (the
+ * fill is then FAILED). */
+int	cache_fill_begin(struct cache_fill *, int64_t size);
+int	cache_fill_append(struct cache_fill *, const void *, size_t);
+/* End of body: verify, then fsync, rename and commit on a helper thread;
+ * links the blob to (upstream, repo). */
+void	cache_fill_end(struct cache_fill *, const char *upstream,
+	    const char *repo);
+void	cache_fill_fail(struct cache_fill *, int status, const char *code,
+	    const char *retry_after, const char *fmt, ...)
+	    __attribute__((format(printf, 5, 6)));
+
+#endif

@@ -1,2 +1,452 @@
-/* placeholder: cache/cache_fill.c */
-typedef int placeholder_cache_fill_t;
+/*
+ * cache_fill.c — in-flight fills: one object per digest being fetched,
+ * with the readers that stream it from the growing temp file.
+ *
+ *	state		event			next		who
+ *	WAITING		upstream 200 + length	STREAMING	filler
+ *	STREAMING	bytes written		STREAMING	filler
+ *	STREAMING	end of body, verified	VERIFYING	filler
+ *	VERIFYING	fsync+rename+commit ok	DONE		publish thread
+ *	any but DONE	any failure		FAILED		filler/publisher
+ *
+ * A fill leaves the table when it reaches DONE or FAILED; it is freed when
+ * its last reference goes.  The temp file is unlinked on failure and
+ * renamed into blobs/ on success; open descriptors stay valid either way,
+ * so readers already streaming are never cut by publishing.
+ *
+ * Locking: fill_table_mtx guards the table; each fill's mtx guards its
+ * fields and its watcher list.  event_active() is called with the fill's
+ * mutex held, so a watcher cannot be freed while it is being woken.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "common/log.h"
+#include "common/obj.h"
+#include "common/xmalloc.h"
+
+#define CACHE_FILL_MAGIC	0x66696c6c
+
+struct cache_fill_watcher {
+	struct event		*ev;
+	LIST_ENTRY(cache_fill_watcher) entry;
+};
+
+struct cache_fill {
+	unsigned		 magic;
+	pthread_mutex_t		 mtx;
+	int			 refs;
+	int			 in_table;
+	char			 digest[DIGEST_STR_MAX];
+	struct digest		 want;
+	enum cache_fill_state	 state;
+	int64_t			 size;
+	uint64_t		 written;
+	int			 fd;
+	char			*tmp_path;
+	struct digest_ctx	*dctx;
+	char			*upstream;
+	char			*repo;
+	int			 fail_status;
+	const char		*fail_code;
+	char			 fail_msg[256];
+	char			 retry_after[32];
+	LIST_HEAD(, cache_fill_watcher) watchers;
+	LIST_ENTRY(cache_fill)	 entry;
+};
+
+static pthread_mutex_t		 fill_table_mtx = PTHREAD_MUTEX_INITIALIZER;
+static LIST_HEAD(, cache_fill)	 fill_table = LIST_HEAD_INITIALIZER(fill_table);
+
+static void
+cache_fill_wake_locked(struct cache_fill *f)
+{
+	struct cache_fill_watcher	*w;
+
+	LIST_FOREACH(w, &f->watchers, entry)
+		event_active(w->ev, EV_READ, 0);
+}
+
+static void
+cache_fill_leave_table(struct cache_fill *f)
+{
+	pthread_mutex_lock(&fill_table_mtx);
+	if (f->in_table) {
+		LIST_REMOVE(f, entry);
+		f->in_table = 0;
+	}
+	pthread_mutex_unlock(&fill_table_mtx);
+}
+
+struct cache_fill *
+cache_fill_get(const char *digest, int *created)
+{
+	struct cache_fill	*f;
+
+	*created = 0;
+	pthread_mutex_lock(&fill_table_mtx);
+	LIST_FOREACH(f, &fill_table, entry)
+		if (strcmp(f->digest, digest) == 0)
+			break;
+	if (f != NULL) {
+		pthread_mutex_lock(&f->mtx);
+		f->refs++;
+		pthread_mutex_unlock(&f->mtx);
+		pthread_mutex_unlock(&fill_table_mtx);
+		return f;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->magic = CACHE_FILL_MAGIC;
+	pthread_mutex_init(&f->mtx, NULL);
+	f->refs = 1;
+	snprintf(f->digest, sizeof(f->digest), "%s", digest);
+	AZ(digest_parse(digest, &f->want));
+	f->state = CACHE_FILL_WAITING;
+	f->size = -1;
+	f->fd = -1;
+	LIST_INIT(&f->watchers);
+	f->in_table = 1;
+	LIST_INSERT_HEAD(&fill_table, f, entry);
+	pthread_mutex_unlock(&fill_table_mtx);
+	*created = 1;
+	return f;
+}
+
+void
+cache_fill_ref(struct cache_fill *f, const char *who)
+{
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	f->refs++;
+	pthread_mutex_unlock(&f->mtx);
+	log_debug("fill %s: ref by %s", f->digest, who);
+}
+
+void
+cache_fill_unref(struct cache_fill *f, const char *who)
+{
+	int	last;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	AN(f->refs > 0);
+	last = --f->refs == 0;
+	pthread_mutex_unlock(&f->mtx);
+	log_debug("fill %s: unref by %s%s", f->digest, who,
+	    last ? " (freed)" : "");
+	if (!last)
+		return;
+	/* Only a fill out of the table can lose its last reference. */
+	AZ(f->in_table);
+	AN(LIST_EMPTY(&f->watchers));
+	if (f->fd != -1)
+		close(f->fd);
+	if (f->tmp_path != NULL && f->state != CACHE_FILL_DONE)
+		unlink(f->tmp_path);
+	free(f->tmp_path);
+	if (f->dctx != NULL)
+		digest_ctx_free(f->dctx);
+	free(f->upstream);
+	free(f->repo);
+	pthread_mutex_destroy(&f->mtx);
+	f->magic = 0;
+	free(f);
+}
+
+const char *
+cache_fill_digest(const struct cache_fill *f)
+{
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	return f->digest;
+}
+
+void
+cache_fill_watch(struct cache_fill *f, struct event *ev)
+{
+	struct cache_fill_watcher	*w;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	w = xcalloc(1, sizeof(*w));
+	w->ev = ev;
+	pthread_mutex_lock(&f->mtx);
+	LIST_INSERT_HEAD(&f->watchers, w, entry);
+	/* Whatever happened before the watch counts as a change. */
+	event_active(ev, EV_READ, 0);
+	pthread_mutex_unlock(&f->mtx);
+}
+
+void
+cache_fill_unwatch(struct cache_fill *f, struct event *ev)
+{
+	struct cache_fill_watcher	*w;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	LIST_FOREACH(w, &f->watchers, entry)
+		if (w->ev == ev)
+			break;
+	if (w != NULL)
+		LIST_REMOVE(w, entry);
+	pthread_mutex_unlock(&f->mtx);
+	free(w);
+}
+
+void
+cache_fill_view(struct cache_fill *f, struct cache_fill_view *v)
+{
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	v->state = f->state;
+	v->size = f->size;
+	if (f->state == CACHE_FILL_DONE)
+		v->avail = f->written;
+	else if (f->state == CACHE_FILL_STREAMING ||
+	    f->state == CACHE_FILL_VERIFYING)
+		/* Hold the last byte back until the digest is checked. */
+		v->avail = f->size > 0 && f->written >= (uint64_t)f->size ?
+		    (uint64_t)f->size - 1 : f->written;
+	else
+		v->avail = 0;
+	if (f->size < 0 && f->state != CACHE_FILL_DONE)
+		v->avail = 0;	/* no length: wait for the whole blob */
+	v->fail_status = f->fail_status;
+	v->fail_code = f->fail_code;
+	memcpy(v->fail_msg, f->fail_msg, sizeof(v->fail_msg));
+	memcpy(v->retry_after, f->retry_after, sizeof(v->retry_after));
+	pthread_mutex_unlock(&f->mtx);
+}
+
+int
+cache_fill_dup_fd(struct cache_fill *f)
+{
+	int	fd;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	fd = f->fd == -1 ? -1 : fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&f->mtx);
+	return fd;
+}
+
+static void
+cache_fill_fail_locked(struct cache_fill *f, int status, const char *code,
+    const char *retry_after, const char *msg)
+{
+	if (f->state == CACHE_FILL_DONE || f->state == CACHE_FILL_FAILED)
+		return;
+	f->state = CACHE_FILL_FAILED;
+	f->fail_status = status;
+	f->fail_code = code;
+	snprintf(f->fail_msg, sizeof(f->fail_msg), "%s", msg);
+	snprintf(f->retry_after, sizeof(f->retry_after), "%s",
+	    retry_after != NULL ? retry_after : "");
+	if (f->tmp_path != NULL)
+		unlink(f->tmp_path);
+	cache_fill_wake_locked(f);
+}
+
+void
+cache_fill_fail(struct cache_fill *f, int status, const char *code,
+    const char *retry_after, const char *fmt, ...)
+{
+	char	msg[256];
+	va_list	ap;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cache_fill_leave_table(f);
+	pthread_mutex_lock(&f->mtx);
+	cache_fill_fail_locked(f, status, code, retry_after, msg);
+	pthread_mutex_unlock(&f->mtx);
+	log_info("fill %s: failed: %s", f->digest, msg);
+}
+
+int
+cache_fill_begin(struct cache_fill *f, int64_t size)
+{
+	char	*path;
+	int	 fd;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	AN(f->state == CACHE_FILL_WAITING);
+	xasprintf(&path, "%s/tmp/%.16s.XXXXXX", cache_dir(), f->want.hex);
+	if ((fd = mkostemp(path, O_CLOEXEC)) == -1) {
+		log_warn("fill %s: mkstemp %s", f->digest, path);
+		free(path);
+		cache_fill_fail(f, 503, "UNAVAILABLE", NULL,
+		    "cache cannot create a temp file");
+		return -1;
+	}
+	pthread_mutex_lock(&f->mtx);
+	f->fd = fd;
+	f->tmp_path = path;
+	f->size = size;
+	f->dctx = digest_ctx_new(f->want.algo);
+	f->state = CACHE_FILL_STREAMING;
+	cache_fill_wake_locked(f);
+	pthread_mutex_unlock(&f->mtx);
+	return 0;
+}
+
+int
+cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
+{
+	const char	*p = buf;
+	size_t		 left = len;
+	ssize_t		 n;
+	uint64_t	 off;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	if (f->state != CACHE_FILL_STREAMING)
+		return -1;
+	if (f->size >= 0 && f->written + len > (uint64_t)f->size) {
+		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
+		    "upstream sent more bytes than its Content-Length");
+		return -1;
+	}
+	off = f->written;	/* only the filler writes f->written */
+	while (left > 0) {
+		n = pwrite(f->fd, p, left, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("fill %s: write %s", f->digest, f->tmp_path);
+			cache_fill_fail(f, 503, "UNAVAILABLE", NULL,
+			    "cache write failed: %s", strerror(errno));
+			return -1;
+		}
+		p += n;
+		off += (uint64_t)n;
+		left -= (size_t)n;
+	}
+	digest_ctx_update(f->dctx, buf, len);
+	pthread_mutex_lock(&f->mtx);
+	f->written = off;
+	cache_fill_wake_locked(f);
+	pthread_mutex_unlock(&f->mtx);
+	return 0;
+}
+
+/* fsync the directory so that a rename survives a crash. */
+static void
+cache_fsync_dir(const char *path)
+{
+	char	*dir, *slash;
+	int	 fd;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+/*
+ * The slow part of publishing, off the event loops: fsync, rename into
+ * blobs/, fsync the directory, commit the index record.
+ */
+static void *
+cache_fill_publish_thread(void *arg)
+{
+	struct cache_fill	*f = arg;
+	struct cache_blob_rec	 rec;
+	char			*final = NULL;
+	const char		*why = NULL;
+
+	if (fsync(f->fd) != 0)
+		why = "fsync";
+	else if (cache_blob_dir_make(f->digest) != 0)
+		why = "mkdir";
+	else if ((final = cache_blob_path(f->digest)) == NULL ||
+	    rename(f->tmp_path, final) != 0)
+		why = "rename";
+	if (why == NULL) {
+		cache_fsync_dir(final);
+		memset(&rec, 0, sizeof(rec));
+		rec.size = f->written;
+		rec.stored = rec.last_access = (int64_t)time(NULL);
+		if (cache_index_blob_commit(cache_idx, f->upstream, f->repo,
+		    f->digest, &rec) != 0) {
+			why = "index commit";
+			unlink(final);
+		}
+	}
+	cache_fill_leave_table(f);
+	pthread_mutex_lock(&f->mtx);
+	if (why != NULL) {
+		log_warn("fill %s: publish failed at %s", f->digest, why);
+		cache_fill_fail_locked(f, 503, "UNAVAILABLE", NULL,
+		    "cache could not store the blob");
+	} else {
+		f->state = CACHE_FILL_DONE;
+		free(f->tmp_path);
+		f->tmp_path = NULL;
+		cache_fill_wake_locked(f);
+	}
+	pthread_mutex_unlock(&f->mtx);
+	if (why == NULL)
+		log_info("fill %s: stored %llu bytes", f->digest,
+		    (unsigned long long)f->written);
+	free(final);
+	cache_fill_unref(f, "publish");
+	return NULL;
+}
+
+void
+cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
+{
+	struct digest	got;
+	pthread_t	th;
+	pthread_attr_t	attr;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	if (f->state != CACHE_FILL_STREAMING)
+		return;
+	if (f->size >= 0 && f->written != (uint64_t)f->size) {
+		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
+		    "upstream body ended at %llu of %lld bytes",
+		    (unsigned long long)f->written, (long long)f->size);
+		return;
+	}
+	digest_ctx_final(f->dctx, &got);
+	f->dctx = NULL;
+	if (strcmp(got.str, f->digest) != 0) {
+		log_warnx("fill %s: upstream sent bytes with digest %s",
+		    f->digest, got.str);
+		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
+		    "upstream sent corrupt data (digest mismatch)");
+		return;
+	}
+	pthread_mutex_lock(&f->mtx);
+	f->state = CACHE_FILL_VERIFYING;
+	if (f->size < 0)
+		f->size = (int64_t)f->written;
+	f->upstream = xstrdup(upstream);
+	f->repo = xstrdup(repo);
+	pthread_mutex_unlock(&f->mtx);
+	cache_fill_ref(f, "publish");
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, cache_fill_publish_thread, f) != 0)
+		fatal("pthread_create");
+	pthread_attr_destroy(&attr);
+}

@@ -1,2 +1,941 @@
-/* placeholder: cache/cache_index.c */
-typedef int placeholder_cache_index_t;
+/*
+ * cache_index.c — the LMDB index of the cache: blob records, manifests,
+ * tags and repository links (see cache_int.h for the databases).  This is
+ * the only file in regmirror that includes lmdb.h.
+ *
+ * One environment per process, opened after any fork, with MDB_NOTLS so
+ * that worker threads share it and read transactions are not tied to the
+ * thread that began them.  The named databases are opened once, in one
+ * write transaction, by cache_index_open().  Every other call is one short
+ * transaction that copies what it read out of the map before it ends; no
+ * transaction outlives the call that began it.
+ *
+ * On-disk value formats (all integers little-endian, whatever the host):
+ *
+ *   blob      u8 version (1) | u64 size | i64 stored | i64 last_access |
+ *             i64 pinned_until                                  33 bytes
+ *   tag       u8 version (1) | i64 validated | digest bytes (no NUL)
+ *                                                   10..144 bytes
+ *   link      u8 version (1) | i64 time linked                   9 bytes
+ *   manifest  media type | NUL | manifest bytes    (as in cache_int.h)
+ *
+ * A value of the wrong length or an unknown version is corrupt: the call
+ * logs it and returns -1.  Keys are the digest string (blob, manifest) or
+ * "upstream NUL repo NUL tag|digest" (tag, link), never NUL-terminated.
+ */
+#include "autoconf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "cache/cache_int.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#define CACHE_INDEX_MAP_DEFAULT	((uint64_t)64 << 30)	/* sparse */
+#define CACHE_INDEX_MAXDBS	8
+/* Reader slots: one per concurrent read transaction, across threads. */
+#define CACHE_INDEX_MAXREADERS	256
+
+#define CACHE_INDEX_FMT_V1	1
+#define CACHE_INDEX_BLOB_LEN	(1 + 4 * 8)
+#define CACHE_INDEX_TAG_MIN	(1 + 8 + 1)
+#define CACHE_INDEX_TAG_MAX	(1 + 8 + DIGEST_STR_MAX - 1)
+#define CACHE_INDEX_LINK_LEN	(1 + 8)
+
+/* Component caps; the whole key must also fit mdb_env_get_maxkeysize(). */
+#define CACHE_INDEX_UPSTREAM_MAX	255
+#define CACHE_INDEX_REPO_MAX		255
+#define CACHE_INDEX_TAGNAME_MAX		128
+#define CACHE_INDEX_DIGEST_MAX		(DIGEST_STR_MAX - 1)
+#define CACHE_INDEX_MEDIATYPE_MAX	255
+/* LMDB's default MDB_MAXKEYSIZE; composite keys are built in this. */
+#define CACHE_INDEX_KEYBUF		511
+
+struct cache_index {
+	MDB_env		*ci_env;
+	MDB_dbi		 ci_blob;
+	MDB_dbi		 ci_manifest;
+	MDB_dbi		 ci_tag;
+	MDB_dbi		 ci_link;
+	size_t		 ci_maxkey;	/* min(LMDB's max, our buffer) */
+	size_t		 ci_mapsize;
+};
+
+/* A composite key lives on the caller's stack: no static buffers. */
+struct cache_index_key {
+	char		 k_buf[CACHE_INDEX_KEYBUF];
+	MDB_val		 k_val;
+};
+
+static void
+cache_index_put64(unsigned char *p, uint64_t v)
+{
+	int	i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t
+cache_index_get64(const unsigned char *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* Two's complement back to int64_t without implementation-defined casts. */
+static int64_t
+cache_index_gets64(const unsigned char *p)
+{
+	uint64_t	u = cache_index_get64(p);
+
+	if (u <= INT64_MAX)
+		return (int64_t)u;
+	return -(int64_t)(~u) - 1;
+}
+
+/* Log an LMDB failure; MDB_MAP_FULL gets a hint, since it needs an admin. */
+static void
+cache_index_warn(const struct cache_index *ci, const char *fn,
+    const char *op, int rc)
+{
+	if (rc == MDB_MAP_FULL)
+		log_warnx("%s: %s: index map full (%zu bytes), raise the "
+		    "index map size: %s", fn, op, ci->ci_mapsize,
+		    mdb_strerror(rc));
+	else
+		log_warnx("%s: %s: %s", fn, op, mdb_strerror(rc));
+}
+
+static int
+cache_index_begin(struct cache_index *ci, const char *fn, unsigned int flags,
+    MDB_txn **txn)
+{
+	int	rc;
+
+	if ((rc = mdb_txn_begin(ci->ci_env, NULL, flags, txn)) != 0) {
+		cache_index_warn(ci, fn, "mdb_txn_begin", rc);
+		*txn = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Commit; LMDB frees the transaction whether or not the commit worked. */
+static int
+cache_index_commit(struct cache_index *ci, const char *fn, MDB_txn *txn)
+{
+	int	rc;
+
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		cache_index_warn(ci, fn, "mdb_txn_commit", rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Length of s if it is 1..max bytes, else log and return 0. */
+static size_t
+cache_index_len(const char *fn, const char *what, const char *s, size_t max)
+{
+	size_t	len;
+
+	if (s == NULL || (len = strnlen(s, max + 1)) == 0) {
+		log_warnx("%s: empty %s", fn, what);
+		return 0;
+	}
+	if (len > max) {
+		log_warnx("%s: %s longer than %zu bytes", fn, what, max);
+		return 0;
+	}
+	return len;
+}
+
+static int
+cache_index_key_digest(const char *fn, const char *digest,
+    struct cache_index_key *k)
+{
+	size_t	len;
+
+	if ((len = cache_index_len(fn, "digest", digest,
+	    CACHE_INDEX_DIGEST_MAX)) == 0)
+		return -1;
+	memcpy(k->k_buf, digest, len);
+	k->k_val.mv_data = k->k_buf;
+	k->k_val.mv_size = len;
+	return 0;
+}
+
+/*
+ * "upstream NUL repo NUL last": the components hold no NUL, so the
+ * encoding is unambiguous, and a prefix "upstream NUL repo NUL" ranges over
+ * one repository.
+ */
+static int
+cache_index_key_repo(const struct cache_index *ci, const char *fn,
+    const char *upstream, const char *repo, const char *what,
+    const char *last, size_t lastmax, struct cache_index_key *k)
+{
+	size_t	ulen, rlen, llen, total;
+
+	if ((ulen = cache_index_len(fn, "upstream", upstream,
+	    CACHE_INDEX_UPSTREAM_MAX)) == 0 ||
+	    (rlen = cache_index_len(fn, "repository", repo,
+	    CACHE_INDEX_REPO_MAX)) == 0 ||
+	    (llen = cache_index_len(fn, what, last, lastmax)) == 0)
+		return -1;
+	total = ulen + 1 + rlen + 1 + llen;
+	if (total > ci->ci_maxkey) {
+		log_warnx("%s: key for %.64s/%.64s %s %.64s is %zu bytes, "
+		    "over the index limit of %zu", fn, upstream, repo, what,
+		    last, total, ci->ci_maxkey);
+		return -1;
+	}
+	memcpy(k->k_buf, upstream, ulen);
+	k->k_buf[ulen] = '\0';
+	memcpy(k->k_buf + ulen + 1, repo, rlen);
+	k->k_buf[ulen + 1 + rlen] = '\0';
+	memcpy(k->k_buf + ulen + 1 + rlen + 1, last, llen);
+	k->k_val.mv_data = k->k_buf;
+	k->k_val.mv_size = total;
+	return 0;
+}
+
+static void
+cache_index_blob_encode(const struct cache_blob_rec *rec,
+    unsigned char buf[CACHE_INDEX_BLOB_LEN])
+{
+	buf[0] = CACHE_INDEX_FMT_V1;
+	cache_index_put64(buf + 1, rec->size);
+	cache_index_put64(buf + 9, (uint64_t)rec->stored);
+	cache_index_put64(buf + 17, (uint64_t)rec->last_access);
+	cache_index_put64(buf + 25, (uint64_t)rec->pinned_until);
+}
+
+static int
+cache_index_blob_decode(const char *fn, const MDB_val *v,
+    struct cache_blob_rec *rec)
+{
+	const unsigned char	*p = v->mv_data;
+
+	if (v->mv_size != CACHE_INDEX_BLOB_LEN || p[0] != CACHE_INDEX_FMT_V1) {
+		log_warnx("%s: corrupt blob record (%zu bytes, version %u)",
+		    fn, v->mv_size, v->mv_size > 0 ? (unsigned int)p[0] : 0u);
+		return -1;
+	}
+	rec->size = cache_index_get64(p + 1);
+	rec->stored = cache_index_gets64(p + 9);
+	rec->last_access = cache_index_gets64(p + 17);
+	rec->pinned_until = cache_index_gets64(p + 25);
+	return 0;
+}
+
+/* Returns the encoded length, or 0 (logged) if the digest does not fit. */
+static size_t
+cache_index_tag_encode(const char *fn, const char *digest, int64_t validated,
+    unsigned char buf[CACHE_INDEX_TAG_MAX])
+{
+	size_t	len;
+
+	if ((len = cache_index_len(fn, "tag digest", digest,
+	    CACHE_INDEX_DIGEST_MAX)) == 0)
+		return 0;
+	buf[0] = CACHE_INDEX_FMT_V1;
+	cache_index_put64(buf + 1, (uint64_t)validated);
+	memcpy(buf + 9, digest, len);
+	return 9 + len;
+}
+
+static int
+cache_index_tag_decode(const char *fn, const MDB_val *v,
+    struct cache_tag_rec *rec)
+{
+	const unsigned char	*p = v->mv_data;
+	size_t			 dlen;
+
+	if (v->mv_size < CACHE_INDEX_TAG_MIN ||
+	    v->mv_size > CACHE_INDEX_TAG_MAX || p[0] != CACHE_INDEX_FMT_V1 ||
+	    memchr(p + 9, '\0', v->mv_size - 9) != NULL) {
+		log_warnx("%s: corrupt tag record (%zu bytes, version %u)",
+		    fn, v->mv_size, v->mv_size > 0 ? (unsigned int)p[0] : 0u);
+		return -1;
+	}
+	dlen = v->mv_size - 9;
+	rec->validated = cache_index_gets64(p + 1);
+	memcpy(rec->digest, p + 9, dlen);
+	rec->digest[dlen] = '\0';
+	return 0;
+}
+
+static void
+cache_index_link_encode(int64_t when, unsigned char buf[CACHE_INDEX_LINK_LEN])
+{
+	buf[0] = CACHE_INDEX_FMT_V1;
+	cache_index_put64(buf + 1, (uint64_t)when);
+}
+
+static int
+cache_index_link_decode(const char *fn, const MDB_val *v, int64_t *when)
+{
+	const unsigned char	*p = v->mv_data;
+
+	if (v->mv_size != CACHE_INDEX_LINK_LEN || p[0] != CACHE_INDEX_FMT_V1) {
+		log_warnx("%s: corrupt link record (%zu bytes, version %u)",
+		    fn, v->mv_size, v->mv_size > 0 ? (unsigned int)p[0] : 0u);
+		return -1;
+	}
+	*when = cache_index_gets64(p + 1);
+	return 0;
+}
+
+int
+cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
+{
+	static const char *const names[] = { "blob", "manifest", "tag",
+	    "link" };
+	MDB_dbi			*dbis[4];
+	struct cache_index	*ci;
+	MDB_envinfo		 info;
+	MDB_txn			*txn = NULL;
+	size_t			 i;
+	int			 rc, dead, maxkey;
+
+	*out = NULL;
+	if (map_size == 0)
+		map_size = CACHE_INDEX_MAP_DEFAULT;
+#if UINT64_MAX > SIZE_MAX
+	if (map_size > SIZE_MAX) {
+		log_warnx("%s: index map size %llu too large for this host",
+		    __func__, (unsigned long long)map_size);
+		return -1;
+	}
+#endif
+	ci = xcalloc(1, sizeof(*ci));
+	dbis[0] = &ci->ci_blob;
+	dbis[1] = &ci->ci_manifest;
+	dbis[2] = &ci->ci_tag;
+	dbis[3] = &ci->ci_link;
+	ci->ci_mapsize = (size_t)map_size;
+
+	if ((rc = mdb_env_create(&ci->ci_env)) != 0) {
+		ci->ci_env = NULL;
+		cache_index_warn(ci, __func__, "mdb_env_create", rc);
+		goto fail;
+	}
+	if ((rc = mdb_env_set_maxdbs(ci->ci_env, CACHE_INDEX_MAXDBS)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_env_set_maxdbs", rc);
+		goto fail;
+	}
+	if ((rc = mdb_env_set_maxreaders(ci->ci_env,
+	    CACHE_INDEX_MAXREADERS)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_env_set_maxreaders", rc);
+		goto fail;
+	}
+	if ((rc = mdb_env_set_mapsize(ci->ci_env, ci->ci_mapsize)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_env_set_mapsize", rc);
+		goto fail;
+	}
+	if ((rc = mdb_env_open(ci->ci_env, dir, MDB_NOTLS, 0600)) != 0) {
+		log_warnx("%s: mdb_env_open %s: %s", __func__, dir,
+		    mdb_strerror(rc));
+		goto fail;
+	}
+	/* An existing index keeps its size if that is larger. */
+	if ((rc = mdb_env_info(ci->ci_env, &info)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_env_info", rc);
+		goto fail;
+	}
+	ci->ci_mapsize = info.me_mapsize;
+	/* Free the reader slots of processes that died in a transaction. */
+	if ((rc = mdb_reader_check(ci->ci_env, &dead)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_reader_check", rc);
+		goto fail;
+	}
+	if (dead > 0)
+		log_info("%s: %s: cleared %d stale reader slot(s)", __func__,
+		    dir, dead);
+
+	maxkey = mdb_env_get_maxkeysize(ci->ci_env);
+	ci->ci_maxkey = (size_t)maxkey < CACHE_INDEX_KEYBUF ?
+	    (size_t)maxkey : CACHE_INDEX_KEYBUF;
+
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		goto fail;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE,
+		    dbis[i])) != 0) {
+			log_warnx("%s: mdb_dbi_open %s: %s", __func__,
+			    names[i], mdb_strerror(rc));
+			goto fail;
+		}
+	}
+	rc = cache_index_commit(ci, __func__, txn);
+	txn = NULL;
+	if (rc == -1)
+		goto fail;
+
+	*out = ci;
+	return 0;
+
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (ci->ci_env != NULL)
+		mdb_env_close(ci->ci_env);
+	free(ci);
+	return -1;
+}
+
+/* Every transaction must have ended: they never outlive a call. */
+void
+cache_index_close(struct cache_index *ci)
+{
+	if (ci == NULL)
+		return;
+	mdb_env_close(ci->ci_env);
+	free(ci);
+}
+
+/*
+ * One read transaction around one mdb_get; decode() copies the value out
+ * before the transaction is aborted.  0 found, 1 not found, -1 error.
+ */
+static int
+cache_index_get(struct cache_index *ci, const char *fn, MDB_dbi dbi,
+    MDB_val *key, int (*decode)(const char *, const MDB_val *, void *),
+    void *arg)
+{
+	MDB_txn	*txn;
+	MDB_val	 val;
+	int	 rc, ret;
+
+	if (cache_index_begin(ci, fn, MDB_RDONLY, &txn) == -1)
+		return -1;
+	rc = mdb_get(txn, dbi, key, &val);
+	if (rc == 0)
+		ret = decode(fn, &val, arg);
+	else if (rc == MDB_NOTFOUND)
+		ret = 1;
+	else {
+		cache_index_warn(ci, fn, "mdb_get", rc);
+		ret = -1;
+	}
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+/* One write transaction around one mdb_put. */
+static int
+cache_index_put(struct cache_index *ci, const char *fn, MDB_dbi dbi,
+    MDB_val *key, MDB_val *val)
+{
+	MDB_txn	*txn;
+	int	 rc;
+
+	if (cache_index_begin(ci, fn, 0, &txn) == -1)
+		return -1;
+	if ((rc = mdb_put(txn, dbi, key, val, 0)) != 0) {
+		cache_index_warn(ci, fn, "mdb_put", rc);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return cache_index_commit(ci, fn, txn);
+}
+
+/* One write transaction around one mdb_del; 1 if there was nothing. */
+static int
+cache_index_del(struct cache_index *ci, const char *fn, MDB_dbi dbi,
+    MDB_val *key)
+{
+	MDB_txn	*txn;
+	int	 rc;
+
+	if (cache_index_begin(ci, fn, 0, &txn) == -1)
+		return -1;
+	rc = mdb_del(txn, dbi, key, NULL);
+	if (rc == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return 1;
+	}
+	if (rc != 0) {
+		cache_index_warn(ci, fn, "mdb_del", rc);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return cache_index_commit(ci, fn, txn);
+}
+
+static int
+cache_index_blob_decode_cb(const char *fn, const MDB_val *v, void *arg)
+{
+	return cache_index_blob_decode(fn, v, arg);
+}
+
+static int
+cache_index_tag_decode_cb(const char *fn, const MDB_val *v, void *arg)
+{
+	return cache_index_tag_decode(fn, v, arg);
+}
+
+static int
+cache_index_link_decode_cb(const char *fn, const MDB_val *v, void *arg)
+{
+	int64_t	when;
+
+	(void)arg;
+	return cache_index_link_decode(fn, v, &when);
+}
+
+int
+cache_index_blob_get(struct cache_index *ci, const char *digest,
+    struct cache_blob_rec *out)
+{
+	struct cache_index_key	k;
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1)
+		return -1;
+	return cache_index_get(ci, __func__, ci->ci_blob, &k.k_val,
+	    cache_index_blob_decode_cb, out);
+}
+
+int
+cache_index_blob_put(struct cache_index *ci, const char *digest,
+    const struct cache_blob_rec *rec)
+{
+	struct cache_index_key	k;
+	unsigned char		buf[CACHE_INDEX_BLOB_LEN];
+	MDB_val			val = { sizeof(buf), buf };
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1)
+		return -1;
+	cache_index_blob_encode(rec, buf);
+	return cache_index_put(ci, __func__, ci->ci_blob, &k.k_val, &val);
+}
+
+/* 0 deleted, 1 there was no record, -1 error. */
+int
+cache_index_blob_del(struct cache_index *ci, const char *digest)
+{
+	struct cache_index_key	k;
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1)
+		return -1;
+	return cache_index_del(ci, __func__, ci->ci_blob, &k.k_val);
+}
+
+/* Read-modify-write in one write transaction; 1 if there is no record. */
+int
+cache_index_blob_touch(struct cache_index *ci, const char *digest,
+    int64_t when)
+{
+	struct cache_index_key	k;
+	struct cache_blob_rec	rec;
+	unsigned char		buf[CACHE_INDEX_BLOB_LEN];
+	MDB_txn			*txn;
+	MDB_val			 val;
+	int			 rc;
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1)
+		return -1;
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	rc = mdb_get(txn, ci->ci_blob, &k.k_val, &val);
+	if (rc == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return 1;
+	}
+	if (rc != 0) {
+		cache_index_warn(ci, __func__, "mdb_get", rc);
+		goto fail;
+	}
+	if (cache_index_blob_decode(__func__, &val, &rec) == -1)
+		goto fail;
+	if (rec.last_access == when) {
+		/* Nothing to write: spare the commit's fsync. */
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	rec.last_access = when;
+	cache_index_blob_encode(&rec, buf);
+	val.mv_data = buf;
+	val.mv_size = sizeof(buf);
+	if ((rc = mdb_put(txn, ci->ci_blob, &k.k_val, &val, 0)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_put", rc);
+		goto fail;
+	}
+	return cache_index_commit(ci, __func__, txn);
+
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}
+
+/*
+ * Walk the blob database in key order inside one read transaction; cb gets
+ * copies (a NUL-terminated digest and a decoded record) and may call any
+ * other cache_index function, writes included: the walk holds only a read
+ * transaction, so it sees the snapshot it started from.  A long walk keeps
+ * that snapshot's pages from being reused, so walk in batches where that
+ * matters.  0 when done or stopped by cb, -1 on error.
+ */
+int
+cache_index_blob_foreach(struct cache_index *ci,
+    int (*cb)(const char *, const struct cache_blob_rec *, void *), void *arg)
+{
+	struct cache_blob_rec	rec;
+	char			digest[DIGEST_STR_MAX];
+	MDB_txn			*txn;
+	MDB_cursor		*cur;
+	MDB_val			 key, val;
+	MDB_cursor_op		 op;
+	int			 rc, ret = -1;
+
+	if (cache_index_begin(ci, __func__, MDB_RDONLY, &txn) == -1)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, ci->ci_blob, &cur)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_cursor_open", rc);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	for (op = MDB_FIRST;; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &key, &val, op);
+		if (rc == MDB_NOTFOUND) {
+			ret = 0;
+			break;
+		}
+		if (rc != 0) {
+			cache_index_warn(ci, __func__, "mdb_cursor_get", rc);
+			break;
+		}
+		if (key.mv_size == 0 || key.mv_size > CACHE_INDEX_DIGEST_MAX ||
+		    memchr(key.mv_data, '\0', key.mv_size) != NULL) {
+			log_warnx("%s: corrupt blob key (%zu bytes)", __func__,
+			    key.mv_size);
+			break;
+		}
+		memcpy(digest, key.mv_data, key.mv_size);
+		digest[key.mv_size] = '\0';
+		if (cache_index_blob_decode(__func__, &val, &rec) == -1)
+			break;
+		if (cb(digest, &rec, arg) != 0) {
+			ret = 0;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+/* Media type and bytes copied out of the map into malloc'd buffers. */
+struct cache_index_manifest_out {
+	char		*mo_type;
+	unsigned char	*mo_data;
+	size_t		 mo_len;
+};
+
+static int
+cache_index_manifest_decode_cb(const char *fn, const MDB_val *v, void *arg)
+{
+	struct cache_index_manifest_out	*mo = arg;
+	const unsigned char		*p = v->mv_data, *nul;
+	size_t				 tlen, scan;
+
+	scan = v->mv_size < CACHE_INDEX_MEDIATYPE_MAX + 1 ?
+	    v->mv_size : CACHE_INDEX_MEDIATYPE_MAX + 1;
+	if ((nul = memchr(p, '\0', scan)) == NULL) {
+		log_warnx("%s: corrupt manifest record (%zu bytes, no media "
+		    "type)", fn, v->mv_size);
+		return -1;
+	}
+	tlen = (size_t)(nul - p);
+	mo->mo_len = v->mv_size - tlen - 1;
+	mo->mo_type = xmalloc(tlen + 1);
+	memcpy(mo->mo_type, p, tlen + 1);
+	mo->mo_data = xmalloc(mo->mo_len);
+	if (mo->mo_len > 0)
+		memcpy(mo->mo_data, nul + 1, mo->mo_len);
+	return 0;
+}
+
+int
+cache_index_manifest_get(struct cache_index *ci, const char *digest,
+    char **media_type, unsigned char **data, size_t *len)
+{
+	struct cache_index_key			k;
+	struct cache_index_manifest_out		mo = { NULL, NULL, 0 };
+	int					rc;
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1)
+		return -1;
+	rc = cache_index_get(ci, __func__, ci->ci_manifest, &k.k_val,
+	    cache_index_manifest_decode_cb, &mo);
+	if (rc != 0)
+		return rc;
+	*media_type = mo.mo_type;
+	*data = mo.mo_data;
+	*len = mo.mo_len;
+	return 0;
+}
+
+/*
+ * Put "media type NUL bytes" straight into the map with MDB_RESERVE (a
+ * manifest may be MiBs: no staging copy).  With MDB_NOOVERWRITE an existing
+ * record is kept and *existed set.  The caller owns txn.
+ */
+static int
+cache_index_manifest_write(struct cache_index *ci, const char *fn,
+    MDB_txn *txn, MDB_val *key, const char *media_type, size_t tlen,
+    const unsigned char *data, size_t len, unsigned int flags)
+{
+	MDB_val	val;
+	int	rc;
+
+	val.mv_size = tlen + 1 + len;
+	val.mv_data = NULL;
+	rc = mdb_put(txn, ci->ci_manifest, key, &val, flags | MDB_RESERVE);
+	if (rc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE))
+		return 0;
+	if (rc != 0) {
+		cache_index_warn(ci, fn, "mdb_put manifest", rc);
+		return -1;
+	}
+	memcpy(val.mv_data, media_type, tlen);
+	((unsigned char *)val.mv_data)[tlen] = '\0';
+	if (len > 0)
+		memcpy((unsigned char *)val.mv_data + tlen + 1, data, len);
+	return 0;
+}
+
+/* Media type may be empty; returns its length or SIZE_MAX (logged). */
+static size_t
+cache_index_mediatype_len(const char *fn, const char *media_type,
+    const unsigned char *data, size_t len)
+{
+	size_t	tlen;
+
+	if (media_type == NULL || (data == NULL && len > 0)) {
+		log_warnx("%s: no media type or data", fn);
+		return SIZE_MAX;
+	}
+	tlen = strnlen(media_type, CACHE_INDEX_MEDIATYPE_MAX + 1);
+	if (tlen > CACHE_INDEX_MEDIATYPE_MAX) {
+		log_warnx("%s: media type longer than %d bytes", fn,
+		    CACHE_INDEX_MEDIATYPE_MAX);
+		return SIZE_MAX;
+	}
+	if (len > UINT32_MAX - tlen - 1) {
+		log_warnx("%s: manifest of %zu bytes too large", fn, len);
+		return SIZE_MAX;
+	}
+	return tlen;
+}
+
+int
+cache_index_manifest_put(struct cache_index *ci, const char *digest,
+    const char *media_type, const unsigned char *data, size_t len)
+{
+	struct cache_index_key	k;
+	MDB_txn			*txn;
+	size_t			 tlen;
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1 ||
+	    (tlen = cache_index_mediatype_len(__func__, media_type, data,
+	    len)) == SIZE_MAX)
+		return -1;
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	if (cache_index_manifest_write(ci, __func__, txn, &k.k_val,
+	    media_type, tlen, data, len, 0) == -1) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return cache_index_commit(ci, __func__, txn);
+}
+
+/* 0 deleted, 1 there was no record, -1 error. */
+int
+cache_index_manifest_del(struct cache_index *ci, const char *digest)
+{
+	struct cache_index_key	k;
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1)
+		return -1;
+	return cache_index_del(ci, __func__, ci->ci_manifest, &k.k_val);
+}
+
+int
+cache_index_tag_get(struct cache_index *ci, const char *upstream,
+    const char *repo, const char *tag, struct cache_tag_rec *out)
+{
+	struct cache_index_key	k;
+
+	if (cache_index_key_repo(ci, __func__, upstream, repo, "tag", tag,
+	    CACHE_INDEX_TAGNAME_MAX, &k) == -1)
+		return -1;
+	return cache_index_get(ci, __func__, ci->ci_tag, &k.k_val,
+	    cache_index_tag_decode_cb, out);
+}
+
+int
+cache_index_tag_put(struct cache_index *ci, const char *upstream,
+    const char *repo, const char *tag, const struct cache_tag_rec *rec)
+{
+	struct cache_index_key	k;
+	unsigned char		buf[CACHE_INDEX_TAG_MAX];
+	MDB_val			val;
+
+	if (cache_index_key_repo(ci, __func__, upstream, repo, "tag", tag,
+	    CACHE_INDEX_TAGNAME_MAX, &k) == -1)
+		return -1;
+	if ((val.mv_size = cache_index_tag_encode(__func__, rec->digest,
+	    rec->validated, buf)) == 0)
+		return -1;
+	val.mv_data = buf;
+	return cache_index_put(ci, __func__, ci->ci_tag, &k.k_val, &val);
+}
+
+/* 0 deleted, 1 there was no record, -1 error. */
+int
+cache_index_tag_del(struct cache_index *ci, const char *upstream,
+    const char *repo, const char *tag)
+{
+	struct cache_index_key	k;
+
+	if (cache_index_key_repo(ci, __func__, upstream, repo, "tag", tag,
+	    CACHE_INDEX_TAGNAME_MAX, &k) == -1)
+		return -1;
+	return cache_index_del(ci, __func__, ci->ci_tag, &k.k_val);
+}
+
+int
+cache_index_link_get(struct cache_index *ci, const char *upstream,
+    const char *repo, const char *digest)
+{
+	struct cache_index_key	k;
+
+	if (cache_index_key_repo(ci, __func__, upstream, repo, "digest",
+	    digest, CACHE_INDEX_DIGEST_MAX, &k) == -1)
+		return -1;
+	return cache_index_get(ci, __func__, ci->ci_link, &k.k_val,
+	    cache_index_link_decode_cb, NULL);
+}
+
+int
+cache_index_link_put(struct cache_index *ci, const char *upstream,
+    const char *repo, const char *digest, int64_t when)
+{
+	struct cache_index_key	k;
+	unsigned char		buf[CACHE_INDEX_LINK_LEN];
+	MDB_val			val = { sizeof(buf), buf };
+
+	if (cache_index_key_repo(ci, __func__, upstream, repo, "digest",
+	    digest, CACHE_INDEX_DIGEST_MAX, &k) == -1)
+		return -1;
+	cache_index_link_encode(when, buf);
+	return cache_index_put(ci, __func__, ci->ci_link, &k.k_val, &val);
+}
+
+/*
+ * Keys and values are all built before the write transaction begins, so
+ * that a bad argument never costs a transaction and the writer lock is
+ * held only for the puts.
+ */
+int
+cache_index_manifest_commit(struct cache_index *ci, const char *upstream,
+    const char *repo, const char *tag, const char *digest,
+    const char *media_type, const unsigned char *data, size_t len,
+    int64_t now)
+{
+	struct cache_index_key	mkey, lkey, tkey;
+	unsigned char		lbuf[CACHE_INDEX_LINK_LEN];
+	unsigned char		tbuf[CACHE_INDEX_TAG_MAX];
+	MDB_val			lval = { sizeof(lbuf), lbuf }, tval;
+	MDB_txn			*txn;
+	size_t			 tlen;
+	int			 rc;
+
+	if (cache_index_key_digest(__func__, digest, &mkey) == -1 ||
+	    (tlen = cache_index_mediatype_len(__func__, media_type, data,
+	    len)) == SIZE_MAX ||
+	    cache_index_key_repo(ci, __func__, upstream, repo, "digest",
+	    digest, CACHE_INDEX_DIGEST_MAX, &lkey) == -1)
+		return -1;
+	cache_index_link_encode(now, lbuf);
+	if (tag != NULL) {
+		if (cache_index_key_repo(ci, __func__, upstream, repo, "tag",
+		    tag, CACHE_INDEX_TAGNAME_MAX, &tkey) == -1)
+			return -1;
+		if ((tval.mv_size = cache_index_tag_encode(__func__, digest,
+		    now, tbuf)) == 0)
+			return -1;
+		tval.mv_data = tbuf;
+	}
+
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	/* Same digest, same bytes: an existing manifest is kept as is. */
+	if (cache_index_manifest_write(ci, __func__, txn, &mkey.k_val,
+	    media_type, tlen, data, len, MDB_NOOVERWRITE) == -1)
+		goto fail;
+	if ((rc = mdb_put(txn, ci->ci_link, &lkey.k_val, &lval, 0)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_put link", rc);
+		goto fail;
+	}
+	if (tag != NULL &&
+	    (rc = mdb_put(txn, ci->ci_tag, &tkey.k_val, &tval, 0)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_put tag", rc);
+		goto fail;
+	}
+	return cache_index_commit(ci, __func__, txn);
+
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}
+
+/* The blob record (replacing any) and its link, timed rec->stored. */
+int
+cache_index_blob_commit(struct cache_index *ci, const char *upstream,
+    const char *repo, const char *digest, const struct cache_blob_rec *rec)
+{
+	struct cache_index_key	bkey, lkey;
+	unsigned char		bbuf[CACHE_INDEX_BLOB_LEN];
+	unsigned char		lbuf[CACHE_INDEX_LINK_LEN];
+	MDB_val			bval = { sizeof(bbuf), bbuf };
+	MDB_val			lval = { sizeof(lbuf), lbuf };
+	MDB_txn			*txn;
+	int			 rc;
+
+	if (cache_index_key_digest(__func__, digest, &bkey) == -1 ||
+	    cache_index_key_repo(ci, __func__, upstream, repo, "digest",
+	    digest, CACHE_INDEX_DIGEST_MAX, &lkey) == -1)
+		return -1;
+	cache_index_blob_encode(rec, bbuf);
+	cache_index_link_encode(rec->stored, lbuf);
+
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	if ((rc = mdb_put(txn, ci->ci_blob, &bkey.k_val, &bval, 0)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_put blob", rc);
+		goto fail;
+	}
+	if ((rc = mdb_put(txn, ci->ci_link, &lkey.k_val, &lval, 0)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_put link", rc);
+		goto fail;
+	}
+	return cache_index_commit(ci, __func__, txn);
+
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}

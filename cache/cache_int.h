@@ -92,4 +92,11 @@ int	cache_index_blob_commit(struct cache_index *, const char *upstream,
 	    const char *repo, const char *digest,
 	    const struct cache_blob_rec *);
 
+/* cache_store.c */
+extern struct cache_index *cache_idx;
+/* Path of a blob's file (malloc'd), NULL if digest is malformed. */
+char	*cache_blob_path(const char *digest);
+/* Make the blob's <algo>/<ab> directory. */
+int	 cache_blob_dir_make(const char *digest);
+
 #endif

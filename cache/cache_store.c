@@ -1,2 +1,266 @@
-/* placeholder: cache/cache_store.c */
-typedef int placeholder_cache_store_t;
+/*
+ * cache_store.c — the cache directory: start-up (directories, the LOCK
+ * flock, emptying tmp/, opening the index), blob file paths, and the thin
+ * manifest/tag layer over the index.
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+static char			*cache_root;
+static int			 cache_lock_fd = -1;
+struct cache_index		*cache_idx;
+
+static int
+cache_mkdir(const char *path)
+{
+	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+		log_warn("mkdir %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cache_mkdir_p(const char *path)
+{
+	char	buf[PATH_MAX], *p;
+
+	if (strlen(path) >= sizeof(buf))
+		return -1;
+	strcpy(buf, path);
+	for (p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (cache_mkdir(buf) != 0)
+			return -1;
+		*p = '/';
+	}
+	return cache_mkdir(buf);
+}
+
+/* Leftover fills from a previous run are never trusted: delete them. */
+static void
+cache_tmp_clean(const char *tmpdir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		*p;
+	unsigned	 n = 0;
+
+	if ((d = opendir(tmpdir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		xasprintf(&p, "%s/%s", tmpdir, de->d_name);
+		if (unlink(p) == 0)
+			n++;
+		else
+			log_warn("unlink %s", p);
+		free(p);
+	}
+	closedir(d);
+	if (n > 0)
+		log_info("cache: removed %u unfinished fills from %s", n,
+		    tmpdir);
+}
+
+int
+cache_open(const struct config *cfg)
+{
+	char	*p;
+
+	cache_root = xstrdup(cfg->cache_dir);
+	if (cache_mkdir_p(cache_root) != 0)
+		return -1;
+	xasprintf(&p, "%s/LOCK", cache_root);
+	cache_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (cache_lock_fd == -1) {
+		log_warn("open %s", p);
+		free(p);
+		return -1;
+	}
+	if (flock(cache_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		log_warn("cache directory %s is in use by another regmirror "
+		    "(flock %s)", cache_root, p);
+		free(p);
+		return -1;
+	}
+	free(p);
+	xasprintf(&p, "%s/tmp", cache_root);
+	if (cache_mkdir(p) != 0) {
+		free(p);
+		return -1;
+	}
+	cache_tmp_clean(p);
+	free(p);
+	xasprintf(&p, "%s/blobs", cache_root);
+	if (cache_mkdir(p) != 0) {
+		free(p);
+		return -1;
+	}
+	free(p);
+	xasprintf(&p, "%s/index", cache_root);
+	if (cache_mkdir(p) != 0 || cache_index_open(p, 0, &cache_idx) != 0) {
+		log_warnx("cache: cannot open index in %s", p);
+		free(p);
+		return -1;
+	}
+	free(p);
+	log_info("cache: %s", cache_root);
+	return 0;
+}
+
+void
+cache_close(void)
+{
+	if (cache_idx != NULL)
+		cache_index_close(cache_idx);
+	cache_idx = NULL;
+	if (cache_lock_fd != -1)
+		close(cache_lock_fd);
+	cache_lock_fd = -1;
+	free(cache_root);
+	cache_root = NULL;
+}
+
+const char *
+cache_dir(void)
+{
+	return cache_root;
+}
+
+/* "<dir>/blobs/sha256/ab/abcdef..." for a valid digest string. */
+char *
+cache_blob_path(const char *digest)
+{
+	struct digest	 d;
+	char		*p;
+
+	if (digest_parse(digest, &d) != 0)
+		return NULL;
+	xasprintf(&p, "%s/blobs/%s/%.2s/%s", cache_root,
+	    digest_algo_name(d.algo), d.hex, d.hex);
+	return p;
+}
+
+int
+cache_blob_dir_make(const char *digest)
+{
+	struct digest	 d;
+	char		*p;
+	int		 rc;
+
+	if (digest_parse(digest, &d) != 0)
+		return -1;
+	xasprintf(&p, "%s/blobs/%s/%.2s", cache_root,
+	    digest_algo_name(d.algo), d.hex);
+	rc = cache_mkdir_p(p);
+	free(p);
+	return rc;
+}
+
+int
+cache_blob_stat(const char *digest, uint64_t *size)
+{
+	struct cache_blob_rec	rec;
+	int			rc;
+
+	rc = cache_index_blob_get(cache_idx, digest, &rec);
+	if (rc == 0)
+		*size = rec.size;
+	return rc;
+}
+
+int
+cache_blob_open(const char *digest, int *fdp, uint64_t *size)
+{
+	struct cache_blob_rec	 rec;
+	struct stat		 st;
+	char			*path;
+	int			 rc, fd;
+
+	if ((rc = cache_index_blob_get(cache_idx, digest, &rec)) != 0)
+		return rc;
+	if ((path = cache_blob_path(digest)) == NULL)
+		return 1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &st) != 0 ||
+	    (uint64_t)st.st_size != rec.size) {
+		/* The index is ahead of the disk: forget the record. */
+		log_warnx("cache: blob %s: file %s, dropping index entry",
+		    digest, fd == -1 ? "missing" : "has the wrong size");
+		if (fd != -1)
+			close(fd);
+		cache_index_blob_del(cache_idx, digest);
+		free(path);
+		return 1;
+	}
+	free(path);
+	*fdp = fd;
+	*size = rec.size;
+	return 0;
+}
+
+int
+cache_manifest_get(const char *digest, char **media_type,
+    unsigned char **data, size_t *len)
+{
+	return cache_index_manifest_get(cache_idx, digest, media_type, data,
+	    len);
+}
+
+int
+cache_manifest_put(const char *upstream, const char *repo, const char *tag,
+    const char *digest, const char *media_type, const unsigned char *data,
+    size_t len)
+{
+	return cache_index_manifest_commit(cache_idx, upstream, repo, tag,
+	    digest, media_type, data, len, (int64_t)time(NULL));
+}
+
+int
+cache_tag_get(const char *upstream, const char *repo, const char *tag,
+    char *digest, int64_t *validated)
+{
+	struct cache_tag_rec	rec;
+	int			rc;
+
+	rc = cache_index_tag_get(cache_idx, upstream, repo, tag, &rec);
+	if (rc == 0) {
+		memcpy(digest, rec.digest, DIGEST_STR_MAX);
+		digest[DIGEST_STR_MAX - 1] = '\0';
+		*validated = rec.validated;
+	}
+	return rc;
+}
+
+int
+cache_tag_validated(const char *upstream, const char *repo, const char *tag,
+    const char *digest)
+{
+	struct cache_tag_rec	rec;
+
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.digest, sizeof(rec.digest), "%s", digest);
+	rec.validated = (int64_t)time(NULL);
+	return cache_index_tag_put(cache_idx, upstream, repo, tag, &rec);
+}

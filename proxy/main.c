@@ -1,2 +1,129 @@
+/*
+ * main.c — the regmirror command line: serve, check-config, version.
+ */
 #include "autoconf.h"
-int main(void) { return 0; }
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <openssl/opensslv.h>
+
+#include "cache/cache.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "proxy/proxy.h"
+#include "upstream/upstream.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: regmirror COMMAND [options]\n"
+"\n"
+"A pull-through cache and mirror for container registries.\n"
+"\n"
+"Commands:\n"
+"  serve [-c FILE]          run the mirror in the foreground\n"
+"  check-config [-c FILE]   validate the configuration; errors are\n"
+"                           reported as FILE:LINE: message (exit 2)\n"
+"  version                  print the version\n"
+"  help                     this text\n"
+"\n"
+"Options:\n"
+"  -c, --config FILE        configuration file (default %s)\n"
+"  -d, --debug              log at debug level (overrides log_level)\n"
+"  -h, --help               this text\n"
+"\n"
+"See mirror.conf.example for every configuration key.\n",
+	    CONFIG_DEFAULT_PATH);
+}
+
+static struct config *
+load(const char *path)
+{
+	struct config	*cfg;
+	char		 err[1024];
+
+	if (config_load(path, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		exit(2);
+	}
+	return cfg;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char	*cmd, *path = CONFIG_DEFAULT_PATH;
+	struct config	*cfg;
+	int		 ch, debug = 0, lvl, rc;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("regmirror %s (libevent %s, %s)\n", PACKAGE_VERSION,
+		    event_get_version(), OPENSSL_VERSION_TEXT);
+		return 0;
+	}
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "c:dh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (strcmp(cmd, "check-config") == 0) {
+		cfg = load(path);
+		printf("%s: ok (%zu upstream%s, %zu listener%s)\n", path,
+		    cfg->nupstreams, cfg->nupstreams == 1 ? "" : "s",
+		    cfg->nlisten, cfg->nlisten == 1 ? "" : "s");
+		config_free(cfg);
+		return 0;
+	}
+	if (strcmp(cmd, "serve") != 0) {
+		fprintf(stderr, "regmirror: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	cfg = load(path);
+	if (debug)
+		log_set_level(LOG_LEVEL_DEBUG);
+	else if ((lvl = log_level_parse(cfg->log_level)) >= 0)
+		log_set_level((enum log_level)lvl);
+	if (cache_open(cfg) != 0)
+		fatalx("cannot open the cache in %s", cfg->cache_dir);
+	if (upstream_init_all(cfg) != 0)
+		fatalx("cannot set up the upstreams");
+	rc = proxy_run(cfg) == 0 ? 0 : 1;
+	upstream_fini_all();
+	cache_close();
+	config_free(cfg);
+	return rc;
+}

@@ -1,2 +1,478 @@
-/* placeholder: proxy/proxy_blob.c */
-typedef int placeholder_proxy_blob_t;
+/*
+ * proxy_blob.c — blobs: served from verified cache files with sendfile, or
+ * streamed from a fill in progress, which the first request for an
+ * uncached digest starts and any later one attaches to.
+ *
+ * A reader is one client response.  It runs only from its wake event, which
+ * fires when its fill changes (from any thread), when its connection's
+ * output drains, and when the client goes away:
+ *
+ *	state		event				next
+ *	WAIT		fill STREAMING with a length,	SEND (headers out)
+ *			or DONE
+ *	WAIT		fill FAILED			reply with the error; END
+ *	SEND		bytes available, output low	SEND (more file ranges)
+ *	SEND		all bytes sent (fill DONE)	END (reply end)
+ *	SEND		fill FAILED			ABORT (connection closed:
+ *							the client sees a short
+ *							body, never a complete
+ *							wrong one)
+ *	any		client gone			END
+ *
+ * The fill itself (struct proxy_bfetch) belongs to no client: it runs to
+ * its end even when every reader has left.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "cache/cache.h"
+#include "common/log.h"
+#include "common/obj.h"
+#include "common/xmalloc.h"
+#include "proxy/proxy_int.h"
+#include "upstream/upstream.h"
+
+#define PROXY_READER_MAGIC	0x72656164
+#define PROXY_OUT_HIWAT		(1024 * 1024)	/* bytes queued per client */
+#define PROXY_SEGMENT_MAX	(256 * 1024)
+
+struct proxy_reader {
+	unsigned			 magic;
+	struct proxy_req		*pr;
+	struct evhttp_connection	*evcon;
+	struct evbuffer			*out;
+	struct evbuffer_cb_entry	*out_cb;
+	struct event			*wake;
+	struct cache_fill		*fill;	/* NULL: a cache hit */
+	int				 fd;
+	struct evbuffer_file_segment	*seg;
+	uint64_t			 size;
+	uint64_t			 sent;
+	int				 headers_sent;
+	int				 gone;	/* client went away */
+};
+
+/* An upstream fetch feeding a fill. */
+struct proxy_bfetch {
+	struct cache_fill	*fill;
+	const char		*upname;
+	char			*repo;
+	int			 ok;
+	char			*retry_after;
+};
+
+static void	proxy_reader_pump(struct proxy_reader *);
+
+static void
+proxy_reader_free(struct proxy_reader *rd)
+{
+	CHECK_OBJ_NOTNULL(rd, PROXY_READER_MAGIC);
+	if (rd->fill != NULL) {
+		cache_fill_unwatch(rd->fill, rd->wake);
+		cache_fill_unref(rd->fill, "reader");
+	}
+	event_free(rd->wake);
+	if (rd->seg != NULL)
+		evbuffer_file_segment_free(rd->seg);
+	if (rd->fd != -1)
+		close(rd->fd);
+	rd->magic = 0;
+	free(rd);
+}
+
+/* Stop hearing from the connection. */
+static void
+proxy_reader_detach(struct proxy_reader *rd)
+{
+	if (rd->out_cb != NULL && !rd->gone)
+		evbuffer_remove_cb_entry(rd->out, rd->out_cb);
+	rd->out_cb = NULL;
+	if (rd->evcon != NULL && !rd->gone)
+		evhttp_connection_set_closecb(rd->evcon, NULL, NULL);
+}
+
+static void
+proxy_reader_wake_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct proxy_reader	*rd = arg;
+
+	(void)fd;
+	(void)ev;
+	CHECK_OBJ_NOTNULL(rd, PROXY_READER_MAGIC);
+	proxy_reader_pump(rd);
+}
+
+static void
+proxy_reader_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct proxy_reader	*rd = arg;
+
+	(void)buf;
+	if (info->n_deleted > 0)
+		event_active(rd->wake, EV_READ, 0);
+}
+
+static void
+proxy_reader_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct proxy_reader	*rd = arg;
+
+	(void)evcon;
+	CHECK_OBJ_NOTNULL(rd, PROXY_READER_MAGIC);
+	if (rd->out_cb != NULL)
+		evbuffer_remove_cb_entry(rd->out, rd->out_cb);
+	rd->out_cb = NULL;
+	rd->gone = 1;
+	event_active(rd->wake, EV_READ, 0);
+}
+
+static void
+proxy_reader_headers(struct proxy_reader *rd)
+{
+	struct proxy_req	*pr = rd->pr;
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	char			 clen[32];
+
+	proxy_req_common_headers(pr);
+	snprintf(clen, sizeof(clen), "%llu", (unsigned long long)rd->size);
+	evhttp_add_header(out, "Content-Length", clen);
+	evhttp_add_header(out, "Content-Type", "application/octet-stream");
+	evhttp_add_header(out, "Docker-Content-Digest", pr->digest.str);
+	evhttp_add_header(out, "Accept-Ranges", "none");
+	evhttp_add_header(out, "Cache-Control", "max-age=31536000");
+	pr->status = 200;
+	rd->headers_sent = 1;
+	if (pr->method == EVHTTP_REQ_HEAD) {
+		evhttp_send_reply(pr->req, 200, "OK", NULL);
+		return;
+	}
+	evhttp_send_reply_start(pr->req, 200, "OK");
+	rd->evcon = evhttp_request_get_connection(pr->req);
+	rd->out = bufferevent_get_output(
+	    evhttp_connection_get_bufferevent(rd->evcon));
+	rd->out_cb = evbuffer_add_cb(rd->out, proxy_reader_out_cb, rd);
+	evhttp_connection_set_closecb(rd->evcon, proxy_reader_close_cb, rd);
+	if (rd->size > 0) {
+		rd->seg = evbuffer_file_segment_new(rd->fd, 0,
+		    (ev_off_t)rd->size, EVBUF_FS_DISABLE_MMAP);
+		if (rd->seg == NULL)
+			fatalx("evbuffer_file_segment_new failed");
+	}
+}
+
+/* End of the reader: the reply is finished (or abandoned), log, free. */
+static void
+proxy_reader_end(struct proxy_reader *rd, int abort_conn)
+{
+	struct proxy_req	*pr = rd->pr;
+
+	if (rd->headers_sent && pr->method != EVHTTP_REQ_HEAD) {
+		proxy_reader_detach(rd);
+		if (abort_conn && !rd->gone) {
+			/* A short body, then EOF: never a complete wrong one. */
+			evhttp_connection_free(rd->evcon);
+		} else
+			/* Frees a request whose client is gone. */
+			evhttp_send_reply_end(pr->req);
+		if (rd->gone || abort_conn)
+			pr->status = pr->status == 200 ? 499 : pr->status;
+	}
+	pr->bytes = rd->sent;
+	proxy_req_finish(pr);
+	proxy_reader_free(rd);
+}
+
+static void
+proxy_reader_pump(struct proxy_reader *rd)
+{
+	struct cache_fill_view	 v;
+	uint64_t		 avail, n;
+
+	if (rd->gone) {
+		proxy_reader_end(rd, 0);
+		return;
+	}
+	if (rd->fill != NULL) {
+		cache_fill_view(rd->fill, &v);
+		if (!rd->headers_sent) {
+			if (v.state == CACHE_FILL_FAILED) {
+				struct proxy_req *pr = rd->pr;
+
+				if (v.retry_after[0] != '\0' ||
+				    v.fail_status == 429)
+					evhttp_add_header(
+					    evhttp_request_get_output_headers(
+					    pr->req), "Retry-After",
+					    v.retry_after[0] != '\0' ?
+					    v.retry_after : "60");
+				rd->pr = NULL;
+				proxy_error(pr, v.fail_status, v.fail_code,
+				    "%s", v.fail_msg);
+				proxy_reader_free(rd);
+				return;
+			}
+			if (v.state == CACHE_FILL_WAITING ||
+			    (v.size < 0 && v.state != CACHE_FILL_DONE))
+				return;
+			rd->size = (uint64_t)v.size;
+			if ((rd->fd = cache_fill_dup_fd(rd->fill)) == -1) {
+				struct proxy_req *pr = rd->pr;
+
+				rd->pr = NULL;
+				proxy_error(pr, 503, "UNAVAILABLE",
+				    "cache file unavailable");
+				proxy_reader_free(rd);
+				return;
+			}
+			proxy_reader_headers(rd);
+			if (rd->pr->method == EVHTTP_REQ_HEAD) {
+				proxy_reader_end(rd, 0);
+				return;
+			}
+		}
+		if (v.state == CACHE_FILL_FAILED) {
+			log_info("r%llu: fill failed after %llu bytes sent: "
+			    "closing the connection",
+			    (unsigned long long)rd->pr->id,
+			    (unsigned long long)rd->sent);
+			proxy_reader_end(rd, 1);
+			return;
+		}
+		avail = v.avail;
+		if (v.state == CACHE_FILL_DONE)
+			avail = rd->size;
+	} else
+		avail = rd->size;
+
+	while (rd->sent < avail &&
+	    evbuffer_get_length(rd->out) < PROXY_OUT_HIWAT) {
+		n = avail - rd->sent;
+		if (n > PROXY_SEGMENT_MAX)
+			n = PROXY_SEGMENT_MAX;
+		if (evbuffer_add_file_segment(rd->out, rd->seg,
+		    (ev_off_t)rd->sent, (ev_off_t)n) != 0) {
+			log_warnx("r%llu: evbuffer_add_file_segment failed",
+			    (unsigned long long)rd->pr->id);
+			proxy_reader_end(rd, 1);
+			return;
+		}
+		rd->sent += n;
+	}
+	if (rd->sent == rd->size &&
+	    (rd->fill == NULL || v.state == CACHE_FILL_DONE))
+		proxy_reader_end(rd, 0);
+}
+
+static struct proxy_reader *
+proxy_reader_new(struct proxy_req *pr)
+{
+	struct proxy_reader	*rd;
+
+	rd = xcalloc(1, sizeof(*rd));
+	rd->magic = PROXY_READER_MAGIC;
+	rd->pr = pr;
+	rd->fd = -1;
+	rd->wake = event_new(pr->w->base, -1, 0, proxy_reader_wake_cb, rd);
+	AN(rd->wake);
+	return rd;
+}
+
+static void
+proxy_bfetch_free(struct proxy_bfetch *bf)
+{
+	cache_fill_unref(bf->fill, "fetch");
+	free(bf->repo);
+	free(bf->retry_after);
+	free(bf);
+}
+
+static int
+proxy_bfetch_head_cb(struct upstream_req *ur, int status,
+    struct evkeyvalq *h, int64_t clen, void *arg)
+{
+	struct proxy_bfetch	*bf = arg;
+	const char		*v;
+
+	(void)ur;
+	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
+		bf->retry_after = xstrdup(v);
+	if (status != 200)
+		return 0;	/* mapped in done, with the body read */
+	if (cache_fill_begin(bf->fill, clen) != 0)
+		return -1;
+	bf->ok = 1;
+	return 0;
+}
+
+static void
+proxy_bfetch_data_cb(struct upstream_req *ur, struct evbuffer *buf,
+    void *arg)
+{
+	struct proxy_bfetch	*bf = arg;
+	size_t			 n;
+
+	(void)ur;
+	while (bf->ok && (n = evbuffer_get_contiguous_space(buf)) > 0) {
+		if (cache_fill_append(bf->fill, evbuffer_pullup(buf, (ev_ssize_t)n),
+		    n) != 0)
+			bf->ok = 0;
+		evbuffer_drain(buf, n);
+	}
+}
+
+static void
+proxy_bfetch_done_cb(struct upstream_req *ur, const char *err,
+    struct evbuffer *body, void *arg)
+{
+	struct proxy_bfetch	*bf = arg;
+	struct proxy_err	 e;
+	int			 status = upstream_req_status(ur);
+
+	(void)body;
+	if (err == NULL && status == 200 && bf->ok)
+		cache_fill_end(bf->fill, bf->upname, bf->repo);
+	else if (status == 200 && err != NULL)
+		cache_fill_fail(bf->fill, 502, "BLOB_UNKNOWN", NULL,
+		    "%s", upstream_req_errmsg(ur));
+	else {
+		proxy_map_upstream(PROXY_KIND_BLOB,
+		    cache_fill_digest(bf->fill), bf->repo, bf->upname, status,
+		    err, upstream_req_errmsg(ur), &e);
+		cache_fill_fail(bf->fill, e.status, e.code,
+		    e.retry ? (bf->retry_after != NULL ? bf->retry_after :
+		    "60") : NULL, "%s", e.msg);
+	}
+	proxy_bfetch_free(bf);
+}
+
+static void
+proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill)
+{
+	struct proxy_bfetch	*bf;
+	char			*path;
+
+	bf = xcalloc(1, sizeof(*bf));
+	bf->fill = fill;
+	cache_fill_ref(fill, "fetch");
+	bf->upname = upstream_name(pr->up);
+	bf->repo = xstrdup(pr->repo);
+	xasprintf(&path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
+	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_GET, path, pr->repo,
+	    NULL, 0, proxy_bfetch_head_cb, proxy_bfetch_data_cb,
+	    proxy_bfetch_done_cb, bf);
+	free(path);
+}
+
+/* HEAD of an uncached blob: ask upstream, download nothing. */
+struct proxy_bhead {
+	struct proxy_req	*pr;
+	int64_t			 clen;
+	char			*retry_after;
+};
+
+static int
+proxy_bhead_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
+    int64_t clen, void *arg)
+{
+	struct proxy_bhead	*bh = arg;
+	const char		*v;
+
+	(void)ur;
+	(void)status;
+	bh->clen = clen;
+	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
+		bh->retry_after = xstrdup(v);
+	return 0;
+}
+
+static void
+proxy_bhead_done_cb(struct upstream_req *ur, const char *err,
+    struct evbuffer *body, void *arg)
+{
+	struct proxy_bhead	*bh = arg;
+	struct proxy_req	*pr = bh->pr;
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	int			 status = upstream_req_status(ur);
+	char			 clen[32];
+
+	(void)body;
+	if (err != NULL || status != 200 || bh->clen < 0) {
+		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
+		    bh->retry_after);
+	} else {
+		proxy_req_common_headers(pr);
+		snprintf(clen, sizeof(clen), "%lld", (long long)bh->clen);
+		evhttp_add_header(out, "Content-Length", clen);
+		evhttp_add_header(out, "Content-Type",
+		    "application/octet-stream");
+		evhttp_add_header(out, "Docker-Content-Digest",
+		    pr->digest.str);
+		pr->status = 200;
+		pr->src = "head";
+		evhttp_send_reply(pr->req, 200, "OK", NULL);
+		proxy_req_finish(pr);
+	}
+	free(bh->retry_after);
+	free(bh);
+}
+
+void
+proxy_blob_get(struct proxy_req *pr)
+{
+	struct proxy_reader	*rd;
+	struct proxy_bhead	*bh;
+	struct cache_fill	*fill;
+	char			*path;
+	int			 created, fd;
+	uint64_t		 size;
+
+	switch (cache_blob_open(pr->digest.str, &fd, &size)) {
+	case 0:
+		pr->src = "hit";
+		rd = proxy_reader_new(pr);
+		rd->fd = fd;
+		rd->size = size;
+		proxy_reader_headers(rd);
+		if (pr->method == EVHTTP_REQ_HEAD)
+			proxy_reader_end(rd, 0);
+		else
+			proxy_reader_pump(rd);
+		return;
+	case 1:
+		break;
+	default:
+		proxy_error(pr, 503, "UNAVAILABLE", "cache index error");
+		return;
+	}
+	if (pr->method == EVHTTP_REQ_HEAD) {
+		bh = xcalloc(1, sizeof(*bh));
+		bh->pr = pr;
+		bh->clen = -1;
+		xasprintf(&path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
+		upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_HEAD, path,
+		    pr->repo, NULL, 0, proxy_bhead_head_cb, NULL,
+		    proxy_bhead_done_cb, bh);
+		free(path);
+		return;
+	}
+	fill = cache_fill_get(pr->digest.str, &created);
+	pr->src = created ? "miss" : "attach";
+	rd = proxy_reader_new(pr);
+	rd->fill = fill;	/* the reference from cache_fill_get */
+	if (created)
+		proxy_bfetch_start(pr, fill);
+	cache_fill_watch(fill, rd->wake);
+}

@@ -1,2 +1,155 @@
-/* placeholder: proxy/proxy_error.c */
-typedef int placeholder_proxy_error_t;
+/*
+ * proxy_error.c — replies built in memory: OCI error JSON
+ * ({"errors":[{"code":...,"message":...,"detail":...}]}) and small bodies,
+ * and the one place that maps upstream failures to client statuses.
+ *
+ * Never a 500 for what a client or an upstream did: upstream trouble is a
+ * 502/503/504 naming the upstream and the cause, 429 stays 429.
+ */
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "common/log.h"
+#include "common/obj.h"
+#include "proxy/proxy_int.h"
+#include "upstream/upstream.h"
+
+void
+proxy_reply_buf(struct proxy_req *pr, int status, const char *ctype,
+    const void *data, size_t len)
+{
+	struct evkeyvalq	*out;
+	struct evbuffer		*buf;
+	char			 clen[32];
+
+	CHECK_OBJ_NOTNULL(pr, PROXY_REQ_MAGIC);
+	out = evhttp_request_get_output_headers(pr->req);
+	proxy_req_common_headers(pr);
+	if (ctype != NULL)
+		evhttp_add_header(out, "Content-Type", ctype);
+	pr->status = status;
+	if (pr->method == EVHTTP_REQ_HEAD) {
+		/* evhttp sends no body and no length for HEAD: say it. */
+		snprintf(clen, sizeof(clen), "%zu", len);
+		evhttp_add_header(out, "Content-Length", clen);
+		evhttp_send_reply(pr->req, status, NULL, NULL);
+	} else {
+		buf = evbuffer_new();
+		evbuffer_add(buf, data, len);
+		evhttp_send_reply(pr->req, status, NULL, buf);
+		evbuffer_free(buf);
+		pr->bytes = len;
+	}
+	proxy_req_finish(pr);
+}
+
+static void
+proxy_error_v(struct proxy_req *pr, int status, const char *code,
+    const char *fmt, va_list ap)
+{
+	char	 msg[512];
+	char	*body;
+	json_t	*root;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	root = json_pack("{s:[{s:s,s:s,s:n}]}", "errors", "code", code,
+	    "message", msg, "detail");
+	body = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	AN(body);
+	if (status >= 500)
+		log_info("r%llu: %d %s: %s", (unsigned long long)pr->id,
+		    status, code, msg);
+	proxy_reply_buf(pr, status, "application/json", body, strlen(body));
+	free(body);
+}
+
+void
+proxy_error(struct proxy_req *pr, int status, const char *code,
+    const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	proxy_error_v(pr, status, code, fmt, ap);
+	va_end(ap);
+}
+
+void
+proxy_map_upstream(enum proxy_kind kind, const char *ref, const char *repo,
+    const char *upname, int ustatus, const char *err, const char *errmsg,
+    struct proxy_err *out)
+{
+	out->retry = 0;
+	if (err == upstream_err_timeout) {
+		out->status = 504;
+		out->code = "UNAVAILABLE";
+		snprintf(out->msg, sizeof(out->msg), "%s", errmsg);
+		return;
+	}
+	if (err != NULL && (err != upstream_err_auth || ustatus != 401)) {
+		out->status = 502;
+		out->code = "UNAVAILABLE";
+		snprintf(out->msg, sizeof(out->msg), "%s", errmsg);
+		return;
+	}
+	switch (ustatus) {
+	case 404:
+		out->status = 404;
+		out->code = kind == PROXY_KIND_MANIFEST ? "MANIFEST_UNKNOWN" :
+		    kind == PROXY_KIND_BLOB ? "BLOB_UNKNOWN" : "NAME_UNKNOWN";
+		snprintf(out->msg, sizeof(out->msg),
+		    "%s %s not found at upstream %s",
+		    kind == PROXY_KIND_BLOB ? "blob" : "manifest",
+		    ref != NULL ? ref : repo, upname);
+		return;
+	case 401:
+	case 403:
+		out->status = 403;
+		out->code = "DENIED";
+		snprintf(out->msg, sizeof(out->msg),
+		    "upstream %s denied access to %s (status %d): check the "
+		    "mirror's credentials for it", upname, repo, ustatus);
+		return;
+	case 429:
+		out->status = 429;
+		out->code = "TOOMANYREQUESTS";
+		out->retry = 1;
+		snprintf(out->msg, sizeof(out->msg),
+		    "upstream %s is rate-limiting the mirror", upname);
+		return;
+	default:
+		out->status = 502;
+		out->code = "UNAVAILABLE";
+		snprintf(out->msg, sizeof(out->msg),
+		    ustatus >= 500 ? "upstream %s answered %d" :
+		    "upstream %s answered unexpected status %d", upname,
+		    ustatus);
+		return;
+	}
+}
+
+void
+proxy_error_upstream(struct proxy_req *pr, int ustatus, const char *err,
+    const char *errmsg, const char *retry_after)
+{
+	struct proxy_err	e;
+
+	proxy_map_upstream(pr->kind, pr->ref, pr->repo, upstream_name(pr->up),
+	    ustatus, err, errmsg, &e);
+	if (e.retry)
+		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+		    "Retry-After", retry_after != NULL &&
+		    *retry_after != '\0' && strpbrk(retry_after, "\r\n") == NULL ?
+		    retry_after : "60");
+	proxy_error(pr, e.status, e.code, "%s", e.msg);
+}

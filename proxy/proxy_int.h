@@ -1,0 +1,92 @@
+/*
+ * proxy_int.h — private to proxy/: the worker loops, the per-request
+ * context and the handlers of the OCI pull API.
+ */
+#ifndef PROXY_PROXY_INT_H
+#define PROXY_PROXY_INT_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/http.h>
+
+#include "common/digest.h"
+
+struct config;
+struct upstream;
+struct upstream_worker;
+
+#define PROXY_REQ_MAGIC		0x70726571
+#define PROXY_MANIFEST_MAX	(4 * 1024 * 1024)
+#define PROXY_TAGS_MAX		(4 * 1024 * 1024)
+
+struct proxy_worker {
+	int			 id;
+	const struct config	*cfg;
+	struct event_base	*base;
+	struct evhttp		*http;
+	struct upstream_worker	*up;
+};
+
+enum proxy_kind {
+	PROXY_KIND_BASE = 0,
+	PROXY_KIND_MANIFEST,
+	PROXY_KIND_BLOB,
+	PROXY_KIND_TAGS,
+	PROXY_KIND_REFERRERS,
+};
+
+/* One client request, from routing to the access log line. */
+struct proxy_req {
+	unsigned		 magic;
+	uint64_t		 id;
+	struct proxy_worker	*w;
+	struct evhttp_request	*req;
+	enum evhttp_cmd_type	 method;
+	char			*uri;		/* as received, for the log */
+	char			 peer[64];
+	struct timespec		 start;
+	struct upstream		*up;
+	enum proxy_kind		 kind;
+	char			*repo;		/* name at the upstream */
+	char			*ref;		/* tag or digest */
+	char			*query;		/* after '?', or NULL */
+	int			 ref_is_digest;
+	struct digest		 digest;
+	int			 status;
+	uint64_t		 bytes;
+	const char		*src;		/* hit, miss, attach, ... */
+	int			 done;
+};
+
+/* proxy_server.c */
+void	proxy_req_finish(struct proxy_req *);
+void	proxy_req_common_headers(struct proxy_req *);
+long	proxy_tag_ttl(const struct proxy_req *);
+
+/* proxy_oci.c */
+void	proxy_oci_request_cb(struct evhttp_request *, void *);
+
+/* proxy_blob.c */
+void	proxy_blob_get(struct proxy_req *);
+
+/* proxy_error.c: send an OCI error reply and finish the request. */
+void	proxy_error(struct proxy_req *, int status, const char *code,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Map a failed or non-2xx upstream exchange to the client's reply. */
+void	proxy_error_upstream(struct proxy_req *, int upstream_status,
+	    const char *err, const char *errmsg, const char *retry_after);
+struct proxy_err {
+	int		 status;
+	const char	*code;
+	int		 retry;		/* send Retry-After */
+	char		 msg[256];
+};
+void	proxy_map_upstream(enum proxy_kind, const char *ref, const char *repo,
+	    const char *upname, int ustatus, const char *err,
+	    const char *errmsg, struct proxy_err *out);
+/* Send a whole in-memory body (manifests, small JSON). */
+void	proxy_reply_buf(struct proxy_req *, int status, const char *ctype,
+	    const void *data, size_t len);
+
+#endif

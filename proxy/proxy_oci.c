@@ -1,2 +1,580 @@
-/* placeholder: proxy/proxy_oci.c */
-typedef int placeholder_proxy_oci_t;
+/*
+ * proxy_oci.c — the OCI distribution-spec pull API: parse and check the
+ * request, route it to an upstream, and serve manifests and tag lists
+ * (blobs are proxy_blob.c's).
+ *
+ * Routing, first match wins: the "ns" query parameter (containerd); the
+ * first path component after /v2/ when it names an upstream or alias
+ * (podman/CRI-O mirrors with a path); a prefix before /v2 (Docker mirror
+ * URLs with a path); otherwise the default upstream.  A request naming no
+ * configured upstream is refused: the mirror is never an open proxy.
+ *
+ * Manifests by tag: a tag validated within tag_ttl is served with no
+ * upstream request.  A stale tag is revalidated with HEAD; the manifest is
+ * fetched only when its digest is not cached.  If revalidation fails, the
+ * last known manifest is served with a Warning header.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+
+#include "cache/cache.h"
+#include "common/config.h"
+#include "common/digest.h"
+#include "common/log.h"
+#include "common/obj.h"
+#include "common/ref.h"
+#include "common/xmalloc.h"
+#include "proxy/proxy_int.h"
+#include "upstream/upstream.h"
+
+uint64_t	proxy_req_next_id(void);
+
+/* Every manifest type we can store and serve, most specific first. */
+static const char proxy_manifest_accept[] =
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
+
+/* A manifest fetch in progress. */
+struct proxy_mfetch {
+	struct proxy_req	*pr;
+	int			 by_tag;
+	int			 revalidate;	/* HEAD of a stale tag */
+	char			 old_digest[DIGEST_STR_MAX];
+	char			*up_digest;	/* Docker-Content-Digest */
+	char			*ctype;
+	char			*retry_after;
+};
+
+static void	proxy_manifest_fetch(struct proxy_req *, int revalidate,
+		    const char *old_digest);
+
+static void
+proxy_manifest_send(struct proxy_req *pr, const char *digest,
+    const char *ctype, const unsigned char *data, size_t len,
+    const char *warning)
+{
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	char			 etag[DIGEST_STR_MAX + 2];
+
+	evhttp_add_header(out, "Docker-Content-Digest", digest);
+	snprintf(etag, sizeof(etag), "\"%s\"", digest);
+	evhttp_add_header(out, "Etag", etag);
+	if (warning != NULL)
+		evhttp_add_header(out, "Warning", warning);
+	proxy_reply_buf(pr, 200, ctype, data, len);
+}
+
+/* Serve digest from the cache; 0 if served, 1 if not cached. */
+static int
+proxy_manifest_serve_cached(struct proxy_req *pr, const char *digest,
+    const char *warning)
+{
+	char		*ctype;
+	unsigned char	*data;
+	size_t		 len;
+
+	if (cache_manifest_get(digest, &ctype, &data, &len) != 0)
+		return 1;
+	proxy_manifest_send(pr, digest, ctype, data, len, warning);
+	free(ctype);
+	free(data);
+	return 0;
+}
+
+static void
+proxy_mfetch_free(struct proxy_mfetch *mf)
+{
+	free(mf->up_digest);
+	free(mf->ctype);
+	free(mf->retry_after);
+	free(mf);
+}
+
+static int
+proxy_manifest_head_cb(struct upstream_req *ur, int status,
+    struct evkeyvalq *h, int64_t clen, void *arg)
+{
+	struct proxy_mfetch	*mf = arg;
+	const char		*v;
+
+	(void)ur;
+	(void)status;
+	(void)clen;
+	if ((v = evhttp_find_header(h, "Docker-Content-Digest")) != NULL)
+		mf->up_digest = xstrdup(v);
+	if ((v = evhttp_find_header(h, "Content-Type")) != NULL)
+		mf->ctype = xstrdup(v);
+	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
+		mf->retry_after = xstrdup(v);
+	return 0;
+}
+
+static void
+proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
+    struct evbuffer *body, void *arg)
+{
+	struct proxy_mfetch	*mf = arg;
+	struct proxy_req	*pr = mf->pr;
+	const char		*upname = upstream_name(pr->up);
+	int			 status = upstream_req_status(ur);
+	struct digest		 got, hdr;
+	const unsigned char	*data;
+	size_t			 len;
+	char			*ctype;
+
+	if (mf->revalidate) {
+		if (err == NULL && status == 200 && mf->up_digest != NULL &&
+		    strcmp(mf->up_digest, mf->old_digest) == 0) {
+			cache_tag_validated(upname, pr->repo, pr->ref,
+			    mf->old_digest);
+			pr->src = "revalidated";
+			if (proxy_manifest_serve_cached(pr, mf->old_digest,
+			    NULL) == 0)
+				goto done;
+		}
+		if (err == NULL && (status == 200 || status == 404)) {
+			/* Moved or gone: ask for the manifest itself. */
+			proxy_manifest_fetch(pr, 0, NULL);
+			goto done;
+		}
+		/* Upstream trouble: the last known tag beats an outage. */
+		log_warnx("r%llu: revalidating %s:%s at %s failed (%s), "
+		    "serving the cached %s", (unsigned long long)pr->id,
+		    pr->repo, pr->ref, upname,
+		    err != NULL ? err : "bad status", mf->old_digest);
+		pr->src = "stale";
+		if (proxy_manifest_serve_cached(pr, mf->old_digest,
+		    "110 - \"Response is Stale\"") == 0)
+			goto done;
+		proxy_manifest_fetch(pr, 0, NULL);
+		goto done;
+	}
+
+	if (err != NULL || status != 200) {
+		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
+		    mf->retry_after);
+		goto done;
+	}
+	data = evbuffer_pullup(body, -1);
+	len = evbuffer_get_length(body);
+	if (pr->ref_is_digest) {
+		digest_buf(pr->digest.algo, data, len, &got);
+		if (strcmp(got.str, pr->digest.str) != 0) {
+			proxy_error(pr, 502, "UNAVAILABLE",
+			    "upstream %s sent a manifest whose digest %s is "
+			    "not the requested %s", upname, got.str,
+			    pr->digest.str);
+			goto done;
+		}
+	} else if (mf->up_digest != NULL &&
+	    digest_parse(mf->up_digest, &hdr) == 0) {
+		digest_buf(hdr.algo, data, len, &got);
+		if (strcmp(got.str, hdr.str) != 0) {
+			proxy_error(pr, 502, "UNAVAILABLE",
+			    "upstream %s sent a manifest that does not match "
+			    "its Docker-Content-Digest %s", upname, hdr.str);
+			goto done;
+		}
+	} else
+		digest_buf(DIGEST_SHA256, data, len, &got);
+	ctype = mf->ctype;
+	if (ctype == NULL || *ctype == '\0' || strlen(ctype) > 255 ||
+	    strpbrk(ctype, "\r\n") != NULL) {
+		proxy_error(pr, 502, "UNAVAILABLE",
+		    "upstream %s sent a manifest without a usable "
+		    "Content-Type", upname);
+		goto done;
+	}
+	if (cache_manifest_put(upname, pr->repo,
+	    pr->ref_is_digest ? NULL : pr->ref, got.str, ctype, data,
+	    len) != 0)
+		log_warnx("r%llu: could not cache manifest %s",
+		    (unsigned long long)pr->id, got.str);
+	pr->src = "miss";
+	proxy_manifest_send(pr, got.str, ctype, data, len, NULL);
+done:
+	proxy_mfetch_free(mf);
+}
+
+static void
+proxy_manifest_fetch(struct proxy_req *pr, int revalidate,
+    const char *old_digest)
+{
+	struct proxy_mfetch	*mf;
+	char			*path;
+
+	mf = xcalloc(1, sizeof(*mf));
+	mf->pr = pr;
+	mf->revalidate = revalidate;
+	if (old_digest != NULL)
+		snprintf(mf->old_digest, sizeof(mf->old_digest), "%s",
+		    old_digest);
+	xasprintf(&path, "/v2/%s/manifests/%s", pr->repo, pr->ref);
+	upstream_req_start(pr->w->up, pr->up,
+	    revalidate ? EVHTTP_REQ_HEAD : EVHTTP_REQ_GET, path, pr->repo,
+	    proxy_manifest_accept, PROXY_MANIFEST_MAX,
+	    proxy_manifest_head_cb, NULL, proxy_manifest_done_cb, mf);
+	free(path);
+}
+
+static void
+proxy_manifest_get(struct proxy_req *pr)
+{
+	const char	*upname = upstream_name(pr->up);
+	char		 digest[DIGEST_STR_MAX];
+	int64_t		 validated;
+
+	if (pr->ref_is_digest) {
+		pr->src = "hit";
+		if (proxy_manifest_serve_cached(pr, pr->digest.str, NULL) == 0)
+			return;
+		proxy_manifest_fetch(pr, 0, NULL);
+		return;
+	}
+	if (cache_tag_get(upname, pr->repo, pr->ref, digest,
+	    &validated) != 0) {
+		proxy_manifest_fetch(pr, 0, NULL);
+		return;
+	}
+	if ((int64_t)time(NULL) - validated < proxy_tag_ttl(pr)) {
+		pr->src = "hit";
+		if (proxy_manifest_serve_cached(pr, digest, NULL) == 0)
+			return;
+		proxy_manifest_fetch(pr, 0, NULL);
+		return;
+	}
+	proxy_manifest_fetch(pr, 1, digest);
+}
+
+/* tags/list: passed through, bounded, with Link and Content-Type. */
+struct proxy_tfetch {
+	struct proxy_req	*pr;
+	char			*ctype;
+	char			*link;
+	char			*retry_after;
+};
+
+static int
+proxy_tags_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
+    int64_t clen, void *arg)
+{
+	struct proxy_tfetch	*tf = arg;
+	const char		*v;
+
+	(void)ur;
+	(void)status;
+	(void)clen;
+	if ((v = evhttp_find_header(h, "Content-Type")) != NULL)
+		tf->ctype = xstrdup(v);
+	if ((v = evhttp_find_header(h, "Link")) != NULL)
+		tf->link = xstrdup(v);
+	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
+		tf->retry_after = xstrdup(v);
+	return 0;
+}
+
+static void
+proxy_tags_done_cb(struct upstream_req *ur, const char *err,
+    struct evbuffer *body, void *arg)
+{
+	struct proxy_tfetch	*tf = arg;
+	struct proxy_req	*pr = tf->pr;
+	int			 status = upstream_req_status(ur);
+
+	if (err != NULL || status != 200) {
+		if (status == 404)
+			proxy_error(pr, 404, "NAME_UNKNOWN",
+			    "repository %s not known to upstream %s", pr->repo,
+			    upstream_name(pr->up));
+		else
+			proxy_error_upstream(pr, status, err,
+			    upstream_req_errmsg(ur), tf->retry_after);
+	} else {
+		if (tf->link != NULL && strpbrk(tf->link, "\r\n") == NULL)
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    pr->req), "Link", tf->link);
+		pr->src = "pass";
+		proxy_reply_buf(pr, 200, tf->ctype != NULL &&
+		    strpbrk(tf->ctype, "\r\n") == NULL ? tf->ctype :
+		    "application/json", evbuffer_pullup(body, -1),
+		    evbuffer_get_length(body));
+	}
+	free(tf->ctype);
+	free(tf->link);
+	free(tf->retry_after);
+	free(tf);
+}
+
+static void
+proxy_tags_get(struct proxy_req *pr)
+{
+	struct proxy_tfetch	*tf;
+	char			*path;
+
+	tf = xcalloc(1, sizeof(*tf));
+	tf->pr = pr;
+	xasprintf(&path, "/v2/%s/tags/list%s%s", pr->repo,
+	    pr->query != NULL ? "?" : "", pr->query != NULL ? pr->query : "");
+	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_GET, path, pr->repo,
+	    "application/json", PROXY_TAGS_MAX, proxy_tags_head_cb, NULL,
+	    proxy_tags_done_cb, tf);
+	free(path);
+}
+
+/*
+ * Keep only the query parameters that mean something upstream (n, last)
+ * and pick out ns.  0 ok, -1 malformed.
+ */
+static int
+proxy_parse_query(struct proxy_req *pr, const char *q, char **ns)
+{
+	struct evkeyvalq	 params;
+	struct evkeyval		*kv;
+	struct evbuffer		*b;
+	char			*e;
+
+	*ns = NULL;
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(q, &params) != 0)
+		return -1;
+	b = evbuffer_new();
+	TAILQ_FOREACH(kv, &params, next) {
+		if (strcmp(kv->key, "ns") == 0) {
+			free(*ns);
+			*ns = xstrdup(kv->value);
+		} else if (strcmp(kv->key, "n") == 0 ||
+		    strcmp(kv->key, "last") == 0) {
+			e = evhttp_encode_uri(kv->value);
+			evbuffer_add_printf(b, "%s%s=%s",
+			    evbuffer_get_length(b) > 0 ? "&" : "", kv->key, e);
+			free(e);
+		}
+	}
+	evhttp_clear_headers(&params);
+	if (evbuffer_get_length(b) > 0) {
+		evbuffer_add(b, "", 1);
+		pr->query = xstrdup((const char *)evbuffer_pullup(b, -1));
+	}
+	evbuffer_free(b);
+	return 0;
+}
+
+/*
+ * Split "/[prefix/]v2/<name>/<kind>/<ref>" and route it.  Sends the error
+ * reply itself and returns -1 when the request is refused.
+ */
+static int
+proxy_route(struct proxy_req *pr, char *path, const char *ns)
+{
+	struct upstream	*up = NULL;
+	char		*rest, *p, *name, *kind, *ref;
+
+	if (strncmp(path, "/v2/", 4) == 0 || strcmp(path, "/v2") == 0)
+		rest = path + 3;
+	else if (path[0] == '/' && (p = strstr(path + 1, "/v2")) != NULL &&
+	    (p[3] == '/' || p[3] == '\0') &&
+	    memchr(path + 1, '/', (size_t)(p - path - 1)) == NULL) {
+		*p = '\0';
+		if ((up = upstream_find(path + 1)) == NULL) {
+			proxy_error(pr, 404, "NAME_UNKNOWN",
+			    "no upstream named '%s' is configured", path + 1);
+			return -1;
+		}
+		rest = p + 3;
+	} else {
+		proxy_error(pr, 404, "NAME_UNKNOWN", "not a registry API path");
+		return -1;
+	}
+	if (ns != NULL) {
+		if ((up = upstream_find(ns)) == NULL) {
+			proxy_error(pr, 404, "NAME_UNKNOWN",
+			    "no upstream named '%s' is configured", ns);
+			return -1;
+		}
+		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+		    "OCI-Namespace", ns);
+	}
+	if (*rest == '\0' || strcmp(rest, "/") == 0) {
+		pr->kind = PROXY_KIND_BASE;
+		pr->up = up;
+		return 0;
+	}
+	rest++;		/* past '/' */
+
+	/* <name>/tags/list or <name>/<kind>/<ref> */
+	if ((p = strrchr(rest, '/')) == NULL)
+		goto bad;
+	ref = p + 1;
+	*p = '\0';
+	if (strcmp(ref, "list") == 0 && (p = strrchr(rest, '/')) != NULL &&
+	    strcmp(p + 1, "tags") == 0) {
+		*p = '\0';
+		pr->kind = PROXY_KIND_TAGS;
+		ref = NULL;
+	} else {
+		if ((p = strrchr(rest, '/')) == NULL)
+			goto bad;
+		kind = p + 1;
+		*p = '\0';
+		if (strcmp(kind, "manifests") == 0)
+			pr->kind = PROXY_KIND_MANIFEST;
+		else if (strcmp(kind, "blobs") == 0)
+			pr->kind = PROXY_KIND_BLOB;
+		else if (strcmp(kind, "referrers") == 0)
+			pr->kind = PROXY_KIND_REFERRERS;
+		else
+			goto bad;
+	}
+	name = rest;
+
+	/* podman/CRI-O: /v2/<upstream>/<name>/... */
+	if (up == NULL && (p = strchr(name, '/')) != NULL) {
+		*p = '\0';
+		if (strchr(name, '.') != NULL || strchr(name, ':') != NULL ||
+		    strcmp(name, "localhost") == 0)
+			up = upstream_find(name);
+		if (up != NULL)
+			name = p + 1;
+		else
+			*p = '/';
+	}
+	if (up == NULL && (up = upstream_default()) == NULL) {
+		proxy_error(pr, 404, "NAME_UNKNOWN",
+		    "request names no upstream and none is the default");
+		return -1;
+	}
+	pr->up = up;
+	if (!ref_name_valid(name)) {
+		proxy_error(pr, 400, "NAME_INVALID",
+		    "invalid repository name");
+		return -1;
+	}
+	if (upstream_is_docker_hub(up) && strchr(name, '/') == NULL)
+		xasprintf(&pr->repo, "library/%s", name);
+	else
+		pr->repo = xstrdup(name);
+	if (ref != NULL) {
+		if (digest_parse(ref, &pr->digest) == 0)
+			pr->ref_is_digest = 1;
+		else if (pr->kind != PROXY_KIND_MANIFEST ||
+		    !ref_tag_valid(ref)) {
+			if (pr->kind == PROXY_KIND_MANIFEST &&
+			    strchr(ref, ':') == NULL)
+				proxy_error(pr, 400, "TAG_INVALID",
+				    "invalid tag");
+			else
+				proxy_error(pr, 400, "DIGEST_INVALID",
+				    "invalid or unsupported digest");
+			return -1;
+		}
+		pr->ref = xstrdup(ref);
+	}
+	return 0;
+bad:
+	proxy_error(pr, 404, "NAME_UNKNOWN", "not a registry API path");
+	return -1;
+}
+
+void
+proxy_oci_request_cb(struct evhttp_request *req, void *arg)
+{
+	struct proxy_worker	*w = arg;
+	struct proxy_req	*pr;
+	struct evhttp_connection *evcon;
+	const char		*uri, *q;
+	char			*path, *ns = NULL, *host;
+	ev_uint16_t		 port;
+
+	pr = xcalloc(1, sizeof(*pr));
+	pr->magic = PROXY_REQ_MAGIC;
+	pr->id = proxy_req_next_id();
+	pr->w = w;
+	pr->req = req;
+	pr->method = evhttp_request_get_command(req);
+	clock_gettime(CLOCK_MONOTONIC, &pr->start);
+	uri = evhttp_request_get_uri(req);
+	pr->uri = xstrndup(uri, 1024);
+	for (char *c = pr->uri; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == '"' || *c == 0x7f)
+			*c = '?';
+	if ((evcon = evhttp_request_get_connection(req)) != NULL) {
+		evhttp_connection_get_peer(evcon, &host, &port);
+		snprintf(pr->peer, sizeof(pr->peer), "%s",
+		    host != NULL ? host : "-");
+	}
+
+	if (pr->method != EVHTTP_REQ_GET && pr->method != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", "GET, HEAD");
+		proxy_error(pr, 405, "UNSUPPORTED",
+		    "this mirror is read-only: pull API only");
+		return;
+	}
+	/* Raw path: a name never needs escapes, so '%' and ".." are refused
+	 * before anything is decoded. */
+	if (uri[0] != '/') {
+		proxy_error(pr, 400, "NAME_INVALID", "absolute URI refused");
+		return;
+	}
+	q = strchr(uri, '?');
+	path = q != NULL ? xstrndup(uri, (size_t)(q - uri)) : xstrdup(uri);
+	if (strlen(path) > 2048 || strchr(path, '%') != NULL ||
+	    strstr(path, "/../") != NULL || strstr(path, "/./") != NULL ||
+	    strstr(path, "//") != NULL ||
+	    (strlen(path) >= 3 && strcmp(path + strlen(path) - 3, "/..") == 0)) {
+		free(path);
+		proxy_error(pr, 400, "NAME_INVALID", "malformed path");
+		return;
+	}
+	if (q != NULL && proxy_parse_query(pr, q + 1, &ns) != 0) {
+		free(path);
+		proxy_error(pr, 400, "UNSUPPORTED", "malformed query");
+		return;
+	}
+	if (proxy_route(pr, path, ns) != 0) {
+		free(path);
+		free(ns);
+		return;
+	}
+	free(path);
+	free(ns);
+
+	switch (pr->kind) {
+	case PROXY_KIND_BASE:
+		pr->src = "-";
+		proxy_reply_buf(pr, 200, "application/json", "{}", 2);
+		break;
+	case PROXY_KIND_MANIFEST:
+		proxy_manifest_get(pr);
+		break;
+	case PROXY_KIND_BLOB:
+		if (!pr->ref_is_digest) {
+			proxy_error(pr, 400, "DIGEST_INVALID",
+			    "invalid or unsupported digest");
+			break;
+		}
+		proxy_blob_get(pr);
+		break;
+	case PROXY_KIND_TAGS:
+		proxy_tags_get(pr);
+		break;
+	case PROXY_KIND_REFERRERS:
+		/* XXX: referrers are passed through in a later change. */
+		proxy_error(pr, 404, "NAME_UNKNOWN",
+		    "referrers are not served by this mirror yet");
+		break;
+	}
+}

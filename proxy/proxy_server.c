@@ -1,2 +1,242 @@
-/* placeholder: proxy/proxy_server.c */
-typedef int placeholder_proxy_server_t;
+/*
+ * proxy_server.c — listeners and worker loops (memcached's model): every
+ * worker thread runs its own event_base with its own evhttp, accepting on
+ * its own dup of every listening socket, and its own upstream connection
+ * pool.  The main thread only waits for SIGTERM/SIGINT and stops them.
+ *
+ * Also the per-request bookkeeping: ids, common headers and the one access
+ * log line written when a request ends.
+ */
+#include "autoconf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/obj.h"
+#include "common/xmalloc.h"
+#include "proxy/proxy.h"
+#include "proxy/proxy_int.h"
+#include "upstream/upstream.h"
+
+static atomic_uint_fast64_t	proxy_next_id = 1;
+
+uint64_t	proxy_req_next_id(void);
+
+uint64_t
+proxy_req_next_id(void)
+{
+	return atomic_fetch_add(&proxy_next_id, 1);
+}
+
+void
+proxy_req_common_headers(struct proxy_req *pr)
+{
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+
+	if (evhttp_find_header(out, "Docker-Distribution-API-Version") == NULL)
+		evhttp_add_header(out, "Docker-Distribution-API-Version",
+		    "registry/2.0");
+}
+
+long
+proxy_tag_ttl(const struct proxy_req *pr)
+{
+	(void)pr;
+	return pr->w->cfg->tag_ttl;
+}
+
+/* The access log line, then free.  The evhttp request is not touched. */
+void
+proxy_req_finish(struct proxy_req *pr)
+{
+	struct timespec	now;
+	long		ms;
+
+	CHECK_OBJ_NOTNULL(pr, PROXY_REQ_MAGIC);
+	AZ(pr->done);
+	pr->done = 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (now.tv_sec - pr->start.tv_sec) * 1000 +
+	    (now.tv_nsec - pr->start.tv_nsec) / 1000000;
+	log_info("access r%llu %s \"%s %s\" %d %llu %ldms up=%s src=%s",
+	    (unsigned long long)pr->id, pr->peer,
+	    pr->method == EVHTTP_REQ_HEAD ? "HEAD" :
+	    pr->method == EVHTTP_REQ_GET ? "GET" : "OTHER", pr->uri,
+	    pr->status, (unsigned long long)pr->bytes, ms,
+	    pr->up != NULL ? upstream_name(pr->up) : "-",
+	    pr->src != NULL ? pr->src : "-");
+	free(pr->uri);
+	free(pr->repo);
+	free(pr->ref);
+	free(pr->query);
+	pr->magic = 0;
+	free(pr);
+}
+
+/* "host:port", "[v6]:port" or ":port" to a bound, listening socket. */
+static evutil_socket_t
+proxy_listen(const char *spec)
+{
+	struct sockaddr_storage	 ss;
+	int			 sslen = sizeof(ss);
+	evutil_socket_t		 fd;
+	char			 buf[300];
+	int			 one = 1;
+
+	if (spec[0] == ':')
+		snprintf(buf, sizeof(buf), "0.0.0.0%s", spec);
+	else
+		snprintf(buf, sizeof(buf), "%s", spec);
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(buf, (struct sockaddr *)&ss,
+	    &sslen) != 0) {
+		log_warnx("listen %s: not an address:port", spec);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		log_warn("socket for %s", spec);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0) {
+		log_warn("bind %s", spec);
+		close(fd);
+		return -1;
+	}
+	if (listen(fd, 1024) != 0) {
+		log_warn("listen %s", spec);
+		close(fd);
+		return -1;
+	}
+	evutil_make_socket_nonblocking(fd);
+	log_info("listening on %s", spec);
+	return fd;
+}
+
+static void *
+proxy_worker_main(void *arg)
+{
+	struct proxy_worker	*w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static int
+proxy_workers_count(const struct config *cfg)
+{
+	long	n;
+
+	if (cfg->workers > 0)
+		return cfg->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+int
+proxy_run(const struct config *cfg)
+{
+	struct proxy_worker	*workers;
+	pthread_t		*threads;
+	evutil_socket_t		*fds;
+	sigset_t		 set;
+	int			 nw, i, sig;
+	size_t			 l;
+
+	if (evthread_use_pthreads() != 0)
+		fatalx("evthread_use_pthreads failed");
+	signal(SIGPIPE, SIG_IGN);
+	/* Workers inherit a mask without the stop signals; main waits. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	fds = xcalloc(cfg->nlisten, sizeof(*fds));
+	for (l = 0; l < cfg->nlisten; l++)
+		if ((fds[l] = proxy_listen(cfg->listen[l])) == -1)
+			return -1;
+
+	nw = proxy_workers_count(cfg);
+	workers = xcalloc((size_t)nw, sizeof(*workers));
+	threads = xcalloc((size_t)nw, sizeof(*threads));
+	for (i = 0; i < nw; i++) {
+		struct proxy_worker *w = &workers[i];
+
+		w->id = i;
+		w->cfg = cfg;
+		if ((w->base = event_base_new()) == NULL)
+			fatalx("event_base_new failed");
+		w->http = evhttp_new(w->base);
+		evhttp_set_gencb(w->http, proxy_oci_request_cb, w);
+		evhttp_set_max_headers_size(w->http,
+		    (ev_ssize_t)cfg->max_header_size);
+		evhttp_set_max_body_size(w->http, 1024 * 1024);
+		evhttp_set_timeout(w->http, (int)cfg->idle_timeout);
+		evhttp_set_default_content_type(w->http,
+		    "application/octet-stream");
+		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET |
+		    EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+		    EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+		for (l = 0; l < cfg->nlisten; l++) {
+			evutil_socket_t fd = fcntl(fds[l], F_DUPFD_CLOEXEC, 0);
+
+			if (fd == -1 || evhttp_accept_socket(w->http, fd) != 0)
+				fatal("evhttp_accept_socket");
+		}
+		w->up = upstream_worker_new(w->base, cfg);
+	}
+	for (i = 0; i < nw; i++)
+		if (pthread_create(&threads[i], NULL, proxy_worker_main,
+		    &workers[i]) != 0)
+			fatal("pthread_create");
+	for (l = 0; l < cfg->nlisten; l++)
+		close(fds[l]);
+	free(fds);
+	log_info("regmirror %s serving with %d worker%s", PACKAGE_VERSION, nw,
+	    nw == 1 ? "" : "s");
+
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: nothing to reload yet");
+			continue;
+		}
+		break;
+	}
+	log_info("signal %d: shutting down", sig);
+	for (i = 0; i < nw; i++)
+		event_base_loopbreak(workers[i].base);
+	for (i = 0; i < nw; i++)
+		pthread_join(threads[i], NULL);
+	for (i = 0; i < nw; i++) {
+		evhttp_free(workers[i].http);
+		upstream_worker_free(workers[i].up);
+		event_base_free(workers[i].base);
+	}
+	free(workers);
+	free(threads);
+	return 0;
+}

@@ -1,0 +1,100 @@
+/*
+ * upstream.h — the HTTP(S) client to registries.
+ *
+ * struct upstream is one configured [upstream "NAME"] section: its URLs,
+ * TLS context, credentials and token cache.  It is shared by every worker
+ * thread; the token cache has its own lock.
+ *
+ * struct upstream_worker is the per-event-loop half: the connection pool
+ * and the DNS resolver of one worker thread.  Requests are made and called
+ * back on the worker's loop only.
+ *
+ * struct upstream_req is one logical request ("GET this manifest") that
+ * may become several HTTP exchanges: a token fetch and retry after a 401
+ * Bearer challenge, a retry with Basic credentials, up to 5 redirects
+ * (Authorization is never sent to a host other than the upstream's own),
+ * and one retry of an idempotent request that failed before any response
+ * byte arrived.  Its owner sees only the final response.
+ */
+#ifndef UPSTREAM_UPSTREAM_H
+#define UPSTREAM_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+
+struct config;
+struct config_upstream;
+struct event_base;
+struct evbuffer;
+struct evkeyvalq;
+
+struct upstream;
+struct upstream_worker;
+struct upstream_req;
+
+/*
+ * Asynchronous errors are these sentinel strings, compared by pointer
+ * (h2o's habit); the log line carries the details.
+ */
+extern const char upstream_err_connect[];	/* refused, DNS, TLS */
+extern const char upstream_err_timeout[];
+extern const char upstream_err_reset[];		/* EOF/reset mid-response */
+extern const char upstream_err_protocol[];	/* bad reply, bad redirect */
+extern const char upstream_err_too_large[];	/* body over the cap */
+extern const char upstream_err_auth[];		/* token service failed */
+extern const char upstream_err_cancelled[];
+
+/* Build every upstream of the config (TLS contexts, credentials). */
+int	upstream_init_all(const struct config *);
+void	upstream_fini_all(void);
+/* By section name or alias, or the default; NULL if none. */
+struct upstream *upstream_find(const char *name);
+struct upstream *upstream_default(void);
+const char *upstream_name(const struct upstream *);
+/* 1 when single-component names must become library/NAME (Docker Hub). */
+int	upstream_is_docker_hub(const struct upstream *);
+
+/* Per worker loop. */
+struct upstream_worker *upstream_worker_new(struct event_base *,
+	    const struct config *);
+void	upstream_worker_free(struct upstream_worker *);
+
+/*
+ * Callbacks, all on the worker's loop:
+ *  head: the final response's status and headers (valid only during the
+ *	call); content_length is -1 when unknown.  Return 0 to go on, -1 to
+ *	cancel (done is then called with upstream_err_cancelled).
+ *  data: streaming mode only; body bytes, which the callee must remove
+ *	from buf (what is left is drained).
+ *  done: err NULL when the whole body arrived, else a sentinel.  In
+ *	buffered mode body holds the whole body (NULL on error).  After done
+ *	returns the request is freed: do not touch it again.
+ */
+typedef int	(*upstream_head_f)(struct upstream_req *, int status,
+		    struct evkeyvalq *headers, int64_t content_length,
+		    void *arg);
+typedef void	(*upstream_data_f)(struct upstream_req *, struct evbuffer *buf,
+		    void *arg);
+typedef void	(*upstream_done_f)(struct upstream_req *, const char *err,
+		    struct evbuffer *body, void *arg);
+
+/*
+ * A request for path ("/v2/<repo>/...", with any query) on upstream u,
+ * authorised for pulling repo (the token scope).  accept may be NULL.
+ * buffer_max > 0 selects buffered mode with that cap; 0 streams.
+ * The request starts at once; it cannot fail synchronously.
+ */
+struct upstream_req *upstream_req_start(struct upstream_worker *,
+	    struct upstream *u, enum evhttp_cmd_type method, const char *path,
+	    const char *repo, const char *accept, size_t buffer_max,
+	    upstream_head_f, upstream_data_f, upstream_done_f, void *arg);
+/* Stop a request; done is called (with upstream_err_cancelled) first. */
+void	upstream_req_cancel(struct upstream_req *);
+/* Set once done has been called with an error: a line for the client. */
+const char *upstream_req_errmsg(const struct upstream_req *);
+/* Status of the final response (0 if none). */
+int	upstream_req_status(const struct upstream_req *);
+
+#endif

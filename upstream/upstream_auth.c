@@ -1,2 +1,252 @@
-/* placeholder: upstream/upstream_auth.c */
-typedef int placeholder_upstream_auth_t;
+/*
+ * upstream_auth.c — the configured upstreams and what they need to be
+ * talked to: parsed URLs, the TLS context (verification on unless the
+ * config says tls_verify = no), Basic credentials, and the Bearer token
+ * cache, keyed by scope and shared by every worker under tok_mtx.
+ */
+#include "autoconf.h"
+
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/obj.h"
+#include "common/xmalloc.h"
+#include "upstream/upstream_int.h"
+
+static struct upstream	*upstreams;
+static size_t		 nupstreams;
+static struct upstream	*upstream_dflt;
+
+static SSL_CTX *
+upstream_ssl_ctx_new(const struct config_upstream *cu)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		log_ssl_errors("SSL_CTX_new");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (cu->ca_file != NULL) {
+		if (SSL_CTX_load_verify_locations(ctx, cu->ca_file,
+		    NULL) != 1) {
+			log_ssl_errors(cu->ca_file);
+			log_warnx("upstream %s: cannot load ca_file %s",
+			    cu->name, cu->ca_file);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	}
+	/* The system store too: CDN redirects carry public certificates. */
+	SSL_CTX_set_default_verify_paths(ctx);
+	SSL_CTX_set_verify(ctx, cu->tls_verify ? SSL_VERIFY_PEER :
+	    SSL_VERIFY_NONE, NULL);
+	return ctx;
+}
+
+static char *
+upstream_basic_new(const char *user, const char *pass)
+{
+	char		*plain, *out;
+	size_t		 len;
+	int		 n;
+
+	len = (size_t)xasprintf(&plain, "%s:%s", user, pass);
+	out = xmalloc(6 + 4 * ((len + 2) / 3) + 1);
+	memcpy(out, "Basic ", 6);
+	n = EVP_EncodeBlock((unsigned char *)out + 6,
+	    (const unsigned char *)plain, (int)len);
+	out[6 + n] = '\0';
+	explicit_bzero(plain, len);
+	free(plain);
+	return out;
+}
+
+int
+upstream_init_all(const struct config *cfg)
+{
+	const struct config_upstream	*cu;
+	struct upstream			*u;
+	size_t				 i;
+
+	nupstreams = cfg->nupstreams;
+	upstreams = xcalloc(nupstreams, sizeof(*upstreams));
+	for (cu = cfg->upstreams, u = upstreams; cu != NULL;
+	    cu = cu->next, u++) {
+		u->magic = UPSTREAM_MAGIC;
+		u->cfg = cu;
+		u->nurls = cu->nurls;
+		u->urls = xcalloc(cu->nurls, sizeof(*u->urls));
+		for (i = 0; i < cu->nurls; i++) {
+			if (upstream_url_parse(cu->urls[i], &u->urls[i]) != 0) {
+				log_warnx("upstream %s: bad url %s", cu->name,
+				    cu->urls[i]);
+				return -1;
+			}
+		}
+		if ((u->ssl_ctx = upstream_ssl_ctx_new(cu)) == NULL)
+			return -1;
+		if (cu->username != NULL)
+			u->basic = upstream_basic_new(cu->username,
+			    cu->password != NULL ? cu->password : "");
+		u->docker_hub = strcasecmp(cu->name, "docker.io") == 0 ||
+		    strcasecmp(cu->name, "registry-1.docker.io") == 0 ||
+		    strcasecmp(cu->name, "index.docker.io") == 0;
+		pthread_mutex_init(&u->tok_mtx, NULL);
+		LIST_INIT(&u->tokens);
+		if (cu->is_default)
+			upstream_dflt = u;
+	}
+	return 0;
+}
+
+void
+upstream_fini_all(void)
+{
+	struct upstream_token	*t;
+	size_t			 i, j;
+
+	for (i = 0; i < nupstreams; i++) {
+		struct upstream *u = &upstreams[i];
+
+		for (j = 0; j < u->nurls; j++)
+			upstream_url_fini(&u->urls[j]);
+		free(u->urls);
+		SSL_CTX_free(u->ssl_ctx);
+		free(u->basic);
+		while ((t = LIST_FIRST(&u->tokens)) != NULL) {
+			LIST_REMOVE(t, entry);
+			free(t->scope);
+			free(t->value);
+			free(t);
+		}
+		pthread_mutex_destroy(&u->tok_mtx);
+	}
+	free(upstreams);
+	upstreams = NULL;
+	nupstreams = 0;
+	upstream_dflt = NULL;
+}
+
+struct upstream *
+upstream_find(const char *name)
+{
+	size_t	i, j;
+
+	for (i = 0; i < nupstreams; i++) {
+		const struct config_upstream *cu = upstreams[i].cfg;
+
+		if (strcasecmp(cu->name, name) == 0)
+			return &upstreams[i];
+		for (j = 0; j < cu->naliases; j++)
+			if (strcasecmp(cu->aliases[j], name) == 0)
+				return &upstreams[i];
+	}
+	return NULL;
+}
+
+struct upstream *
+upstream_default(void)
+{
+	return upstream_dflt;
+}
+
+const char *
+upstream_name(const struct upstream *u)
+{
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	return u->cfg->name;
+}
+
+int
+upstream_is_docker_hub(const struct upstream *u)
+{
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	return u->docker_hub;
+}
+
+/* Tokens are kept until 10 s before they expire. */
+char *
+upstream_token_get(struct upstream *u, const char *scope)
+{
+	struct upstream_token	*t, *next;
+	char			*v = NULL;
+	time_t			 now = time(NULL);
+
+	pthread_mutex_lock(&u->tok_mtx);
+	for (t = LIST_FIRST(&u->tokens); t != NULL; t = next) {
+		next = LIST_NEXT(t, entry);
+		if (t->expires <= now) {
+			LIST_REMOVE(t, entry);
+			free(t->scope);
+			free(t->value);
+			free(t);
+			continue;
+		}
+		if (strcmp(t->scope, scope) == 0)
+			v = xstrdup(t->value);
+	}
+	pthread_mutex_unlock(&u->tok_mtx);
+	return v;
+}
+
+void
+upstream_token_put(struct upstream *u, const char *scope, const char *value,
+    long expires_in)
+{
+	struct upstream_token	*t;
+
+	if (expires_in < 60)
+		expires_in = 60;	/* the spec's minimum lifetime */
+	pthread_mutex_lock(&u->tok_mtx);
+	LIST_FOREACH(t, &u->tokens, entry)
+		if (strcmp(t->scope, scope) == 0)
+			break;
+	if (t == NULL) {
+		t = xcalloc(1, sizeof(*t));
+		t->scope = xstrdup(scope);
+		LIST_INSERT_HEAD(&u->tokens, t, entry);
+	} else
+		free(t->value);
+	t->value = xstrdup(value);
+	t->expires = time(NULL) + expires_in - 10;
+	pthread_mutex_unlock(&u->tok_mtx);
+}
+
+char *
+upstream_token_parse(const char *json, size_t len, long *expires_in)
+{
+	json_t		*root, *tok, *exp;
+	json_error_t	 jerr;
+	char		*out = NULL;
+
+	*expires_in = 60;
+	if ((root = json_loadb(json, len, 0, &jerr)) == NULL)
+		return NULL;
+	if (!json_is_object(root))
+		goto done;
+	tok = json_object_get(root, "token");
+	if (!json_is_string(tok) || json_string_length(tok) == 0)
+		tok = json_object_get(root, "access_token");
+	if (!json_is_string(tok) || json_string_length(tok) == 0)
+		goto done;
+	/* A token is a header value: refuse CR, LF and other controls. */
+	for (const char *p = json_string_value(tok); *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			goto done;
+	exp = json_object_get(root, "expires_in");
+	if (json_is_integer(exp) && json_integer_value(exp) > 0 &&
+	    json_integer_value(exp) < 86400 * 365)
+		*expires_in = (long)json_integer_value(exp);
+	xasprintf(&out, "Bearer %s", json_string_value(tok));
+done:
+	json_decref(root);
+	return out;
+}

@@ -1,2 +1,323 @@
-/* placeholder: upstream/upstream_conn.c */
-typedef int placeholder_upstream_conn_t;
+/*
+ * upstream_conn.c — the per-worker pool of HTTP(S) connections to
+ * registries, token services and redirect targets, and URL parsing.
+ *
+ * A connection carries one request at a time: upstream_conn_get() hands
+ * out an idle one (or makes a new one), upstream_conn_put() takes it back.
+ * A connection the server closed, or one a request broke, is never reused:
+ * evhttp's reconnect does not work for bufferevent_openssl, so every
+ * close frees the connection (deferred to the loop, never inside one of
+ * its own callbacks).
+ *
+ *	states: IDLE --get--> BUSY --put--> IDLE
+ *		IDLE|BUSY --closed by peer--> DEAD --put/next tick--> freed
+ */
+#include "autoconf.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/obj.h"
+#include "common/xmalloc.h"
+#include "upstream/upstream_int.h"
+
+#define UPSTREAM_CONN_MAGIC	0x75636f6e
+#define UPSTREAM_CONN_IDLE_MAX	16	/* idle connections kept per worker */
+
+struct upstream_conn {
+	unsigned		 magic;
+	struct upstream_worker	*w;
+	char			*key;	/* "https://host:port" */
+	struct evhttp_connection *evcon;
+	int			 busy;
+	int			 dead;
+	TAILQ_ENTRY(upstream_conn) entry;
+};
+
+struct upstream_worker {
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	long			 timeout;
+	long			 connect_timeout;
+	TAILQ_HEAD(upstream_conn_list, upstream_conn) conns;
+};
+
+/* Accepts http(s)://host[:port][/path?query]; IPv6 hosts in brackets. */
+int
+upstream_url_parse(const char *s, struct upstream_url *out)
+{
+	struct evhttp_uri	*uri;
+	const char		*scheme, *host, *path, *query;
+	int			 port;
+
+	memset(out, 0, sizeof(*out));
+	if ((uri = evhttp_uri_parse(s)) == NULL)
+		return -1;
+	scheme = evhttp_uri_get_scheme(uri);
+	host = evhttp_uri_get_host(uri);
+	if (scheme == NULL || host == NULL || *host == '\0' ||
+	    evhttp_uri_get_userinfo(uri) != NULL)
+		goto fail;
+	if (strcasecmp(scheme, "https") == 0)
+		out->tls = 1;
+	else if (strcasecmp(scheme, "http") != 0)
+		goto fail;
+	port = evhttp_uri_get_port(uri);
+	if (port == -1)
+		port = out->tls ? 443 : 80;
+	if (port <= 0 || port > 65535)
+		goto fail;
+	out->port = port;
+	if (host[0] == '[') {
+		size_t n = strlen(host);
+
+		if (n < 3 || host[n - 1] != ']')
+			goto fail;
+		out->host = xstrndup(host + 1, n - 2);
+	} else
+		out->host = xstrdup(host);
+	path = evhttp_uri_get_path(uri);
+	query = evhttp_uri_get_query(uri);
+	if (path == NULL || *path == '\0')
+		path = "/";
+	if (query != NULL)
+		xasprintf(&out->pathq, "%s?%s", path, query);
+	else
+		out->pathq = xstrdup(path);
+	evhttp_uri_free(uri);
+	return 0;
+fail:
+	evhttp_uri_free(uri);
+	upstream_url_fini(out);
+	return -1;
+}
+
+void
+upstream_url_fini(struct upstream_url *url)
+{
+	free(url->host);
+	free(url->pathq);
+	url->host = url->pathq = NULL;
+}
+
+struct upstream_worker *
+upstream_worker_new(struct event_base *base, const struct config *cfg)
+{
+	struct upstream_worker	*w;
+
+	w = xcalloc(1, sizeof(*w));
+	w->base = base;
+	w->timeout = cfg->first_byte_timeout;
+	w->connect_timeout = cfg->connect_timeout;
+	TAILQ_INIT(&w->conns);
+	w->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (w->dns == NULL) {
+		/* No resolv.conf: numeric hosts and /etc/hosts still work. */
+		w->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		if (w->dns == NULL)
+			fatalx("evdns_base_new failed");
+		evdns_base_load_hosts(w->dns, NULL);
+	}
+	return w;
+}
+
+static void
+upstream_conn_free(struct upstream_conn *c)
+{
+	CHECK_OBJ_NOTNULL(c, UPSTREAM_CONN_MAGIC);
+	c->dead = 1;	/* evhttp_connection_free() calls our close cb */
+	evhttp_connection_free(c->evcon);
+	free(c->key);
+	c->magic = 0;
+	free(c);
+}
+
+void
+upstream_worker_free(struct upstream_worker *w)
+{
+	struct upstream_conn	*c;
+
+	if (w == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
+		TAILQ_REMOVE(&w->conns, c, entry);
+		upstream_conn_free(c);
+	}
+	evdns_base_free(w->dns, 0);
+	free(w);
+}
+
+struct event_base *
+upstream_worker_base(struct upstream_worker *w)
+{
+	return w->base;
+}
+
+long
+upstream_worker_timeout(struct upstream_worker *w)
+{
+	return w->timeout;
+}
+
+static void
+upstream_conn_free_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	upstream_conn_free(arg);
+}
+
+/* Free on the next loop turn: we may be inside one of evcon's callbacks. */
+static void
+upstream_conn_free_later(struct upstream_conn *c)
+{
+	struct timeval	tv = { 0, 0 };
+
+	if (event_base_once(c->w->base, -1, EV_TIMEOUT, upstream_conn_free_cb,
+	    c, &tv) != 0)
+		fatalx("event_base_once failed");
+}
+
+static void
+upstream_conn_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct upstream_conn	*c = arg;
+
+	(void)evcon;
+	CHECK_OBJ_NOTNULL(c, UPSTREAM_CONN_MAGIC);
+	if (c->dead)
+		return;
+	c->dead = 1;
+	if (!c->busy) {
+		TAILQ_REMOVE(&c->w->conns, c, entry);
+		upstream_conn_free_later(c);
+	}
+}
+
+static int
+upstream_is_ip(const char *host)
+{
+	unsigned char	buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static struct upstream_conn *
+upstream_conn_new(struct upstream_worker *w, struct upstream *u,
+    const struct upstream_url *url, const char *key)
+{
+	struct upstream_conn	*c;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	c = xcalloc(1, sizeof(*c));
+	c->magic = UPSTREAM_CONN_MAGIC;
+	c->w = w;
+	c->key = xstrdup(key);
+	if (url->tls) {
+		if ((ssl = SSL_new(u->ssl_ctx)) == NULL)
+			fatalx("SSL_new failed");
+		if (!upstream_is_ip(url->host))
+			SSL_set_tlsext_host_name(ssl, url->host);
+		if (u->cfg->tls_verify) {
+			X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+
+			X509_VERIFY_PARAM_set_hostflags(param,
+			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			if (upstream_is_ip(url->host))
+				X509_VERIFY_PARAM_set1_ip_asc(param,
+				    url->host);
+			else
+				SSL_set1_host(ssl, url->host);
+		}
+		bev = bufferevent_openssl_socket_new(w->base, -1, ssl,
+		    BUFFEREVENT_SSL_CONNECTING,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		if (bev == NULL)
+			fatalx("bufferevent_openssl_socket_new failed");
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else
+		bev = NULL;
+	c->evcon = evhttp_connection_base_bufferevent_new(w->base, w->dns,
+	    bev, url->host, (unsigned short)url->port);
+	if (c->evcon == NULL)
+		fatalx("evhttp_connection_base_bufferevent_new failed");
+	evhttp_connection_set_timeout(c->evcon, (int)w->timeout);
+	evhttp_connection_set_retries(c->evcon, 0);
+	evhttp_connection_set_closecb(c->evcon, upstream_conn_close_cb, c);
+	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	return c;
+}
+
+struct upstream_conn *
+upstream_conn_get(struct upstream_worker *w, struct upstream *u,
+    const struct upstream_url *url)
+{
+	struct upstream_conn	*c;
+	char			*key;
+
+	xasprintf(&key, "%s://%s:%d", url->tls ? "https" : "http", url->host,
+	    url->port);
+	TAILQ_FOREACH(c, &w->conns, entry)
+		if (!c->busy && !c->dead && strcmp(c->key, key) == 0)
+			break;
+	if (c == NULL)
+		c = upstream_conn_new(w, u, url, key);
+	free(key);
+	c->busy = 1;
+	/* Most recently used at the tail; idle ones are found from the head. */
+	TAILQ_REMOVE(&w->conns, c, entry);
+	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	return c;
+}
+
+struct evhttp_connection *
+upstream_conn_evcon(struct upstream_conn *c)
+{
+	CHECK_OBJ_NOTNULL(c, UPSTREAM_CONN_MAGIC);
+	return c->evcon;
+}
+
+void
+upstream_conn_put(struct upstream_conn *c, int broken)
+{
+	struct upstream_conn	*o, *next;
+	unsigned		 idle = 0;
+
+	CHECK_OBJ_NOTNULL(c, UPSTREAM_CONN_MAGIC);
+	AN(c->busy);
+	c->busy = 0;
+	if (broken || c->dead) {
+		TAILQ_REMOVE(&c->w->conns, c, entry);
+		c->dead = 1;
+		upstream_conn_free_later(c);
+		return;
+	}
+	/* Keep the pool small: drop the oldest idle connections. */
+	for (o = TAILQ_LAST(&c->w->conns, upstream_conn_list); o != NULL;
+	    o = next) {
+		next = TAILQ_PREV(o, upstream_conn_list, entry);
+		if (o->busy || o->dead)
+			continue;
+		if (++idle > UPSTREAM_CONN_IDLE_MAX) {
+			TAILQ_REMOVE(&c->w->conns, o, entry);
+			o->dead = 1;
+			upstream_conn_free_later(o);
+		}
+	}
+}

@@ -1,2 +1,615 @@
-/* placeholder: upstream/upstream_fetch.c */
-typedef int placeholder_upstream_fetch_t;
+/*
+ * upstream_fetch.c — one logical request to an upstream registry, as a
+ * small state machine over evhttp exchanges.
+ *
+ *	state		event				next
+ *	EXCHANGE	final response headers		DELIVER (head cb)
+ *	EXCHANGE	401 Bearer challenge		TOKEN
+ *	EXCHANGE	401 Basic, have credentials	EXCHANGE (with Basic)
+ *	EXCHANGE	3xx with Location (<= 5)	EXCHANGE (new target;
+ *							no Authorization off
+ *							the upstream's host)
+ *	EXCHANGE	failed before any response,	EXCHANGE (once; next url
+ *			GET/HEAD			on connect failure)
+ *	EXCHANGE	failed otherwise		DONE (error)
+ *	TOKEN		token reply parsed		EXCHANGE (with token)
+ *	TOKEN		token service failed		DONE (upstream_err_auth)
+ *	DELIVER		body bytes			DELIVER (data cb)
+ *	DELIVER		end of body / error		DONE (done cb, then free)
+ *
+ * Everything runs on the worker's loop.  The owner's callbacks are never
+ * called from inside upstream_req_start().
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/obj.h"
+#include "common/wwwauth.h"
+#include "common/xmalloc.h"
+#include "upstream/upstream_int.h"
+
+#define UPSTREAM_MAX_REDIRECTS	5
+#define UPSTREAM_TOKEN_MAX	(256 * 1024)
+
+const char upstream_err_connect[] = "cannot connect";
+const char upstream_err_timeout[] = "timed out";
+const char upstream_err_reset[] = "connection lost mid-response";
+const char upstream_err_protocol[] = "protocol error";
+const char upstream_err_too_large[] = "response too large";
+const char upstream_err_auth[] = "token service failed";
+const char upstream_err_cancelled[] = "cancelled";
+
+struct upstream_req {
+	unsigned		 magic;
+	struct upstream_worker	*w;
+	struct upstream		*u;
+	enum evhttp_cmd_type	 method;
+	char			*repo;
+	char			*accept;
+	size_t			 buffer_max;
+	upstream_head_f		 head_cb;
+	upstream_data_f		 data_cb;
+	upstream_done_f		 done_cb;
+	void			*arg;
+
+	struct upstream_url	 url;		/* current target */
+	size_t			 url_idx;	/* which of u->urls */
+	int			 send_auth;	/* target is the upstream */
+	char			*authz;		/* Authorization value */
+	int			 redirects;
+	int			 auth_tries;
+	int			 retries;
+
+	struct upstream_conn	*conn;
+	struct evhttp_request	*hreq;
+	int			 status;
+	int			 got_response;
+	int			 internal;	/* 401/3xx we act upon */
+	int			 delivering;
+	int			 too_large;
+	int			 cancelled;
+	int			 herr;		/* evhttp error + 1, or 0 */
+	char			*location;
+	char			*challenge;
+	struct evbuffer		*body;
+
+	struct upstream_req	*child;		/* token request */
+	char			*token_scope;
+	int			 finished;
+	char			 errmsg[512];
+};
+
+static void	upstream_req_exchange(struct upstream_req *);
+
+static const char *
+upstream_method_str(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	default:
+		return "?";
+	}
+}
+
+static int
+upstream_url_same_host(const struct upstream_url *a,
+    const struct upstream_url *b)
+{
+	return a->tls == b->tls && a->port == b->port &&
+	    strcasecmp(a->host, b->host) == 0;
+}
+
+static void
+upstream_req_finish(struct upstream_req *r, const char *err)
+{
+	struct evbuffer	*body = NULL;
+
+	if (r->finished)
+		return;
+	r->finished = 1;
+	if (err != NULL && r->errmsg[0] == '\0')
+		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %s %s:%d",
+		    r->u->cfg->name, err, r->url.host, r->url.port);
+	if (err == NULL && r->buffer_max > 0)
+		body = r->body;
+	if (r->done_cb != NULL)
+		r->done_cb(r, err, body, r->arg);
+	upstream_url_fini(&r->url);
+	if (r->body != NULL)
+		evbuffer_free(r->body);
+	free(r->repo);
+	free(r->accept);
+	free(r->authz);
+	free(r->location);
+	free(r->challenge);
+	free(r->token_scope);
+	r->magic = 0;
+	free(r);
+}
+
+static void
+upstream_req_finish_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct upstream_req	*r = arg;
+
+	(void)fd;
+	(void)ev;
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	upstream_req_finish(r, upstream_err_connect);
+}
+
+static int
+upstream_req_header_cb(struct evhttp_request *h, void *arg)
+{
+	struct upstream_req	*r = arg;
+	struct evkeyvalq	*in;
+	const char		*v;
+	int64_t			 cl = -1;
+	char			*end;
+
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	r->got_response = 1;
+	r->status = evhttp_request_get_response_code(h);
+	in = evhttp_request_get_input_headers(h);
+	log_debug("upstream %s: %s %s:%d%s -> %d", r->u->cfg->name,
+	    upstream_method_str(r->method), r->url.host, r->url.port,
+	    r->url.pathq, r->status);
+	if ((v = evhttp_find_header(in, "RateLimit-Remaining")) != NULL)
+		log_debug("upstream %s: RateLimit-Remaining %s",
+		    r->u->cfg->name, v);
+	switch (r->status) {
+	case 301: case 302: case 303: case 307: case 308:
+		if ((v = evhttp_find_header(in, "Location")) != NULL &&
+		    r->method != EVHTTP_REQ_PUT &&
+		    r->method != EVHTTP_REQ_POST) {
+			r->internal = 1;
+			free(r->location);
+			r->location = xstrdup(v);
+			return 0;
+		}
+		break;
+	case 401:
+		if (r->token_scope != NULL)	/* a token request itself */
+			break;
+		if (r->auth_tries < 2 && r->send_auth &&
+		    (v = evhttp_find_header(in, "WWW-Authenticate")) != NULL) {
+			r->internal = 1;
+			free(r->challenge);
+			r->challenge = xstrdup(v);
+			return 0;
+		}
+		break;
+	}
+	r->delivering = 1;
+	if ((v = evhttp_find_header(in, "Content-Length")) != NULL) {
+		errno = 0;
+		cl = strtoll(v, &end, 10);
+		if (errno != 0 || end == v || *end != '\0' || cl < 0)
+			cl = -1;
+	}
+	if (r->method == EVHTTP_REQ_HEAD && cl < 0)
+		cl = -1;
+	if (r->buffer_max > 0 && r->method != EVHTTP_REQ_HEAD && cl >= 0 &&
+	    (uint64_t)cl > r->buffer_max) {
+		r->too_large = 1;
+		return -1;
+	}
+	if (r->head_cb != NULL &&
+	    r->head_cb(r, r->status, in, cl, r->arg) != 0) {
+		r->cancelled = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+upstream_req_chunk_cb(struct evhttp_request *h, void *arg)
+{
+	struct upstream_req	*r = arg;
+	struct evbuffer		*buf = evhttp_request_get_input_buffer(h);
+
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	if (r->internal || r->cancelled || r->too_large)
+		return;		/* evhttp drains what we leave */
+	if (r->buffer_max > 0) {
+		if (evbuffer_get_length(r->body) + evbuffer_get_length(buf) >
+		    r->buffer_max) {
+			r->too_large = 1;
+			return;
+		}
+		evbuffer_add_buffer(r->body, buf);
+	} else if (r->data_cb != NULL)
+		r->data_cb(r, buf, r->arg);
+}
+
+static void
+upstream_req_error_cb(enum evhttp_request_error e, void *arg)
+{
+	struct upstream_req	*r = arg;
+
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	r->herr = (int)e + 1;
+}
+
+static void
+upstream_token_done(struct upstream_req *t, const char *err,
+    struct evbuffer *body, void *arg)
+{
+	struct upstream_req	*r = arg;
+	char			*tok;
+	long			 exp;
+	int			 status = upstream_req_status(t);
+
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	r->child = NULL;
+	if (err != NULL || status != 200 || body == NULL) {
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "upstream %s: token service %s:%d failed: %s",
+		    r->u->cfg->name, t->url.host, t->url.port,
+		    err != NULL ? err : status == 401 || status == 403 ?
+		    "credentials refused" : "bad status");
+		log_warnx("%s (status %d)", r->errmsg, status);
+		upstream_req_finish(r, upstream_err_auth);
+		return;
+	}
+	tok = upstream_token_parse((const char *)evbuffer_pullup(body, -1),
+	    evbuffer_get_length(body), &exp);
+	if (tok == NULL) {
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "upstream %s: token service %s:%d sent no usable token",
+		    r->u->cfg->name, t->url.host, t->url.port);
+		log_warnx("%s", r->errmsg);
+		upstream_req_finish(r, upstream_err_auth);
+		return;
+	}
+	upstream_token_put(r->u, t->token_scope, tok, exp);
+	free(r->authz);
+	r->authz = tok;
+	upstream_req_exchange(r);
+}
+
+/* Start a token request on the realm; it calls back upstream_token_done. */
+static int
+upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
+    const char *scope)
+{
+	struct upstream_req	*t;
+	char			*url, *esvc = NULL, *escope;
+
+	escope = evhttp_encode_uri(scope);
+	if (wa->service != NULL)
+		esvc = evhttp_encode_uri(wa->service);
+	xasprintf(&url, "%s%sscope=%s%s%s", wa->realm,
+	    strchr(wa->realm, '?') != NULL ? "&" : "?", escope,
+	    esvc != NULL ? "&service=" : "", esvc != NULL ? esvc : "");
+	free(escope);
+	free(esvc);
+
+	t = xcalloc(1, sizeof(*t));
+	t->magic = UPSTREAM_REQ_MAGIC;
+	t->w = r->w;
+	t->u = r->u;
+	t->method = EVHTTP_REQ_GET;
+	t->repo = xstrdup(r->repo);
+	t->buffer_max = UPSTREAM_TOKEN_MAX;
+	t->body = evbuffer_new();
+	t->done_cb = upstream_token_done;
+	t->arg = r;
+	t->token_scope = xstrdup(scope);
+	if (upstream_url_parse(url, &t->url) != 0) {
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "upstream %s: bad token realm '%s'", r->u->cfg->name,
+		    wa->realm);
+		free(url);
+		free(t->repo);
+		free(t->token_scope);
+		evbuffer_free(t->body);
+		free(t);
+		return -1;
+	}
+	free(url);
+	/* Credentials go to the realm: that is what the challenge asks. */
+	t->send_auth = 1;
+	if (r->u->basic != NULL)
+		t->authz = xstrdup(r->u->basic);
+	r->child = t;
+	upstream_req_exchange(t);
+	return 0;
+}
+
+static void
+upstream_req_challenge(struct upstream_req *r)
+{
+	struct wwwauth	 wa;
+	char		*scope = NULL;
+
+	r->auth_tries++;
+	if (wwwauth_parse(r->challenge, &wa) != 0) {
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "upstream %s: malformed WWW-Authenticate", r->u->cfg->name);
+		upstream_req_finish(r, upstream_err_protocol);
+		return;
+	}
+	if (wa.scheme == WWWAUTH_BEARER && wa.realm != NULL) {
+		if (wa.scope != NULL)
+			scope = xstrdup(wa.scope);
+		else
+			xasprintf(&scope, "repository:%s:pull", r->repo);
+		if (upstream_token_fetch(r, &wa, scope) != 0)
+			upstream_req_finish(r, upstream_err_protocol);
+	} else if (wa.scheme == WWWAUTH_BASIC && r->u->basic != NULL) {
+		r->u->wants_basic = 1;
+		free(r->authz);
+		r->authz = xstrdup(r->u->basic);
+		r->auth_tries = 2;	/* one try with Basic is enough */
+		upstream_req_exchange(r);
+	} else {
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "upstream %s: authentication required and no usable "
+		    "credentials", r->u->cfg->name);
+		r->status = 401;
+		upstream_req_finish(r, upstream_err_auth);
+	}
+	free(scope);
+	wwwauth_fini(&wa);
+}
+
+static void
+upstream_req_redirect(struct upstream_req *r)
+{
+	struct upstream_url	 nu;
+	char			*abs = NULL;
+
+	if (++r->redirects > UPSTREAM_MAX_REDIRECTS) {
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "upstream %s: more than %d redirects", r->u->cfg->name,
+		    UPSTREAM_MAX_REDIRECTS);
+		upstream_req_finish(r, upstream_err_protocol);
+		return;
+	}
+	if (r->location[0] == '/' && r->location[1] != '/') {
+		if (strchr(r->url.host, ':') != NULL)
+			xasprintf(&abs, "%s://[%s]:%d%s",
+			    r->url.tls ? "https" : "http", r->url.host,
+			    r->url.port, r->location);
+		else
+			xasprintf(&abs, "%s://%s:%d%s",
+			    r->url.tls ? "https" : "http", r->url.host,
+			    r->url.port, r->location);
+	} else
+		abs = xstrdup(r->location);
+	if (upstream_url_parse(abs, &nu) != 0) {
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "upstream %s: bad redirect Location '%.200s'",
+		    r->u->cfg->name, r->location);
+		free(abs);
+		upstream_req_finish(r, upstream_err_protocol);
+		return;
+	}
+	free(abs);
+	log_debug("upstream %s: redirected to %s:%d", r->u->cfg->name,
+	    nu.host, nu.port);
+	upstream_url_fini(&r->url);
+	r->url = nu;
+	r->send_auth = upstream_url_same_host(&r->url,
+	    &r->u->urls[r->url_idx]);
+	if (r->method == EVHTTP_REQ_POST)
+		r->method = EVHTTP_REQ_GET;
+	upstream_req_exchange(r);
+}
+
+static const char *
+upstream_req_herr(struct upstream_req *r)
+{
+	if (r->herr == EVREQ_HTTP_TIMEOUT + 1)
+		return upstream_err_timeout;
+	if (!r->got_response)
+		return upstream_err_connect;
+	if (r->herr == EVREQ_HTTP_INVALID_HEADER + 1)
+		return upstream_err_protocol;
+	return upstream_err_reset;
+}
+
+static void
+upstream_req_done_cb(struct evhttp_request *h, void *arg)
+{
+	struct upstream_req	*r = arg;
+	const char		*err;
+	int			 failed;
+
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	failed = h == NULL || r->herr != 0 ||
+	    evhttp_request_get_response_code(h) == 0;
+	r->hreq = NULL;
+	upstream_conn_put(r->conn, failed);
+	r->conn = NULL;
+
+	if (r->cancelled) {
+		upstream_req_finish(r, upstream_err_cancelled);
+		return;
+	}
+	if (r->too_large) {
+		upstream_req_finish(r, upstream_err_too_large);
+		return;
+	}
+	if (failed) {
+		err = upstream_req_herr(r);
+		if (!r->got_response && r->retries < 1 &&
+		    (r->method == EVHTTP_REQ_GET ||
+		    r->method == EVHTTP_REQ_HEAD)) {
+			r->retries++;
+			/* Fail over to the next url of a down upstream. */
+			if (r->send_auth && r->url_idx + 1 < r->u->nurls &&
+			    upstream_url_same_host(&r->url,
+			    &r->u->urls[r->url_idx])) {
+				char *pathq = xstrdup(r->url.pathq);
+				const struct upstream_url *b;
+
+				b = &r->u->urls[++r->url_idx];
+				upstream_url_fini(&r->url);
+				r->url.tls = b->tls;
+				r->url.port = b->port;
+				r->url.host = xstrdup(b->host);
+				r->url.pathq = pathq;
+				r->retries = 0;
+			}
+			log_debug("upstream %s: %s, retrying", r->u->cfg->name,
+			    err);
+			upstream_req_exchange(r);
+			return;
+		}
+		log_warnx("upstream %s: %s %s:%d%s: %s", r->u->cfg->name,
+		    upstream_method_str(r->method), r->url.host, r->url.port,
+		    r->url.pathq, err);
+		upstream_req_finish(r, err);
+		return;
+	}
+	if (r->internal) {
+		r->internal = 0;
+		if (r->location != NULL && r->status >= 300 && r->status < 400)
+			upstream_req_redirect(r);
+		else
+			upstream_req_challenge(r);
+		return;
+	}
+	upstream_req_finish(r, NULL);
+}
+
+static void
+upstream_req_exchange(struct upstream_req *r)
+{
+	struct evkeyvalq	*out;
+	struct timeval		 tv = { 0, 0 };
+	char			 host[300];
+	int			 dflt;
+
+	r->status = 0;
+	r->got_response = 0;
+	r->herr = 0;
+	r->internal = 0;
+	if (r->body != NULL)
+		evbuffer_drain(r->body, evbuffer_get_length(r->body));
+	r->conn = upstream_conn_get(r->w, r->u, &r->url);
+	r->hreq = evhttp_request_new(upstream_req_done_cb, r);
+	evhttp_request_set_header_cb(r->hreq, upstream_req_header_cb);
+	evhttp_request_set_chunked_cb(r->hreq, upstream_req_chunk_cb);
+	evhttp_request_set_error_cb(r->hreq, upstream_req_error_cb);
+	out = evhttp_request_get_output_headers(r->hreq);
+	dflt = r->url.port == (r->url.tls ? 443 : 80);
+	if (strchr(r->url.host, ':') != NULL)
+		snprintf(host, sizeof(host), dflt ? "[%s]" : "[%s]:%d",
+		    r->url.host, r->url.port);
+	else
+		snprintf(host, sizeof(host), dflt ? "%s" : "%s:%d",
+		    r->url.host, r->url.port);
+	evhttp_add_header(out, "Host", host);
+	evhttp_add_header(out, "User-Agent", PACKAGE_NAME "/" PACKAGE_VERSION);
+	if (r->accept != NULL)
+		evhttp_add_header(out, "Accept", r->accept);
+	if (r->send_auth && r->authz != NULL)
+		evhttp_add_header(out, "Authorization", r->authz);
+	if (evhttp_make_request(upstream_conn_evcon(r->conn), r->hreq,
+	    r->method, r->url.pathq) != 0) {
+		if (r->hreq != NULL)
+			evhttp_request_free(r->hreq);
+		r->hreq = NULL;
+		upstream_conn_put(r->conn, 1);
+		r->conn = NULL;
+		event_base_once(upstream_worker_base(r->w), -1, EV_TIMEOUT,
+		    upstream_req_finish_cb, r, &tv);
+	}
+}
+
+struct upstream_req *
+upstream_req_start(struct upstream_worker *w, struct upstream *u,
+    enum evhttp_cmd_type method, const char *path, const char *repo,
+    const char *accept, size_t buffer_max, upstream_head_f head_cb,
+    upstream_data_f data_cb, upstream_done_f done_cb, void *arg)
+{
+	struct upstream_req	*r;
+	const struct upstream_url *b;
+	char			*scope;
+
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	r = xcalloc(1, sizeof(*r));
+	r->magic = UPSTREAM_REQ_MAGIC;
+	r->w = w;
+	r->u = u;
+	r->method = method;
+	r->repo = xstrdup(repo);
+	r->accept = accept != NULL ? xstrdup(accept) : NULL;
+	r->buffer_max = buffer_max;
+	if (buffer_max > 0)
+		r->body = evbuffer_new();
+	r->head_cb = head_cb;
+	r->data_cb = data_cb;
+	r->done_cb = done_cb;
+	r->arg = arg;
+	b = &u->urls[0];
+	r->url.tls = b->tls;
+	r->url.port = b->port;
+	r->url.host = xstrdup(b->host);
+	r->url.pathq = xstrdup(path);
+	r->send_auth = 1;
+	/* Send what worked last time, saving a 401 round trip. */
+	xasprintf(&scope, "repository:%s:pull", repo);
+	r->authz = upstream_token_get(u, scope);
+	free(scope);
+	if (r->authz == NULL && u->wants_basic && u->basic != NULL)
+		r->authz = xstrdup(u->basic);
+	upstream_req_exchange(r);
+	return r;
+}
+
+void
+upstream_req_cancel(struct upstream_req *r)
+{
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	if (r->child != NULL) {
+		r->child->done_cb = NULL;
+		upstream_req_cancel(r->child);
+		r->child = NULL;
+	}
+	if (r->hreq != NULL) {
+		evhttp_cancel_request(r->hreq);
+		r->hreq = NULL;
+		upstream_conn_put(r->conn, 1);
+		r->conn = NULL;
+	}
+	upstream_req_finish(r, upstream_err_cancelled);
+}
+
+const char *
+upstream_req_errmsg(const struct upstream_req *r)
+{
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	return r->errmsg;
+}
+
+int
+upstream_req_status(const struct upstream_req *r)
+{
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	return r->status;
+}
