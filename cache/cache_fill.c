@@ -40,6 +40,7 @@
 #include "common/xmalloc.h"
 
 #define CACHE_FILL_MAGIC	0x66696c6c
+#define CACHE_FILL_WAKE_BYTES	(64 * 1024)
 
 struct cache_fill_watcher {
 	struct event		*ev;
@@ -56,6 +57,7 @@ struct cache_fill {
 	enum cache_fill_state	 state;
 	int64_t			 size;
 	uint64_t		 written;
+	uint64_t		 woken_at;	/* written at the last wake */
 	int			 fd;
 	char			*tmp_path;
 	struct digest_ctx	*dctx;
@@ -338,7 +340,12 @@ cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
 	digest_ctx_update(f->dctx, buf, len);
 	pthread_mutex_lock(&f->mtx);
 	f->written = off;
-	cache_fill_wake_locked(f);
+	/* Readers are woken per 64 KiB, not per read(2): the rest arrives
+	 * with the next wake or with the end of the fill. */
+	if (off - f->woken_at >= CACHE_FILL_WAKE_BYTES) {
+		f->woken_at = off;
+		cache_fill_wake_locked(f);
+	}
 	pthread_mutex_unlock(&f->mtx);
 	return 0;
 }

@@ -144,6 +144,7 @@ proxy_reader_headers(struct proxy_reader *rd)
 {
 	struct proxy_req	*pr = rd->pr;
 	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	struct bufferevent	*bev;
 	char			 clen[32];
 
 	proxy_req_common_headers(pr);
@@ -161,15 +162,21 @@ proxy_reader_headers(struct proxy_reader *rd)
 	}
 	evhttp_send_reply_start(pr->req, 200, "OK");
 	rd->evcon = evhttp_request_get_connection(pr->req);
-	rd->out = bufferevent_get_output(
-	    evhttp_connection_get_bufferevent(rd->evcon));
+	bev = evhttp_connection_get_bufferevent(rd->evcon);
+	/* One sendfile per 1 MiB rather than per 16 KiB. */
+	bufferevent_set_max_single_write(bev, PROXY_OUT_HIWAT);
+	rd->out = bufferevent_get_output(bev);
 	rd->out_cb = evbuffer_add_cb(rd->out, proxy_reader_out_cb, rd);
 	evhttp_connection_set_closecb(rd->evcon, proxy_reader_close_cb, rd);
 	if (rd->size > 0) {
+		/* The segment owns the descriptor: queued ranges may outlive
+		 * the reader. */
 		rd->seg = evbuffer_file_segment_new(rd->fd, 0,
-		    (ev_off_t)rd->size, EVBUF_FS_DISABLE_MMAP);
+		    (ev_off_t)rd->size,
+		    EVBUF_FS_DISABLE_MMAP | EVBUF_FS_CLOSE_ON_FREE);
 		if (rd->seg == NULL)
 			fatalx("evbuffer_file_segment_new failed");
+		rd->fd = -1;
 	}
 }
 

@@ -497,6 +497,8 @@ proxy_oci_request_cb(struct evhttp_request *req, void *arg)
 	const char		*uri, *q;
 	char			*path, *ns = NULL, *host;
 	ev_uint16_t		 port;
+	struct evkeyval		*kv;
+	size_t			 hsize;
 
 	pr = xcalloc(1, sizeof(*pr));
 	pr->magic = PROXY_REQ_MAGIC;
@@ -516,6 +518,17 @@ proxy_oci_request_cb(struct evhttp_request *req, void *arg)
 		    host != NULL ? host : "-");
 	}
 
+	/* evhttp's own cap is looser (proxy_server.c) so that most
+	 * oversized requests get a proper OCI error from here. */
+	hsize = strlen(uri);
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+		hsize += strlen(kv->key) + strlen(kv->value) + 4;
+	if (hsize > w->cfg->max_header_size) {
+		proxy_error(pr, 431, "UNSUPPORTED",
+		    "request header fields too large (%zu bytes; the limit is "
+		    "%zu)", hsize, w->cfg->max_header_size);
+		return;
+	}
 	if (pr->method != EVHTTP_REQ_GET && pr->method != EVHTTP_REQ_HEAD) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Allow", "GET, HEAD");

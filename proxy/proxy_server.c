@@ -190,8 +190,11 @@ proxy_run(const struct config *cfg)
 			fatalx("event_base_new failed");
 		w->http = evhttp_new(w->base);
 		evhttp_set_gencb(w->http, proxy_oci_request_cb, w);
+		/* The configured limit is enforced with an OCI error in
+		 * proxy_oci.c; this hard cap only bounds memory. */
 		evhttp_set_max_headers_size(w->http,
-		    (ev_ssize_t)cfg->max_header_size);
+		    (ev_ssize_t)(cfg->max_header_size * 4 > 128 * 1024 ?
+		    cfg->max_header_size * 4 : 128 * 1024));
 		evhttp_set_max_body_size(w->http, 1024 * 1024);
 		evhttp_set_timeout(w->http, (int)cfg->idle_timeout);
 		evhttp_set_default_content_type(w->http,

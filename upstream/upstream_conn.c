@@ -257,6 +257,10 @@ upstream_conn_new(struct upstream_worker *w, struct upstream *u,
 	    bev, url->host, (unsigned short)url->port);
 	if (c->evcon == NULL)
 		fatalx("evhttp_connection_base_bufferevent_new failed");
+	/* libevent reads 4 KiB at a time by default: far too little for
+	 * blobs. */
+	bufferevent_set_max_single_read(
+	    evhttp_connection_get_bufferevent(c->evcon), 256 * 1024);
 	evhttp_connection_set_timeout(c->evcon, (int)w->timeout);
 	evhttp_connection_set_retries(c->evcon, 0);
 	evhttp_connection_set_closecb(c->evcon, upstream_conn_close_cb, c);
