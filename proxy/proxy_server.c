@@ -60,8 +60,7 @@ proxy_req_common_headers(struct proxy_req *pr)
 long
 proxy_tag_ttl(const struct proxy_req *pr)
 {
-	(void)pr;
-	return pr->w->cfg->tag_ttl;
+	return upstream_tag_ttl(pr->up, pr->w->cfg->tag_ttl);
 }
 
 /* The access log line, then free.  The evhttp request is not touched. */

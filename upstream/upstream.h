@@ -53,6 +53,8 @@ void	upstream_fini_all(void);
 struct upstream *upstream_find(const char *name);
 struct upstream *upstream_default(void);
 const char *upstream_name(const struct upstream *);
+/* The upstream's tag_ttl in seconds, or dflt when it sets none. */
+long	upstream_tag_ttl(const struct upstream *, long dflt);
 /* 1 when single-component names must become library/NAME (Docker Hub). */
 int	upstream_is_docker_hub(const struct upstream *);
 

@@ -165,6 +165,13 @@ upstream_name(const struct upstream *u)
 	return u->cfg->name;
 }
 
+long
+upstream_tag_ttl(const struct upstream *u, long dflt)
+{
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	return u->cfg->tag_ttl >= 0 ? u->cfg->tag_ttl : dflt;
+}
+
 int
 upstream_is_docker_hub(const struct upstream *u)
 {

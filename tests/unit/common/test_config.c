@@ -1,0 +1,822 @@
+/*
+ * test_config.c — mirror.conf: a full file, every default, the value
+ * parsers, and each error message with the line it must point at.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/xmalloc.h"
+#include "tests/lib/tap.h"
+
+#define MINIMAL_UPSTREAM \
+	"[upstream \"docker.io\"]\nurl = https://registry-1.docker.io\n"
+
+static char	tmp_paths[32][32];
+static int	ntmp;
+
+/* A new file under /tmp holding data; removed at the end of the run. */
+static const char *
+tmpfile_with(const char *data, size_t len)
+{
+	char	*path;
+	int	 fd;
+
+	if (ntmp == (int)(sizeof(tmp_paths) / sizeof(tmp_paths[0])))
+		bail_out("too many temporary files");
+	path = tmp_paths[ntmp++];
+	strcpy(path, "/tmp/test_config.XXXXXX");
+	if ((fd = mkstemp(path)) == -1)
+		bail_out("mkstemp failed");
+	if (write(fd, data, len) != (ssize_t)len)
+		bail_out("write failed");
+	close(fd);
+	return path;
+}
+
+static void
+tmpfiles_remove(void)
+{
+	int	i;
+
+	for (i = 0; i < ntmp; i++)
+		unlink(tmp_paths[i]);
+}
+
+/* Load text; on failure the error is diagnosed. */
+static struct config *
+load(const char *text)
+{
+	struct config	*cf;
+	char		 err[512];
+
+	if (config_load_string("mirror.conf", text, &cf, err,
+	    sizeof(err)) == -1) {
+		diag("unexpected error: %s", err);
+		return NULL;
+	}
+	return cf;
+}
+
+/* text must fail with exactly want. */
+static void
+load_fails(const char *text, const char *want)
+{
+	struct config	*cf = (struct config *)&cf;	/* not NULL */
+	char		 err[512];
+
+	if (!is_int(config_load_string("mirror.conf", text, &cf, err,
+	    sizeof(err)), -1, "fails: %s", want)) {
+		config_free(cf);
+		skip(2, "loaded");
+		return;
+	}
+	ok(cf == NULL, "  *out is NULL");
+	is_str(err, want, "  message");
+}
+
+static void
+test_full(void)
+{
+	struct config_upstream	*up;
+	struct config		*cf;
+	const char		*pwfile, *cafile;
+	char			*text;
+
+	pwfile = tmpfile_with("s3cret\n", 7);
+	cafile = tmpfile_with("-----BEGIN CERTIFICATE-----\n", 28);
+	xasprintf(&text,
+	    "# regmirror configuration\n"
+	    "; another comment style\n"
+	    "\n"
+	    "[server]\n"
+	    "listen = 0.0.0.0:5000, [::]:5000\n"
+	    "listen = :5001   # comment after whitespace\n"
+	    "admin_listen = 127.0.0.1:5080\n"
+	    "tls_cert = /etc/regmirror/cert.pem\n"
+	    "tls_key = \"/etc/regmirror/key.pem\"\n"
+	    "workers = 4\n"
+	    "log_level = debug\n"
+	    "max_header_size = 32K\n"
+	    "\n"
+	    "[cache]\n"
+	    "   dir   =   /srv/cache   \n"
+	    "max_size = 200G\n"
+	    "tag_ttl = 10m\n"
+	    "\n"
+	    "[upstream \"docker.io\"]\n"
+	    "url = https://registry-1.docker.io/\n"
+	    "url = https://mirror.gcr.io\n"
+	    "aliases = index.docker.io, registry-1.docker.io\n"
+	    "default = yes\n"
+	    "username = bob\n"
+	    "password_file = %s\n"
+	    "tag_ttl = 1h\n"
+	    "\n"
+	    "[upstream \"ghcr.io\"]\n"
+	    "url = https://ghcr.io\n"
+	    "\n"
+	    "[upstream \"registry.internal:5000\"]\n"
+	    "url = http://10.0.0.5:5000, http://[fd00::5]:5000/\n"
+	    "ca_file = %s\n"
+	    "tls_verify = off\n"
+	    "\n"
+	    "[timeouts]\n"
+	    "connect = 3s\n"
+	    "first_byte = 2m\n"
+	    "idle = 90\n", pwfile, cafile);
+	cf = load(text);
+	free(text);
+	if (!ok(cf != NULL, "full file loads"))
+		bail_out("cannot go on");
+
+	is_str(cf->path, "mirror.conf", "path");
+	is_int(cf->nlisten, 3, "three listen addresses");
+	is_str(cf->listen[0], "0.0.0.0:5000", "listen[0]");
+	is_str(cf->listen[1], "[::]:5000", "listen[1]");
+	is_str(cf->listen[2], ":5001", "listen[2] (comment stripped)");
+	is_str(cf->admin_listen, "127.0.0.1:5080", "admin_listen");
+	is_str(cf->tls_cert, "/etc/regmirror/cert.pem", "tls_cert");
+	is_str(cf->tls_key, "/etc/regmirror/key.pem", "tls_key (quoted)");
+	is_int(cf->workers, 4, "workers");
+	is_str(cf->log_level, "debug", "log_level");
+	is_int(cf->max_header_size, 32 * 1024, "max_header_size");
+	is_str(cf->cache_dir, "/srv/cache", "cache dir (trimmed)");
+	ok(cf->max_size == 200ULL << 30, "max_size 200G");
+	is_int(cf->tag_ttl, 600, "cache tag_ttl");
+	is_int(cf->connect_timeout, 3, "connect");
+	is_int(cf->first_byte_timeout, 120, "first_byte");
+	is_int(cf->idle_timeout, 90, "idle");
+	is_int(cf->nupstreams, 3, "three upstreams");
+
+	up = cf->upstreams;
+	is_str(up->name, "docker.io", "upstream 1 name");
+	is_int(up->nurls, 2, "  two urls");
+	is_str(up->urls[0], "https://registry-1.docker.io", "  '/' stripped");
+	is_str(up->urls[1], "https://mirror.gcr.io", "  second url");
+	is_int(up->naliases, 2, "  two aliases");
+	is_str(up->aliases[0], "index.docker.io", "  alias 0");
+	is_str(up->aliases[1], "registry-1.docker.io", "  alias 1");
+	is_int(up->is_default, 1, "  default");
+	is_str(up->username, "bob", "  username");
+	is_str(up->password, "s3cret", "  password read, newline dropped");
+	is_str(up->password_file, pwfile, "  password_file");
+	is_str(up->ca_file, NULL, "  no ca_file");
+	is_int(up->tls_verify, 1, "  tls_verify default");
+	is_int(up->tag_ttl, 3600, "  tag_ttl");
+
+	up = up->next;
+	is_str(up->name, "ghcr.io", "upstream 2 name");
+	is_int(up->nurls, 1, "  one url");
+	is_int(up->naliases, 0, "  no aliases");
+	is_int(up->is_default, 0, "  not default");
+	is_str(up->username, NULL, "  anonymous");
+	is_str(up->password, NULL, "  no password");
+	is_int(up->tag_ttl, -1, "  tag_ttl unset");
+
+	up = up->next;
+	is_str(up->name, "registry.internal:5000", "upstream 3 name");
+	is_str(up->urls[0], "http://10.0.0.5:5000", "  url 0");
+	is_str(up->urls[1], "http://[fd00::5]:5000", "  url 1 (v6)");
+	is_str(up->ca_file, cafile, "  ca_file");
+	is_int(up->tls_verify, 0, "  tls_verify off");
+	ok(up->next == NULL, "no fourth upstream");
+
+	ok(config_upstream_default(cf) == cf->upstreams, "default upstream");
+	ok(config_upstream_find(cf, "docker.io") == cf->upstreams,
+	    "find by name");
+	ok(config_upstream_find(cf, "INDEX.Docker.IO") == cf->upstreams,
+	    "find by alias, case-insensitive");
+	ok(config_upstream_find(cf, "GHCR.io") == cf->upstreams->next,
+	    "find ghcr.io");
+	ok(config_upstream_find(cf, "quay.io") == NULL, "unknown: NULL");
+	ok(config_upstream_find(cf, NULL) == NULL, "NULL: NULL");
+	config_free(cf);
+	config_free(NULL);
+}
+
+static void
+test_defaults(void)
+{
+	struct config	*cf;
+
+	cf = load(MINIMAL_UPSTREAM);
+	if (!ok(cf != NULL, "minimal file loads"))
+		return;
+	is_int(cf->nlisten, 1, "one default listen");
+	is_str(cf->listen[0], "0.0.0.0:5000", "listen default");
+	is_str(cf->admin_listen, NULL, "no admin_listen");
+	is_str(cf->tls_cert, NULL, "no tls_cert");
+	is_str(cf->tls_key, NULL, "no tls_key");
+	is_int(cf->workers, 0, "workers auto");
+	is_str(cf->log_level, "info", "log_level info");
+	is_int(cf->max_header_size, 16 * 1024, "max_header_size 16K");
+	is_str(cf->cache_dir, "/var/lib/regmirror", "cache dir");
+	ok(cf->max_size == 0, "max_size unlimited");
+	is_int(cf->tag_ttl, 300, "tag_ttl 5m");
+	is_int(cf->connect_timeout, 5, "connect 5s");
+	is_int(cf->first_byte_timeout, 30, "first_byte 30s");
+	is_int(cf->idle_timeout, 60, "idle 60s");
+	is_int(cf->nupstreams, 1, "one upstream");
+	is_int(cf->upstreams->is_default, 1, "the only upstream is default");
+	is_int(cf->upstreams->tls_verify, 1, "tls_verify yes");
+	is_int(cf->upstreams->tag_ttl, -1, "upstream tag_ttl unset");
+	is_str(cf->upstreams->ca_file, NULL, "system CA store");
+	config_free(cf);
+
+	cf = load("[server]\nworkers = auto\n" MINIMAL_UPSTREAM
+	    "default = no\n");
+	if (ok(cf != NULL, "explicit default = no")) {
+		is_int(cf->upstreams->is_default, 1,
+		    "  a single upstream is default anyway");
+		config_free(cf);
+	}
+
+	cf = load(MINIMAL_UPSTREAM "[upstream \"ghcr.io\"]\n"
+	    "url = https://ghcr.io\n");
+	if (ok(cf != NULL, "two upstreams, none default")) {
+		ok(config_upstream_default(cf) == NULL, "  no default");
+		config_free(cf);
+	}
+
+	cf = load(MINIMAL_UPSTREAM "[upstream \"ghcr.io\"]\n"
+	    "url = https://ghcr.io\ndefault = true\n");
+	if (ok(cf != NULL, "second upstream default")) {
+		ok(config_upstream_default(cf) == cf->upstreams->next,
+		    "  it is the default");
+		config_free(cf);
+	}
+}
+
+static void
+test_syntax(void)
+{
+	struct config	*cf;
+	char		*text;
+
+	/* A UTF-8 BOM is not silently skipped. */
+	load_fails("\xef\xbb\xbf" MINIMAL_UPSTREAM,
+	    "mirror.conf:1: malformed line (expected 'key = value')");
+
+	cf = load("[server]\r\nlisten = :80\r\n\r\n"
+	    "[upstream \"docker.io\"]\r\nurl = https://r\r\n");
+	if (ok(cf != NULL, "CRLF line endings")) {
+		is_str(cf->listen[0], ":80", "  no CR in values");
+		is_str(cf->upstreams->urls[0], "https://r", "  nor in urls");
+		config_free(cf);
+	}
+
+	xasprintf(&text, "[ server ]\n\tlisten=:80\n"
+	    "  ; indented comment\n"
+	    "\t# indented comment\n"
+	    "[Upstream \"docker.io\"] # comment\n"
+	    "URL = https://r ; comment\n"
+	    "username = u;v#w   # trailing\n"
+	    "password_file = \"%s\"\n", tmpfile_with("pw", 2));
+	cf = load(text);
+	free(text);
+	if (ok(cf != NULL, "comments, case, whitespace")) {
+		is_str(cf->listen[0], ":80", "  listen");
+		is_str(cf->upstreams->urls[0], "https://r", "  url");
+		is_str(cf->upstreams->username, "u;v#w", "  '#' and ';' kept");
+		is_str(cf->upstreams->password, "pw", "  password");
+		config_free(cf);
+	}
+
+	cf = load("[server]\nlisten = \":80\" ; c\n" MINIMAL_UPSTREAM
+	    "[cache]\ndir = /srv/a#b;c\n"
+	    "[timeouts]\nidle = \"7d\"");
+	if (ok(cf != NULL, "quotes, and '#' without whitespace")) {
+		is_str(cf->listen[0], ":80", "  quoted listen");
+		is_str(cf->cache_dir, "/srv/a#b;c", "  '#' and ';' kept");
+		is_int(cf->idle_timeout, 7 * 86400, "  last line, no newline");
+		config_free(cf);
+	}
+
+	cf = load("[server]\nlisten = :80 #\n[cache]\ndir = \"a \\\"q\\\" "
+	    "\\\\ b\"\n" MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "escapes in a quoted value")) {
+		is_str(cf->cache_dir, "a \"q\" \\ b", "  unescaped");
+		config_free(cf);
+	}
+
+	cf = load("[server]\nlisten = :1\n[server]\nlisten = :2\n"
+	    "[upstream \"docker.io\"]\nurl = https://a, https://b\n"
+	    "[cache]\n[timeouts]\n");
+	if (ok(cf != NULL, "a section may be repeated")) {
+		is_int(cf->nlisten, 2, "  listens add up");
+		is_int(cf->upstreams->nurls, 2, "  url list");
+		config_free(cf);
+	}
+
+	cf = load("[server]\nlog_level = WARN\n" MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "log_level is case-insensitive")) {
+		is_str(cf->log_level, "warn", "  stored in lower case");
+		config_free(cf);
+	}
+}
+
+static void
+test_errors(void)
+{
+	char	*text, line[9000];
+
+	/* The examples from the spec, and the syntax errors. */
+	load_fails("[server]\nlisen = :5000\n" MINIMAL_UPSTREAM,
+	    "mirror.conf:2: unknown key 'lisen' in [server]");
+	load_fails(MINIMAL_UPSTREAM "tag_ttl = 5x\n",
+	    "mirror.conf:3: bad duration '5x' for tag_ttl");
+	load_fails(MINIMAL_UPSTREAM "bogus = 1\n",
+	    "mirror.conf:3: unknown key 'bogus' in [upstream \"docker.io\"]");
+	load_fails("[cache]\nlisten = :80\n",
+	    "mirror.conf:2: unknown key 'listen' in [cache]");
+	load_fails("# hello\n\nlisten = :5000\n",
+	    "mirror.conf:3: key 'listen' outside of any section");
+	load_fails("[server]\n\n\njunk\n",
+	    "mirror.conf:4: malformed line (expected 'key = value')");
+	load_fails("[server]\n = x\n", "mirror.conf:2: missing key before '='");
+	load_fails("[server]\nlis ten = x\n",
+	    "mirror.conf:2: malformed key 'lis ten'");
+	load_fails("\n\n[server\nlisten = :80\n",
+	    "mirror.conf:3: unterminated section header");
+	load_fails("[upstream \"docker.io]\n",
+	    "mirror.conf:1: unterminated section header");
+	load_fails("[upstream \"docker.io\"\n",
+	    "mirror.conf:1: unterminated section header");
+	load_fails("[]\n", "mirror.conf:1: malformed section header");
+	load_fails("[ser ver]\n", "mirror.conf:1: malformed section header");
+	load_fails("[server] x\n", "mirror.conf:1: junk after section header");
+	load_fails("[serverx]\n", "mirror.conf:1: unknown section [serverx]");
+	load_fails("[server \"x\"]\n",
+	    "mirror.conf:1: section [server] takes no name");
+	load_fails("[upstream]\n", "mirror.conf:1: [upstream] needs a quoted "
+	    "name: [upstream \"registry.example.com\"]");
+	load_fails("[upstream \"bad name\"]\n", "mirror.conf:1: bad upstream "
+	    "name 'bad name' (want a registry host such as \"docker.io\")");
+	load_fails("[upstream \"\"]\n", "mirror.conf:1: bad upstream "
+	    "name '' (want a registry host such as \"docker.io\")");
+	load_fails("[upstream \"https://x\"]\n", "mirror.conf:1: bad upstream "
+	    "name 'https://x' (want a registry host such as \"docker.io\")");
+	load_fails("[upstream \"x:99999\"]\n", "mirror.conf:1: bad upstream "
+	    "name 'x:99999' (want a registry host such as \"docker.io\")");
+	load_fails("[server]\nlisten = \":80\n",
+	    "mirror.conf:2: unterminated quoted value");
+	load_fails("[server]\nlisten = \":80\" x\n",
+	    "mirror.conf:2: junk after quoted value");
+	load_fails("[server]\nlisten = \":80\\n\"\n",
+	    "mirror.conf:2: bad escape in quoted value (only \\\" and \\\\)");
+	load_fails("[server]\nworkers = 2\nworkers = 3\n",
+	    "mirror.conf:3: duplicate key 'workers' in [server]");
+	load_fails("[cache]\ndir = /a\n[cache]\ndir = /b\n",
+	    "mirror.conf:4: duplicate key 'dir' in [cache]");
+	load_fails(MINIMAL_UPSTREAM "default = yes\ndefault = yes\n",
+	    "mirror.conf:4: duplicate key 'default' in "
+	    "[upstream \"docker.io\"]");
+
+	/* Whole-file and whole-section checks. */
+	load_fails("", "mirror.conf:0: no [upstream] section");
+	load_fails("[server]\nlisten = :5000\n",
+	    "mirror.conf:0: no [upstream] section");
+	load_fails("[server]\n[upstream \"docker.io\"]\n\n[cache]\n",
+	    "mirror.conf:2: upstream 'docker.io' has no url");
+	load_fails("[upstream \"docker.io\"]\n",
+	    "mirror.conf:1: upstream 'docker.io' has no url");
+	load_fails("\n" MINIMAL_UPSTREAM "username = bob\n",
+	    "mirror.conf:2: upstream 'docker.io': username requires "
+	    "password_file");
+	load_fails("[server]\n\ntls_cert = /c.pem\n" MINIMAL_UPSTREAM,
+	    "mirror.conf:3: tls_cert requires tls_key");
+	load_fails("[server]\ntls_key = /k.pem\n" MINIMAL_UPSTREAM,
+	    "mirror.conf:2: tls_key requires tls_cert");
+	load_fails("[server]\ntls_key = \"\"\n" MINIMAL_UPSTREAM,
+	    "mirror.conf:2: empty path for tls_key");
+
+	/* Upstream names and aliases. */
+	load_fails(MINIMAL_UPSTREAM "[upstream \"Docker.IO\"]\n",
+	    "mirror.conf:3: duplicate upstream 'Docker.IO' (already used by "
+	    "upstream 'docker.io')");
+	load_fails(MINIMAL_UPSTREAM "aliases = index.docker.io\n"
+	    "[upstream \"index.docker.io\"]\n",
+	    "mirror.conf:4: duplicate upstream 'index.docker.io' (already "
+	    "used by upstream 'docker.io')");
+	load_fails(MINIMAL_UPSTREAM "[upstream \"ghcr.io\"]\n"
+	    "url = https://ghcr.io\naliases = a.io, docker.io\n",
+	    "mirror.conf:5: alias 'docker.io' is already used by upstream "
+	    "'docker.io'");
+	load_fails(MINIMAL_UPSTREAM "aliases = a.io\n[upstream \"ghcr.io\"]\n"
+	    "url = https://ghcr.io\naliases = A.IO\n",
+	    "mirror.conf:6: alias 'A.IO' is already used by upstream "
+	    "'docker.io'");
+	load_fails(MINIMAL_UPSTREAM "aliases = a.io, a.io\n",
+	    "mirror.conf:3: alias 'a.io' is already used by upstream "
+	    "'docker.io'");
+	load_fails(MINIMAL_UPSTREAM "aliases = docker.io\n",
+	    "mirror.conf:3: alias 'docker.io' is already used by upstream "
+	    "'docker.io'");
+	load_fails(MINIMAL_UPSTREAM "aliases = a b\n",
+	    "mirror.conf:3: bad alias 'a b' (want a registry host)");
+	load_fails(MINIMAL_UPSTREAM "aliases = a.io,,b.io\n",
+	    "mirror.conf:3: empty element in aliases list 'a.io,,b.io'");
+	load_fails(MINIMAL_UPSTREAM "default = yes\n[upstream \"ghcr.io\"]\n"
+	    "url = https://ghcr.io\n\ndefault = on\n",
+	    "mirror.conf:7: upstream 'ghcr.io' cannot be default: "
+	    "'docker.io' already is");
+	load_fails(MINIMAL_UPSTREAM "default = maybe\n",
+	    "mirror.conf:3: bad boolean 'maybe' for default");
+	load_fails(MINIMAL_UPSTREAM "tls_verify = 2\n",
+	    "mirror.conf:3: bad boolean '2' for tls_verify");
+
+	/* URLs. */
+	load_fails("[upstream \"docker.io\"]\nurl = ftp://r\n",
+	    "mirror.conf:2: bad url 'ftp://r' (want http(s)://host[:port] "
+	    "with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = https://\n",
+	    "mirror.conf:2: bad url 'https://' (want http(s)://host[:port] "
+	    "with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = https://r/v2\n",
+	    "mirror.conf:2: bad url 'https://r/v2' (want "
+	    "http(s)://host[:port] with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = https://r//\n",
+	    "mirror.conf:2: bad url 'https://r//' (want "
+	    "http(s)://host[:port] with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = https://u:p@r\n",
+	    "mirror.conf:2: bad url 'https://u:p@r' (want "
+	    "http(s)://host[:port] with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = https://r:0\n",
+	    "mirror.conf:2: bad url 'https://r:0' (want "
+	    "http(s)://host[:port] with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = https://r:\n",
+	    "mirror.conf:2: bad url 'https://r:' (want "
+	    "http(s)://host[:port] with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = https://r?x\n",
+	    "mirror.conf:2: bad url 'https://r?x' (want "
+	    "http(s)://host[:port] with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = HTTPS://r\n",
+	    "mirror.conf:2: bad url 'HTTPS://r' (want "
+	    "http(s)://host[:port] with no path)");
+	load_fails("[upstream \"docker.io\"]\nurl = https://a,\n",
+	    "mirror.conf:2: empty element in url list 'https://a,'");
+	load_fails("[upstream \"docker.io\"]\nurl =\n",
+	    "mirror.conf:2: empty element in url list ''");
+
+	/* [server] values. */
+	load_fails("[server]\nlisten = 5000\n",
+	    "mirror.conf:2: bad listen address '5000' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = :80, host:\n",
+	    "mirror.conf:2: bad listen address 'host:' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = :0\n",
+	    "mirror.conf:2: bad listen address ':0' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = :65536\n",
+	    "mirror.conf:2: bad listen address ':65536' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = ::1:80\n",
+	    "mirror.conf:2: bad listen address '::1:80' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = [::1]80\n",
+	    "mirror.conf:2: bad listen address '[::1]80' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = [zz]:80\n",
+	    "mirror.conf:2: bad listen address '[zz]:80' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = [::1]\n",
+	    "mirror.conf:2: bad listen address '[::1]' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = a_b:80\n",
+	    "mirror.conf:2: bad listen address 'a_b:80' (want host:port, "
+	    "[v6]:port or :port)");
+	load_fails("[server]\nlisten = :80,,:81\n",
+	    "mirror.conf:2: empty element in listen list ':80,,:81'");
+	load_fails("[server]\nadmin_listen = :80, :81\n",
+	    "mirror.conf:2: bad listen address ':80, :81' for admin_listen "
+	    "(want host:port, [v6]:port or :port)");
+	load_fails("[server]\nworkers = 0\n",
+	    "mirror.conf:2: bad workers '0' (want auto or 1..256)");
+	load_fails("[server]\nworkers = 257\n",
+	    "mirror.conf:2: bad workers '257' (want auto or 1..256)");
+	load_fails("[server]\nworkers = -1\n",
+	    "mirror.conf:2: bad workers '-1' (want auto or 1..256)");
+	load_fails("[server]\nworkers = 4x\n",
+	    "mirror.conf:2: bad workers '4x' (want auto or 1..256)");
+	load_fails("[server]\nworkers = 99999999999999999999\n",
+	    "mirror.conf:2: bad workers '99999999999999999999' (want auto "
+	    "or 1..256)");
+	load_fails("[server]\nlog_level = verbose\n",
+	    "mirror.conf:2: bad log_level 'verbose' (want error, warn, info "
+	    "or debug)");
+	load_fails("[server]\nmax_header_size = 512\n",
+	    "mirror.conf:2: max_header_size '512' is out of range (1K..1M)");
+	load_fails("[server]\nmax_header_size = 2M\n",
+	    "mirror.conf:2: max_header_size '2M' is out of range (1K..1M)");
+	load_fails("[server]\nmax_header_size = 16Q\n",
+	    "mirror.conf:2: bad size '16Q' for max_header_size");
+
+	/* [cache] and [timeouts] values. */
+	load_fails("[cache]\nmax_size = lots\n",
+	    "mirror.conf:2: bad size 'lots' for max_size");
+	load_fails("[cache]\nmax_size = 20000000T\n",
+	    "mirror.conf:2: bad size '20000000T' for max_size");
+	load_fails("[cache]\ntag_ttl = -5\n",
+	    "mirror.conf:2: bad duration '-5' for tag_ttl");
+	load_fails("[cache]\ndir =\n", "mirror.conf:2: empty path for dir");
+	load_fails("[timeouts]\nconnect = 0\n",
+	    "mirror.conf:2: connect must be at least 1s, not '0'");
+	load_fails("[timeouts]\nidle = 1w\n",
+	    "mirror.conf:2: bad duration '1w' for idle");
+	load_fails("[timeouts]\nfirst_byte = \n",
+	    "mirror.conf:2: bad duration '' for first_byte");
+	load_fails("[timeouts]\nread = 5s\n",
+	    "mirror.conf:2: unknown key 'read' in [timeouts]");
+
+	/* Long lines: the limit is 8192 bytes, with the right line number. */
+	memset(line, 'x', 8193);
+	line[8193] = '\0';
+	xasprintf(&text, "[server]\n# %s\n", line);
+	load_fails(text, "mirror.conf:2: line too long (more than 8192 "
+	    "bytes)");
+	free(text);
+	memset(line, ' ', 8000);
+	line[8000] = '\0';
+	xasprintf(&text, "[server]\n#%s\n%sjunk\n", line, line);
+	load_fails(text, "mirror.conf:3: malformed line (expected "
+	    "'key = value')");
+	free(text);
+
+	/* CRLF does not shift line numbers. */
+	load_fails("[server]\r\n\r\nlisen = 1\r\n",
+	    "mirror.conf:3: unknown key 'lisen' in [server]");
+}
+
+static void
+test_password_file(void)
+{
+	struct config	*cf;
+	const char	*path;
+	char		*text, err[512];
+	size_t		 i;
+	static const struct {
+		const char	*data;
+		size_t		 len;
+		const char	*want;
+	} cases[] = {
+		{ "secret", 6, "secret" },
+		{ "secret\n", 7, "secret" },
+		{ "secret\r\n", 8, "secret" },
+		{ "secret\n\n", 8, "secret\n" },
+		{ " pass word \n", 12, " pass word " },
+	};
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		path = tmpfile_with(cases[i].data, cases[i].len);
+		xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+		    "password_file = %s\n", path);
+		cf = load(text);
+		free(text);
+		if (!ok(cf != NULL, "password file %zu loads", i)) {
+			skip(1, "not loaded");
+			continue;
+		}
+		is_str(cf->upstreams->password, cases[i].want, "  password");
+		config_free(cf);
+		unlink(path);
+	}
+
+	xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+	    "password_file = /nonexistent/pw\n");
+	load_fails(text, "mirror.conf:4: cannot read password_file "
+	    "'/nonexistent/pw': No such file or directory");
+	free(text);
+	xasprintf(&text, MINIMAL_UPSTREAM "password_file = /tmp\n");
+	load_fails(text, "mirror.conf:3: cannot read password_file "
+	    "'/tmp': Is a directory");
+	free(text);
+	xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+	    "password_file = /dev/null\n");
+	load_fails(text, "mirror.conf:4: password_file '/dev/null' is empty");
+	free(text);
+	path = tmpfile_with("\n", 1);
+	xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+	    "password_file = %s\n", path);
+	if (config_load_string("mirror.conf", text, &cf, err,
+	    sizeof(err)) == 0)
+		config_free(cf);
+	ok(strstr(err, "is empty") != NULL, "a lone newline is empty: %s",
+	    err);
+	free(text);
+	path = tmpfile_with("a\0b", 3);
+	xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+	    "password_file = %s\n", path);
+	if (config_load_string("mirror.conf", text, &cf, err,
+	    sizeof(err)) == 0)
+		config_free(cf);
+	ok(strstr(err, "has a NUL byte") != NULL, "NUL in password: %s", err);
+	free(text);
+	path = tmpfile_with("pw\n", 3);
+	xasprintf(&text, MINIMAL_UPSTREAM "password_file = %s\n", path);
+	if (config_load_string("mirror.conf", text, &cf, err,
+	    sizeof(err)) == 0)
+		config_free(cf);
+	is_str(err, "mirror.conf:1: upstream 'docker.io': password_file "
+	    "requires username", "password_file without username");
+	free(text);
+
+	load_fails(MINIMAL_UPSTREAM "ca_file = /nonexistent/ca.pem\n",
+	    "mirror.conf:3: cannot read ca_file '/nonexistent/ca.pem': "
+	    "No such file or directory");
+	load_fails(MINIMAL_UPSTREAM "ca_file = /tmp\n",
+	    "mirror.conf:3: cannot read ca_file '/tmp': not a file");
+}
+
+static void
+test_load_file(void)
+{
+	struct config	*cf;
+	const char	*path;
+	char		*big, err[512], want[600];
+	size_t		 n;
+
+	path = tmpfile_with(MINIMAL_UPSTREAM, strlen(MINIMAL_UPSTREAM));
+	if (ok(config_load(path, &cf, err, sizeof(err)) == 0,
+	    "config_load of a file")) {
+		is_str(cf->path, path, "  path recorded");
+		is_str(cf->upstreams->name, "docker.io", "  upstream");
+		config_free(cf);
+	}
+
+	ok(config_load("/nonexistent/mirror.conf", &cf, err,
+	    sizeof(err)) == -1 && cf == NULL, "missing file fails");
+	is_str(err, "/nonexistent/mirror.conf:0: cannot open: No such file "
+	    "or directory", "  message");
+	ok(config_load("/tmp", &cf, err, sizeof(err)) == -1,
+	    "a directory fails");
+	is_str(err, "/tmp:0: cannot read: Is a directory", "  message");
+
+	path = tmpfile_with("[server]\n\n\0junk", 15);
+	ok(config_load(path, &cf, err, sizeof(err)) == -1, "NUL byte fails");
+	snprintf(want, sizeof(want), "%s:3: NUL byte in file", path);
+	is_str(err, want, "  message with its line");
+
+	/* 1 MiB is fine (if it is all comments it has no upstream). */
+	n = 1024 * 1024;
+	big = malloc(n + 1);
+	memset(big, '#', n);
+	for (size_t i = 100; i < n; i += 101)
+		big[i] = '\n';
+	path = tmpfile_with(big, n);
+	ok(config_load(path, &cf, err, sizeof(err)) == -1, "1 MiB is read");
+	snprintf(want, sizeof(want), "%s:0: no [upstream] section", path);
+	is_str(err, want, "  and parsed");
+	free(big);
+	big = malloc(n + 1);
+	memset(big, '\n', n + 1);
+	path = tmpfile_with(big, n + 1);
+	free(big);
+	ok(config_load(path, &cf, err, sizeof(err)) == -1,
+	    "more than 1 MiB fails");
+	snprintf(want, sizeof(want), "%s:0: file is larger than 1 MiB", path);
+	is_str(err, want, "  message");
+
+	/* A tiny error buffer truncates but never overflows. */
+	ok(config_load_string("mirror.conf", "junk", &cf, err, 8) == -1,
+	    "small error buffer");
+	is_str(err, "mirror.", "  truncated");
+	ok(config_load_string("mirror.conf", "junk", &cf, NULL, 0) == -1,
+	    "no error buffer");
+}
+
+/* The example shipped in the top directory must load as it is. */
+static void
+test_example(void)
+{
+	struct config	*cf;
+	const char	*top;
+	char		*path, err[512];
+
+	if ((top = getenv("top_srcdir")) == NULL)
+		top = ".";
+	xasprintf(&path, "%s/mirror.conf.example", top);
+	if (access(path, R_OK) == -1) {
+		skip(3, "no mirror.conf.example (top_srcdir unset)");
+		free(path);
+		return;
+	}
+	if (!ok(config_load(path, &cf, err, sizeof(err)) == 0,
+	    "mirror.conf.example loads")) {
+		diag("%s", err);
+		skip(2, "not loaded");
+	} else {
+		is_str(cf->upstreams->urls[0], "https://registry-1.docker.io",
+		    "  docker.io url");
+		ok(config_upstream_default(cf) == cf->upstreams,
+		    "  docker.io is default");
+		config_free(cf);
+	}
+	free(path);
+}
+
+static void
+test_parsers(void)
+{
+	static const struct {
+		const char	*s;
+		long		 want;
+	} durations[] = {
+		{ "0", 0 }, { "30", 30 }, { "30s", 30 }, { "5m", 300 },
+		{ "2h", 7200 }, { "7d", 604800 }, { "007", 7 },
+		{ "9223372036854775807", 9223372036854775807L },
+		{ "9223372036854775807s", 9223372036854775807L },
+		{ "106751991167300d", 106751991167300L * 86400 },
+	};
+	static const char *const bad_durations[] = {
+		"", "s", "-1", "+1", " 1", "1 ", "1x", "1ss", "1m2", "5M",
+		"1.5h", "0x10", "9223372036854775808",
+		"106751991167301d", "99999999999999999999999", "1w",
+	};
+	static const struct {
+		const char	*s;
+		uint64_t	 want;
+	} sizes[] = {
+		{ "0", 0 }, { "512", 512 }, { "512b", 512 },
+		{ "512K", 512 << 10 }, { "512k", 512 << 10 },
+		{ "1KiB", 1024 }, { "1KB", 1024 }, { "1kb", 1024 },
+		{ "512M", 512ULL << 20 }, { "3MiB", 3ULL << 20 },
+		{ "2MB", 2ULL << 20 }, { "200G", 200ULL << 30 },
+		{ "1GiB", 1ULL << 30 }, { "5GB", 5ULL << 30 },
+		{ "1T", 1ULL << 40 }, { "2TiB", 2ULL << 40 },
+		{ "3TB", 3ULL << 40 }, { "16777215T", 16777215ULL << 40 },
+		{ "18446744073709551615", UINT64_MAX },
+	};
+	static const char *const bad_sizes[] = {
+		"", "K", "-1", "+1", " 1", "1 ", "1 K", "1X", "1KK", "1KiBs",
+		"1.5G", "1P", "16777216T", "18446744073709551616",
+		"99999999999999999999999", "1iB", "0x10",
+	};
+	static const struct {
+		const char	*s;
+		int		 want;
+	} bools[] = {
+		{ "yes", 1 }, { "no", 0 }, { "true", 1 }, { "false", 0 },
+		{ "on", 1 }, { "off", 0 }, { "1", 1 }, { "0", 0 },
+		{ "YES", 1 }, { "Off", 0 },
+	};
+	static const char *const bad_bools[] = {
+		"", "y", "n", "2", "yes ", "enable", "nope", "01",
+	};
+	uint64_t	size;
+	long		d;
+	size_t		i;
+	int		b;
+
+	for (i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+		d = -42;
+		ok(config_parse_duration(durations[i].s, &d) == 0 &&
+		    d == durations[i].want, "duration '%s' = %ld",
+		    durations[i].s, durations[i].want);
+	}
+	for (i = 0; i < sizeof(bad_durations) / sizeof(bad_durations[0]);
+	    i++)
+		is_int(config_parse_duration(bad_durations[i], &d), -1,
+		    "bad duration '%s'", bad_durations[i]);
+	is_int(config_parse_duration(NULL, &d), -1, "NULL duration");
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size = 42;
+		ok(config_parse_size(sizes[i].s, &size) == 0 &&
+		    size == sizes[i].want, "size '%s'", sizes[i].s);
+	}
+	for (i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++)
+		is_int(config_parse_size(bad_sizes[i], &size), -1,
+		    "bad size '%s'", bad_sizes[i]);
+	is_int(config_parse_size(NULL, &size), -1, "NULL size");
+
+	for (i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+		b = -1;
+		ok(config_parse_bool(bools[i].s, &b) == 0 &&
+		    b == bools[i].want, "bool '%s'", bools[i].s);
+	}
+	for (i = 0; i < sizeof(bad_bools) / sizeof(bad_bools[0]); i++)
+		is_int(config_parse_bool(bad_bools[i], &b), -1,
+		    "bad bool '%s'", bad_bools[i]);
+	is_int(config_parse_bool(NULL, &b), -1, "NULL bool");
+}
+
+int
+main(void)
+{
+	test_parsers();
+	test_full();
+	test_defaults();
+	test_syntax();
+	test_errors();
+	test_password_file();
+	test_load_file();
+	test_example();
+	tmpfiles_remove();
+	return done_testing();
+}
