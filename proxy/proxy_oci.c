@@ -94,6 +94,32 @@ proxy_manifest_serve_cached(struct proxy_req *pr, const char *digest,
 	return 0;
 }
 
+/*
+ * The tag moved to a digest we already hold (e.g. a rollback): point the
+ * tag at it and serve it, without a GET.  0 if served.
+ */
+static int
+proxy_tag_move_cached(struct proxy_req *pr, const char *digest)
+{
+	struct digest	 d;
+	char		*ctype;
+	unsigned char	*data;
+	size_t		 len;
+
+	if (digest_parse(digest, &d) != 0 ||
+	    cache_manifest_get(d.str, &ctype, &data, &len) != 0)
+		return 1;
+	if (cache_manifest_put(upstream_name(pr->up), pr->repo, pr->ref,
+	    d.str, ctype, data, len) != 0)
+		log_warnx("r%llu: could not move tag %s to %s",
+		    (unsigned long long)pr->id, pr->ref, d.str);
+	pr->src = "revalidated";
+	proxy_manifest_send(pr, d.str, ctype, data, len, NULL);
+	free(ctype);
+	free(data);
+	return 0;
+}
+
 static void
 proxy_mfetch_free(struct proxy_mfetch *mf)
 {
@@ -145,6 +171,9 @@ proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
 			    NULL) == 0)
 				goto done;
 		}
+		if (err == NULL && status == 200 && mf->up_digest != NULL &&
+		    proxy_tag_move_cached(pr, mf->up_digest) == 0)
+			goto done;
 		if (err == NULL && (status == 200 || status == 404)) {
 			/* Moved or gone: ask for the manifest itself. */
 			proxy_manifest_fetch(pr, 0, NULL);

@@ -1,0 +1,184 @@
+/*
+ * test_fill.c — the in-flight fill state machine (cache/cache_fill.c)
+ * against a real cache directory: hold-back of the last byte until the
+ * digest is verified, publishing (rename + index record), and failures
+ * (short body, wrong digest, overlong body) leaving nothing behind.
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "cache/cache.h"
+#include "common/config.h"
+#include "common/digest.h"
+#include "common/obj.h"
+#include "common/xmalloc.h"
+#include "tests/lib/tap.h"
+
+static int
+count_dir(const char *path)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Poll (the publish thread finishes asynchronously), 10 s at most. */
+static enum cache_fill_state
+wait_final(struct cache_fill *f, struct cache_fill_view *v)
+{
+	struct timespec	ts = { 0, 5 * 1000 * 1000 };
+	int		i;
+
+	for (i = 0; i < 2000; i++) {
+		cache_fill_view(f, v);
+		if (v->state == CACHE_FILL_DONE || v->state == CACHE_FILL_FAILED)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	return v->state;
+}
+
+int
+main(void)
+{
+	struct config		 cfg;
+	struct cache_fill	*f, *g;
+	struct cache_fill_view	 v;
+	struct digest		 d;
+	struct event_base	*base;
+	struct event		*ev;
+	char			 tmpl[] = "/tmp/test_fill.XXXXXX", *dir, *tmpdir;
+	unsigned char		 data[300000];
+	uint64_t		 size;
+	int			 created, fd;
+	size_t			 i;
+
+	evthread_use_pthreads();
+	base = event_base_new();
+	ev = event_new(base, -1, 0, NULL, NULL);
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 7 + 3);
+	digest_buf(DIGEST_SHA256, data, sizeof(data), &d);
+
+	dir = mkdtemp(tmpl);
+	AN(dir);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.cache_dir = dir;
+	ok(cache_open(&cfg) == 0, "cache opens in %s", dir);
+	xasprintf(&tmpdir, "%s/tmp", dir);
+
+	/* Success: hold-back, then DONE and a hit. */
+	f = cache_fill_get(d.str, &created);
+	ok(created, "first get creates the fill");
+	g = cache_fill_get(d.str, &created);
+	ok(!created && g == f, "second get attaches to the same fill");
+	cache_fill_unref(g, "test");
+	cache_fill_watch(f, ev);
+	cache_fill_view(f, &v);
+	ok(v.state == CACHE_FILL_WAITING && v.avail == 0, "waiting, nothing");
+	ok(cache_fill_begin(f, sizeof(data)) == 0, "begin");
+	ok(cache_fill_append(f, data, 100000) == 0, "append part");
+	cache_fill_view(f, &v);
+	ok(v.state == CACHE_FILL_STREAMING && v.avail == 100000 &&
+	    v.size == (int64_t)sizeof(data), "streaming, 100000 available");
+	ok(cache_fill_append(f, data + 100000, sizeof(data) - 100000) == 0,
+	    "append rest");
+	cache_fill_view(f, &v);
+	ok(v.avail == sizeof(data) - 1,
+	    "the last byte is held back before verification");
+	ok(cache_blob_open(d.str, &fd, &size) == 1, "not a hit yet");
+	cache_fill_end(f, "up.example", "repo/a");
+	ok(wait_final(f, &v) == CACHE_FILL_DONE, "fill is DONE");
+	ok(v.avail == sizeof(data), "all bytes available once verified");
+	ok(cache_blob_open(d.str, &fd, &size) == 0 && size == sizeof(data),
+	    "now a hit of the right size");
+	close(fd);
+	ok(count_dir(tmpdir) == 0, "tmp/ is empty after publishing");
+	g = cache_fill_get(d.str, &created);
+	ok(created && g != f, "a DONE fill has left the table");
+	cache_fill_fail(g, 503, "UNAVAILABLE", NULL, "test");
+	cache_fill_unref(g, "test");
+	cache_fill_unwatch(f, ev);
+	cache_fill_unref(f, "test");
+
+	/* Wrong digest: FAILED, nothing kept. */
+	data[0] ^= 1;
+	digest_buf(DIGEST_SHA256, data, sizeof(data), &d);
+	data[0] ^= 1;
+	f = cache_fill_get(d.str, &created);
+	ok(cache_fill_begin(f, sizeof(data)) == 0 &&
+	    cache_fill_append(f, data, sizeof(data)) == 0, "corrupt body in");
+	cache_fill_end(f, "up.example", "repo/a");
+	cache_fill_view(f, &v);
+	ok(v.state == CACHE_FILL_FAILED && v.fail_status == 502,
+	    "digest mismatch fails with 502");
+	ok(v.avail == 0, "nothing available after failure");
+	ok(cache_blob_open(d.str, &fd, &size) == 1, "corrupt blob not cached");
+	ok(count_dir(tmpdir) == 0, "temp file removed");
+	cache_fill_unref(f, "test");
+
+	/* Short body. */
+	f = cache_fill_get(d.str, &created);
+	ok(created, "a failed fill has left the table");
+	ok(cache_fill_begin(f, sizeof(data)) == 0 &&
+	    cache_fill_append(f, data, 1000) == 0, "short body in");
+	cache_fill_end(f, "up.example", "repo/a");
+	cache_fill_view(f, &v);
+	ok(v.state == CACHE_FILL_FAILED, "short body fails");
+	ok(strstr(v.fail_msg, "ended at 1000") != NULL, "message: %s",
+	    v.fail_msg);
+	cache_fill_unref(f, "test");
+
+	/* More bytes than Content-Length. */
+	f = cache_fill_get(d.str, &created);
+	ok(cache_fill_begin(f, 10) == 0, "begin with size 10");
+	ok(cache_fill_append(f, data, 11) == -1, "11 bytes refused");
+	cache_fill_view(f, &v);
+	ok(v.state == CACHE_FILL_FAILED, "overlong body fails");
+	cache_fill_unref(f, "test");
+	ok(count_dir(tmpdir) == 0, "tmp/ empty at the end");
+
+	/* No length: nothing is available until the end. */
+	digest_buf(DIGEST_SHA256, data, 5000, &d);
+	f = cache_fill_get(d.str, &created);
+	ok(cache_fill_begin(f, -1) == 0 && cache_fill_append(f, data,
+	    5000) == 0, "unknown length body in");
+	cache_fill_view(f, &v);
+	ok(v.avail == 0, "no length: readers wait for the end");
+	cache_fill_end(f, "up.example", "repo/b");
+	ok(wait_final(f, &v) == CACHE_FILL_DONE && v.size == 5000 &&
+	    v.avail == 5000, "no length: DONE with the size");
+	cache_fill_unref(f, "test");
+
+	cache_close();
+	event_free(ev);
+	event_base_free(base);
+	{
+		char *cmd;
+
+		xasprintf(&cmd, "rm -rf '%s'", dir);
+		ok(system(cmd) == 0, "cleanup");
+		free(cmd);
+	}
+	free(tmpdir);
+	return done_testing();
+}
