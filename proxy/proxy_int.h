@@ -18,6 +18,7 @@ struct upstream_worker;
 
 #define PROXY_REQ_MAGIC		0x70726571
 #define PROXY_MANIFEST_MAX	(4 * 1024 * 1024)
+#define PROXY_HEADERS_MAX	100
 #define PROXY_TAGS_MAX		(4 * 1024 * 1024)
 
 struct proxy_worker {

@@ -527,7 +527,7 @@ proxy_oci_request_cb(struct evhttp_request *req, void *arg)
 	char			*path, *ns = NULL, *host;
 	ev_uint16_t		 port;
 	struct evkeyval		*kv;
-	size_t			 hsize;
+	size_t			 hsize, nhdr;
 
 	pr = xcalloc(1, sizeof(*pr));
 	pr->magic = PROXY_REQ_MAGIC;
@@ -550,8 +550,17 @@ proxy_oci_request_cb(struct evhttp_request *req, void *arg)
 	/* evhttp's own cap is looser (proxy_server.c) so that most
 	 * oversized requests get a proper OCI error from here. */
 	hsize = strlen(uri);
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	nhdr = 0;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
 		hsize += strlen(kv->key) + strlen(kv->value) + 4;
+		nhdr++;
+	}
+	if (nhdr > PROXY_HEADERS_MAX) {
+		proxy_error(pr, 431, "UNSUPPORTED",
+		    "too many request header fields (%zu; the limit is %d)",
+		    nhdr, PROXY_HEADERS_MAX);
+		return;
+	}
 	if (hsize > w->cfg->max_header_size) {
 		proxy_error(pr, 431, "UNSUPPORTED",
 		    "request header fields too large (%zu bytes; the limit is "
@@ -565,15 +574,16 @@ proxy_oci_request_cb(struct evhttp_request *req, void *arg)
 		    "this mirror is read-only: pull API only");
 		return;
 	}
-	/* Raw path: a name never needs escapes, so '%' and ".." are refused
-	 * before anything is decoded. */
+	/* The raw path is never decoded: names, tags and digests never need
+	 * escapes, so a '%' fails their grammar below, and dot segments are
+	 * refused here. */
 	if (uri[0] != '/') {
 		proxy_error(pr, 400, "NAME_INVALID", "absolute URI refused");
 		return;
 	}
 	q = strchr(uri, '?');
 	path = q != NULL ? xstrndup(uri, (size_t)(q - uri)) : xstrdup(uri);
-	if (strlen(path) > 2048 || strchr(path, '%') != NULL ||
+	if (strlen(path) > 2048 ||
 	    strstr(path, "/../") != NULL || strstr(path, "/./") != NULL ||
 	    strstr(path, "//") != NULL ||
 	    (strlen(path) >= 3 && strcmp(path + strlen(path) - 3, "/..") == 0)) {

@@ -1,0 +1,384 @@
+#!/usr/bin/python3
+"""A tiny scriptable registry upstream for faults a real registry cannot
+produce. Loopback only; Python standard library only.
+
+    fakeupstream.py --info-file INFO [--port 0] [--mode MODE]
+                    [--repo NAME] [--tag TAG] [--blob-size BYTES]
+                    [--seed S] [--layout DIR] [--stall-seconds N]
+
+It serves the pull API for one image: by default it makes one (an OCI
+manifest, a config blob and one layer of --blob-size random bytes, from
+--seed); with --layout it serves every manifest and blob of an OCI image
+layout (such as mkimage.py writes), tags taken from the ref.name
+annotations of its index.json.
+
+    GET  /v2/                          200 {}
+    GET|HEAD /v2/<repo>/manifests/<tag|digest>
+    GET|HEAD /v2/<repo>/blobs/<digest>
+    GET  /v2/<repo>/tags/list
+
+Faults apply to GETs of the fault blob (the largest blob: the layer;
+override with --fault-digest). Headers are always the correct ones
+(Content-Length of the real size, Docker-Content-Digest of the real
+digest); only the body misbehaves:
+
+    ok        the exact body
+    corrupt   the full-length body with one byte flipped in the middle
+    truncate  half the body, then a clean close (FIN)
+    reset     half the body, then an RST (SO_LINGER 0)
+    stall     half the body, then nothing for --stall-seconds, then close
+    status-N  answer with HTTP status N (e.g. 429, 503) and an OCI error
+              body; 429 and 503 carry "Retry-After: 1"
+
+Control (not part of the registry API, for the test script):
+
+    GET  /_mode                        the current mode
+    PUT  /_mode?mode=M                 change the mode
+    GET  /_count?path=P[&method=GET]   how many requests of that method
+                                       (default GET) were made for path P
+                                       (path without the query string)
+
+Every request is logged on stderr as
+    fakeupstream "METHOD URI" STATUS mode=MODE sent=BYTES
+(control requests excluded), so a test can grep it as well.
+
+When listening, INFO (JSON) is written atomically:
+    {"port", "repo", "tag", "manifest": {"digest","mediaType","size"},
+     "config": {...}, "blob": {...}, "fault_digest"}
+where blob is the fault blob.
+"""
+
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import random
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+
+MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MT_CONFIG = "application/vnd.oci.image.config.v1+json"
+MT_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+MODES = ("ok", "corrupt", "truncate", "reset", "stall")
+
+LOG_LOCK = threading.Lock()
+
+
+def log(msg):
+    with LOG_LOCK:
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Store:
+    """Blobs and manifests by digest, and tags."""
+
+    def __init__(self):
+        self.blobs = {}       # digest -> bytes
+        self.manifests = {}   # digest -> (media type, bytes)
+        self.tags = {}        # tag -> digest
+
+    def generated(self, seed, size, tag):
+        rng = random.Random(seed)
+        layer = rng.randbytes(size)
+        config = json.dumps({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [sha(layer)]},
+            "config": {}}, separators=(",", ":")).encode()
+        self.blobs[sha(layer)] = layer
+        self.blobs[sha(config)] = config
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": MT_MANIFEST,
+            "config": {"mediaType": MT_CONFIG, "digest": sha(config),
+                       "size": len(config)},
+            "layers": [{"mediaType": MT_LAYER, "digest": sha(layer),
+                        "size": len(layer)}]},
+            separators=(",", ":")).encode()
+        self.manifests[sha(manifest)] = (MT_MANIFEST, manifest)
+        self.tags[tag] = sha(manifest)
+
+    def layout(self, path):
+        bdir = os.path.join(path, "blobs", "sha256")
+        for name in os.listdir(bdir):
+            with open(os.path.join(bdir, name), "rb") as f:
+                data = f.read()
+            self.blobs["sha256:" + name] = data
+        with open(os.path.join(path, "index.json")) as f:
+            index = json.load(f)
+        todo = list(index["manifests"])
+        for d in todo:
+            ref = d.get("annotations", {}).get(
+                "org.opencontainers.image.ref.name")
+            if ref:
+                self.tags[ref] = d["digest"]
+        # Every descriptor reachable from index.json that is a manifest
+        # or an index is served as a manifest.
+        while todo:
+            d = todo.pop()
+            data = self.blobs[d["digest"]]
+            self.manifests[d["digest"]] = (d["mediaType"], data)
+            doc = json.loads(data)
+            todo.extend(doc.get("manifests", []))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "regmirror-test-fakeupstream/1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def setup(self):
+        super().setup()
+        self.dead = False
+
+    def finish(self):
+        if self.dead:
+            return
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def access(self, status, sent):
+        log('fakeupstream "%s %s" %d mode=%s sent=%d' %
+            (self.command, self.path, status, self.server.mode, sent))
+
+    def count(self, path):
+        with self.server.lock:
+            k = (self.command, path)
+            self.server.counts[k] = self.server.counts.get(k, 0) + 1
+
+    def reply(self, status, body, ctype="application/json", extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        sent = 0
+        if self.command != "HEAD":
+            self.wfile.write(body)
+            sent = len(body)
+        self.access(status, sent)
+
+    def oci_error(self, status, code, msg, extra=None):
+        body = json.dumps({"errors": [{"code": code, "message": msg}]})
+        self.reply(status, body.encode(), extra=extra)
+
+    def control(self, u):
+        q = urllib.parse.parse_qs(u.query)
+        if u.path == "/_count":
+            method = q.get("method", ["GET"])[0]
+            path = q.get("path", [""])[0]
+            with self.server.lock:
+                n = self.server.counts.get((method, path), 0)
+            body = b"%d\n" % n
+        elif u.path == "/_mode" and self.command == "PUT":
+            mode = q.get("mode", [""])[0]
+            if not valid_mode(mode):
+                body = b"bad mode\n"
+                self.send_response(400)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.server.mode = mode
+            body = (mode + "\n").encode()
+        elif u.path == "/_mode":
+            body = (self.server.mode + "\n").encode()
+        else:
+            body = b"unknown control\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self):
+        u = urllib.parse.urlsplit(self.path)
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        if u.path.startswith("/_"):
+            self.control(u)
+            return
+        self.count(u.path)
+        self.oci_error(405, "UNSUPPORTED", "read-only fake upstream")
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        u = urllib.parse.urlsplit(self.path)
+        if u.path.startswith("/_"):
+            self.control(u)
+            return
+        self.count(u.path)
+        st = self.server.store
+        if u.path == "/v2/" or u.path == "/v2":
+            self.reply(200, b"{}")
+            return
+        m = re.fullmatch(r"/v2/(.+)/(manifests|blobs)/([^/]+)", u.path)
+        t = re.fullmatch(r"/v2/(.+)/tags/list", u.path)
+        repo = (m or t).group(1) if (m or t) else None
+        if repo is None or repo != self.server.repo:
+            self.oci_error(404, "NAME_UNKNOWN", "repository name not known")
+            return
+        if t:
+            body = json.dumps({"name": repo,
+                               "tags": sorted(st.tags)}).encode()
+            self.reply(200, body)
+            return
+        kind, ref = m.group(2), m.group(3)
+        if kind == "manifests":
+            digest = st.tags.get(ref, ref)
+            if digest not in st.manifests:
+                self.oci_error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+                return
+            mt, data = st.manifests[digest]
+            self.reply(200, data, mt, {"Docker-Content-Digest": digest})
+            return
+        if ref not in st.blobs:
+            self.oci_error(404, "BLOB_UNKNOWN", "blob unknown")
+            return
+        data = st.blobs[ref]
+        if ref == self.server.fault_digest and self.command == "GET":
+            self.faulty_blob(ref, data)
+            return
+        self.reply(200, data, "application/octet-stream",
+                   {"Docker-Content-Digest": ref})
+
+    def faulty_blob(self, digest, data):
+        mode = self.server.mode
+        if mode.startswith("status-"):
+            code = int(mode[len("status-"):])
+            extra = {"Retry-After": "1"} if code in (429, 503) else None
+            self.oci_error(code, "TOOMANYREQUESTS" if code == 429
+                           else "UNAVAILABLE", "fault injected", extra)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Docker-Content-Digest", digest)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        self.end_headers()
+        half = len(data) // 2
+        if mode == "ok":
+            self.wfile.write(data)
+            self.access(200, len(data))
+        elif mode == "corrupt":
+            bad = bytearray(data)
+            bad[half] ^= 0xff
+            self.wfile.write(bytes(bad))
+            self.access(200, len(data))
+        elif mode == "truncate":
+            self.wfile.write(data[:half])
+            self.access(200, half)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif mode == "reset":
+            self.wfile.write(data[:half])
+            self.access(200, half)
+            self.close_connection = True
+            self.dead = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            os.close(self.connection.detach())
+        elif mode == "stall":
+            self.wfile.write(data[:half])
+            self.access(200, half)
+            # Hold the connection until the client gives up or time
+            # passes; the client closing shows as readable EOF.
+            self.connection.settimeout(self.server.stall_seconds)
+            try:
+                self.connection.recv(1)
+            except OSError:
+                pass
+            self.close_connection = True
+        else:
+            raise AssertionError(mode)
+
+
+def valid_mode(mode):
+    if mode in MODES:
+        return True
+    m = re.fullmatch(r"status-([1-5][0-9][0-9])", mode)
+    return m is not None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--info-file", required=True)
+    ap.add_argument("--mode", default="ok")
+    ap.add_argument("--repo", default="fault/blob")
+    ap.add_argument("--tag", default="v1")
+    ap.add_argument("--blob-size", type=int, default=4 << 20)
+    ap.add_argument("--seed", default="fakeupstream")
+    ap.add_argument("--layout")
+    ap.add_argument("--fault-digest")
+    ap.add_argument("--stall-seconds", type=float, default=30)
+    a = ap.parse_args()
+    if not valid_mode(a.mode):
+        ap.error("bad --mode %r" % a.mode)
+
+    store = Store()
+    if a.layout:
+        store.layout(a.layout)
+    else:
+        store.generated(a.seed, a.blob_size, a.tag)
+    fault = a.fault_digest or max(store.blobs,
+                                  key=lambda d: len(store.blobs[d]))
+    mdigest = store.tags.get(a.tag) or next(iter(store.manifests))
+    mtype, mdata = store.manifests[mdigest]
+    config = None
+    doc = json.loads(mdata)
+    if "config" in doc:
+        config = doc["config"]
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    srv.daemon_threads = True
+    srv.store = store
+    srv.mode = a.mode
+    srv.repo = a.repo
+    srv.fault_digest = fault
+    srv.stall_seconds = a.stall_seconds
+    srv.lock = threading.Lock()
+    srv.counts = {}
+    info = {
+        "port": srv.server_address[1],
+        "repo": a.repo,
+        "tag": a.tag,
+        "manifest": {"digest": mdigest, "mediaType": mtype,
+                     "size": len(mdata)},
+        "config": config,
+        "blob": {"digest": fault, "mediaType": MT_LAYER,
+                 "size": len(store.blobs[fault])},
+        "fault_digest": fault,
+    }
+    tmp = a.info_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+    os.rename(tmp, a.info_file)
+    log("fakeupstream listening on 127.0.0.1:%d mode=%s repo=%s blob=%s" %
+        (srv.server_address[1], a.mode, a.repo, fault))
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,618 @@
+# tests/integration/lib.sh — sourced by every integration scenario.
+#
+# A scenario starts with
+#     #!/bin/bash
+#     [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+#     . "$(dirname "$0")/lib.sh" || exit 99
+# and then starts servers with the start_* helpers, which register their
+# PIDs; the EXIT trap stops them (TERM, then KILL after a timeout) and
+# removes the scenario's temp dir, or keeps it and prints its path and the
+# tails of every log when the scenario failed.
+#
+# Exit codes follow automake: 0 pass, 1 fail (`fail`), 99 hard error
+# (`hard_error`: a missing tool, a helper that could not start a server).
+# Nothing here skips: a missing tool is an error, never a pass.
+#
+# Every server listens on 127.0.0.1 only. Waits poll a condition with a
+# timeout (wait_for); nothing sleeps to synchronise.
+
+set -eu -o pipefail
+
+T_NAME=$(basename "$0" .sh)
+T_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+T_TOP=$(cd "$T_HERE/../.." && pwd)
+: "${top_srcdir:=$T_TOP}"
+: "${top_builddir:=$T_TOP}"
+: "${REGMIRROR:=$top_builddir/regmirror}"
+export top_srcdir top_builddir REGMIRROR
+
+# The Debian python, which has python3-jwt and python3-cryptography; a
+# pyenv python3 earlier on PATH does not.
+PY=/usr/bin/python3
+# The Debian docker.io client (a newer CLI may sit in /usr/local/bin).
+DOCKER=/usr/bin/docker
+
+T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/regmirror-it.$T_NAME.XXXXXX")
+T_PIDS=()        # PIDs to stop, in start order
+T_PIDNAMES=()    # a name for each, for messages
+T_LOGS=()        # logs to show on failure
+T_EXTRA_DIRS=()  # more dirs to remove (dockerd's short-path dir)
+T_STARTED=${EPOCHREALTIME/./}
+
+# Never let a test pick up the machine's or the user's client config.
+export REGISTRY_AUTH_FILE="$T_DIR/auth.json"
+export CONTAINERS_REGISTRIES_CONF="$T_DIR/registries.conf"
+export DOCKER_CONFIG="$T_DIR/docker-client"
+export no_proxy='*' NO_PROXY='*'
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy
+printf '{"auths":{}}\n' >"$REGISTRY_AUTH_FILE"
+printf 'unqualified-search-registries = []\n' >"$CONTAINERS_REGISTRIES_CONF"
+mkdir -p "$DOCKER_CONFIG"
+printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' \
+	>"$T_DIR/policy.json"
+
+log() { printf '%s: %s\n' "$T_NAME" "$*" >&2; }
+
+# fail MSG: the scenario's claim does not hold.
+fail() {
+	printf '%s: FAIL: %s\n' "$T_NAME" "$*" >&2
+	exit 1
+}
+
+# hard_error MSG: the test could not run (automake's ERROR, exit 99).
+hard_error() {
+	printf '%s: ERROR: %s\n' "$T_NAME" "$*" >&2
+	exit 99
+}
+
+pass() {
+	local us=$((${EPOCHREALTIME/./} - T_STARTED))
+	printf '%s: PASS (%d.%01ds)\n' "$T_NAME" $((us / 1000000)) \
+		$((us % 1000000 / 100000)) >&2
+	exit 0
+}
+
+# need TOOL...: every tool must exist, else a hard error.
+need() {
+	local t
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 ||
+			hard_error "required tool '$t' not found"
+	done
+}
+need curl jq sha256sum timeout awk "$PY"
+"$PY" -c 'import jwt, cryptography' 2>/dev/null ||
+	hard_error "$PY lacks python3-jwt / python3-cryptography"
+
+need_regmirror() {
+	[ -x "$REGMIRROR" ] || hard_error "REGMIRROR=$REGMIRROR is not executable"
+}
+
+# stop_pid PID [SECONDS]: TERM, wait up to SECONDS (default 10), then
+# KILL; returns 1 when KILL was needed.
+stop_pid() {
+	local pid=$1 t=${2:-10} i
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < t * 20; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "pid $pid did not stop on TERM within ${t}s: KILL"
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		return 1
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# register_pid PID NAME [LOG]
+register_pid() {
+	T_PIDS+=("$1")
+	T_PIDNAMES+=("$2")
+	[ -z "${3:-}" ] || T_LOGS+=("$3")
+}
+
+# Unmount whatever is mounted under a dir (dockerd bind-mounts its
+# data-root onto itself and leaves it there if it is killed).
+umount_under() {
+	local d=$1 m
+	while read -r m; do
+		umount -l "$m" 2>/dev/null || true
+	done < <(awk -v d="$d" '$2 == d || index($2, d "/") == 1 { print $2 }' \
+		/proc/mounts | sort -r)
+}
+
+cleanup() {
+	local rc=$? i d l
+	set +e
+	trap - EXIT INT TERM
+	for ((i = ${#T_PIDS[@]} - 1; i >= 0; i--)); do
+		stop_pid "${T_PIDS[i]}" 15
+	done
+	for d in "${T_EXTRA_DIRS[@]}"; do
+		umount_under "$d"
+	done
+	if [ "$rc" -eq 0 ] && [ -z "${KEEP_TMP:-}" ]; then
+		rm -rf "$T_DIR"
+		for d in "${T_EXTRA_DIRS[@]}"; do rm -rf "$d"; done
+	else
+		echo "$T_NAME: exit $rc; kept $T_DIR ${T_EXTRA_DIRS[*]}" >&2
+	fi
+	if [ "$rc" -ne 0 ]; then
+		for l in "${T_LOGS[@]}"; do
+			[ -f "$l" ] || continue
+			echo "---- tail -n 30 $l (lines cut at 300 columns)" >&2
+			tail -n 30 "$l" | cut -c 1-300 >&2
+		done
+		echo "----" >&2
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_for TIMEOUT_SECONDS CMD...: poll CMD until it succeeds; 1 on timeout.
+wait_for() {
+	local end
+	# microseconds; TIMEOUT may have a fraction (0.5)
+	end=$(awk -v t="$1" -v now="${EPOCHREALTIME/./}" \
+		'BEGIN { printf "%.0f", now + t * 1000000 }')
+	shift
+	while ! "$@"; do
+		[ "${EPOCHREALTIME/./}" -lt "$end" ] || return 1
+		sleep 0.05
+	done
+}
+
+# free_port: an ephemeral TCP port on 127.0.0.1 that was free just now.
+free_port() {
+	"$PY" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+
+# pid_listens PID PORT: PID (or a thread of it) has a listening TCP
+# socket on 127.0.0.1:PORT. Guards against a port that free_port handed
+# out being taken by someone else before our server bound it.
+pid_listens() {
+	"$PY" - "$1" "$2" <<'EOPY'
+import os, sys
+pid, port = sys.argv[1], int(sys.argv[2])
+want = "0100007F:%04X" % port
+inodes = set()
+for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    f = line.split()
+    if f[1] == want and f[3] == "0A":  # 0A = LISTEN
+        inodes.add("socket:[%s]" % f[9])
+try:
+    fds = os.listdir("/proc/%s/fd" % pid)
+except OSError:
+    sys.exit(1)
+for fd in fds:
+    try:
+        if os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes:
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)
+EOPY
+}
+
+# sha256_of FILE: the hex sha256 of a file.
+sha256_of() {
+	sha256sum "$1" | cut -d' ' -f1
+}
+
+# http_code URL [CURL ARGS...]: the status code (000 when no answer).
+http_code() {
+	local url=$1
+	shift
+	curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" "$url" ||
+		true
+}
+
+# is_alive PID
+is_alive() { kill -0 "$1" 2>/dev/null; }
+
+# assert_eq EXPECTED ACTUAL WHAT
+assert_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+# ---------------------------------------------------------------------------
+# Upstream registries: Debian's docker-registry (distribution 2.8)
+
+# Its access log (combined log format, on stdout) has one line per
+# request, written when the response is complete:
+#   127.0.0.1 - - [25/Nov/2026:16:25:30 +0000] "GET /v2/a/manifests/x HTTP/1.1" 404 91 "" "curl/7.88.1"
+# Both stdout and stderr go to $NAME_LOG (stderr holds level=... lines).
+
+_registry_ready() {
+	local c
+	is_alive "$2" || hard_error "docker-registry exited during start-up"
+	c=$(http_code "$1/v2/")
+	[ "$c" = 200 ] || [ "$c" = 401 ]
+}
+
+# start_registry NAME [--htpasswd USER PASS | --token TOKNAME]
+#   Exports NAME_PORT, NAME_URL (http://127.0.0.1:PORT), NAME_HOST
+#   (127.0.0.1:PORT), NAME_LOG, NAME_PID, NAME_ROOT (its storage dir).
+#   NAME is upper-cased for the variables. --token uses a token server
+#   started with start_tokenserver TOKNAME.
+start_registry() {
+	need docker-registry
+	local name=$1 var port dir conf auth='' pid
+	shift
+	var=$(echo "$name" | tr 'a-z-' 'A-Z_')
+	port=$(free_port)
+	dir="$T_DIR/registry-$name"
+	mkdir -p "$dir/data"
+	case "${1:-}" in
+	--htpasswd)
+		need htpasswd
+		htpasswd -Bbc "$dir/htpasswd" "$2" "$3" 2>/dev/null
+		auth="auth:
+  htpasswd:
+    realm: regmirror-test
+    path: $dir/htpasswd"
+		;;
+	--token)
+		local tv tu ts ti tc
+		tv=$(echo "$2" | tr 'a-z-' 'A-Z_')
+		tu=${tv}_URL ts=${tv}_SERVICE ti=${tv}_ISSUER tc=${tv}_CERT
+		[ -n "${!tu:-}" ] || hard_error "start_registry: no tokenserver $2"
+		auth="auth:
+  token:
+    realm: ${!tu}/token
+    service: ${!ts}
+    issuer: ${!ti}
+    rootcertbundle: ${!tc}"
+		;;
+	'') ;;
+	*) hard_error "start_registry: bad option $1" ;;
+	esac
+	conf="$dir/config.yml"
+	cat >"$conf" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  secret: regmirror-integration-test
+$auth
+EOF
+	# docker-registry maps REGISTRY_* variables onto its config (the
+	# REGISTRY_AUTH_FILE set above for skopeo would become auth.file).
+	# shellcheck disable=SC2046
+	env $(compgen -e | grep '^REGISTRY_' | sed 's/^/-u /') \
+		docker-registry serve "$conf" >>"$dir/registry.log" 2>&1 &
+	pid=$!
+	register_pid "$pid" "registry $name" "$dir/registry.log"
+	printf -v "${var}_PORT" %s "$port"
+	printf -v "${var}_HOST" %s "127.0.0.1:$port"
+	printf -v "${var}_URL" %s "http://127.0.0.1:$port"
+	printf -v "${var}_LOG" %s "$dir/registry.log"
+	printf -v "${var}_PID" %s "$pid"
+	printf -v "${var}_ROOT" %s "$dir/data"
+	export "${var}_PORT" "${var}_HOST" "${var}_URL" "${var}_LOG" \
+		"${var}_PID" "${var}_ROOT"
+	wait_for 30 _registry_ready "http://127.0.0.1:$port" "$pid" ||
+		hard_error "docker-registry $name did not answer /v2/ on :$port"
+	pid_listens "$pid" "$port" ||
+		hard_error "docker-registry $name (pid $pid) does not own :$port"
+}
+
+# registry_lines LOG: number of lines in a log now (a position mark).
+log_mark() {
+	if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
+}
+
+# _access_lines LOG FROM METHOD PREFIX: docker-registry access-log lines
+# after line FROM for METHOD (a regex, e.g. GET or '[A-Z]+') whose URI
+# starts with PREFIX (a fixed string).
+_access_lines() {
+	local log=$1 from=$2 method=$3 prefix=$4
+	tail -n +"$((from + 1))" "$log" |
+		grep -E "^[^ ]+ - [^ ]+ \[[^]]+\] \"$method " |
+		awk -v p="$prefix" '{
+			# $6 is "METHOD (with the quote), $7 the URI
+			if (index($7, p) == 1) print
+		}' || true
+}
+
+# count_upstream_gets LOG PREFIX [FROM_LINE]: GETs whose URI starts with
+# PREFIX in a docker-registry log (after line FROM_LINE), any status.
+count_upstream_gets() {
+	_access_lines "$1" "${3:-0}" GET "$2" | wc -l
+}
+
+# count_upstream_gets_ok LOG PREFIX [FROM_LINE]: the same, status 2xx only.
+count_upstream_gets_ok() {
+	_access_lines "$1" "${3:-0}" GET "$2" |
+		awk '$9 ~ /^2/' | wc -l
+}
+
+# count_upstream_requests LOG PREFIX [FROM_LINE]: any method.
+count_upstream_requests() {
+	_access_lines "$1" "${3:-0}" '[A-Z]+' "$2" | wc -l
+}
+
+# registry_log_sync NAME: make a marker request to the registry and wait
+# until its access line is in the log, so that lines of requests that
+# completed before it are there too (the log is written after each
+# response, possibly a moment after the client saw the last byte).
+registry_log_sync() {
+	local var url log marker
+	var=$(echo "$1" | tr 'a-z-' 'A-Z_')
+	url=${var}_URL log=${var}_LOG
+	url=${!url} log=${!log}
+	marker="sync-$RANDOM$RANDOM"
+	curl -s -o /dev/null --max-time 10 "$url/v2/?$marker" || true
+	wait_for 10 grep -qF "/v2/?$marker " "$log" ||
+		hard_error "registry $1: marker request not logged"
+}
+
+# ---------------------------------------------------------------------------
+# Token service (tokenserver.py) for registries with `auth: token`
+
+# start_tokenserver NAME [tokenserver.py options, e.g. --user U --password P]
+#   Exports NAME_PORT, NAME_URL, NAME_LOG, NAME_PID, NAME_CERT,
+#   NAME_SERVICE, NAME_ISSUER.
+start_tokenserver() {
+	local name=$1 var dir pid
+	shift
+	var=$(echo "$name" | tr 'a-z-' 'A-Z_')
+	dir="$T_DIR/tokenserver-$name"
+	mkdir -p "$dir"
+	"$PY" "$T_HERE/tokenserver.py" --port-file "$dir/port" \
+		--cert-out "$dir/cert.pem" --service "test-$name" \
+		--issuer "issuer-$name" "$@" >>"$dir/token.log" 2>&1 &
+	pid=$!
+	register_pid "$pid" "tokenserver $name" "$dir/token.log"
+	wait_for 20 test -s "$dir/port" ||
+		hard_error "tokenserver $name did not start"
+	printf -v "${var}_PORT" %s "$(cat "$dir/port")"
+	printf -v "${var}_URL" %s "http://127.0.0.1:$(cat "$dir/port")"
+	printf -v "${var}_LOG" %s "$dir/token.log"
+	printf -v "${var}_PID" %s "$pid"
+	printf -v "${var}_CERT" %s "$dir/cert.pem"
+	printf -v "${var}_SERVICE" %s "test-$name"
+	printf -v "${var}_ISSUER" %s "issuer-$name"
+	export "${var}_PORT" "${var}_URL" "${var}_LOG" "${var}_PID" \
+		"${var}_CERT" "${var}_SERVICE" "${var}_ISSUER"
+}
+
+# count_token_requests LOG [FROM_LINE]: successful token grants logged.
+count_token_requests() {
+	tail -n +"$((${2:-0} + 1))" "$1" |
+		grep -c '^token-request .*status=200$' || true
+}
+
+# ---------------------------------------------------------------------------
+# Fake upstream (fakeupstream.py)
+
+# start_fakeupstream NAME [fakeupstream.py options, e.g. --mode corrupt]
+#   Exports NAME_PORT, NAME_URL, NAME_LOG, NAME_PID, NAME_INFO (the JSON
+#   info file: repo, tag, manifest, blob digests).
+start_fakeupstream() {
+	local name=$1 var dir pid
+	shift
+	var=$(echo "$name" | tr 'a-z-' 'A-Z_')
+	dir="$T_DIR/fakeupstream-$name"
+	mkdir -p "$dir"
+	"$PY" "$T_HERE/fakeupstream.py" --info-file "$dir/info.json" "$@" \
+		>>"$dir/fake.log" 2>&1 &
+	pid=$!
+	register_pid "$pid" "fakeupstream $name" "$dir/fake.log"
+	wait_for 20 test -s "$dir/info.json" ||
+		hard_error "fakeupstream $name did not start"
+	printf -v "${var}_PORT" %s "$(jq -r .port "$dir/info.json")"
+	printf -v "${var}_URL" %s "http://127.0.0.1:$(jq -r .port "$dir/info.json")"
+	printf -v "${var}_LOG" %s "$dir/fake.log"
+	printf -v "${var}_PID" %s "$pid"
+	printf -v "${var}_INFO" %s "$dir/info.json"
+	export "${var}_PORT" "${var}_URL" "${var}_LOG" "${var}_PID" \
+		"${var}_INFO"
+}
+
+# fake_count URL PATH [METHOD]: requests the fake upstream at URL got for
+# PATH (default method GET).
+fake_count() {
+	curl -sf --max-time 10 -G "$1/_count" --data-urlencode "path=$2" \
+		--data-urlencode "method=${3:-GET}"
+}
+
+# fake_mode URL MODE: switch the fake upstream's fault mode.
+fake_mode() {
+	curl -sf --max-time 10 -X PUT "$1/_mode?mode=$2" >/dev/null
+}
+
+# ---------------------------------------------------------------------------
+# Images
+
+# mkimage OUTDIR KIND [mkimage.py options]: write an OCI layout; its JSON
+# summary goes to OUTDIR.json.
+mkimage() {
+	local out=$1
+	shift
+	"$PY" "$T_HERE/mkimage.py" "$out" "$@" >"$out.json" ||
+		hard_error "mkimage.py $out $* failed"
+}
+
+# skopeo_ ARGS: skopeo with the test's own policy (no system config).
+skopeo_() {
+	need skopeo
+	skopeo --policy "$T_DIR/policy.json" "$@"
+}
+
+# seed_image LAYOUT REF DEST_HOST REPO:TAG [skopeo copy options...]
+#   Push an OCI layout to a registry (plain HTTP), all platforms.
+seed_image() {
+	local layout=$1 ref=$2 host=$3 repotag=$4
+	shift 4
+	skopeo_ copy -q --all --dest-tls-verify=false "$@" \
+		"oci:$layout:$ref" "docker://$host/$repotag" \
+		>>"$T_DIR/skopeo.log" 2>&1 ||
+		{ tail -n 20 "$T_DIR/skopeo.log" >&2;
+		  hard_error "seeding $host/$repotag from $layout failed"; }
+}
+
+# layout_check DIR: every blob in an OCI layout hashes to its name.
+layout_check() {
+	local f n=0
+	for f in "$1"/blobs/sha256/*; do
+		[ -f "$f" ] || continue
+		[ "$(sha256_of "$f")" = "$(basename "$f")" ] ||
+			fail "$f: sha256 does not match its name"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || fail "$1: no blobs"
+}
+
+# layout_top DIR: the digest index.json names first.
+layout_top() {
+	jq -r '.manifests[0].digest' "$1/index.json"
+}
+
+# layout_same SRC DST: DST (a copy) has exactly SRC's blobs, each
+# verified, and the same top-level digest.
+layout_same() {
+	local src=$1 dst=$2
+	layout_check "$dst"
+	assert_eq "$(layout_top "$src")" "$(layout_top "$dst")" \
+		"top-level digest of $dst"
+	assert_eq "$(cd "$src/blobs/sha256" && ls | sort | tr '\n' ' ')" \
+		"$(cd "$dst/blobs/sha256" && ls | sort | tr '\n' ' ')" \
+		"blob set of $dst"
+}
+
+# ---------------------------------------------------------------------------
+# The mirror under test
+
+# write_mirror_conf FILE PORT CACHEDIR UPSTREAM_URL [LINE...]
+#   The standard config with one default upstream named docker.io; each
+#   LINE (e.g. "username = u") goes into the upstream section.
+write_mirror_conf() {
+	local file=$1 port=$2 cache=$3 url=$4 l
+	shift 4
+	{
+		cat <<EOF
+# written by $T_NAME
+[server]
+listen = 127.0.0.1:$port
+workers = 2
+log_level = info
+
+[cache]
+dir = $cache
+tag_ttl = 5m
+
+[timeouts]
+connect = 2s
+first_byte = 10s
+idle = 30s
+
+[upstream "docker.io"]
+url = $url
+default = yes
+EOF
+		for l in "$@"; do printf '%s\n' "$l"; done
+	} >"$file"
+}
+
+_mirror_ready() {
+	local hdr
+	is_alive "$MIRROR_PID" || fail "regmirror exited during start-up"
+	hdr=$(curl -s -D - -o /dev/null --max-time 5 "$MIRROR_URL/v2/") ||
+		return 1
+	printf '%s' "$hdr" | head -n 1 | grep -q ' 200' || return 1
+	printf '%s' "$hdr" | tr -d '\r' |
+		grep -qi '^Docker-Distribution-API-Version: registry/2.0$'
+}
+
+# start_mirror CONF [LOGNAME]: run `$REGMIRROR serve -c CONF` (port from
+# the conf's listen line) and wait until /v2/ answers 200 with the API
+# version header. Exports MIRROR_PID, MIRROR_PORT, MIRROR_URL,
+# MIRROR_HOST, MIRROR_LOG (its stderr, $T_DIR/LOGNAME.log, default
+# mirror.log). Starting another one replaces these variables; both are
+# stopped at exit.
+start_mirror() {
+	need_regmirror
+	local conf=$1 rc=0
+	MIRROR_PORT=$(sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$conf" | head -n 1)
+	[ -n "$MIRROR_PORT" ] || hard_error "start_mirror: no listen line in $conf"
+	MIRROR_HOST="127.0.0.1:$MIRROR_PORT"
+	MIRROR_URL="http://$MIRROR_HOST"
+	MIRROR_LOG="$T_DIR/${2:-mirror}.log"
+	"$REGMIRROR" serve -c "$conf" >>"$MIRROR_LOG" 2>&1 &
+	MIRROR_PID=$!
+	register_pid "$MIRROR_PID" regmirror "$MIRROR_LOG"
+	export MIRROR_PID MIRROR_PORT MIRROR_URL MIRROR_HOST MIRROR_LOG
+	wait_for 20 _mirror_ready || rc=$?
+	is_alive "$MIRROR_PID" || fail "regmirror exited during start-up"
+	[ "$rc" -eq 0 ] || fail "regmirror did not answer GET /v2/ with 200 \
+and Docker-Distribution-API-Version: registry/2.0 within 20s"
+	pid_listens "$MIRROR_PID" "$MIRROR_PORT" ||
+		hard_error "regmirror (pid $MIRROR_PID) does not own :$MIRROR_PORT (port taken by another process?)"
+}
+
+# mirror_alive: the mirror process is still running and answers /v2/.
+mirror_alive() {
+	is_alive "$MIRROR_PID" || fail "regmirror (pid $MIRROR_PID) died"
+	assert_eq 200 "$(http_code "$MIRROR_URL/v2/")" "GET /v2/ on the mirror"
+}
+
+# count_mirror_requests METHOD URI_PREFIX [FROM_LINE]: access lines in the
+# mirror's log for METHOD whose URI starts with URI_PREFIX.
+count_mirror_requests() {
+	tail -n +"$((${3:-0} + 1))" "$MIRROR_LOG" |
+		grep -cF "\"$1 $2" || true
+}
+
+# ---------------------------------------------------------------------------
+# dockerd (docker.io 20.10), for pulls through the mirror
+
+# start_dockerd [dockerd options...]: a private dockerd (vfs, no
+# networking setup) under a short /tmp path. Exports DOCKERD_PID,
+# DOCKERD_SOCK, DOCKERD_LOG, DOCKERD_DIR. It starts its own containerd
+# (a child, stopped by dockerd on TERM).
+start_dockerd() {
+	need dockerd "$DOCKER"
+	DOCKERD_DIR=$(mktemp -d /tmp/dk.XXXXXX)
+	T_EXTRA_DIRS+=("$DOCKERD_DIR")
+	DOCKERD_SOCK="$DOCKERD_DIR/s"
+	DOCKERD_LOG="$T_DIR/dockerd.log"
+	printf '{}\n' >"$DOCKERD_DIR/daemon.json"
+	dockerd --iptables=false --ip6tables=false --bridge=none \
+		--storage-driver=vfs --data-root "$DOCKERD_DIR/d" \
+		--exec-root "$DOCKERD_DIR/e" --pidfile "$DOCKERD_DIR/p" \
+		-H "unix://$DOCKERD_SOCK" --config-file "$DOCKERD_DIR/daemon.json" \
+		"$@" >>"$DOCKERD_LOG" 2>&1 &
+	DOCKERD_PID=$!
+	register_pid "$DOCKERD_PID" dockerd "$DOCKERD_LOG"
+	export DOCKERD_PID DOCKERD_SOCK DOCKERD_LOG DOCKERD_DIR
+	wait_for 60 _dockerd_ready ||
+		hard_error "dockerd did not answer on $DOCKERD_SOCK"
+}
+
+_dockerd_ready() {
+	is_alive "$DOCKERD_PID" || hard_error "dockerd exited during start-up"
+	docker_ version >/dev/null 2>&1
+}
+
+# docker_ ARGS: the docker client talking to our dockerd.
+docker_() { "$DOCKER" -H "unix://$DOCKERD_SOCK" "$@"; }
