@@ -270,6 +270,7 @@ proxy_manifest_get(struct proxy_req *pr)
 		pr->src = "hit";
 		if (proxy_manifest_serve_cached(pr, pr->digest.str, NULL) == 0)
 			return;
+		pr->src = NULL;
 		proxy_manifest_fetch(pr, 0, NULL);
 		return;
 	}
@@ -282,6 +283,7 @@ proxy_manifest_get(struct proxy_req *pr)
 		pr->src = "hit";
 		if (proxy_manifest_serve_cached(pr, digest, NULL) == 0)
 			return;
+		pr->src = NULL;
 		proxy_manifest_fetch(pr, 0, NULL);
 		return;
 	}

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Twenty concurrent cold GETs of one 64 MiB blob through the mirror: all
 # twenty bodies are the blob, and the upstream served exactly one GET of
-# it; a twenty-first GET afterwards makes no upstream GET.
+# it; a twenty-first GET afterwards makes no upstream GET; the daemon's
+# peak memory stays well below the blob's size.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo
@@ -47,6 +48,14 @@ done
 registry_log_sync up
 n=$(count_upstream_gets "$UP_LOG" "$BLOB" "$mark")
 assert_eq 1 "$n" "upstream GETs of the blob for $N concurrent clients"
+
+# Bounded memory: twenty clients streamed 64 MiB each (1.25 GiB in all);
+# the daemon's peak resident set must stay far below one blob.
+hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$MIRROR_PID/status")
+[ -n "$hwm" ] || fail "no VmHWM for pid $MIRROR_PID"
+[ "$hwm" -lt $((48 * 1024)) ] ||
+	fail "regmirror peak RSS ${hwm} KiB: memory grows with blob size"
+log "regmirror peak RSS ${hwm} KiB after $N x 64 MiB"
 
 # The 21st: from the cache.
 got=$(curl -sf --max-time 60 "$MIRROR_URL$BLOB" | sha256sum | cut -d' ' -f1) ||
