@@ -58,19 +58,21 @@ int	cache_tag_validated(const char *upstream, const char *repo,
  * readers register an event which is made active (from any thread) on
  * every change, then take a snapshot with cache_fill_view().
  *
- *	states:	WAITING --begin--> STREAMING --end ok--> VERIFYING --> DONE
- *		WAITING|STREAMING|VERIFYING --fail--> FAILED
+ *	states:	WAITING --begin--> STREAMING --end, verified--> PUBLISHING
+ *		PUBLISHING --fsync, rename, commit--> DONE
+ *		WAITING|STREAMING|PUBLISHING --fail--> FAILED
  *
- * Bytes a reader may send (view.avail) are those on disk, less the last
- * byte until the digest is verified and the blob is published, so that a
- * corrupt body never reaches a client looking complete.  Once DONE or
+ * Bytes a reader may send (view.avail) are those written, less the last
+ * byte until size and digest are verified (PUBLISHING), so that a corrupt
+ * body never reaches a client looking complete.  Readers need not wait
+ * for the fsync: only cache hits do.  Once DONE or
  * FAILED the fill leaves the table: the next request hits the cache or
  * starts a new fill.
  */
 enum cache_fill_state {
 	CACHE_FILL_WAITING = 0,
 	CACHE_FILL_STREAMING,
-	CACHE_FILL_VERIFYING,
+	CACHE_FILL_PUBLISHING,
 	CACHE_FILL_DONE,
 	CACHE_FILL_FAILED,
 };

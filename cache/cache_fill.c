@@ -5,8 +5,8 @@
  *	state		event			next		who
  *	WAITING		upstream 200 + length	STREAMING	filler
  *	STREAMING	bytes written		STREAMING	filler
- *	STREAMING	end of body, verified	VERIFYING	filler
- *	VERIFYING	fsync+rename+commit ok	DONE		publish thread
+ *	STREAMING	end of body, verified	PUBLISHING	filler
+ *	PUBLISHING	fsync+rename+commit ok	DONE		publish thread
  *	any but DONE	any failure		FAILED		filler/publisher
  *
  * A fill leaves the table when it reaches DONE or FAILED; it is freed when
@@ -41,6 +41,7 @@
 
 #define CACHE_FILL_MAGIC	0x66696c6c
 #define CACHE_FILL_WAKE_BYTES	(64 * 1024)
+#define CACHE_FILL_WBUF		(128 * 1024)	/* write(2) batching */
 
 struct cache_fill_watcher {
 	struct event		*ev;
@@ -58,6 +59,8 @@ struct cache_fill {
 	int64_t			 size;
 	uint64_t		 written;
 	uint64_t		 woken_at;	/* written at the last wake */
+	unsigned char		*wbuf;		/* bytes not yet on disk */
+	size_t			 wlen;
 	int			 fd;
 	char			*tmp_path;
 	struct digest_ctx	*dctx;
@@ -160,6 +163,7 @@ cache_fill_unref(struct cache_fill *f, const char *who)
 	if (f->tmp_path != NULL && f->state != CACHE_FILL_DONE)
 		unlink(f->tmp_path);
 	free(f->tmp_path);
+	free(f->wbuf);
 	if (f->dctx != NULL)
 		digest_ctx_free(f->dctx);
 	free(f->upstream);
@@ -214,16 +218,16 @@ cache_fill_view(struct cache_fill *f, struct cache_fill_view *v)
 	pthread_mutex_lock(&f->mtx);
 	v->state = f->state;
 	v->size = f->size;
-	if (f->state == CACHE_FILL_DONE)
+	if (f->state == CACHE_FILL_DONE || f->state == CACHE_FILL_PUBLISHING)
 		v->avail = f->written;
-	else if (f->state == CACHE_FILL_STREAMING ||
-	    f->state == CACHE_FILL_VERIFYING)
+	else if (f->state == CACHE_FILL_STREAMING)
 		/* Hold the last byte back until the digest is checked. */
 		v->avail = f->size > 0 && f->written >= (uint64_t)f->size ?
 		    (uint64_t)f->size - 1 : f->written;
 	else
 		v->avail = 0;
-	if (f->size < 0 && f->state != CACHE_FILL_DONE)
+	if (f->size < 0 && f->state != CACHE_FILL_DONE &&
+	    f->state != CACHE_FILL_PUBLISHING)
 		v->avail = 0;	/* no length: wait for the whole blob */
 	v->fail_status = f->fail_status;
 	v->fail_code = f->fail_code;
@@ -300,29 +304,22 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 	f->tmp_path = path;
 	f->size = size;
 	f->dctx = digest_ctx_new(f->want.algo);
+	f->wbuf = xmalloc(CACHE_FILL_WBUF);
 	f->state = CACHE_FILL_STREAMING;
 	cache_fill_wake_locked(f);
 	pthread_mutex_unlock(&f->mtx);
 	return 0;
 }
 
-int
-cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
+/* Write the batch buffer at offset written; 0 ok, -1 (FAILED) on error. */
+static int
+cache_fill_flush(struct cache_fill *f)
 {
-	const char	*p = buf;
-	size_t		 left = len;
-	ssize_t		 n;
-	uint64_t	 off;
+	const unsigned char	*p = f->wbuf;
+	size_t			 left = f->wlen;
+	uint64_t		 off = f->written;
+	ssize_t			 n;
 
-	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
-	if (f->state != CACHE_FILL_STREAMING)
-		return -1;
-	if (f->size >= 0 && f->written + len > (uint64_t)f->size) {
-		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
-		    "upstream sent more bytes than its Content-Length");
-		return -1;
-	}
-	off = f->written;	/* only the filler writes f->written */
 	while (left > 0) {
 		n = pwrite(f->fd, p, left, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -337,7 +334,7 @@ cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
 		off += (uint64_t)n;
 		left -= (size_t)n;
 	}
-	digest_ctx_update(f->dctx, buf, len);
+	f->wlen = 0;
 	pthread_mutex_lock(&f->mtx);
 	f->written = off;
 	/* Readers are woken per 64 KiB, not per read(2): the rest arrives
@@ -347,6 +344,40 @@ cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
 		cache_fill_wake_locked(f);
 	}
 	pthread_mutex_unlock(&f->mtx);
+	return 0;
+}
+
+/*
+ * Upstream reads arrive 4 KiB at a time (libevent 2.1's evbuffer_read cap):
+ * they are hashed at once and written in batches.
+ */
+int
+cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
+{
+	const unsigned char	*p = buf;
+	size_t			 n;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	if (f->state != CACHE_FILL_STREAMING)
+		return -1;
+	if (f->size >= 0 &&
+	    f->written + f->wlen + len > (uint64_t)f->size) {
+		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
+		    "upstream sent more bytes than its Content-Length");
+		return -1;
+	}
+	digest_ctx_update(f->dctx, buf, len);
+	while (len > 0) {
+		n = CACHE_FILL_WBUF - f->wlen;
+		if (n > len)
+			n = len;
+		memcpy(f->wbuf + f->wlen, p, n);
+		f->wlen += n;
+		p += n;
+		len -= n;
+		if (f->wlen == CACHE_FILL_WBUF && cache_fill_flush(f) != 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -428,6 +459,8 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	if (f->state != CACHE_FILL_STREAMING)
 		return;
+	if (f->wlen > 0 && cache_fill_flush(f) != 0)
+		return;
 	if (f->size >= 0 && f->written != (uint64_t)f->size) {
 		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
 		    "upstream body ended at %llu of %lld bytes",
@@ -444,11 +477,13 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 		return;
 	}
 	pthread_mutex_lock(&f->mtx);
-	f->state = CACHE_FILL_VERIFYING;
+	f->state = CACHE_FILL_PUBLISHING;
 	if (f->size < 0)
 		f->size = (int64_t)f->written;
 	f->upstream = xstrdup(upstream);
 	f->repo = xstrdup(repo);
+	/* Verified: readers may have the last byte now. */
+	cache_fill_wake_locked(f);
 	pthread_mutex_unlock(&f->mtx);
 	cache_fill_ref(f, "publish");
 	pthread_attr_init(&attr);

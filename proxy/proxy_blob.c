@@ -12,7 +12,7 @@
  *			or DONE
  *	WAIT		fill FAILED			reply with the error; END
  *	SEND		bytes available, output low	SEND (more file ranges)
- *	SEND		all bytes sent (fill DONE)	END (reply end)
+ *	SEND		all bytes sent (fill verified)	END (reply end)
  *	SEND		fill FAILED			ABORT (connection closed:
  *							the client sees a short
  *							body, never a complete
@@ -46,7 +46,7 @@
 
 #define PROXY_READER_MAGIC	0x72656164
 #define PROXY_OUT_HIWAT		(1024 * 1024)	/* bytes queued per client */
-#define PROXY_SEGMENT_MAX	(256 * 1024)
+#define PROXY_SEGMENT_MAX	(1024 * 1024)
 
 struct proxy_reader {
 	unsigned			 magic;
@@ -259,8 +259,6 @@ proxy_reader_pump(struct proxy_reader *rd)
 			return;
 		}
 		avail = v.avail;
-		if (v.state == CACHE_FILL_DONE)
-			avail = rd->size;
 	} else
 		avail = rd->size;
 
@@ -278,8 +276,8 @@ proxy_reader_pump(struct proxy_reader *rd)
 		}
 		rd->sent += n;
 	}
-	if (rd->sent == rd->size &&
-	    (rd->fill == NULL || v.state == CACHE_FILL_DONE))
+	/* Only a verified fill offers its last byte: sent == size is the end. */
+	if (rd->sent == rd->size)
 		proxy_reader_end(rd, 0);
 }
 

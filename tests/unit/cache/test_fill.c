@@ -67,7 +67,7 @@ main(void)
 	struct event_base	*base;
 	struct event		*ev;
 	char			 tmpl[] = "/tmp/test_fill.XXXXXX", *dir, *tmpdir;
-	unsigned char		 data[300000];
+	unsigned char		 data[262144];	/* 2 write batches */
 	uint64_t		 size;
 	int			 created, fd;
 	size_t			 i;
@@ -98,13 +98,14 @@ main(void)
 	ok(cache_fill_begin(f, sizeof(data)) == 0, "begin");
 	ok(cache_fill_append(f, data, 100000) == 0, "append part");
 	cache_fill_view(f, &v);
-	ok(v.state == CACHE_FILL_STREAMING && v.avail == 100000 &&
-	    v.size == (int64_t)sizeof(data), "streaming, 100000 available");
+	ok(v.state == CACHE_FILL_STREAMING && v.avail <= 100000 &&
+	    v.size == (int64_t)sizeof(data), "streaming, at most 100000 "
+	    "available");
 	ok(cache_fill_append(f, data + 100000, sizeof(data) - 100000) == 0,
 	    "append rest");
 	cache_fill_view(f, &v);
 	ok(v.avail == sizeof(data) - 1,
-	    "the last byte is held back before verification");
+	    "all on disk but the last byte is held back before verification");
 	ok(cache_blob_open(d.str, &fd, &size) == 1, "not a hit yet");
 	cache_fill_end(f, "up.example", "repo/a");
 	ok(wait_final(f, &v) == CACHE_FILL_DONE, "fill is DONE");
@@ -144,7 +145,7 @@ main(void)
 	cache_fill_end(f, "up.example", "repo/a");
 	cache_fill_view(f, &v);
 	ok(v.state == CACHE_FILL_FAILED, "short body fails");
-	ok(strstr(v.fail_msg, "ended at 1000") != NULL, "message: %s",
+	ok(strstr(v.fail_msg, "ended at 1000 of 262144") != NULL, "message: %s",
 	    v.fail_msg);
 	cache_fill_unref(f, "test");
 
