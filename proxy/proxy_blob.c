@@ -45,8 +45,8 @@
 #include "upstream/upstream.h"
 
 #define PROXY_READER_MAGIC	0x72656164
-#define PROXY_OUT_HIWAT		(1024 * 1024)	/* bytes queued per client */
-#define PROXY_SEGMENT_MAX	(1024 * 1024)
+#define PROXY_OUT_HIWAT		(4 * 1024 * 1024) /* file bytes queued per client */
+#define PROXY_SEGMENT_MAX	(2 * 1024 * 1024)
 
 struct proxy_reader {
 	unsigned			 magic;
