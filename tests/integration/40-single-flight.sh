@@ -51,11 +51,17 @@ assert_eq 1 "$n" "upstream GETs of the blob for $N concurrent clients"
 
 # Bounded memory: twenty clients streamed 64 MiB each (1.25 GiB in all);
 # the daemon's peak resident set must stay far below one blob.
+# (Under ASan the number means nothing: its quarantine keeps freed memory
+# and shadow pages; the plain build in the same CI run asserts it.)
 hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$MIRROR_PID/status")
 [ -n "$hwm" ] || fail "no VmHWM for pid $MIRROR_PID"
-[ "$hwm" -lt $((48 * 1024)) ] ||
-	fail "regmirror peak RSS ${hwm} KiB: memory grows with blob size"
-log "regmirror peak RSS ${hwm} KiB after $N x 64 MiB"
+if [ "${REGMIRROR_SANITIZERS:-no}" = yes ]; then
+	log "sanitizer build: peak RSS ${hwm} KiB not asserted"
+else
+	[ "$hwm" -lt $((48 * 1024)) ] ||
+		fail "regmirror peak RSS ${hwm} KiB: memory grows with blob size"
+	log "regmirror peak RSS ${hwm} KiB after $N x 64 MiB"
+fi"
 
 # The 21st: from the cache.
 got=$(curl -sf --max-time 60 "$MIRROR_URL$BLOB" | sha256sum | cut -d' ' -f1) ||
