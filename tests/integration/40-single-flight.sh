@@ -61,7 +61,7 @@ else
 	[ "$hwm" -lt $((48 * 1024)) ] ||
 		fail "regmirror peak RSS ${hwm} KiB: memory grows with blob size"
 	log "regmirror peak RSS ${hwm} KiB after $N x 64 MiB"
-fi"
+fi
 
 # The 21st: from the cache.
 got=$(curl -sf --max-time 60 "$MIRROR_URL$BLOB" | sha256sum | cut -d' ' -f1) ||
