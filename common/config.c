@@ -72,6 +72,8 @@ enum config_key_id {
 	CONFIG_K_CONNECT,
 	CONFIG_K_FIRST_BYTE,
 	CONFIG_K_IDLE,
+	CONFIG_K_TLS_LISTEN,
+	CONFIG_K_REALMS,
 };
 
 static const struct config_key {
@@ -101,6 +103,8 @@ static const struct config_key {
 	[CONFIG_K_CONNECT] = { CONFIG_SECT_TIMEOUTS, "connect", 0 },
 	[CONFIG_K_FIRST_BYTE] = { CONFIG_SECT_TIMEOUTS, "first_byte", 0 },
 	[CONFIG_K_IDLE] = { CONFIG_SECT_TIMEOUTS, "idle", 0 },
+	[CONFIG_K_TLS_LISTEN] = { CONFIG_SECT_SERVER, "tls_listen", 1 },
+	[CONFIG_K_REALMS] = { CONFIG_SECT_UPSTREAM, "realms", 1 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= 32, "cp_seen is a 32-bit mask");
@@ -118,6 +122,7 @@ struct config_parser {
 	uint32_t		 cp_seen;	/* keys given, by enum bit */
 	unsigned long		 cp_cert_line;
 	unsigned long		 cp_key_line;
+	unsigned long		 cp_tls_listen_line;
 };
 
 static int	config_error_at(struct config_parser *, unsigned long,
@@ -531,22 +536,23 @@ config_duration_key(struct config_parser *p, const char *key,
 }
 
 static int
-config_set_listen(struct config_parser *p, const char *value)
+config_set_listen(struct config_parser *p, const char *key,
+    const char *value, char ***list, size_t *nlist)
 {
 	char	**v;
 	size_t	  n, i;
 
 	if ((v = config_list_split(value, &n)) == NULL)
-		return config_error(p, "empty element in listen list '%s'",
+		return config_error(p, "empty element in %s list '%s'", key,
 		    value);
 	for (i = 0; i < n; i++) {
 		if (!config_listen_valid(v[i])) {
-			config_error(p, "bad listen address '%s' (want "
-			    "host:port, [v6]:port or :port)", v[i]);
+			config_error(p, "bad %s address '%s' (want "
+			    "host:port, [v6]:port or :port)", key, v[i]);
 			config_strv_free(v, n);
 			return -1;
 		}
-		config_strv_add(&p->cp_cf->listen, &p->cp_cf->nlisten, v[i]);
+		config_strv_add(list, nlist, v[i]);
 	}
 	config_strv_free(v, n);
 	return 0;
@@ -635,7 +641,31 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 
 	switch (id) {
 	case CONFIG_K_LISTEN:
-		return config_set_listen(p, value);
+		return config_set_listen(p, key, value, &cf->listen,
+		    &cf->nlisten);
+	case CONFIG_K_TLS_LISTEN:
+		p->cp_tls_listen_line = p->cp_line;
+		return config_set_listen(p, key, value, &cf->tls_listen,
+		    &cf->ntls_listen);
+	case CONFIG_K_REALMS: {
+		char	**v;
+		size_t	  n, i;
+
+		if ((v = config_list_split(value, &n)) == NULL)
+			return config_error(p, "empty element in realms list "
+			    "'%s'", value);
+		for (i = 0; i < n; i++) {
+			if (!config_registry_valid(v[i])) {
+				config_error(p, "bad realm host '%s' (want "
+				    "host or host:port)", v[i]);
+				config_strv_free(v, n);
+				return -1;
+			}
+			config_strv_add(&up->realms, &up->nrealms, v[i]);
+		}
+		config_strv_free(v, n);
+		return 0;
+	}
 	case CONFIG_K_ADMIN_LISTEN:
 		if (!config_listen_valid(value))
 			return config_error(p, "bad listen address '%s' for "
@@ -959,11 +989,14 @@ config_finish(struct config_parser *p)
 	if (cf->tls_key != NULL && cf->tls_cert == NULL)
 		return config_error_at(p, p->cp_key_line,
 		    "tls_key requires tls_cert");
+	if (cf->ntls_listen > 0 && cf->tls_cert == NULL)
+		return config_error_at(p, p->cp_tls_listen_line,
+		    "tls_listen requires tls_cert and tls_key");
 	if (cf->nupstreams == 0)
 		return config_error_at(p, 0, "no [upstream] section");
 	if (cf->nupstreams == 1 && !cf->upstreams->is_default)
 		cf->upstreams->is_default = 1;
-	if (cf->nlisten == 0)
+	if (cf->nlisten == 0 && cf->ntls_listen == 0)
 		config_strv_add(&cf->listen, &cf->nlisten,
 		    CONFIG_DEFAULT_LISTEN);
 	if (cf->cache_dir == NULL)
@@ -1100,6 +1133,7 @@ config_free(struct config *cf)
 		free(up->name);
 		config_strv_free(up->urls, up->nurls);
 		config_strv_free(up->aliases, up->naliases);
+		config_strv_free(up->realms, up->nrealms);
 		free(up->username);
 		if (up->password != NULL) {
 			/* Do not leave the secret in freed memory. */
@@ -1112,6 +1146,7 @@ config_free(struct config *cf)
 	}
 	free(cf->path);
 	config_strv_free(cf->listen, cf->nlisten);
+	config_strv_free(cf->tls_listen, cf->ntls_listen);
 	free(cf->admin_listen);
 	free(cf->tls_cert);
 	free(cf->tls_key);

@@ -24,6 +24,8 @@ struct config_upstream {
 	size_t			 nurls;
 	char			**aliases;
 	size_t			 naliases;
+	char			**realms;	/* extra token realm hosts */
+	size_t			 nrealms;
 	int			 is_default;	/* default = yes */
 	char			*username;	/* NULL: anonymous */
 	char			*password;	/* read from password_file */
@@ -36,11 +38,13 @@ struct config_upstream {
 
 struct config {
 	char			*path;
-	char			**listen;	/* "host:port", >= 1 */
+	char			**listen;	/* "host:port" */
 	size_t			 nlisten;
+	char			**tls_listen;	/* HTTPS listeners */
+	size_t			 ntls_listen;
 	char			*admin_listen;	/* NULL: none */
-	char			*tls_cert;
-	char			*tls_key;
+	char			*tls_cert;	/* with no tls_listen: every */
+	char			*tls_key;	/* listen is HTTPS */
 	int			 workers;	/* 0 = auto (one per core) */
 	char			*log_level;	/* "info" */
 	size_t			 max_header_size;	/* default 16K */

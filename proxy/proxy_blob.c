@@ -46,6 +46,9 @@
 
 #define PROXY_READER_MAGIC	0x72656164
 #define PROXY_OUT_HIWAT		(4 * 1024 * 1024) /* file bytes queued per client */
+/* TLS cannot sendfile: bytes are read into memory, so keep less queued. */
+#define PROXY_TLS_HIWAT		(256 * 1024)
+#define PROXY_TLS_CHUNK		(64 * 1024)
 #define PROXY_SEGMENT_MAX	(2 * 1024 * 1024)
 
 struct proxy_reader {
@@ -168,7 +171,7 @@ proxy_reader_headers(struct proxy_reader *rd)
 	rd->out = bufferevent_get_output(bev);
 	rd->out_cb = evbuffer_add_cb(rd->out, proxy_reader_out_cb, rd);
 	evhttp_connection_set_closecb(rd->evcon, proxy_reader_close_cb, rd);
-	if (rd->size > 0) {
+	if (rd->size > 0 && !pr->tls) {
 		/* The segment owns the descriptor: queued ranges may outlive
 		 * the reader. */
 		rd->seg = evbuffer_file_segment_new(rd->fd, 0,
@@ -200,6 +203,38 @@ proxy_reader_end(struct proxy_reader *rd, int abort_conn)
 	pr->bytes = rd->sent;
 	proxy_req_finish(pr);
 	proxy_reader_free(rd);
+}
+
+/*
+ * TLS connections: copy file bytes into the output buffer, a bounded
+ * amount at a time (OpenSSL needs them in memory).
+ */
+static int
+proxy_reader_copy(struct proxy_reader *rd, uint64_t avail)
+{
+	struct evbuffer_iovec	 v;
+	uint64_t		 n;
+	ssize_t			 r;
+
+	while (rd->sent < avail &&
+	    evbuffer_get_length(rd->out) < PROXY_TLS_HIWAT) {
+		n = avail - rd->sent;
+		if (n > PROXY_TLS_CHUNK)
+			n = PROXY_TLS_CHUNK;
+		if (evbuffer_reserve_space(rd->out, (ev_ssize_t)n, &v, 1) < 1)
+			return -1;
+		r = pread(rd->fd, v.iov_base, (size_t)n, (off_t)rd->sent);
+		if (r <= 0) {
+			log_warn("r%llu: pread of blob",
+			    (unsigned long long)rd->pr->id);
+			return -1;
+		}
+		v.iov_len = (size_t)r;
+		if (evbuffer_commit_space(rd->out, &v, 1) != 0)
+			return -1;
+		rd->sent += (uint64_t)r;
+	}
+	return 0;
 }
 
 static void
@@ -262,22 +297,35 @@ proxy_reader_pump(struct proxy_reader *rd)
 	} else
 		avail = rd->size;
 
-	while (rd->sent < avail &&
-	    evbuffer_get_length(rd->out) < PROXY_OUT_HIWAT) {
-		n = avail - rd->sent;
-		if (n > PROXY_SEGMENT_MAX)
-			n = PROXY_SEGMENT_MAX;
-		if (evbuffer_add_file_segment(rd->out, rd->seg,
-		    (ev_off_t)rd->sent, (ev_off_t)n) != 0) {
-			log_warnx("r%llu: evbuffer_add_file_segment failed",
-			    (unsigned long long)rd->pr->id);
+	if (rd->pr->tls) {
+		if (proxy_reader_copy(rd, avail) != 0) {
 			proxy_reader_end(rd, 1);
 			return;
 		}
-		rd->sent += n;
+	} else {
+		while (rd->sent < avail &&
+		    evbuffer_get_length(rd->out) < PROXY_OUT_HIWAT) {
+			n = avail - rd->sent;
+			if (n > PROXY_SEGMENT_MAX)
+				n = PROXY_SEGMENT_MAX;
+			if (evbuffer_add_file_segment(rd->out, rd->seg,
+			    (ev_off_t)rd->sent, (ev_off_t)n) != 0) {
+				log_warnx("r%llu: evbuffer_add_file_segment "
+				    "failed", (unsigned long long)rd->pr->id);
+				proxy_reader_end(rd, 1);
+				return;
+			}
+			rd->sent += n;
+		}
 	}
-	/* Only a verified fill offers its last byte: sent == size is the end. */
-	if (rd->sent == rd->size)
+	/*
+	 * Only a verified fill offers its last byte: sent == size is the end.
+	 * The reply is ended once the output has drained: with
+	 * bufferevent_openssl, evhttp_send_reply_end() on a non-empty output
+	 * loses the tail (libevent 2.1).
+	 */
+	if (rd->sent == rd->size && (rd->out == NULL ||
+	    evbuffer_get_length(rd->out) == 0))
 		proxy_reader_end(rd, 0);
 }
 

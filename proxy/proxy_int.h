@@ -25,7 +25,8 @@ struct proxy_worker {
 	int			 id;
 	const struct config	*cfg;
 	struct event_base	*base;
-	struct evhttp		*http;
+	struct evhttp		*http;		/* plain listeners */
+	struct evhttp		*https;		/* TLS listeners */
 	struct upstream_worker	*up;
 };
 
@@ -57,6 +58,7 @@ struct proxy_req {
 	int			 status;
 	uint64_t		 bytes;
 	const char		*src;		/* hit, miss, attach, ... */
+	int			 tls;		/* came on a TLS listener */
 	int			 done;
 };
 
@@ -67,6 +69,7 @@ long	proxy_tag_ttl(const struct proxy_req *);
 
 /* proxy_oci.c */
 void	proxy_oci_request_cb(struct evhttp_request *, void *);
+void	proxy_oci_request_tls_cb(struct evhttp_request *, void *);
 
 /* proxy_blob.c */
 void	proxy_blob_get(struct proxy_req *);

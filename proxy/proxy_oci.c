@@ -519,10 +519,24 @@ bad:
 	return -1;
 }
 
+static void	proxy_oci_request(struct evhttp_request *, struct proxy_worker *,
+		    int);
+
 void
 proxy_oci_request_cb(struct evhttp_request *req, void *arg)
 {
-	struct proxy_worker	*w = arg;
+	proxy_oci_request(req, arg, 0);
+}
+
+void
+proxy_oci_request_tls_cb(struct evhttp_request *req, void *arg)
+{
+	proxy_oci_request(req, arg, 1);
+}
+
+static void
+proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
+{
 	struct proxy_req	*pr;
 	struct evhttp_connection *evcon;
 	const char		*uri, *q;
@@ -536,6 +550,7 @@ proxy_oci_request_cb(struct evhttp_request *req, void *arg)
 	pr->id = proxy_req_next_id();
 	pr->w = w;
 	pr->req = req;
+	pr->tls = tls;
 	pr->method = evhttp_request_get_command(req);
 	clock_gettime(CLOCK_MONOTONIC, &pr->start);
 	uri = evhttp_request_get_uri(req);

@@ -23,11 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "common/config.h"
 #include "common/log.h"
@@ -38,6 +42,80 @@
 #include "upstream/upstream.h"
 
 static atomic_uint_fast64_t	proxy_next_id = 1;
+
+/*
+ * The server TLS context.  SIGHUP builds a new one and swaps it in; new
+ * connections take the new one, open connections keep theirs (each SSL
+ * holds a reference to its context).
+ */
+static pthread_mutex_t		proxy_tls_mtx = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX			*proxy_tls_ctx;
+
+static SSL_CTX *
+proxy_tls_ctx_new(const struct config *cfg)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		log_ssl_errors("SSL_CTX_new");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	/* TLS 1.2: forward-secret AEAD suites only; 1.3 keeps its own. */
+	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:"
+	    "!aNULL:!eNULL:!MD5:!RC4:!3DES") != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,
+	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		log_ssl_errors("tls");
+		log_warnx("tls: cannot load certificate %s and key %s",
+		    cfg->tls_cert, cfg->tls_key);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* (Re)load the certificate and key; on failure the old ones stay. */
+static int
+proxy_tls_load(const struct config *cfg)
+{
+	SSL_CTX	*ctx, *old;
+
+	if ((ctx = proxy_tls_ctx_new(cfg)) == NULL)
+		return -1;
+	pthread_mutex_lock(&proxy_tls_mtx);
+	old = proxy_tls_ctx;
+	proxy_tls_ctx = ctx;
+	pthread_mutex_unlock(&proxy_tls_mtx);
+	SSL_CTX_free(old);
+	log_info("tls: loaded certificate %s", cfg->tls_cert);
+	return 0;
+}
+
+/* evhttp's constructor for connections on a TLS listener. */
+static struct bufferevent *
+proxy_tls_bev_cb(struct event_base *base, void *arg)
+{
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	(void)arg;
+	pthread_mutex_lock(&proxy_tls_mtx);
+	ssl = SSL_new(proxy_tls_ctx);
+	pthread_mutex_unlock(&proxy_tls_mtx);
+	if (ssl == NULL) {
+		log_ssl_errors("SSL_new");
+		return NULL;
+	}
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
 
 uint64_t	proxy_req_next_id(void);
 
@@ -93,7 +171,7 @@ proxy_req_finish(struct proxy_req *pr)
 
 /* "host:port", "[v6]:port" or ":port" to a bound, listening socket. */
 static evutil_socket_t
-proxy_listen(const char *spec)
+proxy_listen(const char *spec, int tls)
 {
 	struct sockaddr_storage	 ss;
 	int			 sslen = sizeof(ss);
@@ -128,8 +206,42 @@ proxy_listen(const char *spec)
 		return -1;
 	}
 	evutil_make_socket_nonblocking(fd);
-	log_info("listening on %s", spec);
+	log_info("listening on %s%s", spec, tls ? " (https)" : "");
 	return fd;
+}
+
+/* One evhttp of a worker, accepting on its own dups of fds. */
+static struct evhttp *
+proxy_http_new(struct proxy_worker *w, int tls, const evutil_socket_t *fds,
+    size_t n)
+{
+	const struct config	*cfg = w->cfg;
+	struct evhttp		*http;
+	size_t			 l;
+
+	http = evhttp_new(w->base);
+	evhttp_set_gencb(http, tls ? proxy_oci_request_tls_cb :
+	    proxy_oci_request_cb, w);
+	if (tls)
+		evhttp_set_bevcb(http, proxy_tls_bev_cb, NULL);
+	/* The configured limit is enforced with an OCI error in
+	 * proxy_oci.c; this hard cap only bounds memory. */
+	evhttp_set_max_headers_size(http,
+	    (ev_ssize_t)(cfg->max_header_size * 4 > 128 * 1024 ?
+	    cfg->max_header_size * 4 : 128 * 1024));
+	evhttp_set_max_body_size(http, 1024 * 1024);
+	evhttp_set_timeout(http, (int)cfg->idle_timeout);
+	evhttp_set_default_content_type(http, "application/octet-stream");
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+	for (l = 0; l < n; l++) {
+		evutil_socket_t fd = fcntl(fds[l], F_DUPFD_CLOEXEC, 0);
+
+		if (fd == -1 || evhttp_accept_socket(http, fd) != 0)
+			fatal("evhttp_accept_socket");
+	}
+	return http;
 }
 
 static void *
@@ -160,7 +272,7 @@ proxy_run(const struct config *cfg)
 	evutil_socket_t		*fds;
 	sigset_t		 set;
 	int			 nw, i, sig;
-	size_t			 l;
+	size_t			 l, nplain, ntls;
 
 	if (evthread_use_pthreads() != 0)
 		fatalx("evthread_use_pthreads failed");
@@ -172,9 +284,24 @@ proxy_run(const struct config *cfg)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	fds = xcalloc(cfg->nlisten, sizeof(*fds));
+	/* With tls_cert and no tls_listen, every listener is HTTPS. */
+	if (cfg->tls_cert != NULL && cfg->ntls_listen == 0) {
+		nplain = 0;
+		ntls = cfg->nlisten;
+	} else {
+		nplain = cfg->nlisten;
+		ntls = cfg->ntls_listen;
+	}
+	if (ntls > 0 && proxy_tls_load(cfg) != 0)
+		return -1;
+	fds = xcalloc(cfg->nlisten + cfg->ntls_listen, sizeof(*fds));
 	for (l = 0; l < cfg->nlisten; l++)
-		if ((fds[l] = proxy_listen(cfg->listen[l])) == -1)
+		if ((fds[l] = proxy_listen(cfg->listen[l],
+		    l >= nplain)) == -1)
+			return -1;
+	for (l = 0; l < cfg->ntls_listen; l++)
+		if ((fds[cfg->nlisten + l] = proxy_listen(cfg->tls_listen[l],
+		    1)) == -1)
 			return -1;
 
 	nw = proxy_workers_count(cfg);
@@ -187,33 +314,17 @@ proxy_run(const struct config *cfg)
 		w->cfg = cfg;
 		if ((w->base = event_base_new()) == NULL)
 			fatalx("event_base_new failed");
-		w->http = evhttp_new(w->base);
-		evhttp_set_gencb(w->http, proxy_oci_request_cb, w);
-		/* The configured limit is enforced with an OCI error in
-		 * proxy_oci.c; this hard cap only bounds memory. */
-		evhttp_set_max_headers_size(w->http,
-		    (ev_ssize_t)(cfg->max_header_size * 4 > 128 * 1024 ?
-		    cfg->max_header_size * 4 : 128 * 1024));
-		evhttp_set_max_body_size(w->http, 1024 * 1024);
-		evhttp_set_timeout(w->http, (int)cfg->idle_timeout);
-		evhttp_set_default_content_type(w->http,
-		    "application/octet-stream");
-		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET |
-		    EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-		    EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
-		for (l = 0; l < cfg->nlisten; l++) {
-			evutil_socket_t fd = fcntl(fds[l], F_DUPFD_CLOEXEC, 0);
-
-			if (fd == -1 || evhttp_accept_socket(w->http, fd) != 0)
-				fatal("evhttp_accept_socket");
-		}
+		if (nplain > 0)
+			w->http = proxy_http_new(w, 0, fds, nplain);
+		if (ntls > 0)
+			w->https = proxy_http_new(w, 1, fds + nplain, ntls);
 		w->up = upstream_worker_new(w->base, cfg);
 	}
 	for (i = 0; i < nw; i++)
 		if (pthread_create(&threads[i], NULL, proxy_worker_main,
 		    &workers[i]) != 0)
 			fatal("pthread_create");
-	for (l = 0; l < cfg->nlisten; l++)
+	for (l = 0; l < nplain + ntls; l++)
 		close(fds[l]);
 	free(fds);
 	log_info("regmirror %s serving with %d worker%s", PACKAGE_VERSION, nw,
@@ -223,7 +334,14 @@ proxy_run(const struct config *cfg)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("SIGHUP: nothing to reload yet");
+			if (ntls > 0) {
+				log_info("SIGHUP: reloading the TLS "
+				    "certificate and key");
+				if (proxy_tls_load(cfg) != 0)
+					log_warnx("SIGHUP: reload failed, "
+					    "keeping the old certificate");
+			} else
+				log_info("SIGHUP: nothing to reload");
 			continue;
 		}
 		break;
@@ -234,11 +352,16 @@ proxy_run(const struct config *cfg)
 	for (i = 0; i < nw; i++)
 		pthread_join(threads[i], NULL);
 	for (i = 0; i < nw; i++) {
-		evhttp_free(workers[i].http);
+		if (workers[i].http != NULL)
+			evhttp_free(workers[i].http);
+		if (workers[i].https != NULL)
+			evhttp_free(workers[i].https);
 		upstream_worker_free(workers[i].up);
 		event_base_free(workers[i].base);
 	}
 	free(workers);
 	free(threads);
+	SSL_CTX_free(proxy_tls_ctx);
+	proxy_tls_ctx = NULL;
 	return 0;
 }
