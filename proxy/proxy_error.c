@@ -116,6 +116,11 @@ proxy_map_upstream(enum proxy_kind kind, const char *ref, const char *repo,
 	case 403:
 		out->status = 403;
 		out->code = "DENIED";
+		if (err == upstream_err_auth && errmsg != NULL &&
+		    errmsg[0] != '\0') {
+			snprintf(out->msg, sizeof(out->msg), "%s", errmsg);
+			return;
+		}
 		snprintf(out->msg, sizeof(out->msg),
 		    "upstream %s denied access to %s (status %d): check the "
 		    "mirror's credentials for it", upname, repo, ustatus);

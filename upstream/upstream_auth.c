@@ -6,6 +6,7 @@
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -177,6 +178,82 @@ upstream_is_docker_hub(const struct upstream *u)
 {
 	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
 	return u->docker_hub;
+}
+
+size_t
+upstream_url_pick(struct upstream *u)
+{
+	time_t	now = time(NULL);
+	size_t	i, pick = 0;
+
+	pthread_mutex_lock(&u->tok_mtx);
+	for (i = 0; i < u->nurls; i++)
+		if (u->urls[i].down_until <= now) {
+			pick = i;
+			break;
+		}
+	pthread_mutex_unlock(&u->tok_mtx);
+	return pick;
+}
+
+void
+upstream_url_mark_down(struct upstream *u, size_t idx, int seconds)
+{
+	if (u->nurls < 2)
+		return;		/* nothing to fail over to */
+	pthread_mutex_lock(&u->tok_mtx);
+	u->urls[idx].down_until = time(NULL) + seconds;
+	pthread_mutex_unlock(&u->tok_mtx);
+	log_warnx("upstream %s: endpoint %s:%d marked down for %d s",
+	    u->cfg->name, u->urls[idx].host, u->urls[idx].port, seconds);
+}
+
+/* "a.b.example.com" -> "example.com"; IPs and one-label names as is. */
+static const char *
+upstream_domain(const char *host)
+{
+	const char	*last = NULL, *prev = NULL, *p;
+	unsigned char	 buf[16];
+
+	if (inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1)
+		return host;
+	for (p = host; *p != '\0'; p++)
+		if (*p == '.') {
+			prev = last;
+			last = p;
+		}
+	return prev != NULL ? prev + 1 : host;
+}
+
+/*
+ * Credentials go to a token realm only on the upstream's own host or
+ * registrable domain (auth.docker.io for registry-1.docker.io), or on a
+ * host the config lists in realms: a registry cannot send them elsewhere.
+ * XXX: the registrable domain is the last two labels, not the public
+ * suffix list (example.co.uk is too broad).
+ */
+int
+upstream_realm_allowed(const struct upstream *u, const char *host, int port)
+{
+	const struct config_upstream	*cu = u->cfg;
+	char				 hp[300];
+	size_t				 i;
+
+	snprintf(hp, sizeof(hp), "%s:%d", host, port);
+	for (i = 0; i < cu->nrealms; i++)
+		if (strcasecmp(cu->realms[i], host) == 0 ||
+		    strcasecmp(cu->realms[i], hp) == 0)
+			return 1;
+	for (i = 0; i < u->nurls; i++) {
+		if (strcasecmp(u->urls[i].host, host) == 0)
+			return 1;
+		if (strcasecmp(upstream_domain(u->urls[i].host),
+		    upstream_domain(host)) == 0 &&
+		    strchr(upstream_domain(host), '.') != NULL)
+			return 1;
+	}
+	return 0;
 }
 
 /* Tokens are kept until 10 s before they expire. */

@@ -27,8 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -38,10 +41,13 @@
 #include "common/obj.h"
 #include "common/wwwauth.h"
 #include "common/xmalloc.h"
+#include <openssl/err.h>
 #include "upstream/upstream_int.h"
 
 #define UPSTREAM_MAX_REDIRECTS	5
 #define UPSTREAM_TOKEN_MAX	(256 * 1024)
+#define UPSTREAM_MAX_RETRIES	3
+#define UPSTREAM_URL_BACKOFF	10	/* seconds an endpoint is skipped */
 
 const char upstream_err_connect[] = "cannot connect";
 const char upstream_err_timeout[] = "timed out";
@@ -71,6 +77,8 @@ struct upstream_req {
 	int			 redirects;
 	int			 auth_tries;
 	int			 retries;
+	struct timespec		 started;	/* for the retry deadline */
+	struct event		*retry_ev;
 
 	struct upstream_conn	*conn;
 	struct evhttp_request	*hreq;
@@ -136,6 +144,8 @@ upstream_req_finish(struct upstream_req *r, const char *err)
 	if (r->done_cb != NULL)
 		r->done_cb(r, err, body, r->arg);
 	upstream_url_fini(&r->url);
+	if (r->retry_ev != NULL)
+		event_free(r->retry_ev);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
 	free(r->repo);
@@ -159,6 +169,91 @@ upstream_req_finish_cb(evutil_socket_t fd, short ev, void *arg)
 	upstream_req_finish(r, upstream_err_connect);
 }
 
+static long
+upstream_elapsed_ms(const struct timespec *since)
+{
+	struct timespec	now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000 +
+	    (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* The delay before retry n (0-based): 100 ms doubling, plus jitter. */
+static long
+upstream_retry_delay_ms(int n)
+{
+	return (100L << n) + (long)(random() % 100);
+}
+
+/*
+ * Idempotent requests are retried with exponential backoff while the
+ * retry deadline (first_byte) allows; a token request is not.
+ */
+static int
+upstream_req_may_retry(const struct upstream_req *r)
+{
+	if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD)
+		return 0;
+	if (r->token_scope != NULL || r->retries >= UPSTREAM_MAX_RETRIES)
+		return 0;
+	return upstream_elapsed_ms(&r->started) +
+	    upstream_retry_delay_ms(r->retries) <
+	    upstream_worker_timeout(r->w) * 1000;
+}
+
+/* Mark the current endpoint down and move to the next one, if any. */
+static void
+upstream_req_failover(struct upstream_req *r)
+{
+	const struct upstream_url	*b;
+	char				*pathq;
+
+	if (!r->send_auth || r->u->nurls < 2 ||
+	    !upstream_url_same_host(&r->url, &r->u->urls[r->url_idx]))
+		return;
+	upstream_url_mark_down(r->u, r->url_idx, UPSTREAM_URL_BACKOFF);
+	r->url_idx = (r->url_idx + 1) % r->u->nurls;
+	b = &r->u->urls[r->url_idx];
+	pathq = xstrdup(r->url.pathq);
+	upstream_url_fini(&r->url);
+	r->url.tls = b->tls;
+	r->url.port = b->port;
+	r->url.host = xstrdup(b->host);
+	r->url.pathq = pathq;
+	log_info("upstream %s: failing over to %s:%d", r->u->cfg->name,
+	    b->host, b->port);
+}
+
+static void
+upstream_req_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct upstream_req	*r = arg;
+
+	(void)fd;
+	(void)ev;
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	upstream_req_exchange(r);
+}
+
+static void
+upstream_req_retry(struct upstream_req *r, const char *why)
+{
+	struct timeval	tv;
+	long		ms = upstream_retry_delay_ms(r->retries);
+
+	r->retries++;
+	upstream_req_failover(r);
+	log_info("upstream %s: %s, retry %d in %ld ms", r->u->cfg->name, why,
+	    r->retries, ms);
+	if (r->retry_ev == NULL)
+		r->retry_ev = evtimer_new(upstream_worker_base(r->w),
+		    upstream_req_retry_cb, r);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(r->retry_ev, &tv);
+}
+
 static int
 upstream_req_header_cb(struct evhttp_request *h, void *arg)
 {
@@ -175,9 +270,19 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 	log_debug("upstream %s: %s %s:%d%s -> %d", r->u->cfg->name,
 	    upstream_method_str(r->method), r->url.host, r->url.port,
 	    r->url.pathq, r->status);
-	if ((v = evhttp_find_header(in, "RateLimit-Remaining")) != NULL)
-		log_debug("upstream %s: RateLimit-Remaining %s",
-		    r->u->cfg->name, v);
+	if ((v = evhttp_find_header(in, "RateLimit-Remaining")) != NULL) {
+		/* Docker Hub: "76;w=21600". */
+		long left = strtol(v, NULL, 10);
+		const char *lim = evhttp_find_header(in, "RateLimit-Limit");
+
+		if (left <= 10)
+			log_warnx("upstream %s: rate limit nearly used up: "
+			    "RateLimit-Remaining %s, RateLimit-Limit %s",
+			    r->u->cfg->name, v, lim != NULL ? lim : "?");
+		else
+			log_debug("upstream %s: RateLimit-Remaining %s",
+			    r->u->cfg->name, v);
+	}
 	switch (r->status) {
 	case 301: case 302: case 303: case 307: case 308:
 		if ((v = evhttp_find_header(in, "Location")) != NULL &&
@@ -200,6 +305,11 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 			return 0;
 		}
 		break;
+	}
+	if ((r->status == 502 || r->status == 503 || r->status == 504) &&
+	    upstream_req_may_retry(r)) {
+		r->internal = 1;	/* retried, maybe on the next url */
+		return 0;
 	}
 	r->delivering = 1;
 	if ((v = evhttp_find_header(in, "Content-Length")) != NULL) {
@@ -329,7 +439,21 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 		return -1;
 	}
 	free(url);
-	/* Credentials go to the realm: that is what the challenge asks. */
+	/* Credentials go to the realm, if it is one we may trust with them. */
+	if (r->u->basic != NULL &&
+	    !upstream_realm_allowed(r->u, t->url.host, t->url.port)) {
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "upstream %s: token realm %s:%d is not on the upstream's "
+		    "domain; credentials not sent (list it in realms to allow "
+		    "it)", r->u->cfg->name, t->url.host, t->url.port);
+		log_warnx("%s", r->errmsg);
+		upstream_url_fini(&t->url);
+		free(t->repo);
+		free(t->token_scope);
+		evbuffer_free(t->body);
+		free(t);
+		return -1;
+	}
 	t->send_auth = 1;
 	if (r->u->basic != NULL)
 		t->authz = xstrdup(r->u->basic);
@@ -357,7 +481,7 @@ upstream_req_challenge(struct upstream_req *r)
 		else
 			xasprintf(&scope, "repository:%s:pull", r->repo);
 		if (upstream_token_fetch(r, &wa, scope) != 0)
-			upstream_req_finish(r, upstream_err_protocol);
+			upstream_req_finish(r, upstream_err_auth);
 	} else if (wa.scheme == WWWAUTH_BASIC && r->u->basic != NULL) {
 		r->u->wants_basic = 1;
 		free(r->authz);
@@ -419,6 +543,25 @@ upstream_req_redirect(struct upstream_req *r)
 	upstream_req_exchange(r);
 }
 
+/* Say why a TLS connection failed (certificate, host name, protocol). */
+static void
+upstream_req_tls_error(struct upstream_req *r)
+{
+	struct bufferevent	*bev;
+	unsigned long		 e;
+	char			 buf[256];
+
+	bev = evhttp_connection_get_bufferevent(upstream_conn_evcon(r->conn));
+	if (bev == NULL || (e = bufferevent_get_openssl_error(bev)) == 0)
+		return;
+	ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(r->errmsg, sizeof(r->errmsg),
+	    "upstream %s: TLS with %s:%d failed: %s", r->u->cfg->name,
+	    r->url.host, r->url.port, buf);
+	while (bufferevent_get_openssl_error(bev) != 0)
+		;
+}
+
 static const char *
 upstream_req_herr(struct upstream_req *r)
 {
@@ -441,6 +584,8 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
 	failed = h == NULL || r->herr != 0 ||
 	    evhttp_request_get_response_code(h) == 0;
+	if (failed && r->url.tls && !r->got_response)
+		upstream_req_tls_error(r);
 	r->hreq = NULL;
 	upstream_conn_put(r->conn, failed);
 	r->conn = NULL;
@@ -455,34 +600,26 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 	}
 	if (failed) {
 		err = upstream_req_herr(r);
-		if (!r->got_response && r->retries < 1 &&
-		    (r->method == EVHTTP_REQ_GET ||
-		    r->method == EVHTTP_REQ_HEAD)) {
-			r->retries++;
-			/* Fail over to the next url of a down upstream. */
-			if (r->send_auth && r->url_idx + 1 < r->u->nurls &&
-			    upstream_url_same_host(&r->url,
-			    &r->u->urls[r->url_idx])) {
-				char *pathq = xstrdup(r->url.pathq);
-				const struct upstream_url *b;
-
-				b = &r->u->urls[++r->url_idx];
-				upstream_url_fini(&r->url);
-				r->url.tls = b->tls;
-				r->url.port = b->port;
-				r->url.host = xstrdup(b->host);
-				r->url.pathq = pathq;
-				r->retries = 0;
-			}
-			log_debug("upstream %s: %s, retrying", r->u->cfg->name,
-			    err);
-			upstream_req_exchange(r);
+		if (!r->got_response && upstream_req_may_retry(r)) {
+			upstream_req_retry(r, err);
 			return;
 		}
-		log_warnx("upstream %s: %s %s:%d%s: %s", r->u->cfg->name,
+		log_warnx("upstream %s: %s %s:%d%s: %s%s%s", r->u->cfg->name,
 		    upstream_method_str(r->method), r->url.host, r->url.port,
-		    r->url.pathq, err);
+		    r->url.pathq, err, r->errmsg[0] != '\0' ? ": " : "",
+		    r->errmsg);
+		if (!r->got_response && r->send_auth)
+			upstream_url_mark_down(r->u, r->url_idx,
+			    UPSTREAM_URL_BACKOFF);
 		upstream_req_finish(r, err);
+		return;
+	}
+	if (r->internal && r->status >= 500) {
+		char why[32];
+
+		snprintf(why, sizeof(why), "status %d", r->status);
+		r->internal = 0;
+		upstream_req_retry(r, why);
 		return;
 	}
 	if (r->internal) {
@@ -507,6 +644,7 @@ upstream_req_exchange(struct upstream_req *r)
 	r->status = 0;
 	r->got_response = 0;
 	r->herr = 0;
+	r->errmsg[0] = '\0';
 	r->internal = 0;
 	if (r->body != NULL)
 		evbuffer_drain(r->body, evbuffer_get_length(r->body));
@@ -566,7 +704,9 @@ upstream_req_start(struct upstream_worker *w, struct upstream *u,
 	r->data_cb = data_cb;
 	r->done_cb = done_cb;
 	r->arg = arg;
-	b = &u->urls[0];
+	clock_gettime(CLOCK_MONOTONIC, &r->started);
+	r->url_idx = upstream_url_pick(u);
+	b = &u->urls[r->url_idx];
 	r->url.tls = b->tls;
 	r->url.port = b->port;
 	r->url.host = xstrdup(b->host);
@@ -591,6 +731,8 @@ upstream_req_cancel(struct upstream_req *r)
 		upstream_req_cancel(r->child);
 		r->child = NULL;
 	}
+	if (r->retry_ev != NULL)
+		evtimer_del(r->retry_ev);
 	if (r->hreq != NULL) {
 		evhttp_cancel_request(r->hreq);
 		r->hreq = NULL;

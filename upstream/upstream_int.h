@@ -24,6 +24,7 @@ struct upstream_url {
 	char	*host;		/* without brackets */
 	int	 port;
 	char	*pathq;		/* path and query, at least "/" */
+	time_t	 down_until;	/* upstream endpoints: skipped until then */
 };
 
 struct upstream_token {
@@ -60,6 +61,12 @@ struct event_base *upstream_worker_base(struct upstream_worker *);
 long	upstream_worker_timeout(struct upstream_worker *);
 
 /* upstream_auth.c */
+/* Endpoint health: the first url not marked down (else the first). */
+size_t	 upstream_url_pick(struct upstream *);
+void	 upstream_url_mark_down(struct upstream *, size_t idx, int seconds);
+/* 1 if a token realm on host may be sent the credentials. */
+int	 upstream_realm_allowed(const struct upstream *, const char *host,
+	    int port);
 /* The cached "Bearer x" for scope, malloc'd, or NULL. */
 char	*upstream_token_get(struct upstream *, const char *scope);
 void	 upstream_token_put(struct upstream *, const char *scope,
