@@ -122,6 +122,27 @@ up=$(curl -sf "$UP_URL/v2/app/single/tags/list" | jq -S -c .) ||
 mi=$(curl -sf "$MIRROR_URL/v2/app/single/tags/list" | jq -S -c .) ||
 	fail "GET /v2/app/single/tags/list through the mirror failed"
 assert_eq "$up" "$mi" "tags/list of app/single"
+# Pagination: n and last are passed through, and so is any Link header.
+seed_image "$T_DIR/single" v1 "$UP_HOST" app/single:v2
+seed_image "$T_DIR/single" v1 "$UP_HOST" app/single:v3
+for q in "n=1" "n=2&last=cold" "n=1&last=v2"; do
+	curl -sf -D "$T_DIR/tl.up.h" -o "$T_DIR/tl.up.b" \
+		"$UP_URL/v2/app/single/tags/list?$q" ||
+		hard_error "upstream tags/list?$q failed"
+	curl -sf -D "$T_DIR/tl.mi.h" -o "$T_DIR/tl.mi.b" \
+		"$MIRROR_URL/v2/app/single/tags/list?$q" ||
+		fail "GET tags/list?$q through the mirror failed"
+	assert_eq "$(jq -S -c . "$T_DIR/tl.up.b")" \
+		"$(jq -S -c . "$T_DIR/tl.mi.b")" "tags/list?$q body"
+	assert_eq "$(grep -i '^link:' "$T_DIR/tl.up.h" | tr -d '\r')" \
+		"$(grep -i '^link:' "$T_DIR/tl.mi.h" | tr -d '\r')" \
+		"tags/list?$q Link header"
+done
+# (distribution 2.8 ignores n and sends no Link, so the check that they
+# reach the upstream is its access log.)
+registry_log_sync up
+grep -q '"GET /v2/app/single/tags/list?n=1&last=v2 ' "$UP_LOG" ||
+	fail "the mirror did not pass n and last on to the upstream"
 
 # -- second pull: warm, within tag_ttl: no upstream request at all -----------
 registry_log_sync up
