@@ -144,6 +144,14 @@ registry_log_sync up
 grep -q '"GET /v2/app/single/tags/list?n=1&last=v2 ' "$UP_LOG" ||
 	fail "the mirror did not pass n and last on to the upstream"
 
+# -- connection reuse: the cold pulls' upstream requests shared connections --
+nreq=$(grep -c 'useragent=regmirror/' "$UP_LOG")
+nconn=$(grep 'useragent=regmirror/' "$UP_LOG" |
+	sed -n 's/.*http\.request\.remoteaddr="\([^"]*\)".*/\1/p' | sort -u | wc -l)
+log "cold pulls: $nreq upstream requests over $nconn connections"
+[ "$nreq" -gt 4 ] && [ "$nconn" -lt "$nreq" ] ||
+	fail "no keep-alive: $nreq upstream requests over $nconn connections"
+
 # -- second pull: warm, within tag_ttl: no upstream request at all -----------
 registry_log_sync up
 mark=$(log_mark "$UP_LOG")

@@ -2,7 +2,8 @@
 # The fill of a cold blob belongs to no client: when the client that
 # started it goes away mid-body, the fill still runs to the end, the blob
 # is published, and the next GET is a cache hit with no new upstream GET.
-# Also: a client that attaches to a fill in progress gets the whole blob.
+# The upstream is named by host name here (localhost), so the upstream
+# client's asynchronous resolver (evdns, /etc/hosts) is on the path.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo
@@ -16,7 +17,8 @@ DG=$(jq -r '.images[0].layers[0].digest' "$T_DIR/big.json")
 BLOB=/v2/app/leave/blobs/$DG
 FILE="$T_DIR/cache/blobs/sha256/${DG:7:2}/${DG#sha256:}"
 
-write_mirror_conf "$T_DIR/mirror.conf" "$(free_port)" "$T_DIR/cache" "$UP_URL"
+write_mirror_conf "$T_DIR/mirror.conf" "$(free_port)" "$T_DIR/cache" \
+	"${UP_URL/127.0.0.1/localhost}"
 start_mirror "$T_DIR/mirror.conf"
 registry_log_sync up
 mark=$(log_mark "$UP_LOG")

@@ -616,3 +616,180 @@ _dockerd_ready() {
 
 # docker_ ARGS: the docker client talking to our dockerd.
 docker_() { "$DOCKER" -H "unix://$DOCKERD_SOCK" "$@"; }
+
+# ---------------------------------------------------------------------------
+# Helpers of the 7x scenarios: multi-upstream configs, containerd, nginx,
+# a test CA, queries on the mirror's access log.
+
+# write_mirror_base FILE PORT CACHEDIR TAG_TTL [SERVER_LINE...]
+#   [server] (listen = 127.0.0.1:PORT first, then each SERVER_LINE),
+#   [cache] and [timeouts], no upstream: append [upstream "..."] sections
+#   to FILE yourself.
+write_mirror_base() {
+	local file=$1 port=$2 cache=$3 ttl=$4 l
+	shift 4
+	{
+		printf '# written by %s\n[server]\nlisten = 127.0.0.1:%s\n' \
+			"$T_NAME" "$port"
+		printf 'workers = 2\n'
+		for l in "$@"; do printf '%s\n' "$l"; done
+		grep -q '^log_level' < <(printf '%s\n' "$@") ||
+			printf 'log_level = info\n'
+		cat <<EOF
+
+[cache]
+dir = $cache
+tag_ttl = $ttl
+
+[timeouts]
+connect = 2s
+first_byte = 10s
+idle = 30s
+EOF
+	} >"$file"
+}
+
+# mirror_access_lines [FROM_LINE]: the mirror's access lines after line
+# FROM_LINE of $MIRROR_LOG.
+mirror_access_lines() {
+	tail -n +"$((${1:-0} + 1))" "$MIRROR_LOG" | grep ' access r' || true
+}
+
+# mirror_access_grep ERE [FROM_LINE]: the access lines matching ERE.
+mirror_access_grep() {
+	mirror_access_lines "${2:-0}" | grep -E -- "$1" || true
+}
+
+# containerd (Debian 1.6) with its own root, state and sockets under a
+# short /tmp path; the CRI plugin and the snapshotters that need kernel
+# support are disabled (pull with --snapshotter native).
+#
+# start_containerd: exports CONTAINERD_PID, CONTAINERD_SOCK,
+# CONTAINERD_DIR, CONTAINERD_LOG.
+start_containerd() {
+	need containerd ctr
+	CONTAINERD_DIR=$(mktemp -d /tmp/ct.XXXXXX)
+	T_EXTRA_DIRS+=("$CONTAINERD_DIR")
+	CONTAINERD_SOCK="$CONTAINERD_DIR/s"
+	CONTAINERD_LOG="$T_DIR/containerd.log"
+	cat >"$CONTAINERD_DIR/config.toml" <<EOF
+version = 2
+root = "$CONTAINERD_DIR/root"
+state = "$CONTAINERD_DIR/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$CONTAINERD_SOCK"
+[ttrpc]
+  address = "$CONTAINERD_SOCK.ttrpc"
+[debug]
+  level = "debug"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$CONTAINERD_DIR/opt"
+EOF
+	containerd --config "$CONTAINERD_DIR/config.toml" \
+		>>"$CONTAINERD_LOG" 2>&1 &
+	CONTAINERD_PID=$!
+	register_pid "$CONTAINERD_PID" containerd "$CONTAINERD_LOG"
+	export CONTAINERD_PID CONTAINERD_SOCK CONTAINERD_DIR CONTAINERD_LOG
+	wait_for 30 _containerd_ready ||
+		hard_error "containerd did not answer on $CONTAINERD_SOCK"
+}
+
+_containerd_ready() {
+	is_alive "$CONTAINERD_PID" ||
+		hard_error "containerd exited during start-up"
+	ctr -a "$CONTAINERD_SOCK" version >/dev/null 2>&1
+}
+
+# ctr_ ARGS: ctr talking to our containerd.
+ctr_() { ctr -a "$CONTAINERD_SOCK" "$@"; }
+
+# start_nginx NAME CONF PORT: run Debian's nginx in the foreground with
+# prefix $T_DIR/nginx-NAME (CONF must put its pid file and logs there, or
+# anywhere under $T_DIR) and wait until it accepts connections on
+# 127.0.0.1:PORT. Exports NAME_PID and NAME_DIR (the prefix).
+start_nginx() {
+	need nginx
+	local name=$1 conf=$2 port=$3 var dir pid
+	var=$(echo "$name" | tr 'a-z-' 'A-Z_')
+	dir="$T_DIR/nginx-$name"
+	mkdir -p "$dir/logs"
+	nginx -t -p "$dir" -c "$conf" -g 'daemon off;' >"$dir/test.out" 2>&1 ||
+		{ cat "$dir/test.out" >&2; hard_error "nginx $name: bad config"; }
+	nginx -p "$dir" -c "$conf" -g 'daemon off;' >>"$dir/nginx.out" 2>&1 &
+	pid=$!
+	register_pid "$pid" "nginx $name" "$dir/nginx.out"
+	printf -v "${var}_PID" %s "$pid"
+	printf -v "${var}_DIR" %s "$dir"
+	export "${var}_PID" "${var}_DIR"
+	wait_for 20 _nginx_ready "$pid" "$port" ||
+		hard_error "nginx $name did not listen on :$port"
+}
+
+_nginx_ready() {
+	is_alive "$1" || hard_error "nginx exited during start-up"
+	[ "$(http_code "http://127.0.0.1:$2/")" != 000 ]
+}
+
+# make_test_ca DIR: a self-signed test CA, DIR/ca.crt and DIR/ca.key.
+make_test_ca() {
+	need openssl
+	mkdir -p "$1"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		-nodes -keyout "$1/ca.key" -out "$1/ca.crt" -days 2 \
+		-subj "/CN=regmirror test CA $T_NAME" \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign \
+		>"$1/openssl.log" 2>&1 ||
+		{ cat "$1/openssl.log" >&2; hard_error "openssl: test CA"; }
+}
+
+# make_server_cert CADIR OUT_PREFIX SERIAL: a server certificate for
+# 127.0.0.1 (IP SAN) signed by CADIR's CA, with SERIAL (hex, e.g. 1001):
+# OUT_PREFIX.crt and OUT_PREFIX.key.
+make_server_cert() {
+	local ca=$1 out=$2 serial=$3
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$out.key" -out "$out.csr" -subj "/CN=127.0.0.1" \
+		>>"$ca/openssl.log" 2>&1 &&
+	printf '%s\n' "subjectAltName = IP:127.0.0.1" \
+		"basicConstraints = CA:FALSE" \
+		"keyUsage = critical, digitalSignature" \
+		"extendedKeyUsage = serverAuth" >"$out.ext" &&
+	openssl x509 -req -in "$out.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" \
+		-set_serial "0x$serial" -days 2 -extfile "$out.ext" \
+		-out "$out.crt" >>"$ca/openssl.log" 2>&1 ||
+		{ cat "$ca/openssl.log" >&2;
+		  hard_error "openssl: server certificate $out"; }
+}
+
+# at_exit CMD: run the shell command CMD (eval'd) when the scenario exits,
+# passed or failed, before the kit's cleanup; later ones run first. For
+# what the kit's cleanup does not know (a file under /etc for dockerd).
+T_AT_EXIT=()
+at_exit() {
+	T_AT_EXIT+=("$1")
+	trap _at_exit_run EXIT
+}
+
+_at_exit_run() {
+	local rc=$? i
+	set +e
+	for ((i = ${#T_AT_EXIT[@]} - 1; i >= 0; i--)); do
+		eval "${T_AT_EXIT[i]}"
+	done
+	(exit "$rc")
+	cleanup
+}
+
+# tls_serial HOST:PORT CAFILE: the serial (hex, "serial=...") of the
+# certificate a new TLS connection is presented, or nothing when the
+# handshake or verification against CAFILE fails.
+tls_serial() {
+	timeout 10 openssl s_client -connect "$1" -CAfile "$2" \
+		-verify_return_error </dev/null 2>/dev/null |
+		openssl x509 -noout -serial 2>/dev/null || true
+}
