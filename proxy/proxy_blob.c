@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -62,7 +63,10 @@ struct proxy_reader {
 	int				 fd;
 	struct evbuffer_file_segment	*seg;
 	uint64_t			 size;
-	uint64_t			 sent;
+	uint64_t			 sent;	/* offset of the next byte */
+	int				 range;	/* Range: 0 none, 1 a-b, */
+	uint64_t			 ra, rb; /* 2 a-, 3 -b (suffix) */
+	uint64_t			 end;	/* offset after the last byte */
 	int				 headers_sent;
 	int				 gone;	/* client went away */
 };
@@ -142,28 +146,120 @@ proxy_reader_close_cb(struct evhttp_connection *evcon, void *arg)
 	event_active(rd->wake, EV_READ, 0);
 }
 
-static void
+/*
+ * Single byte ranges: "bytes=a-b", "bytes=a-", "bytes=-n".  Anything else
+ * (several ranges, other units, junk) is ignored: the whole blob, 200.
+ */
+static int
+proxy_range_parse(const char *h, struct proxy_reader *rd)
+{
+	const char	*p;
+	char		*end;
+	unsigned long long a = 0, b = 0;
+	int		 has_a = 0, has_b = 0;
+
+	if (h == NULL || strncasecmp(h, "bytes=", 6) != 0)
+		return 0;
+	p = h + 6;
+	while (*p == ' ')
+		p++;
+	if (strchr(p, ',') != NULL)
+		return 0;
+	if (*p >= '0' && *p <= '9') {
+		errno = 0;
+		a = strtoull(p, &end, 10);
+		if (errno != 0)
+			return 0;
+		p = end;
+		has_a = 1;
+	}
+	if (*p++ != '-')
+		return 0;
+	if (*p >= '0' && *p <= '9') {
+		errno = 0;
+		b = strtoull(p, &end, 10);
+		if (errno != 0)
+			return 0;
+		p = end;
+		has_b = 1;
+	}
+	while (*p == ' ')
+		p++;
+	if (*p != '\0' || (!has_a && !has_b) || (has_a && has_b && b < a))
+		return 0;
+	rd->ra = a;
+	rd->rb = b;
+	rd->range = has_a && has_b ? 1 : has_a ? 2 : 3;
+	return 1;
+}
+
+/* Apply the range to rd->size: sent/end; -1 when unsatisfiable. */
+static int
+proxy_range_resolve(struct proxy_reader *rd)
+{
+	switch (rd->range) {
+	case 1:
+	case 2:
+		if (rd->ra >= rd->size)
+			return -1;
+		rd->sent = rd->ra;
+		rd->end = rd->range == 1 && rd->rb + 1 < rd->size ?
+		    rd->rb + 1 : rd->size;
+		return 0;
+	case 3:
+		if (rd->rb == 0 || rd->size == 0)
+			return -1;
+		rd->sent = rd->rb >= rd->size ? 0 : rd->size - rd->rb;
+		rd->end = rd->size;
+		return 0;
+	}
+	return 0;
+}
+
+/* Send the status line and headers; -1 if the range is unsatisfiable
+ * (then nothing is sent: the caller replies 416). */
+static int
 proxy_reader_headers(struct proxy_reader *rd)
 {
 	struct proxy_req	*pr = rd->pr;
 	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
 	struct bufferevent	*bev;
-	char			 clen[32];
+	char			 clen[32], crange[96];
+	int			 status;
 
 	proxy_req_common_headers(pr);
-	snprintf(clen, sizeof(clen), "%llu", (unsigned long long)rd->size);
+	rd->sent = 0;
+	rd->end = rd->size;
+	status = 200;
+	if (rd->range != 0 && pr->method == EVHTTP_REQ_GET) {
+		if (proxy_range_resolve(rd) != 0) {
+			snprintf(crange, sizeof(crange), "bytes */%llu",
+			    (unsigned long long)rd->size);
+			evhttp_add_header(out, "Content-Range", crange);
+			return -1;
+		}
+		snprintf(crange, sizeof(crange), "bytes %llu-%llu/%llu",
+		    (unsigned long long)rd->sent,
+		    (unsigned long long)rd->end - 1,
+		    (unsigned long long)rd->size);
+		evhttp_add_header(out, "Content-Range", crange);
+		status = 206;
+	}
+	snprintf(clen, sizeof(clen), "%llu",
+	    (unsigned long long)(rd->end - rd->sent));
 	evhttp_add_header(out, "Content-Length", clen);
 	evhttp_add_header(out, "Content-Type", "application/octet-stream");
 	evhttp_add_header(out, "Docker-Content-Digest", pr->digest.str);
-	evhttp_add_header(out, "Accept-Ranges", "none");
+	evhttp_add_header(out, "Accept-Ranges", "bytes");
 	evhttp_add_header(out, "Cache-Control", "max-age=31536000");
-	pr->status = 200;
+	pr->status = status;
 	rd->headers_sent = 1;
 	if (pr->method == EVHTTP_REQ_HEAD) {
 		evhttp_send_reply(pr->req, 200, "OK", NULL);
-		return;
+		return 0;
 	}
-	evhttp_send_reply_start(pr->req, 200, "OK");
+	evhttp_send_reply_start(pr->req, status,
+	    status == 206 ? "Partial Content" : "OK");
 	rd->evcon = evhttp_request_get_connection(pr->req);
 	bev = evhttp_connection_get_bufferevent(rd->evcon);
 	/* One sendfile per 1 MiB rather than per 16 KiB. */
@@ -181,6 +277,7 @@ proxy_reader_headers(struct proxy_reader *rd)
 			fatalx("evbuffer_file_segment_new failed");
 		rd->fd = -1;
 	}
+	return 0;
 }
 
 /* End of the reader: the reply is finished (or abandoned), log, free. */
@@ -238,6 +335,18 @@ proxy_reader_copy(struct proxy_reader *rd, uint64_t avail)
 }
 
 static void
+proxy_reader_unsatisfiable(struct proxy_reader *rd)
+{
+	struct proxy_req	*pr = rd->pr;
+	unsigned long long	 size = rd->size;
+
+	rd->pr = NULL;
+	proxy_reader_free(rd);
+	proxy_error(pr, 416, "UNSUPPORTED",
+	    "range not satisfiable (blob size %llu)", size);
+}
+
+static void
 proxy_reader_pump(struct proxy_reader *rd)
 {
 	struct cache_fill_view	 v;
@@ -279,7 +388,10 @@ proxy_reader_pump(struct proxy_reader *rd)
 				proxy_reader_free(rd);
 				return;
 			}
-			proxy_reader_headers(rd);
+			if (proxy_reader_headers(rd) != 0) {
+				proxy_reader_unsatisfiable(rd);
+				return;
+			}
 			if (rd->pr->method == EVHTTP_REQ_HEAD) {
 				proxy_reader_end(rd, 0);
 				return;
@@ -293,9 +405,15 @@ proxy_reader_pump(struct proxy_reader *rd)
 			proxy_reader_end(rd, 1);
 			return;
 		}
-		avail = v.avail;
+		/* The last byte of the range waits for the verified blob. */
+		if (v.state == CACHE_FILL_PUBLISHING ||
+		    v.state == CACHE_FILL_DONE)
+			avail = rd->end;
+		else
+			avail = rd->end == 0 ? 0 : v.avail < rd->end - 1 ?
+			    v.avail : rd->end - 1;
 	} else
-		avail = rd->size;
+		avail = rd->end;
 
 	if (rd->pr->tls) {
 		if (proxy_reader_copy(rd, avail) != 0) {
@@ -319,12 +437,12 @@ proxy_reader_pump(struct proxy_reader *rd)
 		}
 	}
 	/*
-	 * Only a verified fill offers its last byte: sent == size is the end.
+	 * Only a verified fill offers the last byte: sent == end is the end.
 	 * The reply is ended once the output has drained: with
 	 * bufferevent_openssl, evhttp_send_reply_end() on a non-empty output
 	 * loses the tail (libevent 2.1).
 	 */
-	if (rd->sent == rd->size && (rd->out == NULL ||
+	if (rd->sent == rd->end && (rd->out == NULL ||
 	    evbuffer_get_length(rd->out) == 0))
 		proxy_reader_end(rd, 0);
 }
@@ -498,7 +616,12 @@ proxy_blob_get(struct proxy_req *pr)
 		rd = proxy_reader_new(pr);
 		rd->fd = fd;
 		rd->size = size;
-		proxy_reader_headers(rd);
+		proxy_range_parse(evhttp_find_header(
+		    evhttp_request_get_input_headers(pr->req), "Range"), rd);
+		if (proxy_reader_headers(rd) != 0) {
+			proxy_reader_unsatisfiable(rd);
+			return;
+		}
 		if (pr->method == EVHTTP_REQ_HEAD)
 			proxy_reader_end(rd, 0);
 		else
@@ -525,6 +648,8 @@ proxy_blob_get(struct proxy_req *pr)
 	pr->src = created ? "miss" : "attach";
 	rd = proxy_reader_new(pr);
 	rd->fill = fill;	/* the reference from cache_fill_get */
+	proxy_range_parse(evhttp_find_header(
+	    evhttp_request_get_input_headers(pr->req), "Range"), rd);
 	if (created)
 		proxy_bfetch_start(pr, fill);
 	cache_fill_watch(fill, rd->wake);
