@@ -74,6 +74,9 @@ enum config_key_id {
 	CONFIG_K_IDLE,
 	CONFIG_K_TLS_LISTEN,
 	CONFIG_K_REALMS,
+	CONFIG_K_STALE_IF_ERROR,
+	CONFIG_K_NEGATIVE_TTL,
+	CONFIG_K_TAG_TTL_FOR,
 };
 
 static const struct config_key {
@@ -105,6 +108,10 @@ static const struct config_key {
 	[CONFIG_K_IDLE] = { CONFIG_SECT_TIMEOUTS, "idle", 0 },
 	[CONFIG_K_TLS_LISTEN] = { CONFIG_SECT_SERVER, "tls_listen", 1 },
 	[CONFIG_K_REALMS] = { CONFIG_SECT_UPSTREAM, "realms", 1 },
+	[CONFIG_K_STALE_IF_ERROR] = {
+	    CONFIG_SECT_UPSTREAM, "stale_if_error", 0 },
+	[CONFIG_K_NEGATIVE_TTL] = { CONFIG_SECT_UPSTREAM, "negative_ttl", 0 },
+	[CONFIG_K_TAG_TTL_FOR] = { CONFIG_SECT_UPSTREAM, "tag_ttl_for", 1 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= 32, "cp_seen is a 32-bit mask");
@@ -647,6 +654,39 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 		p->cp_tls_listen_line = p->cp_line;
 		return config_set_listen(p, key, value, &cf->tls_listen,
 		    &cf->ntls_listen);
+	case CONFIG_K_STALE_IF_ERROR:
+		return config_duration_key(p, key, value, 0,
+		    &up->stale_if_error);
+	case CONFIG_K_NEGATIVE_TTL:
+		return config_duration_key(p, key, value, 0,
+		    &up->negative_ttl);
+	case CONFIG_K_TAG_TTL_FOR: {
+		char	**v, *colon;
+		size_t	  n, i;
+		long	  ttl;
+
+		if ((v = config_list_split(value, &n)) == NULL)
+			return config_error(p, "empty element in tag_ttl_for "
+			    "list '%s'", value);
+		for (i = 0; i < n; i++) {
+			if ((colon = strrchr(v[i], ':')) == NULL ||
+			    colon == v[i] ||
+			    config_parse_duration(colon + 1, &ttl) == -1) {
+				config_error(p, "bad tag_ttl_for entry '%s' "
+				    "(want GLOB:DURATION, e.g. latest:1m)",
+				    v[i]);
+				config_strv_free(v, n);
+				return -1;
+			}
+			*colon = '\0';
+			config_strv_add(&up->ttl_globs, &up->nttl, v[i]);
+			up->ttl_values = xreallocarray(up->ttl_values,
+			    up->nttl, sizeof(*up->ttl_values));
+			up->ttl_values[up->nttl - 1] = ttl;
+		}
+		config_strv_free(v, n);
+		return 0;
+	}
 	case CONFIG_K_REALMS: {
 		char	**v;
 		size_t	  n, i;
@@ -804,6 +844,8 @@ config_upstream_open(struct config_parser *p, const char *name)
 	up->name = xstrdup(name);
 	up->tls_verify = 1;
 	up->tag_ttl = -1;
+	up->stale_if_error = 3600;
+	up->negative_ttl = 30;
 	*p->cp_tail = up;
 	p->cp_tail = &up->next;
 	p->cp_cf->nupstreams++;
@@ -1134,6 +1176,8 @@ config_free(struct config *cf)
 		config_strv_free(up->urls, up->nurls);
 		config_strv_free(up->aliases, up->naliases);
 		config_strv_free(up->realms, up->nrealms);
+		config_strv_free(up->ttl_globs, up->nttl);
+		free(up->ttl_values);
 		free(up->username);
 		if (up->password != NULL) {
 			/* Do not leave the secret in freed memory. */

@@ -33,6 +33,11 @@ struct config_upstream {
 	char			*ca_file;	/* NULL: system store */
 	int			 tls_verify;	/* default 1 */
 	long			 tag_ttl;	/* seconds; -1: use [cache] */
+	char			**ttl_globs;	/* tag_ttl_for: first match */
+	long			*ttl_values;
+	size_t			 nttl;
+	long			 stale_if_error;	/* default 1h */
+	long			 negative_ttl;	/* default 30s */
 	struct config_upstream	*next;		/* in file order */
 };
 

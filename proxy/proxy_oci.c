@@ -53,13 +53,17 @@ struct proxy_mfetch {
 	int			 by_tag;
 	int			 revalidate;	/* HEAD of a stale tag */
 	char			 old_digest[DIGEST_STR_MAX];
+	int64_t			 old_validated;
 	char			*up_digest;	/* Docker-Content-Digest */
 	char			*ctype;
 	char			*retry_after;
 };
 
 static void	proxy_manifest_fetch(struct proxy_req *, int revalidate,
-		    const char *old_digest);
+		    const char *old_digest, int64_t old_validated);
+
+/* A tag record pointing here means "upstream said 404". */
+#define PROXY_TAG_NEGATIVE	"-"
 
 static void
 proxy_manifest_send(struct proxy_req *pr, const char *digest,
@@ -120,6 +124,18 @@ proxy_tag_move_cached(struct proxy_req *pr, const char *digest)
 	return 0;
 }
 
+/* Upstream says the tag does not exist: remember it for negative_ttl. */
+static void
+proxy_tag_gone(struct proxy_req *pr)
+{
+	if (upstream_negative_ttl(pr->up) > 0)
+		cache_tag_validated(upstream_name(pr->up), pr->repo, pr->ref,
+		    PROXY_TAG_NEGATIVE);
+	proxy_error(pr, 404, "MANIFEST_UNKNOWN",
+	    "manifest %s not found at upstream %s", pr->ref,
+	    upstream_name(pr->up));
+}
+
 static void
 proxy_mfetch_free(struct proxy_mfetch *mf)
 {
@@ -174,21 +190,38 @@ proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
 		if (err == NULL && status == 200 && mf->up_digest != NULL &&
 		    proxy_tag_move_cached(pr, mf->up_digest) == 0)
 			goto done;
-		if (err == NULL && (status == 200 || status == 404)) {
-			/* Moved or gone: ask for the manifest itself. */
-			proxy_manifest_fetch(pr, 0, NULL);
+		if (err == NULL && status == 404) {
+			proxy_tag_gone(pr);
 			goto done;
 		}
-		/* Upstream trouble: the last known tag beats an outage. */
-		log_warnx("r%llu: revalidating %s:%s at %s failed (%s), "
-		    "serving the cached %s", (unsigned long long)pr->id,
-		    pr->repo, pr->ref, upname,
-		    err != NULL ? err : "bad status", mf->old_digest);
-		pr->src = "stale";
-		if (proxy_manifest_serve_cached(pr, mf->old_digest,
-		    "110 - \"Response is Stale\"") == 0)
+		if (err == NULL && status == 200) {
+			/* Moved: ask for the manifest itself. */
+			proxy_manifest_fetch(pr, 0, NULL, 0);
 			goto done;
-		proxy_manifest_fetch(pr, 0, NULL);
+		}
+		/*
+		 * Upstream trouble: the last known tag beats an outage, for
+		 * stale_if_error past its tag_ttl.
+		 */
+		if ((int64_t)time(NULL) - mf->old_validated <
+		    proxy_tag_ttl(pr) + upstream_stale_if_error(pr->up)) {
+			log_warnx("r%llu: revalidating %s:%s at %s failed "
+			    "(%s), serving the cached %s",
+			    (unsigned long long)pr->id, pr->repo, pr->ref,
+			    upname, err != NULL ? err : "bad status",
+			    mf->old_digest);
+			pr->src = "stale";
+			if (proxy_manifest_serve_cached(pr, mf->old_digest,
+			    "110 - \"Response is Stale\"") == 0)
+				goto done;
+		}
+		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
+		    mf->retry_after);
+		goto done;
+	}
+
+	if (err == NULL && status == 404 && !pr->ref_is_digest) {
+		proxy_tag_gone(pr);
 		goto done;
 	}
 
@@ -240,7 +273,7 @@ done:
 
 static void
 proxy_manifest_fetch(struct proxy_req *pr, int revalidate,
-    const char *old_digest)
+    const char *old_digest, int64_t old_validated)
 {
 	struct proxy_mfetch	*mf;
 	char			*path;
@@ -248,6 +281,7 @@ proxy_manifest_fetch(struct proxy_req *pr, int revalidate,
 	mf = xcalloc(1, sizeof(*mf));
 	mf->pr = pr;
 	mf->revalidate = revalidate;
+	mf->old_validated = old_validated;
 	if (old_digest != NULL)
 		snprintf(mf->old_digest, sizeof(mf->old_digest), "%s",
 		    old_digest);
@@ -271,12 +305,24 @@ proxy_manifest_get(struct proxy_req *pr)
 		if (proxy_manifest_serve_cached(pr, pr->digest.str, NULL) == 0)
 			return;
 		pr->src = NULL;
-		proxy_manifest_fetch(pr, 0, NULL);
+		proxy_manifest_fetch(pr, 0, NULL, 0);
 		return;
 	}
 	if (cache_tag_get(upname, pr->repo, pr->ref, digest,
 	    &validated) != 0) {
-		proxy_manifest_fetch(pr, 0, NULL);
+		proxy_manifest_fetch(pr, 0, NULL, 0);
+		return;
+	}
+	if (strcmp(digest, PROXY_TAG_NEGATIVE) == 0) {
+		if ((int64_t)time(NULL) - validated <
+		    upstream_negative_ttl(pr->up)) {
+			pr->src = "negative";
+			proxy_error(pr, 404, "MANIFEST_UNKNOWN",
+			    "manifest %s not found at upstream %s (cached "
+			    "answer)", pr->ref, upname);
+			return;
+		}
+		proxy_manifest_fetch(pr, 0, NULL, 0);
 		return;
 	}
 	if ((int64_t)time(NULL) - validated < proxy_tag_ttl(pr)) {
@@ -284,10 +330,10 @@ proxy_manifest_get(struct proxy_req *pr)
 		if (proxy_manifest_serve_cached(pr, digest, NULL) == 0)
 			return;
 		pr->src = NULL;
-		proxy_manifest_fetch(pr, 0, NULL);
+		proxy_manifest_fetch(pr, 0, NULL, 0);
 		return;
 	}
-	proxy_manifest_fetch(pr, 1, digest);
+	proxy_manifest_fetch(pr, 1, digest, validated);
 }
 
 /* tags/list: passed through, bounded, with Link and Content-Type. */

@@ -138,7 +138,7 @@ proxy_req_common_headers(struct proxy_req *pr)
 long
 proxy_tag_ttl(const struct proxy_req *pr)
 {
-	return upstream_tag_ttl(pr->up, pr->w->cfg->tag_ttl);
+	return upstream_tag_ttl(pr->up, pr->ref, pr->w->cfg->tag_ttl);
 }
 
 /* The access log line, then free.  The evhttp request is not touched. */

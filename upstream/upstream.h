@@ -53,8 +53,13 @@ void	upstream_fini_all(void);
 struct upstream *upstream_find(const char *name);
 struct upstream *upstream_default(void);
 const char *upstream_name(const struct upstream *);
-/* The upstream's tag_ttl in seconds, or dflt when it sets none. */
-long	upstream_tag_ttl(const struct upstream *, long dflt);
+/* The tag_ttl for tag (tag_ttl_for tiers, then the upstream's tag_ttl),
+ * or dflt when it sets none. */
+long	upstream_tag_ttl(const struct upstream *, const char *tag, long dflt);
+/* How long past its tag_ttl a tag may be served when upstream fails. */
+long	upstream_stale_if_error(const struct upstream *);
+/* How long an upstream 404 for a tag is remembered. */
+long	upstream_negative_ttl(const struct upstream *);
 /* 1 when single-component names must become library/NAME (Docker Hub). */
 int	upstream_is_docker_hub(const struct upstream *);
 

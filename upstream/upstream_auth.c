@@ -7,6 +7,7 @@
 #include "autoconf.h"
 
 #include <arpa/inet.h>
+#include <fnmatch.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -167,10 +168,31 @@ upstream_name(const struct upstream *u)
 }
 
 long
-upstream_tag_ttl(const struct upstream *u, long dflt)
+upstream_tag_ttl(const struct upstream *u, const char *tag, long dflt)
+{
+	const struct config_upstream	*cu;
+	size_t				 i;
+
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	cu = u->cfg;
+	for (i = 0; tag != NULL && i < cu->nttl; i++)
+		if (fnmatch(cu->ttl_globs[i], tag, 0) == 0)
+			return cu->ttl_values[i];
+	return cu->tag_ttl >= 0 ? cu->tag_ttl : dflt;
+}
+
+long
+upstream_stale_if_error(const struct upstream *u)
 {
 	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
-	return u->cfg->tag_ttl >= 0 ? u->cfg->tag_ttl : dflt;
+	return u->cfg->stale_if_error;
+}
+
+long
+upstream_negative_ttl(const struct upstream *u)
+{
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	return u->cfg->negative_ttl;
 }
 
 int
