@@ -31,6 +31,14 @@ const char *cache_dir(void);
  * whose file is missing or has the wrong size is dropped and is a miss.
  */
 int	cache_blob_open(const char *digest, int *fd, uint64_t *size);
+/* Reconcile disk and index in the background (cache_reconcile.c). */
+void	cache_reconcile_start(void);
+/* Is the blob known to be in (upstream, repo)?  0 yes, 1 no, -1 error. */
+int	cache_blob_linked(const char *upstream, const char *repo,
+	    const char *digest);
+/* Record that (upstream, repo) holds the blob. */
+int	cache_blob_link(const char *upstream, const char *repo,
+	    const char *digest);
 /* Index lookup only: 0 present (size set), 1 absent, -1 error. */
 int	cache_blob_stat(const char *digest, uint64_t *size);
 

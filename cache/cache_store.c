@@ -221,6 +221,19 @@ cache_blob_open(const char *digest, int *fdp, uint64_t *size)
 }
 
 int
+cache_blob_linked(const char *upstream, const char *repo, const char *digest)
+{
+	return cache_index_link_get(cache_idx, upstream, repo, digest);
+}
+
+int
+cache_blob_link(const char *upstream, const char *repo, const char *digest)
+{
+	return cache_index_link_put(cache_idx, upstream, repo, digest,
+	    (int64_t)time(NULL));
+}
+
+int
 cache_manifest_get(const char *digest, char **media_type,
     unsigned char **data, size_t *len)
 {

@@ -119,6 +119,7 @@ main(int argc, char *argv[])
 		log_set_level((enum log_level)lvl);
 	if (cache_open(cfg) != 0)
 		fatalx("cannot open the cache in %s", cfg->cache_dir);
+	cache_reconcile_start();
 	if (upstream_init_all(cfg) != 0)
 		fatalx("cannot set up the upstreams");
 	rc = proxy_run(cfg) == 0 ? 0 : 1;

@@ -59,6 +59,7 @@ struct proxy_req {
 	uint64_t		 bytes;
 	const char		*src;		/* hit, miss, attach, ... */
 	int			 tls;		/* came on a TLS listener */
+	int			 linked;	/* repo known to hold the blob */
 	int			 done;
 };
 
