@@ -31,6 +31,36 @@ const char *cache_dir(void);
  * whose file is missing or has the wrong size is dropped and is a miss.
  */
 int	cache_blob_open(const char *digest, int *fd, uint64_t *size);
+/* cache_admin.c: budget, pins, verify, gc (see there). */
+struct cache_du {
+	uint64_t	blobs, bytes;
+	uint64_t	pinned_blobs, pinned_bytes;
+	uint64_t	tags;
+	uint64_t	max_bytes;	/* [cache] max_size, 0 unlimited */
+};
+/* Start the manager thread (access times, LRU eviction); daemon only. */
+void	cache_manager_start(const struct config *);
+/* Record a hit's access time (in memory; flushed in batches). */
+void	cache_blob_touch(const char *digest);
+void	cache_usage_add(int64_t bytes);
+int	cache_du(struct cache_du *);
+/* Remove a blob (index, then file).  0 done, 1 absent, -1 error. */
+int	cache_blob_remove(const char *digest, const char *why);
+/* Pin until (unix seconds), -1 forever, 0 unpins.  0, 1 absent, -1. */
+int	cache_blob_pin(const char *digest, int64_t until);
+int	cache_evict_lru(uint64_t target_bytes, size_t max);
+int	cache_verify_all(size_t *checked, size_t *bad,
+	    void (*progress)(const char *digest, int ok, void *), void *arg);
+int	cache_gc(int64_t grace, int dry_run, size_t *removed,
+	    uint64_t *bytes);
+/* A manifest (itself included) and every manifest and blob below it. */
+void	cache_manifest_walk(const char *digest,
+	    void (*cb)(const char *digest, int is_manifest, void *),
+	    void *arg);
+/* Open without the lock, tmp cleanup or reconcile: for the CLI, which
+ * may run beside the daemon. */
+int	cache_open_shared(const struct config *);
+
 /* Reconcile disk and index in the background (cache_reconcile.c). */
 void	cache_reconcile_start(void);
 /* Is the blob known to be in (upstream, repo)?  0 yes, 1 no, -1 error. */

@@ -441,9 +441,11 @@ cache_fill_publish_thread(void *arg)
 		cache_fill_wake_locked(f);
 	}
 	pthread_mutex_unlock(&f->mtx);
-	if (why == NULL)
+	if (why == NULL) {
+		cache_usage_add((int64_t)f->written);
 		log_info("fill %s: stored %llu bytes", f->digest,
 		    (unsigned long long)f->written);
+	}
 	free(final);
 	cache_fill_unref(f, "publish");
 	return NULL;

@@ -939,3 +939,110 @@ fail:
 	mdb_txn_abort(txn);
 	return -1;
 }
+
+/*
+ * Last-access times batched by the cache manager: one write transaction
+ * (one fsync) for many blobs instead of one per request.  Absent blobs are
+ * skipped.  0 ok, -1 error.
+ */
+int
+cache_index_blob_touch_many(struct cache_index *ci, char *const *digests,
+    const int64_t *when, size_t n)
+{
+	struct cache_index_key	k;
+	struct cache_blob_rec	rec;
+	unsigned char		buf[CACHE_INDEX_BLOB_LEN];
+	MDB_txn			*txn;
+	MDB_val			 val;
+	size_t			 i;
+	int			 rc;
+
+	if (n == 0)
+		return 0;
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (cache_index_key_digest(__func__, digests[i], &k) == -1)
+			continue;
+		rc = mdb_get(txn, ci->ci_blob, &k.k_val, &val);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0) {
+			cache_index_warn(ci, __func__, "mdb_get", rc);
+			goto fail;
+		}
+		if (cache_index_blob_decode(__func__, &val, &rec) == -1 ||
+		    rec.last_access >= when[i])
+			continue;
+		rec.last_access = when[i];
+		cache_index_blob_encode(&rec, buf);
+		val.mv_data = buf;
+		val.mv_size = sizeof(buf);
+		if ((rc = mdb_put(txn, ci->ci_blob, &k.k_val, &val, 0)) != 0) {
+			cache_index_warn(ci, __func__, "mdb_put", rc);
+			goto fail;
+		}
+	}
+	return cache_index_commit(ci, __func__, txn);
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}
+
+/*
+ * Walk the tag database (one read transaction); cb gets NUL-terminated
+ * copies of upstream, repository and tag and the decoded record.
+ */
+int
+cache_index_tag_foreach(struct cache_index *ci,
+    int (*cb)(const char *, const char *, const char *,
+    const struct cache_tag_rec *, void *), void *arg)
+{
+	struct cache_tag_rec	 rec;
+	char			 kbuf[1024], *up, *repo, *tag;
+	MDB_txn			*txn;
+	MDB_cursor		*cur;
+	MDB_val			 key, val;
+	MDB_cursor_op		 op;
+	int			 rc, ret = -1;
+
+	if (cache_index_begin(ci, __func__, MDB_RDONLY, &txn) == -1)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, ci->ci_tag, &cur)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_cursor_open", rc);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	for (op = MDB_FIRST;; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &key, &val, op);
+		if (rc == MDB_NOTFOUND) {
+			ret = 0;
+			break;
+		}
+		if (rc != 0) {
+			cache_index_warn(ci, __func__, "mdb_cursor_get", rc);
+			break;
+		}
+		if (key.mv_size == 0 || key.mv_size >= sizeof(kbuf))
+			continue;
+		memcpy(kbuf, key.mv_data, key.mv_size);
+		kbuf[key.mv_size] = '\0';
+		up = kbuf;
+		if ((repo = memchr(kbuf, '\0', key.mv_size)) == NULL ||
+		    (size_t)(repo - kbuf) + 1 >= key.mv_size)
+			continue;
+		repo++;
+		tag = repo + strlen(repo) + 1;
+		if ((size_t)(tag - kbuf) >= key.mv_size)
+			continue;
+		if (cache_index_tag_decode(__func__, &val, &rec) == -1)
+			continue;
+		if (cb(up, repo, tag, &rec, arg) != 0) {
+			ret = 0;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return ret;
+}

@@ -92,6 +92,13 @@ int	cache_index_blob_commit(struct cache_index *, const char *upstream,
 	    const char *repo, const char *digest,
 	    const struct cache_blob_rec *);
 
+/* Batched last-access update (one transaction). */
+int	cache_index_blob_touch_many(struct cache_index *, char *const *digests,
+	    const int64_t *when, size_t n);
+int	cache_index_tag_foreach(struct cache_index *,
+	    int (*cb)(const char *upstream, const char *repo, const char *tag,
+	    const struct cache_tag_rec *, void *), void *arg);
+
 /* cache_store.c */
 extern struct cache_index *cache_idx;
 /* Path of a blob's file (malloc'd), NULL if digest is malformed. */

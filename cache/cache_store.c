@@ -129,6 +129,27 @@ cache_open(const struct config *cfg)
 	return 0;
 }
 
+int
+cache_open_shared(const struct config *cfg)
+{
+	char	*p;
+
+	cache_root = xstrdup(cfg->cache_dir);
+	xasprintf(&p, "%s/index", cache_root);
+	if (access(p, F_OK) != 0) {
+		log_warnx("cache: no index in %s (has the mirror run with "
+		    "this dir?)", cache_root);
+		free(p);
+		return -1;
+	}
+	if (cache_index_open(p, 0, &cache_idx) != 0) {
+		free(p);
+		return -1;
+	}
+	free(p);
+	return 0;
+}
+
 void
 cache_close(void)
 {
@@ -217,6 +238,7 @@ cache_blob_open(const char *digest, int *fdp, uint64_t *size)
 	free(path);
 	*fdp = fd;
 	*size = rec.size;
+	cache_blob_touch(digest);
 	return 0;
 }
 

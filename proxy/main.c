@@ -14,6 +14,7 @@
 #include "cache/cache.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "proxy/cmd.h"
 #include "proxy/proxy.h"
 #include "upstream/upstream.h"
 
@@ -29,6 +30,23 @@ usage(FILE *f)
 "  serve [-c FILE]          run the mirror in the foreground\n"
 "  check-config [-c FILE]   validate the configuration; errors are\n"
 "                           reported as FILE:LINE: message (exit 2)\n"
+"  cache SUB [-c FILE]      inspect and manage the cache (works while the\n"
+"                           daemon runs); add --json for JSON output:\n"
+"      ls                   tags and blobs\n"
+"      du                   totals, pinned bytes, budget\n"
+"      verify               re-hash every blob; corrupt ones go to\n"
+"                           DIR/quarantine/ (exit 3 if any)\n"
+"      gc [--grace D] [--dry-run]\n"
+"                           remove what no tag or pin reaches, stored more\n"
+"                           than D ago (default 1h)\n"
+"      evict DIGEST... | --to SIZE\n"
+"                           remove blobs, or least recently used ones\n"
+"                           until the cache holds at most SIZE\n"
+"      pin [--for D] DIGEST|IMAGE...\n"
+"                           keep an image's blobs (all of them, through\n"
+"                           its index) from eviction and gc; forever by\n"
+"                           default\n"
+"      unpin DIGEST|IMAGE...\n"
 "  version                  print the version\n"
 "  help                     this text\n"
 "\n"
@@ -82,6 +100,25 @@ main(int argc, char *argv[])
 		    event_get_version(), OPENSSL_VERSION_TEXT);
 		return 0;
 	}
+	if (strcmp(cmd, "cache") == 0) {
+		/* -c may come anywhere; the rest is the subcommand's. */
+		char	**rest = calloc((size_t)argc, sizeof(*rest));
+		int	  n = 0, i;
+
+		for (i = 2; i < argc; i++) {
+			if ((strcmp(argv[i], "-c") == 0 ||
+			    strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+				path = argv[++i];
+			else
+				rest[n++] = argv[i];
+		}
+		cfg = load(path);
+		log_set_level(LOG_LEVEL_WARN);
+		rc = cmd_cache(cfg, n, rest);
+		free(rest);
+		config_free(cfg);
+		return rc;
+	}
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "c:dh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -120,6 +157,7 @@ main(int argc, char *argv[])
 	if (cache_open(cfg) != 0)
 		fatalx("cannot open the cache in %s", cfg->cache_dir);
 	cache_reconcile_start();
+	cache_manager_start(cfg);
 	if (upstream_init_all(cfg) != 0)
 		fatalx("cannot set up the upstreams");
 	rc = proxy_run(cfg) == 0 ? 0 : 1;

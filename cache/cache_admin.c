@@ -1,0 +1,524 @@
+/*
+ * cache_admin.c — the cache's life after a blob is stored: access times,
+ * the byte budget (LRU eviction between high and low watermarks, never
+ * pinned content), pins, verify, garbage collection and listings.  Used by
+ * the daemon's cache manager thread and by "regmirror cache ...", which
+ * may run while the daemon does (LMDB is multi-process safe).
+ *
+ * Deleting a blob is: index record first, then the file.  A reader that
+ * already opened the file keeps streaming from its descriptor; a fill in
+ * progress lives in tmp/ and is not in blobs/ until it is published, so
+ * nothing is deleted from under a reader.
+ *
+ * Access times are recorded in memory on every hit and written to the
+ * index in one transaction every few seconds by the manager thread: no
+ * disk write per request.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+#define CACHE_TOUCH_MAX		4096	/* access times kept between flushes */
+#define CACHE_MANAGER_TICK	2	/* seconds */
+#define CACHE_EVICT_BATCH	256	/* blobs per tick, so serving never
+					   waits on a long transaction */
+
+static pthread_mutex_t	 cache_touch_mtx = PTHREAD_MUTEX_INITIALIZER;
+static char		*cache_touch_digest[CACHE_TOUCH_MAX];
+static int64_t		 cache_touch_when[CACHE_TOUCH_MAX];
+static size_t		 cache_ntouch;
+static _Atomic uint64_t	 cache_total_bytes;
+static uint64_t		 cache_max_bytes;
+
+void
+cache_blob_touch(const char *digest)
+{
+	int64_t	now = (int64_t)time(NULL);
+	size_t	i;
+
+	pthread_mutex_lock(&cache_touch_mtx);
+	for (i = 0; i < cache_ntouch; i++)
+		if (strcmp(cache_touch_digest[i], digest) == 0) {
+			cache_touch_when[i] = now;
+			break;
+		}
+	if (i == cache_ntouch && cache_ntouch < CACHE_TOUCH_MAX) {
+		cache_touch_digest[cache_ntouch] = xstrdup(digest);
+		cache_touch_when[cache_ntouch++] = now;
+	}
+	pthread_mutex_unlock(&cache_touch_mtx);
+}
+
+static void
+cache_touch_flush(void)
+{
+	char	*d[CACHE_TOUCH_MAX];
+	int64_t	 w[CACHE_TOUCH_MAX];
+	size_t	 n, i;
+
+	pthread_mutex_lock(&cache_touch_mtx);
+	n = cache_ntouch;
+	memcpy(d, cache_touch_digest, n * sizeof(*d));
+	memcpy(w, cache_touch_when, n * sizeof(*w));
+	cache_ntouch = 0;
+	pthread_mutex_unlock(&cache_touch_mtx);
+	if (n > 0)
+		cache_index_blob_touch_many(cache_idx, d, w, n);
+	for (i = 0; i < n; i++)
+		free(d[i]);
+}
+
+void
+cache_usage_add(int64_t bytes)
+{
+	if (bytes >= 0)
+		atomic_fetch_add(&cache_total_bytes, (uint64_t)bytes);
+	else
+		atomic_fetch_sub(&cache_total_bytes, (uint64_t)-bytes);
+}
+
+static int
+cache_du_cb(const char *digest, const struct cache_blob_rec *rec, void *arg)
+{
+	struct cache_du	*du = arg;
+	int64_t		 now = (int64_t)time(NULL);
+
+	(void)digest;
+	du->blobs++;
+	du->bytes += rec->size;
+	if (rec->pinned_until == -1 || rec->pinned_until > now) {
+		du->pinned_blobs++;
+		du->pinned_bytes += rec->size;
+	}
+	return 0;
+}
+
+static int
+cache_du_tag_cb(const char *up, const char *repo, const char *tag,
+    const struct cache_tag_rec *rec, void *arg)
+{
+	struct cache_du	*du = arg;
+
+	(void)up;
+	(void)repo;
+	(void)tag;
+	if (strcmp(rec->digest, "-") != 0)
+		du->tags++;
+	return 0;
+}
+
+int
+cache_du(struct cache_du *du)
+{
+	memset(du, 0, sizeof(*du));
+	if (cache_index_blob_foreach(cache_idx, cache_du_cb, du) != 0 ||
+	    cache_index_tag_foreach(cache_idx, cache_du_tag_cb, du) != 0)
+		return -1;
+	du->max_bytes = cache_max_bytes;
+	return 0;
+}
+
+/* Index record first, then the file: a reader keeps its descriptor. */
+int
+cache_blob_remove(const char *digest, const char *why)
+{
+	struct cache_blob_rec	 rec;
+	char			*path;
+	int			 rc;
+
+	if ((rc = cache_index_blob_get(cache_idx, digest, &rec)) != 0)
+		return rc;
+	if (cache_index_blob_del(cache_idx, digest) != 0)
+		return -1;
+	if ((path = cache_blob_path(digest)) != NULL) {
+		if (unlink(path) != 0 && errno != ENOENT)
+			log_warn("cache: unlink %s", path);
+		free(path);
+	}
+	cache_usage_add(-(int64_t)rec.size);
+	log_info("cache: removed %s (%llu bytes): %s", digest,
+	    (unsigned long long)rec.size, why);
+	return 0;
+}
+
+int
+cache_blob_pin(const char *digest, int64_t until)
+{
+	struct cache_blob_rec	rec;
+	int			rc;
+
+	if ((rc = cache_index_blob_get(cache_idx, digest, &rec)) != 0)
+		return rc;
+	rec.pinned_until = until;
+	return cache_index_blob_put(cache_idx, digest, &rec);
+}
+
+/* LRU candidates: unpinned blobs, oldest access first. */
+struct cache_lru {
+	struct cache_lru_ent {
+		char		digest[DIGEST_STR_MAX];
+		int64_t		last_access;
+		uint64_t	size;
+	}		*v;
+	size_t		 n;
+};
+
+static int
+cache_lru_cb(const char *digest, const struct cache_blob_rec *rec, void *arg)
+{
+	struct cache_lru	*l = arg;
+	int64_t			 now = (int64_t)time(NULL);
+
+	if (rec->pinned_until == -1 || rec->pinned_until > now)
+		return 0;
+	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	snprintf(l->v[l->n].digest, sizeof(l->v[l->n].digest), "%s", digest);
+	l->v[l->n].last_access = rec->last_access;
+	l->v[l->n].size = rec->size;
+	l->n++;
+	return 0;
+}
+
+static int
+cache_lru_cmp(const void *a, const void *b)
+{
+	const struct cache_lru_ent	*x = a, *y = b;
+
+	return x->last_access < y->last_access ? -1 :
+	    x->last_access > y->last_access ? 1 : strcmp(x->digest, y->digest);
+}
+
+/*
+ * Evict least-recently-used unpinned blobs until the cache holds at most
+ * target bytes, or max blobs have gone (max 0: no limit).  Returns the
+ * number evicted, -1 on error.
+ */
+int
+cache_evict_lru(uint64_t target, size_t max)
+{
+	struct cache_lru	l = { NULL, 0 };
+	struct cache_du		du;
+	uint64_t		total;
+	size_t			i;
+	int			n = 0;
+
+	cache_touch_flush();
+	if (cache_du(&du) != 0)
+		return -1;
+	total = du.bytes;
+	if (total <= target)
+		return 0;
+	if (cache_index_blob_foreach(cache_idx, cache_lru_cb, &l) != 0) {
+		free(l.v);
+		return -1;
+	}
+	qsort(l.v, l.n, sizeof(*l.v), cache_lru_cmp);
+	for (i = 0; i < l.n && total > target && (max == 0 ||
+	    (size_t)n < max); i++) {
+		if (cache_blob_remove(l.v[i].digest, "evicted (least recently "
+		    "used, over max_size)") == 0) {
+			total -= l.v[i].size;
+			n++;
+		}
+	}
+	free(l.v);
+	return n;
+}
+
+/* Call cb for every blob and child manifest a manifest references. */
+static void
+cache_manifest_refs(const unsigned char *data, size_t len,
+    void (*cb)(const char *digest, int is_manifest, void *), void *arg)
+{
+	json_t		*root, *a, *e, *d;
+	json_error_t	 jerr;
+	size_t		 i;
+
+	if ((root = json_loadb((const char *)data, len, 0, &jerr)) == NULL)
+		return;
+	if ((a = json_object_get(root, "manifests")) != NULL &&
+	    json_is_array(a))
+		json_array_foreach(a, i, e)
+			if (json_is_string(d = json_object_get(e, "digest")))
+				cb(json_string_value(d), 1, arg);
+	if ((e = json_object_get(root, "config")) != NULL &&
+	    json_is_string(d = json_object_get(e, "digest")))
+		cb(json_string_value(d), 0, arg);
+	if ((a = json_object_get(root, "layers")) != NULL && json_is_array(a))
+		json_array_foreach(a, i, e)
+			if (json_is_string(d = json_object_get(e, "digest")))
+				cb(json_string_value(d), 0, arg);
+	if ((a = json_object_get(root, "fsLayers")) != NULL &&
+	    json_is_array(a))
+		json_array_foreach(a, i, e)
+			if (json_is_string(d = json_object_get(e, "blobSum")))
+				cb(json_string_value(d), 0, arg);
+	json_decref(root);
+}
+
+struct cache_walk {
+	void	(*cb)(const char *digest, int is_manifest, void *);
+	void	 *arg;
+	int	  depth;
+};
+
+static void
+cache_walk_cb(const char *digest, int is_manifest, void *arg)
+{
+	struct cache_walk	*w = arg;
+	char			*ctype;
+	unsigned char		*data;
+	size_t			 len;
+
+	w->cb(digest, is_manifest, w->arg);
+	if (!is_manifest || w->depth >= 4)
+		return;
+	if (cache_manifest_get(digest, &ctype, &data, &len) != 0)
+		return;
+	w->depth++;
+	cache_manifest_refs(data, len, cache_walk_cb, w);
+	w->depth--;
+	free(ctype);
+	free(data);
+}
+
+/* Walk a manifest (the root itself included) and everything below it. */
+void
+cache_manifest_walk(const char *digest,
+    void (*cb)(const char *digest, int is_manifest, void *), void *arg)
+{
+	struct cache_walk	w = { cb, arg, 0 };
+
+	cache_walk_cb(digest, 1, &w);
+}
+
+/* Verify: re-hash every blob; quarantine the ones that do not match. */
+struct cache_verify {
+	char		**bad;
+	size_t		  nbad;
+	size_t		  checked;
+	void		(*progress)(const char *, int, void *);
+	void		 *arg;
+};
+
+static int
+cache_verify_cb(const char *digest, const struct cache_blob_rec *rec,
+    void *arg)
+{
+	struct cache_verify	*v = arg;
+	struct digest		 want, got;
+	uint64_t		 size;
+	char			*path;
+	int			 fd, ok = 0;
+
+	if (digest_parse(digest, &want) != 0 ||
+	    (path = cache_blob_path(digest)) == NULL)
+		return 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		ok = digest_file(want.algo, fd, &got, &size) == 0 &&
+		    size == rec->size && strcmp(got.str, want.str) == 0;
+		close(fd);
+	}
+	free(path);
+	v->checked++;
+	if (v->progress != NULL)
+		v->progress(digest, ok, v->arg);
+	if (!ok) {
+		v->bad = xreallocarray(v->bad, v->nbad + 1, sizeof(*v->bad));
+		v->bad[v->nbad++] = xstrdup(digest);
+	}
+	return 0;
+}
+
+int
+cache_verify_all(size_t *checked, size_t *bad,
+    void (*progress)(const char *digest, int ok, void *), void *arg)
+{
+	struct cache_verify	 v = { NULL, 0, 0, progress, arg };
+	char			*path, *qdir, *qpath;
+	size_t			 i;
+
+	if (cache_index_blob_foreach(cache_idx, cache_verify_cb, &v) != 0)
+		return -1;
+	xasprintf(&qdir, "%s/quarantine", cache_dir());
+	(void)mkdir(qdir, 0755);
+	for (i = 0; i < v.nbad; i++) {
+		path = cache_blob_path(v.bad[i]);
+		xasprintf(&qpath, "%s/%s", qdir, v.bad[i]);
+		/* Out of the index first: it is never served again. */
+		cache_index_blob_del(cache_idx, v.bad[i]);
+		if (path != NULL && rename(path, qpath) != 0 && errno != ENOENT)
+			log_warn("cache: quarantine %s", path);
+		log_warnx("cache: %s is corrupt: moved to %s", v.bad[i], qpath);
+		free(path);
+		free(qpath);
+		free(v.bad[i]);
+	}
+	free(v.bad);
+	free(qdir);
+	*checked = v.checked;
+	*bad = v.nbad;
+	return 0;
+}
+
+/*
+ * GC: blobs and manifests that no tag and no pin reaches, stored longer
+ * ago than grace seconds, are removed.
+ */
+struct cache_gc {
+	char		**live;
+	size_t		  nlive;
+	size_t		  removed;
+	uint64_t	  bytes;
+	int64_t		  cutoff;
+	int		  dry_run;
+};
+
+static void
+cache_gc_mark(const char *digest, int is_manifest, void *arg)
+{
+	struct cache_gc	*g = arg;
+
+	(void)is_manifest;
+	g->live = xreallocarray(g->live, g->nlive + 1, sizeof(*g->live));
+	g->live[g->nlive++] = xstrdup(digest);
+}
+
+static int
+cache_gc_tag_cb(const char *up, const char *repo, const char *tag,
+    const struct cache_tag_rec *rec, void *arg)
+{
+	(void)up;
+	(void)repo;
+	(void)tag;
+	if (strcmp(rec->digest, "-") != 0)
+		cache_manifest_walk(rec->digest, cache_gc_mark, arg);
+	return 0;
+}
+
+static int
+cache_gc_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+cache_gc_blob_cb(const char *digest, const struct cache_blob_rec *rec,
+    void *arg)
+{
+	struct cache_gc	*g = arg;
+	const char	*key = digest;
+	int64_t		 now = (int64_t)time(NULL);
+
+	if (rec->pinned_until == -1 || rec->pinned_until > now ||
+	    rec->stored > g->cutoff)
+		return 0;
+	if (bsearch(&key, g->live, g->nlive, sizeof(*g->live),
+	    cache_gc_strcmp) != NULL)
+		return 0;
+	g->removed++;
+	g->bytes += rec->size;
+	if (!g->dry_run)
+		cache_blob_remove(digest, "garbage: no tag or pin reaches it");
+	return 0;
+}
+
+int
+cache_gc(int64_t grace, int dry_run, size_t *removed, uint64_t *bytes)
+{
+	struct cache_gc	g;
+	size_t		i;
+	int		rc;
+
+	memset(&g, 0, sizeof(g));
+	g.cutoff = (int64_t)time(NULL) - grace;
+	g.dry_run = dry_run;
+	rc = cache_index_tag_foreach(cache_idx, cache_gc_tag_cb, &g);
+	if (rc == 0) {
+		qsort(g.live, g.nlive, sizeof(*g.live), cache_gc_strcmp);
+		rc = cache_index_blob_foreach(cache_idx, cache_gc_blob_cb, &g);
+	}
+	for (i = 0; i < g.nlive; i++)
+		free(g.live[i]);
+	free(g.live);
+	*removed = g.removed;
+	*bytes = g.bytes;
+	return rc;
+}
+
+/* The daemon's cache manager: flush access times, keep to the budget. */
+static void *
+cache_manager_thread(void *arg)
+{
+	uint64_t	high, low, total;
+	int		n;
+
+	(void)arg;
+	high = cache_max_bytes / 100 * 95;
+	low = cache_max_bytes / 100 * 90;
+	for (;;) {
+		sleep(CACHE_MANAGER_TICK);	/* a timer, not synchronisation */
+		cache_touch_flush();
+		if (cache_max_bytes == 0)
+			continue;
+		total = atomic_load(&cache_total_bytes);
+		if (total <= high)
+			continue;
+		{
+			/* "regmirror cache" may have removed blobs behind
+			 * our back: measure before evicting. */
+			struct cache_du du;
+
+			if (cache_du(&du) == 0) {
+				atomic_store(&cache_total_bytes, du.bytes);
+				if ((total = du.bytes) <= high)
+					continue;
+			}
+		}
+		n = cache_evict_lru(low, CACHE_EVICT_BATCH);
+		if (n > 0)
+			log_info("cache: evicted %d blobs (was %llu bytes, "
+			    "budget %llu)", n, (unsigned long long)total,
+			    (unsigned long long)cache_max_bytes);
+		else if (n == 0)
+			log_warnx("cache: %llu bytes is over the budget of "
+			    "%llu, but everything left is pinned",
+			    (unsigned long long)total,
+			    (unsigned long long)cache_max_bytes);
+	}
+	return NULL;
+}
+
+void
+cache_manager_start(const struct config *cfg)
+{
+	struct cache_du	du;
+	pthread_t	th;
+	pthread_attr_t	attr;
+
+	cache_max_bytes = cfg->max_size;
+	if (cache_du(&du) == 0)
+		atomic_store(&cache_total_bytes, du.bytes);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, cache_manager_thread, NULL) != 0)
+		log_warn("cache: cannot start the cache manager");
+	pthread_attr_destroy(&attr);
+}

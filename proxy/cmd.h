@@ -1,0 +1,12 @@
+/*
+ * cmd.h — command-line subcommands other than serve (proxy/cmd_*.c).
+ */
+#ifndef PROXY_CMD_H
+#define PROXY_CMD_H
+
+struct config;
+
+/* "regmirror cache SUB [options] [args]": argv[0] is SUB.  Exit status. */
+int	cmd_cache(const struct config *, int argc, char **argv);
+
+#endif
