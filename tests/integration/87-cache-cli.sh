@@ -1,0 +1,83 @@
+#!/bin/bash
+# Cache lifecycle with the daemon running: "regmirror cache du/ls/pin/
+# unpin/verify/gc/evict" with readable and --json output; a byte budget
+# (max_size) evicts least-recently-used blobs but never pinned ones; verify
+# quarantines a corrupted file, which is then fetched again, correct.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/lib.sh" || exit 99
+need docker-registry skopeo jq
+need_regmirror
+
+MB=$((1024 * 1024))
+mkimage "$T_DIR/a" raw --seed t87-a --ref v1 --size $((3 * MB))
+mkimage "$T_DIR/b" raw --seed t87-b --ref v1 --size $((3 * MB))
+mkimage "$T_DIR/c" raw --seed t87-c --ref v1 --size $((3 * MB))
+start_registry up
+for x in a b c; do
+	seed_image "$T_DIR/$x" v1 "$UP_HOST" "app/$x:v1"
+done
+layer() { jq -r '.images[0].layers[0].digest' "$T_DIR/$1.json"; }
+LA=$(layer a) LB=$(layer b) LC=$(layer c)
+
+# Budget 8 MiB: two 3 MiB layers fit under the 95% mark, three do not.
+write_mirror_conf "$T_DIR/mirror.conf" "$(free_port)" "$T_DIR/cache" "$UP_URL"
+sed -i 's/^tag_ttl = 5m$/tag_ttl = 5m\nmax_size = 8M/' "$T_DIR/mirror.conf"
+start_mirror "$T_DIR/mirror.conf"
+RM() { "$REGMIRROR" cache "$@" -c "$T_DIR/mirror.conf"; }
+pull() {
+	curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+		"$MIRROR_URL/v2/app/$1/manifests/v1" || fail "manifest app/$1"
+	got=$(curl -sf "$MIRROR_URL/v2/app/$1/blobs/$2" | sha256sum | cut -d' ' -f1) ||
+		fail "blob app/$1"
+	assert_eq "${2#sha256:}" "$got" "app/$1 layer sha256"
+}
+
+# Access times have one-second resolution: let a second pass between
+# pulls so that the LRU order is a, b, c (polling the clock).
+after_second() { [ "$(date +%s)" -gt "$1" ]; }
+next_second() { wait_for 5 after_second "$(date +%s)" || fail "clock stuck"; }
+pull a "$LA"
+next_second
+pull b "$LB"
+next_second
+du=$(RM du --json) || fail "cache du --json"
+[ "$(jq -r .blobs <<<"$du")" -ge 2 ] || fail "du: $du"
+RM ls | grep -q "tag   docker.io/app/a:v1 -> sha256:" || fail "ls shows no tag for app/a"
+RM ls --json | jq -e --arg d "$LA" '.blobs | map(.digest) | index($d)' >/dev/null ||
+	fail "ls --json lacks $LA"
+
+# Pin a (the image, through its manifest), then pull c: over budget.
+RM pin app/a:v1 | grep -q "pinned [1-9]" || fail "pin app/a:v1"
+[ "$(RM du --json | jq -r .pinned_bytes)" -ge $((3 * MB)) ] || fail "pinned bytes"
+pull c "$LC"
+blob_file() { echo "$T_DIR/cache/blobs/sha256/${1:7:2}/${1#sha256:}"; }
+# The manager evicts within a few ticks: b (least recently used, unpinned).
+wait_for 20 test ! -f "$(blob_file "$LB")" ||
+	fail "over max_size, the LRU blob app/b was not evicted"
+test -f "$(blob_file "$LA")" || fail "the pinned blob app/a was evicted"
+test -f "$(blob_file "$LC")" || fail "the newest blob app/c was evicted"
+grep -q "evicted" "$MIRROR_LOG" || fail "no eviction in the mirror's log"
+# What was evicted is fetched again, correct.
+pull b "$LB"
+
+# verify: corrupt the file of c behind the daemon's back.
+f=$(blob_file "$LC")
+printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc 2>/dev/null
+rc=0
+RM verify >"$T_DIR/verify.out" || rc=$?
+assert_eq 3 "$rc" "verify exit status with a corrupt blob"
+grep -q "CORRUPT $LC" "$T_DIR/verify.out" || fail "verify did not name $LC"
+test -f "$T_DIR/cache/quarantine/$LC" || fail "corrupt blob not quarantined"
+test ! -f "$f" || fail "corrupt blob still in blobs/"
+pull c "$LC"
+
+# unpin, then gc with no grace: everything reachable from tags stays.
+RM unpin app/a:v1 | grep -q "unpinned [1-9]" || fail "unpin"
+RM gc --grace 0 --json | jq -e '.removed >= 0' >/dev/null || fail "gc --json"
+pull a "$LA"
+# evict --to 0 empties the cache; the next pull refills it.
+RM evict --to 0 | grep -q "evicted [1-9]" || fail "evict --to 0"
+assert_eq 0 "$(RM du --json | jq -r .blobs)" "blobs after evict --to 0"
+pull a "$LA"
+mirror_alive
+pass
