@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/digest.h"
 
@@ -100,6 +101,11 @@ int	cache_tag_validated(const char *upstream, const char *repo,
  *		PUBLISHING --fsync, rename, commit--> DONE
  *		WAITING|STREAMING|PUBLISHING --fail--> FAILED
  *
+ * When the disk is full (ENOSPC), the fill goes on in memory: the bytes
+ * already written stay readable from the file, later ones from a bounded
+ * window in memory, and the blob is passed through verified but not
+ * stored (PASSED).  A reader that falls behind the window is cut.
+ *
  * Bytes a reader may send (view.avail) are those written, less the last
  * byte until size and digest are verified (PUBLISHING), so that a corrupt
  * body never reaches a client looking complete.  Readers need not wait
@@ -113,6 +119,7 @@ enum cache_fill_state {
 	CACHE_FILL_PUBLISHING,
 	CACHE_FILL_DONE,
 	CACHE_FILL_FAILED,
+	CACHE_FILL_PASSED,	/* verified, passed through, not stored */
 };
 
 struct cache_fill;
@@ -121,6 +128,10 @@ struct cache_fill_view {
 	enum cache_fill_state	 state;
 	int64_t			 size;		/* -1 until known */
 	uint64_t		 avail;		/* bytes a reader may send */
+	uint64_t		 disk_end;	/* bytes [0, disk_end) are in
+						   the file (UINT64_MAX: all) */
+	uint64_t		 mem_start;	/* disk full: bytes from here
+						   are in memory (copy them) */
 	int			 fail_status;	/* HTTP status for clients */
 	const char		*fail_code;	/* OCI error code */
 	char			 fail_msg[256];
@@ -139,6 +150,20 @@ void	cache_fill_unwatch(struct cache_fill *, struct event *ev);
 void	cache_fill_view(struct cache_fill *, struct cache_fill_view *);
 /* A new descriptor on the fill's file (valid once STREAMING). */
 int	cache_fill_dup_fd(struct cache_fill *);
+/*
+ * Disk full: copy bytes at off from the fill's memory window into buf.
+ * Returns the bytes copied (0: none yet), -1 if they have already left
+ * the window (the reader is too slow and must give up).
+ */
+ssize_t	cache_fill_copy(struct cache_fill *, uint64_t off, void *buf,
+	    size_t len);
+/* A reader tells how far it has got (disk full: the window waits). */
+void	cache_fill_reader_pos(struct cache_fill *, struct event *ev,
+	    uint64_t pos);
+/* Disk full: bytes the filler may append now (SIZE_MAX: no limit). */
+size_t	cache_fill_room(struct cache_fill *);
+/* Fills that hit a full disk and were passed through, uncached. */
+uint64_t cache_fill_spills(void);
 
 /* Filler.  size -1 when upstream gave no length.  0 ok, -1 failed (the
  * fill is then FAILED). */

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +43,13 @@
 #define CACHE_FILL_MAGIC	0x66696c6c
 #define CACHE_FILL_WAKE_BYTES	(64 * 1024)
 #define CACHE_FILL_WBUF		(128 * 1024)	/* write(2) batching */
+#define CACHE_FILL_RING		(8 * 1024 * 1024) /* disk full: memory window */
+
+static _Atomic uint64_t	cache_fill_nspills;
 
 struct cache_fill_watcher {
 	struct event		*ev;
+	uint64_t		 pos;	/* next byte the reader needs */
 	LIST_ENTRY(cache_fill_watcher) entry;
 };
 
@@ -61,6 +66,11 @@ struct cache_fill {
 	uint64_t		 woken_at;	/* written at the last wake */
 	unsigned char		*wbuf;		/* bytes not yet on disk */
 	size_t			 wlen;
+	int			 spill;		/* disk full: in memory */
+	uint64_t		 disk_end;
+	unsigned char		*ring;
+	size_t			 ring_head, ring_len;
+	uint64_t		 ring_base;	/* offset of ring[ring_head] */
 	int			 fd;
 	char			*tmp_path;
 	struct digest_ctx	*dctx;
@@ -160,10 +170,12 @@ cache_fill_unref(struct cache_fill *f, const char *who)
 	AN(LIST_EMPTY(&f->watchers));
 	if (f->fd != -1)
 		close(f->fd);
-	if (f->tmp_path != NULL && f->state != CACHE_FILL_DONE)
+	if (f->tmp_path != NULL && f->state != CACHE_FILL_DONE &&
+	    f->state != CACHE_FILL_PASSED)
 		unlink(f->tmp_path);
 	free(f->tmp_path);
 	free(f->wbuf);
+	free(f->ring);
 	if (f->dctx != NULL)
 		digest_ctx_free(f->dctx);
 	free(f->upstream);
@@ -211,24 +223,145 @@ cache_fill_unwatch(struct cache_fill *f, struct event *ev)
 	free(w);
 }
 
+/* Bytes received so far (on disk, or in the memory window). */
+static uint64_t
+cache_fill_end_locked(const struct cache_fill *f)
+{
+	return f->spill ? f->ring_base + f->ring_len : f->written;
+}
+
+void
+cache_fill_reader_pos(struct cache_fill *f, struct event *ev, uint64_t pos)
+{
+	struct cache_fill_watcher	*w;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	LIST_FOREACH(w, &f->watchers, entry)
+		if (w->ev == ev)
+			w->pos = pos;
+	pthread_mutex_unlock(&f->mtx);
+}
+
+/*
+ * Disk full: how many bytes can be appended without pushing out of the
+ * memory window bytes that a reader still needs.
+ */
+size_t
+cache_fill_room(struct cache_fill *f)
+{
+	struct cache_fill_watcher	*w;
+	uint64_t			 keep, end;
+	size_t				 room;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	if (!f->spill || LIST_EMPTY(&f->watchers)) {
+		pthread_mutex_unlock(&f->mtx);
+		return SIZE_MAX;
+	}
+	end = f->ring_base + f->ring_len;
+	keep = end;
+	LIST_FOREACH(w, &f->watchers, entry)
+		if (w->pos < keep)
+			keep = w->pos;
+	if (keep < f->ring_base)
+		keep = f->ring_base;
+	room = CACHE_FILL_RING - (size_t)(end - keep);
+	pthread_mutex_unlock(&f->mtx);
+	return room;
+}
+
+uint64_t
+cache_fill_spills(void)
+{
+	return atomic_load(&cache_fill_nspills);
+}
+
+/* Append to the memory window, dropping its oldest bytes when full. */
+static void
+cache_fill_ring_push(struct cache_fill *f, const unsigned char *p, size_t n)
+{
+	size_t	drop, at, k;
+
+	if (n > CACHE_FILL_RING) {
+		drop = n - CACHE_FILL_RING;
+		f->ring_head = 0;
+		f->ring_base += f->ring_len + drop;
+		f->ring_len = 0;
+		p += drop;
+		n = CACHE_FILL_RING;
+	}
+	if (f->ring_len + n > CACHE_FILL_RING) {
+		drop = f->ring_len + n - CACHE_FILL_RING;
+		f->ring_head = (f->ring_head + drop) % CACHE_FILL_RING;
+		f->ring_base += drop;
+		f->ring_len -= drop;
+	}
+	while (n > 0) {
+		at = (f->ring_head + f->ring_len) % CACHE_FILL_RING;
+		k = CACHE_FILL_RING - at;
+		if (k > n)
+			k = n;
+		memcpy(f->ring + at, p, k);
+		f->ring_len += k;
+		p += k;
+		n -= k;
+	}
+}
+
+ssize_t
+cache_fill_copy(struct cache_fill *f, uint64_t off, void *buf, size_t len)
+{
+	unsigned char	*out = buf;
+	size_t		 n = 0, at, k;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	if (!f->spill || off < f->ring_base) {
+		pthread_mutex_unlock(&f->mtx);
+		return -1;
+	}
+	while (n < len && off + n < f->ring_base + f->ring_len) {
+		at = (f->ring_head + (size_t)(off + n - f->ring_base)) %
+		    CACHE_FILL_RING;
+		k = CACHE_FILL_RING - at;
+		if (k > len - n)
+			k = len - n;
+		if (k > (size_t)(f->ring_base + f->ring_len - off - n))
+			k = (size_t)(f->ring_base + f->ring_len - off - n);
+		memcpy(out + n, f->ring + at, k);
+		n += k;
+	}
+	pthread_mutex_unlock(&f->mtx);
+	return (ssize_t)n;
+}
+
 void
 cache_fill_view(struct cache_fill *f, struct cache_fill_view *v)
 {
+	uint64_t	end;
+	int		verified;
+
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	pthread_mutex_lock(&f->mtx);
 	v->state = f->state;
 	v->size = f->size;
-	if (f->state == CACHE_FILL_DONE || f->state == CACHE_FILL_PUBLISHING)
-		v->avail = f->written;
+	end = cache_fill_end_locked(f);
+	verified = f->state == CACHE_FILL_DONE ||
+	    f->state == CACHE_FILL_PUBLISHING || f->state == CACHE_FILL_PASSED;
+	if (verified)
+		v->avail = end;
 	else if (f->state == CACHE_FILL_STREAMING)
 		/* Hold the last byte back until the digest is checked. */
-		v->avail = f->size > 0 && f->written >= (uint64_t)f->size ?
-		    (uint64_t)f->size - 1 : f->written;
+		v->avail = f->size > 0 && end >= (uint64_t)f->size ?
+		    (uint64_t)f->size - 1 : end;
 	else
 		v->avail = 0;
-	if (f->size < 0 && f->state != CACHE_FILL_DONE &&
-	    f->state != CACHE_FILL_PUBLISHING)
+	if (f->size < 0 && !verified)
 		v->avail = 0;	/* no length: wait for the whole blob */
+	v->disk_end = f->spill ? f->disk_end : UINT64_MAX;
+	v->mem_start = f->spill ? f->ring_base : UINT64_MAX;
 	v->fail_status = f->fail_status;
 	v->fail_code = f->fail_code;
 	memcpy(v->fail_msg, f->fail_msg, sizeof(v->fail_msg));
@@ -252,7 +385,8 @@ static void
 cache_fill_fail_locked(struct cache_fill *f, int status, const char *code,
     const char *retry_after, const char *msg)
 {
-	if (f->state == CACHE_FILL_DONE || f->state == CACHE_FILL_FAILED)
+	if (f->state == CACHE_FILL_DONE || f->state == CACHE_FILL_FAILED ||
+	    f->state == CACHE_FILL_PASSED)
 		return;
 	f->state = CACHE_FILL_FAILED;
 	f->fail_status = status;
@@ -320,10 +454,34 @@ cache_fill_flush(struct cache_fill *f)
 	uint64_t		 off = f->written;
 	ssize_t			 n;
 
+	if (f->spill) {
+		/* Disk full already: batched bytes go to the window. */
+		pthread_mutex_lock(&f->mtx);
+		cache_fill_ring_push(f, f->wbuf, f->wlen);
+		pthread_mutex_unlock(&f->mtx);
+		f->wlen = 0;
+		return 0;
+	}
 	while (left > 0) {
 		n = pwrite(f->fd, p, left, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) {
+			/* Disk full: serve, don't store (see cache.h). */
+			log_warnx("fill %s: %s is full after %llu bytes: "
+			    "passing the blob through uncached", f->digest,
+			    cache_dir(), (unsigned long long)off);
+			atomic_fetch_add(&cache_fill_nspills, 1);
+			pthread_mutex_lock(&f->mtx);
+			f->ring = xmalloc(CACHE_FILL_RING);
+			f->disk_end = f->ring_base = f->written = off;
+			f->spill = 1;
+			cache_fill_ring_push(f, p, left);
+			cache_fill_wake_locked(f);
+			pthread_mutex_unlock(&f->mtx);
+			f->wlen = 0;
+			return 0;
+		}
 		if (n <= 0) {
 			log_warn("fill %s: write %s", f->digest, f->tmp_path);
 			cache_fill_fail(f, 503, "UNAVAILABLE", NULL,
@@ -360,13 +518,24 @@ cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	if (f->state != CACHE_FILL_STREAMING)
 		return -1;
-	if (f->size >= 0 &&
-	    f->written + f->wlen + len > (uint64_t)f->size) {
+	if (f->size >= 0 && (f->spill ? f->ring_base + f->ring_len :
+	    f->written + f->wlen) + len > (uint64_t)f->size) {
 		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
 		    "upstream sent more bytes than its Content-Length");
 		return -1;
 	}
 	digest_ctx_update(f->dctx, buf, len);
+	if (f->spill) {
+		pthread_mutex_lock(&f->mtx);
+		cache_fill_ring_push(f, p, len);
+		if (cache_fill_end_locked(f) - f->woken_at >=
+		    CACHE_FILL_WAKE_BYTES) {
+			f->woken_at = cache_fill_end_locked(f);
+			cache_fill_wake_locked(f);
+		}
+		pthread_mutex_unlock(&f->mtx);
+		return 0;
+	}
 	while (len > 0) {
 		n = CACHE_FILL_WBUF - f->wlen;
 		if (n > len)
@@ -377,6 +546,13 @@ cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
 		len -= n;
 		if (f->wlen == CACHE_FILL_WBUF && cache_fill_flush(f) != 0)
 			return -1;
+		if (f->spill && len > 0) {
+			/* The disk filled up in this very chunk. */
+			pthread_mutex_lock(&f->mtx);
+			cache_fill_ring_push(f, p, len);
+			pthread_mutex_unlock(&f->mtx);
+			return 0;
+		}
 	}
 	return 0;
 }
@@ -457,16 +633,18 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 	struct digest	got;
 	pthread_t	th;
 	pthread_attr_t	attr;
+	uint64_t	got_bytes;
 
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	if (f->state != CACHE_FILL_STREAMING)
 		return;
 	if (f->wlen > 0 && cache_fill_flush(f) != 0)
 		return;
-	if (f->size >= 0 && f->written != (uint64_t)f->size) {
+	got_bytes = f->spill ? f->ring_base + f->ring_len : f->written;
+	if (f->size >= 0 && got_bytes != (uint64_t)f->size) {
 		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
 		    "upstream body ended at %llu of %lld bytes",
-		    (unsigned long long)f->written, (long long)f->size);
+		    (unsigned long long)got_bytes, (long long)f->size);
 		return;
 	}
 	digest_ctx_final(f->dctx, &got);
@@ -476,6 +654,21 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 		    f->digest, got.str);
 		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
 		    "upstream sent corrupt data (digest mismatch)");
+		return;
+	}
+	if (f->spill) {
+		/* Verified but not stored: readers finish, nothing is kept. */
+		cache_fill_leave_table(f);
+		pthread_mutex_lock(&f->mtx);
+		f->state = CACHE_FILL_PASSED;
+		if (f->size < 0)
+			f->size = (int64_t)got_bytes;
+		if (f->tmp_path != NULL)
+			unlink(f->tmp_path);
+		cache_fill_wake_locked(f);
+		pthread_mutex_unlock(&f->mtx);
+		log_info("fill %s: passed through %llu bytes, not cached (disk "
+		    "full)", f->digest, (unsigned long long)got_bytes);
 		return;
 	}
 	pthread_mutex_lock(&f->mtx);

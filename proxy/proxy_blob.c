@@ -73,12 +73,28 @@ struct proxy_reader {
 
 /* An upstream fetch feeding a fill. */
 struct proxy_bfetch {
+	struct proxy_worker	*w;
 	struct cache_fill	*fill;
 	const char		*upname;
 	char			*repo;
 	int			 ok;
 	char			*retry_after;
+	/*
+	 * Disk full (the fill passes bytes through a bounded window in
+	 * memory): bytes waiting for room, and upstream reading paused
+	 * until the slowest reader catches up.
+	 */
+	struct upstream_req	*ur;		/* NULL once done */
+	struct evbuffer		*pending;
+	struct event		*tick;
+	int			 paused;
+	int			 done;		/* upstream done, pending left */
+	const char		*err;
+	int			 status;
+	char			 errmsg[512];
 };
+
+static void	proxy_bfetch_finish(struct proxy_bfetch *);
 
 static void	proxy_reader_pump(struct proxy_reader *);
 
@@ -334,6 +350,34 @@ proxy_reader_copy(struct proxy_reader *rd, uint64_t avail)
 	return 0;
 }
 
+/* A fill passed through (disk full): copy from its memory window. */
+static int
+proxy_reader_copy_mem(struct proxy_reader *rd, uint64_t avail)
+{
+	struct evbuffer_iovec	 v;
+	uint64_t		 n;
+	ssize_t			 r;
+
+	while (rd->sent < avail &&
+	    evbuffer_get_length(rd->out) < PROXY_TLS_HIWAT) {
+		n = avail - rd->sent;
+		if (n > PROXY_TLS_CHUNK)
+			n = PROXY_TLS_CHUNK;
+		if (evbuffer_reserve_space(rd->out, (ev_ssize_t)n, &v, 1) < 1)
+			return -1;
+		r = cache_fill_copy(rd->fill, rd->sent, v.iov_base, (size_t)n);
+		if (r < 0)
+			return -1;
+		v.iov_len = (size_t)r;
+		if (evbuffer_commit_space(rd->out, &v, 1) != 0)
+			return -1;
+		rd->sent += (uint64_t)r;
+		if (r == 0)
+			break;
+	}
+	return 0;
+}
+
 static void
 proxy_reader_unsatisfiable(struct proxy_reader *rd)
 {
@@ -376,7 +420,9 @@ proxy_reader_pump(struct proxy_reader *rd)
 				return;
 			}
 			if (v.state == CACHE_FILL_WAITING ||
-			    (v.size < 0 && v.state != CACHE_FILL_DONE))
+			    (v.size < 0 && v.state != CACHE_FILL_DONE &&
+			    v.state != CACHE_FILL_PUBLISHING &&
+			    v.state != CACHE_FILL_PASSED))
 				return;
 			rd->size = (uint64_t)v.size;
 			if ((rd->fd = cache_fill_dup_fd(rd->fill)) == -1) {
@@ -407,11 +453,25 @@ proxy_reader_pump(struct proxy_reader *rd)
 		}
 		/* The last byte of the range waits for the verified blob. */
 		if (v.state == CACHE_FILL_PUBLISHING ||
-		    v.state == CACHE_FILL_DONE)
+		    v.state == CACHE_FILL_DONE || v.state == CACHE_FILL_PASSED)
 			avail = rd->end;
 		else
 			avail = rd->end == 0 ? 0 : v.avail < rd->end - 1 ?
 			    v.avail : rd->end - 1;
+		/* Disk full: past disk_end the bytes come from memory. */
+		if (v.disk_end != UINT64_MAX && rd->sent >= v.disk_end) {
+			if (rd->sent < v.mem_start ||
+			    proxy_reader_copy_mem(rd, avail) != 0) {
+				log_info("r%llu: fell behind the memory window "
+				    "of a fill passed through: closing",
+				    (unsigned long long)rd->pr->id);
+				proxy_reader_end(rd, 1);
+				return;
+			}
+			goto check_end;
+		}
+		if (v.disk_end != UINT64_MAX && avail > v.disk_end)
+			avail = v.disk_end;
 	} else
 		avail = rd->end;
 
@@ -436,6 +496,9 @@ proxy_reader_pump(struct proxy_reader *rd)
 			rd->sent += n;
 		}
 	}
+check_end:
+	if (rd->fill != NULL)
+		cache_fill_reader_pos(rd->fill, rd->wake, rd->sent);
 	/*
 	 * Only a verified fill offers the last byte: sent == end is the end.
 	 * The reply is ended once the output has drained: with
@@ -465,6 +528,10 @@ static void
 proxy_bfetch_free(struct proxy_bfetch *bf)
 {
 	cache_fill_unref(bf->fill, "fetch");
+	if (bf->tick != NULL)
+		event_free(bf->tick);
+	if (bf->pending != NULL)
+		evbuffer_free(bf->pending);
 	free(bf->repo);
 	free(bf->retry_after);
 	free(bf);
@@ -477,7 +544,7 @@ proxy_bfetch_head_cb(struct upstream_req *ur, int status,
 	struct proxy_bfetch	*bf = arg;
 	const char		*v;
 
-	(void)ur;
+	bf->ur = ur;
 	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
 		bf->retry_after = xstrdup(v);
 	if (status != 200)
@@ -488,6 +555,50 @@ proxy_bfetch_head_cb(struct upstream_req *ur, int status,
 	return 0;
 }
 
+/* Move what the fill has room for; 0 when nothing is left pending. */
+static int
+proxy_bfetch_drain(struct proxy_bfetch *bf)
+{
+	size_t	room, n;
+
+	while (bf->ok && (n = evbuffer_get_contiguous_space(bf->pending)) > 0) {
+		if ((room = cache_fill_room(bf->fill)) == 0)
+			return -1;
+		if (n > room)
+			n = room;
+		if (cache_fill_append(bf->fill, evbuffer_pullup(bf->pending,
+		    (ev_ssize_t)n), n) != 0)
+			bf->ok = 0;
+		evbuffer_drain(bf->pending, n);
+	}
+	if (!bf->ok)
+		evbuffer_drain(bf->pending, evbuffer_get_length(bf->pending));
+	return 0;
+}
+
+static void
+proxy_bfetch_tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct proxy_bfetch	*bf = arg;
+	struct timeval		 tv = { 0, 5000 };
+
+	(void)fd;
+	(void)ev;
+	if (proxy_bfetch_drain(bf) == 0) {
+		if (bf->paused && bf->ur != NULL)
+			upstream_req_pause(bf->ur, 0);
+		bf->paused = 0;
+		if (bf->done)
+			proxy_bfetch_finish(bf);
+		return;
+	}
+	if (!bf->paused && bf->ur != NULL) {
+		upstream_req_pause(bf->ur, 1);
+		bf->paused = 1;
+	}
+	evtimer_add(bf->tick, &tv);
+}
+
 static void
 proxy_bfetch_data_cb(struct upstream_req *ur, struct evbuffer *buf,
     void *arg)
@@ -495,13 +606,44 @@ proxy_bfetch_data_cb(struct upstream_req *ur, struct evbuffer *buf,
 	struct proxy_bfetch	*bf = arg;
 	size_t			 n;
 
-	(void)ur;
+	bf->ur = ur;
+	if (!bf->ok)
+		return;
+	if (evbuffer_get_length(bf->pending) > 0 ||
+	    cache_fill_room(bf->fill) < evbuffer_get_length(buf)) {
+		/* Pausing is done from the tick, outside evhttp's reading. */
+		evbuffer_add_buffer(bf->pending, buf);
+		if (!evtimer_pending(bf->tick, NULL))
+			event_active(bf->tick, EV_TIMEOUT, 0);
+		return;
+	}
 	while (bf->ok && (n = evbuffer_get_contiguous_space(buf)) > 0) {
-		if (cache_fill_append(bf->fill, evbuffer_pullup(buf, (ev_ssize_t)n),
-		    n) != 0)
+		if (cache_fill_append(bf->fill, evbuffer_pullup(buf,
+		    (ev_ssize_t)n), n) != 0)
 			bf->ok = 0;
 		evbuffer_drain(buf, n);
 	}
+}
+
+static void
+proxy_bfetch_finish(struct proxy_bfetch *bf)
+{
+	struct proxy_err	e;
+
+	if (bf->err == NULL && bf->status == 200 && bf->ok)
+		cache_fill_end(bf->fill, bf->upname, bf->repo);
+	else if (bf->status == 200 && bf->err != NULL)
+		cache_fill_fail(bf->fill, 502, "BLOB_UNKNOWN", NULL,
+		    "%s", bf->errmsg);
+	else {
+		proxy_map_upstream(PROXY_KIND_BLOB,
+		    cache_fill_digest(bf->fill), bf->repo, bf->upname,
+		    bf->status, bf->err, bf->errmsg, &e);
+		cache_fill_fail(bf->fill, e.status, e.code,
+		    e.retry ? (bf->retry_after != NULL ? bf->retry_after :
+		    "60") : NULL, "%s", e.msg);
+	}
+	proxy_bfetch_free(bf);
 }
 
 static void
@@ -509,24 +651,18 @@ proxy_bfetch_done_cb(struct upstream_req *ur, const char *err,
     struct evbuffer *body, void *arg)
 {
 	struct proxy_bfetch	*bf = arg;
-	struct proxy_err	 e;
-	int			 status = upstream_req_status(ur);
 
 	(void)body;
-	if (err == NULL && status == 200 && bf->ok)
-		cache_fill_end(bf->fill, bf->upname, bf->repo);
-	else if (status == 200 && err != NULL)
-		cache_fill_fail(bf->fill, 502, "BLOB_UNKNOWN", NULL,
-		    "%s", upstream_req_errmsg(ur));
-	else {
-		proxy_map_upstream(PROXY_KIND_BLOB,
-		    cache_fill_digest(bf->fill), bf->repo, bf->upname, status,
-		    err, upstream_req_errmsg(ur), &e);
-		cache_fill_fail(bf->fill, e.status, e.code,
-		    e.retry ? (bf->retry_after != NULL ? bf->retry_after :
-		    "60") : NULL, "%s", e.msg);
+	bf->ur = NULL;
+	bf->err = err;
+	bf->status = upstream_req_status(ur);
+	snprintf(bf->errmsg, sizeof(bf->errmsg), "%s",
+	    upstream_req_errmsg(ur));
+	if (bf->ok && evbuffer_get_length(bf->pending) > 0) {
+		bf->done = 1;	/* the tick finishes once pending is in */
+		return;
 	}
-	proxy_bfetch_free(bf);
+	proxy_bfetch_finish(bf);
 }
 
 static void
@@ -536,10 +672,13 @@ proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill)
 	char			*path;
 
 	bf = xcalloc(1, sizeof(*bf));
+	bf->w = pr->w;
 	bf->fill = fill;
 	cache_fill_ref(fill, "fetch");
 	bf->upname = upstream_name(pr->up);
 	bf->repo = xstrdup(pr->repo);
+	bf->pending = evbuffer_new();
+	bf->tick = evtimer_new(pr->w->base, proxy_bfetch_tick_cb, bf);
 	xasprintf(&path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
 	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_GET, path, pr->repo,
 	    NULL, 0, proxy_bfetch_head_cb, proxy_bfetch_data_cb,
@@ -591,6 +730,7 @@ proxy_bhead_done_cb(struct upstream_req *ur, const char *err,
 		    "application/octet-stream");
 		evhttp_add_header(out, "Docker-Content-Digest",
 		    pr->digest.str);
+		evhttp_add_header(out, "Accept-Ranges", "bytes");
 		pr->status = 200;
 		pr->src = "head";
 		evhttp_send_reply(pr->req, 200, "OK", NULL);

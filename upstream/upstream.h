@@ -99,6 +99,8 @@ struct upstream_req *upstream_req_start(struct upstream_worker *,
 	    upstream_head_f, upstream_data_f, upstream_done_f, void *arg);
 /* Stop a request; done is called (with upstream_err_cancelled) first. */
 void	upstream_req_cancel(struct upstream_req *);
+/* Stop (1) or resume (0) reading the response body: flow control. */
+void	upstream_req_pause(struct upstream_req *, int pause);
 /* Set once done has been called with an error: a line for the client. */
 const char *upstream_req_errmsg(const struct upstream_req *);
 /* Status of the final response (0 if none). */

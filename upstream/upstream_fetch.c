@@ -183,7 +183,7 @@ upstream_elapsed_ms(const struct timespec *since)
 static long
 upstream_retry_delay_ms(int n)
 {
-	return (100L << n) + (long)(random() % 100);
+	return (100L << n) + (long)arc4random_uniform(100);
 }
 
 /*
@@ -241,9 +241,13 @@ upstream_req_retry(struct upstream_req *r, const char *why)
 {
 	struct timeval	tv;
 	long		ms = upstream_retry_delay_ms(r->retries);
+	size_t		idx;
 
 	r->retries++;
+	idx = r->url_idx;
 	upstream_req_failover(r);
+	if (r->url_idx != idx)
+		ms = 0;		/* another endpoint: no reason to wait */
 	log_info("upstream %s: %s, retry %d in %ld ms", r->u->cfg->name, why,
 	    r->retries, ms);
 	if (r->retry_ev == NULL)
@@ -374,6 +378,10 @@ upstream_token_done(struct upstream_req *t, const char *err,
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
 	r->child = NULL;
 	if (err != NULL || status != 200 || body == NULL) {
+		/* Unreachable or broken token service: the upstream is
+		 * unavailable (502), not denying us (403). */
+		if (status != 401 && status != 403)
+			r->status = status;
 		snprintf(r->errmsg, sizeof(r->errmsg),
 		    "upstream %s: token service %s:%d failed: %s",
 		    r->u->cfg->name, t->url.host, t->url.port,
@@ -740,6 +748,21 @@ upstream_req_cancel(struct upstream_req *r)
 		r->conn = NULL;
 	}
 	upstream_req_finish(r, upstream_err_cancelled);
+}
+
+void
+upstream_req_pause(struct upstream_req *r, int pause)
+{
+	struct bufferevent	*bev;
+
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	if (r->conn == NULL || r->finished)
+		return;
+	bev = evhttp_connection_get_bufferevent(upstream_conn_evcon(r->conn));
+	if (pause)
+		bufferevent_disable(bev, EV_READ);
+	else
+		bufferevent_enable(bev, EV_READ);
 }
 
 const char *

@@ -5,6 +5,7 @@ produce. Loopback only; Python standard library only.
     fakeupstream.py --info-file INFO [--port 0] [--mode MODE]
                     [--repo NAME] [--tag TAG] [--blob-size BYTES]
                     [--seed S] [--layout DIR] [--stall-seconds N]
+                    [--slow-rate BYTES_PER_S] [--rate BYTES_PER_S]
 
 It serves the pull API for one image: by default it makes one (an OCI
 manifest, a config blob and one layer of --blob-size random bytes, from
@@ -29,6 +30,20 @@ digest); only the body misbehaves:
     stall     half the body, then nothing for --stall-seconds, then close
     status-N  answer with HTTP status N (e.g. 429, 503) and an OCI error
               body; 429 and 503 carry "Retry-After: 1"
+    slow      the exact body, paced at --slow-rate bytes per second
+              (default 65536)
+
+Manifest faults apply to every GET and HEAD of /v2/<repo>/manifests/<ref>
+(by tag or digest); blobs are served normally in these modes:
+
+    manifest-status-N  HTTP status N and an OCI error body (Retry-After: 1
+                       on 429 and 503)
+    manifest-hang      read the request, answer nothing until the client
+                       closes (or --stall-seconds pass), then close
+
+--rate N paces every blob body that is sent in full (the mode's own
+behaviour otherwise unchanged) at N bytes per second; 0 (the default) is
+full speed.
 
 Control (not part of the registry API, for the test script):
 
@@ -65,9 +80,31 @@ import urllib.parse
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-MODES = ("ok", "corrupt", "truncate", "reset", "stall")
+MODES = ("ok", "corrupt", "truncate", "reset", "stall", "slow",
+         "manifest-hang")
 
 LOG_LOCK = threading.Lock()
+
+
+def paced_write(wfile, data, rate):
+    """Write data at about rate bytes per second, in tenths of a
+    second's worth; False when the peer went away."""
+    chunk = max(1024, rate // 10)
+    t0 = time.monotonic()
+    off = 0
+    try:
+        while off < len(data):
+            n = min(chunk, len(data) - off)
+            wfile.write(data[off:off + n])
+            wfile.flush()
+            off += n
+            due = t0 + off / rate
+            d = due - time.monotonic()
+            if d > 0 and off < len(data):
+                time.sleep(d)
+    except OSError:
+        return False
+    return True
 
 
 def log(msg):
@@ -159,7 +196,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             k = (self.command, path)
             self.server.counts[k] = self.server.counts.get(k, 0) + 1
 
-    def reply(self, status, body, ctype="application/json", extra=None):
+    def reply(self, status, body, ctype="application/json", extra=None,
+              paced=0):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -169,7 +207,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         sent = 0
         if self.command != "HEAD":
-            self.wfile.write(body)
+            if paced:
+                if not paced_write(self.wfile, body, paced):
+                    self.close_connection = True
+                    self.access(status, -1)
+                    return
+            else:
+                self.wfile.write(body)
             sent = len(body)
         self.access(status, sent)
 
@@ -242,6 +286,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(200, body)
             return
         kind, ref = m.group(2), m.group(3)
+        if kind == "manifests" and self.server.mode.startswith("manifest-"):
+            self.manifest_fault()
+            return
         if kind == "manifests":
             digest = st.tags.get(ref, ref)
             if digest not in st.manifests:
@@ -258,7 +305,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.faulty_blob(ref, data)
             return
         self.reply(200, data, "application/octet-stream",
-                   {"Docker-Content-Digest": ref})
+                   {"Docker-Content-Digest": ref}, paced=self.server.rate)
+
+    def manifest_fault(self):
+        mode = self.server.mode
+        if mode == "manifest-hang":
+            log('fakeupstream "%s %s" hang mode=%s' %
+                (self.command, self.path, mode))
+            # Answer nothing: wait for the client to give up (EOF) or for
+            # --stall-seconds to pass.
+            self.close_connection = True
+            self.connection.settimeout(self.server.stall_seconds)
+            try:
+                while self.connection.recv(4096):
+                    pass
+            except OSError:
+                pass
+            return
+        code = int(mode[len("manifest-status-"):])
+        extra = {"Retry-After": "1"} if code in (429, 503) else None
+        self.oci_error(code, "TOOMANYREQUESTS" if code == 429
+                       else "UNAVAILABLE", "fault injected", extra)
 
     def faulty_blob(self, digest, data):
         mode = self.server.mode
@@ -275,8 +342,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Docker-Distribution-API-Version", "registry/2.0")
         self.end_headers()
         half = len(data) // 2
-        if mode == "ok":
-            self.wfile.write(data)
+        if mode == "ok" or mode.startswith("manifest-"):
+            if self.server.rate:
+                if not paced_write(self.wfile, data, self.server.rate):
+                    self.close_connection = True
+                    self.access(200, -1)
+                    return
+            else:
+                self.wfile.write(data)
+            self.access(200, len(data))
+        elif mode == "slow":
+            if not paced_write(self.wfile, data, self.server.slow_rate):
+                self.close_connection = True
+                self.access(200, -1)
+                return
             self.access(200, len(data))
         elif mode == "corrupt":
             bad = bytearray(data)
@@ -314,7 +393,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def valid_mode(mode):
     if mode in MODES:
         return True
-    m = re.fullmatch(r"status-([1-5][0-9][0-9])", mode)
+    m = re.fullmatch(r"(manifest-)?status-([1-5][0-9][0-9])", mode)
     return m is not None
 
 
@@ -330,6 +409,8 @@ def main():
     ap.add_argument("--layout")
     ap.add_argument("--fault-digest")
     ap.add_argument("--stall-seconds", type=float, default=30)
+    ap.add_argument("--slow-rate", type=int, default=65536)
+    ap.add_argument("--rate", type=int, default=0)
     a = ap.parse_args()
     if not valid_mode(a.mode):
         ap.error("bad --mode %r" % a.mode)
@@ -355,6 +436,8 @@ def main():
     srv.repo = a.repo
     srv.fault_digest = fault
     srv.stall_seconds = a.stall_seconds
+    srv.slow_rate = max(1, a.slow_rate)
+    srv.rate = max(0, a.rate)
     srv.lock = threading.Lock()
     srv.counts = {}
     info = {

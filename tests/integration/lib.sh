@@ -793,3 +793,64 @@ tls_serial() {
 		-verify_return_error </dev/null 2>/dev/null |
 		openssl x509 -noout -serial 2>/dev/null || true
 }
+
+# ---------------------------------------------------------------------------
+# Helpers of the 8x scenarios: one HTTP exchange kept on disk, the wall
+# clock, cache paths.
+
+# rq URL [CURL ARGS...]: one request (--max-time 30 unless given later in
+# ARGS); sets RQ_CODE (000: no answer), RQ_RC (curl's exit status),
+# RQ_BYTES (body bytes received) and RQ_SECS, and keeps the reply's
+# headers in $T_DIR/rq.hdrs and its body in $T_DIR/rq.body.
+rq() {
+	local url=$1 t0 res
+	shift
+	rm -f "$T_DIR/rq.hdrs" "$T_DIR/rq.body"
+	t0=${EPOCHREALTIME/./}
+	RQ_RC=0
+	res=$(curl -s --max-time 30 -D "$T_DIR/rq.hdrs" -o "$T_DIR/rq.body" \
+		-w '%{http_code} %{size_download}' "$@" "$url") || RQ_RC=$?
+	read -r RQ_CODE RQ_BYTES <<<"${res:-000 0}"
+	RQ_SECS=$(awk -v d=$((${EPOCHREALTIME/./} - t0)) \
+		'BEGIN { printf "%.2f", d / 1e6 }')
+	[ -f "$T_DIR/rq.body" ] || : >"$T_DIR/rq.body"
+	[ -f "$T_DIR/rq.hdrs" ] || : >"$T_DIR/rq.hdrs"
+}
+
+# rq_header NAME: the value of header NAME (any case) in the last rq's
+# reply (the last one if repeated), CR stripped; empty when absent.
+rq_header() {
+	tr -d '\r' <"$T_DIR/rq.hdrs" | awk -v h="$1" 'BEGIN { h = tolower(h) }
+		{ i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == h)
+			{ v = substr($0, i + 1); sub(/^[ \t]+/, "", v); print v } }' |
+		tail -n 1
+}
+
+# rq_oci_code: the first OCI error code of the last rq's body, or empty.
+rq_oci_code() {
+	jq -r '.errors[0].code // empty' "$T_DIR/rq.body" 2>/dev/null || true
+}
+
+# rq_sha: the sha256 (hex) of the last rq's body.
+rq_sha() { sha256_of "$T_DIR/rq.body"; }
+
+# now_us: the wall clock in microseconds.
+now_us() { echo "${EPOCHREALTIME/./}"; }
+
+# clock_reached US: the wall clock has reached US microseconds.
+clock_reached() { [ "${EPOCHREALTIME/./}" -ge "$1" ]; }
+
+# wait_clock US: poll until the wall clock reaches US microseconds.
+wait_clock() {
+	local s=$((($1 - ${EPOCHREALTIME/./}) / 1000000 + 5))
+	[ "$s" -gt 5 ] || s=5
+	wait_for "$s" clock_reached "$1" ||
+		hard_error "the clock did not reach $1"
+}
+
+# cache_blob_file CACHEDIR DIGEST: where the cache keeps a blob
+# (CACHEDIR/blobs/sha256/ab/abcd...).
+cache_blob_file() {
+	local hex=${2#sha256:}
+	echo "$1/blobs/sha256/${hex:0:2}/$hex"
+}
