@@ -469,9 +469,10 @@ cache_fill_flush(struct cache_fill *f)
 		if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) {
 			/* Disk full: serve, don't store (see cache.h). */
 			log_warnx("fill %s: %s is full after %llu bytes: "
-			    "passing the blob through uncached", f->digest,
-			    cache_dir(), (unsigned long long)off);
-			atomic_fetch_add(&cache_fill_nspills, 1);
+			    "passing the blob through uncached (disk-full "
+			    "pass-throughs: %llu)", f->digest, cache_dir(),
+			    (unsigned long long)off, (unsigned long long)
+			    atomic_fetch_add(&cache_fill_nspills, 1) + 1);
 			pthread_mutex_lock(&f->mtx);
 			f->ring = xmalloc(CACHE_FILL_RING);
 			f->disk_end = f->ring_base = f->written = off;

@@ -1,9 +1,9 @@
 #!/bin/bash
 # Disk full: the cache lives on an 8 MiB tmpfs made by the test.  A blob
 # larger than the free space still reaches every client whole and correct
-# (passed through, not cached); the failure is logged; nothing is left in
-# tmp/ or blobs/ for it; blobs cached before keep being served as hits; and
-# a slow reader holds the fill back rather than being cut off.
+# (passed through, not cached); the failure is logged and counted; nothing
+# is left in tmp/ or blobs/ for it; blobs cached before keep being served
+# as hits; and a slow reader holds the fill back rather than being cut off.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo mount umount
@@ -44,8 +44,8 @@ done
 for f in "$T_DIR"/big.[123] "$T_DIR"/big.slow; do
 	assert_eq "${LB#sha256:}" "$(cat "$f")" "big blob body ($(basename "$f"))"
 done
-grep -q "is full after .* passing the blob through uncached" "$MIRROR_LOG" ||
-	fail "the full disk was not logged"
+grep -q "is full after .* passing the blob through uncached (disk-full pass-throughs: 1)" "$MIRROR_LOG" ||
+	fail "the full disk was not logged and counted"
 grep -q "passed through $((24 * MB)) bytes, not cached" "$MIRROR_LOG" ||
 	fail "the pass-through was not logged"
 test ! -e "$FS/cache/blobs/sha256/${LB:7:2}/${LB#sha256:}" ||
