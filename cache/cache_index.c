@@ -537,46 +537,13 @@ int
 cache_index_blob_touch(struct cache_index *ci, const char *digest,
     int64_t when)
 {
-	struct cache_index_key	k;
 	struct cache_blob_rec	rec;
-	unsigned char		buf[CACHE_INDEX_BLOB_LEN];
-	MDB_txn			*txn;
-	MDB_val			 val;
+	char			*d = (char *)(uintptr_t)digest;
 	int			 rc;
 
-	if (cache_index_key_digest(__func__, digest, &k) == -1)
-		return -1;
-	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
-		return -1;
-	rc = mdb_get(txn, ci->ci_blob, &k.k_val, &val);
-	if (rc == MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
-		return 1;
-	}
-	if (rc != 0) {
-		cache_index_warn(ci, __func__, "mdb_get", rc);
-		goto fail;
-	}
-	if (cache_index_blob_decode(__func__, &val, &rec) == -1)
-		goto fail;
-	if (rec.last_access == when) {
-		/* Nothing to write: spare the commit's fsync. */
-		mdb_txn_abort(txn);
-		return 0;
-	}
-	rec.last_access = when;
-	cache_index_blob_encode(&rec, buf);
-	val.mv_data = buf;
-	val.mv_size = sizeof(buf);
-	if ((rc = mdb_put(txn, ci->ci_blob, &k.k_val, &val, 0)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_put", rc);
-		goto fail;
-	}
-	return cache_index_commit(ci, __func__, txn);
-
-fail:
-	mdb_txn_abort(txn);
-	return -1;
+	if ((rc = cache_index_blob_get(ci, digest, &rec)) != 0)
+		return rc;
+	return cache_index_blob_touch_many(ci, &d, &when, 1);
 }
 
 /*

@@ -319,11 +319,13 @@ proxy_reader_end(struct proxy_reader *rd, int abort_conn)
 }
 
 /*
- * TLS connections: copy file bytes into the output buffer, a bounded
- * amount at a time (OpenSSL needs them in memory).
+ * Copy bytes into the output buffer, a bounded amount at a time: for TLS
+ * connections (OpenSSL needs them in memory: from_mem 0, pread from the
+ * file) and for fills passed through on a full disk (from_mem 1, from the
+ * fill's memory window).
  */
 static int
-proxy_reader_copy(struct proxy_reader *rd, uint64_t avail)
+proxy_reader_copy(struct proxy_reader *rd, uint64_t avail, int from_mem)
 {
 	struct evbuffer_iovec	 v;
 	uint64_t		 n;
@@ -336,44 +338,24 @@ proxy_reader_copy(struct proxy_reader *rd, uint64_t avail)
 			n = PROXY_TLS_CHUNK;
 		if (evbuffer_reserve_space(rd->out, (ev_ssize_t)n, &v, 1) < 1)
 			return -1;
-		r = pread(rd->fd, v.iov_base, (size_t)n, (off_t)rd->sent);
-		if (r <= 0) {
-			log_warn("r%llu: pread of blob",
-			    (unsigned long long)rd->pr->id);
+		if (from_mem)
+			r = cache_fill_copy(rd->fill, rd->sent, v.iov_base,
+			    (size_t)n);
+		else if ((r = pread(rd->fd, v.iov_base, (size_t)n,
+		    (off_t)rd->sent)) == 0)
+			r = -1;		/* the file is shorter than its size */
+		if (r < 0) {
+			if (!from_mem)
+				log_warn("r%llu: pread of blob",
+				    (unsigned long long)rd->pr->id);
 			return -1;
 		}
 		v.iov_len = (size_t)r;
 		if (evbuffer_commit_space(rd->out, &v, 1) != 0)
 			return -1;
 		rd->sent += (uint64_t)r;
-	}
-	return 0;
-}
-
-/* A fill passed through (disk full): copy from its memory window. */
-static int
-proxy_reader_copy_mem(struct proxy_reader *rd, uint64_t avail)
-{
-	struct evbuffer_iovec	 v;
-	uint64_t		 n;
-	ssize_t			 r;
-
-	while (rd->sent < avail &&
-	    evbuffer_get_length(rd->out) < PROXY_TLS_HIWAT) {
-		n = avail - rd->sent;
-		if (n > PROXY_TLS_CHUNK)
-			n = PROXY_TLS_CHUNK;
-		if (evbuffer_reserve_space(rd->out, (ev_ssize_t)n, &v, 1) < 1)
-			return -1;
-		r = cache_fill_copy(rd->fill, rd->sent, v.iov_base, (size_t)n);
-		if (r < 0)
-			return -1;
-		v.iov_len = (size_t)r;
-		if (evbuffer_commit_space(rd->out, &v, 1) != 0)
-			return -1;
-		rd->sent += (uint64_t)r;
 		if (r == 0)
-			break;
+			break;		/* the window has nothing more yet */
 	}
 	return 0;
 }
@@ -461,7 +443,7 @@ proxy_reader_pump(struct proxy_reader *rd)
 		/* Disk full: past disk_end the bytes come from memory. */
 		if (v.disk_end != UINT64_MAX && rd->sent >= v.disk_end) {
 			if (rd->sent < v.mem_start ||
-			    proxy_reader_copy_mem(rd, avail) != 0) {
+			    proxy_reader_copy(rd, avail, 1) != 0) {
 				log_info("r%llu: fell behind the memory window "
 				    "of a fill passed through: closing",
 				    (unsigned long long)rd->pr->id);
@@ -476,7 +458,7 @@ proxy_reader_pump(struct proxy_reader *rd)
 		avail = rd->end;
 
 	if (rd->pr->tls) {
-		if (proxy_reader_copy(rd, avail) != 0) {
+		if (proxy_reader_copy(rd, avail, 0) != 0) {
 			proxy_reader_end(rd, 1);
 			return;
 		}

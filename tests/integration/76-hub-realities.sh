@@ -32,29 +32,6 @@
 need docker-registry skopeo base64
 need_regmirror
 
-# start_hubfake NAME [hubfake.py options]: exports NAME_URL, NAME_PORT,
-# NAME_HOSTPORT (ip:port), NAME_LOG, NAME_PID, NAME_INFO.
-start_hubfake() {
-	local name=$1 var dir pid host port
-	shift
-	var=$(echo "$name" | tr 'a-z-' 'A-Z_')
-	dir="$T_DIR/hubfake-$name"
-	mkdir -p "$dir"
-	"$PY" "$T_HERE/hubfake.py" --info-file "$dir/info.json" \
-		--seed "t76-$name" "$@" >>"$dir/hub.log" 2>&1 &
-	pid=$!
-	register_pid "$pid" "hubfake $name" "$dir/hub.log"
-	wait_for 20 test -s "$dir/info.json" ||
-		hard_error "hubfake $name did not start"
-	host=$(jq -r .host "$dir/info.json")
-	port=$(jq -r .port "$dir/info.json")
-	printf -v "${var}_PORT" %s "$port"
-	printf -v "${var}_HOSTPORT" %s "$host:$port"
-	printf -v "${var}_URL" %s "http://$host:$port"
-	printf -v "${var}_LOG" %s "$dir/hub.log"
-	printf -v "${var}_PID" %s "$pid"
-	printf -v "${var}_INFO" %s "$dir/info.json"
-}
 
 # hub_reqs LOG: the JSON request records of a hubfake log, one a line.
 hub_reqs() { sed -n 's/^hubfake-req //p' "$1"; }
