@@ -2,7 +2,8 @@
 # Cache lifecycle with the daemon running: "regmirror cache du/ls/pin/
 # unpin/verify/gc/evict" with readable and --json output; a byte budget
 # (max_size) evicts least-recently-used blobs but never pinned ones; verify
-# quarantines a corrupted file, which is then fetched again, correct.
+# quarantines a corrupted file, which is then fetched again, correct; a
+# blob evicted while a client downloads it still reaches that client whole.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo jq
@@ -75,6 +76,20 @@ pull c "$LC"
 RM unpin app/a:v1 | grep -q "unpinned [1-9]" || fail "unpin"
 RM gc --grace 0 --json | jq -e '.removed >= 0' >/dev/null || fail "gc --json"
 pull a "$LA"
+# A blob being read is never deleted from under its reader: evict it in
+# the middle of a slow download, which still completes, correct.
+curl -sf --limit-rate 1M -o "$T_DIR/slow.bin" \
+	"$MIRROR_URL/v2/app/a/blobs/$LA" &
+slow=$!
+got_some() { [ "$(stat -c %s "$T_DIR/slow.bin" 2>/dev/null || echo 0)" -gt 200000 ]; }
+wait_for 10 got_some || fail "the slow download did not start"
+RM evict "$LA" | grep -q "evicted 1" || fail "evict $LA during a download"
+test ! -f "$(blob_file "$LA")" || fail "evicted blob file still there"
+wait "$slow" || fail "the slow download failed after the eviction"
+assert_eq "${LA#sha256:}" "$(sha256sum <"$T_DIR/slow.bin" | cut -d' ' -f1)" \
+	"download that outlived the eviction of its blob"
+pull a "$LA"
+
 # evict --to 0 empties the cache; the next pull refills it.
 RM evict --to 0 | grep -q "evicted [1-9]" || fail "evict --to 0"
 assert_eq 0 "$(RM du --json | jq -r .blobs)" "blobs after evict --to 0"
