@@ -44,6 +44,9 @@ void	cache_manager_start(const struct config *);
 /* Record a hit's access time (in memory; flushed in batches). */
 void	cache_blob_touch(const char *digest);
 void	cache_usage_add(int64_t bytes);
+/* The daemon's running total of stored blob bytes, and the budget. */
+uint64_t cache_usage_bytes(void);
+uint64_t cache_budget_bytes(void);
 int	cache_du(struct cache_du *);
 /* Remove a blob (index, then file).  0 done, 1 absent, -1 error. */
 int	cache_blob_remove(const char *digest, const char *why);

@@ -33,6 +33,7 @@
 #include "cache/cache_int.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/xmalloc.h"
 
 #define CACHE_TOUCH_MAX		4096	/* access times kept between flushes */
@@ -124,6 +125,18 @@ cache_du_tag_cb(const char *up, const char *repo, const char *tag,
 	return 0;
 }
 
+uint64_t
+cache_usage_bytes(void)
+{
+	return atomic_load(&cache_total_bytes);
+}
+
+uint64_t
+cache_budget_bytes(void)
+{
+	return cache_max_bytes;
+}
+
 int
 cache_du(struct cache_du *du)
 {
@@ -153,6 +166,7 @@ cache_blob_remove(const char *digest, const char *why)
 		free(path);
 	}
 	cache_usage_add(-(int64_t)rec.size);
+	metric_inc(METRIC_EVICTIONS);
 	log_info("cache: removed %s (%llu bytes): %s", digest,
 	    (unsigned long long)rec.size, why);
 	return 0;

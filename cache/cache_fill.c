@@ -37,6 +37,7 @@
 #include "cache/cache.h"
 #include "cache/cache_int.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/obj.h"
 #include "common/xmalloc.h"
 
@@ -412,6 +413,9 @@ cache_fill_fail(struct cache_fill *f, int status, const char *code,
 	va_end(ap);
 	cache_fill_leave_table(f);
 	pthread_mutex_lock(&f->mtx);
+	if (f->state != CACHE_FILL_DONE && f->state != CACHE_FILL_FAILED &&
+	    f->state != CACHE_FILL_PASSED)
+		metric_inc(METRIC_FILLS_FAILED);
 	cache_fill_fail_locked(f, status, code, retry_after, msg);
 	pthread_mutex_unlock(&f->mtx);
 	log_info("fill %s: failed: %s", f->digest, msg);
@@ -526,6 +530,7 @@ cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
 		return -1;
 	}
 	digest_ctx_update(f->dctx, buf, len);
+	metric_add(METRIC_FILL_BYTES, len);
 	if (f->spill) {
 		pthread_mutex_lock(&f->mtx);
 		cache_fill_ring_push(f, p, len);
@@ -619,6 +624,7 @@ cache_fill_publish_thread(void *arg)
 	}
 	pthread_mutex_unlock(&f->mtx);
 	if (why == NULL) {
+		metric_inc(METRIC_FILLS_STORED);
 		cache_usage_add((int64_t)f->written);
 		log_info("fill %s: stored %llu bytes", f->digest,
 		    (unsigned long long)f->written);
@@ -668,6 +674,7 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 			unlink(f->tmp_path);
 		cache_fill_wake_locked(f);
 		pthread_mutex_unlock(&f->mtx);
+		metric_inc(METRIC_FILLS_PASSED);
 		log_info("fill %s: passed through %llu bytes, not cached (disk "
 		    "full)", f->digest, (unsigned long long)got_bytes);
 		return;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <event2/http.h>
+#include <event2/util.h>
 
 #include "common/digest.h"
 
@@ -67,6 +68,9 @@ struct proxy_req {
 void	proxy_req_finish(struct proxy_req *);
 void	proxy_req_common_headers(struct proxy_req *);
 long	proxy_tag_ttl(const struct proxy_req *);
+
+/* proxy_admin.c: the admin API on an already listening socket. */
+struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd);
 
 /* proxy_oci.c */
 void	proxy_oci_request_cb(struct evhttp_request *, void *);

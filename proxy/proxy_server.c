@@ -35,6 +35,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/obj.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy.h"
@@ -141,6 +142,37 @@ proxy_tag_ttl(const struct proxy_req *pr)
 	return upstream_tag_ttl(pr->up, pr->ref, pr->w->cfg->tag_ttl);
 }
 
+/* The request's counters (common/metrics.h). */
+static void
+proxy_req_count(const struct proxy_req *pr)
+{
+	const char	*src = pr->src != NULL ? pr->src : "";
+	int		 blob = pr->kind == PROXY_KIND_BLOB;
+
+	metric_inc(METRIC_HTTP_REQUESTS);
+	metric_add(METRIC_HTTP_BYTES, pr->bytes);
+	if (pr->status == 499)
+		metric_inc(METRIC_HTTP_ABORTED);
+	else if (pr->status >= 500)
+		metric_inc(METRIC_HTTP_5XX);
+	else if (pr->status >= 400)
+		metric_inc(METRIC_HTTP_4XX);
+	else if (pr->status >= 200 && pr->status < 300)
+		metric_inc(METRIC_HTTP_2XX);
+	if (pr->status < 200 || pr->status >= 400)
+		return;
+	if (strcmp(src, "hit") == 0)
+		metric_inc(blob ? METRIC_BLOB_HITS : METRIC_MANIFEST_HITS);
+	else if (strcmp(src, "miss") == 0)
+		metric_inc(blob ? METRIC_BLOB_MISSES : METRIC_MANIFEST_MISSES);
+	else if (strcmp(src, "attach") == 0)
+		metric_inc(METRIC_BLOB_ATTACHES);
+	else if (strcmp(src, "revalidated") == 0)
+		metric_inc(METRIC_MANIFEST_REVALIDATED);
+	else if (strcmp(src, "stale") == 0)
+		metric_inc(METRIC_MANIFEST_STALE);
+}
+
 /* The access log line, then free.  The evhttp request is not touched. */
 void
 proxy_req_finish(struct proxy_req *pr)
@@ -152,6 +184,7 @@ proxy_req_finish(struct proxy_req *pr)
 	AZ(pr->done);
 	pr->done = 1;
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	proxy_req_count(pr);
 	ms = (now.tv_sec - pr->start.tv_sec) * 1000 +
 	    (now.tv_nsec - pr->start.tv_nsec) / 1000000;
 	log_info("access r%llu %s \"%s %s\" %d %llu %ldms up=%s src=%s",
@@ -273,6 +306,7 @@ proxy_run(const struct config *cfg)
 	sigset_t		 set;
 	int			 nw, i, sig;
 	size_t			 l, nplain, ntls;
+	struct evhttp		*admin = NULL;
 
 	if (evthread_use_pthreads() != 0)
 		fatalx("evthread_use_pthreads failed");
@@ -320,6 +354,14 @@ proxy_run(const struct config *cfg)
 			w->https = proxy_http_new(w, 1, fds + nplain, ntls);
 		w->up = upstream_worker_new(w->base, cfg);
 	}
+	if (cfg->admin_listen != NULL) {
+		evutil_socket_t afd = proxy_listen(cfg->admin_listen, 0);
+
+		if (afd == -1)
+			return -1;
+		admin = proxy_admin_new(workers[0].base, afd);
+		log_info("admin API on %s", cfg->admin_listen);
+	}
 	for (i = 0; i < nw; i++)
 		if (pthread_create(&threads[i], NULL, proxy_worker_main,
 		    &workers[i]) != 0)
@@ -351,6 +393,8 @@ proxy_run(const struct config *cfg)
 		event_base_loopbreak(workers[i].base);
 	for (i = 0; i < nw; i++)
 		pthread_join(threads[i], NULL);
+	if (admin != NULL)
+		evhttp_free(admin);
 	for (i = 0; i < nw; i++) {
 		if (workers[i].http != NULL)
 			evhttp_free(workers[i].http);

@@ -38,6 +38,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/obj.h"
 #include "common/wwwauth.h"
 #include "common/xmalloc.h"
@@ -244,6 +245,7 @@ upstream_req_retry(struct upstream_req *r, const char *why)
 	size_t		idx;
 
 	r->retries++;
+	metric_inc(METRIC_UPSTREAM_RETRIES);
 	idx = r->url_idx;
 	upstream_req_failover(r);
 	if (r->url_idx != idx)
@@ -402,6 +404,7 @@ upstream_token_done(struct upstream_req *t, const char *err,
 		return;
 	}
 	upstream_token_put(r->u, t->token_scope, tok, exp);
+	metric_inc(METRIC_UPSTREAM_TOKENS);
 	free(r->authz);
 	r->authz = tok;
 	upstream_req_exchange(r);
@@ -616,6 +619,7 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 		    upstream_method_str(r->method), r->url.host, r->url.port,
 		    r->url.pathq, err, r->errmsg[0] != '\0' ? ": " : "",
 		    r->errmsg);
+		metric_inc(METRIC_UPSTREAM_ERRORS);
 		if (!r->got_response && r->send_auth)
 			upstream_url_mark_down(r->u, r->url_idx,
 			    UPSTREAM_URL_BACKOFF);
@@ -656,6 +660,7 @@ upstream_req_exchange(struct upstream_req *r)
 	r->internal = 0;
 	if (r->body != NULL)
 		evbuffer_drain(r->body, evbuffer_get_length(r->body));
+	metric_inc(METRIC_UPSTREAM_REQUESTS);
 	r->conn = upstream_conn_get(r->w, r->u, &r->url);
 	r->hreq = evhttp_request_new(upstream_req_done_cb, r);
 	evhttp_request_set_header_cb(r->hreq, upstream_req_header_cb);

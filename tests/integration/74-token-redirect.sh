@@ -150,7 +150,8 @@ n_redirects() {
 	nginx_lines | jq -s '[.[] | select(.method == "GET" and .status == "307"
 		and (.uri | test("^/v2/app/tok/blobs/sha256:")))] | length'
 }
-wait_for 10 test "$(n_redirects)" -ge "$(echo "$BLOBS" | wc -w)" ||
+all_redirected() { [ "$(n_redirects)" -ge "$(echo "$BLOBS" | wc -w)" ]; }
+wait_for 10 all_redirected ||
 	fail "nginx did not redirect every blob GET of the mirror to the CDN:
 $(nginx_lines)"
 bad=$(nginx_lines | jq -c 'select((.uri | test("^/v2/app/tok/manifests/")) and

@@ -1,0 +1,61 @@
+/*
+ * metrics.h — the one table of counters (Prometheus counters, monotonic),
+ * shared by every module and exposed on the admin listener's /metrics.
+ * Increments are relaxed atomics: safe from any thread, no locks.
+ */
+#ifndef COMMON_METRICS_H
+#define COMMON_METRICS_H
+
+#include <stdint.h>
+
+#define METRICS_TABLE(X)						\
+	X(HTTP_REQUESTS, "http_requests_total",				\
+	    "Client requests answered")					\
+	X(HTTP_2XX, "http_responses_2xx_total", "Responses 2xx")	\
+	X(HTTP_4XX, "http_responses_4xx_total", "Responses 4xx")	\
+	X(HTTP_5XX, "http_responses_5xx_total", "Responses 5xx")	\
+	X(HTTP_ABORTED, "http_responses_aborted_total",			\
+	    "Responses cut short (client gone or fill failed)")		\
+	X(HTTP_BYTES, "http_sent_bytes_total", "Body bytes queued to clients") \
+	X(BLOB_HITS, "blob_hits_total", "Blob requests served from cache") \
+	X(BLOB_MISSES, "blob_misses_total", "Blob requests that started a fill") \
+	X(BLOB_ATTACHES, "blob_attaches_total",				\
+	    "Blob requests that joined a fill in progress")		\
+	X(MANIFEST_HITS, "manifest_hits_total",				\
+	    "Manifest requests served without asking upstream")	\
+	X(MANIFEST_REVALIDATED, "manifest_revalidated_total",		\
+	    "Tags revalidated with upstream HEAD")			\
+	X(MANIFEST_STALE, "manifest_stale_total",			\
+	    "Manifests served stale because upstream failed")		\
+	X(MANIFEST_MISSES, "manifest_misses_total",			\
+	    "Manifests fetched from upstream")				\
+	X(UPSTREAM_REQUESTS, "upstream_requests_total",			\
+	    "HTTP exchanges with upstreams")				\
+	X(UPSTREAM_ERRORS, "upstream_errors_total",			\
+	    "Upstream requests that failed (network, timeout, TLS)")	\
+	X(UPSTREAM_RETRIES, "upstream_retries_total", "Upstream retries") \
+	X(UPSTREAM_TOKENS, "upstream_token_fetches_total",		\
+	    "Bearer tokens fetched")					\
+	X(FILLS_STORED, "fills_stored_total", "Blobs verified and stored") \
+	X(FILLS_FAILED, "fills_failed_total",				\
+	    "Fills failed (upstream error, short or corrupt body)")	\
+	X(FILLS_PASSED, "fills_passed_through_total",			\
+	    "Fills passed through uncached because the disk was full")	\
+	X(FILL_BYTES, "fill_bytes_total", "Bytes received from upstreams for blobs") \
+	X(EVICTIONS, "cache_evictions_total", "Blobs removed by the budget, gc or evict")
+
+enum metric {
+#define METRIC_ENUM(id, name, help) METRIC_##id,
+	METRICS_TABLE(METRIC_ENUM)
+#undef METRIC_ENUM
+	METRIC__MAX
+};
+
+void		 metric_add(enum metric, uint64_t);
+#define metric_inc(m)	metric_add((m), 1)
+uint64_t	 metric_get(enum metric);
+/* Name without the "regmirror_" prefix, and help text. */
+const char	*metric_name(enum metric);
+const char	*metric_help(enum metric);
+
+#endif
