@@ -8,5 +8,7 @@ struct config;
 
 /* "regmirror cache SUB [options] [args]": argv[0] is SUB.  Exit status. */
 int	cmd_cache(const struct config *, int argc, char **argv);
+/* "regmirror prefetch [options] IMAGE...": cfg may be NULL. */
+int	cmd_prefetch(const struct config *, int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <openssl/opensslv.h>
@@ -47,6 +48,11 @@ usage(FILE *f)
 "                           its index) from eviction and gc; forever by\n"
 "                           default\n"
 "      unpin DIGEST|IMAGE...\n"
+"  prefetch [--mirror URL]... [--platform OS/ARCH]... [--pin D] [--wait]\n"
+"           IMAGE...        warm images on mirrors before a rollout (URL:\n"
+"                           a mirror's admin API; default admin_listen of\n"
+"                           -c FILE); tags are resolved once, by the first\n"
+"                           mirror; prints IMAGE@sha256:... per image\n"
 "  version                  print the version\n"
 "  help                     this text\n"
 "\n"
@@ -99,6 +105,25 @@ main(int argc, char *argv[])
 		printf("regmirror %s (libevent %s, %s)\n", PACKAGE_VERSION,
 		    event_get_version(), OPENSSL_VERSION_TEXT);
 		return 0;
+	}
+	if (strcmp(cmd, "prefetch") == 0) {
+		char	**rest = calloc((size_t)argc, sizeof(*rest));
+		int	  n = 0, i, have_c = 0;
+
+		for (i = 2; i < argc; i++) {
+			if ((strcmp(argv[i], "-c") == 0 ||
+			    strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+				path = argv[++i];
+				have_c = 1;
+			} else
+				rest[n++] = argv[i];
+		}
+		cfg = have_c || access(path, R_OK) == 0 ? load(path) : NULL;
+		rc = cmd_prefetch(cfg, n, rest);
+		free(rest);
+		if (cfg != NULL)
+			config_free(cfg);
+		return rc;
 	}
 	if (strcmp(cmd, "cache") == 0) {
 		/* -c may come anywhere; the rest is the subcommand's. */

@@ -7,9 +7,11 @@
  *	GET /readyz		200 once listeners and cache are up
  *	GET /metrics		counters (common/metrics.h) and cache gauges
  *	GET /api/v1/cache	blobs, bytes, pinned, tags, budget (JSON)
+ *	POST /api/v1/prefetch, GET /api/v1/jobs[/ID]	(proxy_prefetch.c)
  */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,13 +69,19 @@ proxy_admin_metrics(struct evhttp_request *req)
 static void
 proxy_admin_cb(struct evhttp_request *req, void *arg)
 {
+	const struct config *cfg = arg;
 	const char	*path = evhttp_uri_get_path(
 			    evhttp_request_get_evhttp_uri(req));
 	struct cache_du	 du;
+	json_t		*out;
+	int		 status;
 
-	(void)arg;
 	if (path == NULL)
 		path = "";
+	if (proxy_prefetch_route(req, path, cfg, &status, &out) == 0) {
+		proxy_admin_json(req, status, out);
+		return;
+	}
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
 	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
 		proxy_admin_json(req, 405, json_pack("{s:s}", "error",
@@ -106,12 +114,13 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 }
 
 struct evhttp *
-proxy_admin_new(struct event_base *base, evutil_socket_t fd)
+proxy_admin_new(struct event_base *base, evutil_socket_t fd,
+    const struct config *cfg)
 {
 	struct evhttp	*http;
 
 	http = evhttp_new(base);
-	evhttp_set_gencb(http, proxy_admin_cb, NULL);
+	evhttp_set_gencb(http, proxy_admin_cb, (void *)(uintptr_t)cfg);
 	evhttp_set_timeout(http, 30);
 	evhttp_set_max_body_size(http, 1024 * 1024);
 	if (evhttp_accept_socket(http, fd) != 0)

@@ -70,7 +70,15 @@ void	proxy_req_common_headers(struct proxy_req *);
 long	proxy_tag_ttl(const struct proxy_req *);
 
 /* proxy_admin.c: the admin API on an already listening socket. */
-struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd);
+struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd,
+		    const struct config *);
+
+/* proxy_prefetch.c: jobs run on base, as clients of a plain listener. */
+int	proxy_prefetch_init(struct event_base *, const struct config *,
+	    int have_plain);
+struct json_t;
+int	proxy_prefetch_route(struct evhttp_request *, const char *path,
+	    const struct config *, int *status, struct json_t **out);
 
 /* proxy_oci.c */
 void	proxy_oci_request_cb(struct evhttp_request *, void *);

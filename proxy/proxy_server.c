@@ -359,7 +359,8 @@ proxy_run(const struct config *cfg)
 
 		if (afd == -1)
 			return -1;
-		admin = proxy_admin_new(workers[0].base, afd);
+		proxy_prefetch_init(workers[0].base, cfg, nplain > 0);
+		admin = proxy_admin_new(workers[0].base, afd, cfg);
 		log_info("admin API on %s", cfg->admin_listen);
 	}
 	for (i = 0; i < nw; i++)

@@ -1,0 +1,362 @@
+/*
+ * cmd_prefetch.c — "regmirror prefetch": warm images on one or more
+ * mirrors (one per region) before a rollout, through their admin APIs.
+ *
+ * Each tag is resolved once, by the first mirror; every other mirror is
+ * then asked for that same digest, so every region deploys the same bytes.
+ * Prints IMAGE@sha256:... per image on stdout; progress goes to stderr (a
+ * progress line on a terminal, JSON lines otherwise).  Exit 1 if anything
+ * failed.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "common/config.h"
+#include "common/ref.h"
+#include "common/xmalloc.h"
+#include "proxy/cmd.h"
+
+struct cli_resp {
+	struct event_base	*base;
+	int			 status;
+	char			*body;
+};
+
+static void
+cli_http_cb(struct evhttp_request *req, void *arg)
+{
+	struct cli_resp	*r = arg;
+	struct evbuffer	*b;
+	size_t		 n;
+
+	if (req != NULL && (r->status = evhttp_request_get_response_code(req))
+	    != 0) {
+		b = evhttp_request_get_input_buffer(req);
+		n = evbuffer_get_length(b);
+		r->body = xmalloc(n + 1);
+		evbuffer_remove(b, r->body, n);
+		r->body[n] = '\0';
+	}
+	event_base_loopexit(r->base, NULL);
+}
+
+/* One synchronous HTTP request; the parsed JSON reply or NULL. */
+static json_t *
+cli_http(const char *base_url, const char *path, const char *body,
+    int *status)
+{
+	struct evhttp_uri	*uri;
+	struct evhttp_connection *c;
+	struct evhttp_request	*req;
+	struct cli_resp		 r;
+	json_error_t		 jerr;
+	json_t			*j = NULL;
+	char			 hostport[300];
+	const char		*host;
+	int			 port;
+
+	*status = 0;
+	if ((uri = evhttp_uri_parse(base_url)) == NULL ||
+	    (host = evhttp_uri_get_host(uri)) == NULL) {
+		fprintf(stderr, "regmirror prefetch: bad mirror URL %s\n",
+		    base_url);
+		evhttp_uri_free(uri);
+		return NULL;
+	}
+	port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
+	memset(&r, 0, sizeof(r));
+	r.base = event_base_new();
+	c = evhttp_connection_base_new(r.base, NULL, host, (unsigned short)port);
+	evhttp_connection_set_timeout(c, 30);
+	req = evhttp_request_new(cli_http_cb, &r);
+	snprintf(hostport, sizeof(hostport), "%s:%d", host, port);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
+	    hostport);
+	if (body != NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Content-Type", "application/json");
+		evbuffer_add(evhttp_request_get_output_buffer(req), body,
+		    strlen(body));
+	}
+	if (evhttp_make_request(c, req, body != NULL ? EVHTTP_REQ_POST :
+	    EVHTTP_REQ_GET, path) == 0)
+		event_base_dispatch(r.base);
+	evhttp_connection_free(c);
+	event_base_free(r.base);
+	evhttp_uri_free(uri);
+	*status = r.status;
+	if (r.body != NULL)
+		j = json_loads(r.body, 0, &jerr);
+	free(r.body);
+	return j;
+}
+
+struct cli_job {
+	const char	*mirror;
+	char		 id[64];
+	json_t		*last;		/* last job state */
+};
+
+static int
+cli_job_post(struct cli_job *cj, json_t *images, json_t *plats,
+    const char *pin)
+{
+	json_t	*req, *resp;
+	char	*body;
+	int	 status;
+
+	req = json_pack("{s:O,s:O}", "images", images, "platforms", plats);
+	if (pin != NULL)
+		json_object_set_new(req, "pin", json_string(pin));
+	body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	resp = cli_http(cj->mirror, "/api/v1/prefetch", body, &status);
+	free(body);
+	if (status != 202 || resp == NULL ||
+	    !json_is_string(json_object_get(resp, "id"))) {
+		fprintf(stderr, "regmirror prefetch: %s refused the job "
+		    "(status %d): %s\n", cj->mirror, status, resp != NULL &&
+		    json_is_string(json_object_get(resp, "error")) ?
+		    json_string_value(json_object_get(resp, "error")) :
+		    "no answer");
+		json_decref(resp);
+		return -1;
+	}
+	snprintf(cj->id, sizeof(cj->id), "%s",
+	    json_string_value(json_object_get(resp, "id")));
+	json_decref(resp);
+	return 0;
+}
+
+/* Refresh; 1 when finished (done/failed), 0 running, -1 error. */
+static int
+cli_job_poll(struct cli_job *cj)
+{
+	char		 path[128];
+	int		 status;
+	json_t		*j;
+	const char	*st;
+
+	snprintf(path, sizeof(path), "/api/v1/jobs/%s", cj->id);
+	if ((j = cli_http(cj->mirror, path, NULL, &status)) == NULL ||
+	    status != 200) {
+		json_decref(j);
+		return -1;
+	}
+	json_decref(cj->last);
+	cj->last = j;
+	st = json_string_value(json_object_get(j, "state"));
+	return st != NULL && (strcmp(st, "done") == 0 ||
+	    strcmp(st, "failed") == 0);
+}
+
+/* 1 when every image has a digest or has failed. */
+static int
+cli_job_resolved(const struct cli_job *cj)
+{
+	json_t		*e;
+	size_t		 i;
+	const char	*d, *st;
+
+	json_array_foreach(json_object_get(cj->last, "images"), i, e) {
+		d = json_string_value(json_object_get(e, "digest"));
+		st = json_string_value(json_object_get(e, "state"));
+		if ((d == NULL || *d == '\0') && (st == NULL ||
+		    strcmp(st, "failed") != 0))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+cli_progress(struct cli_job *jobs, size_t n, int tty)
+{
+	json_t		*e;
+	size_t		 i, k;
+	json_int_t	 b, bd, bytes;
+
+	for (k = 0; k < n; k++) {
+		if (jobs[k].last == NULL)
+			continue;
+		b = bd = bytes = 0;
+		json_array_foreach(json_object_get(jobs[k].last, "images"),
+		    i, e) {
+			b += json_integer_value(json_object_get(e, "blobs"));
+			bd += json_integer_value(json_object_get(e,
+			    "blobs_done"));
+			bytes += json_integer_value(json_object_get(e,
+			    "bytes"));
+		}
+		if (tty)
+			fprintf(stderr, "\r%s: %s %lld/%lld blobs %.1f MB    ",
+			    jobs[k].mirror, json_string_value(json_object_get(
+			    jobs[k].last, "state")), (long long)bd,
+			    (long long)b, (double)bytes / 1e6);
+		else {
+			char *s = json_dumps(json_pack("{s:s,s:O}", "mirror",
+			    jobs[k].mirror, "job", jobs[k].last),
+			    JSON_COMPACT);
+
+			fprintf(stderr, "%s\n", s);
+			free(s);
+		}
+	}
+	if (tty)
+		fprintf(stderr, "\n");
+}
+
+static void
+cli_sleep_poll(void)
+{
+	struct timespec	ts = { 0, 200 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);	/* the polling interval, not a sync */
+}
+
+int
+cmd_prefetch(const struct config *cfg, int argc, char **argv)
+{
+	struct cli_job	*jobs;
+	json_t		*images = json_array(), *plats = json_array();
+	json_t		*pinned, *e;
+	const char	*pin = NULL, *d, *st;
+	char		**mirrors = NULL, *url;
+	size_t		 nm = 0, i, k;
+	int		 wait = 0, tty = isatty(2), rc = 0, r, deadline;
+
+	for (i = 0; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc) {
+			mirrors = xreallocarray(mirrors, nm + 1,
+			    sizeof(*mirrors));
+			mirrors[nm++] = argv[++i];
+		} else if (strcmp(argv[i], "--platform") == 0 &&
+		    i + 1 < (size_t)argc)
+			json_array_append_new(plats, json_string(argv[++i]));
+		else if (strcmp(argv[i], "--pin") == 0 && i + 1 < (size_t)argc)
+			pin = argv[++i];
+		else if (strcmp(argv[i], "--wait") == 0)
+			wait = 1;
+		else if (argv[i][0] == '-') {
+			fprintf(stderr, "regmirror prefetch: bad option '%s'\n",
+			    argv[i]);
+			return 2;
+		} else
+			json_array_append_new(images, json_string(argv[i]));
+	}
+	if (json_array_size(images) == 0) {
+		fprintf(stderr, "usage: regmirror prefetch [--mirror URL]... "
+		    "[--platform OS/ARCH]... [--pin DURATION] [--wait] "
+		    "IMAGE...\n");
+		return 2;
+	}
+	if (nm == 0) {
+		if (cfg == NULL || cfg->admin_listen == NULL) {
+			fprintf(stderr, "regmirror prefetch: give --mirror "
+			    "http://HOST:ADMINPORT, or a config with "
+			    "admin_listen\n");
+			return 2;
+		}
+		xasprintf(&url, "http://%s%s", cfg->admin_listen[0] == ':' ?
+		    "127.0.0.1" : "", cfg->admin_listen);
+		mirrors = xcalloc(1, sizeof(*mirrors));
+		mirrors[nm++] = url;
+	}
+	jobs = xcalloc(nm, sizeof(*jobs));
+	for (k = 0; k < nm; k++)
+		jobs[k].mirror = mirrors[k];
+
+	/* The first mirror resolves every tag. */
+	if (cli_job_post(&jobs[0], images, plats, pin) != 0)
+		return 1;
+	for (deadline = 0; deadline < 5 * 60 * 30; deadline++) {
+		if ((r = cli_job_poll(&jobs[0])) < 0) {
+			fprintf(stderr, "regmirror prefetch: lost %s\n",
+			    jobs[0].mirror);
+			return 1;
+		}
+		if (r == 1 || (nm > 1 && cli_job_resolved(&jobs[0])) ||
+		    (!wait && cli_job_resolved(&jobs[0])))
+			break;
+		cli_progress(jobs, 1, tty);
+		cli_sleep_poll();
+	}
+	/* Every other mirror fetches the same digests. */
+	pinned = json_array();
+	json_array_foreach(json_object_get(jobs[0].last, "images"), i, e) {
+		struct ref_image ri;
+		char *byd;
+
+		d = json_string_value(json_object_get(e, "digest"));
+		if (d == NULL || *d == '\0' || ref_image_parse(
+		    json_string_value(json_object_get(e, "image")), &ri) != 0)
+			continue;
+		xasprintf(&byd, "%s%s%s@%s", ri.host != NULL ? ri.host : "",
+		    ri.host != NULL ? "/" : "", ri.name, d);
+		json_array_append_new(pinned, json_string(byd));
+		free(byd);
+		ref_image_fini(&ri);
+	}
+	for (k = 1; k < nm; k++)
+		if (json_array_size(pinned) == 0 ||
+		    cli_job_post(&jobs[k], pinned, plats, pin) != 0)
+			rc = 1;
+	json_decref(pinned);
+	if (wait) {
+		for (deadline = 0; deadline < 60 * 60 * 5; deadline++) {
+			int all = 1;
+
+			for (k = 0; k < nm; k++)
+				if (jobs[k].id[0] != '\0' &&
+				    cli_job_poll(&jobs[k]) == 0)
+					all = 0;
+			cli_progress(jobs, nm, tty);
+			if (all)
+				break;
+			cli_sleep_poll();
+		}
+	}
+	for (k = 0; k < nm; k++) {
+		if (jobs[k].last == NULL)
+			continue;
+		st = json_string_value(json_object_get(jobs[k].last, "state"));
+		if (wait && (st == NULL || strcmp(st, "done") != 0))
+			rc = 1;
+		json_array_foreach(json_object_get(jobs[k].last, "images"), i,
+		    e) {
+			const char *err = json_string_value(
+			    json_object_get(e, "error"));
+
+			if (err != NULL) {
+				fprintf(stderr, "%s: %s: %s\n", jobs[k].mirror,
+				    json_string_value(json_object_get(e,
+				    "image")), err);
+				rc = 1;
+			}
+		}
+	}
+	json_array_foreach(json_object_get(jobs[0].last, "images"), i, e) {
+		d = json_string_value(json_object_get(e, "digest"));
+		if (d != NULL && *d != '\0')
+			printf("%s@%s\n", json_string_value(json_object_get(e,
+			    "image")), d);
+		else
+			rc = 1;
+	}
+	for (k = 0; k < nm; k++)
+		json_decref(jobs[k].last);
+	free(jobs);
+	json_decref(images);
+	json_decref(plats);
+	return rc;
+}

@@ -1,0 +1,691 @@
+/*
+ * proxy_prefetch.c — prefetch jobs: warm (and pin) images before a rollout.
+ *
+ * A job is a list of images (tags or digests), optional platforms, and a
+ * pin duration.  It runs on the admin loop as a client of this very
+ * mirror: every manifest and blob is requested from a local listener with
+ * ?ns=<upstream>, so prefetching takes exactly the path a runtime's pull
+ * takes (routing, single-flight fills, digest checks, repository links)
+ * and bodies are discarded as they stream (memory stays flat).
+ *
+ *	image:	PENDING --root manifest--> RUNNING --all blobs--> DONE
+ *		any step failing --> FAILED (the first error is kept)
+ *	job:	RUNNING --every image DONE or FAILED--> DONE | FAILED (then
+ *		the DONE images are pinned when a pin was asked for)
+ */
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "cache/cache.h"
+#include "common/config.h"
+#include "common/digest.h"
+#include "common/log.h"
+#include "common/ref.h"
+#include "common/xmalloc.h"
+#include "proxy/proxy_int.h"
+
+#define PF_CONNS	4	/* requests in flight per job */
+#define PF_JOBS_KEPT	100
+
+static const char pf_accept[] =
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json";
+
+enum pf_state { PF_PENDING = 0, PF_RUNNING, PF_DONE, PF_FAILED };
+static const char *const pf_state_names[] = {
+	"pending", "running", "done", "failed"
+};
+
+struct pf_image {
+	char		*ref;		/* as given */
+	char		*ns;		/* upstream name, NULL: default */
+	char		*repo;
+	char		*reference;	/* tag or digest */
+	char		 digest[DIGEST_STR_MAX];
+	enum pf_state	 state;
+	uint64_t	 bytes;
+	unsigned	 blobs, blobs_done;
+	unsigned	 inflight;
+	char		 error[256];
+	char		**seen;
+	size_t		 nseen;
+};
+
+enum pf_kind { PF_ROOT, PF_CHILD, PF_BLOB };
+
+struct pf_task {
+	struct pf_job		*job;
+	size_t			 img;
+	enum pf_kind		 kind;
+	char			*ref;	/* digest (or the tag for ROOT) */
+	TAILQ_ENTRY(pf_task)	 entry;
+};
+
+struct pf_job {
+	char			 id[24];
+	struct pf_image		*images;
+	size_t			 nimages;
+	char			**platforms;
+	size_t			 nplatforms;
+	long			 pin;		/* seconds; 0 none, -1 forever */
+	enum pf_state		 state;
+	time_t			 created, finished;
+	unsigned		 running;
+	int			 settling;
+	int			 settle_tries;
+	TAILQ_HEAD(, pf_task)	 queue;
+	LIST_ENTRY(pf_job)	 entry;
+};
+
+static LIST_HEAD(, pf_job)		 pf_jobs = LIST_HEAD_INITIALIZER(pf_jobs);
+static size_t				 pf_njobs;
+static struct event_base		*pf_base;
+static char				*pf_host;	/* loopback listener */
+static int				 pf_port;
+static struct evhttp_connection		*pf_conns[PF_CONNS];
+static unsigned				 pf_next_conn;
+static unsigned long			 pf_seq;
+
+static void	pf_job_pump(struct pf_job *);
+
+/* The listener prefetch talks to: the first plain one, on loopback. */
+int
+proxy_prefetch_init(struct event_base *base, const struct config *cfg,
+    int have_plain)
+{
+	const char	*l, *colon;
+
+	pf_base = base;
+	if (!have_plain || cfg->nlisten == 0)
+		return -1;	/* XXX: prefetch over a TLS-only listener */
+	l = cfg->listen[0];
+	colon = strrchr(l, ':');
+	pf_port = atoi(colon + 1);
+	if (l[0] == '[')
+		pf_host = xstrdup(strncmp(l, "[::]", 4) == 0 ? "::1" : "::1");
+	else if (l[0] == ':' || strncmp(l, "0.0.0.0:", 8) == 0)
+		pf_host = xstrdup("127.0.0.1");
+	else
+		pf_host = xstrndup(l, (size_t)(colon - l));
+	return 0;
+}
+
+static void
+pf_image_fail(struct pf_image *im, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+pf_image_fail(struct pf_image *im, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (im->state == PF_FAILED)
+		return;
+	im->state = PF_FAILED;
+	va_start(ap, fmt);
+	vsnprintf(im->error, sizeof(im->error), fmt, ap);
+	va_end(ap);
+	log_warnx("prefetch %s: %s", im->ref, im->error);
+}
+
+static void
+pf_task_add(struct pf_job *j, size_t img, enum pf_kind kind, const char *ref)
+{
+	struct pf_image	*im = &j->images[img];
+	struct pf_task	*t;
+	size_t		 i;
+
+	if (kind != PF_ROOT) {
+		for (i = 0; i < im->nseen; i++)
+			if (strcmp(im->seen[i], ref) == 0)
+				return;
+		im->seen = xreallocarray(im->seen, im->nseen + 1,
+		    sizeof(*im->seen));
+		im->seen[im->nseen++] = xstrdup(ref);
+		if (kind == PF_BLOB)
+			im->blobs++;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->job = j;
+	t->img = img;
+	t->kind = kind;
+	t->ref = xstrdup(ref);
+	im->inflight++;
+	TAILQ_INSERT_TAIL(&j->queue, t, entry);
+}
+
+static int
+pf_platform_match(const struct pf_job *j, json_t *plat)
+{
+	const char	*os, *arch, *var;
+	char		 buf[128];
+	size_t		 i;
+
+	if (j->nplatforms == 0)
+		return 1;
+	if (!json_is_object(plat))
+		return 0;
+	os = json_string_value(json_object_get(plat, "os"));
+	arch = json_string_value(json_object_get(plat, "architecture"));
+	var = json_string_value(json_object_get(plat, "variant"));
+	if (os == NULL || arch == NULL)
+		return 0;
+	for (i = 0; i < j->nplatforms; i++) {
+		snprintf(buf, sizeof(buf), "%s/%s", os, arch);
+		if (strcmp(j->platforms[i], buf) == 0)
+			return 1;
+		if (var != NULL) {
+			snprintf(buf, sizeof(buf), "%s/%s/%s", os, arch, var);
+			if (strcmp(j->platforms[i], buf) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Queue what a manifest references: child manifests or config + layers. */
+static void
+pf_manifest_parse(struct pf_job *j, size_t img, const char *body, size_t len)
+{
+	struct pf_image	*im = &j->images[img];
+	json_t		*root, *a, *e, *d;
+	json_error_t	 jerr;
+	size_t		 i;
+	int		 n = 0;
+
+	if ((root = json_loadb(body, len, 0, &jerr)) == NULL) {
+		pf_image_fail(im, "manifest is not JSON: %s", jerr.text);
+		return;
+	}
+	if ((a = json_object_get(root, "manifests")) != NULL &&
+	    json_is_array(a)) {
+		json_array_foreach(a, i, e) {
+			d = json_object_get(e, "digest");
+			if (json_is_string(d) && pf_platform_match(j,
+			    json_object_get(e, "platform"))) {
+				pf_task_add(j, img, PF_CHILD,
+				    json_string_value(d));
+				n++;
+			}
+		}
+		if (n == 0)
+			pf_image_fail(im, "no manifest in the index matches "
+			    "the platforms asked for");
+	} else {
+		if ((e = json_object_get(root, "config")) != NULL &&
+		    json_is_string(d = json_object_get(e, "digest")))
+			pf_task_add(j, img, PF_BLOB, json_string_value(d));
+		if ((a = json_object_get(root, "layers")) != NULL &&
+		    json_is_array(a))
+			json_array_foreach(a, i, e)
+				if (json_is_string(d = json_object_get(e,
+				    "digest")))
+					pf_task_add(j, img, PF_BLOB,
+					    json_string_value(d));
+	}
+	json_decref(root);
+}
+
+static void
+pf_blob_chunk_cb(struct evhttp_request *req, void *arg)
+{
+	struct pf_task	*t = arg;
+
+	t->job->images[t->img].bytes +=
+	    evbuffer_get_length(evhttp_request_get_input_buffer(req));
+}
+
+struct pf_settle {
+	int64_t		 until;
+	int		 pin;
+	unsigned	 missing;
+	const struct pf_job *job;
+};
+
+static void
+pf_settle_cb(const char *digest, int is_manifest, void *arg)
+{
+	struct pf_settle	*s = arg;
+	uint64_t		 size;
+
+	if (is_manifest)
+		return;
+	/* Only the blobs this job fetched: not other platforms'. */
+	if (cache_blob_stat(digest, &size) != 0) {
+		size_t i, k;
+
+		for (i = 0; i < s->job->nimages; i++)
+			for (k = 0; k < s->job->images[i].nseen; k++)
+				if (strcmp(s->job->images[i].seen[k],
+				    digest) == 0) {
+					s->missing++;
+					return;
+				}
+		return;
+	}
+	if (s->pin)
+		cache_blob_pin(digest, s->until);
+}
+
+static void	pf_job_settle(struct pf_job *);
+
+static void
+pf_job_settle_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	pf_job_settle(arg);
+}
+
+/*
+ * The last blob's bytes reach us a moment before its fill is committed to
+ * the index: wait (polling, bounded) until every fetched blob is stored,
+ * then pin, then report the job finished.
+ */
+static void
+pf_job_settle(struct pf_job *j)
+{
+	struct pf_settle	 s;
+	struct timeval		 tv = { 0, 20 * 1000 };
+	size_t			 i;
+	int			 failed = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.job = j;
+	s.pin = j->pin != 0;
+	s.until = j->pin < 0 ? -1 : (int64_t)time(NULL) + j->pin;
+	for (i = 0; i < j->nimages; i++) {
+		if (j->images[i].state == PF_DONE)
+			cache_manifest_walk(j->images[i].digest,
+			    pf_settle_cb, &s);
+		failed |= j->images[i].state == PF_FAILED;
+	}
+	if (s.missing > 0 && ++j->settle_tries < 500) {
+		event_base_once(pf_base, -1, EV_TIMEOUT, pf_job_settle_cb, j,
+		    &tv);
+		return;
+	}
+	if (s.missing > 0)
+		log_warnx("prefetch job %s: %u blobs were fetched but not "
+		    "stored", j->id, s.missing);
+	j->state = failed ? PF_FAILED : PF_DONE;
+	j->finished = time(NULL);
+	log_info("prefetch job %s %s", j->id, pf_state_names[j->state]);
+}
+
+static void
+pf_job_check(struct pf_job *j)
+{
+	size_t	i;
+
+	for (i = 0; i < j->nimages; i++) {
+		struct pf_image *im = &j->images[i];
+
+		if (im->state == PF_RUNNING && im->inflight == 0)
+			im->state = PF_DONE;
+		if (im->state == PF_PENDING || im->state == PF_RUNNING ||
+		    im->inflight > 0)
+			return;
+	}
+	if (j->state != PF_RUNNING || j->settling)
+		return;
+	j->settling = 1;
+	pf_job_settle(j);
+}
+
+static void
+pf_task_done_cb(struct evhttp_request *req, void *arg)
+{
+	struct pf_task	*t = arg;
+	struct pf_job	*j = t->job;
+	struct pf_image	*im = &j->images[t->img];
+	struct evbuffer	*b;
+	struct digest	 d, got;
+	const char	*dcd;
+	int		 code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+
+	j->running--;
+	im->inflight--;
+	if (im->state != PF_FAILED && code != 200) {
+		pf_image_fail(im, "%s %s: %s", t->kind == PF_BLOB ? "blob" :
+		    "manifest", t->ref, code == 0 ? "mirror unreachable" :
+		    "mirror answered an error");
+		if (code != 0)
+			snprintf(im->error + strlen(im->error),
+			    sizeof(im->error) - strlen(im->error), " (%d)",
+			    code);
+	} else if (im->state != PF_FAILED) {
+		b = evhttp_request_get_input_buffer(req);
+		switch (t->kind) {
+		case PF_ROOT:
+			dcd = evhttp_find_header(
+			    evhttp_request_get_input_headers(req),
+			    "Docker-Content-Digest");
+			if (dcd != NULL && digest_parse(dcd, &d) == 0)
+				snprintf(im->digest, sizeof(im->digest), "%s",
+				    d.str);
+			else {
+				digest_buf(DIGEST_SHA256, evbuffer_pullup(b,
+				    -1), evbuffer_get_length(b), &got);
+				snprintf(im->digest, sizeof(im->digest), "%s",
+				    got.str);
+			}
+			/* FALLTHROUGH */
+		case PF_CHILD:
+			pf_manifest_parse(j, t->img,
+			    (const char *)evbuffer_pullup(b, -1),
+			    evbuffer_get_length(b));
+			break;
+		case PF_BLOB:
+			im->blobs_done++;
+			break;
+		}
+	}
+	free(t->ref);
+	free(t);
+	pf_job_pump(j);
+	pf_job_check(j);
+}
+
+static void
+pf_task_start(struct pf_task *t)
+{
+	struct pf_image		*im = &t->job->images[t->img];
+	struct evhttp_request	*req;
+	struct evkeyvalq	*h;
+	struct evhttp_connection *c;
+	char			*path, *ens = NULL;
+	unsigned		 k = pf_next_conn++ % PF_CONNS;
+
+	if (pf_conns[k] == NULL) {
+		pf_conns[k] = evhttp_connection_base_new(pf_base, NULL,
+		    pf_host, (unsigned short)pf_port);
+		evhttp_connection_set_timeout(pf_conns[k], 600);
+		evhttp_connection_set_retries(pf_conns[k], 1);
+	}
+	c = pf_conns[k];
+	req = evhttp_request_new(pf_task_done_cb, t);
+	h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Host", "regmirror-prefetch");
+	evhttp_add_header(h, "User-Agent", "regmirror-prefetch/" PACKAGE_VERSION);
+	if (t->kind == PF_BLOB)
+		evhttp_request_set_chunked_cb(req, pf_blob_chunk_cb);
+	else
+		evhttp_add_header(h, "Accept", pf_accept);
+	if (im->ns != NULL)
+		ens = evhttp_encode_uri(im->ns);
+	xasprintf(&path, "/v2/%s/%s/%s%s%s", im->repo,
+	    t->kind == PF_BLOB ? "blobs" : "manifests", t->ref,
+	    ens != NULL ? "?ns=" : "", ens != NULL ? ens : "");
+	free(ens);
+	if (im->state == PF_PENDING)
+		im->state = PF_RUNNING;
+	t->job->running++;
+	if (evhttp_make_request(c, req, EVHTTP_REQ_GET, path) != 0) {
+		t->job->running--;
+		im->inflight--;
+		pf_image_fail(im, "cannot reach the mirror's own listener");
+		free(t->ref);
+		free(t);
+	}
+	free(path);
+}
+
+static void
+pf_job_pump(struct pf_job *j)
+{
+	struct pf_task	*t;
+
+	while (j->running < PF_CONNS && (t = TAILQ_FIRST(&j->queue)) != NULL) {
+		TAILQ_REMOVE(&j->queue, t, entry);
+		if (j->images[t->img].state == PF_FAILED) {
+			j->images[t->img].inflight--;
+			free(t->ref);
+			free(t);
+			continue;
+		}
+		pf_task_start(t);
+	}
+}
+
+static void
+pf_job_free(struct pf_job *j)
+{
+	size_t	i, k;
+
+	for (i = 0; i < j->nimages; i++) {
+		struct pf_image *im = &j->images[i];
+
+		free(im->ref);
+		free(im->ns);
+		free(im->repo);
+		free(im->reference);
+		for (k = 0; k < im->nseen; k++)
+			free(im->seen[k]);
+		free(im->seen);
+	}
+	free(j->images);
+	for (i = 0; i < j->nplatforms; i++)
+		free(j->platforms[i]);
+	free(j->platforms);
+	free(j);
+}
+
+/* Forget the oldest finished jobs beyond PF_JOBS_KEPT. */
+static void
+pf_jobs_trim(void)
+{
+	struct pf_job	*j, *oldest;
+
+	while (pf_njobs > PF_JOBS_KEPT) {
+		oldest = NULL;
+		LIST_FOREACH(j, &pf_jobs, entry)
+			if (j->state != PF_RUNNING &&
+			    (oldest == NULL ||
+			    j->created < oldest->created))
+				oldest = j;
+		if (oldest == NULL)
+			return;
+		LIST_REMOVE(oldest, entry);
+		pf_job_free(oldest);
+		pf_njobs--;
+	}
+}
+
+/*
+ * POST /api/v1/prefetch {"images":[...],"platforms":[...],"pin":"24h"}.
+ * Returns a new job (already started), or NULL with err set.
+ */
+static struct pf_job *
+pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
+{
+	struct pf_job		*j;
+	struct ref_image	 ri;
+	json_t			*imgs, *plats, *pin, *e;
+	const struct config_upstream *cu;
+	size_t			 i;
+	long			 secs;
+
+	if (pf_host == NULL) {
+		snprintf(err, errlen, "prefetch needs a plain-HTTP listen "
+		    "address to talk to");
+		return NULL;
+	}
+	imgs = json_object_get(in, "images");
+	if (!json_is_array(imgs) || json_array_size(imgs) == 0 ||
+	    json_array_size(imgs) > 1000) {
+		snprintf(err, errlen, "images: want a list of 1 to 1000 image "
+		    "references");
+		return NULL;
+	}
+	j = xcalloc(1, sizeof(*j));
+	TAILQ_INIT(&j->queue);
+	j->images = xcalloc(json_array_size(imgs), sizeof(*j->images));
+	json_array_foreach(imgs, i, e) {
+		struct pf_image *im = &j->images[j->nimages];
+
+		if (!json_is_string(e) ||
+		    ref_image_parse(json_string_value(e), &ri) != 0) {
+			snprintf(err, errlen, "images[%zu]: not an image "
+			    "reference", i);
+			goto fail;
+		}
+		cu = ri.host != NULL ? config_upstream_find(cfg, ri.host) :
+		    config_upstream_default(cfg);
+		if (cu == NULL) {
+			snprintf(err, errlen, "images[%zu]: no upstream "
+			    "configured for %s", i, ri.host != NULL ? ri.host :
+			    "images without a registry host");
+			ref_image_fini(&ri);
+			goto fail;
+		}
+		im->ref = xstrdup(json_string_value(e));
+		im->ns = xstrdup(cu->name);
+		im->repo = xstrdup(ri.name);
+		im->reference = xstrdup(ri.digest != NULL ? ri.digest :
+		    ri.tag != NULL ? ri.tag : "latest");
+		j->nimages++;
+		ref_image_fini(&ri);
+	}
+	plats = json_object_get(in, "platforms");
+	if (json_is_array(plats))
+		json_array_foreach(plats, i, e) {
+			if (!json_is_string(e) ||
+			    strchr(json_string_value(e), '/') == NULL) {
+				snprintf(err, errlen, "platforms[%zu]: want "
+				    "os/arch[/variant]", i);
+				goto fail;
+			}
+			j->platforms = xreallocarray(j->platforms,
+			    j->nplatforms + 1, sizeof(*j->platforms));
+			j->platforms[j->nplatforms++] =
+			    xstrdup(json_string_value(e));
+		}
+	pin = json_object_get(in, "pin");
+	if (json_is_string(pin)) {
+		if (strcmp(json_string_value(pin), "forever") == 0)
+			j->pin = -1;
+		else if (config_parse_duration(json_string_value(pin),
+		    &secs) != 0) {
+			snprintf(err, errlen, "pin: want a duration like 24h "
+			    "or \"forever\"");
+			goto fail;
+		} else
+			j->pin = secs;
+	} else if (json_is_integer(pin))
+		j->pin = (long)json_integer_value(pin);
+	snprintf(j->id, sizeof(j->id), "p%lu-%lx", ++pf_seq,
+	    (unsigned long)time(NULL));
+	j->state = PF_RUNNING;
+	j->created = time(NULL);
+	LIST_INSERT_HEAD(&pf_jobs, j, entry);
+	pf_njobs++;
+	pf_jobs_trim();
+	for (i = 0; i < j->nimages; i++)
+		pf_task_add(j, i, PF_ROOT, j->images[i].reference);
+	log_info("prefetch job %s: %zu images", j->id, j->nimages);
+	pf_job_pump(j);
+	return j;
+fail:
+	pf_job_free(j);
+	return NULL;
+}
+
+static json_t *
+pf_job_json(const struct pf_job *j)
+{
+	json_t	*imgs = json_array();
+	size_t	 i;
+
+	for (i = 0; i < j->nimages; i++) {
+		const struct pf_image *im = &j->images[i];
+
+		json_array_append_new(imgs, json_pack(
+		    "{s:s,s:s,s:s,s:I,s:I,s:I,s:s?}", "image", im->ref,
+		    "digest", im->digest, "state", pf_state_names[im->state],
+		    "bytes", (json_int_t)im->bytes, "blobs",
+		    (json_int_t)im->blobs, "blobs_done",
+		    (json_int_t)im->blobs_done, "error",
+		    im->error[0] != '\0' ? im->error : NULL));
+	}
+	return json_pack("{s:s,s:s,s:I,s:o}", "id", j->id, "state",
+	    pf_state_names[j->state], "created", (json_int_t)j->created,
+	    "images", imgs);
+}
+
+/* The admin API's prefetch routes; 0 if path was one of them. */
+int
+proxy_prefetch_route(struct evhttp_request *req, const char *path,
+    const struct config *cfg, int *status, json_t **out)
+{
+	struct pf_job	*j;
+	struct evbuffer	*b;
+	json_t		*in, *list;
+	json_error_t	 jerr;
+	char		 err[256];
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+
+	if (strcmp(path, "/api/v1/prefetch") == 0) {
+		if (m != EVHTTP_REQ_POST) {
+			*status = 405;
+			*out = json_pack("{s:s}", "error", "POST a job");
+			return 0;
+		}
+		b = evhttp_request_get_input_buffer(req);
+		in = json_loadb((const char *)evbuffer_pullup(b, -1),
+		    evbuffer_get_length(b), 0, &jerr);
+		if (!json_is_object(in)) {
+			*status = 400;
+			*out = json_pack("{s:s}", "error", "body is not a JSON "
+			    "object");
+			json_decref(in);
+			return 0;
+		}
+		j = pf_job_new(cfg, in, err, sizeof(err));
+		json_decref(in);
+		if (j == NULL) {
+			*status = 400;
+			*out = json_pack("{s:s}", "error", err);
+			return 0;
+		}
+		*status = 202;
+		*out = pf_job_json(j);
+		return 0;
+	}
+	if (strcmp(path, "/api/v1/jobs") == 0) {
+		list = json_array();
+		LIST_FOREACH(j, &pf_jobs, entry)
+			json_array_append_new(list, pf_job_json(j));
+		*status = 200;
+		*out = json_pack("{s:o}", "jobs", list);
+		return 0;
+	}
+	if (strncmp(path, "/api/v1/jobs/", 13) == 0) {
+		LIST_FOREACH(j, &pf_jobs, entry)
+			if (strcmp(j->id, path + 13) == 0)
+				break;
+		if (j == NULL) {
+			*status = 404;
+			*out = json_pack("{s:s}", "error", "no such job");
+		} else {
+			*status = 200;
+			*out = pf_job_json(j);
+		}
+		return 0;
+	}
+	return -1;
+}
