@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@ enum config_section {
 	CONFIG_SECT_CACHE,
 	CONFIG_SECT_UPSTREAM,
 	CONFIG_SECT_TIMEOUTS,
+	CONFIG_SECT_REPLICATION,
 };
 
 static const char *const config_section_names[] = {
@@ -48,6 +50,7 @@ static const char *const config_section_names[] = {
 	[CONFIG_SECT_CACHE] = "cache",
 	[CONFIG_SECT_UPSTREAM] = "upstream",
 	[CONFIG_SECT_TIMEOUTS] = "timeouts",
+	[CONFIG_SECT_REPLICATION] = "replication",
 };
 
 enum config_key_id {
@@ -77,6 +80,14 @@ enum config_key_id {
 	CONFIG_K_STALE_IF_ERROR,
 	CONFIG_K_NEGATIVE_TTL,
 	CONFIG_K_TAG_TTL_FOR,
+	CONFIG_K_R_SOURCE,
+	CONFIG_K_R_REPOS,
+	CONFIG_K_R_EXCLUDE_REPOS,
+	CONFIG_K_R_TAGS,
+	CONFIG_K_R_EXCLUDE_TAGS,
+	CONFIG_K_R_KEEP_NEWEST,
+	CONFIG_K_R_PLATFORMS,
+	CONFIG_K_R_INTERVAL,
 };
 
 static const struct config_key {
@@ -112,9 +123,20 @@ static const struct config_key {
 	    CONFIG_SECT_UPSTREAM, "stale_if_error", 0 },
 	[CONFIG_K_NEGATIVE_TTL] = { CONFIG_SECT_UPSTREAM, "negative_ttl", 0 },
 	[CONFIG_K_TAG_TTL_FOR] = { CONFIG_SECT_UPSTREAM, "tag_ttl_for", 1 },
+	[CONFIG_K_R_SOURCE] = { CONFIG_SECT_REPLICATION, "source", 0 },
+	[CONFIG_K_R_REPOS] = { CONFIG_SECT_REPLICATION, "repositories", 1 },
+	[CONFIG_K_R_EXCLUDE_REPOS] = {
+	    CONFIG_SECT_REPLICATION, "exclude_repositories", 1 },
+	[CONFIG_K_R_TAGS] = { CONFIG_SECT_REPLICATION, "tags", 1 },
+	[CONFIG_K_R_EXCLUDE_TAGS] = {
+	    CONFIG_SECT_REPLICATION, "exclude_tags", 1 },
+	[CONFIG_K_R_KEEP_NEWEST] = {
+	    CONFIG_SECT_REPLICATION, "keep_newest", 0 },
+	[CONFIG_K_R_PLATFORMS] = { CONFIG_SECT_REPLICATION, "platforms", 1 },
+	[CONFIG_K_R_INTERVAL] = { CONFIG_SECT_REPLICATION, "interval", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
-_Static_assert(CONFIG_NKEYS <= 32, "cp_seen is a 32-bit mask");
+_Static_assert(CONFIG_NKEYS <= 64, "cp_seen is a 64-bit mask");
 
 struct config_parser {
 	const char		*cp_fname;
@@ -126,10 +148,12 @@ struct config_parser {
 	struct config_upstream	*cp_up;		/* the current [upstream] */
 	unsigned long		 cp_up_line;	/* ... and its header line */
 	struct config_upstream	**cp_tail;
-	uint32_t		 cp_seen;	/* keys given, by enum bit */
+	uint64_t		 cp_seen;	/* keys given, by enum bit */
 	unsigned long		 cp_cert_line;
 	unsigned long		 cp_key_line;
 	unsigned long		 cp_tls_listen_line;
+	struct config_replication *cp_repl;	/* the current [replication] */
+	struct config_replication **cp_repl_tail;
 };
 
 static int	config_error_at(struct config_parser *, unsigned long,
@@ -636,6 +660,66 @@ config_set_default(struct config_parser *p, const char *value)
 	return 0;
 }
 
+/*
+ * Replication lists: repository globs, tag regexes (POSIX extended,
+ * matched against the whole tag), platforms (os/arch[/variant]).
+ */
+static int
+config_set_repl_list(struct config_parser *p, enum config_key_id id,
+    const char *key, const char *value)
+{
+	struct config_replication *r = p->cp_repl;
+	char		**v, ***list, *anchored;
+	size_t		  n, i, *nlist;
+	regex_t		  re;
+	int		  rc = -1;
+
+	switch (id) {
+	case CONFIG_K_R_REPOS:
+		list = &r->repos, nlist = &r->nrepos;
+		break;
+	case CONFIG_K_R_EXCLUDE_REPOS:
+		list = &r->exclude_repos, nlist = &r->nexclude_repos;
+		break;
+	case CONFIG_K_R_TAGS:
+		list = &r->tags, nlist = &r->ntags;
+		break;
+	case CONFIG_K_R_EXCLUDE_TAGS:
+		list = &r->exclude_tags, nlist = &r->nexclude_tags;
+		break;
+	default:
+		list = &r->platforms, nlist = &r->nplatforms;
+		break;
+	}
+	if ((v = config_list_split(value, &n)) == NULL)
+		return config_error(p, "empty element in %s list '%s'", key,
+		    value);
+	for (i = 0; i < n; i++) {
+		if (id == CONFIG_K_R_TAGS || id == CONFIG_K_R_EXCLUDE_TAGS) {
+			xasprintf(&anchored, "^(%s)$", v[i]);
+			if (regcomp(&re, anchored, REG_EXTENDED | REG_NOSUB)
+			    != 0) {
+				free(anchored);
+				config_error(p, "bad regular expression '%s' "
+				    "for %s", v[i], key);
+				goto done;
+			}
+			regfree(&re);
+			free(anchored);
+		} else if (id == CONFIG_K_R_PLATFORMS &&
+		    strchr(v[i], '/') == NULL) {
+			config_error(p, "bad platform '%s' (want os/arch or "
+			    "os/arch/variant)", v[i]);
+			goto done;
+		}
+		config_strv_add(list, nlist, v[i]);
+	}
+	rc = 0;
+done:
+	config_strv_free(v, n);
+	return rc;
+}
+
 /* Apply one key whose name and section have been checked. */
 static int
 config_set(struct config_parser *p, enum config_key_id id, const char *key,
@@ -654,6 +738,27 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 		p->cp_tls_listen_line = p->cp_line;
 		return config_set_listen(p, key, value, &cf->tls_listen,
 		    &cf->ntls_listen);
+	case CONFIG_K_R_SOURCE:
+		if (!config_registry_valid(value))
+			return config_error(p, "bad source '%s' (want the name "
+			    "of an [upstream] section)", value);
+		p->cp_repl->source = xstrdup(value);
+		return 0;
+	case CONFIG_K_R_REPOS:
+	case CONFIG_K_R_EXCLUDE_REPOS:
+	case CONFIG_K_R_TAGS:
+	case CONFIG_K_R_EXCLUDE_TAGS:
+	case CONFIG_K_R_PLATFORMS:
+		return config_set_repl_list(p, id, key, value);
+	case CONFIG_K_R_KEEP_NEWEST:
+		if ((p->cp_repl->keep_newest = config_parse_small(value,
+		    100000)) < 1)
+			return config_error(p, "bad keep_newest '%s' (want "
+			    "1..100000)", value);
+		return 0;
+	case CONFIG_K_R_INTERVAL:
+		return config_duration_key(p, key, value, 1,
+		    &p->cp_repl->interval);
 	case CONFIG_K_STALE_IF_ERROR:
 		return config_duration_key(p, key, value, 0,
 		    &up->stale_if_error);
@@ -854,7 +959,7 @@ config_upstream_open(struct config_parser *p, const char *name)
 	/* Upstream keys may be given once per section. */
 	for (size_t i = 0; i < CONFIG_NKEYS; i++)
 		if (config_keys[i].section == CONFIG_SECT_UPSTREAM)
-			p->cp_seen &= ~(UINT32_C(1) << i);
+			p->cp_seen &= ~(UINT64_C(1) << i);
 	return 0;
 }
 
@@ -905,6 +1010,30 @@ config_parse_section(struct config_parser *p, char *s)
 	if (i == sizeof(config_section_names) / sizeof(config_section_names[0]))
 		return config_error(p, "unknown section [%s]", word);
 	p->cp_sect = (enum config_section)i;
+	p->cp_repl = NULL;
+	if (p->cp_sect == CONFIG_SECT_REPLICATION) {
+		struct config_replication *r;
+
+		if (arg == NULL || *arg == '\0')
+			return config_error(p, "[replication] needs a quoted "
+			    "name: [replication \"prod-images\"]");
+		for (r = p->cp_cf->replications; r != NULL; r = r->next)
+			if (strcmp(r->name, arg) == 0)
+				return config_error(p, "duplicate replication "
+				    "policy '%s'", arg);
+		r = xcalloc(1, sizeof(*r));
+		r->name = xstrdup(arg);
+		r->interval = 600;
+		r->line = p->cp_line;
+		*p->cp_repl_tail = r;
+		p->cp_repl_tail = &r->next;
+		p->cp_cf->nreplications++;
+		p->cp_repl = r;
+		for (size_t k = 0; k < CONFIG_NKEYS; k++)
+			if (config_keys[k].section == CONFIG_SECT_REPLICATION)
+				p->cp_seen &= ~(UINT64_C(1) << k);
+		return 0;
+	}
 	if (p->cp_sect == CONFIG_SECT_UPSTREAM) {
 		if (arg == NULL)
 			return config_error(p, "[upstream] needs a quoted "
@@ -1009,10 +1138,10 @@ config_parse_line(struct config_parser *p, char *line)
 		return config_error(p, "unknown key '%s' in %s", key,
 		    config_section_label(p, label, sizeof(label)));
 	if (!config_keys[i].repeatable &&
-	    (p->cp_seen & (UINT32_C(1) << i)) != 0)
+	    (p->cp_seen & (UINT64_C(1) << i)) != 0)
 		return config_error(p, "duplicate key '%s' in %s", key,
 		    config_section_label(p, label, sizeof(label)));
-	p->cp_seen |= UINT32_C(1) << i;
+	p->cp_seen |= UINT64_C(1) << i;
 	return config_set(p, (enum config_key_id)i, config_keys[i].name,
 	    value);
 }
@@ -1036,6 +1165,19 @@ config_finish(struct config_parser *p)
 		    "tls_listen requires tls_cert and tls_key");
 	if (cf->nupstreams == 0)
 		return config_error_at(p, 0, "no [upstream] section");
+	for (struct config_replication *r = cf->replications; r != NULL;
+	    r = r->next) {
+		if (r->source == NULL)
+			return config_error_at(p, r->line, "replication '%s' "
+			    "has no source", r->name);
+		if (config_upstream_find(cf, r->source) == NULL)
+			return config_error_at(p, r->line, "replication '%s': "
+			    "source '%s' is not an [upstream] section",
+			    r->name, r->source);
+		if (r->nrepos == 0)
+			return config_error_at(p, r->line, "replication '%s' "
+			    "has no repositories", r->name);
+	}
 	if (cf->nupstreams == 1 && !cf->upstreams->is_default)
 		cf->upstreams->is_default = 1;
 	if (cf->nlisten == 0 && cf->ntls_listen == 0)
@@ -1078,6 +1220,7 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	p.cp_errlen = errlen;
 	p.cp_cf = cf;
 	p.cp_tail = &cf->upstreams;
+	p.cp_repl_tail = &cf->replications;
 
 	line = xmalloc(CONFIG_LINE_MAX + 1);
 	for (s = text; *s != '\0'; s = nl + 1) {
@@ -1189,6 +1332,19 @@ config_free(struct config *cf)
 		free(up);
 	}
 	free(cf->path);
+	while (cf->replications != NULL) {
+		struct config_replication *r = cf->replications;
+
+		cf->replications = r->next;
+		free(r->name);
+		free(r->source);
+		config_strv_free(r->repos, r->nrepos);
+		config_strv_free(r->exclude_repos, r->nexclude_repos);
+		config_strv_free(r->tags, r->ntags);
+		config_strv_free(r->exclude_tags, r->nexclude_tags);
+		config_strv_free(r->platforms, r->nplatforms);
+		free(r);
+	}
 	config_strv_free(cf->listen, cf->nlisten);
 	config_strv_free(cf->tls_listen, cf->ntls_listen);
 	free(cf->admin_listen);

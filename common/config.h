@@ -41,6 +41,26 @@ struct config_upstream {
 	struct config_upstream	*next;		/* in file order */
 };
 
+/* [replication "NAME"]: pull matching tags from source into the cache. */
+struct config_replication {
+	char			*name;
+	char			*source;	/* an [upstream] name */
+	char			**repos;	/* globs or names */
+	size_t			 nrepos;
+	char			**exclude_repos;
+	size_t			 nexclude_repos;
+	char			**tags;		/* regexes, whole tag */
+	size_t			 ntags;
+	char			**exclude_tags;
+	size_t			 nexclude_tags;
+	int			 keep_newest;	/* 0: all */
+	char			**platforms;	/* empty: all */
+	size_t			 nplatforms;
+	long			 interval;	/* seconds, default 10m */
+	unsigned long		 line;
+	struct config_replication *next;
+};
+
 struct config {
 	char			*path;
 	char			**listen;	/* "host:port" */
@@ -64,6 +84,8 @@ struct config {
 
 	struct config_upstream	*upstreams;
 	size_t			 nupstreams;
+	struct config_replication *replications;
+	size_t			 nreplications;
 };
 
 /*

@@ -8,6 +8,8 @@ struct config;
 
 /* "regmirror cache SUB [options] [args]": argv[0] is SUB.  Exit status. */
 int	cmd_cache(const struct config *, int argc, char **argv);
+/* "regmirror sync [POLICY] [--mirror URL] [--wait]": cfg may be NULL. */
+int	cmd_sync(const struct config *, int argc, char **argv);
 /* "regmirror prefetch [options] IMAGE...": cfg may be NULL. */
 int	cmd_prefetch(const struct config *, int argc, char **argv);
 

@@ -360,3 +360,103 @@ cmd_prefetch(const struct config *cfg, int argc, char **argv)
 	json_decref(plats);
 	return rc;
 }
+
+/*
+ * "regmirror sync [POLICY] [--mirror URL] [--wait]": trigger replication
+ * now on a mirror's admin API and show each policy's status.
+ */
+int
+cmd_sync(const struct config *cfg, int argc, char **argv)
+{
+	const char	*mirror = NULL, *policy = NULL, *name, *st;
+	char		*url = NULL, path[300];
+	json_t		*resp, *e, *want;
+	size_t		 i, k;
+	int		 wait = 0, status, rc = 0, done, tries;
+
+	for (i = 0; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc)
+			mirror = argv[++i];
+		else if (strcmp(argv[i], "--wait") == 0)
+			wait = 1;
+		else if (argv[i][0] == '-') {
+			fprintf(stderr, "regmirror sync: bad option '%s'\n",
+			    argv[i]);
+			return 2;
+		} else
+			policy = argv[i];
+	}
+	if (mirror == NULL) {
+		if (cfg == NULL || cfg->admin_listen == NULL) {
+			fprintf(stderr, "regmirror sync: give --mirror "
+			    "http://HOST:ADMINPORT, or a config with "
+			    "admin_listen\n");
+			return 2;
+		}
+		xasprintf(&url, "http://%s%s", cfg->admin_listen[0] == ':' ?
+		    "127.0.0.1" : "", cfg->admin_listen);
+		mirror = url;
+	}
+	if (policy != NULL)
+		snprintf(path, sizeof(path), "/api/v1/replication/%s/sync",
+		    policy);
+	else
+		snprintf(path, sizeof(path), "/api/v1/replication/sync");
+	resp = cli_http(mirror, path, "{}", &status);
+	if (status != 202 || resp == NULL) {
+		fprintf(stderr, "regmirror sync: %s answered %d%s%s\n", mirror,
+		    status, resp != NULL ? ": " : "", resp != NULL &&
+		    json_is_string(json_object_get(resp, "error")) ?
+		    json_string_value(json_object_get(resp, "error")) : "");
+		json_decref(resp);
+		free(url);
+		return 1;
+	}
+	want = json_object_get(resp, "policies");
+	for (tries = 0; wait && tries < 5 * 60 * 30; tries++) {
+		json_t *now = cli_http(mirror, "/api/v1/replication", NULL,
+		    &status);
+
+		done = 1;
+		json_array_foreach(json_object_get(now, "policies"), i, e) {
+			name = json_string_value(json_object_get(e, "name"));
+			st = json_string_value(json_object_get(e, "state"));
+			json_t *w;
+			json_array_foreach(want, k, w)
+				if (strcmp(json_string_value(json_object_get(w,
+				    "name")), name) == 0 && (strcmp(st,
+				    "idle") != 0 || json_integer_value(
+				    json_object_get(e, "runs")) <
+				    json_integer_value(json_object_get(w,
+				    "runs"))))
+					done = 0;
+		}
+		if (done) {
+			json_decref(resp);
+			resp = now;
+			want = json_object_get(resp, "policies");
+			break;
+		}
+		json_decref(now);
+		cli_sleep_poll();
+	}
+	json_array_foreach(want, i, e) {
+		const char *err = json_string_value(json_object_get(e,
+		    "last_error"));
+
+		printf("%s: %s, run %lld: %lld tags in sync, %lld failed%s%s\n",
+		    json_string_value(json_object_get(e, "name")),
+		    json_string_value(json_object_get(e, "state")),
+		    (long long)json_integer_value(json_object_get(e, "runs")),
+		    (long long)json_integer_value(json_object_get(e,
+		    "last_tags")), (long long)json_integer_value(
+		    json_object_get(e, "last_failed")), err != NULL ? ": " : "",
+		    err != NULL ? err : "");
+		if (wait && (err != NULL || json_integer_value(
+		    json_object_get(e, "last_failed")) > 0))
+			rc = 1;
+	}
+	json_decref(resp);
+	free(url);
+	return rc;
+}

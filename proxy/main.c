@@ -53,6 +53,9 @@ usage(FILE *f)
 "                           a mirror's admin API; default admin_listen of\n"
 "                           -c FILE); tags are resolved once, by the first\n"
 "                           mirror; prints IMAGE@sha256:... per image\n"
+"  sync [POLICY] [--mirror URL] [--wait]\n"
+"                           run replication now (every policy, or one) and\n"
+"                           show last run, tags in sync, failures\n"
 "  version                  print the version\n"
 "  help                     this text\n"
 "\n"
@@ -106,7 +109,7 @@ main(int argc, char *argv[])
 		    event_get_version(), OPENSSL_VERSION_TEXT);
 		return 0;
 	}
-	if (strcmp(cmd, "prefetch") == 0) {
+	if (strcmp(cmd, "prefetch") == 0 || strcmp(cmd, "sync") == 0) {
 		char	**rest = calloc((size_t)argc, sizeof(*rest));
 		int	  n = 0, i, have_c = 0;
 
@@ -119,7 +122,8 @@ main(int argc, char *argv[])
 				rest[n++] = argv[i];
 		}
 		cfg = have_c || access(path, R_OK) == 0 ? load(path) : NULL;
-		rc = cmd_prefetch(cfg, n, rest);
+		rc = strcmp(cmd, "sync") == 0 ? cmd_sync(cfg, n, rest) :
+		    cmd_prefetch(cfg, n, rest);
 		free(rest);
 		if (cfg != NULL)
 			config_free(cfg);

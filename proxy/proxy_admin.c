@@ -78,7 +78,8 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
-	if (proxy_prefetch_route(req, path, cfg, &status, &out) == 0) {
+	if (proxy_prefetch_route(req, path, cfg, &status, &out) == 0 ||
+	    proxy_replicate_route(req, path, &status, &out) == 0) {
 		proxy_admin_json(req, status, out);
 		return;
 	}

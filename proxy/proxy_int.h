@@ -37,6 +37,7 @@ enum proxy_kind {
 	PROXY_KIND_BLOB,
 	PROXY_KIND_TAGS,
 	PROXY_KIND_REFERRERS,
+	PROXY_KIND_CATALOG,
 };
 
 /* One client request, from routing to the access log line. */
@@ -77,6 +78,20 @@ struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd,
 int	proxy_prefetch_init(struct event_base *, const struct config *,
 	    int have_plain);
 struct json_t;
+struct pf_job;
+struct evbuffer;
+struct pf_job	*proxy_prefetch_start(char *const *images, size_t n,
+		    char *const *platforms, size_t np, long pin, int revalidate,
+		    void (*done)(struct pf_job *, void *), void *arg,
+		    const struct config *, char *err, size_t errlen);
+void	proxy_prefetch_stats(const struct pf_job *, unsigned *ok,
+	    unsigned *failed, uint64_t *bytes, char *err, size_t errlen);
+int	proxy_self_get(const char *path,
+	    void (*cb)(int status, struct evbuffer *body, void *), void *arg);
+/* proxy_replicate.c */
+void	proxy_replicate_init(struct event_base *, const struct config *);
+int	proxy_replicate_route(struct evhttp_request *, const char *path,
+	    int *status, struct json_t **out);
 int	proxy_prefetch_route(struct evhttp_request *, const char *path,
 	    const struct config *, int *status, struct json_t **out);
 

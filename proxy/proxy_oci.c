@@ -293,6 +293,16 @@ proxy_manifest_fetch(struct proxy_req *pr, int revalidate,
 	free(path);
 }
 
+/* "Cache-Control: no-cache" (replication, a forced pull): revalidate. */
+static int
+proxy_no_cache(const struct proxy_req *pr)
+{
+	const char *cc = evhttp_find_header(
+	    evhttp_request_get_input_headers(pr->req), "Cache-Control");
+
+	return cc != NULL && strstr(cc, "no-cache") != NULL;
+}
+
 static void
 proxy_manifest_get(struct proxy_req *pr)
 {
@@ -325,7 +335,8 @@ proxy_manifest_get(struct proxy_req *pr)
 		proxy_manifest_fetch(pr, 0, NULL, 0);
 		return;
 	}
-	if ((int64_t)time(NULL) - validated < proxy_tag_ttl(pr)) {
+	if ((int64_t)time(NULL) - validated < proxy_tag_ttl(pr) &&
+	    !proxy_no_cache(pr)) {
 		pr->src = "hit";
 		if (proxy_manifest_serve_cached(pr, digest, NULL) == 0)
 			return;
@@ -403,8 +414,14 @@ proxy_tags_get(struct proxy_req *pr)
 
 	tf = xcalloc(1, sizeof(*tf));
 	tf->pr = pr;
-	xasprintf(&path, "/v2/%s/tags/list%s%s", pr->repo,
-	    pr->query != NULL ? "?" : "", pr->query != NULL ? pr->query : "");
+	if (pr->kind == PROXY_KIND_CATALOG)
+		xasprintf(&path, "/v2/_catalog%s%s",
+		    pr->query != NULL ? "?" : "",
+		    pr->query != NULL ? pr->query : "");
+	else
+		xasprintf(&path, "/v2/%s/tags/list%s%s", pr->repo,
+		    pr->query != NULL ? "?" : "",
+		    pr->query != NULL ? pr->query : "");
 	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_GET, path, pr->repo,
 	    "application/json", PROXY_TAGS_MAX, proxy_tags_head_cb, NULL,
 	    proxy_tags_done_cb, tf);
@@ -487,6 +504,18 @@ proxy_route(struct proxy_req *pr, char *path, const char *ns)
 	if (*rest == '\0' || strcmp(rest, "/") == 0) {
 		pr->kind = PROXY_KIND_BASE;
 		pr->up = up;
+		return 0;
+	}
+	if (strcmp(rest, "/_catalog") == 0) {
+		if (up == NULL && (up = upstream_default()) == NULL) {
+			proxy_error(pr, 404, "NAME_UNKNOWN",
+			    "request names no upstream and none is the "
+			    "default");
+			return -1;
+		}
+		pr->kind = PROXY_KIND_CATALOG;
+		pr->up = up;
+		pr->repo = xstrdup("_catalog");
 		return 0;
 	}
 	rest++;		/* past '/' */
@@ -684,6 +713,7 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 		proxy_blob_get(pr);
 		break;
 	case PROXY_KIND_TAGS:
+	case PROXY_KIND_CATALOG:
 		proxy_tags_get(pr);
 		break;
 	case PROXY_KIND_REFERRERS:

@@ -85,6 +85,9 @@ struct pf_job {
 	enum pf_state		 state;
 	time_t			 created, finished;
 	unsigned		 running;
+	int			 revalidate;	/* Cache-Control: no-cache */
+	void			(*done_cb)(struct pf_job *, void *);
+	void			*done_arg;
 	int			 settling;
 	int			 settle_tries;
 	TAILQ_HEAD(, pf_task)	 queue;
@@ -99,6 +102,7 @@ static int				 pf_port;
 static struct evhttp_connection		*pf_conns[PF_CONNS];
 static unsigned				 pf_next_conn;
 static unsigned long			 pf_seq;
+static int				 pf_next_revalidate;
 
 static void	pf_job_pump(struct pf_job *);
 
@@ -325,6 +329,8 @@ pf_job_settle(struct pf_job *j)
 	j->state = failed ? PF_FAILED : PF_DONE;
 	j->finished = time(NULL);
 	log_info("prefetch job %s %s", j->id, pf_state_names[j->state]);
+	if (j->done_cb != NULL)
+		j->done_cb(j, j->done_arg);
 }
 
 static void
@@ -426,6 +432,8 @@ pf_task_start(struct pf_task *t)
 		evhttp_request_set_chunked_cb(req, pf_blob_chunk_cb);
 	else
 		evhttp_add_header(h, "Accept", pf_accept);
+	if (t->kind == PF_ROOT && t->job->revalidate)
+		evhttp_add_header(h, "Cache-Control", "no-cache");
 	if (im->ns != NULL)
 		ens = evhttp_encode_uri(im->ns);
 	xasprintf(&path, "/v2/%s/%s/%s%s%s", im->repo,
@@ -591,6 +599,7 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 	snprintf(j->id, sizeof(j->id), "p%lu-%lx", ++pf_seq,
 	    (unsigned long)time(NULL));
 	j->state = PF_RUNNING;
+	j->revalidate = pf_next_revalidate;
 	j->created = time(NULL);
 	LIST_INSERT_HEAD(&pf_jobs, j, entry);
 	pf_njobs++;
@@ -688,4 +697,101 @@ proxy_prefetch_route(struct evhttp_request *req, const char *path,
 		return 0;
 	}
 	return -1;
+}
+
+/* Jobs for replication: images as strings, a callback when finished. */
+struct pf_job *
+proxy_prefetch_start(char *const *images, size_t n, char *const *platforms,
+    size_t np, long pin, int revalidate, void (*done)(struct pf_job *, void *),
+    void *arg, const struct config *cfg, char *err, size_t errlen)
+{
+	struct pf_job	*j;
+	json_t		*in, *a, *p;
+	size_t		 i;
+
+	a = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append_new(a, json_string(images[i]));
+	p = json_array();
+	for (i = 0; i < np; i++)
+		json_array_append_new(p, json_string(platforms[i]));
+	in = json_pack("{s:o,s:o,s:I}", "images", a, "platforms", p, "pin",
+	    (json_int_t)pin);
+	/* Set before the first task can finish: the job starts in new. */
+	pf_next_revalidate = revalidate;
+	j = pf_job_new(cfg, in, err, errlen);
+	pf_next_revalidate = 0;
+	json_decref(in);
+	if (j != NULL) {
+		j->done_cb = done;
+		j->done_arg = arg;
+	}
+	return j;
+}
+
+void
+proxy_prefetch_stats(const struct pf_job *j, unsigned *ok, unsigned *failed,
+    uint64_t *bytes, char *err, size_t errlen)
+{
+	size_t	i;
+
+	*ok = *failed = 0;
+	*bytes = 0;
+	err[0] = '\0';
+	for (i = 0; i < j->nimages; i++) {
+		*bytes += j->images[i].bytes;
+		if (j->images[i].state == PF_DONE)
+			(*ok)++;
+		else {
+			(*failed)++;
+			if (err[0] == '\0')
+				snprintf(err, errlen, "%s: %s", j->images[i].ref,
+				    j->images[i].error);
+		}
+	}
+}
+
+/* One buffered GET to the mirror's own listener (tags lists, catalog). */
+struct pf_get {
+	void	(*cb)(int, struct evbuffer *, void *);
+	void	 *arg;
+};
+
+static void
+pf_get_done_cb(struct evhttp_request *req, void *arg)
+{
+	struct pf_get	*g = arg;
+
+	g->cb(req != NULL ? evhttp_request_get_response_code(req) : 0,
+	    req != NULL ? evhttp_request_get_input_buffer(req) : NULL, g->arg);
+	free(g);
+}
+
+int
+proxy_self_get(const char *path, void (*cb)(int, struct evbuffer *, void *),
+    void *arg)
+{
+	struct evhttp_request	*req;
+	struct pf_get		*g;
+	unsigned		 k = pf_next_conn++ % PF_CONNS;
+
+	if (pf_host == NULL)
+		return -1;
+	if (pf_conns[k] == NULL) {
+		pf_conns[k] = evhttp_connection_base_new(pf_base, NULL,
+		    pf_host, (unsigned short)pf_port);
+		evhttp_connection_set_timeout(pf_conns[k], 600);
+		evhttp_connection_set_retries(pf_conns[k], 1);
+	}
+	g = xcalloc(1, sizeof(*g));
+	g->cb = cb;
+	g->arg = arg;
+	req = evhttp_request_new(pf_get_done_cb, g);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
+	    "regmirror-replication");
+	if (evhttp_make_request(pf_conns[k], req, EVHTTP_REQ_GET, path) != 0) {
+		free(g);
+		return -1;
+	}
+	return 0;
 }

@@ -354,12 +354,13 @@ proxy_run(const struct config *cfg)
 			w->https = proxy_http_new(w, 1, fds + nplain, ntls);
 		w->up = upstream_worker_new(w->base, cfg);
 	}
+	proxy_prefetch_init(workers[0].base, cfg, nplain > 0);
+	proxy_replicate_init(workers[0].base, cfg);
 	if (cfg->admin_listen != NULL) {
 		evutil_socket_t afd = proxy_listen(cfg->admin_listen, 0);
 
 		if (afd == -1)
 			return -1;
-		proxy_prefetch_init(workers[0].base, cfg, nplain > 0);
 		admin = proxy_admin_new(workers[0].base, afd, cfg);
 		log_info("admin API on %s", cfg->admin_listen);
 	}

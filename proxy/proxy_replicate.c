@@ -1,0 +1,451 @@
+/*
+ * proxy_replicate.c — replication policies ([replication "NAME"]): on an
+ * interval, or when triggered, pull the tags a region needs from a source
+ * upstream (which may be another region's mirror) into the local cache.
+ *
+ * A run lists each repository's tags through the mirror itself (tags/list
+ * passed through), filters them (tag regexes and exclusions, keep_newest
+ * by version order), and hands the survivors to a prefetch job with
+ * Cache-Control: no-cache, so every tag is revalidated with one HEAD and
+ * only digests not cached yet are fetched: an unchanged tag costs one
+ * HEAD, a moved tag propagates.  Replicated content is pinned.
+ *
+ *	policy:	IDLE --timer or trigger--> LISTING --lists in--> FETCHING
+ *		FETCHING --job finished--> IDLE (stats updated, timer re-armed)
+ *
+ * XXX: state is in memory (a restart starts a fresh run); push mode,
+ * delete propagation, the event webhook, semver ranges and rate-limit
+ * floors are not implemented yet.
+ */
+#include "autoconf.h"
+
+#include <fnmatch.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "proxy/proxy_int.h"
+
+enum repl_state { REPL_IDLE = 0, REPL_LISTING, REPL_FETCHING };
+static const char *const repl_state_names[] = { "idle", "listing",
+    "fetching" };
+
+struct repl {
+	const struct config_replication *cr;
+	enum repl_state	 state;
+	struct event	*timer;
+	time_t		 last_start, last_end, next_run;
+	unsigned	 runs;
+	unsigned	 pending_lists;
+	char		**images;	/* candidates of the current run */
+	size_t		 nimages;
+	unsigned	 last_tags, last_failed;
+	uint64_t	 total_tags, total_failed, total_bytes;
+	char		 last_error[256];
+};
+
+static struct repl		*repls;
+static size_t			 nrepls;
+static struct event_base	*repl_base;
+static const struct config	*repl_cfg;
+
+static void	repl_run(struct repl *);
+
+static void
+repl_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	repl_run(arg);
+}
+
+static void
+repl_arm(struct repl *r, long secs)
+{
+	struct timeval	tv = { secs, 0 };
+
+	r->next_run = time(NULL) + secs;
+	evtimer_add(r->timer, &tv);
+}
+
+static void
+repl_error(struct repl *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+repl_error(struct repl *r, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->last_error, sizeof(r->last_error), fmt, ap);
+	va_end(ap);
+	log_warnx("replication %s: %s", r->cr->name, r->last_error);
+}
+
+static int
+repl_match_any(char *const *res, size_t n, const char *s, int dflt)
+{
+	regex_t	re;
+	char	*a;
+	size_t	i;
+	int	m = 0;
+
+	if (n == 0)
+		return dflt;
+	for (i = 0; i < n && !m; i++) {
+		xasprintf(&a, "^(%s)$", res[i]);
+		if (regcomp(&re, a, REG_EXTENDED | REG_NOSUB) == 0) {
+			m = regexec(&re, s, 0, NULL, 0) == 0;
+			regfree(&re);
+		}
+		free(a);
+	}
+	return m;
+}
+
+/* Version order: numbers compared as numbers, "v1.10" after "v1.9". */
+static int
+repl_version_cmp(const void *a, const void *b)
+{
+	const char	*x = *(char *const *)a, *y = *(char *const *)b;
+
+	if (*x == 'v')
+		x++;
+	if (*y == 'v')
+		y++;
+	while (*x != '\0' && *y != '\0') {
+		if (*x >= '0' && *x <= '9' && *y >= '0' && *y <= '9') {
+			char *ex, *ey;
+			unsigned long long nx = strtoull(x, &ex, 10);
+			unsigned long long ny = strtoull(y, &ey, 10);
+
+			if (nx != ny)
+				return nx < ny ? -1 : 1;
+			x = ex;
+			y = ey;
+			continue;
+		}
+		if (*x != *y)
+			return (unsigned char)*x - (unsigned char)*y;
+		x++;
+		y++;
+	}
+	return (*x != '\0') - (*y != '\0');
+}
+
+static void
+repl_job_done(struct pf_job *j, void *arg)
+{
+	struct repl	*r = arg;
+	unsigned	 ok, failed;
+	uint64_t	 bytes;
+	char		 err[256];
+
+	proxy_prefetch_stats(j, &ok, &failed, &bytes, err, sizeof(err));
+	r->last_tags = ok;
+	r->last_failed = failed;
+	r->total_tags += ok;
+	r->total_failed += failed;
+	r->total_bytes += bytes;
+	if (failed > 0)
+		repl_error(r, "%s", err);
+	r->state = REPL_IDLE;
+	r->last_end = time(NULL);
+	log_info("replication %s: run %u: %u tags in sync, %u failed",
+	    r->cr->name, r->runs, ok, failed);
+	repl_arm(r, r->cr->interval);
+}
+
+static void
+repl_fetch(struct repl *r)
+{
+	const struct config_replication *cr = r->cr;
+	char	 err[256];
+	size_t	 i;
+
+	if (r->nimages == 0) {
+		r->state = REPL_IDLE;
+		r->last_end = time(NULL);
+		r->last_tags = 0;
+		repl_arm(r, cr->interval);
+		return;
+	}
+	r->state = REPL_FETCHING;
+	if (proxy_prefetch_start(r->images, r->nimages, cr->platforms,
+	    cr->nplatforms, -1, 1, repl_job_done, r, repl_cfg, err,
+	    sizeof(err)) == NULL) {
+		repl_error(r, "%s", err);
+		r->state = REPL_IDLE;
+		r->last_end = time(NULL);
+		repl_arm(r, cr->interval);
+	}
+	for (i = 0; i < r->nimages; i++)
+		free(r->images[i]);
+	free(r->images);
+	r->images = NULL;
+	r->nimages = 0;
+}
+
+struct repl_list {
+	struct repl	*r;
+	char		*repo;
+};
+
+static void
+repl_list_done(struct repl *r)
+{
+	if (--r->pending_lists == 0)
+		repl_fetch(r);
+}
+
+static void
+repl_tags_cb(int status, struct evbuffer *body, void *arg)
+{
+	struct repl_list	*rl = arg;
+	struct repl		*r = rl->r;
+	const struct config_replication *cr = r->cr;
+	json_t			*root, *tags, *e;
+	json_error_t		 jerr;
+	char			**keep = NULL, *img;
+	size_t			 n = 0, i, from = 0;
+
+	if (status != 200 || body == NULL || (root = json_loadb(
+	    (const char *)evbuffer_pullup(body, -1),
+	    evbuffer_get_length(body), 0, &jerr)) == NULL) {
+		repl_error(r, "tags of %s: status %d", rl->repo, status);
+		goto done;
+	}
+	tags = json_object_get(root, "tags");
+	json_array_foreach(tags, i, e) {
+		const char *t = json_string_value(e);
+
+		if (t == NULL || !repl_match_any(cr->tags, cr->ntags, t, 1) ||
+		    repl_match_any(cr->exclude_tags, cr->nexclude_tags, t, 0))
+			continue;
+		keep = xreallocarray(keep, n + 1, sizeof(*keep));
+		keep[n++] = xstrdup(t);
+	}
+	json_decref(root);
+	if (cr->keep_newest > 0 && n > (size_t)cr->keep_newest) {
+		qsort(keep, n, sizeof(*keep), repl_version_cmp);
+		from = n - (size_t)cr->keep_newest;
+	}
+	for (i = 0; i < n; i++) {
+		if (i >= from) {
+			xasprintf(&img, "%s/%s:%s", cr->source, rl->repo,
+			    keep[i]);
+			r->images = xreallocarray(r->images, r->nimages + 1,
+			    sizeof(*r->images));
+			r->images[r->nimages++] = img;
+		}
+		free(keep[i]);
+	}
+	free(keep);
+done:
+	free(rl->repo);
+	free(rl);
+	repl_list_done(r);
+}
+
+static void
+repl_list_repo(struct repl *r, const char *repo)
+{
+	struct repl_list	*rl;
+	char			*path, *ens;
+
+	rl = xcalloc(1, sizeof(*rl));
+	rl->r = r;
+	rl->repo = xstrdup(repo);
+	ens = evhttp_encode_uri(r->cr->source);
+	xasprintf(&path, "/v2/%s/tags/list?ns=%s", repo, ens);
+	free(ens);
+	r->pending_lists++;
+	if (proxy_self_get(path, repl_tags_cb, rl) != 0) {
+		repl_error(r, "cannot reach the mirror's own listener");
+		free(rl->repo);
+		free(rl);
+		r->pending_lists--;
+	}
+	free(path);
+}
+
+static int
+repl_repo_wanted(const struct config_replication *cr, const char *repo)
+{
+	size_t	i;
+	int	in = 0;
+
+	for (i = 0; i < cr->nrepos && !in; i++)
+		in = fnmatch(cr->repos[i], repo, 0) == 0;
+	for (i = 0; i < cr->nexclude_repos && in; i++)
+		if (fnmatch(cr->exclude_repos[i], repo, 0) == 0)
+			in = 0;
+	return in;
+}
+
+static void
+repl_catalog_cb(int status, struct evbuffer *body, void *arg)
+{
+	struct repl	*r = arg;
+	json_t		*root, *e;
+	json_error_t	 jerr;
+	size_t		 i;
+
+	if (status == 200 && body != NULL && (root = json_loadb(
+	    (const char *)evbuffer_pullup(body, -1),
+	    evbuffer_get_length(body), 0, &jerr)) != NULL) {
+		json_array_foreach(json_object_get(root, "repositories"), i, e)
+			if (json_is_string(e) && repl_repo_wanted(r->cr,
+			    json_string_value(e)))
+				repl_list_repo(r, json_string_value(e));
+		json_decref(root);
+	} else
+		repl_error(r, "the source's catalog is not available (status "
+		    "%d): list repositories by name", status);
+	repl_list_done(r);
+}
+
+static int
+repl_is_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+static void
+repl_run(struct repl *r)
+{
+	const struct config_replication *cr = r->cr;
+	char	*path, *ens;
+	size_t	 i;
+	int	 globs = 0;
+
+	if (r->state != REPL_IDLE)
+		return;
+	evtimer_del(r->timer);
+	r->state = REPL_LISTING;
+	r->runs++;
+	r->last_start = time(NULL);
+	r->last_error[0] = '\0';
+	r->pending_lists = 1;		/* held until every list is asked */
+	for (i = 0; i < cr->nrepos; i++) {
+		if (repl_is_glob(cr->repos[i]))
+			globs = 1;
+		else if (repl_repo_wanted(cr, cr->repos[i]))
+			repl_list_repo(r, cr->repos[i]);
+	}
+	if (globs) {
+		ens = evhttp_encode_uri(cr->source);
+		xasprintf(&path, "/v2/_catalog?n=1000&ns=%s", ens);
+		free(ens);
+		r->pending_lists++;
+		if (proxy_self_get(path, repl_catalog_cb, r) != 0)
+			r->pending_lists--;
+		free(path);
+	}
+	repl_list_done(r);
+}
+
+void
+proxy_replicate_init(struct event_base *base, const struct config *cfg)
+{
+	const struct config_replication	*cr;
+	size_t				 i = 0;
+
+	repl_base = base;
+	repl_cfg = cfg;
+	nrepls = cfg->nreplications;
+	if (nrepls == 0)
+		return;
+	repls = xcalloc(nrepls, sizeof(*repls));
+	for (cr = cfg->replications; cr != NULL; cr = cr->next, i++) {
+		repls[i].cr = cr;
+		repls[i].timer = evtimer_new(base, repl_timer_cb, &repls[i]);
+		repl_arm(&repls[i], 1);	/* first run soon after start */
+	}
+}
+
+static json_t *
+repl_json(const struct repl *r)
+{
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:s?}", "name", r->cr->name, "source", r->cr->source, "state",
+	    repl_state_names[r->state], "runs", (json_int_t)r->runs,
+	    "last_start", (json_int_t)r->last_start, "last_end",
+	    (json_int_t)r->last_end, "next_run", (json_int_t)(r->state ==
+	    REPL_IDLE ? r->next_run : 0), "last_tags",
+	    (json_int_t)r->last_tags, "last_failed",
+	    (json_int_t)r->last_failed, "tags_synced",
+	    (json_int_t)r->total_tags, "failures",
+	    (json_int_t)r->total_failed, "bytes", (json_int_t)r->total_bytes,
+	    "last_error", r->last_error[0] != '\0' ? r->last_error : NULL);
+}
+
+/*
+ * GET /api/v1/replication; POST /api/v1/replication/sync (every policy)
+ * or /api/v1/replication/NAME/sync.  0 if path was one of them.
+ */
+int
+proxy_replicate_route(struct evhttp_request *req, const char *path,
+    int *status, json_t **out)
+{
+	json_t		*a;
+	size_t		 i, n = 0, len;
+	const char	*name;
+
+	if (strcmp(path, "/api/v1/replication") == 0) {
+		a = json_array();
+		for (i = 0; i < nrepls; i++)
+			json_array_append_new(a, repl_json(&repls[i]));
+		*status = 200;
+		*out = json_pack("{s:o}", "policies", a);
+		return 0;
+	}
+	if (strncmp(path, "/api/v1/replication/", 20) != 0)
+		return -1;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		*status = 405;
+		*out = json_pack("{s:s}", "error", "POST to trigger a run");
+		return 0;
+	}
+	name = path + 20;
+	len = strlen(name);
+	if (len < 5 || strcmp(name + len - 5, "/sync") != 0) {
+		if (strcmp(name, "sync") != 0) {
+			*status = 404;
+			*out = json_pack("{s:s}", "error", "not found");
+			return 0;
+		}
+		len = 0;
+	} else
+		len -= 5;
+	a = json_array();
+	for (i = 0; i < nrepls; i++) {
+		if (len > 0 && (strlen(repls[i].cr->name) != len ||
+		    strncmp(repls[i].cr->name, name, len) != 0))
+			continue;
+		repl_run(&repls[i]);
+		json_array_append_new(a, repl_json(&repls[i]));
+		n++;
+	}
+	if (n == 0) {
+		json_decref(a);
+		*status = 404;
+		*out = json_pack("{s:s}", "error", "no such policy");
+		return 0;
+	}
+	*status = 202;
+	*out = json_pack("{s:o}", "policies", a);
+	return 0;
+}
