@@ -201,6 +201,7 @@ cache_fill_watch(struct cache_fill *f, struct event *ev)
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	w = xcalloc(1, sizeof(*w));
 	w->ev = ev;
+	w->pos = UINT64_MAX;	/* not started: does not hold the window */
 	pthread_mutex_lock(&f->mtx);
 	LIST_INSERT_HEAD(&f->watchers, w, entry);
 	/* Whatever happened before the watch counts as a change. */
@@ -613,9 +614,12 @@ cache_fill_publish_thread(void *arg)
 	cache_fill_leave_table(f);
 	pthread_mutex_lock(&f->mtx);
 	if (why != NULL) {
+		/* Verified bytes, just not stored: readers finish. */
 		log_warn("fill %s: publish failed at %s", f->digest, why);
-		cache_fill_fail_locked(f, 503, "UNAVAILABLE", NULL,
-		    "cache could not store the blob");
+		f->state = CACHE_FILL_PASSED;
+		if (f->tmp_path != NULL)
+			unlink(f->tmp_path);
+		cache_fill_wake_locked(f);
 	} else {
 		f->state = CACHE_FILL_DONE;
 		free(f->tmp_path);

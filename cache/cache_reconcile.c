@@ -45,6 +45,7 @@ cache_reconcile_check_cb(const char *digest, const struct cache_blob_rec *rec,
 
 	if ((path = cache_blob_path(digest)) == NULL ||
 	    stat(path, &st) != 0 || (uint64_t)st.st_size != rec->size) {
+		cache_usage_add(-(int64_t)rec->size);
 		l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
 		l->v[l->n++] = xstrdup(digest);
 	}
@@ -89,6 +90,7 @@ cache_reconcile_file(const char *algo, const char *dir, const char *name,
 	rec.size = size;
 	rec.stored = rec.last_access = (int64_t)time(NULL);
 	if (cache_index_blob_put(cache_idx, want.str, &rec) == 0) {
+		cache_usage_add((int64_t)size);
 		log_info("cache: adopted %s (%llu bytes) found without an "
 		    "index entry", want.str, (unsigned long long)size);
 		(*adopted)++;

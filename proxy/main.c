@@ -185,8 +185,9 @@ main(int argc, char *argv[])
 		log_set_level((enum log_level)lvl);
 	if (cache_open(cfg) != 0)
 		fatalx("cannot open the cache in %s", cfg->cache_dir);
-	cache_reconcile_start();
+	/* The budget's running total first, then reconcile adjusts it. */
 	cache_manager_start(cfg);
+	cache_reconcile_start();
 	if (upstream_init_all(cfg) != 0)
 		fatalx("cannot set up the upstreams");
 	rc = proxy_run(cfg) == 0 ? 0 : 1;

@@ -39,6 +39,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "cache/cache.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "common/obj.h"
 #include "common/xmalloc.h"
@@ -219,7 +220,7 @@ proxy_range_resolve(struct proxy_reader *rd)
 		if (rd->ra >= rd->size)
 			return -1;
 		rd->sent = rd->ra;
-		rd->end = rd->range == 1 && rd->rb + 1 < rd->size ?
+		rd->end = rd->range == 1 && rd->rb < rd->size - 1 ?
 		    rd->rb + 1 : rd->size;
 		return 0;
 	case 3:
@@ -280,6 +281,17 @@ proxy_reader_headers(struct proxy_reader *rd)
 	bev = evhttp_connection_get_bufferevent(rd->evcon);
 	/* One sendfile per 1 MiB rather than per 16 KiB. */
 	bufferevent_set_max_single_write(bev, PROXY_OUT_HIWAT);
+	/*
+	 * evhttp keeps reading (to see the client close) with its idle
+	 * timeout: a client that downloads for longer than that sends
+	 * nothing and would be cut.  While streaming, only writes that
+	 * make no progress time out.
+	 */
+	{
+		struct timeval tv = { pr->w->cfg->idle_timeout, 0 };
+
+		bufferevent_set_timeouts(bev, NULL, &tv);
+	}
 	rd->out = bufferevent_get_output(bev);
 	rd->out_cb = evbuffer_add_cb(rd->out, proxy_reader_out_cb, rd);
 	evhttp_connection_set_closecb(rd->evcon, proxy_reader_close_cb, rd);
@@ -307,9 +319,13 @@ proxy_reader_end(struct proxy_reader *rd, int abort_conn)
 		if (abort_conn && !rd->gone) {
 			/* A short body, then EOF: never a complete wrong one. */
 			evhttp_connection_free(rd->evcon);
-		} else
+		} else {
+			if (!rd->gone)	/* back to evhttp's idle timeouts */
+				evhttp_connection_set_timeout(rd->evcon,
+				    (int)pr->w->cfg->idle_timeout);
 			/* Frees a request whose client is gone. */
 			evhttp_send_reply_end(pr->req);
+		}
 		if (rd->gone || abort_conn)
 			pr->status = pr->status == 200 ? 499 : pr->status;
 	}
@@ -420,6 +436,7 @@ proxy_reader_pump(struct proxy_reader *rd)
 				proxy_reader_unsatisfiable(rd);
 				return;
 			}
+			cache_fill_reader_pos(rd->fill, rd->wake, rd->sent);
 			if (rd->pr->method == EVHTTP_REQ_HEAD) {
 				proxy_reader_end(rd, 0);
 				return;
@@ -488,7 +505,9 @@ check_end:
 	 * loses the tail (libevent 2.1).
 	 */
 	if (rd->sent == rd->end && (rd->out == NULL ||
-	    evbuffer_get_length(rd->out) == 0))
+	    evbuffer_get_length(rd->out) == 0) && (rd->fill == NULL ||
+	    v.state == CACHE_FILL_PUBLISHING || v.state == CACHE_FILL_DONE ||
+	    v.state == CACHE_FILL_PASSED))
 		proxy_reader_end(rd, 0);
 }
 

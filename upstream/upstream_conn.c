@@ -275,8 +275,9 @@ upstream_conn_get(struct upstream_worker *w, struct upstream *u,
 	struct upstream_conn	*c;
 	char			*key;
 
-	xasprintf(&key, "%s://%s:%d", url->tls ? "https" : "http", url->host,
-	    url->port);
+	/* Per upstream: TLS policy (ca_file, tls_verify) is the upstream's. */
+	xasprintf(&key, "%s|%s://%s:%d", u->cfg->name,
+	    url->tls ? "https" : "http", url->host, url->port);
 	TAILQ_FOREACH(c, &w->conns, entry)
 		if (!c->busy && !c->dead && strcmp(c->key, key) == 0)
 			break;

@@ -620,7 +620,9 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 		    r->url.pathq, err, r->errmsg[0] != '\0' ? ": " : "",
 		    r->errmsg);
 		metric_inc(METRIC_UPSTREAM_ERRORS);
-		if (!r->got_response && r->send_auth)
+		if (!r->got_response && r->send_auth &&
+		    r->token_scope == NULL &&
+		    upstream_url_same_host(&r->url, &r->u->urls[r->url_idx]))
 			upstream_url_mark_down(r->u, r->url_idx,
 			    UPSTREAM_URL_BACKOFF);
 		upstream_req_finish(r, err);
