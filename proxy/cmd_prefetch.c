@@ -204,12 +204,13 @@ cli_progress(struct cli_job *jobs, size_t n, int tty)
 			    jobs[k].last, "state")), (long long)bd,
 			    (long long)b, (double)bytes / 1e6);
 		else {
-			char *s = json_dumps(json_pack("{s:s,s:O}", "mirror",
-			    jobs[k].mirror, "job", jobs[k].last),
-			    JSON_COMPACT);
+			json_t	*line = json_pack("{s:s,s:O}", "mirror",
+			    jobs[k].mirror, "job", jobs[k].last);
+			char	*s = json_dumps(line, JSON_COMPACT);
 
 			fprintf(stderr, "%s\n", s);
 			free(s);
+			json_decref(line);
 		}
 	}
 	if (tty)
@@ -231,7 +232,7 @@ cmd_prefetch(const struct config *cfg, int argc, char **argv)
 	json_t		*images = json_array(), *plats = json_array();
 	json_t		*pinned, *e;
 	const char	*pin = NULL, *d, *st;
-	char		**mirrors = NULL, *url;
+	char		**mirrors = NULL, *url = NULL;
 	size_t		 nm = 0, i, k;
 	int		 wait = 0, tty = isatty(2), rc = 0, r, deadline;
 
@@ -356,6 +357,8 @@ cmd_prefetch(const struct config *cfg, int argc, char **argv)
 	for (k = 0; k < nm; k++)
 		json_decref(jobs[k].last);
 	free(jobs);
+	free(url);
+	free(mirrors);
 	json_decref(images);
 	json_decref(plats);
 	return rc;

@@ -13,9 +13,12 @@
  *	policy:	IDLE --timer or trigger--> LISTING --lists in--> FETCHING
  *		FETCHING --job finished--> IDLE (stats updated, timer re-armed)
  *
+ * Registry notifications (POST /api/v1/events) bring a matching policy's
+ * next run forward to within a second.
+ *
  * XXX: state is in memory (a restart starts a fresh run); push mode,
- * delete propagation, the event webhook, semver ranges and rate-limit
- * floors are not implemented yet.
+ * delete propagation, semver ranges and rate-limit floors are not
+ * implemented yet.
  */
 #include "autoconf.h"
 
@@ -30,12 +33,16 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 #include <jansson.h>
 
 #include "common/config.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
+
+#define REPL_EVENT_DELAY	1	/* seconds from an event to its run */
 
 enum repl_state { REPL_IDLE = 0, REPL_LISTING, REPL_FETCHING };
 static const char *const repl_state_names[] = { "idle", "listing",
@@ -52,6 +59,8 @@ struct repl {
 	size_t		 nimages;
 	unsigned	 last_tags, last_failed;
 	uint64_t	 total_tags, total_failed, total_bytes;
+	int		 rerun;		/* an event came during a run */
+	uint64_t	 events;
 	char		 last_error[256];
 };
 
@@ -75,6 +84,9 @@ repl_arm(struct repl *r, long secs)
 {
 	struct timeval	tv = { secs, 0 };
 
+	/* An earlier run already armed stays (events only bring it on). */
+	if (evtimer_pending(r->timer, NULL) && r->next_run <= time(NULL) + secs)
+		return;
 	r->next_run = time(NULL) + secs;
 	evtimer_add(r->timer, &tv);
 }
@@ -145,6 +157,16 @@ repl_version_cmp(const void *a, const void *b)
 	return (*x != '\0') - (*y != '\0');
 }
 
+/* End of a run, however it ended: an event during it means run again. */
+static void
+repl_done(struct repl *r)
+{
+	r->state = REPL_IDLE;
+	r->last_end = time(NULL);
+	repl_arm(r, r->rerun ? REPL_EVENT_DELAY : r->cr->interval);
+	r->rerun = 0;
+}
+
 static void
 repl_job_done(struct pf_job *j, void *arg)
 {
@@ -161,11 +183,9 @@ repl_job_done(struct pf_job *j, void *arg)
 	r->total_bytes += bytes;
 	if (failed > 0)
 		repl_error(r, "%s", err);
-	r->state = REPL_IDLE;
-	r->last_end = time(NULL);
 	log_info("replication %s: run %u: %u tags in sync, %u failed",
 	    r->cr->name, r->runs, ok, failed);
-	repl_arm(r, r->cr->interval);
+	repl_done(r);
 }
 
 static void
@@ -176,10 +196,8 @@ repl_fetch(struct repl *r)
 	size_t	 i;
 
 	if (r->nimages == 0) {
-		r->state = REPL_IDLE;
-		r->last_end = time(NULL);
 		r->last_tags = 0;
-		repl_arm(r, cr->interval);
+		repl_done(r);
 		return;
 	}
 	r->state = REPL_FETCHING;
@@ -187,9 +205,7 @@ repl_fetch(struct repl *r)
 	    cr->nplatforms, -1, 1, repl_job_done, r, repl_cfg, err,
 	    sizeof(err)) == NULL) {
 		repl_error(r, "%s", err);
-		r->state = REPL_IDLE;
-		r->last_end = time(NULL);
-		repl_arm(r, cr->interval);
+		repl_done(r);
 	}
 	for (i = 0; i < r->nimages; i++)
 		free(r->images[i]);
@@ -379,8 +395,8 @@ proxy_replicate_init(struct event_base *base, const struct config *cfg)
 static json_t *
 repl_json(const struct repl *r)
 {
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-	    "s:s?}", "name", r->cr->name, "source", r->cr->source, "state",
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:I,s:s?}", "name", r->cr->name, "source", r->cr->source, "state",
 	    repl_state_names[r->state], "runs", (json_int_t)r->runs,
 	    "last_start", (json_int_t)r->last_start, "last_end",
 	    (json_int_t)r->last_end, "next_run", (json_int_t)(r->state ==
@@ -390,6 +406,79 @@ repl_json(const struct repl *r)
 	    (json_int_t)r->total_tags, "failures",
 	    (json_int_t)r->total_failed, "bytes", (json_int_t)r->total_bytes,
 	    "last_error", r->last_error[0] != '\0' ? r->last_error : NULL);
+	json_object_set_new(j, "events", json_integer((json_int_t)r->events));
+	return j;
+}
+
+/*
+ * POST /api/v1/events[?source=UPSTREAM]: registry notifications
+ * (distribution's envelope: {"events":[{"action":"push","target":
+ * {"repository":...,"tag":...}}]}).  A pushed tag that a policy wants
+ * triggers that policy now (or right after its current run).
+ */
+static int
+repl_events(struct evhttp_request *req, int *status, json_t **out)
+{
+	struct evbuffer	*b = evhttp_request_get_input_buffer(req);
+	const char	*q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(
+			    req)), *source = NULL, *repo, *tag, *action;
+	struct evkeyvalq params;
+	json_t		*root, *e, *t;
+	json_error_t	 jerr;
+	size_t		 i, k;
+	int		 triggered = 0;
+
+	TAILQ_INIT(&params);
+	if (q != NULL && evhttp_parse_query_str(q, &params) == 0)
+		source = evhttp_find_header(&params, "source");
+	root = json_loadb((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), 0, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		evhttp_clear_headers(&params);
+		*status = 400;
+		*out = json_pack("{s:s}", "error", "not a notification "
+		    "envelope");
+		return 0;
+	}
+	json_array_foreach(json_object_get(root, "events"), i, e) {
+		action = json_string_value(json_object_get(e, "action"));
+		t = json_object_get(e, "target");
+		repo = json_string_value(json_object_get(t, "repository"));
+		tag = json_string_value(json_object_get(t, "tag"));
+		if (action == NULL || strcmp(action, "push") != 0 ||
+		    repo == NULL || tag == NULL)
+			continue;
+		for (k = 0; k < nrepls; k++) {
+			struct repl *r = &repls[k];
+			const struct config_replication *cr = r->cr;
+
+			if ((source != NULL && strcmp(source, cr->source) != 0)
+			    || !repl_repo_wanted(cr, repo) ||
+			    !repl_match_any(cr->tags, cr->ntags, tag, 1) ||
+			    repl_match_any(cr->exclude_tags,
+			    cr->nexclude_tags, tag, 0))
+				continue;
+			r->events++;
+			log_info("replication %s: event: %s:%s pushed",
+			    cr->name, repo, tag);
+			/*
+			 * Debounced by a second: a push comes as a burst of
+			 * events, and a registry may notify a moment before
+			 * the tag answers reads.
+			 */
+			if (r->state == REPL_IDLE)
+				repl_arm(r, REPL_EVENT_DELAY);
+			else
+				r->rerun = 1;
+			triggered++;
+		}
+	}
+	json_decref(root);
+	evhttp_clear_headers(&params);
+	*status = 200;
+	*out = json_pack("{s:i}", "triggered", triggered);
+	return 0;
 }
 
 /*
@@ -404,6 +493,14 @@ proxy_replicate_route(struct evhttp_request *req, const char *path,
 	size_t		 i, n = 0, len;
 	const char	*name;
 
+	if (strcmp(path, "/api/v1/events") == 0) {
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+			*status = 405;
+			*out = json_pack("{s:s}", "error", "POST events");
+			return 0;
+		}
+		return repl_events(req, status, out);
+	}
 	if (strcmp(path, "/api/v1/replication") == 0) {
 		a = json_array();
 		for (i = 0; i < nrepls; i++)

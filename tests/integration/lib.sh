@@ -243,6 +243,7 @@ _registry_ready() {
 #   (127.0.0.1:PORT), NAME_LOG, NAME_PID, NAME_ROOT (its storage dir).
 #   NAME is upper-cased for the variables. --token uses a token server
 #   started with start_tokenserver TOKNAME.
+# (REGISTRY_EXTRA_YAML, if set, is appended to the registry's config.)
 start_registry() {
 	need docker-registry
 	local name=$1 var port dir conf auth='' pid
@@ -294,6 +295,7 @@ http:
   addr: 127.0.0.1:$port
   secret: regmirror-integration-test
 $auth
+${REGISTRY_EXTRA_YAML:-}
 EOF
 	# docker-registry maps REGISTRY_* variables onto its config (the
 	# REGISTRY_AUTH_FILE set above for skopeo would become auth.file).
