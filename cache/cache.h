@@ -90,6 +90,13 @@ int	cache_manifest_put(const char *upstream, const char *repo,
 /* digest must hold DIGEST_STR_MAX.  0 hit, 1 miss, -1 error. */
 int	cache_tag_get(const char *upstream, const char *repo, const char *tag,
 	    char *digest, int64_t *validated);
+/* Every cached tag of (upstream, repo), with its digest. */
+int	cache_tags_of(const char *upstream, const char *repo,
+	    void (*cb)(const char *tag, const char *digest, void *),
+	    void *arg);
+/* Forget a tag (replication with delete = yes). 0, 1 absent, -1. */
+int	cache_tag_delete(const char *upstream, const char *repo,
+	    const char *tag);
 /* Upstream confirmed the tag still points at digest: validated = now. */
 int	cache_tag_validated(const char *upstream, const char *repo,
 	    const char *tag, const char *digest);

@@ -299,3 +299,36 @@ cache_tag_validated(const char *upstream, const char *repo, const char *tag,
 	rec.validated = (int64_t)time(NULL);
 	return cache_index_tag_put(cache_idx, upstream, repo, tag, &rec);
 }
+
+struct cache_tags_of {
+	const char	*upstream, *repo;
+	void		(*cb)(const char *, const char *, void *);
+	void		*arg;
+};
+
+static int
+cache_tags_of_cb(const char *up, const char *repo, const char *tag,
+    const struct cache_tag_rec *rec, void *arg)
+{
+	struct cache_tags_of	*t = arg;
+
+	if (strcmp(up, t->upstream) == 0 && strcmp(repo, t->repo) == 0 &&
+	    strcmp(rec->digest, "-") != 0)
+		t->cb(tag, rec->digest, t->arg);
+	return 0;
+}
+
+int
+cache_tags_of(const char *upstream, const char *repo,
+    void (*cb)(const char *tag, const char *digest, void *), void *arg)
+{
+	struct cache_tags_of	t = { upstream, repo, cb, arg };
+
+	return cache_index_tag_foreach(cache_idx, cache_tags_of_cb, &t);
+}
+
+int
+cache_tag_delete(const char *upstream, const char *repo, const char *tag)
+{
+	return cache_index_tag_del(cache_idx, upstream, repo, tag);
+}

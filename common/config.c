@@ -27,6 +27,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/semver.h"
 #include "common/xmalloc.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)
@@ -88,6 +89,8 @@ enum config_key_id {
 	CONFIG_K_R_KEEP_NEWEST,
 	CONFIG_K_R_PLATFORMS,
 	CONFIG_K_R_INTERVAL,
+	CONFIG_K_R_SEMVER,
+	CONFIG_K_R_DELETE,
 };
 
 static const struct config_key {
@@ -134,6 +137,8 @@ static const struct config_key {
 	    CONFIG_SECT_REPLICATION, "keep_newest", 0 },
 	[CONFIG_K_R_PLATFORMS] = { CONFIG_SECT_REPLICATION, "platforms", 1 },
 	[CONFIG_K_R_INTERVAL] = { CONFIG_SECT_REPLICATION, "interval", 0 },
+	[CONFIG_K_R_SEMVER] = { CONFIG_SECT_REPLICATION, "semver", 0 },
+	[CONFIG_K_R_DELETE] = { CONFIG_SECT_REPLICATION, "delete", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= 64, "cp_seen is a 64-bit mask");
@@ -759,6 +764,18 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 	case CONFIG_K_R_INTERVAL:
 		return config_duration_key(p, key, value, 1,
 		    &p->cp_repl->interval);
+	case CONFIG_K_R_SEMVER:
+		if (semver_range_valid(value) != 0)
+			return config_error(p, "bad semver range '%s' (e.g. "
+			    "\">=1.2 <2\", \"^1.4\", \"~2.1.0\", \"1.x\")",
+			    value);
+		p->cp_repl->semver = xstrdup(value);
+		return 0;
+	case CONFIG_K_R_DELETE:
+		if (config_parse_bool(value, &p->cp_repl->delete) == -1)
+			return config_error(p, "bad boolean '%s' for %s",
+			    value, key);
+		return 0;
 	case CONFIG_K_STALE_IF_ERROR:
 		return config_duration_key(p, key, value, 0,
 		    &up->stale_if_error);
@@ -1338,6 +1355,7 @@ config_free(struct config *cf)
 		cf->replications = r->next;
 		free(r->name);
 		free(r->source);
+		free(r->semver);
 		config_strv_free(r->repos, r->nrepos);
 		config_strv_free(r->exclude_repos, r->nexclude_repos);
 		config_strv_free(r->tags, r->ntags);

@@ -54,6 +54,8 @@ struct config_replication {
 	char			**exclude_tags;
 	size_t			 nexclude_tags;
 	int			 keep_newest;	/* 0: all */
+	char			*semver;	/* range, NULL: none */
+	int			 delete;	/* propagate deletions */
 	char			**platforms;	/* empty: all */
 	size_t			 nplatforms;
 	long			 interval;	/* seconds, default 10m */

@@ -16,9 +16,11 @@
  * Registry notifications (POST /api/v1/events) bring a matching policy's
  * next run forward to within a second.
  *
- * XXX: state is in memory (a restart starts a fresh run); push mode,
- * delete propagation, semver ranges and rate-limit floors are not
- * implemented yet.
+ * With delete = yes, tags the source no longer has are deleted here
+ * (and unpinned; gc takes their blobs).  keep_newest orders by semver.
+ *
+ * XXX: state is in memory (a restart starts a fresh run); push mode and
+ * rate-limit floors are not implemented yet.
  */
 #include "autoconf.h"
 
@@ -37,7 +39,10 @@
 #include <sys/queue.h>
 #include <jansson.h>
 
+#include "cache/cache.h"
 #include "common/config.h"
+#include "common/digest.h"
+#include "common/semver.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
@@ -60,6 +65,7 @@ struct repl {
 	unsigned	 last_tags, last_failed;
 	uint64_t	 total_tags, total_failed, total_bytes;
 	int		 rerun;		/* an event came during a run */
+	uint64_t	 deleted;
 	uint64_t	 events;
 	char		 last_error[256];
 };
@@ -167,6 +173,73 @@ repl_done(struct repl *r)
 	r->rerun = 0;
 }
 
+static int
+repl_tag_wanted(const struct config_replication *cr, const char *tag)
+{
+	return repl_match_any(cr->tags, cr->ntags, tag, 1) &&
+	    !repl_match_any(cr->exclude_tags, cr->nexclude_tags, tag, 0) &&
+	    (cr->semver == NULL || semver_match(cr->semver, tag) == 1);
+}
+
+struct repl_del {
+	struct repl	*r;
+	const char	*repo;
+	json_t		*source_tags;
+	char		**gone;
+	size_t		 ngone;
+};
+
+static void
+repl_del_cb(const char *tag, const char *digest, void *arg)
+{
+	struct repl_del	*d = arg;
+	json_t		*e;
+	size_t		 i;
+
+	(void)digest;
+	if (!repl_tag_wanted(d->r->cr, tag))
+		return;
+	json_array_foreach(d->source_tags, i, e)
+		if (json_is_string(e) && strcmp(json_string_value(e), tag) == 0)
+			return;
+	d->gone = xreallocarray(d->gone, d->ngone + 1, sizeof(*d->gone));
+	d->gone[d->ngone++] = xstrdup(tag);
+}
+
+static void
+repl_unpin_cb(const char *digest, int is_manifest, void *arg)
+{
+	(void)is_manifest;
+	(void)arg;
+	cache_blob_pin(digest, 0);
+}
+
+/* delete = yes: tags the source no longer has go here too (unpinned;
+ * their blobs are left to gc). */
+static void
+repl_propagate_deletes(struct repl *r, const char *repo, json_t *tags)
+{
+	struct repl_del	 d = { r, repo, tags, NULL, 0 };
+	char		 digest[DIGEST_STR_MAX];
+	int64_t		 validated;
+	size_t		 i;
+
+	if (!json_is_array(tags))
+		return;
+	cache_tags_of(r->cr->source, repo, repl_del_cb, &d);
+	for (i = 0; i < d.ngone; i++) {
+		if (cache_tag_get(r->cr->source, repo, d.gone[i], digest,
+		    &validated) == 0)
+			cache_manifest_walk(digest, repl_unpin_cb, NULL);
+		cache_tag_delete(r->cr->source, repo, d.gone[i]);
+		r->deleted++;
+		log_info("replication %s: %s:%s is gone at %s: deleted here",
+		    r->cr->name, repo, d.gone[i], r->cr->source);
+		free(d.gone[i]);
+	}
+	free(d.gone);
+}
+
 static void
 repl_job_done(struct pf_job *j, void *arg)
 {
@@ -247,12 +320,13 @@ repl_tags_cb(int status, struct evbuffer *body, void *arg)
 	json_array_foreach(tags, i, e) {
 		const char *t = json_string_value(e);
 
-		if (t == NULL || !repl_match_any(cr->tags, cr->ntags, t, 1) ||
-		    repl_match_any(cr->exclude_tags, cr->nexclude_tags, t, 0))
+		if (t == NULL || !repl_tag_wanted(cr, t))
 			continue;
 		keep = xreallocarray(keep, n + 1, sizeof(*keep));
 		keep[n++] = xstrdup(t);
 	}
+	if (cr->delete)
+		repl_propagate_deletes(r, rl->repo, tags);
 	json_decref(root);
 	if (cr->keep_newest > 0 && n > (size_t)cr->keep_newest) {
 		qsort(keep, n, sizeof(*keep), repl_version_cmp);
@@ -407,6 +481,7 @@ repl_json(const struct repl *r)
 	    (json_int_t)r->total_failed, "bytes", (json_int_t)r->total_bytes,
 	    "last_error", r->last_error[0] != '\0' ? r->last_error : NULL);
 	json_object_set_new(j, "events", json_integer((json_int_t)r->events));
+	json_object_set_new(j, "deleted", json_integer((json_int_t)r->deleted));
 	return j;
 }
 
@@ -455,9 +530,7 @@ repl_events(struct evhttp_request *req, int *status, json_t **out)
 
 			if ((source != NULL && strcmp(source, cr->source) != 0)
 			    || !repl_repo_wanted(cr, repo) ||
-			    !repl_match_any(cr->tags, cr->ntags, tag, 1) ||
-			    repl_match_any(cr->exclude_tags,
-			    cr->nexclude_tags, tag, 0))
+			    !repl_tag_wanted(cr, tag))
 				continue;
 			r->events++;
 			log_info("replication %s: event: %s:%s pushed",
