@@ -38,6 +38,8 @@
 
 #define PF_CONNS	4	/* requests in flight per job */
 #define PF_JOBS_KEPT	100
+#define PF_429_TRIES	5	/* 429s obeyed per request */
+#define PF_429_MAX_WAIT	120	/* seconds, whatever Retry-After says */
 
 static const char pf_accept[] =
     "application/vnd.oci.image.index.v1+json, "
@@ -72,6 +74,7 @@ struct pf_task {
 	size_t			 img;
 	enum pf_kind		 kind;
 	char			*ref;	/* digest (or the tag for ROOT) */
+	int			 tries;	/* 429s obeyed so far */
 	TAILQ_ENTRY(pf_task)	 entry;
 };
 
@@ -85,6 +88,7 @@ struct pf_job {
 	enum pf_state		 state;
 	time_t			 created, finished;
 	unsigned		 running;
+	unsigned		 throttled;	/* 429s obeyed */
 	int			 revalidate;	/* Cache-Control: no-cache */
 	void			(*done_cb)(struct pf_job *, void *);
 	void			*done_arg;
@@ -353,6 +357,19 @@ pf_job_check(struct pf_job *j)
 	pf_job_settle(j);
 }
 
+static void	pf_task_start(struct pf_task *);
+
+static void
+pf_task_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pf_task	*t = arg;
+
+	(void)fd;
+	(void)ev;
+	TAILQ_INSERT_HEAD(&t->job->queue, t, entry);
+	pf_job_pump(t->job);
+}
+
 static void
 pf_task_done_cb(struct evhttp_request *req, void *arg)
 {
@@ -365,6 +382,29 @@ pf_task_done_cb(struct evhttp_request *req, void *arg)
 	int		 code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 
 	j->running--;
+	if (code == 429 && im->state != PF_FAILED &&
+	    t->tries < PF_429_TRIES) {
+		/* Rate-limited upstream: obey Retry-After, then ask again. */
+		const char *ra = evhttp_find_header(
+		    evhttp_request_get_input_headers(req), "Retry-After");
+		long secs = ra != NULL ? strtol(ra, NULL, 10) : 5;
+		struct timeval tv;
+
+		if (secs < 1)
+			secs = 1;
+		if (secs > PF_429_MAX_WAIT)
+			secs = PF_429_MAX_WAIT;
+		tv.tv_sec = secs;
+		tv.tv_usec = 0;
+		t->tries++;
+		j->throttled++;
+		log_info("prefetch %s: %s rate-limited, retrying in %ld s",
+		    im->ref, t->ref, secs);
+		event_base_once(pf_base, -1, EV_TIMEOUT, pf_task_retry_cb, t,
+		    &tv);
+		pf_job_pump(j);
+		return;
+	}
 	im->inflight--;
 	if (im->state != PF_FAILED && code != 200) {
 		pf_image_fail(im, "%s %s: %s", t->kind == PF_BLOB ? "blob" :
@@ -631,9 +671,9 @@ pf_job_json(const struct pf_job *j)
 		    (json_int_t)im->blobs_done, "error",
 		    im->error[0] != '\0' ? im->error : NULL));
 	}
-	return json_pack("{s:s,s:s,s:I,s:o}", "id", j->id, "state",
+	return json_pack("{s:s,s:s,s:I,s:I,s:o}", "id", j->id, "state",
 	    pf_state_names[j->state], "created", (json_int_t)j->created,
-	    "images", imgs);
+	    "throttled", (json_int_t)j->throttled, "images", imgs);
 }
 
 /* The admin API's prefetch routes; 0 if path was one of them. */
