@@ -90,6 +90,10 @@ int	cache_manifest_put(const char *upstream, const char *repo,
 /* digest must hold DIGEST_STR_MAX.  0 hit, 1 miss, -1 error. */
 int	cache_tag_get(const char *upstream, const char *repo, const char *tag,
 	    char *digest, int64_t *validated);
+/* Small durable records (JSON text) for other modules: replication
+ * state.  get: 0 found (*val malloc'd), 1 absent, -1 error. */
+int	cache_meta_get(const char *key, char **val);
+int	cache_meta_put(const char *key, const char *val);
 /* Every cached tag of (upstream, repo), with its digest. */
 int	cache_tags_of(const char *upstream, const char *repo,
 	    void (*cb)(const char *tag, const char *digest, void *),

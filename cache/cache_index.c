@@ -66,6 +66,7 @@ struct cache_index {
 	MDB_dbi		 ci_manifest;
 	MDB_dbi		 ci_tag;
 	MDB_dbi		 ci_link;
+	MDB_dbi		 ci_meta;	/* small named records (replication) */
 	size_t		 ci_maxkey;	/* min(LMDB's max, our buffer) */
 	size_t		 ci_mapsize;
 };
@@ -305,8 +306,8 @@ int
 cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 {
 	static const char *const names[] = { "blob", "manifest", "tag",
-	    "link" };
-	MDB_dbi			*dbis[4];
+	    "link", "meta" };
+	MDB_dbi			*dbis[5];
 	struct cache_index	*ci;
 	MDB_envinfo		 info;
 	MDB_txn			*txn = NULL;
@@ -328,6 +329,7 @@ cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 	dbis[1] = &ci->ci_manifest;
 	dbis[2] = &ci->ci_tag;
 	dbis[3] = &ci->ci_link;
+	dbis[4] = &ci->ci_meta;
 	ci->ci_mapsize = (size_t)map_size;
 
 	if ((rc = mdb_env_create(&ci->ci_env)) != 0) {
@@ -1017,4 +1019,55 @@ cache_index_tag_foreach(struct cache_index *ci,
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	return ret;
+}
+
+/* Small named records (JSON text): a malloc'd NUL-terminated copy. */
+struct cache_index_meta_out {
+	char	*v;
+	size_t	 len;
+};
+
+static int
+cache_index_meta_decode_cb(const char *fn, const MDB_val *v, void *arg)
+{
+	struct cache_index_meta_out	*o = arg;
+
+	(void)fn;
+	o->v = xmalloc(v->mv_size + 1);
+	memcpy(o->v, v->mv_data, v->mv_size);
+	o->v[v->mv_size] = '\0';
+	o->len = v->mv_size;
+	return 0;
+}
+
+int
+cache_index_meta_get(struct cache_index *ci, const char *key, char **val)
+{
+	struct cache_index_meta_out	 o = { NULL, 0 };
+	MDB_val				 k;
+	int				 rc;
+
+	k.mv_data = (void *)(uintptr_t)key;
+	k.mv_size = strlen(key);
+	if (k.mv_size == 0 || k.mv_size > ci->ci_maxkey)
+		return -1;
+	rc = cache_index_get(ci, __func__, ci->ci_meta, &k,
+	    cache_index_meta_decode_cb, &o);
+	if (rc == 0)
+		*val = o.v;
+	return rc;
+}
+
+int
+cache_index_meta_put(struct cache_index *ci, const char *key, const char *val)
+{
+	MDB_val	k, v;
+
+	k.mv_data = (void *)(uintptr_t)key;
+	k.mv_size = strlen(key);
+	v.mv_data = (void *)(uintptr_t)val;
+	v.mv_size = strlen(val);
+	if (k.mv_size == 0 || k.mv_size > ci->ci_maxkey)
+		return -1;
+	return cache_index_put(ci, __func__, ci->ci_meta, &k, &v);
 }

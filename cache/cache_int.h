@@ -99,6 +99,11 @@ int	cache_index_tag_foreach(struct cache_index *,
 	    int (*cb)(const char *upstream, const char *repo, const char *tag,
 	    const struct cache_tag_rec *, void *), void *arg);
 
+/* Small named records in the "meta" database (malloc'd copy). */
+int	cache_index_meta_get(struct cache_index *, const char *key, char **val);
+int	cache_index_meta_put(struct cache_index *, const char *key,
+	    const char *val);
+
 /* cache_store.c */
 extern struct cache_index *cache_idx;
 /* Path of a blob's file (malloc'd), NULL if digest is malformed. */

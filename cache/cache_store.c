@@ -332,3 +332,15 @@ cache_tag_delete(const char *upstream, const char *repo, const char *tag)
 {
 	return cache_index_tag_del(cache_idx, upstream, repo, tag);
 }
+
+int
+cache_meta_get(const char *key, char **val)
+{
+	return cache_index_meta_get(cache_idx, key, val);
+}
+
+int
+cache_meta_put(const char *key, const char *val)
+{
+	return cache_index_meta_put(cache_idx, key, val);
+}

@@ -19,8 +19,10 @@
  * With delete = yes, tags the source no longer has are deleted here
  * (and unpinned; gc takes their blobs).  keep_newest orders by semver.
  *
- * XXX: state is in memory (a restart starts a fresh run); push mode and
- * rate-limit floors are not implemented yet.
+ * Progress is kept in the cache index; a run cut short by a restart is
+ * redone right after start-up.
+ *
+ * XXX: push mode and rate-limit floors are not implemented yet.
  */
 #include "autoconf.h"
 
@@ -65,6 +67,7 @@ struct repl {
 	unsigned	 last_tags, last_failed;
 	uint64_t	 total_tags, total_failed, total_bytes;
 	int		 rerun;		/* an event came during a run */
+	int		 resumed;	/* the last run was cut by a restart */
 	uint64_t	 deleted;
 	uint64_t	 events;
 	char		 last_error[256];
@@ -163,6 +166,81 @@ repl_version_cmp(const void *a, const void *b)
 	return (*x != '\0') - (*y != '\0');
 }
 
+/*
+ * Per-policy progress lives in the cache index ("replication/NAME"), so a
+ * restart continues the counts and knows a run was cut short: that run is
+ * redone at start-up (a run is idempotent: it reconciles by digest, and
+ * what the cut run already fetched is cached).
+ */
+static void
+repl_save(const struct repl *r)
+{
+	json_t	*j;
+	char	*s, key[300];
+
+	j = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}",
+	    "running", r->state != REPL_IDLE, "runs", (json_int_t)r->runs,
+	    "last_start", (json_int_t)r->last_start, "last_end",
+	    (json_int_t)r->last_end, "last_tags", (json_int_t)r->last_tags,
+	    "last_failed", (json_int_t)r->last_failed, "tags_synced",
+	    (json_int_t)r->total_tags, "failures",
+	    (json_int_t)r->total_failed, "bytes", (json_int_t)r->total_bytes,
+	    "deleted", (json_int_t)r->deleted, "events",
+	    (json_int_t)r->events, "last_error", r->last_error);
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	snprintf(key, sizeof(key), "replication/%s", r->cr->name);
+	if (cache_meta_put(key, s) != 0)
+		log_warnx("replication %s: cannot save its state",
+		    r->cr->name);
+	free(s);
+}
+
+static void
+repl_load(struct repl *r)
+{
+	json_t		*j;
+	json_error_t	 jerr;
+	char		*s, key[300];
+	const char	*e;
+
+	snprintf(key, sizeof(key), "replication/%s", r->cr->name);
+	if (cache_meta_get(key, &s) != 0)
+		return;
+	if ((j = json_loads(s, 0, &jerr)) != NULL) {
+		r->runs = (unsigned)json_integer_value(json_object_get(j,
+		    "runs"));
+		r->last_start = (time_t)json_integer_value(json_object_get(j,
+		    "last_start"));
+		r->last_end = (time_t)json_integer_value(json_object_get(j,
+		    "last_end"));
+		r->last_tags = (unsigned)json_integer_value(json_object_get(j,
+		    "last_tags"));
+		r->last_failed = (unsigned)json_integer_value(
+		    json_object_get(j, "last_failed"));
+		r->total_tags = (uint64_t)json_integer_value(
+		    json_object_get(j, "tags_synced"));
+		r->total_failed = (uint64_t)json_integer_value(
+		    json_object_get(j, "failures"));
+		r->total_bytes = (uint64_t)json_integer_value(
+		    json_object_get(j, "bytes"));
+		r->deleted = (uint64_t)json_integer_value(json_object_get(j,
+		    "deleted"));
+		r->events = (uint64_t)json_integer_value(json_object_get(j,
+		    "events"));
+		if ((e = json_string_value(json_object_get(j,
+		    "last_error"))) != NULL)
+			snprintf(r->last_error, sizeof(r->last_error), "%s",
+			    e);
+		r->resumed = json_is_true(json_object_get(j, "running"));
+		if (r->resumed)
+			log_info("replication %s: run %u was cut short by a "
+			    "restart: resuming", r->cr->name, r->runs);
+		json_decref(j);
+	}
+	free(s);
+}
+
 /* End of a run, however it ended: an event during it means run again. */
 static void
 repl_done(struct repl *r)
@@ -171,6 +249,7 @@ repl_done(struct repl *r)
 	r->last_end = time(NULL);
 	repl_arm(r, r->rerun ? REPL_EVENT_DELAY : r->cr->interval);
 	r->rerun = 0;
+	repl_save(r);
 }
 
 static int
@@ -428,6 +507,7 @@ repl_run(struct repl *r)
 	r->runs++;
 	r->last_start = time(NULL);
 	r->last_error[0] = '\0';
+	repl_save(r);			/* "running": a restart redoes it */
 	r->pending_lists = 1;		/* held until every list is asked */
 	for (i = 0; i < cr->nrepos; i++) {
 		if (repl_is_glob(cr->repos[i]))
@@ -462,6 +542,7 @@ proxy_replicate_init(struct event_base *base, const struct config *cfg)
 	for (cr = cfg->replications; cr != NULL; cr = cr->next, i++) {
 		repls[i].cr = cr;
 		repls[i].timer = evtimer_new(base, repl_timer_cb, &repls[i]);
+		repl_load(&repls[i]);
 		repl_arm(&repls[i], 1);	/* first run soon after start */
 	}
 }
@@ -482,6 +563,7 @@ repl_json(const struct repl *r)
 	    "last_error", r->last_error[0] != '\0' ? r->last_error : NULL);
 	json_object_set_new(j, "events", json_integer((json_int_t)r->events));
 	json_object_set_new(j, "deleted", json_integer((json_int_t)r->deleted));
+	json_object_set_new(j, "resumed", json_boolean(r->resumed));
 	return j;
 }
 
