@@ -37,6 +37,7 @@
 #include "common/xmalloc.h"
 
 #define CACHE_TOUCH_MAX		4096	/* access times kept between flushes */
+#define CACHE_TOUCH_RECENT	16	/* entries checked for a repeat */
 #define CACHE_MANAGER_TICK	2	/* seconds */
 #define CACHE_EVICT_BATCH	256	/* blobs per tick, so serving never
 					   waits on a long transaction */
@@ -54,13 +55,21 @@ cache_blob_touch(const char *digest)
 	int64_t	now = (int64_t)time(NULL);
 	size_t	i;
 
+	/*
+	 * Constant work per hit: only the most recent entries are checked
+	 * for a repeat; a repeat further back costs one slot, and when the
+	 * batch is full until the next flush, the hit goes unrecorded (its
+	 * blob's next hit records it).
+	 */
 	pthread_mutex_lock(&cache_touch_mtx);
-	for (i = 0; i < cache_ntouch; i++)
-		if (strcmp(cache_touch_digest[i], digest) == 0) {
-			cache_touch_when[i] = now;
+	for (i = cache_ntouch; i > 0 && i + CACHE_TOUCH_RECENT > cache_ntouch;
+	    i--)
+		if (strcmp(cache_touch_digest[i - 1], digest) == 0) {
+			cache_touch_when[i - 1] = now;
 			break;
 		}
-	if (i == cache_ntouch && cache_ntouch < CACHE_TOUCH_MAX) {
+	if ((i == 0 || i + CACHE_TOUCH_RECENT <= cache_ntouch) &&
+	    cache_ntouch < CACHE_TOUCH_MAX) {
 		cache_touch_digest[cache_ntouch] = xstrdup(digest);
 		cache_touch_when[cache_ntouch++] = now;
 	}
