@@ -167,12 +167,32 @@ wait_for() {
 	done
 }
 
-# free_port: an ephemeral TCP port on 127.0.0.1 that was free just now.
+# free_port: a TCP port on 127.0.0.1 that was free just now and that
+# this test has not been handed before. The kernel may give the same
+# port to two consecutive bind(0) calls (the first socket is closed
+# before our server binds it), so ports already handed out are kept in
+# $T_DIR/.ports (a file: callers use $(free_port), a subshell).
 free_port() {
-	"$PY" -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+	"$PY" - "$T_DIR/.ports" <<'EOPY'
+import socket, sys
+path = sys.argv[1]
+try:
+    used = set(open(path).read().split())
+except OSError:
+    used = set()
+for _ in range(100):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
+    s.close()
+    if port not in used:
+        break
+else:
+    sys.exit("free_port: no new port after 100 tries")
+with open(path, "a") as f:
+    f.write(port + "\n")
+print(port)
+EOPY
 }
 
 # pid_listens PID PORT: PID (or a thread of it) has a listening TCP
