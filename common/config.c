@@ -91,6 +91,10 @@ enum config_key_id {
 	CONFIG_K_R_INTERVAL,
 	CONFIG_K_R_SEMVER,
 	CONFIG_K_R_DELETE,
+	CONFIG_K_R_DESTINATION,
+	CONFIG_K_R_CHUNK_SIZE,
+	CONFIG_K_R_CONCURRENCY,
+	CONFIG_K_R_RATE_LIMIT_FLOOR,
 };
 
 static const struct config_key {
@@ -139,6 +143,13 @@ static const struct config_key {
 	[CONFIG_K_R_INTERVAL] = { CONFIG_SECT_REPLICATION, "interval", 0 },
 	[CONFIG_K_R_SEMVER] = { CONFIG_SECT_REPLICATION, "semver", 0 },
 	[CONFIG_K_R_DELETE] = { CONFIG_SECT_REPLICATION, "delete", 0 },
+	[CONFIG_K_R_DESTINATION] = {
+	    CONFIG_SECT_REPLICATION, "destination", 0 },
+	[CONFIG_K_R_CHUNK_SIZE] = { CONFIG_SECT_REPLICATION, "chunk_size", 0 },
+	[CONFIG_K_R_CONCURRENCY] = {
+	    CONFIG_SECT_REPLICATION, "concurrency", 0 },
+	[CONFIG_K_R_RATE_LIMIT_FLOOR] = {
+	    CONFIG_SECT_REPLICATION, "rate_limit_floor", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 _Static_assert(CONFIG_NKEYS <= 64, "cp_seen is a 64-bit mask");
@@ -776,6 +787,32 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 			return config_error(p, "bad boolean '%s' for %s",
 			    value, key);
 		return 0;
+	case CONFIG_K_R_DESTINATION:
+		if (!config_registry_valid(value))
+			return config_error(p, "bad destination '%s' (want "
+			    "the name of an [upstream] section)", value);
+		p->cp_repl->destination = xstrdup(value);
+		p->cp_repl->dest_line = p->cp_line;
+		return 0;
+	case CONFIG_K_R_CHUNK_SIZE:
+		if (config_parse_size(value, &size) == -1 ||
+		    size < 64 * 1024 || size > UINT64_C(1) << 30)
+			return config_error(p, "bad chunk_size '%s' (want 64k "
+			    "to 1g)", value);
+		p->cp_repl->chunk_size = size;
+		return 0;
+	case CONFIG_K_R_CONCURRENCY:
+		if ((p->cp_repl->concurrency = config_parse_small(value,
+		    32)) < 1)
+			return config_error(p, "bad concurrency '%s' (want "
+			    "1..32)", value);
+		return 0;
+	case CONFIG_K_R_RATE_LIMIT_FLOOR:
+		if ((level = config_parse_small(value, 1000000)) < 0)
+			return config_error(p, "bad rate_limit_floor '%s' "
+			    "(want 0..1000000 requests)", value);
+		p->cp_repl->rate_limit_floor = level;
+		return 0;
 	case CONFIG_K_STALE_IF_ERROR:
 		return config_duration_key(p, key, value, 0,
 		    &up->stale_if_error);
@@ -1041,6 +1078,8 @@ config_parse_section(struct config_parser *p, char *s)
 		r = xcalloc(1, sizeof(*r));
 		r->name = xstrdup(arg);
 		r->interval = 600;
+		r->chunk_size = 8 * 1024 * 1024;
+		r->concurrency = 4;
 		r->line = p->cp_line;
 		*p->cp_repl_tail = r;
 		p->cp_repl_tail = &r->next;
@@ -1194,6 +1233,15 @@ config_finish(struct config_parser *p)
 		if (r->nrepos == 0)
 			return config_error_at(p, r->line, "replication '%s' "
 			    "has no repositories", r->name);
+		if (r->destination != NULL &&
+		    config_upstream_find(cf, r->destination) == NULL)
+			return config_error_at(p, r->dest_line, "replication "
+			    "'%s': destination '%s' is not an [upstream] "
+			    "section", r->name, r->destination);
+		if (r->destination != NULL && config_upstream_find(cf,
+		    r->destination) == config_upstream_find(cf, r->source))
+			return config_error_at(p, r->dest_line, "replication "
+			    "'%s': destination is the source", r->name);
 	}
 	if (cf->nupstreams == 1 && !cf->upstreams->is_default)
 		cf->upstreams->is_default = 1;
@@ -1355,6 +1403,7 @@ config_free(struct config *cf)
 		cf->replications = r->next;
 		free(r->name);
 		free(r->source);
+		free(r->destination);
 		free(r->semver);
 		config_strv_free(r->repos, r->nrepos);
 		config_strv_free(r->exclude_repos, r->nexclude_repos);

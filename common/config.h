@@ -59,7 +59,14 @@ struct config_replication {
 	char			**platforms;	/* empty: all */
 	size_t			 nplatforms;
 	long			 interval;	/* seconds, default 10m */
+	char			*destination;	/* push to: an [upstream]
+						 * name; NULL: cache only */
+	uint64_t		 chunk_size;	/* push: PATCH chunks above
+						 * this (default 8 MiB) */
+	int			 concurrency;	/* requests in flight (4) */
+	long			 rate_limit_floor; /* 0: none */
 	unsigned long		 line;
+	unsigned long		 dest_line;
 	struct config_replication *next;
 };
 

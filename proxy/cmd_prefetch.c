@@ -373,7 +373,7 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 {
 	const char	*mirror = NULL, *policy = NULL, *name, *st;
 	char		*url = NULL, path[300];
-	json_t		*resp, *e, *want;
+	json_t		*resp, *e, *want, *p;
 	size_t		 i, k;
 	int		 wait = 0, status, rc = 0, done, tries;
 
@@ -435,8 +435,19 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 					done = 0;
 		}
 		if (done) {
+			/* Report the policies asked for, as they are now. */
+			json_t *sel = json_array(), *w;
+
+			json_array_foreach(json_object_get(now, "policies"), i,
+			    e)
+				json_array_foreach(want, k, w)
+					if (json_equal(json_object_get(w,
+					    "name"), json_object_get(e,
+					    "name")))
+						json_array_append(sel, e);
 			json_decref(resp);
-			resp = now;
+			json_decref(now);
+			resp = json_pack("{s:o}", "policies", sel);
 			want = json_object_get(resp, "policies");
 			break;
 		}
@@ -455,6 +466,14 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 		    "last_tags")), (long long)json_integer_value(
 		    json_object_get(e, "last_failed")), err != NULL ? ": " : "",
 		    err != NULL ? err : "");
+		if ((p = json_object_get(e, "push")) != NULL)
+			printf("%s: %lld tags pushed to %s, %lld failed\n",
+			    json_string_value(json_object_get(e, "name")),
+			    (long long)json_integer_value(json_object_get(p,
+			    "last_pushed")), json_string_value(
+			    json_object_get(p, "destination")),
+			    (long long)json_integer_value(json_object_get(p,
+			    "last_failed")));
 		if (wait && (err != NULL || json_integer_value(
 		    json_object_get(e, "last_failed")) > 0))
 			rc = 1;

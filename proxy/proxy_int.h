@@ -75,21 +75,42 @@ struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd,
 		    const struct config *);
 
 /* proxy_prefetch.c: jobs run on base, as clients of a plain listener. */
-int	proxy_prefetch_init(struct event_base *, const struct config *,
-	    int have_plain);
+int	proxy_prefetch_init(struct event_base *, struct upstream_worker *,
+	    const struct config *, int have_plain);
 struct json_t;
 struct pf_job;
 struct evbuffer;
 struct pf_job	*proxy_prefetch_start(char *const *images, size_t n,
 		    char *const *platforms, size_t np, long pin, int revalidate,
+		    unsigned concurrency, long rate_floor,
 		    void (*done)(struct pf_job *, void *), void *arg,
 		    const struct config *, char *err, size_t errlen);
 void	proxy_prefetch_stats(const struct pf_job *, unsigned *ok,
 	    unsigned *failed, uint64_t *bytes, char *err, size_t errlen);
 int	proxy_self_get(const char *path,
 	    void (*cb)(int status, struct evbuffer *body, void *), void *arg);
+int	proxy_prefetch_paused(const struct pf_job *);
+/* Image i of a job: repository, reference, digest; 1 if it is done. */
+size_t	proxy_prefetch_nimages(const struct pf_job *);
+int	proxy_prefetch_image(const struct pf_job *, size_t i,
+	    const char **repo, const char **reference, const char **digest);
+
+/* proxy_push.c: push a cached image to a registry (replication). */
+struct push_stats {
+	unsigned	 unchanged;	/* the tag already named it */
+	unsigned	 manifests;
+	unsigned	 blobs_uploaded, blobs_mounted, blobs_present;
+	uint64_t	 bytes;
+};
+typedef void	(*push_done_f)(const char *err, const struct push_stats *,
+		    void *arg);
+int	proxy_push_start(struct upstream_worker *, struct upstream *,
+	    const char *repo, const char *tag, const char *digest,
+	    uint64_t chunk, push_done_f, void *arg, char *err, size_t errlen);
+
 /* proxy_replicate.c */
-void	proxy_replicate_init(struct event_base *, const struct config *);
+void	proxy_replicate_init(struct event_base *, struct upstream_worker *,
+	    const struct config *);
 int	proxy_replicate_route(struct evhttp_request *, const char *path,
 	    int *status, struct json_t **out);
 int	proxy_prefetch_route(struct evhttp_request *, const char *path,

@@ -35,8 +35,12 @@
 #include "common/ref.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
+#include "upstream/upstream.h"
 
-#define PF_CONNS	4	/* requests in flight per job */
+#define PF_CONNS	32	/* connections to our own listener */
+#define PF_RUNNING_DFLT	4	/* requests in flight per job */
+#define PF_PAUSE_DFLT	60	/* seconds between rate-limit probes */
+#define PF_PAUSE_MAX	3600
 #define PF_JOBS_KEPT	100
 #define PF_429_TRIES	5	/* 429s obeyed per request */
 #define PF_429_MAX_WAIT	120	/* seconds, whatever Retry-After says */
@@ -94,6 +98,11 @@ struct pf_job {
 	void			*done_arg;
 	int			 settling;
 	int			 settle_tries;
+	unsigned		 max_running;
+	long			 rate_floor;	/* RateLimit-Remaining */
+	int			 paused;	/* under the floor */
+	unsigned		 pauses;
+	struct event		*pause_ev;
 	TAILQ_HEAD(, pf_task)	 queue;
 	LIST_ENTRY(pf_job)	 entry;
 };
@@ -101,23 +110,27 @@ struct pf_job {
 static LIST_HEAD(, pf_job)		 pf_jobs = LIST_HEAD_INITIALIZER(pf_jobs);
 static size_t				 pf_njobs;
 static struct event_base		*pf_base;
+static struct upstream_worker		*pf_up;
 static char				*pf_host;	/* loopback listener */
 static int				 pf_port;
 static struct evhttp_connection		*pf_conns[PF_CONNS];
 static unsigned				 pf_next_conn;
 static unsigned long			 pf_seq;
 static int				 pf_next_revalidate;
+static unsigned				 pf_next_running;
+static long				 pf_next_floor;
 
 static void	pf_job_pump(struct pf_job *);
 
 /* The listener prefetch talks to: the first plain one, on loopback. */
 int
-proxy_prefetch_init(struct event_base *base, const struct config *cfg,
-    int have_plain)
+proxy_prefetch_init(struct event_base *base, struct upstream_worker *up,
+    const struct config *cfg, int have_plain)
 {
 	const char	*l, *colon;
 
 	pf_base = base;
+	pf_up = up;
 	if (!have_plain || cfg->nlisten == 0)
 		return -1;	/* XXX: prefetch over a TLS-only listener */
 	l = cfg->listen[0];
@@ -493,12 +506,94 @@ pf_task_start(struct pf_task *t)
 	free(path);
 }
 
+/*
+ * The rate-limit floor: while the upstream's last RateLimit-Remaining is
+ * under it, the job starts nothing new.  A HEAD of a manifest (which
+ * Docker Hub does not count) asks the upstream again after RateLimit-Reset
+ * seconds (when it sends one; else a minute), and the job goes on once
+ * the answer is at or above the floor.
+ */
+static int
+pf_rate_low(const struct pf_image *im, long floor, long *reset)
+{
+	struct upstream	*u;
+	long		 left;
+
+	*reset = 0;
+	if (floor <= 0 || im->ns == NULL || (u = upstream_find(im->ns)) == NULL)
+		return 0;
+	left = upstream_rate_remaining(u, reset);
+	return left >= 0 && left < floor;
+}
+
+static void
+pf_probe_done_cb(struct upstream_req *ur, const char *err,
+    struct evbuffer *body, void *arg)
+{
+	struct pf_job	*j = arg;
+
+	(void)ur;
+	(void)err;
+	(void)body;
+	j->paused = 0;
+	pf_job_pump(j);
+}
+
+static void
+pf_probe_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pf_job	*j = arg;
+	struct pf_task	*t = TAILQ_FIRST(&j->queue);
+	struct pf_image	*im;
+	struct upstream	*u;
+	char		*path;
+
+	(void)fd;
+	(void)ev;
+	if (t == NULL || pf_up == NULL || (im = &j->images[t->img])->ns ==
+	    NULL || (u = upstream_find(im->ns)) == NULL) {
+		j->paused = 0;
+		pf_job_pump(j);
+		return;
+	}
+	xasprintf(&path, "/v2/%s/manifests/%s", im->repo, im->reference);
+	(void)upstream_req_start(pf_up, u, EVHTTP_REQ_HEAD, path, im->repo,
+	    pf_accept, 64 * 1024, NULL, NULL, pf_probe_done_cb, j);
+	free(path);
+}
+
+static int
+pf_job_paused(struct pf_job *j, struct pf_task *t)
+{
+	struct timeval	tv = { 0, 0 };
+	long		reset;
+
+	if (j->paused)
+		return 1;
+	if (!pf_rate_low(&j->images[t->img], j->rate_floor, &reset))
+		return 0;
+	j->paused = 1;
+	j->pauses++;
+	tv.tv_sec = reset > 0 ? (reset > PF_PAUSE_MAX ? PF_PAUSE_MAX : reset) :
+	    PF_PAUSE_DFLT;
+	log_info("prefetch job %s: the upstream's RateLimit-Remaining is "
+	    "under the floor (%ld): paused, asking again in %ld s", j->id,
+	    j->rate_floor, (long)tv.tv_sec);
+	if (j->pause_ev == NULL)
+		j->pause_ev = evtimer_new(pf_base, pf_probe_cb, j);
+	evtimer_add(j->pause_ev, &tv);
+	return 1;
+}
+
 static void
 pf_job_pump(struct pf_job *j)
 {
 	struct pf_task	*t;
 
-	while (j->running < PF_CONNS && (t = TAILQ_FIRST(&j->queue)) != NULL) {
+	while (j->running < j->max_running &&
+	    (t = TAILQ_FIRST(&j->queue)) != NULL) {
+		if (j->images[t->img].state != PF_FAILED && pf_job_paused(j, t))
+			return;
 		TAILQ_REMOVE(&j->queue, t, entry);
 		if (j->images[t->img].state == PF_FAILED) {
 			j->images[t->img].inflight--;
@@ -530,6 +625,8 @@ pf_job_free(struct pf_job *j)
 	for (i = 0; i < j->nplatforms; i++)
 		free(j->platforms[i]);
 	free(j->platforms);
+	if (j->pause_ev != NULL)
+		event_free(j->pause_ev);
 	free(j);
 }
 
@@ -582,6 +679,7 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 	}
 	j = xcalloc(1, sizeof(*j));
 	TAILQ_INIT(&j->queue);
+	j->max_running = PF_RUNNING_DFLT;
 	j->images = xcalloc(json_array_size(imgs), sizeof(*j->images));
 	json_array_foreach(imgs, i, e) {
 		struct pf_image *im = &j->images[j->nimages];
@@ -640,6 +738,9 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 	    (unsigned long)time(NULL));
 	j->state = PF_RUNNING;
 	j->revalidate = pf_next_revalidate;
+	if (pf_next_running > 0)
+		j->max_running = pf_next_running;
+	j->rate_floor = pf_next_floor;
 	j->created = time(NULL);
 	LIST_INSERT_HEAD(&pf_jobs, j, entry);
 	pf_njobs++;
@@ -671,9 +772,11 @@ pf_job_json(const struct pf_job *j)
 		    (json_int_t)im->blobs_done, "error",
 		    im->error[0] != '\0' ? im->error : NULL));
 	}
-	return json_pack("{s:s,s:s,s:I,s:I,s:o}", "id", j->id, "state",
-	    pf_state_names[j->state], "created", (json_int_t)j->created,
-	    "throttled", (json_int_t)j->throttled, "images", imgs);
+	return json_pack("{s:s,s:s,s:I,s:I,s:b,s:I,s:o}", "id", j->id,
+	    "state", pf_state_names[j->state], "created",
+	    (json_int_t)j->created, "throttled", (json_int_t)j->throttled,
+	    "paused", j->paused, "rate_limit_pauses", (json_int_t)j->pauses,
+	    "images", imgs);
 }
 
 /* The admin API's prefetch routes; 0 if path was one of them. */
@@ -742,7 +845,8 @@ proxy_prefetch_route(struct evhttp_request *req, const char *path,
 /* Jobs for replication: images as strings, a callback when finished. */
 struct pf_job *
 proxy_prefetch_start(char *const *images, size_t n, char *const *platforms,
-    size_t np, long pin, int revalidate, void (*done)(struct pf_job *, void *),
+    size_t np, long pin, int revalidate, unsigned concurrency,
+    long rate_floor, void (*done)(struct pf_job *, void *),
     void *arg, const struct config *cfg, char *err, size_t errlen)
 {
 	struct pf_job	*j;
@@ -759,8 +863,12 @@ proxy_prefetch_start(char *const *images, size_t n, char *const *platforms,
 	    (json_int_t)pin);
 	/* Set before the first task can finish: the job starts in new. */
 	pf_next_revalidate = revalidate;
+	pf_next_running = concurrency;
+	pf_next_floor = rate_floor;
 	j = pf_job_new(cfg, in, err, errlen);
 	pf_next_revalidate = 0;
+	pf_next_running = 0;
+	pf_next_floor = 0;
 	json_decref(in);
 	if (j != NULL) {
 		j->done_cb = done;
@@ -834,4 +942,27 @@ proxy_self_get(const char *path, void (*cb)(int, struct evbuffer *, void *),
 		return -1;
 	}
 	return 0;
+}
+
+size_t
+proxy_prefetch_nimages(const struct pf_job *j)
+{
+	return j->nimages;
+}
+
+int
+proxy_prefetch_image(const struct pf_job *j, size_t i, const char **repo,
+    const char **reference, const char **digest)
+{
+	*repo = j->images[i].repo;
+	*reference = j->images[i].reference;
+	*digest = j->images[i].digest;
+	return j->images[i].state == PF_DONE;
+}
+
+/* 1 while the job waits for the upstream's rate limit to recover. */
+int
+proxy_prefetch_paused(const struct pf_job *j)
+{
+	return j->paused;
 }

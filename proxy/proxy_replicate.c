@@ -12,6 +12,7 @@
  *
  *	policy:	IDLE --timer or trigger--> LISTING --lists in--> FETCHING
  *		FETCHING --job finished--> IDLE (stats updated, timer re-armed)
+ *		FETCHING --job finished, destination--> PUSHING --> IDLE
  *
  * Registry notifications (POST /api/v1/events) bring a matching policy's
  * next run forward to within a second.
@@ -22,7 +23,9 @@
  * Progress is kept in the cache index; a run cut short by a restart is
  * redone right after start-up.
  *
- * XXX: push mode and rate-limit floors are not implemented yet.
+ * With a destination, the run's tags are then pushed to that upstream
+ * (proxy_push.c): PUSHING, then IDLE.  With rate_limit_floor, the fetch
+ * pauses while the source's RateLimit-Remaining is under it.
  */
 #include "autoconf.h"
 
@@ -48,12 +51,21 @@
 #include "common/log.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
+#include "upstream/upstream.h"
 
 #define REPL_EVENT_DELAY	1	/* seconds from an event to its run */
 
-enum repl_state { REPL_IDLE = 0, REPL_LISTING, REPL_FETCHING };
+enum repl_state { REPL_IDLE = 0, REPL_LISTING, REPL_FETCHING,
+    REPL_PUSHING };
 static const char *const repl_state_names[] = { "idle", "listing",
-    "fetching" };
+    "fetching", "pushing" };
+
+/* One tag to push to the destination. */
+struct repl_push {
+	char	*repo;
+	char	*tag;
+	char	 digest[DIGEST_STR_MAX];
+};
 
 struct repl {
 	const struct config_replication *cr;
@@ -71,11 +83,21 @@ struct repl {
 	uint64_t	 deleted;
 	uint64_t	 events;
 	char		 last_error[256];
+	struct pf_job	*job;		/* while FETCHING */
+	char		**listed;	/* repositories listed this run */
+	size_t		 nlisted;
+	struct repl_push *pushes;	/* while PUSHING */
+	size_t		 npushes, push_next;
+	unsigned	 push_inflight;
+	unsigned	 last_pushed, last_push_failed;
+	uint64_t	 total_pushed, push_bytes;
+	unsigned	 blobs_uploaded, blobs_mounted;
 };
 
 static struct repl		*repls;
 static size_t			 nrepls;
 static struct event_base	*repl_base;
+static struct upstream_worker	*repl_up;
 static const struct config	*repl_cfg;
 
 static void	repl_run(struct repl *);
@@ -187,6 +209,10 @@ repl_save(const struct repl *r)
 	    (json_int_t)r->total_failed, "bytes", (json_int_t)r->total_bytes,
 	    "deleted", (json_int_t)r->deleted, "events",
 	    (json_int_t)r->events, "last_error", r->last_error);
+	json_object_set_new(j, "pushed", json_integer((json_int_t)
+	    r->total_pushed));
+	json_object_set_new(j, "push_bytes", json_integer((json_int_t)
+	    r->push_bytes));
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	snprintf(key, sizeof(key), "replication/%s", r->cr->name);
@@ -232,6 +258,10 @@ repl_load(struct repl *r)
 		    "last_error"))) != NULL)
 			snprintf(r->last_error, sizeof(r->last_error), "%s",
 			    e);
+		r->total_pushed = (uint64_t)json_integer_value(
+		    json_object_get(j, "pushed"));
+		r->push_bytes = (uint64_t)json_integer_value(
+		    json_object_get(j, "push_bytes"));
 		r->resumed = json_is_true(json_object_get(j, "running"));
 		if (r->resumed)
 			log_info("replication %s: run %u was cut short by a "
@@ -245,6 +275,14 @@ repl_load(struct repl *r)
 static void
 repl_done(struct repl *r)
 {
+	size_t	i;
+
+	for (i = 0; i < r->nlisted; i++)
+		free(r->listed[i]);
+	free(r->listed);
+	r->listed = NULL;
+	r->nlisted = 0;
+	r->job = NULL;
 	r->state = REPL_IDLE;
 	r->last_end = time(NULL);
 	repl_arm(r, r->rerun ? REPL_EVENT_DELAY : r->cr->interval);
@@ -320,6 +358,181 @@ repl_propagate_deletes(struct repl *r, const char *repo, json_t *tags)
 }
 
 static void
+repl_pin_cb(const char *digest, int is_manifest, void *arg)
+{
+	(void)is_manifest;
+	(void)arg;
+	cache_blob_pin(digest, -1);
+}
+
+static int
+repl_listed(const struct repl *r, const char *repo)
+{
+	size_t	i;
+
+	for (i = 0; i < r->nlisted; i++)
+		if (strcmp(r->listed[i], repo) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Replicated content is pinned while its tag matches the policy.  The
+ * tags this policy pinned are kept in the cache index ("replpins/NAME":
+ * {"repo:tag": digest}); a tag that no longer matches (filters changed,
+ * keep_newest moved on) or that moved to another digest is unpinned, and
+ * what the wanted tags still share is pinned again.  Tags of repositories
+ * whose list failed this run keep their pins.
+ */
+static void
+repl_pins_update(struct repl *r, struct pf_job *j)
+{
+	json_t		*old = NULL, *now, *v;
+	json_error_t	 jerr;
+	char		 key[300], *s, *k;
+	const char	*repo, *ref, *digest, *ok;
+	size_t		 i, n = proxy_prefetch_nimages(j);
+	void		*tmp;
+
+	snprintf(key, sizeof(key), "replpins/%s", r->cr->name);
+	if (cache_meta_get(key, &s) == 0) {
+		old = json_loads(s, 0, &jerr);
+		free(s);
+	}
+	if (!json_is_object(old)) {
+		json_decref(old);
+		old = json_object();
+	}
+	now = json_object();
+	for (i = 0; i < n; i++) {
+		int done = proxy_prefetch_image(j, i, &repo, &ref, &digest);
+
+		xasprintf(&k, "%s:%s", repo, ref);
+		if (done && digest[0] != '\0')
+			json_object_set_new(now, k, json_string(digest));
+		else if ((v = json_object_get(old, k)) != NULL)
+			json_object_set(now, k, v);	/* failed: keep */
+		free(k);
+	}
+	/* Unlisted repositories: their tags are kept as they were. */
+	json_object_foreach_safe(old, tmp, ref, v) {
+		char *colon = strrchr(ref, ':');
+		char *rp = xstrndup(ref, (size_t)(colon - ref));
+
+		if (!repl_listed(r, rp) && json_object_get(now, ref) == NULL)
+			json_object_set(now, ref, v);
+		free(rp);
+	}
+	json_object_foreach(old, ref, v) {
+		ok = json_string_value(json_object_get(now, ref));
+		if (ok != NULL && strcmp(ok, json_string_value(v)) == 0)
+			continue;
+		log_info("replication %s: %s no longer matches the policy "
+		    "(or moved): unpinned", r->cr->name, ref);
+		cache_manifest_walk(json_string_value(v), repl_unpin_cb, NULL);
+	}
+	json_object_foreach(now, ref, v)
+		cache_manifest_walk(json_string_value(v), repl_pin_cb, NULL);
+	s = json_dumps(now, JSON_COMPACT);
+	if (cache_meta_put(key, s) != 0)
+		log_warnx("replication %s: cannot save its pins", r->cr->name);
+	free(s);
+	json_decref(old);
+	json_decref(now);
+}
+
+/*
+ * Push mode (destination = an upstream): once the run's tags are in the
+ * local cache (fetched, verified, pinned), each is pushed to the
+ * destination, up to concurrency at a time (proxy_push.c).
+ */
+static void	repl_push_pump(struct repl *);
+
+static void
+repl_push_done(const char *err, const struct push_stats *st, void *arg)
+{
+	struct repl	*r = arg;
+
+	r->push_inflight--;
+	r->push_bytes += st->bytes;
+	r->blobs_uploaded += st->blobs_uploaded;
+	r->blobs_mounted += st->blobs_mounted;
+	if (err != NULL) {
+		r->last_push_failed++;
+		r->last_failed++;
+		r->total_failed++;
+		repl_error(r, "push to %s: %s", r->cr->destination, err);
+	} else {
+		r->last_pushed++;
+		r->total_pushed++;
+	}
+	repl_push_pump(r);
+}
+
+static void
+repl_push_pump(struct repl *r)
+{
+	struct repl_push	*p;
+	struct upstream		*u = upstream_find(r->cr->destination);
+	char			 err[512];
+	size_t			 i;
+
+	while (r->push_inflight < (unsigned)r->cr->concurrency &&
+	    r->push_next < r->npushes) {
+		p = &r->pushes[r->push_next++];
+		r->push_inflight++;
+		if (u == NULL || proxy_push_start(repl_up, u, p->repo, p->tag,
+		    p->digest, r->cr->chunk_size, repl_push_done, r, err,
+		    sizeof(err)) != 0) {
+			struct push_stats st;
+
+			memset(&st, 0, sizeof(st));
+			repl_push_done(u == NULL ? "no such upstream" : err,
+			    &st, r);
+			return;
+		}
+	}
+	if (r->push_inflight > 0 || r->push_next < r->npushes)
+		return;
+	log_info("replication %s: run %u: %u tags pushed to %s, %u failed",
+	    r->cr->name, r->runs, r->last_pushed, r->cr->destination,
+	    r->last_push_failed);
+	for (i = 0; i < r->npushes; i++) {
+		free(r->pushes[i].repo);
+		free(r->pushes[i].tag);
+	}
+	free(r->pushes);
+	r->pushes = NULL;
+	r->npushes = r->push_next = 0;
+	repl_done(r);
+}
+
+static void
+repl_push_begin(struct repl *r, struct pf_job *j)
+{
+	const char	*repo, *ref, *digest;
+	size_t		 i, n = proxy_prefetch_nimages(j);
+
+	r->state = REPL_PUSHING;
+	r->job = NULL;
+	r->last_pushed = r->last_push_failed = 0;
+	for (i = 0; i < n; i++) {
+		if (!proxy_prefetch_image(j, i, &repo, &ref, &digest) ||
+		    digest[0] == '\0')
+			continue;
+		r->pushes = xreallocarray(r->pushes, r->npushes + 1,
+		    sizeof(*r->pushes));
+		r->pushes[r->npushes].repo = xstrdup(repo);
+		r->pushes[r->npushes].tag = xstrdup(ref);
+		snprintf(r->pushes[r->npushes].digest, DIGEST_STR_MAX, "%s",
+		    digest);
+		r->npushes++;
+	}
+	r->push_next = 0;
+	repl_push_pump(r);
+}
+
+static void
 repl_job_done(struct pf_job *j, void *arg)
 {
 	struct repl	*r = arg;
@@ -337,6 +550,11 @@ repl_job_done(struct pf_job *j, void *arg)
 		repl_error(r, "%s", err);
 	log_info("replication %s: run %u: %u tags in sync, %u failed",
 	    r->cr->name, r->runs, ok, failed);
+	repl_pins_update(r, j);
+	if (r->cr->destination != NULL && repl_up != NULL) {
+		repl_push_begin(r, j);
+		return;
+	}
 	repl_done(r);
 }
 
@@ -353,9 +571,10 @@ repl_fetch(struct repl *r)
 		return;
 	}
 	r->state = REPL_FETCHING;
-	if (proxy_prefetch_start(r->images, r->nimages, cr->platforms,
-	    cr->nplatforms, -1, 1, repl_job_done, r, repl_cfg, err,
-	    sizeof(err)) == NULL) {
+	if ((r->job = proxy_prefetch_start(r->images, r->nimages,
+	    cr->platforms, cr->nplatforms, -1, 1, (unsigned)cr->concurrency,
+	    cr->rate_limit_floor, repl_job_done, r, repl_cfg, err,
+	    sizeof(err))) == NULL) {
 		repl_error(r, "%s", err);
 		repl_done(r);
 	}
@@ -396,6 +615,9 @@ repl_tags_cb(int status, struct evbuffer *body, void *arg)
 		goto done;
 	}
 	tags = json_object_get(root, "tags");
+	r->listed = xreallocarray(r->listed, r->nlisted + 1,
+	    sizeof(*r->listed));
+	r->listed[r->nlisted++] = xstrdup(rl->repo);
 	json_array_foreach(tags, i, e) {
 		const char *t = json_string_value(e);
 
@@ -528,12 +750,14 @@ repl_run(struct repl *r)
 }
 
 void
-proxy_replicate_init(struct event_base *base, const struct config *cfg)
+proxy_replicate_init(struct event_base *base, struct upstream_worker *up,
+    const struct config *cfg)
 {
 	const struct config_replication	*cr;
 	size_t				 i = 0;
 
 	repl_base = base;
+	repl_up = up;
 	repl_cfg = cfg;
 	nrepls = cfg->nreplications;
 	if (nrepls == 0)
@@ -564,6 +788,17 @@ repl_json(const struct repl *r)
 	json_object_set_new(j, "events", json_integer((json_int_t)r->events));
 	json_object_set_new(j, "deleted", json_integer((json_int_t)r->deleted));
 	json_object_set_new(j, "resumed", json_boolean(r->resumed));
+	json_object_set_new(j, "paused", json_boolean(r->state ==
+	    REPL_FETCHING && r->job != NULL && proxy_prefetch_paused(r->job)));
+	if (r->cr->destination != NULL)
+		json_object_set_new(j, "push", json_pack("{s:s,s:I,s:I,s:I,"
+		    "s:I,s:I,s:I}", "destination", r->cr->destination,
+		    "last_pushed", (json_int_t)r->last_pushed, "last_failed",
+		    (json_int_t)r->last_push_failed, "pushed",
+		    (json_int_t)r->total_pushed, "bytes",
+		    (json_int_t)r->push_bytes, "blobs_uploaded",
+		    (json_int_t)r->blobs_uploaded, "blobs_mounted",
+		    (json_int_t)r->blobs_mounted));
 	return j;
 }
 

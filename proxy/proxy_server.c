@@ -354,8 +354,8 @@ proxy_run(const struct config *cfg)
 			w->https = proxy_http_new(w, 1, fds + nplain, ntls);
 		w->up = upstream_worker_new(w->base, cfg);
 	}
-	proxy_prefetch_init(workers[0].base, cfg, nplain > 0);
-	proxy_replicate_init(workers[0].base, cfg);
+	proxy_prefetch_init(workers[0].base, workers[0].up, cfg, nplain > 0);
+	proxy_replicate_init(workers[0].base, workers[0].up, cfg);
 	if (cfg->admin_listen != NULL) {
 		evutil_socket_t afd = proxy_listen(cfg->admin_listen, 0);
 

@@ -63,6 +63,12 @@ long	upstream_negative_ttl(const struct upstream *);
 /* 1 when single-component names must become library/NAME (Docker Hub). */
 int	upstream_is_docker_hub(const struct upstream *);
 
+/*
+ * The RateLimit-Remaining the upstream sent last (-1: it never sent one)
+ * and, in *reset, the RateLimit-Reset seconds sent with it (0: none).
+ */
+long	upstream_rate_remaining(const struct upstream *, long *reset);
+
 /* Per worker loop. */
 struct upstream_worker *upstream_worker_new(struct event_base *,
 	    const struct config *);
@@ -97,6 +103,31 @@ struct upstream_req *upstream_req_start(struct upstream_worker *,
 	    struct upstream *u, enum evhttp_cmd_type method, const char *path,
 	    const char *repo, const char *accept, size_t buffer_max,
 	    upstream_head_f, upstream_data_f, upstream_done_f, void *arg);
+/*
+ * A request body, for pushing: bytes (copied), or len bytes of the open
+ * file fd from offset (fd is dup'd; the caller keeps its own).  Sent
+ * again as it was if the request must be repeated (after a 401).
+ */
+struct upstream_body {
+	const char	*content_type;
+	const char	*content_range;	/* PATCH chunks: "FIRST-LAST" */
+	const void	*data;
+	size_t		 len;
+	int		 fd;		/* -1: data */
+	uint64_t	 offset;
+};
+
+/*
+ * A push-side request (HEAD, POST, PATCH, PUT) on u: the token scope is
+ * "pull,push" on repo, body may be NULL (Content-Length: 0), the reply
+ * is buffered (up to 1 MiB).  Redirects are not followed for POST,
+ * PATCH and PUT; nothing but GET and HEAD is retried.
+ */
+#define UPSTREAM_PUSH_REPLY_MAX	(1024 * 1024)
+struct upstream_req *upstream_req_start_push(struct upstream_worker *,
+	    struct upstream *u, enum evhttp_cmd_type method, const char *path,
+	    const char *repo, const struct upstream_body *body,
+	    upstream_head_f, upstream_done_f, void *arg);
 /* Stop a request; done is called (with upstream_err_cancelled) first. */
 void	upstream_req_cancel(struct upstream_req *);
 /* Stop (1) or resume (0) reading the response body: flow control. */

@@ -6,6 +6,8 @@
  */
 #include "autoconf.h"
 
+#include <stdatomic.h>
+
 #include <arpa/inet.h>
 #include <fnmatch.h>
 #include <string.h>
@@ -102,6 +104,8 @@ upstream_init_all(const struct config *cfg)
 		    strcasecmp(cu->name, "registry-1.docker.io") == 0 ||
 		    strcasecmp(cu->name, "index.docker.io") == 0;
 		pthread_mutex_init(&u->tok_mtx, NULL);
+		atomic_init(&u->rl_remaining, -1);
+		atomic_init(&u->rl_reset, 0);
 		LIST_INIT(&u->tokens);
 		if (cu->is_default)
 			upstream_dflt = u;
@@ -355,4 +359,13 @@ upstream_token_parse(const char *json, size_t len, long *expires_in)
 done:
 	json_decref(root);
 	return out;
+}
+
+long
+upstream_rate_remaining(const struct upstream *u, long *reset)
+{
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	if (reset != NULL)
+		*reset = atomic_load(&u->rl_reset);
+	return atomic_load(&u->rl_remaining);
 }

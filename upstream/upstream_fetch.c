@@ -23,11 +23,14 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -96,6 +99,14 @@ struct upstream_req {
 
 	struct upstream_req	*child;		/* token request */
 	char			*token_scope;
+
+	int			 push;		/* scope pull,push; body */
+	char			*ctype;		/* body's Content-Type */
+	char			*crange;	/* body's Content-Range */
+	char			*bdata;		/* body bytes, or */
+	int			 bfd;		/* a file (-1: none) */
+	uint64_t		 boff;
+	size_t			 blen;
 	int			 finished;
 	char			 errmsg[512];
 };
@@ -116,6 +127,8 @@ upstream_method_str(enum evhttp_cmd_type m)
 		return "POST";
 	case EVHTTP_REQ_DELETE:
 		return "DELETE";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
 	default:
 		return "?";
 	}
@@ -155,6 +168,11 @@ upstream_req_finish(struct upstream_req *r, const char *err)
 	free(r->location);
 	free(r->challenge);
 	free(r->token_scope);
+	free(r->ctype);
+	free(r->crange);
+	free(r->bdata);
+	if (r->bfd >= 0)
+		close(r->bfd);
 	r->magic = 0;
 	free(r);
 }
@@ -280,6 +298,11 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 		/* Docker Hub: "76;w=21600". */
 		long left = strtol(v, NULL, 10);
 		const char *lim = evhttp_find_header(in, "RateLimit-Limit");
+		const char *rst = evhttp_find_header(in, "RateLimit-Reset");
+
+		atomic_store(&r->u->rl_reset, rst != NULL ?
+		    strtol(rst, NULL, 10) : 0);
+		atomic_store(&r->u->rl_remaining, left < 0 ? 0 : left);
 
 		if (left <= 10)
 			log_warnx("upstream %s: rate limit nearly used up: "
@@ -293,7 +316,8 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 	case 301: case 302: case 303: case 307: case 308:
 		if ((v = evhttp_find_header(in, "Location")) != NULL &&
 		    r->method != EVHTTP_REQ_PUT &&
-		    r->method != EVHTTP_REQ_POST) {
+		    r->method != EVHTTP_REQ_POST &&
+		    r->method != EVHTTP_REQ_PATCH) {
 			r->internal = 1;
 			free(r->location);
 			r->location = xstrdup(v);
@@ -429,6 +453,7 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 
 	t = xcalloc(1, sizeof(*t));
 	t->magic = UPSTREAM_REQ_MAGIC;
+	t->bfd = -1;
 	t->w = r->w;
 	t->u = r->u;
 	t->method = EVHTTP_REQ_GET;
@@ -490,7 +515,8 @@ upstream_req_challenge(struct upstream_req *r)
 		if (wa.scope != NULL)
 			scope = xstrdup(wa.scope);
 		else
-			xasprintf(&scope, "repository:%s:pull", r->repo);
+			xasprintf(&scope, "repository:%s:%s", r->repo,
+			    r->push ? "pull,push" : "pull");
 		if (upstream_token_fetch(r, &wa, scope) != 0)
 			upstream_req_finish(r, upstream_err_auth);
 	} else if (wa.scheme == WWWAUTH_BASIC && r->u->basic != NULL) {
@@ -647,6 +673,35 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 	upstream_req_finish(r, NULL);
 }
 
+/* The push body, again for every exchange (a 401 means resending it). */
+static void
+upstream_req_add_body(struct upstream_req *r, struct evkeyvalq *out)
+{
+	struct evbuffer	*ob = evhttp_request_get_output_buffer(r->hreq);
+	char		 len[32];
+	int		 fd;
+
+	if (r->method == EVHTTP_REQ_HEAD || r->method == EVHTTP_REQ_GET)
+		return;
+	snprintf(len, sizeof(len), "%zu", r->blen);
+	evhttp_add_header(out, "Content-Length", len);
+	if (r->ctype != NULL)
+		evhttp_add_header(out, "Content-Type", r->ctype);
+	if (r->crange != NULL)
+		evhttp_add_header(out, "Content-Range", r->crange);
+	if (r->blen == 0)
+		return;
+	if (r->bdata != NULL)
+		evbuffer_add(ob, r->bdata, r->blen);
+	else if ((fd = fcntl(r->bfd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+		/* A file segment: sendfile on plain connections; never more
+		 * than one chunk is mapped or read at a time. */
+		if (evbuffer_add_file(ob, fd, (ev_off_t)r->boff,
+		    (ev_off_t)r->blen) != 0)
+			close(fd);
+	}
+}
+
 static void
 upstream_req_exchange(struct upstream_req *r)
 {
@@ -682,6 +737,8 @@ upstream_req_exchange(struct upstream_req *r)
 		evhttp_add_header(out, "Accept", r->accept);
 	if (r->send_auth && r->authz != NULL)
 		evhttp_add_header(out, "Authorization", r->authz);
+	if (r->push)
+		upstream_req_add_body(r, out);
 	if (evhttp_make_request(upstream_conn_evcon(r->conn), r->hreq,
 	    r->method, r->url.pathq) != 0) {
 		if (r->hreq != NULL)
@@ -694,15 +751,14 @@ upstream_req_exchange(struct upstream_req *r)
 	}
 }
 
-struct upstream_req *
-upstream_req_start(struct upstream_worker *w, struct upstream *u,
+static struct upstream_req *
+upstream_req_new(struct upstream_worker *w, struct upstream *u,
     enum evhttp_cmd_type method, const char *path, const char *repo,
     const char *accept, size_t buffer_max, upstream_head_f head_cb,
     upstream_data_f data_cb, upstream_done_f done_cb, void *arg)
 {
 	struct upstream_req	*r;
 	const struct upstream_url *b;
-	char			*scope;
 
 	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
 	r = xcalloc(1, sizeof(*r));
@@ -727,13 +783,65 @@ upstream_req_start(struct upstream_worker *w, struct upstream *u,
 	r->url.host = xstrdup(b->host);
 	r->url.pathq = xstrdup(path);
 	r->send_auth = 1;
-	/* Send what worked last time, saving a 401 round trip. */
-	xasprintf(&scope, "repository:%s:pull", repo);
-	r->authz = upstream_token_get(u, scope);
+	r->bfd = -1;
+	return r;
+}
+
+/* Send what worked last time (token or Basic), saving a 401 round trip. */
+static void
+upstream_req_go(struct upstream_req *r)
+{
+	char	*scope;
+
+	xasprintf(&scope, "repository:%s:%s", r->repo,
+	    r->push ? "pull,push" : "pull");
+	r->authz = upstream_token_get(r->u, scope);
 	free(scope);
-	if (r->authz == NULL && u->wants_basic && u->basic != NULL)
-		r->authz = xstrdup(u->basic);
+	if (r->authz == NULL && r->u->wants_basic && r->u->basic != NULL)
+		r->authz = xstrdup(r->u->basic);
 	upstream_req_exchange(r);
+}
+
+struct upstream_req *
+upstream_req_start(struct upstream_worker *w, struct upstream *u,
+    enum evhttp_cmd_type method, const char *path, const char *repo,
+    const char *accept, size_t buffer_max, upstream_head_f head_cb,
+    upstream_data_f data_cb, upstream_done_f done_cb, void *arg)
+{
+	struct upstream_req	*r;
+
+	r = upstream_req_new(w, u, method, path, repo, accept, buffer_max,
+	    head_cb, data_cb, done_cb, arg);
+	upstream_req_go(r);
+	return r;
+}
+
+struct upstream_req *
+upstream_req_start_push(struct upstream_worker *w, struct upstream *u,
+    enum evhttp_cmd_type method, const char *path, const char *repo,
+    const struct upstream_body *body, upstream_head_f head_cb,
+    upstream_done_f done_cb, void *arg)
+{
+	struct upstream_req	*r;
+
+	r = upstream_req_new(w, u, method, path, repo, NULL,
+	    UPSTREAM_PUSH_REPLY_MAX, head_cb, NULL, done_cb, arg);
+	r->push = 1;
+	if (body != NULL) {
+		if (body->content_type != NULL)
+			r->ctype = xstrdup(body->content_type);
+		if (body->content_range != NULL)
+			r->crange = xstrdup(body->content_range);
+		r->blen = body->len;
+		if (body->fd >= 0) {
+			r->bfd = fcntl(body->fd, F_DUPFD_CLOEXEC, 0);
+			r->boff = body->offset;
+		} else if (body->len > 0) {
+			r->bdata = xmalloc(body->len);
+			memcpy(r->bdata, body->data, body->len);
+		}
+	}
+	upstream_req_go(r);
 	return r;
 }
 

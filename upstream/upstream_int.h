@@ -7,6 +7,7 @@
 #define UPSTREAM_UPSTREAM_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/queue.h>
 #include <time.h>
@@ -45,6 +46,10 @@ struct upstream {
 	pthread_mutex_t		 tok_mtx;
 	LIST_HEAD(, upstream_token) tokens;
 	int			 wants_basic;	/* saw a Basic challenge */
+	/* The last RateLimit-Remaining (-1: never seen) and RateLimit-Reset
+	 * (seconds, 0: not sent) the upstream answered; any worker. */
+	_Atomic long		 rl_remaining;
+	_Atomic long		 rl_reset;
 };
 
 /* upstream_conn.c */

@@ -1,0 +1,591 @@
+/*
+ * proxy_push.c — push one cached image to a registry (replication with a
+ * destination): the manifest named by digest, every manifest and blob
+ * below it that the cache holds, then the tag.
+ *
+ * The order is the registry's: blobs before the manifest that names
+ * them, an index's child manifests before the index, the tag last, so a
+ * reader of the destination never sees a tag whose content is missing.
+ *
+ *	TAG_HEAD	the tag already names the digest there: done
+ *	per blob:	HEAD (exists: next) -> POST ?mount=&from= when this
+ *			process pushed it to another repository there (201:
+ *			next) -> POST uploads/ -> PUT ?digest= with the body
+ *			(monolithic, up to chunk_size) or PATCH chunk by chunk
+ *			(Content-Range) then PUT ?digest=
+ *	per manifest:	PUT by digest (children) or by tag (the root)
+ *
+ * Bodies are sent from the cache's files, one chunk at a time: memory
+ * does not grow with blob size.  Everything runs on one event loop.
+ */
+#include "autoconf.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "cache/cache.h"
+#include "common/digest.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+#include "proxy/proxy_int.h"
+#include "upstream/upstream.h"
+
+#define PUSH_MOUNTS_MAX	4096	/* digests remembered for cross-repo mounts */
+
+static const char push_accept[] =
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json";
+
+enum push_step {
+	PUSH_TAG_HEAD,
+	PUSH_BLOB_HEAD,
+	PUSH_BLOB_MOUNT,
+	PUSH_BLOB_POST,
+	PUSH_BLOB_PATCH,
+	PUSH_BLOB_PUT,
+	PUSH_MANIFEST_PUT,
+};
+
+struct push_item {
+	int	 manifest;
+	char	 digest[DIGEST_STR_MAX];
+	char	*ref;		/* manifests: tag or digest to PUT as */
+};
+
+struct push {
+	struct upstream_worker	*w;
+	struct upstream		*u;
+	char			*repo;
+	char			*tag;
+	char			 digest[DIGEST_STR_MAX];
+	uint64_t		 chunk;
+	struct push_item	*items;
+	size_t			 nitems, cur;
+	enum push_step		 step;
+	int			 fd;		/* blob being uploaded */
+	uint64_t		 size, off, sending;
+	char			*location;	/* upload session */
+	/* the last reply */
+	int			 status;
+	char			*r_location;
+	char			*r_digest;
+	struct push_stats	 st;
+	push_done_f		 done;
+	void			*arg;
+	char			 err[512];
+};
+
+/* Which repository of a destination holds a digest this process pushed:
+ * a later push to another repository mounts it instead of uploading. */
+struct push_mount {
+	char	*dest;
+	char	*repo;
+	char	 digest[DIGEST_STR_MAX];
+};
+static struct push_mount	 push_mounts[PUSH_MOUNTS_MAX];
+static size_t			 push_mounts_next;
+
+static void	push_next(struct push *);
+
+static const char *
+push_mount_from(const struct push *p, const char *digest)
+{
+	size_t	i;
+
+	for (i = 0; i < PUSH_MOUNTS_MAX; i++)
+		if (push_mounts[i].repo != NULL &&
+		    strcmp(push_mounts[i].digest, digest) == 0 &&
+		    strcmp(push_mounts[i].dest, upstream_name(p->u)) == 0 &&
+		    strcmp(push_mounts[i].repo, p->repo) != 0)
+			return push_mounts[i].repo;
+	return NULL;
+}
+
+static void
+push_mount_note(const struct push *p, const char *digest)
+{
+	struct push_mount	*m = &push_mounts[push_mounts_next++ %
+				    PUSH_MOUNTS_MAX];
+
+	free(m->dest);
+	free(m->repo);
+	m->dest = xstrdup(upstream_name(p->u));
+	m->repo = xstrdup(p->repo);
+	snprintf(m->digest, sizeof(m->digest), "%s", digest);
+}
+
+static void
+push_free(struct push *p)
+{
+	size_t	i;
+
+	for (i = 0; i < p->nitems; i++)
+		free(p->items[i].ref);
+	free(p->items);
+	if (p->fd >= 0)
+		close(p->fd);
+	free(p->location);
+	free(p->r_location);
+	free(p->r_digest);
+	free(p->repo);
+	free(p->tag);
+	free(p);
+}
+
+static void
+push_finish(struct push *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+push_finish(struct push *p, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(p->err, sizeof(p->err), fmt, ap);
+		va_end(ap);
+		log_warnx("push %s/%s:%s: %s", upstream_name(p->u), p->repo,
+		    p->tag, p->err);
+	} else
+		log_info("push %s/%s:%s: %s (%u blobs uploaded, %u mounted, "
+		    "%u already there, %" PRIu64 " bytes)", upstream_name(p->u),
+		    p->repo, p->tag, p->st.unchanged ? "unchanged" : "pushed",
+		    p->st.blobs_uploaded, p->st.blobs_mounted,
+		    p->st.blobs_present, p->st.bytes);
+	p->done(fmt != NULL ? p->err : NULL, &p->st, p->arg);
+	push_free(p);
+}
+
+static void
+push_add(struct push *p, int manifest, const char *digest, const char *ref)
+{
+	size_t	i;
+
+	for (i = 0; i < p->nitems; i++)
+		if (p->items[i].manifest == manifest &&
+		    strcmp(p->items[i].digest, digest) == 0)
+			return;
+	p->items = xreallocarray(p->items, p->nitems + 1, sizeof(*p->items));
+	p->items[p->nitems].manifest = manifest;
+	snprintf(p->items[p->nitems].digest, DIGEST_STR_MAX, "%s", digest);
+	p->items[p->nitems].ref = ref != NULL ? xstrdup(ref) : NULL;
+	p->nitems++;
+}
+
+static int
+push_manifest_cached(const char *digest)
+{
+	unsigned char	*data;
+	char		*mt;
+	size_t		 len;
+
+	if (cache_manifest_get(digest, &mt, &data, &len) != 0)
+		return 0;
+	free(mt);
+	free(data);
+	return 1;
+}
+
+/* Queue a manifest's blobs (or an index's cached children), then itself. */
+static int
+push_plan(struct push *p, const char *digest, const char *ref, int depth)
+{
+	json_t		*root, *a, *e, *d;
+	json_error_t	 jerr;
+	char		*mt;
+	unsigned char	*data;
+	size_t		 len, i;
+	struct digest	 dd;
+
+	if (cache_manifest_get(digest, &mt, &data, &len) != 0) {
+		snprintf(p->err, sizeof(p->err), "manifest %s is not cached",
+		    digest);
+		return -1;
+	}
+	free(mt);
+	root = json_loadb((const char *)data, len, 0, &jerr);
+	free(data);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		snprintf(p->err, sizeof(p->err), "manifest %s is not JSON",
+		    digest);
+		return -1;
+	}
+	if (json_is_array(a = json_object_get(root, "manifests"))) {
+		json_array_foreach(a, i, e) {
+			d = json_object_get(e, "digest");
+			if (!json_is_string(d) || depth > 0 ||
+			    digest_parse(json_string_value(d), &dd) != 0)
+				continue;
+			/* Children the policy's platforms left out are not
+			 * cached: the destination may refuse the index. */
+			if (!push_manifest_cached(dd.str))
+				continue;
+			if (push_plan(p, dd.str, NULL, depth + 1) != 0) {
+				json_decref(root);
+				return -1;
+			}
+		}
+	} else {
+		if (json_is_string(d = json_object_get(json_object_get(root,
+		    "config"), "digest")))
+			push_add(p, 0, json_string_value(d), NULL);
+		json_array_foreach(json_object_get(root, "layers"), i, e) {
+			/* Foreign layers (urls) are not the registry's. */
+			if (json_object_get(e, "urls") != NULL)
+				continue;
+			if (json_is_string(d = json_object_get(e, "digest")))
+				push_add(p, 0, json_string_value(d), NULL);
+		}
+	}
+	json_decref(root);
+	push_add(p, 1, digest, ref != NULL ? ref : digest);
+	return 0;
+}
+
+static int
+push_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
+    int64_t cl, void *arg)
+{
+	struct push	*p = arg;
+	const char	*v;
+
+	(void)ur;
+	(void)cl;
+	p->status = status;
+	free(p->r_location);
+	free(p->r_digest);
+	p->r_location = (v = evhttp_find_header(h, "Location")) != NULL ?
+	    xstrdup(v) : NULL;
+	p->r_digest = (v = evhttp_find_header(h, "Docker-Content-Digest")) !=
+	    NULL ? xstrdup(v) : NULL;
+	return 0;
+}
+
+/* "STATUS (CODE: message)" from an OCI error body, for the report. */
+static void
+push_fail_reply(struct push *p, const char *what, const char *err,
+    struct upstream_req *ur, struct evbuffer *body)
+{
+	json_t		*root, *e;
+	json_error_t	 jerr;
+	const char	*code = NULL, *msg = NULL;
+
+	if (err != NULL) {
+		push_finish(p, "%s: %s", what, upstream_req_errmsg(ur)[0] !=
+		    '\0' ? upstream_req_errmsg(ur) : err);
+		return;
+	}
+	root = body != NULL ? json_loadb((const char *)evbuffer_pullup(body,
+	    -1), evbuffer_get_length(body), 0, &jerr) : NULL;
+	e = json_array_get(json_object_get(root, "errors"), 0);
+	code = json_string_value(json_object_get(e, "code"));
+	msg = json_string_value(json_object_get(e, "message"));
+	if (code == NULL && p->status == 401)	/* HEAD: no body */
+		code = "UNAUTHORIZED", msg = "credentials missing or refused";
+	if (code == NULL && p->status == 403)
+		code = "DENIED", msg = "no push access";
+	push_finish(p, "%s: %s answered %d%s%s%s%s%s", what,
+	    upstream_name(p->u), p->status, code != NULL ? " " : "",
+	    code != NULL ? code : "", msg != NULL ? " (" : "",
+	    msg != NULL ? msg : "", msg != NULL ? ")" : "");
+	json_decref(root);
+}
+
+/* An upload URL from Location: the path and query (same registry). */
+static char *
+push_location_path(const char *loc)
+{
+	const char	*s;
+
+	if (loc == NULL)
+		return NULL;
+	if (loc[0] == '/')
+		return xstrdup(loc);
+	if ((s = strstr(loc, "://")) != NULL && (s = strchr(s + 3, '/')) !=
+	    NULL)
+		return xstrdup(s);
+	return NULL;
+}
+
+static void	push_done_cb(struct upstream_req *, const char *,
+		    struct evbuffer *, void *);
+
+static void
+push_req(struct push *p, enum push_step step, enum evhttp_cmd_type m,
+    const char *path, const struct upstream_body *body, const char *accept)
+{
+	p->step = step;
+	p->status = 0;
+	if (body == NULL && accept != NULL)
+		(void)upstream_req_start(p->w, p->u, m, path, p->repo, accept,
+		    UPSTREAM_PUSH_REPLY_MAX, push_head_cb, NULL, push_done_cb,
+		    p);
+	else
+		(void)upstream_req_start_push(p->w, p->u, m, path, p->repo,
+		    body, push_head_cb, push_done_cb, p);
+}
+
+/* The next PATCH chunk, or the closing PUT ?digest=. */
+static void
+push_blob_send(struct push *p)
+{
+	struct push_item	*it = &p->items[p->cur];
+	struct upstream_body	 b;
+	char			*path, range[64], *ed;
+
+	memset(&b, 0, sizeof(b));
+	b.fd = p->fd;
+	b.content_type = "application/octet-stream";
+	if (p->size <= p->chunk || p->off == p->size) {
+		/* Monolithic (the whole blob with the PUT) or the end of a
+		 * chunked upload (an empty PUT). */
+		if (p->off == 0) {
+			b.offset = 0;
+			b.len = (size_t)p->size;
+			p->sending = p->size;
+		} else
+			b.fd = -1;
+		ed = evhttp_encode_uri(it->digest);
+		xasprintf(&path, "%s%sdigest=%s", p->location,
+		    strchr(p->location, '?') != NULL ? "&" : "?", ed);
+		free(ed);
+		push_req(p, PUSH_BLOB_PUT, EVHTTP_REQ_PUT, path, &b, NULL);
+		free(path);
+		return;
+	}
+	b.offset = p->off;
+	b.len = (size_t)(p->size - p->off < p->chunk ? p->size - p->off :
+	    p->chunk);
+	p->sending = b.len;
+	snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, p->off,
+	    p->off + b.len - 1);
+	b.content_range = range;
+	push_req(p, PUSH_BLOB_PATCH, EVHTTP_REQ_PATCH, p->location, &b, NULL);
+}
+
+static int
+push_upload_begin(struct push *p)
+{
+	struct push_item	*it = &p->items[p->cur];
+
+	free(p->location);
+	if ((p->location = push_location_path(p->r_location)) == NULL) {
+		push_finish(p, "blob %s: upload started without a usable "
+		    "Location", it->digest);
+		return -1;
+	}
+	if (p->fd < 0 && cache_blob_open(it->digest, &p->fd, &p->size) != 0) {
+		push_finish(p, "blob %s is not cached", it->digest);
+		return -1;
+	}
+	p->off = 0;
+	push_blob_send(p);
+	return 0;
+}
+
+static void
+push_blob_done(struct push *p)
+{
+	push_mount_note(p, p->items[p->cur].digest);
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	p->cur++;
+	push_next(p);
+}
+
+static void
+push_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
+    void *arg)
+{
+	struct push		*p = arg;
+	struct push_item	*it = p->cur < p->nitems ? &p->items[p->cur] :
+				    NULL;
+	char			*path, what[200], *loc;
+	const char		*from;
+
+	if (err == NULL)
+		p->status = upstream_req_status(ur);
+	switch (p->step) {
+	case PUSH_TAG_HEAD:
+		if (err == NULL && p->status == 200 && p->r_digest != NULL &&
+		    strcmp(p->r_digest, p->digest) == 0) {
+			p->st.unchanged = 1;
+			push_finish(p, NULL);
+			return;
+		}
+		if (err != NULL || (p->status != 200 && p->status != 404)) {
+			push_fail_reply(p, "HEAD of the tag", err, ur, body);
+			return;
+		}
+		p->cur = 0;
+		push_next(p);
+		return;
+	case PUSH_BLOB_HEAD:
+		if (err == NULL && p->status == 200) {
+			p->st.blobs_present++;
+			p->cur++;
+			push_next(p);
+			return;
+		}
+		snprintf(what, sizeof(what), "HEAD of blob %s", it->digest);
+		if (err != NULL || p->status != 404) {
+			push_fail_reply(p, what, err, ur, body);
+			return;
+		}
+		if ((from = push_mount_from(p, it->digest)) != NULL) {
+			char *ed = evhttp_encode_uri(it->digest);
+
+			xasprintf(&path, "/v2/%s/blobs/uploads/?mount=%s&"
+			    "from=%s", p->repo, ed, from);
+			free(ed);
+			push_req(p, PUSH_BLOB_MOUNT, EVHTTP_REQ_POST, path,
+			    NULL, NULL);
+		} else {
+			xasprintf(&path, "/v2/%s/blobs/uploads/", p->repo);
+			push_req(p, PUSH_BLOB_POST, EVHTTP_REQ_POST, path,
+			    NULL, NULL);
+		}
+		free(path);
+		return;
+	case PUSH_BLOB_MOUNT:
+		if (err == NULL && p->status == 201) {
+			p->st.blobs_mounted++;
+			push_blob_done(p);
+			return;
+		}
+		/* 202: the registry did not mount; upload to the session it
+		 * opened instead. */
+		/* FALLTHROUGH */
+	case PUSH_BLOB_POST:
+		if (err == NULL && p->status == 202) {
+			(void)push_upload_begin(p);
+			return;
+		}
+		snprintf(what, sizeof(what), "starting the upload of blob %s",
+		    it->digest);
+		push_fail_reply(p, what, err, ur, body);
+		return;
+	case PUSH_BLOB_PATCH:
+		if (err == NULL && p->status == 202 &&
+		    (loc = push_location_path(p->r_location)) != NULL) {
+			free(p->location);
+			p->location = loc;
+			p->off += p->sending;
+			p->st.bytes += p->sending;
+			push_blob_send(p);
+			return;
+		}
+		snprintf(what, sizeof(what), "PATCH of blob %s at %" PRIu64,
+		    it->digest, p->off);
+		push_fail_reply(p, what, err, ur, body);
+		return;
+	case PUSH_BLOB_PUT:
+		if (err == NULL && p->status == 201) {
+			if (p->off == 0)
+				p->st.bytes += p->sending;
+			p->st.blobs_uploaded++;
+			push_blob_done(p);
+			return;
+		}
+		snprintf(what, sizeof(what), "PUT of blob %s", it->digest);
+		push_fail_reply(p, what, err, ur, body);
+		return;
+	case PUSH_MANIFEST_PUT:
+		if (err == NULL && p->status == 201) {
+			if (p->r_digest != NULL &&
+			    strcmp(p->r_digest, it->digest) != 0) {
+				push_finish(p, "PUT of manifest %s: the "
+				    "registry stored it as %s", it->digest,
+				    p->r_digest);
+				return;
+			}
+			p->st.manifests++;
+			p->cur++;
+			push_next(p);
+			return;
+		}
+		snprintf(what, sizeof(what), "PUT of manifest %s as %s",
+		    it->digest, it->ref);
+		push_fail_reply(p, what, err, ur, body);
+		return;
+	}
+}
+
+static void
+push_next(struct push *p)
+{
+	struct push_item	*it;
+	struct upstream_body	 b;
+	unsigned char		*data;
+	char			*mt, *path;
+	size_t			 len;
+
+	if (p->cur == p->nitems) {
+		push_finish(p, NULL);
+		return;
+	}
+	it = &p->items[p->cur];
+	if (!it->manifest) {
+		xasprintf(&path, "/v2/%s/blobs/%s", p->repo, it->digest);
+		push_req(p, PUSH_BLOB_HEAD, EVHTTP_REQ_HEAD, path, NULL, "*/*");
+		free(path);
+		return;
+	}
+	if (cache_manifest_get(it->digest, &mt, &data, &len) != 0) {
+		push_finish(p, "manifest %s is no longer cached", it->digest);
+		return;
+	}
+	memset(&b, 0, sizeof(b));
+	b.fd = -1;
+	b.content_type = mt;
+	b.data = data;
+	b.len = len;
+	xasprintf(&path, "/v2/%s/manifests/%s", p->repo, it->ref);
+	push_req(p, PUSH_MANIFEST_PUT, EVHTTP_REQ_PUT, path, &b, NULL);
+	free(path);
+	free(mt);
+	free(data);
+}
+
+int
+proxy_push_start(struct upstream_worker *w, struct upstream *u,
+    const char *repo, const char *tag, const char *digest, uint64_t chunk,
+    push_done_f done, void *arg, char *err, size_t errlen)
+{
+	struct push	*p;
+	char		*path;
+
+	p = xcalloc(1, sizeof(*p));
+	p->w = w;
+	p->u = u;
+	p->fd = -1;
+	p->repo = xstrdup(repo);
+	p->tag = xstrdup(tag);
+	snprintf(p->digest, sizeof(p->digest), "%s", digest);
+	p->chunk = chunk;
+	p->done = done;
+	p->arg = arg;
+	if (push_plan(p, digest, tag, 0) != 0) {
+		snprintf(err, errlen, "%s", p->err);
+		push_free(p);
+		return -1;
+	}
+	xasprintf(&path, "/v2/%s/manifests/%s", repo, tag);
+	push_req(p, PUSH_TAG_HEAD, EVHTTP_REQ_HEAD, path, NULL, push_accept);
+	free(path);
+	return 0;
+}
