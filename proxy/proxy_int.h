@@ -87,8 +87,11 @@ struct pf_job	*proxy_prefetch_start(char *const *images, size_t n,
 		    const struct config *, char *err, size_t errlen);
 void	proxy_prefetch_stats(const struct pf_job *, unsigned *ok,
 	    unsigned *failed, uint64_t *bytes, char *err, size_t errlen);
-int	proxy_self_get(const char *path,
-	    void (*cb)(int status, struct evbuffer *body, void *), void *arg);
+/* One buffered GET to our own listener; link: the reply's Link header
+ * (pagination), or NULL. */
+typedef void	(*proxy_self_cb)(int status, struct evbuffer *body,
+		    const char *link, void *arg);
+int	proxy_self_get(const char *path, proxy_self_cb, void *arg);
 int	proxy_prefetch_paused(const struct pf_job *);
 /* Image i of a job: repository, reference, digest; 1 if it is done. */
 size_t	proxy_prefetch_nimages(const struct pf_job *);

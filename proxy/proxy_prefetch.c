@@ -901,8 +901,8 @@ proxy_prefetch_stats(const struct pf_job *j, unsigned *ok, unsigned *failed,
 
 /* One buffered GET to the mirror's own listener (tags lists, catalog). */
 struct pf_get {
-	void	(*cb)(int, struct evbuffer *, void *);
-	void	 *arg;
+	proxy_self_cb	 cb;
+	void		*arg;
 };
 
 static void
@@ -911,13 +911,14 @@ pf_get_done_cb(struct evhttp_request *req, void *arg)
 	struct pf_get	*g = arg;
 
 	g->cb(req != NULL ? evhttp_request_get_response_code(req) : 0,
-	    req != NULL ? evhttp_request_get_input_buffer(req) : NULL, g->arg);
+	    req != NULL ? evhttp_request_get_input_buffer(req) : NULL,
+	    req != NULL ? evhttp_find_header(evhttp_request_get_input_headers(
+	    req), "Link") : NULL, g->arg);
 	free(g);
 }
 
 int
-proxy_self_get(const char *path, void (*cb)(int, struct evbuffer *, void *),
-    void *arg)
+proxy_self_get(const char *path, proxy_self_cb cb, void *arg)
 {
 	struct evhttp_request	*req;
 	struct pf_get		*g;

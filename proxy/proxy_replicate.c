@@ -84,6 +84,7 @@ struct repl {
 	uint64_t	 events;
 	char		 last_error[256];
 	struct pf_job	*job;		/* while FETCHING */
+	int		 catalog_pages;
 	char		**listed;	/* repositories listed this run */
 	size_t		 nlisted;
 	struct repl_push *pushes;	/* while PUSHING */
@@ -585,9 +586,37 @@ repl_fetch(struct repl *r)
 	r->nimages = 0;
 }
 
+
+#define REPL_PAGES_MAX	1000	/* tags/list or _catalog pages per list */
+
+/*
+ * The next page of a paginated list: from Link: <...?last=X&n=N>;
+ * rel="next", the same path with that query and our ns.  NULL if none.
+ */
+static char *
+repl_next_path(const char *link, const char *path, const char *source)
+{
+	const char	*lt, *gt, *q;
+	char		*ens, *out, *query;
+
+	if (link == NULL || strstr(link, "rel=\"next\"") == NULL ||
+	    (lt = strchr(link, '<')) == NULL || (gt = strchr(lt, '>')) == NULL)
+		return NULL;
+	if ((q = memchr(lt, '?', (size_t)(gt - lt))) == NULL || q + 1 == gt)
+		return NULL;
+	query = xstrndup(q + 1, (size_t)(gt - q - 1));
+	ens = evhttp_encode_uri(source);
+	xasprintf(&out, "%s?%s&ns=%s", path, query, ens);
+	free(ens);
+	free(query);
+	return out;
+}
+
 struct repl_list {
 	struct repl	*r;
 	char		*repo;
+	json_t		*tags;		/* every page's, so far */
+	int		 pages;
 };
 
 static void
@@ -598,14 +627,14 @@ repl_list_done(struct repl *r)
 }
 
 static void
-repl_tags_cb(int status, struct evbuffer *body, void *arg)
+repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 {
 	struct repl_list	*rl = arg;
 	struct repl		*r = rl->r;
 	const struct config_replication *cr = r->cr;
 	json_t			*root, *tags, *e;
 	json_error_t		 jerr;
-	char			**keep = NULL, *img;
+	char			**keep = NULL, *img, *next, *path;
 	size_t			 n = 0, i, from = 0;
 
 	if (status != 200 || body == NULL || (root = json_loadb(
@@ -614,7 +643,24 @@ repl_tags_cb(int status, struct evbuffer *body, void *arg)
 		repl_error(r, "tags of %s: status %d", rl->repo, status);
 		goto done;
 	}
-	tags = json_object_get(root, "tags");
+	/* Paginated (Link: rel="next"): gather every page first. */
+	if (json_is_array(json_object_get(root, "tags")))
+		json_array_extend(rl->tags, json_object_get(root, "tags"));
+	json_decref(root);
+	xasprintf(&path, "/v2/%s/tags/list", rl->repo);
+	next = repl_next_path(link, path, cr->source);
+	free(path);
+	if (next != NULL && ++rl->pages < REPL_PAGES_MAX) {
+		if (proxy_self_get(next, repl_tags_cb, rl) == 0) {
+			free(next);
+			return;
+		}
+		repl_error(r, "cannot reach the mirror's own listener");
+		free(next);
+		goto done;
+	}
+	free(next);
+	tags = root = json_incref(rl->tags);
 	r->listed = xreallocarray(r->listed, r->nlisted + 1,
 	    sizeof(*r->listed));
 	r->listed[r->nlisted++] = xstrdup(rl->repo);
@@ -645,6 +691,7 @@ repl_tags_cb(int status, struct evbuffer *body, void *arg)
 	}
 	free(keep);
 done:
+	json_decref(rl->tags);
 	free(rl->repo);
 	free(rl);
 	repl_list_done(r);
@@ -659,12 +706,14 @@ repl_list_repo(struct repl *r, const char *repo)
 	rl = xcalloc(1, sizeof(*rl));
 	rl->r = r;
 	rl->repo = xstrdup(repo);
+	rl->tags = json_array();
 	ens = evhttp_encode_uri(r->cr->source);
 	xasprintf(&path, "/v2/%s/tags/list?ns=%s", repo, ens);
 	free(ens);
 	r->pending_lists++;
 	if (proxy_self_get(path, repl_tags_cb, rl) != 0) {
 		repl_error(r, "cannot reach the mirror's own listener");
+		json_decref(rl->tags);
 		free(rl->repo);
 		free(rl);
 		r->pending_lists--;
@@ -687,12 +736,14 @@ repl_repo_wanted(const struct config_replication *cr, const char *repo)
 }
 
 static void
-repl_catalog_cb(int status, struct evbuffer *body, void *arg)
+repl_catalog_cb(int status, struct evbuffer *body, const char *link,
+    void *arg)
 {
 	struct repl	*r = arg;
 	json_t		*root, *e;
 	json_error_t	 jerr;
 	size_t		 i;
+	char		*next;
 
 	if (status == 200 && body != NULL && (root = json_loadb(
 	    (const char *)evbuffer_pullup(body, -1),
@@ -702,6 +753,15 @@ repl_catalog_cb(int status, struct evbuffer *body, void *arg)
 			    json_string_value(e)))
 				repl_list_repo(r, json_string_value(e));
 		json_decref(root);
+		/* Next page: the pages counter rides on pending_lists. */
+		if ((next = repl_next_path(link, "/v2/_catalog",
+		    r->cr->source)) != NULL && ++r->catalog_pages <
+		    REPL_PAGES_MAX) {
+			r->pending_lists++;
+			if (proxy_self_get(next, repl_catalog_cb, r) != 0)
+				r->pending_lists--;
+		}
+		free(next);
 	} else
 		repl_error(r, "the source's catalog is not available (status "
 		    "%d): list repositories by name", status);
@@ -739,7 +799,10 @@ repl_run(struct repl *r)
 	}
 	if (globs) {
 		ens = evhttp_encode_uri(cr->source);
-		xasprintf(&path, "/v2/_catalog?n=1000&ns=%s", ens);
+		/* No n: registries cap it (distribution: catalog.maxentries)
+		 * and refuse more; their default page and Link it is. */
+		xasprintf(&path, "/v2/_catalog?ns=%s", ens);
+		r->catalog_pages = 0;
 		free(ens);
 		r->pending_lists++;
 		if (proxy_self_get(path, repl_catalog_cb, r) != 0)

@@ -6,7 +6,8 @@
 # filters decide exactly what arrives (and only amd64 blobs of a multi-
 # arch tag); a new tag pushed to the primary reaches A and B within an
 # interval; a moved tag propagates by digest; a run over unchanged tags
-# makes no manifest GET at the primary (one HEAD per tag); "regmirror sync
+# makes no manifest GET at the primary (one HEAD per tag); the primary's
+# catalog is paged (maxentries 1) and every page is read; "regmirror sync
 # --wait" and GET /api/v1/replication report runs and tags in sync.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
@@ -16,7 +17,10 @@ need_regmirror
 mkimage "$T_DIR/m1" multi --seed t92-1 --ref v1 --layers 3000,50000
 mkimage "$T_DIR/m2" multi --seed t92-2 --ref v1 --layers 3000,60000
 mkimage "$T_DIR/s3" single --seed t92-3 --ref v1 --layers 2000,40000
-start_registry up
+# The primary pages its catalog one repository at a time: the glob must
+# follow Link headers (and must not ask for n above the registry's cap).
+REGISTRY_EXTRA_YAML="catalog:
+  maxentries: 1" start_registry up
 for t in v1.0 v1.2 v1.10 latest v2.0-rc1; do
 	seed_image "$T_DIR/m1" v1 "$UP_HOST" "app/a:$t"
 done
@@ -77,6 +81,9 @@ assert_eq "primary.test:5000/app/a:v1.10=$M1
 primary.test:5000/app/a:v1.2=$M1
 primary.test:5000/app/b:v3=$(layout_top "$T_DIR/s3")" "$(tags_of "$T_DIR/a.conf")" \
 	"tags replicated to A (v.*, no rc, newest 2, app/* only)"
+registry_log_sync up
+[ "$(count_upstream_gets_ok "$UP_LOG" /v2/_catalog)" -ge 2 ] ||
+	fail "the paged catalog was not followed (app/b is on page 2)"
 blob_in() { test -f "$1/blobs/sha256/${2:7:2}/${2#sha256:}"; }
 blob_in "$T_DIR/cache-a" "$AMD_LAYER" || fail "amd64 layer not in A"
 ! blob_in "$T_DIR/cache-a" "$ARM_LAYER" || fail "arm64 layer replicated to A"
