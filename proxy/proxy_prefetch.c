@@ -23,10 +23,13 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 
 #include "cache/cache.h"
 #include "common/config.h"
@@ -111,6 +114,7 @@ static LIST_HEAD(, pf_job)		 pf_jobs = LIST_HEAD_INITIALIZER(pf_jobs);
 static size_t				 pf_njobs;
 static struct event_base		*pf_base;
 static struct upstream_worker		*pf_up;
+static SSL_CTX				*pf_ssl_ctx;	/* TLS-only */
 static char				*pf_host;	/* loopback listener */
 static int				 pf_port;
 static struct evhttp_connection		*pf_conns[PF_CONNS];
@@ -122,7 +126,11 @@ static long				 pf_next_floor;
 
 static void	pf_job_pump(struct pf_job *);
 
-/* The listener prefetch talks to: the first plain one, on loopback. */
+/*
+ * The listener prefetch talks to: the first plain one, on loopback; with
+ * none, the first HTTPS one (our own certificate, on loopback: it is not
+ * verified, as it may not name 127.0.0.1).
+ */
 int
 proxy_prefetch_init(struct event_base *base, struct upstream_worker *up,
     const struct config *cfg, int have_plain)
@@ -131,9 +139,14 @@ proxy_prefetch_init(struct event_base *base, struct upstream_worker *up,
 
 	pf_base = base;
 	pf_up = up;
-	if (!have_plain || cfg->nlisten == 0)
-		return -1;	/* XXX: prefetch over a TLS-only listener */
-	l = cfg->listen[0];
+	if (have_plain)
+		l = cfg->listen[0];
+	else {
+		l = cfg->ntls_listen > 0 ? cfg->tls_listen[0] : cfg->listen[0];
+		if ((pf_ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+			return -1;
+		SSL_CTX_set_verify(pf_ssl_ctx, SSL_VERIFY_NONE, NULL);
+	}
 	colon = strrchr(l, ':');
 	pf_port = atoi(colon + 1);
 	if (l[0] == '[')
@@ -460,6 +473,50 @@ pf_task_done_cb(struct evhttp_request *req, void *arg)
 	pf_job_check(j);
 }
 
+/*
+ * A connection to our own listener.  Plain: one of a small pool, kept
+ * alive.  HTTPS: a new one per request, freed when it completes (an evhttp
+ * connection cannot redo a TLS handshake when it reconnects).
+ */
+static struct evhttp_connection *
+pf_conn(void)
+{
+	struct evhttp_connection	*c;
+	struct bufferevent		*bev;
+	SSL				*ssl;
+	unsigned			 k;
+
+	if (pf_ssl_ctx == NULL) {
+		k = pf_next_conn++ % PF_CONNS;
+		if (pf_conns[k] == NULL) {
+			pf_conns[k] = evhttp_connection_base_new(pf_base, NULL,
+			    pf_host, (unsigned short)pf_port);
+			evhttp_connection_set_timeout(pf_conns[k], 600);
+			evhttp_connection_set_retries(pf_conns[k], 1);
+		}
+		return pf_conns[k];
+	}
+	if ((ssl = SSL_new(pf_ssl_ctx)) == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(pf_base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	c = evhttp_connection_base_bufferevent_new(pf_base, NULL, bev, pf_host,
+	    (unsigned short)pf_port);
+	if (c == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	evhttp_connection_set_timeout(c, 600);
+	evhttp_connection_free_on_completion(c);
+	return c;
+}
+
 static void
 pf_task_start(struct pf_task *t)
 {
@@ -468,15 +525,14 @@ pf_task_start(struct pf_task *t)
 	struct evkeyvalq	*h;
 	struct evhttp_connection *c;
 	char			*path, *ens = NULL;
-	unsigned		 k = pf_next_conn++ % PF_CONNS;
 
-	if (pf_conns[k] == NULL) {
-		pf_conns[k] = evhttp_connection_base_new(pf_base, NULL,
-		    pf_host, (unsigned short)pf_port);
-		evhttp_connection_set_timeout(pf_conns[k], 600);
-		evhttp_connection_set_retries(pf_conns[k], 1);
+	if ((c = pf_conn()) == NULL) {
+		im->inflight--;
+		pf_image_fail(im, "cannot reach the mirror's own listener");
+		free(t->ref);
+		free(t);
+		return;
 	}
-	c = pf_conns[k];
 	req = evhttp_request_new(pf_task_done_cb, t);
 	h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Host", "regmirror-prefetch");
@@ -666,8 +722,7 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 	long			 secs;
 
 	if (pf_host == NULL) {
-		snprintf(err, errlen, "prefetch needs a plain-HTTP listen "
-		    "address to talk to");
+		snprintf(err, errlen, "prefetch has no listener to talk to");
 		return NULL;
 	}
 	imgs = json_object_get(in, "images");
@@ -922,23 +977,17 @@ proxy_self_get(const char *path, proxy_self_cb cb, void *arg)
 {
 	struct evhttp_request	*req;
 	struct pf_get		*g;
-	unsigned		 k = pf_next_conn++ % PF_CONNS;
+	struct evhttp_connection *c;
 
-	if (pf_host == NULL)
+	if (pf_host == NULL || (c = pf_conn()) == NULL)
 		return -1;
-	if (pf_conns[k] == NULL) {
-		pf_conns[k] = evhttp_connection_base_new(pf_base, NULL,
-		    pf_host, (unsigned short)pf_port);
-		evhttp_connection_set_timeout(pf_conns[k], 600);
-		evhttp_connection_set_retries(pf_conns[k], 1);
-	}
 	g = xcalloc(1, sizeof(*g));
 	g->cb = cb;
 	g->arg = arg;
 	req = evhttp_request_new(pf_get_done_cb, g);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
 	    "regmirror-replication");
-	if (evhttp_make_request(pf_conns[k], req, EVHTTP_REQ_GET, path) != 0) {
+	if (evhttp_make_request(c, req, EVHTTP_REQ_GET, path) != 0) {
 		free(g);
 		return -1;
 	}

@@ -4,7 +4,9 @@
 # has both mirrors (two regions) fetch that digest, pins it, prints
 # IMAGE@sha256:... equal to the upstream's digest, and exits 0; then, with
 # the upstream stopped, a real client (skopeo) pulls the image through each
-# mirror by digest and gets every byte; a missing image makes it exit 1.
+# mirror by digest and gets every byte; a mirror whose only listener is
+# HTTPS prefetches through it too (all platforms: its pull copies --all);
+# a missing image makes it exit 1.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo jq
@@ -43,6 +45,28 @@ for n in a b; do
 		fail "mirror $n: prefetched blobs not pinned: $du"
 done
 
+# A mirror whose only listener is HTTPS prefetches through it as well.
+make_test_ca "$T_DIR/ca"
+make_server_cert "$T_DIR/ca" "$T_DIR/server" 1001
+mkdir -p "$T_DIR/certs" && cp "$T_DIR/ca/ca.crt" "$T_DIR/certs/"
+TP=$(free_port) TA=$(free_port)
+write_mirror_conf "$T_DIR/c.conf" "$TP" "$T_DIR/cache-c" "$UP_URL"
+sed -i "s|^workers = 2$|workers = 2\nadmin_listen = 127.0.0.1:$TA\ntls_cert = $T_DIR/server.crt\ntls_key = $T_DIR/server.key|" \
+	"$T_DIR/c.conf"
+"$REGMIRROR" serve -c "$T_DIR/c.conf" >>"$T_DIR/mirror-c.log" 2>&1 &
+C_PID=$!
+register_pid "$C_PID" "regmirror c" "$T_DIR/mirror-c.log"
+c_ready() {
+	is_alive "$C_PID" || fail "the HTTPS-only mirror exited"
+	curl -sf --max-time 5 --cacert "$T_DIR/ca/ca.crt" -o /dev/null \
+		"https://127.0.0.1:$TP/v2/"
+}
+wait_for 20 c_ready || fail "the HTTPS-only mirror does not answer"
+out=$("$REGMIRROR" prefetch --mirror "http://127.0.0.1:$TA" --pin 1h --wait \
+	app/roll:v1 2>"$T_DIR/progress-c") ||
+	fail "prefetch on the HTTPS-only mirror: $(cat "$T_DIR/progress-c")"
+assert_eq "app/roll:v1@$UPD" "$out" "prefetch output (HTTPS-only mirror)"
+
 # The upstream goes away; both regions still serve the rollout.
 stop_pid "$UP_PID"
 ! is_alive "$UP_PID" || fail "the upstream registry is still running"
@@ -56,6 +80,13 @@ for n in a b; do
 		fail "pull through mirror $n with the upstream down: $(tail -5 "$T_DIR/skopeo.log")"
 	layout_check "$T_DIR/out-$n"
 done
+
+rm -rf "$T_DIR/out-c"
+skopeo_ copy -q --src-cert-dir "$T_DIR/certs" --all \
+	"docker://127.0.0.1:$TP/app/roll@$UPD" "oci:$T_DIR/out-c:x" \
+	>>"$T_DIR/skopeo.log" 2>&1 ||
+	fail "pull through the HTTPS-only mirror with the upstream down: $(tail -5 "$T_DIR/skopeo.log")"
+layout_same "$T_DIR/multi" "$T_DIR/out-c"
 
 # A missing image: non-zero exit and an error naming it.
 rc=0
