@@ -179,13 +179,26 @@ cli_job_resolved(const struct cli_job *cj)
 	return 1;
 }
 
+/*
+ * Progress on stderr.  A terminal gets one bar per mirror, redrawn in
+ * place ("[#######.............]  35%  7/20 blobs  12.3 MB  URL  running");
+ * anything else gets one JSON line per mirror and poll, for machines.
+ */
+#define CLI_BAR	30
+
 static void
 cli_progress(struct cli_job *jobs, size_t n, int tty)
 {
+	static size_t	 drawn;		/* bar lines on screen */
 	json_t		*e;
-	size_t		 i, k;
+	size_t		 i, k, fill;
 	json_int_t	 b, bd, bytes;
+	char		 bar[CLI_BAR + 1];
+	int		 pct;
 
+	if (tty && drawn > 0)
+		fprintf(stderr, "\033[%zuA", drawn);	/* back up */
+	drawn = 0;
 	for (k = 0; k < n; k++) {
 		if (jobs[k].last == NULL)
 			continue;
@@ -198,12 +211,25 @@ cli_progress(struct cli_job *jobs, size_t n, int tty)
 			bytes += json_integer_value(json_object_get(e,
 			    "bytes"));
 		}
-		if (tty)
-			fprintf(stderr, "\r%s: %s %lld/%lld blobs %.1f MB    ",
-			    jobs[k].mirror, json_string_value(json_object_get(
-			    jobs[k].last, "state")), (long long)bd,
-			    (long long)b, (double)bytes / 1e6);
-		else {
+		if (tty) {
+			const char *st = json_string_value(json_object_get(
+			    jobs[k].last, "state"));
+
+			pct = b > 0 ? (int)(bd * 100 / b) : 0;
+			if (st != NULL && strcmp(st, "done") == 0)
+				pct = 100;
+			fill = (size_t)pct * CLI_BAR / 100;
+			memset(bar, '#', fill);
+			memset(bar + fill, '.', CLI_BAR - fill);
+			bar[CLI_BAR] = '\0';
+			fprintf(stderr, "\033[2K[%s] %3d%%  %lld/%lld blobs  "
+			    "%.1f MB  %s  %s%s\n", bar, pct, (long long)bd,
+			    (long long)b, (double)bytes / 1e6, jobs[k].mirror,
+			    st != NULL ? st : "?", json_is_true(
+			    json_object_get(jobs[k].last, "paused")) ?
+			    " (rate limit)" : "");
+			drawn++;
+		} else {
 			json_t	*line = json_pack("{s:s,s:O}", "mirror",
 			    jobs[k].mirror, "job", jobs[k].last);
 			char	*s = json_dumps(line, JSON_COMPACT);
@@ -213,8 +239,6 @@ cli_progress(struct cli_job *jobs, size_t n, int tty)
 			json_decref(line);
 		}
 	}
-	if (tty)
-		fprintf(stderr, "\n");
 }
 
 static void

@@ -2,7 +2,8 @@
 # Prefetch before a rollout: "regmirror prefetch --mirror A --mirror B
 # --platform linux/amd64 --pin 1h --wait IMAGE" resolves the tag once,
 # has both mirrors (two regions) fetch that digest, pins it, prints
-# IMAGE@sha256:... equal to the upstream's digest, and exits 0; then, with
+# IMAGE@sha256:... equal to the upstream's digest, and exits 0 (JSON
+# progress lines on a pipe, a bar per mirror on a terminal); then, with
 # the upstream stopped, a real client (skopeo) pulls the image through each
 # mirror by digest and gets every byte; a mirror whose only listener is
 # HTTPS prefetches through it too (all platforms: its pull copies --all);
@@ -44,6 +45,21 @@ for n in a b; do
 	[ "$(jq -r .pinned_blobs <<<"$du")" -ge 3 ] ||
 		fail "mirror $n: prefetched blobs not pinned: $du"
 done
+
+# On a terminal (script(1) gives it one) progress is a bar per mirror.
+need script
+script -qec "'$REGMIRROR' prefetch --mirror '$a_ADMIN' --mirror '$b_ADMIN' \
+	--wait app/roll:v1" /dev/null >"$T_DIR/tty.out" 2>&1 ||
+	fail "prefetch on a terminal: $(cat "$T_DIR/tty.out")"
+tr -d '\r' <"$T_DIR/tty.out" >"$T_DIR/tty.txt"
+for m in "$a_ADMIN" "$b_ADMIN"; do
+	grep -qF "[##############################] 100%" "$T_DIR/tty.txt" &&
+	grep -qF "$m  done" "$T_DIR/tty.txt" ||
+		fail "no finished progress bar for $m: $(cat -v "$T_DIR/tty.txt")"
+done
+grep -qx "app/roll:v1@$UPD" "$T_DIR/tty.txt" ||
+	fail "no IMAGE@DIGEST line on the terminal: $(cat -v "$T_DIR/tty.txt")"
+! grep -q '"state"' "$T_DIR/tty.txt" || fail "JSON progress lines on a terminal"
 
 # A mirror whose only listener is HTTPS prefetches through it as well.
 make_test_ca "$T_DIR/ca"
