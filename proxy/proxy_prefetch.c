@@ -105,6 +105,7 @@ struct pf_job {
 	long			 rate_floor;	/* RateLimit-Remaining */
 	int			 paused;	/* under the floor */
 	unsigned		 pauses;
+	int			 probe_saw_limit;
 	struct event		*pause_ev;
 	TAILQ_HEAD(, pf_task)	 queue;
 	LIST_ENTRY(pf_job)	 entry;
@@ -582,15 +583,40 @@ pf_rate_low(const struct pf_image *im, long floor, long *reset)
 	return left >= 0 && left < floor;
 }
 
+/*
+ * A probe answered without RateLimit-Remaining (the limit is gone, or a
+ * 404 for a tag deleted since) or not at all (the upstream is down): no
+ * limit is known any more, and the job goes on (and fails, if it must,
+ * like any other).  Only an answer under the floor pauses it again.
+ */
+static int
+pf_probe_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
+    int64_t cl, void *arg)
+{
+	struct pf_job	*j = arg;
+
+	(void)ur;
+	(void)status;
+	(void)cl;
+	j->probe_saw_limit = evhttp_find_header(h, "RateLimit-Remaining") !=
+	    NULL;
+	return 0;
+}
+
 static void
 pf_probe_done_cb(struct upstream_req *ur, const char *err,
     struct evbuffer *body, void *arg)
 {
 	struct pf_job	*j = arg;
+	struct pf_task	*t = TAILQ_FIRST(&j->queue);
+	struct upstream	*u;
 
 	(void)ur;
-	(void)err;
 	(void)body;
+	if ((err != NULL || !j->probe_saw_limit) && t != NULL &&
+	    j->images[t->img].ns != NULL &&
+	    (u = upstream_find(j->images[t->img].ns)) != NULL)
+		upstream_rate_forget(u);
 	j->paused = 0;
 	pf_job_pump(j);
 }
@@ -613,8 +639,10 @@ pf_probe_cb(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	xasprintf(&path, "/v2/%s/manifests/%s", im->repo, im->reference);
+	j->probe_saw_limit = 0;
 	(void)upstream_req_start(pf_up, u, EVHTTP_REQ_HEAD, path, im->repo,
-	    pf_accept, 64 * 1024, NULL, NULL, pf_probe_done_cb, j);
+	    pf_accept, 64 * 1024, pf_probe_head_cb, NULL, pf_probe_done_cb,
+	    j);
 	free(path);
 }
 

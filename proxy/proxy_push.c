@@ -467,6 +467,18 @@ push_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
 			push_blob_done(p);
 			return;
 		}
+		if (err != NULL || p->status != 202) {
+			/* Refused (no access to the other repository, say):
+			 * upload it instead. */
+			log_info("push %s/%s: mounting %s failed (%d): "
+			    "uploading it", upstream_name(p->u), p->repo,
+			    it->digest, p->status);
+			xasprintf(&path, "/v2/%s/blobs/uploads/", p->repo);
+			push_req(p, PUSH_BLOB_POST, EVHTTP_REQ_POST, path,
+			    NULL, NULL);
+			free(path);
+			return;
+		}
 		/* 202: the registry did not mount; upload to the session it
 		 * opened instead. */
 		/* FALLTHROUGH */

@@ -68,6 +68,8 @@ int	upstream_is_docker_hub(const struct upstream *);
  * and, in *reset, the RateLimit-Reset seconds sent with it (0: none).
  */
 long	upstream_rate_remaining(const struct upstream *, long *reset);
+/* Forget it (an answer without the header: no limit is known). */
+void	upstream_rate_forget(struct upstream *);
 
 /* Per worker loop. */
 struct upstream_worker *upstream_worker_new(struct event_base *,

@@ -369,3 +369,11 @@ upstream_rate_remaining(const struct upstream *u, long *reset)
 		*reset = atomic_load(&u->rl_reset);
 	return atomic_load(&u->rl_remaining);
 }
+
+void
+upstream_rate_forget(struct upstream *u)
+{
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	atomic_store(&u->rl_remaining, -1);
+	atomic_store(&u->rl_reset, 0);
+}

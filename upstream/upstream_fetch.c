@@ -434,6 +434,38 @@ upstream_token_done(struct upstream_req *t, const char *err,
 	upstream_req_exchange(r);
 }
 
+/* "scope=A&scope=B" (each encoded) from "A B". */
+static char *
+upstream_scope_query(const char *scope)
+{
+	struct evbuffer	*b = evbuffer_new();
+	const char	*s = scope, *sp;
+	char		*one, *enc, *out;
+	size_t		 n;
+
+	while (*s != '\0') {
+		while (*s == ' ')
+			s++;
+		if (*s == '\0')
+			break;
+		sp = strchr(s, ' ');
+		n = sp != NULL ? (size_t)(sp - s) : strlen(s);
+		one = xstrndup(s, n);
+		enc = evhttp_encode_uri(one);
+		evbuffer_add_printf(b, "%sscope=%s",
+		    evbuffer_get_length(b) > 0 ? "&" : "", enc);
+		free(enc);
+		free(one);
+		s += n;
+	}
+	n = evbuffer_get_length(b);
+	out = xmalloc(n + 1);
+	evbuffer_remove(b, out, n);
+	out[n] = '\0';
+	evbuffer_free(b);
+	return out;
+}
+
 /* Start a token request on the realm; it calls back upstream_token_done. */
 static int
 upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
@@ -442,10 +474,12 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 	struct upstream_req	*t;
 	char			*url, *esvc = NULL, *escope;
 
-	escope = evhttp_encode_uri(scope);
+	/* Several scopes (a cross-repository mount asks for two) are one
+	 * space-separated challenge parameter but repeated query ones. */
+	escope = upstream_scope_query(scope);
 	if (wa->service != NULL)
 		esvc = evhttp_encode_uri(wa->service);
-	xasprintf(&url, "%s%sscope=%s%s%s", wa->realm,
+	xasprintf(&url, "%s%s%s%s%s", wa->realm,
 	    strchr(wa->realm, '?') != NULL ? "&" : "?", escope,
 	    esvc != NULL ? "&service=" : "", esvc != NULL ? esvc : "");
 	free(escope);

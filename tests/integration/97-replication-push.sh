@@ -64,7 +64,8 @@ password_file = $T_DIR/tok.pw
 [replication "to-token"]
 source = primary.test
 destination = token.test
-repositories = app/a
+repositories = app/b, app/c
+concurrency = 1
 interval = 1h
 [replication "to-locked"]
 source = primary.test
@@ -136,12 +137,20 @@ assert_eq "$M2" "$(digest_at "$DST_HOST" app/a:v1)" "moved app/a:v1 at the desti
 # A destination behind a token service: the push asks for pull,push.
 "$REGMIRROR" sync to-token --mirror "http://127.0.0.1:$A" --wait \
 	>"$T_DIR/sync.out" 2>&1 || fail "sync to-token: $(cat "$T_DIR/sync.out")"
-skopeo_ copy -q --all --src-tls-verify=false --src-creds pusher:tok-password \
-	"docker://$TOKREG_HOST/app/a:v1" "oci:$T_DIR/back-tok:v1" \
-	>>"$T_DIR/skopeo.log" 2>&1 || fail "app/a:v1 does not copy out of token.test"
-layout_same "$T_DIR/m2" "$T_DIR/back-tok"
-grep -q "scope=repository:app/a:pull,push" "$TOK_LOG" ||
+for r in b c; do
+	rm -rf "$T_DIR/back-tok"
+	skopeo_ copy -q --src-tls-verify=false --src-creds pusher:tok-password \
+		"docker://$TOKREG_HOST/app/$r:v1" "oci:$T_DIR/back-tok:v1" \
+		>>"$T_DIR/skopeo.log" 2>&1 ||
+		fail "app/$r:v1 does not copy out of token.test"
+	layout_same "$T_DIR/s3" "$T_DIR/back-tok"
+done
+grep -q "scope=repository:app/[bc]:pull,push" "$TOK_LOG" ||
 	fail "no pull,push token asked for: $(tail -n 5 "$TOK_LOG")"
+# The mount into the second repository needs a token for both.
+registry_log_sync tokreg
+assert_eq 3 "$(_access_lines "$TOKREG_LOG" 0 POST /v2/app/ | grep -F "mount=" |
+	awk '$9 == 201' | wc -l)" "blobs mounted at token.test"
 
 # A destination that refuses us (wrong password) fails its policy's run,
 # with the registry's reason in the report and a non-zero exit.
