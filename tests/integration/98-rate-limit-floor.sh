@@ -1,5 +1,6 @@
 #!/bin/bash
-# Replication obeys rate_limit_floor: a hubfake source whose manifest
+# Replication obeys rate_limit_floor and follows tags/list pagination: a
+# hubfake source whose tags list comes in two pages (Link) and whose manifest
 # answers carry "RateLimit-Remaining: 2;w=21600" and "RateLimit-Reset: 1";
 # a policy with rate_limit_floor = 5 (one repository, one tag) is run with
 # "regmirror sync" (no --wait).  Checks: once the run has the manifest it
@@ -20,12 +21,15 @@ need_regmirror
 
 REPO=app/rl TAG=v1
 MPATH=/v2/$REPO/manifests/$TAG
-# The source's tags list (hubfake has none of its own), and its manifest
-# with a rate limit under the floor.
+# The source's tags list (hubfake has none of its own), in two pages
+# (v0, then v1 behind a Link: the policy's tag is on page 2), and its
+# manifest with a rate limit under the floor.
 routes() {	# routes REMAINING|none
 	jq -n --arg m "$MPATH" --arg t "/v2/$REPO/tags/list" \
 		--arg repo "$REPO" --arg tag "$TAG" --arg left "$1" '{
-		($t): [{status: 200, body: ({name: $repo, tags: [$tag]} | tojson)}],
+		($t): [{status: 200, body: ({name: $repo, tags: ["v0"]} | tojson),
+			headers: {"Link": ("<" + $t + "?last=v0&n=1>; rel=\"next\"")}},
+		       {status: 200, body: ({name: $repo, tags: [$tag]} | tojson)}],
 		($m): [{serve: true, headers: (if $left == "none" then {} else
 			{"RateLimit-Remaining": ($left + ";w=21600"),
 			 "RateLimit-Reset": "1"} end)}]}'
@@ -68,6 +72,7 @@ heads_at_least() { [ "$(hub_count "$MPATH" HEAD)" -ge "$1" ]; }
 "$REGMIRROR" sync rl --mirror "$A" >"$T_DIR/sync1.out" ||
 	fail "sync (no --wait): $(cat "$T_DIR/sync1.out")"
 wait_for 10 paused || fail "the run did not pause: $(policy)"
+assert_eq 2 "$(hub_count "/v2/$REPO/tags/list" GET)" "tags/list pages read"
 assert_eq 0 "$(blob_gets)" "blob GETs at the source once paused"
 assert_eq 1 "$(hub_count "$MPATH" GET)" "manifest GETs before the pause"
 # Two probes (HEADs of the manifest, a second apart), each answered under
