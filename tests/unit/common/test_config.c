@@ -553,6 +553,236 @@ test_errors(void)
 	    "mirror.conf:3: unknown key 'lisen' in [server]");
 }
 
+/*
+ * [replication "NAME"] push-mode keys: destination (an [upstream] other
+ * than the source; checked once the whole file is read, reported at the
+ * destination line), chunk_size (64k..1g), concurrency (1..32) and
+ * rate_limit_floor (0..1000000).  REPL_BASE ends at line 8.
+ */
+#define REPL_BASE \
+	"[upstream \"docker.io\"]\n" \
+	"url = https://registry-1.docker.io\n" \
+	"[upstream \"backup.example.com\"]\n" \
+	"url = https://backup.example.com\n" \
+	"aliases = backup\n" \
+	"[replication \"apps\"]\n" \
+	"source = docker.io\n" \
+	"repositories = org/app\n"
+
+static void
+test_replication_push(void)
+{
+	struct config_replication	*r;
+	struct config			*cf;
+	char				*text, want[200];
+	size_t				 i;
+	static const char *const bad_chunks[] = {
+		"0", "65535", "63k", "63KiB", "1025m", "1073741825", "2g",
+		"1t", "-1", "1.5m", "lots", "", "8 M",
+		"99999999999999999999999",
+	};
+	static const char *const bad_concurrency[] = {
+		"0", "33", "100", "-1", "+4", "4x", "4 ", "", "auto",
+		"99999999999999999999",
+	};
+	static const char *const bad_floors[] = {
+		"1000001", "9999999", "-1", "+1", "10k", "1e6", "",
+		"99999999999999999999",
+	};
+	static const char *const keys[] = {
+		"destination = backup.example.com", "chunk_size = 1m",
+		"concurrency = 2", "rate_limit_floor = 10",
+	};
+
+	/* Defaults. */
+	cf = load(REPL_BASE);
+	if (ok(cf != NULL, "replication without push keys loads")) {
+		r = cf->replications;
+		is_int(cf->nreplications, 1, "  one policy");
+		is_str(r->name, "apps", "  name");
+		is_str(r->destination, NULL, "  no destination: cache only");
+		ok(r->chunk_size == 8 * 1024 * 1024, "  chunk_size 8 MiB");
+		is_int(r->concurrency, 4, "  concurrency 4");
+		is_int(r->rate_limit_floor, 0, "  rate_limit_floor 0 (none)");
+		is_int(r->dest_line, 0, "  dest_line 0");
+		is_int(r->line, 6, "  header line");
+		config_free(cf);
+	}
+
+	/* Good values, at the bounds. */
+	cf = load(REPL_BASE "destination = backup.example.com\n"
+	    "chunk_size = 64k\nconcurrency = 32\nrate_limit_floor = 1000000\n");
+	if (ok(cf != NULL, "push keys at their upper/lower bounds")) {
+		r = cf->replications;
+		is_str(r->destination, "backup.example.com", "  destination");
+		is_int(r->dest_line, 9, "  dest_line");
+		ok(r->chunk_size == 64 * 1024, "  chunk_size 64k");
+		is_int(r->concurrency, 32, "  concurrency 32");
+		is_int(r->rate_limit_floor, 1000000,
+		    "  rate_limit_floor 1000000");
+		config_free(cf);
+	}
+	cf = load(REPL_BASE "Chunk_Size = 1g\nCONCURRENCY = 1\n"
+	    "rate_limit_floor = 0\n\n# c\ndestination = \"backup\" # alias\n");
+	if (ok(cf != NULL, "other bounds, key case, an alias as destination")) {
+		r = cf->replications;
+		ok(r->chunk_size == UINT64_C(1) << 30, "  chunk_size 1g");
+		is_int(r->concurrency, 1, "  concurrency 1");
+		is_int(r->rate_limit_floor, 0, "  rate_limit_floor 0");
+		is_str(r->destination, "backup", "  destination as written");
+		is_int(r->dest_line, 14, "  dest_line");
+		ok(config_upstream_find(cf, r->destination) ==
+		    cf->upstreams->next, "  names the backup upstream");
+		config_free(cf);
+	}
+	cf = load(REPL_BASE "chunk_size = 65536\nconcurrency = 004\n"
+	    "rate_limit_floor = 250\ndestination = BACKUP.Example.COM\n");
+	if (ok(cf != NULL, "plain bytes, leading zeros, destination case")) {
+		r = cf->replications;
+		ok(r->chunk_size == 65536, "  chunk_size 65536");
+		is_int(r->concurrency, 4, "  concurrency 004");
+		is_int(r->rate_limit_floor, 250, "  rate_limit_floor 250");
+		is_str(r->destination, "BACKUP.Example.COM", "  destination");
+		config_free(cf);
+	}
+	cf = load(REPL_BASE "chunk_size = 1GiB\n");
+	if (ok(cf != NULL, "chunk_size 1GiB")) {
+		ok(cf->replications->chunk_size == UINT64_C(1) << 30,
+		    "  is 1g");
+		config_free(cf);
+	}
+
+	/* The destination may be defined after the policy. */
+	cf = load("[upstream \"docker.io\"]\nurl = https://r\n"
+	    "[replication \"apps\"]\nsource = docker.io\n"
+	    "repositories = org/app\ndestination = later.example.com\n"
+	    "[upstream \"later.example.com\"]\nurl = https://later\n");
+	if (ok(cf != NULL, "destination defined after the policy")) {
+		is_str(cf->replications->destination, "later.example.com",
+		    "  destination");
+		config_free(cf);
+	}
+
+	/* Each policy has its own values and defaults; keys may repeat
+	 * across policies. */
+	cf = load(REPL_BASE "destination = backup.example.com\n"
+	    "chunk_size = 128k\nconcurrency = 8\nrate_limit_floor = 5\n"
+	    "[replication \"more\"]\nsource = docker.io\n"
+	    "repositories = org/other\n"
+	    "[replication \"third\"]\nsource = backup\n"
+	    "repositories = org/x\ndestination = docker.io\n"
+	    "chunk_size = 2m\nconcurrency = 16\nrate_limit_floor = 7\n");
+	if (ok(cf != NULL, "three policies")) {
+		is_int(cf->nreplications, 3, "  three");
+		r = cf->replications->next;
+		is_str(r->name, "more", "  second policy");
+		is_str(r->destination, NULL, "  its destination: none");
+		ok(r->chunk_size == 8 * 1024 * 1024,
+		    "  its chunk_size: default");
+		is_int(r->concurrency, 4, "  its concurrency: default");
+		is_int(r->rate_limit_floor, 0, "  its floor: default");
+		r = r->next;
+		is_str(r->destination, "docker.io", "  third: destination");
+		is_int(r->dest_line, 19, "  third: dest_line");
+		ok(r->chunk_size == 2 * 1024 * 1024, "  third: chunk_size");
+		is_int(r->concurrency, 16, "  third: concurrency");
+		is_int(r->rate_limit_floor, 7, "  third: floor");
+		r = cf->replications;
+		ok(r->chunk_size == 128 * 1024, "  first keeps its chunk_size");
+		is_int(r->concurrency, 8, "  first keeps its concurrency");
+		is_int(r->rate_limit_floor, 5, "  first keeps its floor");
+		config_free(cf);
+	}
+
+	/* destination: a known upstream other than the source, reported at
+	 * the destination's line even though it is checked at the end. */
+	load_fails(REPL_BASE "destination = quay.io\n",
+	    "mirror.conf:9: replication 'apps': destination 'quay.io' is not "
+	    "an [upstream] section");
+	load_fails(REPL_BASE "concurrency = 2\n\ndestination = quay.io\n"
+	    "chunk_size = 1m\n[server]\nworkers = 2\n",
+	    "mirror.conf:11: replication 'apps': destination 'quay.io' is "
+	    "not an [upstream] section");
+	load_fails(REPL_BASE "destination = docker.io\n",
+	    "mirror.conf:9: replication 'apps': destination is the source");
+	load_fails(REPL_BASE "\ndestination = DOCKER.IO\n",
+	    "mirror.conf:10: replication 'apps': destination is the source");
+	load_fails("[upstream \"docker.io\"]\nurl = https://r\n"
+	    "[upstream \"backup.example.com\"]\nurl = https://b\n"
+	    "aliases = backup\n[replication \"apps\"]\nsource = backup\n"
+	    "repositories = org/app\ndestination = backup.example.com\n",
+	    "mirror.conf:9: replication 'apps': destination is the source");
+	load_fails(REPL_BASE "[replication \"more\"]\nsource = backup\n"
+	    "repositories = org/x\n\ndestination = nowhere.example.com\n",
+	    "mirror.conf:13: replication 'more': destination "
+	    "'nowhere.example.com' is not an [upstream] section");
+	load_fails(REPL_BASE "destination = https://backup.example.com\n",
+	    "mirror.conf:9: bad destination 'https://backup.example.com' "
+	    "(want the name of an [upstream] section)");
+	load_fails(REPL_BASE "destination =\n",
+	    "mirror.conf:9: bad destination '' (want the name of an "
+	    "[upstream] section)");
+	load_fails(REPL_BASE "destination = a b\n",
+	    "mirror.conf:9: bad destination 'a b' (want the name of an "
+	    "[upstream] section)");
+
+	/* chunk_size, concurrency, rate_limit_floor: out of range or
+	 * malformed, one message each. */
+	for (i = 0; i < sizeof(bad_chunks) / sizeof(bad_chunks[0]); i++) {
+		xasprintf(&text, REPL_BASE "\nchunk_size = %s\n",
+		    bad_chunks[i]);
+		snprintf(want, sizeof(want), "mirror.conf:10: bad chunk_size "
+		    "'%s' (want 64k to 1g)", bad_chunks[i]);
+		load_fails(text, want);
+		free(text);
+	}
+	for (i = 0; i < sizeof(bad_concurrency) / sizeof(bad_concurrency[0]);
+	    i++) {
+		xasprintf(&text, REPL_BASE "concurrency = \"%s\"\n",
+		    bad_concurrency[i]);
+		snprintf(want, sizeof(want), "mirror.conf:9: bad concurrency "
+		    "'%s' (want 1..32)", bad_concurrency[i]);
+		load_fails(text, want);
+		free(text);
+	}
+	for (i = 0; i < sizeof(bad_floors) / sizeof(bad_floors[0]); i++) {
+		xasprintf(&text, REPL_BASE "rate_limit_floor = %s\n",
+		    bad_floors[i]);
+		snprintf(want, sizeof(want), "mirror.conf:9: bad "
+		    "rate_limit_floor '%s' (want 0..1000000 requests)",
+		    bad_floors[i]);
+		load_fails(text, want);
+		free(text);
+	}
+
+	/* Not repeatable within a policy, like keep_newest or interval. */
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "%.*s",
+		    (int)strcspn(keys[i], " "), keys[i]);
+		xasprintf(&text, REPL_BASE "%s\n# again\n%s\n", keys[i],
+		    keys[i]);
+		snprintf(want, sizeof(want), "mirror.conf:11: duplicate key "
+		    "'%s' in [replication]", name);
+		load_fails(text, want);
+		free(text);
+	}
+	load_fails(REPL_BASE "keep_newest = 2\nkeep_newest = 3\n",
+	    "mirror.conf:10: duplicate key 'keep_newest' in [replication]");
+
+	/* Only in [replication]. */
+	load_fails("[server]\nchunk_size = 1m\n" MINIMAL_UPSTREAM,
+	    "mirror.conf:2: unknown key 'chunk_size' in [server]");
+	load_fails(MINIMAL_UPSTREAM "destination = docker.io\n",
+	    "mirror.conf:3: unknown key 'destination' in "
+	    "[upstream \"docker.io\"]");
+	load_fails("[cache]\nconcurrency = 4\n",
+	    "mirror.conf:2: unknown key 'concurrency' in [cache]");
+	load_fails("[timeouts]\nrate_limit_floor = 4\n",
+	    "mirror.conf:2: unknown key 'rate_limit_floor' in [timeouts]");
+}
+
 static void
 test_password_file(void)
 {
@@ -814,6 +1044,7 @@ main(void)
 	test_defaults();
 	test_syntax();
 	test_errors();
+	test_replication_push();
 	test_password_file();
 	test_load_file();
 	test_example();
