@@ -80,7 +80,9 @@ int	proxy_prefetch_init(struct event_base *, struct upstream_worker *,
 struct json_t;
 struct pf_job;
 struct evbuffer;
-struct pf_job	*proxy_prefetch_start(char *const *images, size_t n,
+/* Jobs for replication: images are repository:tag on upstream. */
+struct pf_job	*proxy_prefetch_start(const char *upstream,
+		    char *const *images, size_t n,
 		    char *const *platforms, size_t np, long pin, int revalidate,
 		    unsigned concurrency, long rate_floor,
 		    void (*done)(struct pf_job *, void *), void *arg,

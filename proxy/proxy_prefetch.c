@@ -744,13 +744,21 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 {
 	struct pf_job		*j;
 	struct ref_image	 ri;
-	json_t			*imgs, *plats, *pin, *e;
-	const struct config_upstream *cu;
+	json_t			*imgs, *plats, *pin, *e, *upname;
+	const struct config_upstream *cu, *fixed = NULL;
 	size_t			 i;
 	long			 secs;
 
 	if (pf_host == NULL) {
 		snprintf(err, errlen, "prefetch has no listener to talk to");
+		return NULL;
+	}
+	/* "upstream": NAME: images are repository:tag on that upstream
+	 * (replication's source, whatever its name looks like). */
+	if ((upname = json_object_get(in, "upstream")) != NULL &&
+	    (!json_is_string(upname) || (fixed = config_upstream_find(cfg,
+	    json_string_value(upname))) == NULL)) {
+		snprintf(err, errlen, "upstream: no such [upstream] section");
 		return NULL;
 	}
 	imgs = json_object_get(in, "images");
@@ -773,7 +781,19 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 			    "reference", i);
 			goto fail;
 		}
-		cu = ri.host != NULL ? config_upstream_find(cfg, ri.host) :
+		if (fixed != NULL && ri.host != NULL) {
+			/* "a.b/c:t" on a fixed upstream: all of it is the
+			 * repository. */
+			char *full;
+
+			xasprintf(&full, "%s/%s", ri.host, ri.name);
+			free(ri.name);
+			ri.name = full;
+			free(ri.host);
+			ri.host = NULL;
+		}
+		cu = fixed != NULL ? fixed : ri.host != NULL ?
+		    config_upstream_find(cfg, ri.host) :
 		    config_upstream_default(cfg);
 		if (cu == NULL) {
 			snprintf(err, errlen, "images[%zu]: no upstream "
@@ -927,8 +947,9 @@ proxy_prefetch_route(struct evhttp_request *req, const char *path,
 
 /* Jobs for replication: images as strings, a callback when finished. */
 struct pf_job *
-proxy_prefetch_start(char *const *images, size_t n, char *const *platforms,
-    size_t np, long pin, int revalidate, unsigned concurrency,
+proxy_prefetch_start(const char *upstream, char *const *images, size_t n,
+    char *const *platforms, size_t np, long pin, int revalidate,
+    unsigned concurrency,
     long rate_floor, void (*done)(struct pf_job *, void *),
     void *arg, const struct config *cfg, char *err, size_t errlen)
 {
@@ -944,6 +965,8 @@ proxy_prefetch_start(char *const *images, size_t n, char *const *platforms,
 		json_array_append_new(p, json_string(platforms[i]));
 	in = json_pack("{s:o,s:o,s:I}", "images", a, "platforms", p, "pin",
 	    (json_int_t)pin);
+	if (upstream != NULL)
+		json_object_set_new(in, "upstream", json_string(upstream));
 	/* Set before the first task can finish: the job starts in new. */
 	pf_next_revalidate = revalidate;
 	pf_next_running = concurrency;

@@ -366,6 +366,22 @@ repl_pin_cb(const char *digest, int is_manifest, void *arg)
 	cache_blob_pin(digest, -1);
 }
 
+/* Collects digests into a JSON object used as a set. */
+static void
+repl_set_cb(const char *digest, int is_manifest, void *arg)
+{
+	(void)is_manifest;
+	json_object_set_new(arg, digest, json_true());
+}
+
+static void
+repl_unpin_unless_cb(const char *digest, int is_manifest, void *arg)
+{
+	(void)is_manifest;
+	if (json_object_get(arg, digest) == NULL)
+		cache_blob_pin(digest, 0);
+}
+
 static int
 repl_listed(const struct repl *r, const char *repo)
 {
@@ -377,33 +393,47 @@ repl_listed(const struct repl *r, const char *repo)
 	return 0;
 }
 
+/* A policy's pinned tags, {"repo:tag": digest}, from the cache index. */
+static json_t *
+repl_pins_load(const char *name)
+{
+	json_t		*j = NULL;
+	json_error_t	 jerr;
+	char		 key[300], *s;
+
+	snprintf(key, sizeof(key), "replpins/%s", name);
+	if (cache_meta_get(key, &s) == 0) {
+		j = json_loads(s, 0, &jerr);
+		free(s);
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		j = json_object();
+	}
+	return j;
+}
+
 /*
  * Replicated content is pinned while its tag matches the policy.  The
- * tags this policy pinned are kept in the cache index ("replpins/NAME":
- * {"repo:tag": digest}); a tag that no longer matches (filters changed,
- * keep_newest moved on) or that moved to another digest is unpinned, and
- * what the wanted tags still share is pinned again.  Tags of repositories
- * whose list failed this run keep their pins.
+ * tags a policy pinned are kept in the cache index ("replpins/NAME":
+ * {"repo:tag": digest}); after a run, a tag that no longer matches
+ * (filters changed, keep_newest moved on) or that moved is released:
+ * its blobs are unpinned unless a tag this policy or another policy still
+ * holds uses them.  The wanted tags are pinned first, so nothing they use
+ * is ever unpinned in between.  Tags of repositories whose list failed
+ * this run keep their pins.  (Pins have no owner: an operator's pin on a
+ * blob that only a released tag used is released with it.)
  */
 static void
 repl_pins_update(struct repl *r, struct pf_job *j)
 {
-	json_t		*old = NULL, *now, *v;
-	json_error_t	 jerr;
+	json_t		*old, *now, *v, *keep, *other;
 	char		 key[300], *s, *k;
 	const char	*repo, *ref, *digest, *ok;
 	size_t		 i, n = proxy_prefetch_nimages(j);
 	void		*tmp;
 
-	snprintf(key, sizeof(key), "replpins/%s", r->cr->name);
-	if (cache_meta_get(key, &s) == 0) {
-		old = json_loads(s, 0, &jerr);
-		free(s);
-	}
-	if (!json_is_object(old)) {
-		json_decref(old);
-		old = json_object();
-	}
+	old = repl_pins_load(r->cr->name);
 	now = json_object();
 	for (i = 0; i < n; i++) {
 		int done = proxy_prefetch_image(j, i, &repo, &ref, &digest);
@@ -417,12 +447,28 @@ repl_pins_update(struct repl *r, struct pf_job *j)
 	}
 	/* Unlisted repositories: their tags are kept as they were. */
 	json_object_foreach_safe(old, tmp, ref, v) {
-		char *colon = strrchr(ref, ':');
-		char *rp = xstrndup(ref, (size_t)(colon - ref));
+		const char *colon = strrchr(ref, ':');
+		char *rp = xstrndup(ref, colon != NULL ?
+		    (size_t)(colon - ref) : strlen(ref));
 
 		if (!repl_listed(r, rp) && json_object_get(now, ref) == NULL)
 			json_object_set(now, ref, v);
 		free(rp);
+	}
+	/* What stays pinned: this policy's tags, then every other's. */
+	keep = json_object();
+	json_object_foreach(now, ref, v) {
+		cache_manifest_walk(json_string_value(v), repl_pin_cb, NULL);
+		cache_manifest_walk(json_string_value(v), repl_set_cb, keep);
+	}
+	for (i = 0; i < nrepls; i++) {
+		if (&repls[i] == r)
+			continue;
+		other = repl_pins_load(repls[i].cr->name);
+		json_object_foreach(other, ref, v)
+			cache_manifest_walk(json_string_value(v), repl_set_cb,
+			    keep);
+		json_decref(other);
 	}
 	json_object_foreach(old, ref, v) {
 		ok = json_string_value(json_object_get(now, ref));
@@ -430,14 +476,15 @@ repl_pins_update(struct repl *r, struct pf_job *j)
 			continue;
 		log_info("replication %s: %s no longer matches the policy "
 		    "(or moved): unpinned", r->cr->name, ref);
-		cache_manifest_walk(json_string_value(v), repl_unpin_cb, NULL);
+		cache_manifest_walk(json_string_value(v),
+		    repl_unpin_unless_cb, keep);
 	}
-	json_object_foreach(now, ref, v)
-		cache_manifest_walk(json_string_value(v), repl_pin_cb, NULL);
 	s = json_dumps(now, JSON_COMPACT);
+	snprintf(key, sizeof(key), "replpins/%s", r->cr->name);
 	if (cache_meta_put(key, s) != 0)
 		log_warnx("replication %s: cannot save its pins", r->cr->name);
 	free(s);
+	json_decref(keep);
 	json_decref(old);
 	json_decref(now);
 }
@@ -572,7 +619,7 @@ repl_fetch(struct repl *r)
 		return;
 	}
 	r->state = REPL_FETCHING;
-	if ((r->job = proxy_prefetch_start(r->images, r->nimages,
+	if ((r->job = proxy_prefetch_start(cr->source, r->images, r->nimages,
 	    cr->platforms, cr->nplatforms, -1, 1, (unsigned)cr->concurrency,
 	    cr->rate_limit_floor, repl_job_done, r, repl_cfg, err,
 	    sizeof(err))) == NULL) {
@@ -681,8 +728,7 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	}
 	for (i = 0; i < n; i++) {
 		if (i >= from) {
-			xasprintf(&img, "%s/%s:%s", cr->source, rl->repo,
-			    keep[i]);
+			xasprintf(&img, "%s:%s", rl->repo, keep[i]);
 			r->images = xreallocarray(r->images, r->nimages + 1,
 			    sizeof(*r->images));
 			r->images[r->nimages++] = img;

@@ -18,6 +18,10 @@
 #     tag once).
 #  4. "regmirror cache evict --to 0" removes exactly the unpinned blobs
 #     (X's and Y's own: 4) and keeps every pinned one (Z's, still pinned).
+#  5. With a second policy "all" (every v* tag, no keep_newest) holding
+#     v1 and v2, "apps" moving on to v3 (W) releases v2, but Z's blobs
+#     stay pinned: another policy still holds them.
+# The source upstream is named "primary" (no dot: not a host name).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo jq
@@ -52,11 +56,11 @@ P=$(free_port) A=$(free_port)
 CONF=$T_DIR/mirror.conf
 write_mirror_base "$CONF" "$P" "$T_DIR/cache" 1h "admin_listen = 127.0.0.1:$A"
 cat >>"$CONF" <<EOC
-[upstream "primary.test:5000"]
+[upstream "primary"]
 url = $UP_URL
 default = yes
 [replication "apps"]
-source = primary.test:5000
+source = primary
 repositories = app/a
 tags = v.*
 keep_newest = 1
@@ -136,4 +140,33 @@ assert_eq 4 "$(jq -r .evicted <<<"$out")" "step 4: blobs evicted"
 assert_eq "$(blobs_of z | sort)" "$(cached_blobs)" "step 4: blobs left"
 expect_pins 4 -1 z
 mirror_alive
+
+# 5. Pins are shared between policies: a second policy "all" (every v*
+# tag) holds v1 and v2; when "apps" moves on to v3 (W) it releases v2,
+# but Z's blobs stay pinned for "all".
+mkimage "$T_DIR/w" single --seed t99 --ref v1 --layers 2000,90000
+stop_pid "$MIRROR_PID" || fail "step 5: the mirror did not stop"
+cat >>"$CONF" <<EOC
+[replication "all"]
+source = primary
+repositories = app/a
+tags = v.*
+interval = 1h
+EOC
+start_mirror "$CONF" mirror2
+sync_one() {	# sync_one STEP POLICY TAGS
+	"$REGMIRROR" sync "$2" --mirror "http://127.0.0.1:$A" --wait \
+		>"$T_DIR/sync-$1.out" 2>&1 ||
+		fail "step $1: sync $2: $(cat "$T_DIR/sync-$1.out")"
+	grep -q "^$2: idle, run [0-9]*: $3 tags in sync, 0 failed$" \
+		"$T_DIR/sync-$1.out" ||
+		fail "step $1: sync $2 output: $(cat "$T_DIR/sync-$1.out")"
+}
+sync_one 5a all 2
+expect_pins 5a -1 x z
+seed_image "$T_DIR/w" v1 "$UP_HOST" app/a:v3
+sync_one 5b apps 1
+grep -q "replication apps: app/a:v2 no longer matches the policy (or moved): unpinned" \
+	"$MIRROR_LOG" || fail "step 5: apps did not release app/a:v2"
+expect_pins 5b -1 w z x
 pass
