@@ -44,6 +44,7 @@
 #define PF_RUNNING_DFLT	4	/* requests in flight per job */
 #define PF_PAUSE_DFLT	60	/* seconds between rate-limit probes */
 #define PF_PAUSE_MAX	3600
+#define PF_PAUSE_TOTAL	(6 * 3600)	/* then the floor is ignored */
 #define PF_JOBS_KEPT	100
 #define PF_429_TRIES	5	/* 429s obeyed per request */
 #define PF_429_MAX_WAIT	120	/* seconds, whatever Retry-After says */
@@ -106,7 +107,10 @@ struct pf_job {
 	int			 paused;	/* under the floor */
 	unsigned		 pauses;
 	int			 probe_saw_limit;
+	struct upstream_req	*probe;		/* in flight */
+	time_t			 paused_since;	/* first pause */
 	struct event		*pause_ev;
+	struct event		*check_ev;	/* deferred pf_job_check */
 	TAILQ_HEAD(, pf_task)	 queue;
 	LIST_ENTRY(pf_job)	 entry;
 };
@@ -518,6 +522,20 @@ pf_conn(void)
 	return c;
 }
 
+/* Headers of every request to our own listener.  Over TLS, each
+ * connection serves one request (see pf_conn) and is closed after it. */
+static void
+pf_req_headers(struct evhttp_request *req, const char *host)
+{
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(h, "Host", host);
+	evhttp_add_header(h, "User-Agent", "regmirror-prefetch/"
+	    PACKAGE_VERSION);
+	if (pf_ssl_ctx != NULL)
+		evhttp_add_header(h, "Connection", "close");
+}
+
 static void
 pf_task_start(struct pf_task *t)
 {
@@ -535,9 +553,8 @@ pf_task_start(struct pf_task *t)
 		return;
 	}
 	req = evhttp_request_new(pf_task_done_cb, t);
+	pf_req_headers(req, "regmirror-prefetch");
 	h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Host", "regmirror-prefetch");
-	evhttp_add_header(h, "User-Agent", "regmirror-prefetch/" PACKAGE_VERSION);
 	if (t->kind == PF_BLOB)
 		evhttp_request_set_chunked_cb(req, pf_blob_chunk_cb);
 	else
@@ -613,6 +630,9 @@ pf_probe_done_cb(struct upstream_req *ur, const char *err,
 
 	(void)ur;
 	(void)body;
+	j->probe = NULL;
+	if (err == upstream_err_cancelled)	/* the job is being freed */
+		return;
 	if ((err != NULL || !j->probe_saw_limit) && t != NULL &&
 	    j->images[t->img].ns != NULL &&
 	    (u = upstream_find(j->images[t->img].ns)) != NULL)
@@ -628,7 +648,7 @@ pf_probe_cb(evutil_socket_t fd, short ev, void *arg)
 	struct pf_task	*t = TAILQ_FIRST(&j->queue);
 	struct pf_image	*im;
 	struct upstream	*u;
-	char		*path;
+	char		*path, *repo;
 
 	(void)fd;
 	(void)ev;
@@ -638,12 +658,18 @@ pf_probe_cb(evutil_socket_t fd, short ev, void *arg)
 		pf_job_pump(j);
 		return;
 	}
-	xasprintf(&path, "/v2/%s/manifests/%s", im->repo, im->reference);
+	/* Docker Hub's official images are library/NAME upstream. */
+	if (upstream_is_docker_hub(u) && strchr(im->repo, '/') == NULL)
+		xasprintf(&repo, "library/%s", im->repo);
+	else
+		repo = xstrdup(im->repo);
+	xasprintf(&path, "/v2/%s/manifests/%s", repo, im->reference);
 	j->probe_saw_limit = 0;
-	(void)upstream_req_start(pf_up, u, EVHTTP_REQ_HEAD, path, im->repo,
+	j->probe = upstream_req_start(pf_up, u, EVHTTP_REQ_HEAD, path, repo,
 	    pf_accept, 64 * 1024, pf_probe_head_cb, NULL, pf_probe_done_cb,
 	    j);
 	free(path);
+	free(repo);
 }
 
 static int
@@ -656,6 +682,15 @@ pf_job_paused(struct pf_job *j, struct pf_task *t)
 		return 1;
 	if (!pf_rate_low(&j->images[t->img], j->rate_floor, &reset))
 		return 0;
+	if (j->paused_since == 0)
+		j->paused_since = time(NULL);
+	else if (time(NULL) - j->paused_since > PF_PAUSE_TOTAL) {
+		log_warnx("prefetch job %s: paused for the rate limit for "
+		    "%d h: going on regardless (429s are still obeyed)",
+		    j->id, PF_PAUSE_TOTAL / 3600);
+		j->rate_floor = 0;
+		return 0;
+	}
 	j->paused = 1;
 	j->pauses++;
 	tv.tv_sec = reset > 0 ? (reset > PF_PAUSE_MAX ? PF_PAUSE_MAX : reset) :
@@ -670,10 +705,26 @@ pf_job_paused(struct pf_job *j, struct pf_task *t)
 }
 
 static void
+pf_job_check_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	pf_job_check(arg);
+}
+
+/*
+ * Start queued tasks, dropping those of failed images.  Whoever pumped,
+ * the job is checked for its end right after (deferred: a job pumped
+ * from pf_job_new must not end before its owner has its callback set).
+ */
+static void
 pf_job_pump(struct pf_job *j)
 {
+	struct timeval	 now = { 0, 0 };
 	struct pf_task	*t;
 
+	if (j->check_ev != NULL)
+		evtimer_add(j->check_ev, &now);
 	while (j->running < j->max_running &&
 	    (t = TAILQ_FIRST(&j->queue)) != NULL) {
 		if (j->images[t->img].state != PF_FAILED && pf_job_paused(j, t))
@@ -709,8 +760,12 @@ pf_job_free(struct pf_job *j)
 	for (i = 0; i < j->nplatforms; i++)
 		free(j->platforms[i]);
 	free(j->platforms);
+	if (j->probe != NULL)
+		upstream_req_cancel(j->probe);
 	if (j->pause_ev != NULL)
 		event_free(j->pause_ev);
+	if (j->check_ev != NULL)
+		event_free(j->check_ev);
 	free(j);
 }
 
@@ -771,6 +826,7 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 	j = xcalloc(1, sizeof(*j));
 	TAILQ_INIT(&j->queue);
 	j->max_running = PF_RUNNING_DFLT;
+	j->check_ev = evtimer_new(pf_base, pf_job_check_cb, j);
 	j->images = xcalloc(json_array_size(imgs), sizeof(*j->images));
 	json_array_foreach(imgs, i, e) {
 		struct pf_image *im = &j->images[j->nimages];
@@ -1005,43 +1061,95 @@ proxy_prefetch_stats(const struct pf_job *j, unsigned *ok, unsigned *failed,
 	}
 }
 
-/* One buffered GET to the mirror's own listener (tags lists, catalog). */
+/*
+ * Buffered GETs to the mirror's own listener (tags lists, catalog pages),
+ * queued: at most PF_GETS_MAX in flight, however many repositories a
+ * catalog glob yields.
+ */
+#define PF_GETS_MAX	8
+
 struct pf_get {
-	proxy_self_cb	 cb;
-	void		*arg;
+	proxy_self_cb		 cb;
+	void			*arg;
+	char			*path;
+	TAILQ_ENTRY(pf_get)	 entry;
 };
+static TAILQ_HEAD(, pf_get)	 pf_gets = TAILQ_HEAD_INITIALIZER(pf_gets);
+static unsigned			 pf_gets_running;
+
+static void	pf_gets_pump(void);
+
+static void
+pf_get_free(struct pf_get *g)
+{
+	free(g->path);
+	free(g);
+}
 
 static void
 pf_get_done_cb(struct evhttp_request *req, void *arg)
 {
 	struct pf_get	*g = arg;
 
+	pf_gets_running--;
 	g->cb(req != NULL ? evhttp_request_get_response_code(req) : 0,
 	    req != NULL ? evhttp_request_get_input_buffer(req) : NULL,
 	    req != NULL ? evhttp_find_header(evhttp_request_get_input_headers(
 	    req), "Link") : NULL, g->arg);
-	free(g);
+	pf_get_free(g);
+	pf_gets_pump();
+}
+
+static void
+pf_get_fail_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pf_get	*g = arg;
+
+	(void)fd;
+	(void)ev;
+	g->cb(0, NULL, NULL, g->arg);
+	pf_get_free(g);
+}
+
+static void
+pf_gets_pump(void)
+{
+	struct timeval		 now = { 0, 0 };
+	struct evhttp_request	*req;
+	struct evhttp_connection *c;
+	struct pf_get		*g;
+
+	while (pf_gets_running < PF_GETS_MAX &&
+	    (g = TAILQ_FIRST(&pf_gets)) != NULL) {
+		TAILQ_REMOVE(&pf_gets, g, entry);
+		if ((c = pf_conn()) != NULL) {
+			req = evhttp_request_new(pf_get_done_cb, g);
+			pf_req_headers(req, "regmirror-replication");
+			if (evhttp_make_request(c, req, EVHTTP_REQ_GET,
+			    g->path) == 0) {
+				pf_gets_running++;
+				continue;
+			}
+		}
+		/* Called back as a failure, never from inside the caller. */
+		event_base_once(pf_base, -1, EV_TIMEOUT, pf_get_fail_cb, g,
+		    &now);
+	}
 }
 
 int
 proxy_self_get(const char *path, proxy_self_cb cb, void *arg)
 {
-	struct evhttp_request	*req;
-	struct pf_get		*g;
-	struct evhttp_connection *c;
+	struct pf_get	*g;
 
-	if (pf_host == NULL || (c = pf_conn()) == NULL)
+	if (pf_host == NULL)
 		return -1;
 	g = xcalloc(1, sizeof(*g));
 	g->cb = cb;
 	g->arg = arg;
-	req = evhttp_request_new(pf_get_done_cb, g);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
-	    "regmirror-replication");
-	if (evhttp_make_request(c, req, EVHTTP_REQ_GET, path) != 0) {
-		free(g);
-		return -1;
-	}
+	g->path = xstrdup(path);
+	TAILQ_INSERT_TAIL(&pf_gets, g, entry);
+	pf_gets_pump();
 	return 0;
 }
 

@@ -76,6 +76,7 @@ struct push {
 	int			 fd;		/* blob being uploaded */
 	uint64_t		 size, off, sending;
 	char			*location;	/* upload session */
+	char			*req_path;	/* the last request's */
 	/* the last reply */
 	int			 status;
 	char			*r_location;
@@ -136,6 +137,7 @@ push_free(struct push *p)
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p->location);
+	free(p->req_path);
 	free(p->r_location);
 	free(p->r_digest);
 	free(p->repo);
@@ -226,7 +228,7 @@ push_plan(struct push *p, const char *digest, const char *ref, int depth)
 	if (json_is_array(a = json_object_get(root, "manifests"))) {
 		json_array_foreach(a, i, e) {
 			d = json_object_get(e, "digest");
-			if (!json_is_string(d) || depth > 0 ||
+			if (!json_is_string(d) || depth > 1 ||
 			    digest_parse(json_string_value(d), &dd) != 0)
 				continue;
 			/* Children the policy's platforms left out are not
@@ -240,14 +242,21 @@ push_plan(struct push *p, const char *digest, const char *ref, int depth)
 		}
 	} else {
 		if (json_is_string(d = json_object_get(json_object_get(root,
-		    "config"), "digest")))
-			push_add(p, 0, json_string_value(d), NULL);
+		    "config"), "digest")) &&
+		    digest_parse(json_string_value(d), &dd) == 0)
+			push_add(p, 0, dd.str, NULL);
 		json_array_foreach(json_object_get(root, "layers"), i, e) {
 			/* Foreign layers (urls) are not the registry's. */
 			if (json_object_get(e, "urls") != NULL)
 				continue;
-			if (json_is_string(d = json_object_get(e, "digest")))
-				push_add(p, 0, json_string_value(d), NULL);
+			if (!json_is_string(d = json_object_get(e, "digest")) ||
+			    digest_parse(json_string_value(d), &dd) != 0) {
+				json_decref(root);
+				snprintf(p->err, sizeof(p->err), "manifest %s: "
+				    "layer %zu has no valid digest", digest, i);
+				return -1;
+			}
+			push_add(p, 0, dd.str, NULL);
 		}
 	}
 	json_decref(root);
@@ -304,38 +313,36 @@ push_fail_reply(struct push *p, const char *what, const char *err,
 	json_decref(root);
 }
 
-/* An upload URL from Location: the path and query (same registry). */
-static char *
-push_location_path(const char *loc)
-{
-	const char	*s;
-
-	if (loc == NULL)
-		return NULL;
-	if (loc[0] == '/')
-		return xstrdup(loc);
-	if ((s = strstr(loc, "://")) != NULL && (s = strchr(s + 3, '/')) !=
-	    NULL)
-		return xstrdup(s);
-	return NULL;
-}
-
 static void	push_done_cb(struct upstream_req *, const char *,
 		    struct evbuffer *, void *);
 
+/* Every request, HEADs too, with the pull,push scope: one token serves
+ * the whole push (and a registry may refuse pull on a new repository). */
 static void
 push_req(struct push *p, enum push_step step, enum evhttp_cmd_type m,
     const char *path, const struct upstream_body *body, const char *accept)
 {
 	p->step = step;
 	p->status = 0;
-	if (body == NULL && accept != NULL)
-		(void)upstream_req_start(p->w, p->u, m, path, p->repo, accept,
-		    UPSTREAM_PUSH_REPLY_MAX, push_head_cb, NULL, push_done_cb,
-		    p);
-	else
-		(void)upstream_req_start_push(p->w, p->u, m, path, p->repo,
-		    body, push_head_cb, push_done_cb, p);
+	free(p->req_path);
+	p->req_path = xstrdup(path);
+	(void)upstream_req_start_push(p->w, p->u, m, path, p->repo, accept,
+	    body, push_head_cb, push_done_cb, p);
+}
+
+/* The upload session's Location, as a path on the destination. */
+static char *
+push_location(struct push *p)
+{
+	char	*out, *q;
+
+	/* Relative to the request's path without its query. */
+	if ((q = strchr(p->req_path, '?')) != NULL)
+		*q = '\0';
+	if (upstream_location_path(p->u, p->r_location, p->req_path, &out)
+	    != 0)
+		return NULL;
+	return out;
 }
 
 /* The next PATCH chunk, or the closing PUT ?digest=. */
@@ -382,9 +389,10 @@ push_upload_begin(struct push *p)
 	struct push_item	*it = &p->items[p->cur];
 
 	free(p->location);
-	if ((p->location = push_location_path(p->r_location)) == NULL) {
-		push_finish(p, "blob %s: upload started without a usable "
-		    "Location", it->digest);
+	if ((p->location = push_location(p)) == NULL) {
+		push_finish(p, "blob %s: the upload's Location '%.200s' is "
+		    "missing, malformed or on another host", it->digest,
+		    p->r_location != NULL ? p->r_location : "");
 		return -1;
 	}
 	if (p->fd < 0 && cache_blob_open(it->digest, &p->fd, &p->size) != 0) {
@@ -493,7 +501,7 @@ push_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
 		return;
 	case PUSH_BLOB_PATCH:
 		if (err == NULL && p->status == 202 &&
-		    (loc = push_location_path(p->r_location)) != NULL) {
+		    (loc = push_location(p)) != NULL) {
 			free(p->location);
 			p->location = loc;
 			p->off += p->sending;
@@ -553,7 +561,7 @@ push_next(struct push *p)
 	it = &p->items[p->cur];
 	if (!it->manifest) {
 		xasprintf(&path, "/v2/%s/blobs/%s", p->repo, it->digest);
-		push_req(p, PUSH_BLOB_HEAD, EVHTTP_REQ_HEAD, path, NULL, "*/*");
+		push_req(p, PUSH_BLOB_HEAD, EVHTTP_REQ_HEAD, path, NULL, NULL);
 		free(path);
 		return;
 	}

@@ -85,6 +85,7 @@ struct repl {
 	char		 last_error[256];
 	struct pf_job	*job;		/* while FETCHING */
 	int		 catalog_pages;
+	char		*catalog_prev;
 	char		**listed;	/* repositories listed this run */
 	size_t		 nlisted;
 	struct repl_push *pushes;	/* while PUSHING */
@@ -497,11 +498,8 @@ repl_pins_update(struct repl *r, struct pf_job *j)
 static void	repl_push_pump(struct repl *);
 
 static void
-repl_push_done(const char *err, const struct push_stats *st, void *arg)
+repl_push_count(struct repl *r, const char *err, const struct push_stats *st)
 {
-	struct repl	*r = arg;
-
-	r->push_inflight--;
 	r->push_bytes += st->bytes;
 	r->blobs_uploaded += st->blobs_uploaded;
 	r->blobs_mounted += st->blobs_mounted;
@@ -514,6 +512,15 @@ repl_push_done(const char *err, const struct push_stats *st, void *arg)
 		r->last_pushed++;
 		r->total_pushed++;
 	}
+}
+
+static void
+repl_push_done(const char *err, const struct push_stats *st, void *arg)
+{
+	struct repl	*r = arg;
+
+	r->push_inflight--;
+	repl_push_count(r, err, st);
 	repl_push_pump(r);
 }
 
@@ -522,23 +529,22 @@ repl_push_pump(struct repl *r)
 {
 	struct repl_push	*p;
 	struct upstream		*u = upstream_find(r->cr->destination);
+	struct push_stats	 none;
 	char			 err[512];
 	size_t			 i;
 
+	memset(&none, 0, sizeof(none));
 	while (r->push_inflight < (unsigned)r->cr->concurrency &&
 	    r->push_next < r->npushes) {
 		p = &r->pushes[r->push_next++];
-		r->push_inflight++;
-		if (u == NULL || proxy_push_start(repl_up, u, p->repo, p->tag,
+		if (u == NULL)
+			repl_push_count(r, "no such upstream", &none);
+		else if (proxy_push_start(repl_up, u, p->repo, p->tag,
 		    p->digest, r->cr->chunk_size, repl_push_done, r, err,
-		    sizeof(err)) != 0) {
-			struct push_stats st;
-
-			memset(&st, 0, sizeof(st));
-			repl_push_done(u == NULL ? "no such upstream" : err,
-			    &st, r);
-			return;
-		}
+		    sizeof(err)) != 0)
+			repl_push_count(r, err, &none);
+		else
+			r->push_inflight++;
 	}
 	if (r->push_inflight > 0 || r->push_next < r->npushes)
 		return;
@@ -643,11 +649,16 @@ repl_fetch(struct repl *r)
 static char *
 repl_next_path(const char *link, const char *path, const char *source)
 {
-	const char	*lt, *gt, *q;
+	const char	*lt, *gt, *q, *rel;
 	char		*ens, *out, *query;
 
-	if (link == NULL || strstr(link, "rel=\"next\"") == NULL ||
-	    (lt = strchr(link, '<')) == NULL || (gt = strchr(lt, '>')) == NULL)
+	/* Link: <a>; rel="prev", <b>; rel="next": the entry naming next. */
+	if (link == NULL || (rel = strstr(link, "rel=\"next\"")) == NULL)
+		return NULL;
+	for (lt = NULL, q = link; (q = strchr(q, '<')) != NULL && q < rel;
+	    q++)
+		lt = q;
+	if (lt == NULL || (gt = strchr(lt, '>')) == NULL || gt > rel)
 		return NULL;
 	if ((q = memchr(lt, '?', (size_t)(gt - lt))) == NULL || q + 1 == gt)
 		return NULL;
@@ -664,6 +675,7 @@ struct repl_list {
 	char		*repo;
 	json_t		*tags;		/* every page's, so far */
 	int		 pages;
+	char		*prev;		/* the page asked for last */
 };
 
 static void
@@ -697,16 +709,23 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	xasprintf(&path, "/v2/%s/tags/list", rl->repo);
 	next = repl_next_path(link, path, cr->source);
 	free(path);
-	if (next != NULL && ++rl->pages < REPL_PAGES_MAX) {
-		if (proxy_self_get(next, repl_tags_cb, rl) == 0) {
+	if (next != NULL) {
+		/* A list that does not advance, or never ends, is a failed
+		 * list: nothing is decided (deleted, unpinned) from it. */
+		if (++rl->pages >= REPL_PAGES_MAX || (rl->prev != NULL &&
+		    strcmp(rl->prev, next) == 0)) {
+			repl_error(r, "tags of %s: the source's pagination "
+			    "does not end", rl->repo);
 			free(next);
-			return;
+			goto done;
 		}
+		free(rl->prev);
+		rl->prev = next;
+		if (proxy_self_get(next, repl_tags_cb, rl) == 0)
+			return;
 		repl_error(r, "cannot reach the mirror's own listener");
-		free(next);
 		goto done;
 	}
-	free(next);
 	tags = root = json_incref(rl->tags);
 	r->listed = xreallocarray(r->listed, r->nlisted + 1,
 	    sizeof(*r->listed));
@@ -738,6 +757,7 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	free(keep);
 done:
 	json_decref(rl->tags);
+	free(rl->prev);
 	free(rl->repo);
 	free(rl);
 	repl_list_done(r);
@@ -799,15 +819,27 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 			    json_string_value(e)))
 				repl_list_repo(r, json_string_value(e));
 		json_decref(root);
-		/* Next page: the pages counter rides on pending_lists. */
+		/* The next page is one more pending list. */
 		if ((next = repl_next_path(link, "/v2/_catalog",
-		    r->cr->source)) != NULL && ++r->catalog_pages <
-		    REPL_PAGES_MAX) {
-			r->pending_lists++;
-			if (proxy_self_get(next, repl_catalog_cb, r) != 0)
-				r->pending_lists--;
+		    r->cr->source)) != NULL) {
+			if (++r->catalog_pages >= REPL_PAGES_MAX ||
+			    (r->catalog_prev != NULL &&
+			    strcmp(r->catalog_prev, next) == 0)) {
+				repl_error(r, "the source's catalog pagination "
+				    "does not end");
+				free(next);
+			} else {
+				free(r->catalog_prev);
+				r->catalog_prev = next;
+				r->pending_lists++;
+				if (proxy_self_get(next, repl_catalog_cb, r)
+				    != 0) {
+					r->pending_lists--;
+					repl_error(r, "cannot reach the "
+					    "mirror's own listener");
+				}
+			}
 		}
-		free(next);
 	} else
 		repl_error(r, "the source's catalog is not available (status "
 		    "%d): list repositories by name", status);
@@ -849,6 +881,8 @@ repl_run(struct repl *r)
 		 * and refuse more; their default page and Link it is. */
 		xasprintf(&path, "/v2/_catalog?ns=%s", ens);
 		r->catalog_pages = 0;
+		free(r->catalog_prev);
+		r->catalog_prev = NULL;
 		free(ens);
 		r->pending_lists++;
 		if (proxy_self_get(path, repl_catalog_cb, r) != 0)

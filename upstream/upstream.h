@@ -71,6 +71,14 @@ long	upstream_rate_remaining(const struct upstream *, long *reset);
 /* Forget it (an answer without the header: no limit is known). */
 void	upstream_rate_forget(struct upstream *);
 
+/*
+ * An upload session's Location as a path on u: absolute URLs must name
+ * one of u's endpoints, relative ones are taken against base (the
+ * request's path).  0 and *out malloc'd, or -1.
+ */
+int	upstream_location_path(const struct upstream *u, const char *loc,
+	    const char *base, char **out);
+
 /* Per worker loop. */
 struct upstream_worker *upstream_worker_new(struct event_base *,
 	    const struct config *);
@@ -128,7 +136,8 @@ struct upstream_body {
 #define UPSTREAM_PUSH_REPLY_MAX	(1024 * 1024)
 struct upstream_req *upstream_req_start_push(struct upstream_worker *,
 	    struct upstream *u, enum evhttp_cmd_type method, const char *path,
-	    const char *repo, const struct upstream_body *body,
+	    const char *repo, const char *accept,
+	    const struct upstream_body *body,
 	    upstream_head_f, upstream_done_f, void *arg);
 /* Stop a request; done is called (with upstream_err_cancelled) first. */
 void	upstream_req_cancel(struct upstream_req *);

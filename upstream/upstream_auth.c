@@ -326,7 +326,8 @@ upstream_token_put(struct upstream *u, const char *scope, const char *value,
 	} else
 		free(t->value);
 	t->value = xstrdup(value);
-	t->expires = time(NULL) + expires_in - 10;
+	/* A margin: a long upload must not meet the expiry mid-body. */
+	t->expires = time(NULL) + expires_in - 30;
 	pthread_mutex_unlock(&u->tok_mtx);
 }
 
@@ -376,4 +377,40 @@ upstream_rate_forget(struct upstream *u)
 	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
 	atomic_store(&u->rl_remaining, -1);
 	atomic_store(&u->rl_reset, 0);
+}
+
+int
+upstream_location_path(const struct upstream *u, const char *loc,
+    const char *base, char **out)
+{
+	struct upstream_url	 url;
+	const char		*slash;
+	size_t			 i;
+	int			 ours = 0;
+
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	*out = NULL;
+	if (loc == NULL || *loc == '\0')
+		return -1;
+	if (loc[0] == '/' && loc[1] != '/') {
+		*out = xstrdup(loc);
+		return 0;
+	}
+	if (strstr(loc, "://") == NULL) {
+		/* Relative to the request's path: its directory. */
+		if ((slash = strrchr(base, '/')) == NULL)
+			return -1;
+		xasprintf(out, "%.*s/%s", (int)(slash - base), base, loc);
+		return 0;
+	}
+	if (upstream_url_parse(loc, &url) != 0)
+		return -1;
+	for (i = 0; i < u->nurls && !ours; i++)
+		ours = url.tls == u->urls[i].tls && url.port ==
+		    u->urls[i].port && strcasecmp(url.host,
+		    u->urls[i].host) == 0;
+	if (ours)
+		*out = xstrdup(url.pathq);
+	upstream_url_fini(&url);
+	return ours ? 0 : -1;
 }

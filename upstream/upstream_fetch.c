@@ -296,13 +296,18 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 	    r->url.pathq, r->status);
 	if ((v = evhttp_find_header(in, "RateLimit-Remaining")) != NULL) {
 		/* Docker Hub: "76;w=21600". */
-		long left = strtol(v, NULL, 10);
+		char *rl_end;
+		long left = strtol(v, &rl_end, 10);
 		const char *lim = evhttp_find_header(in, "RateLimit-Limit");
 		const char *rst = evhttp_find_header(in, "RateLimit-Reset");
+		long reset = rst != NULL ? strtol(rst, NULL, 10) : 0;
 
-		atomic_store(&r->u->rl_reset, rst != NULL ?
-		    strtol(rst, NULL, 10) : 0);
-		atomic_store(&r->u->rl_remaining, left < 0 ? 0 : left);
+		/* Only a number (then ";w=..." or nothing) is a count. */
+		if (rl_end != v && (*rl_end == '\0' || *rl_end == ';' ||
+		    *rl_end == ',' || *rl_end == ' ')) {
+			atomic_store(&r->u->rl_reset, reset > 0 ? reset : 0);
+			atomic_store(&r->u->rl_remaining, left < 0 ? 0 : left);
+		}
 
 		if (left <= 10)
 			log_warnx("upstream %s: rate limit nearly used up: "
@@ -680,7 +685,9 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 		    r->url.pathq, err, r->errmsg[0] != '\0' ? ": " : "",
 		    r->errmsg);
 		metric_inc(METRIC_UPSTREAM_ERRORS);
-		if (!r->got_response && r->send_auth &&
+		/* A push body cut short (a 401 sent before it was read)
+		 * says nothing about the endpoint's health. */
+		if (!r->got_response && r->send_auth && !r->push &&
 		    r->token_scope == NULL &&
 		    upstream_url_same_host(&r->url, &r->u->urls[r->url_idx]))
 			upstream_url_mark_down(r->u, r->url_idx,
@@ -707,8 +714,9 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 	upstream_req_finish(r, NULL);
 }
 
-/* The push body, again for every exchange (a 401 means resending it). */
-static void
+/* The push body, again for every exchange (a 401 means resending it).
+ * -1 if it cannot be attached (no Content-Length without its body). */
+static int
 upstream_req_add_body(struct upstream_req *r, struct evkeyvalq *out)
 {
 	struct evbuffer	*ob = evhttp_request_get_output_buffer(r->hreq);
@@ -716,24 +724,31 @@ upstream_req_add_body(struct upstream_req *r, struct evkeyvalq *out)
 	int		 fd;
 
 	if (r->method == EVHTTP_REQ_HEAD || r->method == EVHTTP_REQ_GET)
-		return;
+		return 0;
+	if (r->blen > 0 && r->bdata != NULL)
+		evbuffer_add(ob, r->bdata, r->blen);
+	else if (r->blen > 0) {
+		/* A file segment: sendfile on plain connections; never more
+		 * than one chunk is mapped or read at a time. */
+		if ((fd = fcntl(r->bfd, F_DUPFD_CLOEXEC, 0)) < 0)
+			goto fail;
+		if (evbuffer_add_file(ob, fd, (ev_off_t)r->boff,
+		    (ev_off_t)r->blen) != 0) {
+			close(fd);
+			goto fail;
+		}
+	}
 	snprintf(len, sizeof(len), "%zu", r->blen);
 	evhttp_add_header(out, "Content-Length", len);
 	if (r->ctype != NULL)
 		evhttp_add_header(out, "Content-Type", r->ctype);
 	if (r->crange != NULL)
 		evhttp_add_header(out, "Content-Range", r->crange);
-	if (r->blen == 0)
-		return;
-	if (r->bdata != NULL)
-		evbuffer_add(ob, r->bdata, r->blen);
-	else if ((fd = fcntl(r->bfd, F_DUPFD_CLOEXEC, 0)) >= 0) {
-		/* A file segment: sendfile on plain connections; never more
-		 * than one chunk is mapped or read at a time. */
-		if (evbuffer_add_file(ob, fd, (ev_off_t)r->boff,
-		    (ev_off_t)r->blen) != 0)
-			close(fd);
-	}
+	return 0;
+fail:
+	snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: cannot attach "
+	    "the request body: %s", r->u->cfg->name, strerror(errno));
+	return -1;
 }
 
 static void
@@ -771,9 +786,8 @@ upstream_req_exchange(struct upstream_req *r)
 		evhttp_add_header(out, "Accept", r->accept);
 	if (r->send_auth && r->authz != NULL)
 		evhttp_add_header(out, "Authorization", r->authz);
-	if (r->push)
-		upstream_req_add_body(r, out);
-	if (evhttp_make_request(upstream_conn_evcon(r->conn), r->hreq,
+	if ((r->push && upstream_req_add_body(r, out) != 0) ||
+	    evhttp_make_request(upstream_conn_evcon(r->conn), r->hreq,
 	    r->method, r->url.pathq) != 0) {
 		if (r->hreq != NULL)
 			evhttp_request_free(r->hreq);
@@ -853,12 +867,12 @@ upstream_req_start(struct upstream_worker *w, struct upstream *u,
 struct upstream_req *
 upstream_req_start_push(struct upstream_worker *w, struct upstream *u,
     enum evhttp_cmd_type method, const char *path, const char *repo,
-    const struct upstream_body *body, upstream_head_f head_cb,
-    upstream_done_f done_cb, void *arg)
+    const char *accept, const struct upstream_body *body,
+    upstream_head_f head_cb, upstream_done_f done_cb, void *arg)
 {
 	struct upstream_req	*r;
 
-	r = upstream_req_new(w, u, method, path, repo, NULL,
+	r = upstream_req_new(w, u, method, path, repo, accept,
 	    UPSTREAM_PUSH_REPLY_MAX, head_cb, NULL, done_cb, arg);
 	r->push = 1;
 	if (body != NULL) {

@@ -78,10 +78,19 @@ c_ready() {
 		"https://127.0.0.1:$TP/v2/"
 }
 wait_for 20 c_ready || fail "the HTTPS-only mirror does not answer"
+socks() { find "/proc/$C_PID/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
+s0=$(socks)
 out=$("$REGMIRROR" prefetch --mirror "http://127.0.0.1:$TA" --pin 1h --wait \
 	app/roll:v1 2>"$T_DIR/progress-c") ||
 	fail "prefetch on the HTTPS-only mirror: $(cat "$T_DIR/progress-c")"
 assert_eq "app/roll:v1@$UPD" "$out" "prefetch output (HTTPS-only mirror)"
+# Its connections to itself are closed after each request (two sockets
+# each, both ends in the process): what stays open is a few upstream
+# keep-alive connections, not one pair per request.
+few_socks() { [ "$(socks)" -le $((s0 + 8)) ]; }
+wait_for 10 few_socks ||
+	fail "sockets of the HTTPS-only mirror: $s0 before the job, $(socks) after"
+log "HTTPS-only mirror: $s0 sockets before the job, $(socks) after"
 
 # The upstream goes away; both regions still serve the rollout.
 stop_pid "$UP_PID"

@@ -13,7 +13,8 @@
 # (idle, 1 tag in sync, none failed), both blobs are fetched once, and the
 # tag is in the cache: a pull of it through the mirror is served without
 # asking the source.  A second run pauses the same way and goes on when
-# the source stops sending RateLimit headers (no limit is known then).
+# the source stops sending RateLimit headers (no limit is known then).  A
+# tags list whose Link never advances fails the run with a reason.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need jq
@@ -138,4 +139,17 @@ run2_over() { policy | jq -e '.state == "idle" and .runs == 2 and
 	.last_failed == 0 and .paused == false' >/dev/null; }
 wait_for 10 run2_over ||
 	fail "the run stayed paused once the limit headers were gone: $(policy)"
+
+# A source whose tags list pages for ever (the same Link again and again)
+# fails that list, with a reason, and the run ends.
+jq -n --arg t "/v2/$REPO/tags/list" --arg repo "$REPO" '{
+	($t): [{status: 200, body: ({name: $repo, tags: ["v0"]} | tojson),
+		headers: {"Link": ("<" + $t + "?last=v0&n=1>; rel=\"next\"")}}]}' |
+	curl -sf -X PUT --data-binary @- "$HUB_URL/_routes" ||
+	hard_error "PUT /_routes"
+"$REGMIRROR" sync rl --mirror "$A" --wait >"$T_DIR/sync3.out" 2>&1 &&
+	fail "a run over an endless tags list reported success"
+policy | jq -e '.state == "idle" and .runs == 3 and
+	(.last_error | test("pagination does not end"))' >/dev/null ||
+	fail "endless pagination: $(policy)"
 pass
