@@ -32,6 +32,8 @@ proxy_reply_buf(struct proxy_req *pr, int status, const char *ctype,
 	char			 clen[32];
 
 	CHECK_OBJ_NOTNULL(pr, PROXY_REQ_MAGIC);
+	if (pr->mflight != NULL)
+		proxy_mflight_land(pr, status, ctype, data, len);
 	out = evhttp_request_get_output_headers(pr->req);
 	proxy_req_common_headers(pr);
 	if (ctype != NULL)

@@ -63,7 +63,14 @@ struct proxy_req {
 	int			 tls;		/* came on a TLS listener */
 	int			 linked;	/* repo known to hold the blob */
 	int			 done;
+	struct proxy_mflight	*mflight;	/* leads this manifest fetch */
 };
+
+struct proxy_mflight;
+/* proxy_oci.c: a flight's leader got its reply: the same to every
+ * request that waited on it (called by proxy_reply_buf). */
+void	proxy_mflight_land(struct proxy_req *, int status, const char *ctype,
+	    const void *data, size_t len);
 
 /* proxy_server.c */
 void	proxy_req_finish(struct proxy_req *);

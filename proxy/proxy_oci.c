@@ -293,6 +293,84 @@ proxy_manifest_fetch(struct proxy_req *pr, int revalidate,
 	free(path);
 }
 
+/*
+ * Manifest single-flight, per worker thread: requests for a tag or digest
+ * whose fetch (or revalidation) is already under way on this worker wait
+ * for it and get the same reply, so a rollout's burst of pulls costs one
+ * upstream request per worker, not one per client.
+ *
+ * The leader's reply (status, body, and the headers that describe it) is
+ * captured as it is sent (proxy_reply_buf) and replayed to each waiter.
+ */
+struct proxy_mflight {
+	char			*key;		/* upstream \n repo \n ref */
+	struct proxy_req	**waiters;
+	size_t			 nwaiters;
+	LIST_ENTRY(proxy_mflight) entry;
+};
+static __thread LIST_HEAD(, proxy_mflight) proxy_mflights;
+
+static const char *const proxy_mflight_headers[] = {
+	"Docker-Content-Digest", "Etag", "Warning", "Retry-After",
+};
+
+void
+proxy_mflight_land(struct proxy_req *pr, int status, const char *ctype,
+    const void *data, size_t len)
+{
+	struct proxy_mflight	*fl = pr->mflight;
+	struct evkeyvalq	*in, *out;
+	const char		*v;
+	size_t			 i, k;
+
+	pr->mflight = NULL;
+	LIST_REMOVE(fl, entry);
+	in = evhttp_request_get_output_headers(pr->req);
+	for (i = 0; i < fl->nwaiters; i++) {
+		struct proxy_req *w = fl->waiters[i];
+
+		out = evhttp_request_get_output_headers(w->req);
+		for (k = 0; k < sizeof(proxy_mflight_headers) /
+		    sizeof(proxy_mflight_headers[0]); k++)
+			if ((v = evhttp_find_header(in,
+			    proxy_mflight_headers[k])) != NULL)
+				evhttp_add_header(out,
+				    proxy_mflight_headers[k], v);
+		w->src = "coalesced";
+		proxy_reply_buf(w, status, ctype, data, len);
+	}
+	free(fl->waiters);
+	free(fl->key);
+	free(fl);
+}
+
+/* Fetch for pr, or wait for the same fetch already under way. */
+static void
+proxy_manifest_fetch_shared(struct proxy_req *pr, int revalidate,
+    const char *old_digest, int64_t old_validated)
+{
+	struct proxy_mflight	*fl;
+	char			*key;
+
+	xasprintf(&key, "%s\n%s\n%s", upstream_name(pr->up), pr->repo,
+	    pr->ref);
+	LIST_FOREACH(fl, &proxy_mflights, entry)
+		if (strcmp(fl->key, key) == 0)
+			break;
+	if (fl != NULL) {
+		free(key);
+		fl->waiters = xreallocarray(fl->waiters, fl->nwaiters + 1,
+		    sizeof(*fl->waiters));
+		fl->waiters[fl->nwaiters++] = pr;
+		return;
+	}
+	fl = xcalloc(1, sizeof(*fl));
+	fl->key = key;
+	LIST_INSERT_HEAD(&proxy_mflights, fl, entry);
+	pr->mflight = fl;
+	proxy_manifest_fetch(pr, revalidate, old_digest, old_validated);
+}
+
 /* "Cache-Control: no-cache" (replication, a forced pull): revalidate. */
 static int
 proxy_no_cache(const struct proxy_req *pr)
@@ -315,12 +393,12 @@ proxy_manifest_get(struct proxy_req *pr)
 		if (proxy_manifest_serve_cached(pr, pr->digest.str, NULL) == 0)
 			return;
 		pr->src = NULL;
-		proxy_manifest_fetch(pr, 0, NULL, 0);
+		proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
 	if (cache_tag_get(upname, pr->repo, pr->ref, digest,
 	    &validated) != 0) {
-		proxy_manifest_fetch(pr, 0, NULL, 0);
+		proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
 	if (strcmp(digest, PROXY_TAG_NEGATIVE) == 0) {
@@ -332,7 +410,7 @@ proxy_manifest_get(struct proxy_req *pr)
 			    "answer)", pr->ref, upname);
 			return;
 		}
-		proxy_manifest_fetch(pr, 0, NULL, 0);
+		proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
 	if ((int64_t)time(NULL) - validated < proxy_tag_ttl(pr) &&
@@ -341,10 +419,10 @@ proxy_manifest_get(struct proxy_req *pr)
 		if (proxy_manifest_serve_cached(pr, digest, NULL) == 0)
 			return;
 		pr->src = NULL;
-		proxy_manifest_fetch(pr, 0, NULL, 0);
+		proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
-	proxy_manifest_fetch(pr, 1, digest, validated);
+	proxy_manifest_fetch_shared(pr, 1, digest, validated);
 }
 
 /* tags/list: passed through, bounded, with Link and Content-Type. */

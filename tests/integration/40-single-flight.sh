@@ -2,7 +2,9 @@
 # Twenty concurrent cold GETs of one 64 MiB blob through the mirror: all
 # twenty bodies are the blob, and the upstream served exactly one GET of
 # it; a twenty-first GET afterwards makes no upstream GET; the daemon's
-# peak memory stays well below the blob's size.
+# peak memory stays well below the blob's size.  Then twenty concurrent
+# GETs of the uncached tag cost at most one upstream manifest GET per
+# worker (single-flight), each client getting the manifest whole.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo
@@ -70,5 +72,33 @@ assert_eq "${DG#sha256:}" "$got" "GET #21 body sha256"
 registry_log_sync up
 assert_eq 1 "$(count_upstream_gets "$UP_LOG" "$BLOB" "$mark")" \
 	"upstream GETs of the blob after GET #21"
+
+# Twenty concurrent GETs of the uncached tag: manifest fetches are
+# single-flighted per worker (2 here), so the upstream sees at most two
+# GETs of it, and every client gets the manifest whole.
+TOP=$(layout_top "$T_DIR/big")
+ACC="application/vnd.oci.image.manifest.v1+json"
+man_one() {
+	curl -s --max-time 60 -H "Accept: $ACC" -o "$1.body" -w '%{http_code}' \
+		"$MIRROR_URL/v2/app/big/manifests/v1" >"$1.code" || true
+}
+pids=()
+for i in $(seq "$N"); do
+	man_one "$T_DIR/m$i" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do
+	wait "$p" || true
+done
+for i in $(seq "$N"); do
+	assert_eq 200 "$(cat "$T_DIR/m$i.code")" "manifest client $i status"
+	assert_eq "$TOP" "sha256:$(sha256_of "$T_DIR/m$i.body")" \
+		"manifest client $i body"
+done
+registry_log_sync up
+n=$(count_upstream_gets "$UP_LOG" /v2/app/big/manifests/v1 "$mark")
+[ "$n" -ge 1 ] && [ "$n" -le 2 ] ||
+	fail "$n upstream GETs of the tag for $N concurrent clients (want 1 or 2: one per worker at most)"
+log "manifest: $n upstream GETs for $N clients; $(grep -c 'manifests/v1" 200 .* src=coalesced' "$MIRROR_LOG") coalesced"
 mirror_alive
 pass

@@ -33,6 +33,7 @@ any method): a JSON object {PATH: [ANSWER, ...]}; the Nth request for
 PATH gets the Nth ANSWER, the last one repeating. An ANSWER is
 
     {"serve": true, "headers": {...}}   the normal answer, plus headers
+    ... "delay": SECONDS                (either kind) answer that late
     {"status": N, "headers": {...}, "body": "text",
      "content_type": "text/plain"}      a canned answer (body default
                                         empty, content type default
@@ -253,6 +254,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ans = self.st.next_answer(path)
         extra = {}
         if ans is not None:
+            if ans.get("delay"):
+                time.sleep(float(ans["delay"]))
             extra = dict(ans.get("headers") or {})
             if not ans.get("serve"):
                 self.send(int(ans["status"]),
