@@ -425,12 +425,17 @@ proxy_manifest_get(struct proxy_req *pr)
 	proxy_manifest_fetch_shared(pr, 1, digest, validated);
 }
 
-/* tags/list: passed through, bounded, with Link and Content-Type. */
+/*
+ * tags/list, _catalog and referrers: passed through, bounded, with Link,
+ * Content-Type (and OCI-Filters-Applied for referrers).  Not cached: they
+ * are small and their answer changes with every push.
+ */
 struct proxy_tfetch {
 	struct proxy_req	*pr;
 	char			*ctype;
 	char			*link;
 	char			*retry_after;
+	char			*filters;
 };
 
 static int
@@ -449,6 +454,8 @@ proxy_tags_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
 		tf->link = xstrdup(v);
 	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
 		tf->retry_after = xstrdup(v);
+	if ((v = evhttp_find_header(h, "OCI-Filters-Applied")) != NULL)
+		tf->filters = xstrdup(v);
 	return 0;
 }
 
@@ -461,7 +468,13 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 	int			 status = upstream_req_status(ur);
 
 	if (err != NULL || status != 200) {
-		if (status == 404)
+		if (status == 404 && pr->kind == PROXY_KIND_REFERRERS)
+			/* No referrers API there: clients fall back to the
+			 * tag schema (sha256-<hex> tags), as they should. */
+			proxy_error(pr, 404, "NAME_UNKNOWN",
+			    "upstream %s does not serve referrers for %s",
+			    upstream_name(pr->up), pr->ref);
+		else if (status == 404)
 			proxy_error(pr, 404, "NAME_UNKNOWN",
 			    "repository %s not known to upstream %s", pr->repo,
 			    upstream_name(pr->up));
@@ -472,6 +485,10 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 		if (tf->link != NULL && strpbrk(tf->link, "\r\n") == NULL)
 			evhttp_add_header(evhttp_request_get_output_headers(
 			    pr->req), "Link", tf->link);
+		if (tf->filters != NULL && strpbrk(tf->filters, "\r\n") ==
+		    NULL)
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    pr->req), "OCI-Filters-Applied", tf->filters);
 		pr->src = "pass";
 		proxy_reply_buf(pr, 200, tf->ctype != NULL &&
 		    strpbrk(tf->ctype, "\r\n") == NULL ? tf->ctype :
@@ -481,6 +498,7 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 	free(tf->ctype);
 	free(tf->link);
 	free(tf->retry_after);
+	free(tf->filters);
 	free(tf);
 }
 
@@ -496,13 +514,18 @@ proxy_tags_get(struct proxy_req *pr)
 		xasprintf(&path, "/v2/_catalog%s%s",
 		    pr->query != NULL ? "?" : "",
 		    pr->query != NULL ? pr->query : "");
+	else if (pr->kind == PROXY_KIND_REFERRERS)
+		xasprintf(&path, "/v2/%s/referrers/%s%s%s", pr->repo,
+		    pr->digest.str, pr->query != NULL ? "?" : "",
+		    pr->query != NULL ? pr->query : "");
 	else
 		xasprintf(&path, "/v2/%s/tags/list%s%s", pr->repo,
 		    pr->query != NULL ? "?" : "",
 		    pr->query != NULL ? pr->query : "");
 	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_GET, path, pr->repo,
-	    "application/json", PROXY_TAGS_MAX, proxy_tags_head_cb, NULL,
-	    proxy_tags_done_cb, tf);
+	    pr->kind == PROXY_KIND_REFERRERS ?
+	    "application/vnd.oci.image.index.v1+json" : "application/json",
+	    PROXY_TAGS_MAX, proxy_tags_head_cb, NULL, proxy_tags_done_cb, tf);
 	free(path);
 }
 
@@ -528,7 +551,8 @@ proxy_parse_query(struct proxy_req *pr, const char *q, char **ns)
 			free(*ns);
 			*ns = xstrdup(kv->value);
 		} else if (strcmp(kv->key, "n") == 0 ||
-		    strcmp(kv->key, "last") == 0) {
+		    strcmp(kv->key, "last") == 0 ||
+		    strcmp(kv->key, "artifactType") == 0) {
 			e = evhttp_encode_uri(kv->value);
 			evbuffer_add_printf(b, "%s%s=%s",
 			    evbuffer_get_length(b) > 0 ? "&" : "", kv->key, e);
@@ -795,9 +819,12 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 		proxy_tags_get(pr);
 		break;
 	case PROXY_KIND_REFERRERS:
-		/* XXX: referrers are passed through in a later change. */
-		proxy_error(pr, 404, "NAME_UNKNOWN",
-		    "referrers are not served by this mirror yet");
+		if (!pr->ref_is_digest) {
+			proxy_error(pr, 400, "DIGEST_INVALID",
+			    "referrers are asked for by digest");
+			break;
+		}
+		proxy_tags_get(pr);
 		break;
 	}
 }

@@ -27,6 +27,8 @@
 #  d. An upstream manifest answer with RateLimit-Limit: 100;w=21600 and
 #     RateLimit-Remaining: 3;w=21600 is served (200) and the mirror logs a
 #     warn line mentioning RateLimit-Remaining 3.
+#  e. Referrers: passed through (body, Content-Type, OCI-Filters-Applied,
+#     artifactType); 404 from a registry without the API; 400 by tag.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo base64
@@ -105,7 +107,11 @@ cat >"$T_DIR/routes.json" <<'EOF'
    "body": "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"You have reached your pull rate limit.\",\"detail\":null}]}"}],
  "/v2/app/rl/manifests/v1": [
   {"serve": true, "headers": {"RateLimit-Limit": "100;w=21600",
-                              "RateLimit-Remaining": "3;w=21600"}}]
+                              "RateLimit-Remaining": "3;w=21600"}}],
+ "/v2/app/signed/referrers/sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa": [
+  {"status": 200, "headers": {"OCI-Filters-Applied": "artifactType"},
+   "content_type": "application/vnd.oci.image.index.v1+json",
+   "body": "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[]}"}]
 }
 EOF
 start_hubfake hub --routes "$T_DIR/routes.json"
@@ -289,6 +295,29 @@ warn=$(tail -n +"$((mmark + 1))" "$MIRROR_LOG" |
 [ -n "$warn" ] || fail "d: no warn line mentioning RateLimit-Remaining 3:
 $(tail -n +"$((mmark + 1))" "$MIRROR_LOG")"
 log "d: $warn"
+
+# ---------------------------------------------------------------------------
+# e. Referrers (OCI 1.1): passed through with the index, its Content-Type
+#    and OCI-Filters-Applied, artifactType forwarded; a registry without
+#    the API (docker-registry) gives 404, so clients fall back to tags;
+#    a referrers request by tag is a 400.
+
+A64=sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+mget "/v2/app/signed/referrers/$A64?artifactType=application%2Fvnd.dev.sig&ns=hub.test"
+assert_eq 200 "$CODE" "e: referrers status"
+assert_eq '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}' \
+	"$(cat "$T_DIR/body")" "e: referrers body"
+assert_eq application/vnd.oci.image.index.v1+json "$(header Content-Type)" \
+	"e: referrers Content-Type"
+assert_eq artifactType "$(header OCI-Filters-Applied)" "e: OCI-Filters-Applied"
+curl -sf "$HUB_URL/_requests" | jq -e --arg p "/v2/app/signed/referrers/$A64" \
+	'any(.[]; .path == ($p + "?artifactType=application%2Fvnd.dev.sig"))' \
+	>/dev/null || fail "e: artifactType not forwarded: $(curl -sf "$HUB_URL/_requests" | jq -c '[.[].path]')"
+mget "/v2/library/demo/referrers/$A64"
+assert_eq 404 "$CODE" "e: referrers at a registry without the API"
+mget "/v2/app/signed/referrers/v1?ns=hub.test"
+assert_eq 400 "$CODE" "e: referrers by tag"
+log "e: referrers passed through; 404 and 400 where due"
 
 # Never a 500 from the mirror, and it still serves.
 if grep -E ' access r[0-9]+ .*" 500 ' "$MIRROR_LOG" >&2; then
