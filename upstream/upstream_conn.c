@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -44,6 +45,7 @@ struct upstream_conn {
 	struct evhttp_connection *evcon;
 	int			 busy;
 	int			 dead;
+	int			 established;	/* TCP (and TLS) up once */
 	TAILQ_ENTRY(upstream_conn) entry;
 };
 
@@ -289,6 +291,39 @@ upstream_conn_get(struct upstream_worker *w, struct upstream *u,
 	TAILQ_REMOVE(&w->conns, c, entry);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	return c;
+}
+
+/*
+ * Has the connection been made (TCP connected and, for https, the TLS
+ * handshake done)?  evhttp does not say, so ask the socket and the SSL.
+ */
+int
+upstream_conn_established(struct upstream_conn *c)
+{
+	struct bufferevent	*bev;
+	struct sockaddr_storage	 ss;
+	socklen_t		 len = sizeof(ss);
+	evutil_socket_t		 fd;
+	SSL			*ssl;
+
+	CHECK_OBJ_NOTNULL(c, UPSTREAM_CONN_MAGIC);
+	if (c->established)
+		return 1;
+	if ((bev = evhttp_connection_get_bufferevent(c->evcon)) == NULL ||
+	    (fd = bufferevent_getfd(bev)) < 0 ||
+	    getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if ((ssl = bufferevent_openssl_get_ssl(bev)) != NULL &&
+	    !SSL_is_init_finished(ssl))
+		return 0;
+	c->established = 1;
+	return 1;
+}
+
+long
+upstream_worker_connect_timeout(struct upstream_worker *w)
+{
+	return w->connect_timeout;
 }
 
 struct evhttp_connection *

@@ -83,6 +83,7 @@ struct upstream_req {
 	int			 retries;
 	struct timespec		 started;	/* for the retry deadline */
 	struct event		*retry_ev;
+	struct event		*connect_ev;	/* [timeouts] connect */
 
 	struct upstream_conn	*conn;
 	struct evhttp_request	*hreq;
@@ -160,6 +161,8 @@ upstream_req_finish(struct upstream_req *r, const char *err)
 	upstream_url_fini(&r->url);
 	if (r->retry_ev != NULL)
 		event_free(r->retry_ev);
+	if (r->connect_ev != NULL)
+		event_free(r->connect_ev);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
 	free(r->repo);
@@ -650,6 +653,42 @@ upstream_req_herr(struct upstream_req *r)
 	return upstream_err_reset;
 }
 
+/*
+ * [timeouts] connect: libevent 2.1's client has one timeout for
+ * everything, so a timer of our own gives up on a connection that is not
+ * made (TCP, then TLS) in time: retried (the next endpoint first) while
+ * the request may be, else a timeout.
+ */
+static void
+upstream_req_connect_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct upstream_req	*r = arg;
+
+	(void)fd;
+	(void)ev;
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	if (r->conn == NULL || r->hreq == NULL || r->got_response ||
+	    upstream_conn_established(r->conn))
+		return;
+	evhttp_cancel_request(r->hreq);
+	r->hreq = NULL;
+	upstream_conn_put(r->conn, 1);
+	r->conn = NULL;
+	if (upstream_req_may_retry(r)) {
+		upstream_req_retry(r, "connect timed out");
+		return;
+	}
+	snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: connecting to "
+	    "%s:%d timed out after %ld s", r->u->cfg->name, r->url.host,
+	    r->url.port, upstream_worker_connect_timeout(r->w));
+	log_warnx("%s", r->errmsg);
+	metric_inc(METRIC_UPSTREAM_ERRORS);
+	if (r->send_auth && r->token_scope == NULL &&
+	    upstream_url_same_host(&r->url, &r->u->urls[r->url_idx]))
+		upstream_url_mark_down(r->u, r->url_idx, UPSTREAM_URL_BACKOFF);
+	upstream_req_finish(r, upstream_err_timeout);
+}
+
 static void
 upstream_req_done_cb(struct evhttp_request *h, void *arg)
 {
@@ -658,6 +697,8 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 	int			 failed;
 
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	if (r->connect_ev != NULL)
+		evtimer_del(r->connect_ev);
 	failed = h == NULL || r->herr != 0 ||
 	    evhttp_request_get_response_code(h) == 0;
 	if (failed && r->url.tls && !r->got_response)
@@ -768,6 +809,16 @@ upstream_req_exchange(struct upstream_req *r)
 		evbuffer_drain(r->body, evbuffer_get_length(r->body));
 	metric_inc(METRIC_UPSTREAM_REQUESTS);
 	r->conn = upstream_conn_get(r->w, r->u, &r->url);
+	if (!upstream_conn_established(r->conn) &&
+	    upstream_worker_connect_timeout(r->w) > 0) {
+		struct timeval ctv = {
+			upstream_worker_connect_timeout(r->w), 0 };
+
+		if (r->connect_ev == NULL)
+			r->connect_ev = evtimer_new(upstream_worker_base(r->w),
+			    upstream_req_connect_cb, r);
+		evtimer_add(r->connect_ev, &ctv);
+	}
 	r->hreq = evhttp_request_new(upstream_req_done_cb, r);
 	evhttp_request_set_header_cb(r->hreq, upstream_req_header_cb);
 	evhttp_request_set_chunked_cb(r->hreq, upstream_req_chunk_cb);
@@ -904,6 +955,8 @@ upstream_req_cancel(struct upstream_req *r)
 	}
 	if (r->retry_ev != NULL)
 		evtimer_del(r->retry_ev);
+	if (r->connect_ev != NULL)
+		evtimer_del(r->connect_ev);
 	if (r->hreq != NULL) {
 		evhttp_cancel_request(r->hreq);
 		r->hreq = NULL;

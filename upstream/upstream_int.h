@@ -60,6 +60,9 @@ void	upstream_url_fini(struct upstream_url *);
 struct upstream_conn *upstream_conn_get(struct upstream_worker *,
 	    struct upstream *, const struct upstream_url *);
 struct evhttp_connection *upstream_conn_evcon(struct upstream_conn *);
+/* 1 once TCP (and TLS) is up: [timeouts] connect no longer applies. */
+int	upstream_conn_established(struct upstream_conn *);
+long	upstream_worker_connect_timeout(struct upstream_worker *);
 /* Give it back; broken = 1 drops it. */
 void	upstream_conn_put(struct upstream_conn *, int broken);
 struct event_base *upstream_worker_base(struct upstream_worker *);

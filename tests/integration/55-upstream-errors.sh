@@ -11,6 +11,10 @@
 #  - upstream unreachable (section "dead.test", a port nobody listens
 #    on): 502, code UNAVAILABLE, the message naming dead.test and saying
 #    it cannot connect;
+#  - an https endpoint that takes the TCP connection and never answers the
+#    TLS handshake: [timeouts] connect (1s) gives up on it: alone
+#    ("muteonly.test") a 504 saying it timed out after retries; first of
+#    two ("mute.test") the second endpoint answers in under 1.9s;
 # and after each fault, once the upstream behaves (or listens) again, the
 # same request goes upstream again and returns the right bytes (nothing
 # bad was cached), and GET /v2/ still answers 200.
@@ -101,6 +105,25 @@ start_fake() {
 
 start_fake up
 DEAD_PORT=$(free_port)
+# A listener that accepts connections, keeps them open and never writes.
+"$PY" - "$T_DIR/mute.port" <<'EOPY' >>"$T_DIR/mute.log" 2>&1 &
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+import os
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+    print("mute: accepted", flush=True)
+EOPY
+MUTE_PID=$!
+register_pid "$MUTE_PID" "mute listener" "$T_DIR/mute.log"
+wait_for 10 test -s "$T_DIR/mute.port" || hard_error "the mute listener did not start"
+MUTE_PORT=$(cat "$T_DIR/mute.port")
 
 MPORT=$(free_port)
 cat >"$T_DIR/mirror.conf" <<EOF
@@ -115,7 +138,7 @@ dir = $T_DIR/cache
 tag_ttl = 5m
 
 [timeouts]
-connect = 2s
+connect = 1s
 first_byte = 2s
 idle = 30s
 
@@ -125,6 +148,15 @@ default = yes
 
 [upstream "dead.test"]
 url = http://127.0.0.1:$DEAD_PORT
+
+# Its first endpoint takes TCP connections and never says a word (no TLS
+# handshake); the second is the fake upstream.
+[upstream "mute.test"]
+url = https://127.0.0.1:$MUTE_PORT
+url = $UP_URL
+
+[upstream "muteonly.test"]
+url = https://127.0.0.1:$MUTE_PORT
 EOF
 start_mirror "$T_DIR/mirror.conf"
 
@@ -249,6 +281,24 @@ mreq /v2/dead.test/app/x/manifests/t-dead
 expect_ok "unreachable, then listening: GET manifest" "$MDIGEST"
 mreq "/v2/dead.test/app/x/blobs/${LAYERS[4]}"
 expect_ok "unreachable, then listening: GET blob" "${LAYERS[4]}"
+
+# -- connect timeout: TCP accepted, TLS never answered ---------------------------
+# One endpoint: after [timeouts] connect (1s), retried while first_byte
+# allows, then 504 saying the connect timed out.
+mreq /v2/muteonly.test/app/x/manifests/t-mute
+expect_error "connect timeout: GET manifest" 504 UNAVAILABLE muteonly.test \
+	"timed out"
+[ "$(grep -c "mute: accepted" "$T_DIR/mute.log")" -ge 2 ] ||
+	fail "connect timeout: no retry after the first connect timed out"
+# Two endpoints: the mute one is given up after 1s and the next one
+# answers, well before first_byte would have ended the wait.
+mreq /v2/mute.test/app/x/manifests/t-s500
+expect_ok "connect timeout, second endpoint" "$MDIGEST"
+awk -v s="$SECS" 'BEGIN { exit !(s < 1.9) }' ||
+	fail "connect timeout: the second endpoint answered after ${SECS}s (want < 1.9s: connect = 1s, first_byte = 2s)"
+grep -q "upstream mute.test: connect timed out, retry 1 in 0 ms" "$MIRROR_LOG" ||
+	fail "connect timeout: no failover logged"
+log "connect timeout: failed over to the second endpoint in ${SECS}s"
 
 # Never a 500, by the mirror's own access lines.
 if grep -E ' access r[0-9]+ .*" 500 ' "$MIRROR_LOG" >&2; then
