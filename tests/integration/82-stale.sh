@@ -2,7 +2,7 @@
 # Tag freshness rules, per upstream section ([cache] tag_ttl = 1s,
 # first_byte = 1s):
 #
-# stale_if_error (flaky.test, dead.test, tok.test: stale_if_error = 12s):
+# stale_if_error (flaky.test, dead.test, tok.test: stale_if_error = 20s):
 # once a tag's tag_ttl has passed and its revalidation fails, the last
 # known manifest is served (200, same digest and bytes) with the header
 # `Warning: 110 - "Response is Stale"`, for up to stale_if_error past the
@@ -35,7 +35,7 @@ need skopeo docker-registry
 need_regmirror
 
 CACHE=$T_DIR/cache
-TTL=1 SIE=12 NEG=3
+TTL=1 SIE=20 NEG=3
 KINDS=(s500 s503 s429 hang)
 mkimage "$T_DIR/img" single --seed t82 --ref v1 --layers 1000,2000
 jq --args '.manifests += [.manifests[0] as $m | $ARGS.positional[] as $x |
