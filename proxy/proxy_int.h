@@ -81,7 +81,8 @@ long	proxy_tag_ttl(const struct proxy_req *);
 struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd,
 		    const struct config *);
 
-/* proxy_prefetch.c: jobs run on base, as clients of a plain listener. */
+/* proxy_prefetch.c: jobs run on base, as clients of our own listener. */
+extern const char proxy_accept_images[];	/* Accept: for manifests */
 int	proxy_prefetch_init(struct event_base *, struct upstream_worker *,
 	    const struct config *, int have_plain);
 struct json_t;

@@ -49,7 +49,8 @@
 #define PF_429_TRIES	5	/* 429s obeyed per request */
 #define PF_429_MAX_WAIT	120	/* seconds, whatever Retry-After says */
 
-static const char pf_accept[] =
+/* The image manifest types (index, list, OCI and Docker manifests). */
+const char proxy_accept_images[] =
     "application/vnd.oci.image.index.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
     "application/vnd.oci.image.manifest.v1+json, "
@@ -558,7 +559,7 @@ pf_task_start(struct pf_task *t)
 	if (t->kind == PF_BLOB)
 		evhttp_request_set_chunked_cb(req, pf_blob_chunk_cb);
 	else
-		evhttp_add_header(h, "Accept", pf_accept);
+		evhttp_add_header(h, "Accept", proxy_accept_images);
 	if (t->kind == PF_ROOT && t->job->revalidate)
 		evhttp_add_header(h, "Cache-Control", "no-cache");
 	if (im->ns != NULL)
@@ -666,7 +667,7 @@ pf_probe_cb(evutil_socket_t fd, short ev, void *arg)
 	xasprintf(&path, "/v2/%s/manifests/%s", repo, im->reference);
 	j->probe_saw_limit = 0;
 	j->probe = upstream_req_start(pf_up, u, EVHTTP_REQ_HEAD, path, repo,
-	    pf_accept, 64 * 1024, pf_probe_head_cb, NULL, pf_probe_done_cb,
+	    proxy_accept_images, 64 * 1024, pf_probe_head_cb, NULL, pf_probe_done_cb,
 	    j);
 	free(path);
 	free(repo);

@@ -41,12 +41,6 @@
 
 #define PUSH_MOUNTS_MAX	4096	/* digests remembered for cross-repo mounts */
 
-static const char push_accept[] =
-    "application/vnd.oci.image.index.v1+json, "
-    "application/vnd.docker.distribution.manifest.list.v2+json, "
-    "application/vnd.oci.image.manifest.v1+json, "
-    "application/vnd.docker.distribution.manifest.v2+json";
-
 enum push_step {
 	PUSH_TAG_HEAD,
 	PUSH_BLOB_HEAD,
@@ -605,7 +599,7 @@ proxy_push_start(struct upstream_worker *w, struct upstream *u,
 		return -1;
 	}
 	xasprintf(&path, "/v2/%s/manifests/%s", repo, tag);
-	push_req(p, PUSH_TAG_HEAD, EVHTTP_REQ_HEAD, path, NULL, push_accept);
+	push_req(p, PUSH_TAG_HEAD, EVHTTP_REQ_HEAD, path, NULL, proxy_accept_images);
 	free(path);
 	return 0;
 }

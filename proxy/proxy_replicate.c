@@ -359,20 +359,20 @@ repl_propagate_deletes(struct repl *r, const char *repo, json_t *tags)
 	free(d.gone);
 }
 
-static void
-repl_pin_cb(const char *digest, int is_manifest, void *arg)
-{
-	(void)is_manifest;
-	(void)arg;
-	cache_blob_pin(digest, -1);
-}
-
 /* Collects digests into a JSON object used as a set. */
 static void
 repl_set_cb(const char *digest, int is_manifest, void *arg)
 {
 	(void)is_manifest;
 	json_object_set_new(arg, digest, json_true());
+}
+
+/* Pins a digest and collects it (repl_set_cb). */
+static void
+repl_pin_cb(const char *digest, int is_manifest, void *arg)
+{
+	cache_blob_pin(digest, -1);
+	repl_set_cb(digest, is_manifest, arg);
 }
 
 static void
@@ -458,10 +458,8 @@ repl_pins_update(struct repl *r, struct pf_job *j)
 	}
 	/* What stays pinned: this policy's tags, then every other's. */
 	keep = json_object();
-	json_object_foreach(now, ref, v) {
-		cache_manifest_walk(json_string_value(v), repl_pin_cb, NULL);
-		cache_manifest_walk(json_string_value(v), repl_set_cb, keep);
-	}
+	json_object_foreach(now, ref, v)
+		cache_manifest_walk(json_string_value(v), repl_pin_cb, keep);
 	for (i = 0; i < nrepls; i++) {
 		if (&repls[i] == r)
 			continue;
