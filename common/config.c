@@ -152,7 +152,6 @@ static const struct config_key {
 	    CONFIG_SECT_REPLICATION, "rate_limit_floor", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
-_Static_assert(CONFIG_NKEYS <= 64, "cp_seen is a 64-bit mask");
 
 struct config_parser {
 	const char		*cp_fname;
@@ -164,7 +163,7 @@ struct config_parser {
 	struct config_upstream	*cp_up;		/* the current [upstream] */
 	unsigned long		 cp_up_line;	/* ... and its header line */
 	struct config_upstream	**cp_tail;
-	uint64_t		 cp_seen;	/* keys given, by enum bit */
+	unsigned char		 cp_seen[CONFIG_NKEYS];	/* keys given */
 	unsigned long		 cp_cert_line;
 	unsigned long		 cp_key_line;
 	unsigned long		 cp_tls_listen_line;
@@ -1013,7 +1012,7 @@ config_upstream_open(struct config_parser *p, const char *name)
 	/* Upstream keys may be given once per section. */
 	for (size_t i = 0; i < CONFIG_NKEYS; i++)
 		if (config_keys[i].section == CONFIG_SECT_UPSTREAM)
-			p->cp_seen &= ~(UINT64_C(1) << i);
+			p->cp_seen[i] = 0;
 	return 0;
 }
 
@@ -1087,7 +1086,7 @@ config_parse_section(struct config_parser *p, char *s)
 		p->cp_repl = r;
 		for (size_t k = 0; k < CONFIG_NKEYS; k++)
 			if (config_keys[k].section == CONFIG_SECT_REPLICATION)
-				p->cp_seen &= ~(UINT64_C(1) << k);
+				p->cp_seen[k] = 0;
 		return 0;
 	}
 	if (p->cp_sect == CONFIG_SECT_UPSTREAM) {
@@ -1194,10 +1193,10 @@ config_parse_line(struct config_parser *p, char *line)
 		return config_error(p, "unknown key '%s' in %s", key,
 		    config_section_label(p, label, sizeof(label)));
 	if (!config_keys[i].repeatable &&
-	    (p->cp_seen & (UINT64_C(1) << i)) != 0)
+	    p->cp_seen[i])
 		return config_error(p, "duplicate key '%s' in %s", key,
 		    config_section_label(p, label, sizeof(label)));
-	p->cp_seen |= UINT64_C(1) << i;
+	p->cp_seen[i] = 1;
 	return config_set(p, (enum config_key_id)i, config_keys[i].name,
 	    value);
 }
