@@ -95,6 +95,11 @@ enum config_key_id {
 	CONFIG_K_R_CHUNK_SIZE,
 	CONFIG_K_R_CONCURRENCY,
 	CONFIG_K_R_RATE_LIMIT_FLOOR,
+	/* Bounds on what clients and upstreams can make the mirror hold. */
+	CONFIG_K_MAX_CONNECTIONS,
+	CONFIG_K_MAX_CONNECTIONS_PER_CLIENT,
+	CONFIG_K_REQUEST_HEAD,
+	CONFIG_K_TLS_HANDSHAKE,
 };
 
 static const struct config_key {
@@ -150,6 +155,13 @@ static const struct config_key {
 	    CONFIG_SECT_REPLICATION, "concurrency", 0 },
 	[CONFIG_K_R_RATE_LIMIT_FLOOR] = {
 	    CONFIG_SECT_REPLICATION, "rate_limit_floor", 0 },
+	[CONFIG_K_MAX_CONNECTIONS] = {
+	    CONFIG_SECT_SERVER, "max_connections", 0 },
+	[CONFIG_K_MAX_CONNECTIONS_PER_CLIENT] = {
+	    CONFIG_SECT_SERVER, "max_connections_per_client", 0 },
+	[CONFIG_K_REQUEST_HEAD] = { CONFIG_SECT_TIMEOUTS, "request_head", 0 },
+	[CONFIG_K_TLS_HANDSHAKE] = {
+	    CONFIG_SECT_TIMEOUTS, "tls_handshake", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -581,6 +593,32 @@ config_duration_key(struct config_parser *p, const char *key,
 	return 0;
 }
 
+/* A whole number in [min, max]; errors name the key and the range. */
+static int
+config_long_key(struct config_parser *p, const char *key, const char *value,
+    long min, long max, long *out)
+{
+	long	v = 0;
+	const char *c = value;
+
+	if (!config_is_digit(*c))
+		return config_error(p, "bad number '%s' for %s (want %ld..%ld)",
+		    value, key, min, max);
+	for (; config_is_digit(*c); c++) {
+		v = v * 10 + (*c - '0');
+		if (v > max)
+			break;
+	}
+	if (*c != '\0' && !config_is_digit(*c))
+		return config_error(p, "bad number '%s' for %s (want %ld..%ld)",
+		    value, key, min, max);
+	if (v > max || v < min)
+		return config_error(p, "%s '%s' is out of range (%ld..%ld)",
+		    key, value, min, max);
+	*out = v;
+	return 0;
+}
+
 static int
 config_set_listen(struct config_parser *p, const char *key,
     const char *value, char ***list, size_t *nlist)
@@ -960,6 +998,22 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 	case CONFIG_K_IDLE:
 		return config_duration_key(p, key, value, 1,
 		    &cf->idle_timeout);
+	case CONFIG_K_MAX_CONNECTIONS:
+		if (strcmp(value, "auto") == 0) {
+			cf->max_connections = 0;
+			return 0;
+		}
+		return config_long_key(p, key, value, 1, 1000000,
+		    &cf->max_connections);
+	case CONFIG_K_MAX_CONNECTIONS_PER_CLIENT:
+		return config_long_key(p, key, value, 0, 1000000,
+		    &cf->max_connections_per_client);
+	case CONFIG_K_REQUEST_HEAD:
+		return config_duration_key(p, key, value, 1,
+		    &cf->request_head_timeout);
+	case CONFIG_K_TLS_HANDSHAKE:
+		return config_duration_key(p, key, value, 1,
+		    &cf->tls_handshake_timeout);
 	}
 	abort();
 }
@@ -1277,6 +1331,9 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	cf->connect_timeout = 5;
 	cf->first_byte_timeout = 30;
 	cf->idle_timeout = 60;
+	cf->max_connections_per_client = 128;
+	cf->request_head_timeout = 10;
+	cf->tls_handshake_timeout = 10;
 
 	memset(&p, 0, sizeof(p));
 	p.cp_fname = fname;

@@ -82,6 +82,8 @@ struct config {
 	int			 workers;	/* 0 = auto (one per core) */
 	char			*log_level;	/* "info" */
 	size_t			 max_header_size;	/* default 16K */
+	long			 max_connections;	/* 0: auto */
+	long			 max_connections_per_client; /* 0: none */
 
 	char			*cache_dir;	/* default /var/lib/regmirror */
 	uint64_t		 max_size;	/* 0 = unlimited */
@@ -90,6 +92,8 @@ struct config {
 	long			 connect_timeout;	/* default 5s */
 	long			 first_byte_timeout;	/* default 30s */
 	long			 idle_timeout;		/* default 60s */
+	long			 request_head_timeout;	/* default 10s */
+	long			 tls_handshake_timeout;	/* default 10s */
 
 	struct config_upstream	*upstreams;
 	size_t			 nupstreams;

@@ -16,6 +16,10 @@
 #include <openssl/err.h>
 
 #include "common/log.h"
+#include "common/text.h"
+
+/* A line; the message part is escaped into at most ~half of it. */
+#define LOG_LINE_MAX	8192
 
 static enum log_level	log_level = LOG_LEVEL_INFO;
 
@@ -44,11 +48,16 @@ log_is_debug(void)
 	return log_level >= LOG_LEVEL_DEBUG;
 }
 
+/*
+ * Format the message, then escape it (common/text.h): arguments carry
+ * client and upstream bytes, and a CR, LF or escape sequence in one
+ * must never forge a log line or reach a terminal.
+ */
 static void
 log_vwrite(enum log_level level, int with_errno, int saved_errno,
     const char *fmt, va_list ap)
 {
-	char		 line[4096];
+	char		 msg[LOG_LINE_MAX / 2], line[LOG_LINE_MAX];
 	struct timespec	 ts;
 	struct tm	 tm;
 	size_t		 n;
@@ -63,19 +72,16 @@ log_vwrite(enum log_level level, int with_errno, int saved_errno,
 	    ts.tv_nsec / 1000000, log_names[level]);
 	if (r > 0)
 		n += (size_t)r;
-	if (n < sizeof(line)) {
-		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		if (r > 0)
-			n += (size_t)r;
-	}
-	if (n >= sizeof(line) - 2)
-		n = sizeof(line) - 2;
+	r = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (r > 0)
+		n += text_escape(line + n, sizeof(line) - n - 1, msg,
+		    (size_t)r < sizeof(msg) ? (size_t)r : sizeof(msg) - 1);
 	if (with_errno) {
-		r = snprintf(line + n, sizeof(line) - n, ": %s",
+		r = snprintf(line + n, sizeof(line) - n - 1, ": %s",
 		    strerror(saved_errno));
 		if (r > 0)
 			n += (size_t)r;
-		if (n >= sizeof(line) - 2)
+		if (n >= sizeof(line) - 1)
 			n = sizeof(line) - 2;
 	}
 	line[n++] = '\n';

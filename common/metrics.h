@@ -42,7 +42,13 @@
 	X(FILLS_PASSED, "fills_passed_through_total",			\
 	    "Fills passed through uncached because the disk was full")	\
 	X(FILL_BYTES, "fill_bytes_total", "Bytes received from upstreams for blobs") \
-	X(EVICTIONS, "cache_evictions_total", "Blobs removed by the budget, gc or evict")
+	X(EVICTIONS, "cache_evictions_total", "Blobs removed by the budget, gc or evict") \
+	X(CONN_REFUSED, "connections_refused_total",			\
+	    "Client connections refused: over a connection cap")	\
+	X(CONN_DEADLINES, "connections_timed_out_total",		\
+	    "Client connections closed: request head or TLS handshake too slow") \
+	X(ACCEPT_ERRORS, "accept_errors_total",				\
+	    "accept() failures (EMFILE pauses the listener)")
 
 enum metric {
 #define METRIC_ENUM(id, name, help) METRIC_##id,

@@ -127,7 +127,8 @@ proxy_reader_detach(struct proxy_reader *rd)
 	if (rd->out_cb != NULL && !rd->gone)
 		evbuffer_remove_cb_entry(rd->out, rd->out_cb);
 	rd->out_cb = NULL;
-	if (rd->evcon != NULL && !rd->gone)
+	if (rd->evcon != NULL && !rd->gone &&
+	    proxy_conn_on_close(rd->pr->w, rd->evcon, NULL, NULL) != 0)
 		evhttp_connection_set_closecb(rd->evcon, NULL, NULL);
 }
 
@@ -154,17 +155,23 @@ proxy_reader_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 }
 
 static void
-proxy_reader_close_cb(struct evhttp_connection *evcon, void *arg)
+proxy_reader_gone(void *arg)
 {
 	struct proxy_reader	*rd = arg;
 
-	(void)evcon;
 	CHECK_OBJ_NOTNULL(rd, PROXY_READER_MAGIC);
 	if (rd->out_cb != NULL)
 		evbuffer_remove_cb_entry(rd->out, rd->out_cb);
 	rd->out_cb = NULL;
 	rd->gone = 1;
 	event_active(rd->wake, EV_READ, 0);
+}
+
+static void
+proxy_reader_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	proxy_reader_gone(arg);
 }
 
 /*
@@ -312,7 +319,9 @@ proxy_reader_headers(struct proxy_reader *rd)
 	}
 	rd->out = bufferevent_get_output(bev);
 	rd->out_cb = evbuffer_add_cb(rd->out, proxy_reader_out_cb, rd);
-	evhttp_connection_set_closecb(rd->evcon, proxy_reader_close_cb, rd);
+	if (proxy_conn_on_close(pr->w, rd->evcon, proxy_reader_gone, rd) != 0)
+		evhttp_connection_set_closecb(rd->evcon,
+		    proxy_reader_close_cb, rd);
 	if (rd->size > 0 && !pr->tls) {
 		/* The segment owns the descriptor: queued ranges may outlive
 		 * the reader. */

@@ -20,6 +20,8 @@
 
 #include "common/log.h"
 #include "common/obj.h"
+#include "common/text.h"
+#include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
 
@@ -54,20 +56,40 @@ proxy_reply_buf(struct proxy_req *pr, int status, const char *ctype,
 	proxy_req_finish(pr);
 }
 
+/*
+ * The OCI error body for code and msg, malloc'd.  msg may hold anything
+ * a client or an upstream sent (a name, a Location, a realm): it is
+ * escaped to printable ASCII first, so encoding cannot fail on it; if
+ * jansson still fails (memory), a fixed body says so.  Never NULL.
+ */
+char *
+proxy_error_body(const char *code, const char *msg)
+{
+	char	 safe[PROXY_ERROR_MSG_MAX];
+	char	*body;
+	json_t	*root;
+
+	text_escape(safe, sizeof(safe), msg, strlen(msg));
+	root = json_pack("{s:[{s:s,s:s,s:n}]}", "errors", "code", code,
+	    "message", safe, "detail");
+	body = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	if (body == NULL)
+		body = xstrdup("{\"errors\":[{\"code\":\"UNKNOWN\","
+		    "\"message\":\"the error could not be encoded\","
+		    "\"detail\":null}]}");
+	return body;
+}
+
 static void
 proxy_error_v(struct proxy_req *pr, int status, const char *code,
     const char *fmt, va_list ap)
 {
-	char	 msg[512];
+	char	 msg[PROXY_ERROR_MSG_MAX];
 	char	*body;
-	json_t	*root;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	root = json_pack("{s:[{s:s,s:s,s:n}]}", "errors", "code", code,
-	    "message", msg, "detail");
-	body = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	AN(body);
+	body = proxy_error_body(code, msg);
 	if (status >= 500)
 		log_info("r%llu: %d %s: %s", (unsigned long long)pr->id,
 		    status, code, msg);

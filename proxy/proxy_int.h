@@ -29,6 +29,7 @@ struct proxy_worker {
 	struct evhttp		*http;		/* plain listeners */
 	struct evhttp		*https;		/* TLS listeners */
 	struct upstream_worker	*up;
+	void			*conns;		/* proxy_conn.c's trackers */
 };
 
 enum proxy_kind {
@@ -71,6 +72,28 @@ struct proxy_mflight;
  * request that waited on it (called by proxy_reply_buf). */
 void	proxy_mflight_land(struct proxy_req *, int status, const char *ctype,
 	    const void *data, size_t len);
+
+/*
+ * proxy_conn.c: client connections — caps, head and handshake deadlines,
+ * TCP_NODELAY, accept errors.  All on the worker's loop.
+ */
+typedef void	(*proxy_conn_close_f)(void *arg);
+void	proxy_conn_init(const struct config *);
+/* Accept on fd with http (a worker's), pausing on EMFILE. */
+void	proxy_conn_listen(struct proxy_worker *, struct evhttp *,
+	    evutil_socket_t fd);
+/* evhttp's bufferevent constructor calls this with the bufferevent it
+ * made for a new connection; returns it. */
+struct bufferevent *proxy_conn_bev_new(struct proxy_worker *,
+	    struct bufferevent *, int tls);
+/* A request head arrived on its connection (stops the head deadline). */
+void	proxy_conn_request(struct proxy_worker *, struct evhttp_request *);
+/* Tell cb (once) when the connection closes, replacing any earlier cb;
+ * cb NULL clears it.  -1 if the connection is not tracked. */
+int	proxy_conn_on_close(struct proxy_worker *, struct evhttp_connection *,
+	    proxy_conn_close_f cb, void *arg);
+/* Client connections open now. */
+unsigned proxy_conn_count(void);
 
 /* proxy_server.c */
 void	proxy_req_finish(struct proxy_req *);
@@ -137,6 +160,9 @@ void	proxy_oci_request_tls_cb(struct evhttp_request *, void *);
 void	proxy_blob_get(struct proxy_req *);
 
 /* proxy_error.c: send an OCI error reply and finish the request. */
+#define PROXY_ERROR_MSG_MAX	512
+/* The OCI error JSON for code and msg (any bytes), malloc'd, never NULL. */
+char	*proxy_error_body(const char *code, const char *msg);
 void	proxy_error(struct proxy_req *, int status, const char *code,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Map a failed or non-2xx upstream exchange to the client's reply. */

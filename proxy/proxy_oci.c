@@ -722,6 +722,7 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 	struct evkeyval		*kv;
 	size_t			 hsize, nhdr;
 
+	proxy_conn_request(w, req);
 	pr = xcalloc(1, sizeof(*pr));
 	pr->magic = PROXY_REQ_MAGIC;
 	pr->id = proxy_req_next_id();

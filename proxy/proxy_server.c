@@ -96,6 +96,15 @@ proxy_tls_load(const struct config *cfg)
 	return 0;
 }
 
+/* evhttp's constructor for connections on a plain listener. */
+static struct bufferevent *
+proxy_plain_bev_cb(struct event_base *base, void *arg)
+{
+	/* Options 0, as evhttp's own: it shuts the socket down, then
+	 * closes it. */
+	return proxy_conn_bev_new(arg, bufferevent_socket_new(base, -1, 0), 0);
+}
+
 /* evhttp's constructor for connections on a TLS listener. */
 static struct bufferevent *
 proxy_tls_bev_cb(struct event_base *base, void *arg)
@@ -103,7 +112,6 @@ proxy_tls_bev_cb(struct event_base *base, void *arg)
 	struct bufferevent	*bev;
 	SSL			*ssl;
 
-	(void)arg;
 	pthread_mutex_lock(&proxy_tls_mtx);
 	ssl = SSL_new(proxy_tls_ctx);
 	pthread_mutex_unlock(&proxy_tls_mtx);
@@ -111,11 +119,13 @@ proxy_tls_bev_cb(struct event_base *base, void *arg)
 		log_ssl_errors("SSL_new");
 		return NULL;
 	}
+	/* XXX: evhttp shuts a socket down after freeing its bufferevent;
+	 * with CLOSE_ON_FREE (needed for SSL_free) that is after close. */
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev != NULL)
 		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
+	return proxy_conn_bev_new(arg, bev, 1);
 }
 
 uint64_t	proxy_req_next_id(void);
@@ -255,8 +265,7 @@ proxy_http_new(struct proxy_worker *w, int tls, const evutil_socket_t *fds,
 	http = evhttp_new(w->base);
 	evhttp_set_gencb(http, tls ? proxy_oci_request_tls_cb :
 	    proxy_oci_request_cb, w);
-	if (tls)
-		evhttp_set_bevcb(http, proxy_tls_bev_cb, NULL);
+	evhttp_set_bevcb(http, tls ? proxy_tls_bev_cb : proxy_plain_bev_cb, w);
 	/* The configured limit is enforced with an OCI error in
 	 * proxy_oci.c; this hard cap only bounds memory. */
 	evhttp_set_max_headers_size(http,
@@ -271,8 +280,9 @@ proxy_http_new(struct proxy_worker *w, int tls, const evutil_socket_t *fds,
 	for (l = 0; l < n; l++) {
 		evutil_socket_t fd = fcntl(fds[l], F_DUPFD_CLOEXEC, 0);
 
-		if (fd == -1 || evhttp_accept_socket(http, fd) != 0)
-			fatal("evhttp_accept_socket");
+		if (fd == -1)
+			fatal("dup of a listening socket");
+		proxy_conn_listen(w, http, fd);
 	}
 	return http;
 }
@@ -328,6 +338,7 @@ proxy_run(const struct config *cfg)
 	}
 	if (ntls > 0 && proxy_tls_load(cfg) != 0)
 		return -1;
+	proxy_conn_init(cfg);
 	fds = xcalloc(cfg->nlisten + cfg->ntls_listen, sizeof(*fds));
 	for (l = 0; l < cfg->nlisten; l++)
 		if ((fds[l] = proxy_listen(cfg->listen[l],

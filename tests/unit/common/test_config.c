@@ -1036,6 +1036,54 @@ test_parsers(void)
 	is_int(config_parse_bool(NULL, &b), -1, "NULL bool");
 }
 
+/*
+ * Bounds on what clients and upstreams can make the mirror hold: each a
+ * key with a default, a range and FILE:LINE errors at the range's ends.
+ */
+static void
+test_limits(void)
+{
+	struct config	*cf;
+
+	cf = load(MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "limits: defaults")) {
+		is_int(cf->max_connections, 0, "  max_connections auto");
+		is_int(cf->max_connections_per_client, 128,
+		    "  max_connections_per_client 128");
+		is_int(cf->request_head_timeout, 10, "  request_head 10s");
+		is_int(cf->tls_handshake_timeout, 10, "  tls_handshake 10s");
+		config_free(cf);
+	}
+	cf = load("[server]\nmax_connections = 1000000\n"
+	    "max_connections_per_client = 0\n[timeouts]\nrequest_head = 1\n"
+	    "tls_handshake = 2m\n" MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "limits: at their bounds")) {
+		is_int(cf->max_connections, 1000000, "  max_connections");
+		is_int(cf->max_connections_per_client, 0, "  per client: none");
+		is_int(cf->request_head_timeout, 1, "  request_head");
+		is_int(cf->tls_handshake_timeout, 120, "  tls_handshake");
+		config_free(cf);
+	}
+	load_fails("[server]\nmax_connections = 0\n",
+	    "mirror.conf:2: max_connections '0' is out of range (1..1000000)");
+	load_fails("[server]\nmax_connections = 1000001\n",
+	    "mirror.conf:2: max_connections '1000001' is out of range "
+	    "(1..1000000)");
+	load_fails("[server]\nmax_connections = 99999999999999999999999\n",
+	    "mirror.conf:2: max_connections '99999999999999999999999' is out "
+	    "of range (1..1000000)");
+	load_fails("[server]\nmax_connections_per_client = -1\n",
+	    "mirror.conf:2: bad number '-1' for max_connections_per_client "
+	    "(want 0..1000000)");
+	load_fails("[server]\nmax_connections_per_client = 5x\n",
+	    "mirror.conf:2: bad number '5x' for max_connections_per_client "
+	    "(want 0..1000000)");
+	load_fails("[timeouts]\nrequest_head = 0\n",
+	    "mirror.conf:2: request_head must be at least 1s, not '0'");
+	load_fails("[timeouts]\ntls_handshake = soon\n",
+	    "mirror.conf:2: bad duration 'soon' for tls_handshake");
+}
+
 int
 main(void)
 {
@@ -1048,6 +1096,7 @@ main(void)
 	test_password_file();
 	test_load_file();
 	test_example();
+	test_limits();
 	tmpfiles_remove();
 	return done_testing();
 }

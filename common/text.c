@@ -1,0 +1,88 @@
+/*
+ * text.c — escaping outside bytes for logs, error messages and JSON (see
+ * text.h for the rules).  Depends on nothing.
+ */
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/text.h"
+#include "common/xmalloc.h"
+
+static const char text_hex[] = "0123456789abcdef";
+
+size_t
+text_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+	size_t		 n = 0, i, need;
+	unsigned char	 c;
+
+	if (dstlen == 0)
+		return 0;
+	for (i = 0; i < srclen && src[i] != '\0'; i++) {
+		c = (unsigned char)src[i];
+		need = c == '\\' ? 2 : c < 0x20 || c >= 0x7f ? 4 : 1;
+		if (n + need >= dstlen) {
+			/* Say it was cut, if there is room for it. */
+			while (n > 0 && n + 3 >= dstlen)
+				n--;
+			if (n + 3 < dstlen) {
+				memcpy(dst + n, "...", 3);
+				n += 3;
+			}
+			break;
+		}
+		if (c == '\\') {
+			dst[n++] = '\\';
+			dst[n++] = '\\';
+		} else if (need == 4) {
+			dst[n++] = '\\';
+			dst[n++] = 'x';
+			dst[n++] = text_hex[c >> 4];
+			dst[n++] = text_hex[c & 15];
+		} else
+			dst[n++] = (char)c;
+	}
+	dst[n] = '\0';
+	return n;
+}
+
+void
+text_escape_inplace(char *s, size_t len)
+{
+	char	*tmp;
+	size_t	 n;
+
+	if (len == 0)
+		return;
+	n = strnlen(s, len - 1);
+	tmp = xstrndup(s, n);
+	text_escape(s, len, tmp, n);
+	free(tmp);
+}
+
+int
+text_printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			return 0;
+	return 1;
+}
+
+size_t
+text_url_for_log(char *dst, size_t dstlen, const char *url)
+{
+	const char	*q = strchr(url, '?');
+	size_t		 n;
+
+	if (q == NULL)
+		return text_escape(dst, dstlen, url, strlen(url));
+	n = text_escape(dst, dstlen, url, (size_t)(q - url));
+	if (n + 4 < dstlen) {
+		memcpy(dst + n, "?...", 5);
+		n += 4;
+	}
+	return n;
+}
