@@ -100,6 +100,13 @@ enum config_key_id {
 	CONFIG_K_MAX_CONNECTIONS_PER_CLIENT,
 	CONFIG_K_REQUEST_HEAD,
 	CONFIG_K_TLS_HANDSHAKE,
+	CONFIG_K_UP_MAX_HEADER_SIZE,
+	CONFIG_K_UP_MAX_HEADERS,
+	CONFIG_K_UP_REDIRECT_HOSTS,
+	CONFIG_K_UP_ISOLATE,
+	CONFIG_K_UP_MAX_FILLS,
+	CONFIG_K_UP_MAX_CONNECTIONS,
+	CONFIG_K_MAX_BLOB_SIZE,
 };
 
 static const struct config_key {
@@ -162,6 +169,16 @@ static const struct config_key {
 	[CONFIG_K_REQUEST_HEAD] = { CONFIG_SECT_TIMEOUTS, "request_head", 0 },
 	[CONFIG_K_TLS_HANDSHAKE] = {
 	    CONFIG_SECT_TIMEOUTS, "tls_handshake", 0 },
+	[CONFIG_K_UP_MAX_HEADER_SIZE] = {
+	    CONFIG_SECT_UPSTREAM, "max_header_size", 0 },
+	[CONFIG_K_UP_MAX_HEADERS] = { CONFIG_SECT_UPSTREAM, "max_headers", 0 },
+	[CONFIG_K_UP_REDIRECT_HOSTS] = {
+	    CONFIG_SECT_UPSTREAM, "redirect_hosts", 1 },
+	[CONFIG_K_UP_ISOLATE] = { CONFIG_SECT_UPSTREAM, "isolate", 0 },
+	[CONFIG_K_UP_MAX_FILLS] = { CONFIG_SECT_UPSTREAM, "max_fills", 0 },
+	[CONFIG_K_UP_MAX_CONNECTIONS] = {
+	    CONFIG_SECT_UPSTREAM, "max_connections", 0 },
+	[CONFIG_K_MAX_BLOB_SIZE] = { CONFIG_SECT_CACHE, "max_blob_size", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -205,6 +222,28 @@ config_error_at(struct config_parser *p, unsigned long line, const char *fmt,
 }
 
 #define config_error(p, ...)	config_error_at((p), (p)->cp_line, __VA_ARGS__)
+
+static void	config_warning(struct config_parser *, unsigned long,
+		    const char *, ...) __attribute__((format(printf, 3, 4)));
+
+/* A warning ("FILE:LINE: warning: ..."), kept for the caller to show. */
+static void
+config_warning(struct config_parser *p, unsigned long line, const char *fmt,
+    ...)
+{
+	struct config	*cf = p->cp_cf;
+	char		 msg[512];
+	char		*w;
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	xasprintf(&w, "%s:%lu: warning: %s", p->cp_fname, line, msg);
+	cf->warnings = xreallocarray(cf->warnings, cf->nwarnings + 1,
+	    sizeof(*cf->warnings));
+	cf->warnings[cf->nwarnings++] = w;
+}
 
 static int
 config_is_ws(char c)
@@ -516,9 +555,14 @@ config_read_secret(struct config_parser *p, const char *path, char **out)
 	ssize_t	 n;
 	int	 fd, saved;
 
+	struct stat st;
+
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return config_error(p, "cannot read password_file '%s': %s",
 		    path, strerror(errno));
+	if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH) != 0)
+		config_warning(p, p->cp_line, "password_file '%s' is readable "
+		    "by every user (chmod o-r)", path);
 	buf = xmalloc(CONFIG_SECRET_MAX + 1);
 	for (;;) {
 		n = read(fd, buf + len, CONFIG_SECRET_MAX + 1 - len);
@@ -773,6 +817,30 @@ done:
 	return rc;
 }
 
+/* A list of registry hosts ("host" or "host:port"), appended to. */
+static int
+config_set_hostlist(struct config_parser *p, const char *key,
+    const char *value, char ***list, size_t *nlist)
+{
+	char	**v;
+	size_t	  n, i;
+
+	if ((v = config_list_split(value, &n)) == NULL)
+		return config_error(p, "empty element in %s list '%s'", key,
+		    value);
+	for (i = 0; i < n; i++) {
+		if (!config_registry_valid(v[i])) {
+			config_error(p, "bad %s host '%s' (want host or "
+			    "host:port)", key, v[i]);
+			config_strv_free(v, n);
+			return -1;
+		}
+		config_strv_add(list, nlist, v[i]);
+	}
+	config_strv_free(v, n);
+	return 0;
+}
+
 /* Apply one key whose name and section have been checked. */
 static int
 config_set(struct config_parser *p, enum config_key_id id, const char *key,
@@ -883,25 +951,9 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 		config_strv_free(v, n);
 		return 0;
 	}
-	case CONFIG_K_REALMS: {
-		char	**v;
-		size_t	  n, i;
-
-		if ((v = config_list_split(value, &n)) == NULL)
-			return config_error(p, "empty element in realms list "
-			    "'%s'", value);
-		for (i = 0; i < n; i++) {
-			if (!config_registry_valid(v[i])) {
-				config_error(p, "bad realm host '%s' (want "
-				    "host or host:port)", v[i]);
-				config_strv_free(v, n);
-				return -1;
-			}
-			config_strv_add(&up->realms, &up->nrealms, v[i]);
-		}
-		config_strv_free(v, n);
-		return 0;
-	}
+	case CONFIG_K_REALMS:
+		return config_set_hostlist(p, key, value, &up->realms,
+		    &up->nrealms);
 	case CONFIG_K_ADMIN_LISTEN:
 		if (!config_listen_valid(value))
 			return config_error(p, "bad listen address '%s' for "
@@ -1014,6 +1066,40 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 	case CONFIG_K_TLS_HANDSHAKE:
 		return config_duration_key(p, key, value, 1,
 		    &cf->tls_handshake_timeout);
+	case CONFIG_K_UP_MAX_HEADER_SIZE:
+		if (config_parse_size(value, &size) == -1)
+			return config_error(p, "bad size '%s' for %s", value,
+			    key);
+		if (size < 4096 || size > 1024 * 1024)
+			return config_error(p, "%s '%s' is out of range "
+			    "(4K..1M)", key, value);
+		up->max_header_size = (size_t)size;
+		return 0;
+	case CONFIG_K_UP_MAX_HEADERS:
+		return config_long_key(p, key, value, 10, 10000,
+		    &up->max_headers);
+	case CONFIG_K_UP_REDIRECT_HOSTS:
+		return config_set_hostlist(p, key, value, &up->redirect_hosts,
+		    &up->nredirect_hosts);
+	case CONFIG_K_UP_ISOLATE:
+		if (config_parse_bool(value, &up->isolate) == -1)
+			return config_error(p, "bad boolean '%s' for %s",
+			    value, key);
+		return 0;
+	case CONFIG_K_UP_MAX_FILLS:
+		return config_long_key(p, key, value, 1, 100000,
+		    &up->max_fills);
+	case CONFIG_K_UP_MAX_CONNECTIONS:
+		return config_long_key(p, key, value, 1, 100000,
+		    &up->max_connections);
+	case CONFIG_K_MAX_BLOB_SIZE:
+		if (config_parse_size(value, &cf->max_blob_size) == -1)
+			return config_error(p, "bad size '%s' for %s", value,
+			    key);
+		if (cf->max_blob_size < 1024 * 1024)
+			return config_error(p, "%s '%s' is out of range "
+			    "(at least 1M)", key, value);
+		return 0;
 	}
 	abort();
 }
@@ -1038,6 +1124,11 @@ config_upstream_close(struct config_parser *p)
 		return config_error_at(p, p->cp_up_line,
 		    "upstream '%s': password_file requires username",
 		    up->name);
+	for (size_t i = 0; up->username != NULL && i < up->nurls; i++)
+		if (strncmp(up->urls[i], "http://", 7) == 0)
+			config_warning(p, p->cp_up_line, "upstream '%s' has "
+			    "credentials and a plain-http url %s: anyone on the "
+			    "path can read them", up->name, up->urls[i]);
 	return 0;
 }
 
@@ -1058,6 +1149,10 @@ config_upstream_open(struct config_parser *p, const char *name)
 	up->tag_ttl = -1;
 	up->stale_if_error = 3600;
 	up->negative_ttl = 30;
+	up->max_header_size = 64 * 1024;
+	up->max_headers = 100;
+	up->max_fills = 64;
+	up->max_connections = 128;
 	*p->cp_tail = up;
 	p->cp_tail = &up->next;
 	p->cp_cf->nupstreams++;
@@ -1334,6 +1429,7 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	cf->max_connections_per_client = 128;
 	cf->request_head_timeout = 10;
 	cf->tls_handshake_timeout = 10;
+	cf->max_blob_size = (uint64_t)64 << 30;
 
 	memset(&p, 0, sizeof(p));
 	p.cp_fname = fname;
@@ -1440,6 +1536,7 @@ config_free(struct config *cf)
 		config_strv_free(up->urls, up->nurls);
 		config_strv_free(up->aliases, up->naliases);
 		config_strv_free(up->realms, up->nrealms);
+		config_strv_free(up->redirect_hosts, up->nredirect_hosts);
 		config_strv_free(up->ttl_globs, up->nttl);
 		free(up->ttl_values);
 		free(up->username);
@@ -1470,6 +1567,7 @@ config_free(struct config *cf)
 	}
 	config_strv_free(cf->listen, cf->nlisten);
 	config_strv_free(cf->tls_listen, cf->ntls_listen);
+	config_strv_free(cf->warnings, cf->nwarnings);
 	free(cf->admin_listen);
 	free(cf->tls_cert);
 	free(cf->tls_key);

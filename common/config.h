@@ -38,6 +38,13 @@ struct config_upstream {
 	size_t			 nttl;
 	long			 stale_if_error;	/* default 1h */
 	long			 negative_ttl;	/* default 30s */
+	size_t			 max_header_size; /* of a response (64K) */
+	long			 max_headers;	/* fields in a response (100) */
+	char			**redirect_hosts; /* may be on private addresses */
+	size_t			 nredirect_hosts;
+	int			 isolate;	/* its content serves it only */
+	long			 max_fills;	/* blob fetches at once (64) */
+	long			 max_connections; /* at once (128) */
 	struct config_upstream	*next;		/* in file order */
 };
 
@@ -88,6 +95,7 @@ struct config {
 	char			*cache_dir;	/* default /var/lib/regmirror */
 	uint64_t		 max_size;	/* 0 = unlimited */
 	long			 tag_ttl;	/* seconds, default 300 */
+	uint64_t		 max_blob_size;	/* default 64G */
 
 	long			 connect_timeout;	/* default 5s */
 	long			 first_byte_timeout;	/* default 30s */
@@ -99,6 +107,11 @@ struct config {
 	size_t			 nupstreams;
 	struct config_replication *replications;
 	size_t			 nreplications;
+
+	/* "FILE:LINE: warning: ..." for what loads but is unsafe (shown by
+	 * check-config and logged at start-up). */
+	char			**warnings;
+	size_t			 nwarnings;
 };
 
 /*

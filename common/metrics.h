@@ -34,6 +34,8 @@
 	X(UPSTREAM_ERRORS, "upstream_errors_total",			\
 	    "Upstream requests that failed (network, timeout, TLS)")	\
 	X(UPSTREAM_RETRIES, "upstream_retries_total", "Upstream retries") \
+	X(UPSTREAM_REFUSED, "upstream_refused_total",			\
+	    "Redirects, realms and addresses refused by the redirect policy") \
 	X(UPSTREAM_TOKENS, "upstream_token_fetches_total",		\
 	    "Bearer tokens fetched")					\
 	X(FILLS_STORED, "fills_stored_total", "Blobs verified and stored") \

@@ -75,12 +75,15 @@ size_t
 text_url_for_log(char *dst, size_t dstlen, const char *url)
 {
 	const char	*q = strchr(url, '?');
-	size_t		 n;
+	size_t		 n = q != NULL ? (size_t)(q - url) : strlen(url);
 
-	if (q == NULL)
-		return text_escape(dst, dstlen, url, strlen(url));
-	n = text_escape(dst, dstlen, url, (size_t)(q - url));
-	if (n + 4 < dstlen) {
+	if (dstlen == 0)
+		return 0;
+	if (n > dstlen - 1)
+		n = dstlen - 1;
+	memcpy(dst, url, n);
+	dst[n] = '\0';
+	if (q != NULL && n + 4 < dstlen) {
 		memcpy(dst + n, "?...", 5);
 		n += 4;
 	}

@@ -30,9 +30,10 @@ void	text_escape_inplace(char *s, size_t len);
 int	text_printable(const char *s);
 
 /*
- * A URL for a log line: the query (a presigned CDN signature, a token)
- * is cut and replaced by "?...".  Writes into dst (always terminated),
- * escaped as text_escape() does.
+ * A URL for a log line or an error message: the query (a presigned CDN
+ * signature, a token) is cut and replaced by "?...".  Writes into dst
+ * (always terminated).  Not escaped: the log and the error builder
+ * escape what they write, once.
  */
 size_t	text_url_for_log(char *dst, size_t dstlen, const char *url);
 

@@ -171,6 +171,8 @@ main(int argc, char *argv[])
 	}
 	if (strcmp(cmd, "check-config") == 0) {
 		cfg = load(path);
+		for (size_t i = 0; i < cfg->nwarnings; i++)
+			fprintf(stderr, "%s\n", cfg->warnings[i]);
 		printf("%s: ok (%zu upstream%s, %zu listener%s)\n", path,
 		    cfg->nupstreams, cfg->nupstreams == 1 ? "" : "s",
 		    cfg->nlisten, cfg->nlisten == 1 ? "" : "s");
@@ -187,6 +189,8 @@ main(int argc, char *argv[])
 		log_set_level(LOG_LEVEL_DEBUG);
 	else if ((lvl = log_level_parse(cfg->log_level)) >= 0)
 		log_set_level((enum log_level)lvl);
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		log_warnx("%s", cfg->warnings[i]);
 	if (cache_open(cfg) != 0)
 		fatalx("cannot open the cache in %s", cfg->cache_dir);
 	/* The budget's running total first, then reconcile adjusts it. */

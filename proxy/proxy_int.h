@@ -153,6 +153,8 @@ int	proxy_prefetch_route(struct evhttp_request *, const char *path,
 	    const struct config *, int *status, struct json_t **out);
 
 /* proxy_oci.c */
+/* 1 if ctype names a manifest media type (parameters ignored). */
+int	proxy_manifest_type_ok(const char *ctype);
 void	proxy_oci_request_cb(struct evhttp_request *, void *);
 void	proxy_oci_request_tls_cb(struct evhttp_request *, void *);
 

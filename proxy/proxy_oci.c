@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "common/obj.h"
 #include "common/ref.h"
+#include "common/text.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
@@ -46,6 +47,36 @@ static const char proxy_manifest_accept[] =
     "application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.v2+json, "
     "application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.5";
+
+/*
+ * Is ctype a manifest media type (parameters ignored)?  Anything else an
+ * upstream answers a manifest request with — an HTML login page, a
+ * redirect target's JSON, a blob — is neither stored nor served.
+ */
+int
+proxy_manifest_type_ok(const char *ctype)
+{
+	static const char *const types[] = {
+		"application/vnd.oci.image.manifest.v1+json",
+		"application/vnd.oci.image.index.v1+json",
+		"application/vnd.docker.distribution.manifest.v2+json",
+		"application/vnd.docker.distribution.manifest.list.v2+json",
+		"application/vnd.docker.distribution.manifest.v1+prettyjws",
+		"application/vnd.docker.distribution.manifest.v1+json",
+		"application/vnd.oci.artifact.manifest.v1+json",
+	};
+	size_t	n, i;
+
+	if (ctype == NULL || strlen(ctype) > 255 || !text_printable(ctype))
+		return 0;
+	n = strcspn(ctype, ";");
+	while (n > 0 && (ctype[n - 1] == ' ' || ctype[n - 1] == '\t'))
+		n--;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strlen(types[i]) == n && strncasecmp(ctype, types[i], n) == 0)
+			return 1;
+	return 0;
+}
 
 /* A manifest fetch in progress. */
 struct proxy_mfetch {
@@ -253,12 +284,26 @@ proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
 	} else
 		digest_buf(DIGEST_SHA256, data, len, &got);
 	ctype = mf->ctype;
-	if (ctype == NULL || *ctype == '\0' || strlen(ctype) > 255 ||
-	    strpbrk(ctype, "\r\n") != NULL) {
+	if (!proxy_manifest_type_ok(ctype)) {
 		proxy_error(pr, 502, "UNAVAILABLE",
-		    "upstream %s sent a manifest without a usable "
-		    "Content-Type", upname);
+		    "upstream %s answered a manifest request with %s%s%s, not "
+		    "a manifest", upname, ctype != NULL ? "Content-Type '" :
+		    "no Content-Type", ctype != NULL ? ctype : "",
+		    ctype != NULL ? "'" : "");
 		goto done;
+	}
+	{
+		size_t k = 0;
+
+		while (k < len && (data[k] == ' ' || data[k] == '\t' ||
+		    data[k] == '\r' || data[k] == '\n'))
+			k++;
+		if (k == len || data[k] != '{') {
+			proxy_error(pr, 502, "UNAVAILABLE",
+			    "upstream %s sent a manifest that is not a JSON "
+			    "object", upname);
+			goto done;
+		}
 	}
 	if (cache_manifest_put(upname, pr->repo,
 	    pr->ref_is_digest ? NULL : pr->ref, got.str, ctype, data,

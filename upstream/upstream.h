@@ -45,6 +45,7 @@ extern const char upstream_err_protocol[];	/* bad reply, bad redirect */
 extern const char upstream_err_too_large[];	/* body over the cap */
 extern const char upstream_err_auth[];		/* token service failed */
 extern const char upstream_err_cancelled[];
+extern const char upstream_err_policy[];	/* redirect/realm refused */
 
 /* Build every upstream of the config (TLS contexts, credentials). */
 int	upstream_init_all(const struct config *);

@@ -80,6 +80,7 @@ upstream_init_all(const struct config *cfg)
 	struct upstream			*u;
 	size_t				 i;
 
+	upstream_policy_init();
 	nupstreams = cfg->nupstreams;
 	upstreams = xcalloc(nupstreams, sizeof(*upstreams));
 	for (cu = cfg->upstreams, u = upstreams; cu != NULL;
@@ -139,6 +140,7 @@ upstream_fini_all(void)
 	upstreams = NULL;
 	nupstreams = 0;
 	upstream_dflt = NULL;
+	upstream_policy_fini();
 }
 
 struct upstream *
@@ -232,54 +234,6 @@ upstream_url_mark_down(struct upstream *u, size_t idx, int seconds)
 	pthread_mutex_unlock(&u->tok_mtx);
 	log_warnx("upstream %s: endpoint %s:%d marked down for %d s",
 	    u->cfg->name, u->urls[idx].host, u->urls[idx].port, seconds);
-}
-
-/* "a.b.example.com" -> "example.com"; IPs and one-label names as is. */
-static const char *
-upstream_domain(const char *host)
-{
-	const char	*last = NULL, *prev = NULL, *p;
-	unsigned char	 buf[16];
-
-	if (inet_pton(AF_INET, host, buf) == 1 ||
-	    inet_pton(AF_INET6, host, buf) == 1)
-		return host;
-	for (p = host; *p != '\0'; p++)
-		if (*p == '.') {
-			prev = last;
-			last = p;
-		}
-	return prev != NULL ? prev + 1 : host;
-}
-
-/*
- * Credentials go to a token realm only on the upstream's own host or
- * registrable domain (auth.docker.io for registry-1.docker.io), or on a
- * host the config lists in realms: a registry cannot send them elsewhere.
- * XXX: the registrable domain is the last two labels, not the public
- * suffix list (example.co.uk is too broad).
- */
-int
-upstream_realm_allowed(const struct upstream *u, const char *host, int port)
-{
-	const struct config_upstream	*cu = u->cfg;
-	char				 hp[300];
-	size_t				 i;
-
-	snprintf(hp, sizeof(hp), "%s:%d", host, port);
-	for (i = 0; i < cu->nrealms; i++)
-		if (strcasecmp(cu->realms[i], host) == 0 ||
-		    strcasecmp(cu->realms[i], hp) == 0)
-			return 1;
-	for (i = 0; i < u->nurls; i++) {
-		if (strcasecmp(u->urls[i].host, host) == 0)
-			return 1;
-		if (strcasecmp(upstream_domain(u->urls[i].host),
-		    upstream_domain(host)) == 0 &&
-		    strchr(upstream_domain(host), '.') != NULL)
-			return 1;
-	}
-	return 0;
 }
 
 /* Tokens are kept until 10 s before they expire. */

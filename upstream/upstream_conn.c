@@ -2,8 +2,10 @@
  * upstream_conn.c — the per-worker pool of HTTP(S) connections to
  * registries, token services and redirect targets, and URL parsing.
  *
- * A connection carries one request at a time: upstream_conn_get() hands
- * out an idle one (or makes a new one), upstream_conn_put() takes it back.
+ * A connection carries one request at a time: upstream_conn_idle() hands
+ * out an idle one, upstream_conn_open() makes a new one to an address the
+ * redirect policy passed (upstream_policy.c), upstream_conn_put() takes it
+ * back.
  * A connection the server closed, or one a request broke, is never reused:
  * evhttp's reconnect does not work for bufferevent_openssl, so every
  * close frees the connection (deferred to the loop, never inside one of
@@ -86,11 +88,19 @@ upstream_url_parse(const char *s, struct upstream_url *out)
 	if (host[0] == '[') {
 		size_t n = strlen(host);
 
-		if (n < 3 || host[n - 1] != ']')
+		if (n < 3 || host[n - 1] != ']' ||
+		    strspn(host + 1, "0123456789abcdefABCDEF:.") != n - 2)
 			goto fail;
 		out->host = xstrndup(host + 1, n - 2);
-	} else
+	} else {
+		/* A DNS name or an IPv4 address: nothing else is resolved
+		 * (no %-escapes, no bytes a resolver may treat oddly). */
+		if (strspn(host, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(host) ||
+		    strlen(host) > 253)
+			goto fail;
 		out->host = xstrdup(host);
+	}
 	path = evhttp_uri_get_path(uri);
 	query = evhttp_uri_get_query(uri);
 	if (path == NULL || *path == '\0')
@@ -163,6 +173,12 @@ upstream_worker_free(struct upstream_worker *w)
 	free(w);
 }
 
+struct evdns_base *
+upstream_worker_dns(struct upstream_worker *w)
+{
+	return w->dns;
+}
+
 struct event_base *
 upstream_worker_base(struct upstream_worker *w)
 {
@@ -210,6 +226,15 @@ upstream_conn_close_cb(struct evhttp_connection *evcon, void *arg)
 	}
 }
 
+/* Per upstream: TLS policy (ca_file, tls_verify) is the upstream's. */
+static void
+upstream_conn_key(const struct upstream *u, const struct upstream_url *url,
+    char **key)
+{
+	xasprintf(key, "%s|%s://%s:%d", u->cfg->name,
+	    url->tls ? "https" : "http", url->host, url->port);
+}
+
 static int
 upstream_is_ip(const char *host)
 {
@@ -219,24 +244,44 @@ upstream_is_ip(const char *host)
 	    inet_pton(AF_INET6, host, buf) == 1;
 }
 
-static struct upstream_conn *
-upstream_conn_new(struct upstream_worker *w, struct upstream *u,
-    const struct upstream_url *url, const char *key)
+/*
+ * A new connection for url, to the address sa that the redirect policy
+ * passed: evhttp is given the numeric address, so that it connects to
+ * exactly what was checked; TLS names and verifies url's host.  Hosts
+ * that are not one of u's endpoints (CDNs, token realms) are always
+ * verified, whatever u's tls_verify says.
+ */
+struct upstream_conn *
+upstream_conn_open(struct upstream_worker *w, struct upstream *u,
+    const struct upstream_url *url, const struct sockaddr *sa)
 {
 	struct upstream_conn	*c;
 	struct bufferevent	*bev;
+	char			 addr[INET6_ADDRSTRLEN], *key;
+	int			 port, verify;
 	SSL			*ssl;
 
+	if (sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, addr, sizeof(addr));
+	} else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, addr, sizeof(addr));
+	port = url->port;
+	verify = u->cfg->tls_verify || !upstream_url_is_endpoint(u, url);
 	c = xcalloc(1, sizeof(*c));
 	c->magic = UPSTREAM_CONN_MAGIC;
 	c->w = w;
-	c->key = xstrdup(key);
+	upstream_conn_key(u, url, &key);
+	c->key = key;
 	if (url->tls) {
 		if ((ssl = SSL_new(u->ssl_ctx)) == NULL)
 			fatalx("SSL_new failed");
 		if (!upstream_is_ip(url->host))
 			SSL_set_tlsext_host_name(ssl, url->host);
-		if (u->cfg->tls_verify) {
+		SSL_set_verify(ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+		    NULL);
+		if (verify) {
 			X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
 
 			X509_VERIFY_PARAM_set_hostflags(param,
@@ -256,7 +301,7 @@ upstream_conn_new(struct upstream_worker *w, struct upstream *u,
 	} else
 		bev = NULL;
 	c->evcon = evhttp_connection_base_bufferevent_new(w->base, w->dns,
-	    bev, url->host, (unsigned short)url->port);
+	    bev, addr, (unsigned short)port);
 	if (c->evcon == NULL)
 		fatalx("evhttp_connection_base_bufferevent_new failed");
 	/* libevent reads 4 KiB at a time by default: far too little for
@@ -265,27 +310,30 @@ upstream_conn_new(struct upstream_worker *w, struct upstream *u,
 	    evhttp_connection_get_bufferevent(c->evcon), 256 * 1024);
 	evhttp_connection_set_timeout(c->evcon, (int)w->timeout);
 	evhttp_connection_set_retries(c->evcon, 0);
+	/* The status line and header block, whatever the upstream sends. */
+	evhttp_connection_set_max_headers_size(c->evcon,
+	    (ev_ssize_t)u->cfg->max_header_size);
 	evhttp_connection_set_closecb(c->evcon, upstream_conn_close_cb, c);
+	c->busy = 1;
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	return c;
 }
 
+/* An idle pooled connection for url, now busy; NULL if none. */
 struct upstream_conn *
-upstream_conn_get(struct upstream_worker *w, struct upstream *u,
+upstream_conn_idle(struct upstream_worker *w, struct upstream *u,
     const struct upstream_url *url)
 {
 	struct upstream_conn	*c;
 	char			*key;
 
-	/* Per upstream: TLS policy (ca_file, tls_verify) is the upstream's. */
-	xasprintf(&key, "%s|%s://%s:%d", u->cfg->name,
-	    url->tls ? "https" : "http", url->host, url->port);
+	upstream_conn_key(u, url, &key);
 	TAILQ_FOREACH(c, &w->conns, entry)
 		if (!c->busy && !c->dead && strcmp(c->key, key) == 0)
 			break;
-	if (c == NULL)
-		c = upstream_conn_new(w, u, url, key);
 	free(key);
+	if (c == NULL)
+		return NULL;
 	c->busy = 1;
 	/* Most recently used at the tail; idle ones are found from the head. */
 	TAILQ_REMOVE(&w->conns, c, entry);

@@ -3,15 +3,28 @@
  * small state machine over evhttp exchanges.
  *
  *	state		event				next
+ *	RESOLVE		no idle pooled connection:	RESOLVE (evdns)
+ *			the target's name is looked up
+ *	RESOLVE		an address the redirect policy	EXCHANGE (connected to
+ *			allows (upstream_policy.c)	that number)
+ *	RESOLVE		no allowed address		DONE (upstream_err_policy)
+ *	RESOLVE		name unknown, or connect	RESOLVE (retried, next url
+ *			timeout				first) or DONE
  *	EXCHANGE	final response headers		DELIVER (head cb)
  *	EXCHANGE	401 Bearer challenge		TOKEN
  *	EXCHANGE	401 Basic, have credentials	EXCHANGE (with Basic)
- *	EXCHANGE	3xx with Location (<= 5)	EXCHANGE (new target;
- *							no Authorization off
+ *	EXCHANGE	3xx with Location (<= 5)	RESOLVE (new target,
+ *			the policy allows		no Authorization off
  *							the upstream's host)
+ *	EXCHANGE	3xx the policy refuses,		DONE (upstream_err_policy)
+ *			head over max_header_size or
+ *			max_headers fields		DONE (protocol, no retry)
  *	EXCHANGE	failed before any response,	EXCHANGE (once; next url
  *			GET/HEAD			on connect failure)
  *	EXCHANGE	failed otherwise		DONE (error)
+ *	TOKEN		realm outside the trust		DONE (upstream_err_policy)
+ *			boundary (with or without
+ *			credentials)
  *	TOKEN		token reply parsed		EXCHANGE (with token)
  *	TOKEN		token service failed		DONE (upstream_err_auth)
  *	DELIVER		body bytes			DELIVER (data cb)
@@ -25,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +49,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -43,6 +58,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/obj.h"
+#include "common/text.h"
 #include "common/wwwauth.h"
 #include "common/xmalloc.h"
 #include <openssl/err.h>
@@ -60,6 +76,14 @@ const char upstream_err_protocol[] = "protocol error";
 const char upstream_err_too_large[] = "response too large";
 const char upstream_err_auth[] = "token service failed";
 const char upstream_err_cancelled[] = "cancelled";
+const char upstream_err_policy[] = "refused by the redirect policy";
+
+/* What the deferred step event does next. */
+enum upstream_step {
+	UPSTREAM_STEP_NONE = 0,
+	UPSTREAM_STEP_CONNECT,		/* the target is resolved */
+	UPSTREAM_STEP_FAIL,		/* the request could not be made */
+};
 
 struct upstream_req {
 	unsigned		 magic;
@@ -75,6 +99,8 @@ struct upstream_req {
 	void			*arg;
 
 	struct upstream_url	 url;		/* current target */
+	enum upstream_purpose	 purpose;	/* where it may be redirected */
+	struct upstream_url	 realm_from;	/* token: the challenger */
 	size_t			 url_idx;	/* which of u->urls */
 	int			 send_auth;	/* target is the upstream */
 	char			*authz;		/* Authorization value */
@@ -84,6 +110,12 @@ struct upstream_req {
 	struct timespec		 started;	/* for the retry deadline */
 	struct event		*retry_ev;
 	struct event		*connect_ev;	/* [timeouts] connect */
+	struct evdns_getaddrinfo_request *dns;	/* resolving the target */
+	struct evutil_addrinfo	*ai;		/* ... its answer */
+	int			 ai_err;
+	enum upstream_step	 step;		/* deferred to step_ev */
+	struct event		*step_ev;
+	int			 hdr_refused;	/* too many header fields */
 
 	struct upstream_conn	*conn;
 	struct evhttp_request	*hreq;
@@ -159,10 +191,16 @@ upstream_req_finish(struct upstream_req *r, const char *err)
 	if (r->done_cb != NULL)
 		r->done_cb(r, err, body, r->arg);
 	upstream_url_fini(&r->url);
+	upstream_url_fini(&r->realm_from);
 	if (r->retry_ev != NULL)
 		event_free(r->retry_ev);
 	if (r->connect_ev != NULL)
 		event_free(r->connect_ev);
+	if (r->step_ev != NULL)
+		event_free(r->step_ev);
+	if (r->ai != NULL)
+		evutil_freeaddrinfo(r->ai);
+	AZ(r->dns);
 	if (r->body != NULL)
 		evbuffer_free(r->body);
 	free(r->repo);
@@ -180,15 +218,59 @@ upstream_req_finish(struct upstream_req *r, const char *err)
 	free(r);
 }
 
+static void	upstream_req_connect(struct upstream_req *);
+
 static void
-upstream_req_finish_cb(evutil_socket_t fd, short ev, void *arg)
+upstream_req_step_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct upstream_req	*r = arg;
+	enum upstream_step	 step;
 
 	(void)fd;
 	(void)ev;
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
-	upstream_req_finish(r, upstream_err_connect);
+	step = r->step;
+	r->step = UPSTREAM_STEP_NONE;
+	switch (step) {
+	case UPSTREAM_STEP_CONNECT:
+		upstream_req_connect(r);
+		break;
+	case UPSTREAM_STEP_FAIL:
+		upstream_req_finish(r, upstream_err_connect);
+		break;
+	case UPSTREAM_STEP_NONE:
+		break;
+	}
+}
+
+/* Run step from the loop (an event owned by r: cancelled with it). */
+static void
+upstream_req_defer(struct upstream_req *r, enum upstream_step step)
+{
+	if (r->step_ev == NULL &&
+	    (r->step_ev = event_new(upstream_worker_base(r->w), -1, 0,
+	    upstream_req_step_cb, r)) == NULL)
+		fatalx("event_new failed");
+	r->step = step;
+	event_active(r->step_ev, EV_TIMEOUT, 0);
+}
+
+/* Stop resolving or connecting (a timeout, a cancel). */
+static void
+upstream_req_stop_connecting(struct upstream_req *r)
+{
+	if (r->dns != NULL) {
+		evdns_getaddrinfo_cancel(r->dns);
+		r->dns = NULL;
+	}
+	if (r->step != UPSTREAM_STEP_NONE) {
+		event_del(r->step_ev);
+		r->step = UPSTREAM_STEP_NONE;
+	}
+	if (r->ai != NULL) {
+		evutil_freeaddrinfo(r->ai);
+		r->ai = NULL;
+	}
 }
 
 static long
@@ -285,6 +367,8 @@ static int
 upstream_req_header_cb(struct evhttp_request *h, void *arg)
 {
 	struct upstream_req	*r = arg;
+	struct evkeyval		*kv;
+	long			 nhdr = 0;
 	struct evkeyvalq	*in;
 	const char		*v;
 	int64_t			 cl = -1;
@@ -294,9 +378,25 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 	r->got_response = 1;
 	r->status = evhttp_request_get_response_code(h);
 	in = evhttp_request_get_input_headers(h);
-	log_debug("upstream %s: %s %s:%d%s -> %d", r->u->cfg->name,
-	    upstream_method_str(r->method), r->url.host, r->url.port,
-	    r->url.pathq, r->status);
+	/* Their bytes are capped by evhttp (max_header_size); the count
+	 * here, before anything looks at them. */
+	TAILQ_FOREACH(kv, in, next)
+		nhdr++;
+	if (nhdr > r->u->cfg->max_headers) {
+		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s sent %ld "
+		    "header fields (the limit is %ld: max_headers)",
+		    r->u->cfg->name, nhdr, r->u->cfg->max_headers);
+		r->hdr_refused = 1;
+		return -1;
+	}
+	if (log_is_debug()) {
+		char p[512];
+
+		text_url_for_log(p, sizeof(p), r->url.pathq);
+		log_debug("upstream %s: %s %s:%d%s -> %d", r->u->cfg->name,
+		    upstream_method_str(r->method), r->url.host, r->url.port,
+		    p, r->status);
+	}
 	if ((v = evhttp_find_header(in, "RateLimit-Remaining")) != NULL) {
 		/* Docker Hub: "76;w=21600". */
 		char *rl_end;
@@ -474,13 +574,29 @@ upstream_scope_query(const char *scope)
 	return out;
 }
 
-/* Start a token request on the realm; it calls back upstream_token_done. */
-static int
+/* A token request that never started. */
+static void
+upstream_token_req_free(struct upstream_req *t)
+{
+	upstream_url_fini(&t->url);
+	upstream_url_fini(&t->realm_from);
+	free(t->repo);
+	free(t->token_scope);
+	evbuffer_free(t->body);
+	t->magic = 0;
+	free(t);
+}
+
+/*
+ * Start a token request on the realm; it calls back upstream_token_done.
+ * NULL, or the error sentinel when the realm is unusable or refused.
+ */
+static const char *
 upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
     const char *scope)
 {
 	struct upstream_req	*t;
-	char			*url, *esvc = NULL, *escope;
+	char			*url, *esvc = NULL, *escope, why[300];
 
 	/* Several scopes (a cross-repository mount asks for two) are one
 	 * space-separated challenge parameter but repeated query ones. */
@@ -505,39 +621,42 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 	t->done_cb = upstream_token_done;
 	t->arg = r;
 	t->token_scope = xstrdup(scope);
+	t->purpose = UPSTREAM_PURPOSE_TOKEN;
+	t->realm_from.tls = r->url.tls;
+	t->realm_from.port = r->url.port;
+	t->realm_from.host = xstrdup(r->url.host);
 	if (upstream_url_parse(url, &t->url) != 0) {
+		char l[256];
+
+		text_url_for_log(l, sizeof(l), wa->realm);
 		snprintf(r->errmsg, sizeof(r->errmsg),
-		    "upstream %s: bad token realm '%s'", r->u->cfg->name,
-		    wa->realm);
+		    "upstream %s: bad token realm '%s'", r->u->cfg->name, l);
 		free(url);
-		free(t->repo);
-		free(t->token_scope);
-		evbuffer_free(t->body);
-		free(t);
-		return -1;
+		upstream_token_req_free(t);
+		return upstream_err_protocol;
 	}
 	free(url);
-	/* Credentials go to the realm, if it is one we may trust with them. */
-	if (r->u->basic != NULL &&
-	    !upstream_realm_allowed(r->u, t->url.host, t->url.port)) {
-		snprintf(r->errmsg, sizeof(r->errmsg),
-		    "upstream %s: token realm %s:%d is not on the upstream's "
-		    "domain; credentials not sent (list it in realms to allow "
-		    "it)", r->u->cfg->name, t->url.host, t->url.port);
+	/*
+	 * The realm's token comes back as Authorization, and it gets the
+	 * credentials: whether or not there are any, it must be within the
+	 * upstream's trust boundary (upstream_policy.c).
+	 */
+	if (!upstream_realm_allowed(r->u, &r->url, &t->url, why,
+	    sizeof(why))) {
+		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %s%s",
+		    r->u->cfg->name, why, r->u->basic != NULL ?
+		    "; credentials not sent" : "");
 		log_warnx("%s", r->errmsg);
-		upstream_url_fini(&t->url);
-		free(t->repo);
-		free(t->token_scope);
-		evbuffer_free(t->body);
-		free(t);
-		return -1;
+		metric_inc(METRIC_UPSTREAM_REFUSED);
+		upstream_token_req_free(t);
+		return upstream_err_policy;
 	}
 	t->send_auth = 1;
 	if (r->u->basic != NULL)
 		t->authz = xstrdup(r->u->basic);
 	r->child = t;
 	upstream_req_exchange(t);
-	return 0;
+	return NULL;
 }
 
 static void
@@ -545,6 +664,7 @@ upstream_req_challenge(struct upstream_req *r)
 {
 	struct wwwauth	 wa;
 	char		*scope = NULL;
+	const char	*terr;
 
 	r->auth_tries++;
 	if (wwwauth_parse(r->challenge, &wa) != 0) {
@@ -559,8 +679,8 @@ upstream_req_challenge(struct upstream_req *r)
 		else
 			xasprintf(&scope, "repository:%s:%s", r->repo,
 			    r->push ? "pull,push" : "pull");
-		if (upstream_token_fetch(r, &wa, scope) != 0)
-			upstream_req_finish(r, upstream_err_auth);
+		if ((terr = upstream_token_fetch(r, &wa, scope)) != NULL)
+			upstream_req_finish(r, terr);
 	} else if (wa.scheme == WWWAUTH_BASIC && r->u->basic != NULL) {
 		r->u->wants_basic = 1;
 		free(r->authz);
@@ -582,7 +702,7 @@ static void
 upstream_req_redirect(struct upstream_req *r)
 {
 	struct upstream_url	 nu;
-	char			*abs = NULL;
+	char			*abs = NULL, why[300];
 
 	if (++r->redirects > UPSTREAM_MAX_REDIRECTS) {
 		snprintf(r->errmsg, sizeof(r->errmsg),
@@ -603,14 +723,27 @@ upstream_req_redirect(struct upstream_req *r)
 	} else
 		abs = xstrdup(r->location);
 	if (upstream_url_parse(abs, &nu) != 0) {
+		char l[256];
+
+		text_url_for_log(l, sizeof(l), r->location);
 		snprintf(r->errmsg, sizeof(r->errmsg),
-		    "upstream %s: bad redirect Location '%.200s'",
-		    r->u->cfg->name, r->location);
+		    "upstream %s: bad redirect Location '%s'",
+		    r->u->cfg->name, l);
 		free(abs);
 		upstream_req_finish(r, upstream_err_protocol);
 		return;
 	}
 	free(abs);
+	if (!upstream_redirect_allowed(r->u, r->purpose, &r->url, &nu,
+	    &r->realm_from, why, sizeof(why))) {
+		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %s",
+		    r->u->cfg->name, why);
+		log_warnx("%s", r->errmsg);
+		metric_inc(METRIC_UPSTREAM_REFUSED);
+		upstream_url_fini(&nu);
+		upstream_req_finish(r, upstream_err_policy);
+		return;
+	}
 	log_debug("upstream %s: redirected to %s:%d", r->u->cfg->name,
 	    nu.host, nu.port);
 	upstream_url_fini(&r->url);
@@ -654,6 +787,27 @@ upstream_req_herr(struct upstream_req *r)
 }
 
 /*
+ * The target could not be reached before any response (its name did not
+ * resolve): retried like a refused connection, on the next endpoint first.
+ */
+static void
+upstream_req_connect_failed(struct upstream_req *r, const char *why)
+{
+	if (r->connect_ev != NULL)
+		evtimer_del(r->connect_ev);
+	if (upstream_req_may_retry(r)) {
+		upstream_req_retry(r, why);
+		return;
+	}
+	log_warnx("%s", r->errmsg);
+	metric_inc(METRIC_UPSTREAM_ERRORS);
+	if (r->send_auth && r->token_scope == NULL &&
+	    upstream_url_same_host(&r->url, &r->u->urls[r->url_idx]))
+		upstream_url_mark_down(r->u, r->url_idx, UPSTREAM_URL_BACKOFF);
+	upstream_req_finish(r, upstream_err_connect);
+}
+
+/*
  * [timeouts] connect: libevent 2.1's client has one timeout for
  * everything, so a timer of our own gives up on a connection that is not
  * made (TCP, then TLS) in time: retried (the next endpoint first) while
@@ -667,13 +821,17 @@ upstream_req_connect_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
-	if (r->conn == NULL || r->hreq == NULL || r->got_response ||
+	if (r->dns != NULL || r->step == UPSTREAM_STEP_CONNECT)
+		upstream_req_stop_connecting(r);	/* DNS was too slow */
+	else if (r->conn == NULL || r->hreq == NULL || r->got_response ||
 	    upstream_conn_established(r->conn))
 		return;
-	evhttp_cancel_request(r->hreq);
-	r->hreq = NULL;
-	upstream_conn_put(r->conn, 1);
-	r->conn = NULL;
+	else {
+		evhttp_cancel_request(r->hreq);
+		r->hreq = NULL;
+		upstream_conn_put(r->conn, 1);
+		r->conn = NULL;
+	}
 	if (upstream_req_may_retry(r)) {
 		upstream_req_retry(r, "connect timed out");
 		return;
@@ -694,6 +852,7 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 {
 	struct upstream_req	*r = arg;
 	const char		*err;
+	char			 p[512];
 	int			 failed;
 
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
@@ -715,16 +874,28 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 		upstream_req_finish(r, upstream_err_too_large);
 		return;
 	}
+	if (r->hdr_refused || r->herr == EVREQ_HTTP_INVALID_HEADER + 1) {
+		/* A misbehaving upstream, not a network fault: no retry. */
+		if (!r->hdr_refused)
+			snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s "
+			    "sent a malformed response head, or one over %zu "
+			    "bytes (max_header_size)", r->u->cfg->name,
+			    r->u->cfg->max_header_size);
+		log_warnx("%s", r->errmsg);
+		metric_inc(METRIC_UPSTREAM_ERRORS);
+		upstream_req_finish(r, upstream_err_protocol);
+		return;
+	}
 	if (failed) {
 		err = upstream_req_herr(r);
 		if (!r->got_response && upstream_req_may_retry(r)) {
 			upstream_req_retry(r, err);
 			return;
 		}
+		text_url_for_log(p, sizeof(p), r->url.pathq);
 		log_warnx("upstream %s: %s %s:%d%s: %s%s%s", r->u->cfg->name,
 		    upstream_method_str(r->method), r->url.host, r->url.port,
-		    r->url.pathq, err, r->errmsg[0] != '\0' ? ": " : "",
-		    r->errmsg);
+		    p, err, r->errmsg[0] != '\0' ? ": " : "", r->errmsg);
 		metric_inc(METRIC_UPSTREAM_ERRORS);
 		/* A push body cut short (a 401 sent before it was read)
 		 * says nothing about the endpoint's health. */
@@ -792,33 +963,14 @@ fail:
 	return -1;
 }
 
+/* Make the HTTP request on r->conn (a connection that passed policy). */
 static void
-upstream_req_exchange(struct upstream_req *r)
+upstream_req_send(struct upstream_req *r)
 {
 	struct evkeyvalq	*out;
-	struct timeval		 tv = { 0, 0 };
 	char			 host[300];
 	int			 dflt;
 
-	r->status = 0;
-	r->got_response = 0;
-	r->herr = 0;
-	r->errmsg[0] = '\0';
-	r->internal = 0;
-	if (r->body != NULL)
-		evbuffer_drain(r->body, evbuffer_get_length(r->body));
-	metric_inc(METRIC_UPSTREAM_REQUESTS);
-	r->conn = upstream_conn_get(r->w, r->u, &r->url);
-	if (!upstream_conn_established(r->conn) &&
-	    upstream_worker_connect_timeout(r->w) > 0) {
-		struct timeval ctv = {
-			upstream_worker_connect_timeout(r->w), 0 };
-
-		if (r->connect_ev == NULL)
-			r->connect_ev = evtimer_new(upstream_worker_base(r->w),
-			    upstream_req_connect_cb, r);
-		evtimer_add(r->connect_ev, &ctv);
-	}
 	r->hreq = evhttp_request_new(upstream_req_done_cb, r);
 	evhttp_request_set_header_cb(r->hreq, upstream_req_header_cb);
 	evhttp_request_set_chunked_cb(r->hreq, upstream_req_chunk_cb);
@@ -845,9 +997,117 @@ upstream_req_exchange(struct upstream_req *r)
 		r->hreq = NULL;
 		upstream_conn_put(r->conn, 1);
 		r->conn = NULL;
-		event_base_once(upstream_worker_base(r->w), -1, EV_TIMEOUT,
-		    upstream_req_finish_cb, r, &tv);
+		upstream_req_defer(r, UPSTREAM_STEP_FAIL);
 	}
+}
+
+/* The first address of ai that the policy allows, else NULL (why set). */
+static const struct sockaddr *
+upstream_req_pick_addr(struct upstream_req *r, const struct evutil_addrinfo *ai,
+    char *why, size_t whylen)
+{
+	for (; ai != NULL; ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET)
+			((struct sockaddr_in *)(void *)ai->ai_addr)->sin_port =
+			    htons((uint16_t)r->url.port);
+		else if (ai->ai_family == AF_INET6)
+			((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_port =
+			    htons((uint16_t)r->url.port);
+		else
+			continue;
+		if (upstream_addr_allowed(r->u, &r->url, ai->ai_addr, why,
+		    whylen))
+			return ai->ai_addr;
+	}
+	return NULL;
+}
+
+/* Connect to the resolved target (r->ai), or fail as policy says. */
+static void
+upstream_req_connect(struct upstream_req *r)
+{
+	const struct sockaddr	*sa;
+	char			 why[300] = "no usable address";
+
+	if (r->ai_err != 0) {
+		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: cannot "
+		    "resolve %s: %s", r->u->cfg->name, r->url.host,
+		    evutil_gai_strerror(r->ai_err));
+		upstream_req_connect_failed(r, "cannot resolve");
+		return;
+	}
+	if ((sa = upstream_req_pick_addr(r, r->ai, why, sizeof(why))) == NULL) {
+		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: refused "
+		    "to connect to %s:%d: %s", r->u->cfg->name, r->url.host,
+		    r->url.port, why);
+		log_warnx("%s", r->errmsg);
+		metric_inc(METRIC_UPSTREAM_REFUSED);
+		upstream_req_finish(r, upstream_err_policy);
+		return;
+	}
+	r->conn = upstream_conn_open(r->w, r->u, &r->url, sa);
+	evutil_freeaddrinfo(r->ai);
+	r->ai = NULL;
+	upstream_req_send(r);
+}
+
+static void
+upstream_req_resolved_cb(int result, struct evutil_addrinfo *ai, void *arg)
+{
+	struct upstream_req	*r = arg;
+
+	if (result == EVUTIL_EAI_CANCEL)
+		return;		/* the canceller cleans up */
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	r->dns = NULL;
+	r->ai = ai;
+	r->ai_err = result;
+	/* Maybe called from inside evdns_getaddrinfo(): go on from the
+	 * loop, never from under our caller. */
+	upstream_req_defer(r, UPSTREAM_STEP_CONNECT);
+}
+
+/*
+ * One HTTP exchange: on an idle pooled connection to the target, or on a
+ * new one once the target's name is resolved (by us: the address is
+ * checked by the redirect policy, then connected to as a number).
+ */
+static void
+upstream_req_exchange(struct upstream_req *r)
+{
+	struct evutil_addrinfo	 hints;
+	struct evdns_getaddrinfo_request *q;
+
+	r->status = 0;
+	r->got_response = 0;
+	r->herr = 0;
+	r->errmsg[0] = '\0';
+	r->internal = 0;
+	if (r->body != NULL)
+		evbuffer_drain(r->body, evbuffer_get_length(r->body));
+	metric_inc(METRIC_UPSTREAM_REQUESTS);
+	if ((r->conn = upstream_conn_idle(r->w, r->u, &r->url)) != NULL) {
+		upstream_req_send(r);
+		return;
+	}
+	if (upstream_worker_connect_timeout(r->w) > 0) {
+		struct timeval ctv = {
+			upstream_worker_connect_timeout(r->w), 0 };
+
+		if (r->connect_ev == NULL)
+			r->connect_ev = evtimer_new(upstream_worker_base(r->w),
+			    upstream_req_connect_cb, r);
+		evtimer_add(r->connect_ev, &ctv);
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	/* NULL when it answered at once (then the step is deferred). */
+	q = evdns_getaddrinfo(upstream_worker_dns(r->w), r->url.host, NULL,
+	    &hints, upstream_req_resolved_cb, r);
+	r->dns = q;
 }
 
 static struct upstream_req *
@@ -881,6 +1141,7 @@ upstream_req_new(struct upstream_worker *w, struct upstream *u,
 	r->url.port = b->port;
 	r->url.host = xstrdup(b->host);
 	r->url.pathq = xstrdup(path);
+	r->purpose = upstream_purpose_of(path, repo);
 	r->send_auth = 1;
 	r->bfd = -1;
 	return r;
@@ -957,6 +1218,7 @@ upstream_req_cancel(struct upstream_req *r)
 		evtimer_del(r->retry_ev);
 	if (r->connect_ev != NULL)
 		evtimer_del(r->connect_ev);
+	upstream_req_stop_connecting(r);
 	if (r->hreq != NULL) {
 		evhttp_cancel_request(r->hreq);
 		r->hreq = NULL;

@@ -35,6 +35,13 @@ struct upstream_token {
 	LIST_ENTRY(upstream_token) entry;
 };
 
+/* An address an upstream's endpoint resolved to (redirect policy). */
+#define UPSTREAM_OWN_MAX	16
+struct upstream_addr {
+	int		family;
+	unsigned char	bytes[16];
+};
+
 struct upstream {
 	unsigned		 magic;
 	const struct config_upstream *cfg;
@@ -50,15 +57,24 @@ struct upstream {
 	 * (seconds, 0: not sent) the upstream answered; any worker. */
 	_Atomic long		 rl_remaining;
 	_Atomic long		 rl_reset;
+	/* Addresses its endpoints resolved to (under tok_mtx). */
+	struct upstream_addr	 own[UPSTREAM_OWN_MAX];
+	size_t			 nown, own_next;
 };
 
 /* upstream_conn.c */
 struct upstream_conn;
 int	upstream_url_parse(const char *s, struct upstream_url *out);
 void	upstream_url_fini(struct upstream_url *);
-/* Take an idle (or new) connection to url's host; never NULL. */
-struct upstream_conn *upstream_conn_get(struct upstream_worker *,
+/* An idle pooled connection for url, taken; NULL if none. */
+struct upstream_conn *upstream_conn_idle(struct upstream_worker *,
 	    struct upstream *, const struct upstream_url *);
+struct sockaddr;
+/* A new connection for url to the address sa (already checked), taken. */
+struct upstream_conn *upstream_conn_open(struct upstream_worker *,
+	    struct upstream *, const struct upstream_url *,
+	    const struct sockaddr *sa);
+struct evdns_base *upstream_worker_dns(struct upstream_worker *);
 struct evhttp_connection *upstream_conn_evcon(struct upstream_conn *);
 /* 1 once TCP (and TLS) is up: [timeouts] connect no longer applies. */
 int	upstream_conn_established(struct upstream_conn *);
@@ -72,9 +88,6 @@ long	upstream_worker_timeout(struct upstream_worker *);
 /* Endpoint health: the first url not marked down (else the first). */
 size_t	 upstream_url_pick(struct upstream *);
 void	 upstream_url_mark_down(struct upstream *, size_t idx, int seconds);
-/* 1 if a token realm on host may be sent the credentials. */
-int	 upstream_realm_allowed(const struct upstream *, const char *host,
-	    int port);
 /* The cached "Bearer x" for scope, malloc'd, or NULL. */
 char	*upstream_token_get(struct upstream *, const char *scope);
 void	 upstream_token_put(struct upstream *, const char *scope,
@@ -82,5 +95,50 @@ void	 upstream_token_put(struct upstream *, const char *scope,
 /* Parse a token service reply; malloc'd token or NULL. */
 char	*upstream_token_parse(const char *json, size_t len,
 	    long *expires_in);
+
+/* upstream_policy.c: where an upstream may send us (see there). */
+#define UPSTREAM_ADDR_CLASSES(X)					\
+	X(PUBLIC, "public")						\
+	X(LOOPBACK, "loopback")						\
+	X(PRIVATE, "private")						\
+	X(LINKLOCAL, "link-local")					\
+	X(UNSPECIFIED, "unspecified")					\
+	X(MULTICAST, "multicast")					\
+	X(RESERVED, "reserved")
+#define UPSTREAM_ADDR_ENUM(id, name)	UPSTREAM_ADDR_##id,
+#define UPSTREAM_ADDR_NAME(id, name)	name,
+enum upstream_addr_class {
+	UPSTREAM_ADDR_CLASSES(UPSTREAM_ADDR_ENUM)
+};
+enum upstream_purpose {
+	UPSTREAM_PURPOSE_API = 0,	/* manifests, tags, catalog, ... */
+	UPSTREAM_PURPOSE_BLOB,		/* may be redirected to a CDN */
+	UPSTREAM_PURPOSE_TOKEN,		/* a realm */
+};
+struct sockaddr;
+void	upstream_policy_init(void);
+void	upstream_policy_fini(void);
+enum upstream_addr_class upstream_addr_class(const struct sockaddr *);
+const char *upstream_addr_class_str(enum upstream_addr_class);
+/* One of u's configured endpoints (scheme, host and port)? */
+int	upstream_url_is_endpoint(const struct upstream *,
+	    const struct upstream_url *);
+/* Record an address of an endpoint. */
+void	upstream_own_addr_add(struct upstream *, const struct sockaddr *);
+/* May a connection for url go to sa?  1 yes; 0 no, why set. */
+int	upstream_addr_allowed(struct upstream *, const struct upstream_url *,
+	    const struct sockaddr *sa, char *why, size_t whylen);
+/* May a realm be used for a challenge from endpoint from?  1 / 0 + why. */
+int	upstream_realm_allowed(const struct upstream *,
+	    const struct upstream_url *from, const struct upstream_url *realm,
+	    char *why, size_t whylen);
+/* May a request of purpose p follow a redirect from -> to?  For token
+ * requests realm_base is the endpoint that sent the challenge. */
+int	upstream_redirect_allowed(const struct upstream *,
+	    enum upstream_purpose p, const struct upstream_url *from,
+	    const struct upstream_url *to,
+	    const struct upstream_url *realm_base, char *why, size_t whylen);
+enum upstream_purpose upstream_purpose_of(const char *path,
+	    const char *repo);
 
 #endif

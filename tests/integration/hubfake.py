@@ -9,6 +9,7 @@ standard library only; loopback only (--host must be in 127.0.0.0/8).
                [--auth-realm URL --auth-token T [--auth-service S]
                 [--auth-scope SCOPE]]
                [--issue-token T] [--token-user U --token-password P]
+               [--tls-cert PEM --tls-key PEM]
 
 Registry: it serves one generated image (an OCI manifest, a config and a
 2000-byte layer, from --seed) under every repository name and every tag:
@@ -38,6 +39,12 @@ PATH gets the Nth ANSWER, the last one repeating. An ANSWER is
      "content_type": "text/plain"}      a canned answer (body default
                                         empty, content type default
                                         application/json)
+    ... "header_bytes": N               (either kind) N bytes more of
+                                        junk header fields (X-Pad-I)
+    ... "header_count": N               (either kind) N more tiny fields
+
+Header values may hold any code point up to U+00FF: they are sent as
+those bytes (latin-1), so an answer can carry bytes >= 0x80.
 
 Routes are checked after the auth check. Load them with --routes FILE or
 replace them (and reset their positions) with PUT /_routes (JSON body).
@@ -159,7 +166,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sys.stderr.flush()
 
     def send(self, status, body=b"", ctype="application/json", extra=None,
-             length=None):
+             length=None, pad=None):
         self.record(status)
         self.send_response(status)
         if ctype:
@@ -169,9 +176,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Docker-Distribution-API-Version", "registry/2.0")
         for k, v in (extra or {}).items():
             self.send_header(k, str(v))
+        self.pad_headers(pad or {})
         self.end_headers()
         if self.command != "HEAD" and body:
             self.wfile.write(body)
+
+    def pad_headers(self, ans):
+        """Junk header fields, written straight to the socket (a hostile
+        upstream's unbounded head)."""
+        n = int(ans.get("header_bytes") or 0)
+        i = 0
+        if n == 0 and not ans.get("header_count"):
+            return
+        try:
+            self.flush_headers()
+            while n > 0:
+                line = ("X-Pad-%d: %s\r\n" % (i, "a" * min(n, 8000)))
+                self.wfile.write(line.encode())
+                n -= len(line)
+                i += 1
+            for k in range(int(ans.get("header_count") or 0)):
+                self.wfile.write(b"X-C%d: 1\r\n" % k)
+        except OSError:
+            pass
 
     def oci_error(self, status, code, msg, extra=None):
         body = json.dumps({"errors": [{"code": code, "message": msg,
@@ -259,16 +286,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             extra = dict(ans.get("headers") or {})
             if not ans.get("serve"):
                 self.send(int(ans["status"]),
-                          ans.get("body", "").encode(),
+                          ans.get("body", "").encode("latin-1"),
                           ans.get("content_type", "application/json"),
-                          extra)
+                          extra, pad=ans)
                 return
-        self.serve(path, extra)
+        self.serve(path, extra, ans or {})
 
-    def serve(self, path, extra):
+    def serve(self, path, extra, ans):
         st = self.st
         if path in ("/v2", "/v2/"):
-            self.send(200, b"{}", extra=extra)
+            self.send(200, b"{}", extra=extra, pad=ans)
             return
         m = MANIFEST_RE.fullmatch(path)
         if m:
@@ -277,13 +304,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.oci_error(404, "MANIFEST_UNKNOWN", "no such manifest")
                 return
             extra["Docker-Content-Digest"] = sha(st.manifest)
-            self.send(200, st.manifest, MT_MANIFEST, extra)
+            self.send(200, st.manifest, MT_MANIFEST, extra, pad=ans)
             return
         m = BLOB_RE.fullmatch(path)
         if m and m.group(2) in st.blobs:
             mt, data = st.blobs[m.group(2)]
             extra["Docker-Content-Digest"] = m.group(2)
-            self.send(200, data, "application/octet-stream", extra)
+            self.send(200, data, "application/octet-stream", extra,
+                      pad=ans)
             return
         self.oci_error(404, "BLOB_UNKNOWN" if m else "NAME_UNKNOWN",
                        "unknown")
@@ -319,6 +347,8 @@ def main():
     ap.add_argument("--issue-token", default="hubfake-token")
     ap.add_argument("--token-user")
     ap.add_argument("--token-password")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM chain")
+    ap.add_argument("--tls-key")
     a = ap.parse_args()
     if not ipaddress.ip_address(a.host).is_loopback:
         ap.error("--host must be a loopback address")
@@ -335,6 +365,11 @@ def main():
     srv.daemon_threads = True
     srv.state = state
     srv.args = a
+    if a.tls_cert:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     port = srv.server_address[1]
     tmp = a.info_file + ".tmp"
     with open(tmp, "w") as f:

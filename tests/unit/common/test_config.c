@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -1082,6 +1083,82 @@ test_limits(void)
 	    "mirror.conf:2: request_head must be at least 1s, not '0'");
 	load_fails("[timeouts]\ntls_handshake = soon\n",
 	    "mirror.conf:2: bad duration 'soon' for tls_handshake");
+
+	/* Per-upstream bounds. */
+	cf = load(MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "upstream limits: defaults")) {
+		is_int(cf->upstreams->max_header_size, 64 * 1024,
+		    "  max_header_size 64K");
+		is_int(cf->upstreams->max_headers, 100, "  max_headers 100");
+		is_int(cf->upstreams->max_fills, 64, "  max_fills 64");
+		is_int(cf->upstreams->max_connections, 128,
+		    "  max_connections 128");
+		is_int(cf->upstreams->isolate, 0, "  isolate no");
+		is_int(cf->upstreams->nredirect_hosts, 0,
+		    "  no redirect_hosts");
+		ok(cf->max_blob_size == (uint64_t)64 << 30,
+		    "  [cache] max_blob_size 64G");
+		config_free(cf);
+	}
+	cf = load(MINIMAL_UPSTREAM "max_header_size = 1M\nmax_headers = 10\n"
+	    "max_fills = 1\nmax_connections = 100000\nisolate = yes\n"
+	    "redirect_hosts = minio.internal:9000, cdn.internal\n"
+	    "[cache]\nmax_blob_size = 1M\n");
+	if (ok(cf != NULL, "upstream limits: at their bounds")) {
+		is_int(cf->upstreams->max_header_size, 1024 * 1024,
+		    "  max_header_size");
+		is_int(cf->upstreams->max_headers, 10, "  max_headers");
+		is_int(cf->upstreams->max_fills, 1, "  max_fills");
+		is_int(cf->upstreams->max_connections, 100000,
+		    "  max_connections");
+		is_int(cf->upstreams->isolate, 1, "  isolate");
+		if (is_int(cf->upstreams->nredirect_hosts, 2,
+		    "  two redirect_hosts"))
+			is_str(cf->upstreams->redirect_hosts[0],
+			    "minio.internal:9000", "  the first");
+		ok(cf->max_blob_size == 1024 * 1024, "  max_blob_size");
+		config_free(cf);
+	}
+	load_fails(MINIMAL_UPSTREAM "max_header_size = 1K\n",
+	    "mirror.conf:3: max_header_size '1K' is out of range (4K..1M)");
+	load_fails(MINIMAL_UPSTREAM "max_headers = 9\n",
+	    "mirror.conf:3: max_headers '9' is out of range (10..10000)");
+	load_fails(MINIMAL_UPSTREAM "max_fills = 0\n",
+	    "mirror.conf:3: max_fills '0' is out of range (1..100000)");
+	load_fails(MINIMAL_UPSTREAM "isolate = maybe\n",
+	    "mirror.conf:3: bad boolean 'maybe' for isolate");
+	load_fails(MINIMAL_UPSTREAM "redirect_hosts = a b\n",
+	    "mirror.conf:3: bad redirect_hosts host 'a b' (want host or "
+	    "host:port)");
+	load_fails("[cache]\nmax_blob_size = 1K\n",
+	    "mirror.conf:2: max_blob_size '1K' is out of range (at least "
+	    "1M)");
+
+	/* Loads, with a warning: credentials in the clear, a readable
+	 * secret. */
+	{
+		const char	*pw = tmpfile_with("pw\n", 3);
+		char		*text;
+
+		chmod(pw, 0644);
+		xasprintf(&text, "[upstream \"r.example\"]\n"
+		    "url = http://r.example\nusername = u\n"
+		    "password_file = %s\n", pw);
+		cf = load(text);
+		free(text);
+		if (ok(cf != NULL, "warnings: loads") &&
+		    is_int(cf->nwarnings, 2, "  two warnings")) {
+			ok(strstr(cf->warnings[0], "mirror.conf:4: warning: "
+			    "password_file") != NULL &&
+			    strstr(cf->warnings[0], "readable by every user") !=
+			    NULL, "  the readable password_file, at its line");
+			is_str(cf->warnings[1], "mirror.conf:1: warning: "
+			    "upstream 'r.example' has credentials and a "
+			    "plain-http url http://r.example: anyone on the "
+			    "path can read them", "  credentials over http");
+		}
+		config_free(cf);
+	}
 }
 
 int
