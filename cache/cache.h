@@ -27,11 +27,21 @@ void	cache_close(void);
 const char *cache_dir(void);
 
 /*
+ * Isolation ([upstream] isolate = yes): bytes fetched from an isolated
+ * upstream are recorded as its own and are a miss for requests through
+ * any other upstream, whatever that one answers.  Requests are named by
+ * their upstream (NULL: no check, the mirror's own use).  This returns
+ * the upstream's name if it is isolated, else NULL.
+ */
+const char *cache_isolated(const char *upstream);
+
+/*
  * A verified blob: opens its file read-only into *fd (the caller closes
  * it) and sets *size.  0 hit, 1 miss, -1 error (logged).  An index entry
  * whose file is missing or has the wrong size is dropped and is a miss.
  */
-int	cache_blob_open(const char *digest, int *fd, uint64_t *size);
+int	cache_blob_open(const char *digest, const char *upstream, int *fd,
+	    uint64_t *size);
 /* cache_admin.c: budget, pins, verify, gc (see there). */
 struct cache_du {
 	uint64_t	blobs, bytes;
@@ -80,8 +90,10 @@ int	cache_blob_stat(const char *digest, uint64_t *size);
  * Manifests, exact bytes: *media_type and *data are malloc'd.
  * 0 hit, 1 miss, -1 error.
  */
-int	cache_manifest_get(const char *digest, char **media_type,
-	    unsigned char **data, size_t *len);
+int	cache_manifest_get(const char *digest, const char *upstream,
+	    char **media_type, unsigned char **data, size_t *len);
+/* 1 if the manifest is cached (and may serve upstream's requests). */
+int	cache_manifest_has(const char *digest, const char *upstream);
 /* Store a verified manifest, link it to (upstream, repo), and point tag
  * (may be NULL) at it, validated now. */
 int	cache_manifest_put(const char *upstream, const char *repo,
@@ -152,8 +164,16 @@ struct cache_fill_view {
 	char			 retry_after[32];
 };
 
-/* Find the fill for digest, or create it (*created = 1).  Referenced. */
-struct cache_fill *cache_fill_get(const char *digest, int *created);
+/*
+ * Find the fill for digest in upstream's isolation domain (every
+ * upstream shares one, but an isolated upstream has its own), or create
+ * it (*created = 1) for (upstream, repo), who start it.  Referenced.
+ */
+struct cache_fill *cache_fill_get(const char *digest, const char *upstream,
+	    const char *repo, int *created);
+/* Was the fill started for (upstream, repo)? */
+int	cache_fill_started_by(struct cache_fill *, const char *upstream,
+	    const char *repo);
 void	cache_fill_ref(struct cache_fill *, const char *who);
 void	cache_fill_unref(struct cache_fill *, const char *who);
 const char *cache_fill_digest(const struct cache_fill *);

@@ -313,7 +313,7 @@ cache_walk_cb(const char *digest, int is_manifest, void *arg)
 	w->cb(digest, is_manifest, w->arg);
 	if (!is_manifest || w->depth >= 4)
 		return;
-	if (cache_manifest_get(digest, &ctype, &data, &len) != 0)
+	if (cache_manifest_get(digest, NULL, &ctype, &data, &len) != 0)
 		return;
 	w->depth++;
 	cache_manifest_refs(data, len, cache_walk_cb, w);

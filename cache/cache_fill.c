@@ -60,6 +60,9 @@ struct cache_fill {
 	int			 refs;
 	int			 in_table;
 	char			 digest[DIGEST_STR_MAX];
+	const char		*domain;	/* isolated upstream, or NULL */
+	char			*by_upstream;	/* who started it */
+	char			*by_repo;
 	struct digest		 want;
 	enum cache_fill_state	 state;
 	int64_t			 size;
@@ -109,14 +112,16 @@ cache_fill_leave_table(struct cache_fill *f)
 }
 
 struct cache_fill *
-cache_fill_get(const char *digest, int *created)
+cache_fill_get(const char *digest, const char *upstream, const char *repo,
+    int *created)
 {
 	struct cache_fill	*f;
+	const char		*domain = cache_isolated(upstream);
 
 	*created = 0;
 	pthread_mutex_lock(&fill_table_mtx);
 	LIST_FOREACH(f, &fill_table, entry)
-		if (strcmp(f->digest, digest) == 0)
+		if (strcmp(f->digest, digest) == 0 && f->domain == domain)
 			break;
 	if (f != NULL) {
 		pthread_mutex_lock(&f->mtx);
@@ -130,6 +135,9 @@ cache_fill_get(const char *digest, int *created)
 	pthread_mutex_init(&f->mtx, NULL);
 	f->refs = 1;
 	snprintf(f->digest, sizeof(f->digest), "%s", digest);
+	f->domain = domain;
+	f->by_upstream = xstrdup(upstream);
+	f->by_repo = xstrdup(repo);
 	AZ(digest_parse(digest, &f->want));
 	f->state = CACHE_FILL_WAITING;
 	f->size = -1;
@@ -181,9 +189,21 @@ cache_fill_unref(struct cache_fill *f, const char *who)
 		digest_ctx_free(f->dctx);
 	free(f->upstream);
 	free(f->repo);
+	free(f->by_upstream);
+	free(f->by_repo);
 	pthread_mutex_destroy(&f->mtx);
 	f->magic = 0;
 	free(f);
+}
+
+int
+cache_fill_started_by(struct cache_fill *f, const char *upstream,
+    const char *repo)
+{
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	/* Set at creation, never changed: no lock needed. */
+	return strcmp(f->by_upstream, upstream) == 0 &&
+	    strcmp(f->by_repo, repo) == 0;
 }
 
 const char *
@@ -606,7 +626,7 @@ cache_fill_publish_thread(void *arg)
 		rec.size = f->written;
 		rec.stored = rec.last_access = (int64_t)time(NULL);
 		if (cache_index_blob_commit(cache_idx, f->upstream, f->repo,
-		    f->digest, &rec) != 0) {
+		    f->digest, &rec, f->domain) != 0) {
 			why = "index commit";
 			unlink(final);
 		}

@@ -22,6 +22,8 @@
  *                                                   10..144 bytes
  *   link      u8 version (1) | i64 time linked                   9 bytes
  *   manifest  media type | NUL | manifest bytes    (as in cache_int.h)
+ *   origin    upstream name (no NUL): the cached bytes of that digest
+ *             came from an upstream with isolate = yes
  *
  * A value of the wrong length or an unknown version is corrupt: the call
  * logs it and returns -1.  Keys are the digest string (blob, manifest) or
@@ -67,6 +69,7 @@ struct cache_index {
 	MDB_dbi		 ci_tag;
 	MDB_dbi		 ci_link;
 	MDB_dbi		 ci_meta;	/* small named records (replication) */
+	MDB_dbi		 ci_origin;	/* digest -> isolated upstream */
 	size_t		 ci_maxkey;	/* min(LMDB's max, our buffer) */
 	size_t		 ci_mapsize;
 };
@@ -306,8 +309,8 @@ int
 cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 {
 	static const char *const names[] = { "blob", "manifest", "tag",
-	    "link", "meta" };
-	MDB_dbi			*dbis[5];
+	    "link", "meta", "origin" };
+	MDB_dbi			*dbis[6];
 	struct cache_index	*ci;
 	MDB_envinfo		 info;
 	MDB_txn			*txn = NULL;
@@ -330,6 +333,7 @@ cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 	dbis[2] = &ci->ci_tag;
 	dbis[3] = &ci->ci_link;
 	dbis[4] = &ci->ci_meta;
+	dbis[5] = &ci->ci_origin;
 	ci->ci_mapsize = (size_t)map_size;
 
 	if ((rc = mdb_env_create(&ci->ci_env)) != 0) {
@@ -737,6 +741,26 @@ cache_index_manifest_put(struct cache_index *ci, const char *digest,
 }
 
 /* 0 deleted, 1 there was no record, -1 error. */
+static int
+cache_index_exists_cb(const char *fn, const MDB_val *v, void *arg)
+{
+	(void)fn;
+	(void)v;
+	(void)arg;
+	return 0;
+}
+
+int
+cache_index_manifest_exists(struct cache_index *ci, const char *digest)
+{
+	struct cache_index_key	k;
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1)
+		return -1;
+	return cache_index_get(ci, __func__, ci->ci_manifest, &k.k_val,
+	    cache_index_exists_cb, NULL);
+}
+
 int
 cache_index_manifest_del(struct cache_index *ci, const char *digest)
 {
@@ -820,6 +844,70 @@ cache_index_link_put(struct cache_index *ci, const char *upstream,
 }
 
 /*
+ * Inside a write transaction: record that digest's bytes came from the
+ * isolated upstream origin, or (origin NULL) that they are shared now.
+ */
+static int
+cache_index_origin_write(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    MDB_val *dkey, const char *origin)
+{
+	MDB_val	v;
+	int	rc;
+
+	if (origin == NULL) {
+		if ((rc = mdb_del(txn, ci->ci_origin, dkey, NULL)) != 0 &&
+		    rc != MDB_NOTFOUND) {
+			cache_index_warn(ci, fn, "mdb_del origin", rc);
+			return -1;
+		}
+		return 0;
+	}
+	v.mv_data = (void *)(uintptr_t)origin;
+	v.mv_size = strnlen(origin, CACHE_INDEX_UPSTREAM_MAX + 1);
+	if (v.mv_size == 0 || v.mv_size > CACHE_INDEX_UPSTREAM_MAX) {
+		log_warnx("%s: bad origin upstream name", fn);
+		return -1;
+	}
+	if ((rc = mdb_put(txn, ci->ci_origin, dkey, &v, 0)) != 0) {
+		cache_index_warn(ci, fn, "mdb_put origin", rc);
+		return -1;
+	}
+	return 0;
+}
+
+struct cache_index_origin_out {
+	char	*buf;
+	size_t	 len;
+};
+
+static int
+cache_index_origin_decode_cb(const char *fn, const MDB_val *v, void *arg)
+{
+	struct cache_index_origin_out	*o = arg;
+
+	if (v->mv_size == 0 || v->mv_size >= o->len) {
+		log_warnx("%s: corrupt origin record", fn);
+		return -1;
+	}
+	memcpy(o->buf, v->mv_data, v->mv_size);
+	o->buf[v->mv_size] = '\0';
+	return 0;
+}
+
+int
+cache_index_origin_get(struct cache_index *ci, const char *digest, char *buf,
+    size_t len)
+{
+	struct cache_index_key		k;
+	struct cache_index_origin_out	o = { buf, len };
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1)
+		return -1;
+	return cache_index_get(ci, __func__, ci->ci_origin, &k.k_val,
+	    cache_index_origin_decode_cb, &o);
+}
+
+/*
  * Keys and values are all built before the write transaction begins, so
  * that a bad argument never costs a transaction and the writer lock is
  * held only for the puts.
@@ -828,7 +916,7 @@ int
 cache_index_manifest_commit(struct cache_index *ci, const char *upstream,
     const char *repo, const char *tag, const char *digest,
     const char *media_type, const unsigned char *data, size_t len,
-    int64_t now)
+    int64_t now, const char *origin)
 {
 	struct cache_index_key	mkey, lkey, tkey;
 	unsigned char		lbuf[CACHE_INDEX_LINK_LEN];
@@ -870,6 +958,9 @@ cache_index_manifest_commit(struct cache_index *ci, const char *upstream,
 		cache_index_warn(ci, __func__, "mdb_put tag", rc);
 		goto fail;
 	}
+	if (cache_index_origin_write(ci, __func__, txn, &mkey.k_val,
+	    origin) == -1)
+		goto fail;
 	return cache_index_commit(ci, __func__, txn);
 
 fail:
@@ -880,7 +971,8 @@ fail:
 /* The blob record (replacing any) and its link, timed rec->stored. */
 int
 cache_index_blob_commit(struct cache_index *ci, const char *upstream,
-    const char *repo, const char *digest, const struct cache_blob_rec *rec)
+    const char *repo, const char *digest, const struct cache_blob_rec *rec,
+    const char *origin)
 {
 	struct cache_index_key	bkey, lkey;
 	unsigned char		bbuf[CACHE_INDEX_BLOB_LEN];
@@ -907,6 +999,9 @@ cache_index_blob_commit(struct cache_index *ci, const char *upstream,
 		cache_index_warn(ci, __func__, "mdb_put link", rc);
 		goto fail;
 	}
+	if (cache_index_origin_write(ci, __func__, txn, &bkey.k_val,
+	    origin) == -1)
+		goto fail;
 	return cache_index_commit(ci, __func__, txn);
 
 fail:

@@ -10,6 +10,7 @@
  *   manifest  digest string            -> media type NUL bytes
  *   tag       upstream NUL repo NUL tag -> struct cache_tag_rec
  *   link      upstream NUL repo NUL digest -> int64 time linked
+ *   origin    digest string            -> upstream name (isolate = yes)
  *
  * Every call is its own short transaction; values are copied out before the
  * transaction ends.  Return codes: 0 found/done, 1 not found (getters),
@@ -65,6 +66,8 @@ int	cache_index_manifest_get(struct cache_index *, const char *digest,
 int	cache_index_manifest_put(struct cache_index *, const char *digest,
 	    const char *media_type, const unsigned char *data, size_t len);
 int	cache_index_manifest_del(struct cache_index *, const char *digest);
+/* 0 present, 1 absent, -1 error; nothing is copied. */
+int	cache_index_manifest_exists(struct cache_index *, const char *digest);
 
 int	cache_index_tag_get(struct cache_index *, const char *upstream,
 	    const char *repo, const char *tag, struct cache_tag_rec *out);
@@ -80,17 +83,22 @@ int	cache_index_link_put(struct cache_index *, const char *upstream,
 
 /*
  * One transaction for a fetched manifest: store the manifest (if absent),
- * link it to (upstream, repo), and when tag != NULL point the tag at it
- * with validated = now.
+ * link it to (upstream, repo), when tag != NULL point the tag at it with
+ * validated = now, and record its origin (NULL: shared; else the name of
+ * the isolated upstream the bytes came from).
  */
 int	cache_index_manifest_commit(struct cache_index *, const char *upstream,
 	    const char *repo, const char *tag, const char *digest,
 	    const char *media_type, const unsigned char *data, size_t len,
-	    int64_t now);
-/* One transaction for a verified blob: blob record plus the link. */
+	    int64_t now, const char *origin);
+/* One transaction for a verified blob: blob record, link and origin. */
 int	cache_index_blob_commit(struct cache_index *, const char *upstream,
 	    const char *repo, const char *digest,
-	    const struct cache_blob_rec *);
+	    const struct cache_blob_rec *, const char *origin);
+/* The isolated upstream a digest's bytes came from: 0 (buf set), 1 none
+ * (shared), -1 error. */
+int	cache_index_origin_get(struct cache_index *, const char *digest,
+	    char *buf, size_t len);
 
 /* Batched last-access update (one transaction). */
 int	cache_index_blob_touch_many(struct cache_index *, char *const *digests,

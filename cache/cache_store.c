@@ -24,6 +24,9 @@
 #include "common/xmalloc.h"
 
 static char			*cache_root;
+/* Upstreams with isolate = yes (names), from the config. */
+static char			**cache_iso;
+static size_t			 cache_niso;
 static int			 cache_lock_fd = -1;
 struct cache_index		*cache_idx;
 
@@ -83,11 +86,55 @@ cache_tmp_clean(const char *tmpdir)
 		    tmpdir);
 }
 
+/* Remember which upstreams are isolated (their content is their own). */
+static void
+cache_iso_init(const struct config *cfg)
+{
+	const struct config_upstream	*cu;
+
+	for (cu = cfg->upstreams; cu != NULL; cu = cu->next)
+		if (cu->isolate) {
+			cache_iso = xreallocarray(cache_iso, cache_niso + 1,
+			    sizeof(*cache_iso));
+			cache_iso[cache_niso++] = xstrdup(cu->name);
+		}
+}
+
+const char *
+cache_isolated(const char *upstream)
+{
+	size_t	i;
+
+	for (i = 0; upstream != NULL && i < cache_niso; i++)
+		if (strcmp(cache_iso[i], upstream) == 0)
+			return cache_iso[i];
+	return NULL;
+}
+
+/*
+ * May a request through upstream have the cached bytes of digest?  Not
+ * when they came from another upstream with isolate = yes, whatever that
+ * upstream says (DESIGN.md §8): 1 yes, 0 no.
+ */
+static int
+cache_origin_ok(const char *digest, const char *upstream)
+{
+	char	origin[256];
+
+	if (cache_niso == 0 || upstream == NULL)
+		return 1;
+	if (cache_index_origin_get(cache_idx, digest, origin,
+	    sizeof(origin)) != 0)
+		return 1;	/* shared, or unreadable: the link rules hold */
+	return strcmp(origin, upstream) == 0;
+}
+
 int
 cache_open(const struct config *cfg)
 {
 	char	*p;
 
+	cache_iso_init(cfg);
 	cache_root = xstrdup(cfg->cache_dir);
 	if (cache_mkdir_p(cache_root) != 0)
 		return -1;
@@ -134,6 +181,7 @@ cache_open_shared(const struct config *cfg)
 {
 	char	*p;
 
+	cache_iso_init(cfg);
 	cache_root = xstrdup(cfg->cache_dir);
 	xasprintf(&p, "%s/index", cache_root);
 	if (access(p, F_OK) != 0) {
@@ -161,6 +209,10 @@ cache_close(void)
 	cache_lock_fd = -1;
 	free(cache_root);
 	cache_root = NULL;
+	while (cache_niso > 0)
+		free(cache_iso[--cache_niso]);
+	free(cache_iso);
+	cache_iso = NULL;
 }
 
 const char *
@@ -212,7 +264,8 @@ cache_blob_stat(const char *digest, uint64_t *size)
 }
 
 int
-cache_blob_open(const char *digest, int *fdp, uint64_t *size)
+cache_blob_open(const char *digest, const char *upstream, int *fdp,
+    uint64_t *size)
 {
 	struct cache_blob_rec	 rec;
 	struct stat		 st;
@@ -221,6 +274,8 @@ cache_blob_open(const char *digest, int *fdp, uint64_t *size)
 
 	if ((rc = cache_index_blob_get(cache_idx, digest, &rec)) != 0)
 		return rc;
+	if (!cache_origin_ok(digest, upstream))
+		return 1;
 	if ((path = cache_blob_path(digest)) == NULL)
 		return 1;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -256,11 +311,20 @@ cache_blob_link(const char *upstream, const char *repo, const char *digest)
 }
 
 int
-cache_manifest_get(const char *digest, char **media_type,
-    unsigned char **data, size_t *len)
+cache_manifest_get(const char *digest, const char *upstream,
+    char **media_type, unsigned char **data, size_t *len)
 {
+	if (!cache_origin_ok(digest, upstream))
+		return 1;
 	return cache_index_manifest_get(cache_idx, digest, media_type, data,
 	    len);
+}
+
+int
+cache_manifest_has(const char *digest, const char *upstream)
+{
+	return cache_origin_ok(digest, upstream) &&
+	    cache_index_manifest_exists(cache_idx, digest) == 0;
 }
 
 int
@@ -269,7 +333,8 @@ cache_manifest_put(const char *upstream, const char *repo, const char *tag,
     size_t len)
 {
 	return cache_index_manifest_commit(cache_idx, upstream, repo, tag,
-	    digest, media_type, data, len, (int64_t)time(NULL));
+	    digest, media_type, data, len, (int64_t)time(NULL),
+	    cache_isolated(upstream));
 }
 
 int

@@ -844,7 +844,8 @@ proxy_blob_get(struct proxy_req *pr)
 	int			 created, fd;
 	uint64_t		 size;
 
-	switch (cache_blob_open(pr->digest.str, &fd, &size)) {
+	switch (cache_blob_open(pr->digest.str, upstream_name(pr->up), &fd,
+	    &size)) {
 	case 0:
 		if (!pr->linked && cache_blob_linked(upstream_name(pr->up),
 		    pr->repo, pr->digest.str) != 0) {
@@ -886,7 +887,21 @@ proxy_blob_get(struct proxy_req *pr)
 		free(path);
 		return;
 	}
-	fill = cache_fill_get(pr->digest.str, &created);
+	fill = cache_fill_get(pr->digest.str, upstream_name(pr->up), pr->repo,
+	    &created);
+	if (!created && !pr->linked &&
+	    !cache_fill_started_by(fill, upstream_name(pr->up), pr->repo) &&
+	    cache_blob_linked(upstream_name(pr->up), pr->repo,
+	    pr->digest.str) != 0) {
+		/*
+		 * Another repository's fill: its bytes are this one's only
+		 * once upstream says this repository holds the blob too (a
+		 * private blob must not leak while it streams).
+		 */
+		cache_fill_unref(fill, "attach check");
+		proxy_blink_start(pr);
+		return;
+	}
 	pr->src = created ? "miss" : "attach";
 	rd = proxy_reader_new(pr);
 	rd->fill = fill;	/* the reference from cache_fill_get */

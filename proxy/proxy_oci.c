@@ -121,7 +121,8 @@ proxy_manifest_serve_cached(struct proxy_req *pr, const char *digest,
 	unsigned char	*data;
 	size_t		 len;
 
-	if (cache_manifest_get(digest, &ctype, &data, &len) != 0)
+	if (cache_manifest_get(digest, upstream_name(pr->up), &ctype, &data,
+	    &len) != 0)
 		return 1;
 	proxy_manifest_send(pr, digest, ctype, data, len, warning);
 	free(ctype);
@@ -142,7 +143,8 @@ proxy_tag_move_cached(struct proxy_req *pr, const char *digest)
 	size_t		 len;
 
 	if (digest_parse(digest, &d) != 0 ||
-	    cache_manifest_get(d.str, &ctype, &data, &len) != 0)
+	    cache_manifest_get(d.str, upstream_name(pr->up), &ctype, &data,
+	    &len) != 0)
 		return 1;
 	if (cache_manifest_put(upstream_name(pr->up), pr->repo, pr->ref,
 	    d.str, ctype, data, len) != 0)
@@ -426,6 +428,86 @@ proxy_no_cache(const struct proxy_req *pr)
 	return cc != NULL && strstr(cc, "no-cache") != NULL;
 }
 
+/*
+ * A manifest cached for another repository (or upstream): HEAD it in this
+ * one; served from the cache only if upstream says this repository holds
+ * it (the same rule as blobs: no cross-repository leak by digest).
+ */
+struct proxy_mlink {
+	struct proxy_req	*pr;
+	char			*retry_after;
+};
+
+static int
+proxy_mlink_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
+    int64_t clen, void *arg)
+{
+	struct proxy_mlink	*ml = arg;
+	const char		*v;
+
+	(void)ur;
+	(void)status;
+	(void)clen;
+	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
+		ml->retry_after = xstrdup(v);
+	return 0;
+}
+
+static void	proxy_manifest_get(struct proxy_req *);
+
+static void
+proxy_mlink_done_cb(struct upstream_req *ur, const char *err,
+    struct evbuffer *body, void *arg)
+{
+	struct proxy_mlink	*ml = arg;
+	struct proxy_req	*pr = ml->pr;
+	int			 status = upstream_req_status(ur);
+
+	(void)body;
+	if (err == NULL && status == 200) {
+		cache_blob_link(upstream_name(pr->up), pr->repo,
+		    pr->digest.str);
+		pr->linked = 1;
+		proxy_manifest_get(pr);
+	} else if (err == NULL && status == 404)
+		proxy_error(pr, 404, "MANIFEST_UNKNOWN",
+		    "manifest %s not found at upstream %s", pr->digest.str,
+		    upstream_name(pr->up));
+	else
+		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
+		    ml->retry_after);
+	free(ml->retry_after);
+	free(ml);
+}
+
+static void
+proxy_mlink_start(struct proxy_req *pr)
+{
+	struct proxy_mlink	*ml;
+	char			*path;
+
+	ml = xcalloc(1, sizeof(*ml));
+	ml->pr = pr;
+	xasprintf(&path, "/v2/%s/manifests/%s", pr->repo, pr->digest.str);
+	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_HEAD, path, pr->repo,
+	    proxy_manifest_accept, PROXY_MANIFEST_MAX, proxy_mlink_head_cb,
+	    NULL, proxy_mlink_done_cb, ml);
+	free(path);
+}
+
+/* Is digest cached and linked to the request's repository?  0 yes,
+ * 1 cached but not linked, 2 not cached (for this upstream). */
+static int
+proxy_manifest_cached(struct proxy_req *pr)
+{
+	if (!cache_manifest_has(pr->digest.str, upstream_name(pr->up)))
+		return 2;
+	if (pr->linked || cache_blob_linked(upstream_name(pr->up), pr->repo,
+	    pr->digest.str) == 0)
+		return 0;
+	return 1;
+}
+
 static void
 proxy_manifest_get(struct proxy_req *pr)
 {
@@ -434,10 +516,18 @@ proxy_manifest_get(struct proxy_req *pr)
 	int64_t		 validated;
 
 	if (pr->ref_is_digest) {
-		pr->src = "hit";
-		if (proxy_manifest_serve_cached(pr, pr->digest.str, NULL) == 0)
+		switch (proxy_manifest_cached(pr)) {
+		case 0:
+			pr->src = "hit";
+			if (proxy_manifest_serve_cached(pr, pr->digest.str,
+			    NULL) == 0)
+				return;
+			pr->src = NULL;
+			break;
+		case 1:
+			proxy_mlink_start(pr);
 			return;
-		pr->src = NULL;
+		}
 		proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}

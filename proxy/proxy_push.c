@@ -187,7 +187,7 @@ push_manifest_cached(const char *digest)
 	char		*mt;
 	size_t		 len;
 
-	if (cache_manifest_get(digest, &mt, &data, &len) != 0)
+	if (cache_manifest_get(digest, NULL, &mt, &data, &len) != 0)
 		return 0;
 	free(mt);
 	free(data);
@@ -205,7 +205,7 @@ push_plan(struct push *p, const char *digest, const char *ref, int depth)
 	size_t		 len, i;
 	struct digest	 dd;
 
-	if (cache_manifest_get(digest, &mt, &data, &len) != 0) {
+	if (cache_manifest_get(digest, NULL, &mt, &data, &len) != 0) {
 		snprintf(p->err, sizeof(p->err), "manifest %s is not cached",
 		    digest);
 		return -1;
@@ -389,7 +389,7 @@ push_upload_begin(struct push *p)
 		    p->r_location != NULL ? p->r_location : "");
 		return -1;
 	}
-	if (p->fd < 0 && cache_blob_open(it->digest, &p->fd, &p->size) != 0) {
+	if (p->fd < 0 && cache_blob_open(it->digest, NULL, &p->fd, &p->size) != 0) {
 		push_finish(p, "blob %s is not cached", it->digest);
 		return -1;
 	}
@@ -559,7 +559,7 @@ push_next(struct push *p)
 		free(path);
 		return;
 	}
-	if (cache_manifest_get(it->digest, &mt, &data, &len) != 0) {
+	if (cache_manifest_get(it->digest, NULL, &mt, &data, &len) != 0) {
 		push_finish(p, "manifest %s is no longer cached", it->digest);
 		return;
 	}

@@ -3,7 +3,8 @@
 produce. Loopback only; Python standard library only.
 
     fakeupstream.py --info-file INFO [--port 0] [--mode MODE]
-                    [--repo NAME] [--tag TAG] [--blob-size BYTES]
+                    [--repo NAME] [--also-repo NAME]... [--tag TAG]
+                    [--blob-size BYTES]
                     [--seed S] [--layout DIR] [--stall-seconds N]
                     [--slow-rate BYTES_PER_S] [--rate BYTES_PER_S]
 
@@ -277,7 +278,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = re.fullmatch(r"/v2/(.+)/(manifests|blobs)/([^/]+)", u.path)
         t = re.fullmatch(r"/v2/(.+)/tags/list", u.path)
         repo = (m or t).group(1) if (m or t) else None
-        if repo is None or repo != self.server.repo:
+        if repo is None or repo not in self.server.repos:
             self.oci_error(404, "NAME_UNKNOWN", "repository name not known")
             return
         if t:
@@ -403,6 +404,8 @@ def main():
     ap.add_argument("--info-file", required=True)
     ap.add_argument("--mode", default="ok")
     ap.add_argument("--repo", default="fault/blob")
+    ap.add_argument("--also-repo", action="append", default=[],
+                    help="another repository holding the same image")
     ap.add_argument("--tag", default="v1")
     ap.add_argument("--blob-size", type=int, default=4 << 20)
     ap.add_argument("--seed", default="fakeupstream")
@@ -434,6 +437,7 @@ def main():
     srv.store = store
     srv.mode = a.mode
     srv.repo = a.repo
+    srv.repos = set([a.repo] + a.also_repo)
     srv.fault_digest = fault
     srv.stall_seconds = a.stall_seconds
     srv.slow_rate = max(1, a.slow_rate)

@@ -87,9 +87,9 @@ main(void)
 	xasprintf(&tmpdir, "%s/tmp", dir);
 
 	/* Success: hold-back, then DONE and a hit. */
-	f = cache_fill_get(d.str, &created);
+	f = cache_fill_get(d.str, "docker.io", "library/x", &created);
 	ok(created, "first get creates the fill");
-	g = cache_fill_get(d.str, &created);
+	g = cache_fill_get(d.str, "docker.io", "library/x", &created);
 	ok(!created && g == f, "second get attaches to the same fill");
 	cache_fill_unref(g, "test");
 	cache_fill_watch(f, ev);
@@ -106,15 +106,15 @@ main(void)
 	cache_fill_view(f, &v);
 	ok(v.avail == sizeof(data) - 1,
 	    "all on disk but the last byte is held back before verification");
-	ok(cache_blob_open(d.str, &fd, &size) == 1, "not a hit yet");
+	ok(cache_blob_open(d.str, NULL, &fd, &size) == 1, "not a hit yet");
 	cache_fill_end(f, "up.example", "repo/a");
 	ok(wait_final(f, &v) == CACHE_FILL_DONE, "fill is DONE");
 	ok(v.avail == sizeof(data), "all bytes available once verified");
-	ok(cache_blob_open(d.str, &fd, &size) == 0 && size == sizeof(data),
+	ok(cache_blob_open(d.str, NULL, &fd, &size) == 0 && size == sizeof(data),
 	    "now a hit of the right size");
 	close(fd);
 	ok(count_dir(tmpdir) == 0, "tmp/ is empty after publishing");
-	g = cache_fill_get(d.str, &created);
+	g = cache_fill_get(d.str, "docker.io", "library/x", &created);
 	ok(created && g != f, "a DONE fill has left the table");
 	cache_fill_fail(g, 503, "UNAVAILABLE", NULL, "test");
 	cache_fill_unref(g, "test");
@@ -125,7 +125,7 @@ main(void)
 	data[0] ^= 1;
 	digest_buf(DIGEST_SHA256, data, sizeof(data), &d);
 	data[0] ^= 1;
-	f = cache_fill_get(d.str, &created);
+	f = cache_fill_get(d.str, "docker.io", "library/x", &created);
 	ok(cache_fill_begin(f, sizeof(data)) == 0 &&
 	    cache_fill_append(f, data, sizeof(data)) == 0, "corrupt body in");
 	cache_fill_end(f, "up.example", "repo/a");
@@ -133,12 +133,12 @@ main(void)
 	ok(v.state == CACHE_FILL_FAILED && v.fail_status == 502,
 	    "digest mismatch fails with 502");
 	ok(v.avail == 0, "nothing available after failure");
-	ok(cache_blob_open(d.str, &fd, &size) == 1, "corrupt blob not cached");
+	ok(cache_blob_open(d.str, NULL, &fd, &size) == 1, "corrupt blob not cached");
 	ok(count_dir(tmpdir) == 0, "temp file removed");
 	cache_fill_unref(f, "test");
 
 	/* Short body. */
-	f = cache_fill_get(d.str, &created);
+	f = cache_fill_get(d.str, "docker.io", "library/x", &created);
 	ok(created, "a failed fill has left the table");
 	ok(cache_fill_begin(f, sizeof(data)) == 0 &&
 	    cache_fill_append(f, data, 1000) == 0, "short body in");
@@ -150,7 +150,7 @@ main(void)
 	cache_fill_unref(f, "test");
 
 	/* More bytes than Content-Length. */
-	f = cache_fill_get(d.str, &created);
+	f = cache_fill_get(d.str, "docker.io", "library/x", &created);
 	ok(cache_fill_begin(f, 10) == 0, "begin with size 10");
 	ok(cache_fill_append(f, data, 11) == -1, "11 bytes refused");
 	cache_fill_view(f, &v);
@@ -160,7 +160,7 @@ main(void)
 
 	/* No length: nothing is available until the end. */
 	digest_buf(DIGEST_SHA256, data, 5000, &d);
-	f = cache_fill_get(d.str, &created);
+	f = cache_fill_get(d.str, "docker.io", "library/x", &created);
 	ok(cache_fill_begin(f, -1) == 0 && cache_fill_append(f, data,
 	    5000) == 0, "unknown length body in");
 	cache_fill_view(f, &v);

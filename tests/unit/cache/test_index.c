@@ -338,7 +338,7 @@ test_commit(struct cache_index *ci)
 
 	test_digest(d, 6, 1);
 	is_int(cache_index_manifest_commit(ci, "ghcr.io", "org/app", "v1", d,
-	    type, m1, sizeof(m1), 1700000000), 0, "commit: manifest with tag");
+	    type, m1, sizeof(m1), 1700000000, NULL), 0, "commit: manifest with tag");
 	is_int(cache_index_manifest_get(ci, d, &mt, &data, &len), 0,
 	    "commit: manifest stored");
 	ok(len == sizeof(m1) && memcmp(data, m1, len) == 0,
@@ -355,7 +355,7 @@ test_commit(struct cache_index *ci)
 
 	/* Same digest again: the stored bytes stay; link and tag move on. */
 	is_int(cache_index_manifest_commit(ci, "ghcr.io", "org/other", "v2",
-	    d, "text/plain", m2, sizeof(m2), 1700000500), 0,
+	    d, "text/plain", m2, sizeof(m2), 1700000500, NULL), 0,
 	    "commit: manifest already present");
 	is_int(cache_index_manifest_get(ci, d, &mt, &data, &len), 0,
 	    "commit: manifest still there");
@@ -371,7 +371,7 @@ test_commit(struct cache_index *ci)
 
 	test_digest(d2, 6, 2);
 	is_int(cache_index_manifest_commit(ci, "ghcr.io", "org/app", NULL, d2,
-	    type, m2, sizeof(m2), 1700000600), 0,
+	    type, m2, sizeof(m2), 1700000600, NULL), 0,
 	    "commit: manifest by digest, no tag");
 	is_int(cache_index_link_get(ci, "ghcr.io", "org/app", d2), 0,
 	    "commit: untagged manifest linked");
@@ -382,19 +382,48 @@ test_commit(struct cache_index *ci)
 	/* A bad tag must not leave a half-done transaction behind. */
 	test_digest(d2, 6, 3);
 	is_int(cache_index_manifest_commit(ci, "ghcr.io", "org/app",
-	    "", d2, type, m2, sizeof(m2), 1), -1, "commit: empty tag -> -1");
+	    "", d2, type, m2, sizeof(m2), 1, NULL), -1, "commit: empty tag -> -1");
 	is_int(cache_index_manifest_get(ci, d2, &mt, &data, &len), 1,
 	    "commit: nothing stored after a rejected commit");
 
 	test_digest(d, 7, 1);
 	is_int(cache_index_blob_commit(ci, "docker.io", "library/busybox", d,
-	    &brec), 0, "commit: blob");
+	    &brec, NULL), 0, "commit: blob");
 	is_int(cache_index_blob_get(ci, d, &bout), 0, "commit: blob stored");
 	ok(test_blob_eq(&brec, &bout), "commit: blob record");
 	is_int(cache_index_link_get(ci, "docker.io", "library/busybox", d), 0,
 	    "commit: blob linked");
 	is_int(cache_index_link_get(ci, "docker.io", "library/other", d), 1,
 	    "commit: blob not linked elsewhere");
+
+	/* Origin: bytes from an isolated upstream are recorded as its own;
+	 * the next commit from a shared one makes them shared again. */
+	{
+		char	origin[256];
+
+		is_int(cache_index_origin_get(ci, d, origin, sizeof(origin)),
+		    1, "origin: shared by default");
+		is_int(cache_index_blob_commit(ci, "private.example", "team/x",
+		    d, &brec, "private.example"), 0, "origin: isolated commit");
+		if (is_int(cache_index_origin_get(ci, d, origin,
+		    sizeof(origin)), 0, "origin: recorded"))
+			is_str(origin, "private.example", "origin: its name");
+		is_int(cache_index_origin_get(ci, d, origin, 8), -1,
+		    "origin: too small a buffer is an error, not a cut name");
+		is_int(cache_index_blob_commit(ci, "docker.io", "library/x", d,
+		    &brec, NULL), 0, "origin: shared commit");
+		is_int(cache_index_origin_get(ci, d, origin, sizeof(origin)),
+		    1, "origin: shared again");
+		is_int(cache_index_manifest_commit(ci, "private.example",
+		    "team/x", NULL, d2, type, m2, sizeof(m2), 1,
+		    "private.example"), 0, "origin: isolated manifest");
+		is_int(cache_index_origin_get(ci, d2, origin, sizeof(origin)),
+		    0, "origin: manifest recorded");
+		is_int(cache_index_manifest_exists(ci, d2), 0,
+		    "exists: the manifest");
+		is_int(cache_index_manifest_exists(ci, "sha256:00"), 1,
+		    "exists: not another");
+	}
 }
 
 static void
@@ -451,7 +480,7 @@ test_limits(struct cache_index *ci)
 	up[200] = 'u';				/* 255+1+200+1+71 = 528 */
 	is_int(cache_index_link_put(ci, up, repo, d, 1), -1,
 	    "limits: link key too long -> -1");
-	is_int(cache_index_blob_commit(ci, up, repo, d, &b), -1,
+	is_int(cache_index_blob_commit(ci, up, repo, d, &b, NULL), -1,
 	    "limits: blob_commit with a long key -> -1");
 	is_int(cache_index_blob_get(ci, d, &b), 1,
 	    "limits: ... and stored nothing");
