@@ -48,6 +48,7 @@
 #define PF_JOBS_KEPT	100
 #define PF_429_TRIES	5	/* 429s obeyed per request */
 #define PF_429_MAX_WAIT	120	/* seconds, whatever Retry-After says */
+#define PF_PLAT_MAX	64	/* characters of a platform's os, arch... */
 
 /* The image manifest types (index, list, OCI and Docker manifests). */
 const char proxy_accept_images[] =
@@ -72,8 +73,7 @@ struct pf_image {
 	unsigned	 blobs, blobs_done;
 	unsigned	 inflight;
 	char		 error[256];
-	char		**seen;
-	size_t		 nseen;
+	json_t		*seen;		/* digests queued: a set */
 };
 
 enum pf_kind { PF_ROOT, PF_CHILD, PF_BLOB };
@@ -112,6 +112,7 @@ struct pf_job {
 	time_t			 paused_since;	/* first pause */
 	struct event		*pause_ev;
 	struct event		*check_ev;	/* deferred pf_job_check */
+	json_t			*seen;		/* every image's digests */
 	TAILQ_HEAD(, pf_task)	 queue;
 	LIST_ENTRY(pf_job)	 entry;
 };
@@ -187,15 +188,13 @@ pf_task_add(struct pf_job *j, size_t img, enum pf_kind kind, const char *ref)
 {
 	struct pf_image	*im = &j->images[img];
 	struct pf_task	*t;
-	size_t		 i;
 
+	/* ref is a canonical digest (or the ROOT's reference): a set key. */
 	if (kind != PF_ROOT) {
-		for (i = 0; i < im->nseen; i++)
-			if (strcmp(im->seen[i], ref) == 0)
-				return;
-		im->seen = xreallocarray(im->seen, im->nseen + 1,
-		    sizeof(*im->seen));
-		im->seen[im->nseen++] = xstrdup(ref);
+		if (json_object_get(im->seen, ref) != NULL)
+			return;
+		json_object_set_new(im->seen, ref, json_true());
+		json_object_set_new(j->seen, ref, json_true());
 		if (kind == PF_BLOB)
 			im->blobs++;
 	}
@@ -208,11 +207,54 @@ pf_task_add(struct pf_job *j, size_t img, enum pf_kind kind, const char *ref)
 	TAILQ_INSERT_TAIL(&j->queue, t, entry);
 }
 
+/* An os, architecture or variant: 1..PF_PLAT_MAX printable, no '/'. */
+static int
+pf_plat_field_valid(const char *s, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || len > PF_PLAT_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '/')
+			return 0;
+	return 1;
+}
+
+/* An index entry's platform, checked before it is compared or logged. */
+static int
+pf_platform_check(const json_t *plat, char *err, size_t errlen)
+{
+	static const char *const fields[] = { "os", "architecture",
+	    "variant" };
+	const json_t	*v;
+	const char	*s;
+	size_t		 i;
+
+	if (plat == NULL)
+		return 0;
+	if (!json_is_object(plat)) {
+		snprintf(err, errlen, "platform is not a JSON object");
+		return -1;
+	}
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if ((v = json_object_get(plat, fields[i])) == NULL)
+			continue;
+		if ((s = json_string_value(v)) == NULL ||
+		    !pf_plat_field_valid(s, strlen(s))) {
+			snprintf(err, errlen, "platform.%s is not 1 to %d "
+			    "printable characters", fields[i], PF_PLAT_MAX);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 pf_platform_match(const struct pf_job *j, json_t *plat)
 {
 	const char	*os, *arch, *var;
-	char		 buf[128];
+	char		 buf[3 * (PF_PLAT_MAX + 1)];
 	size_t		 i;
 
 	if (j->nplatforms == 0)
@@ -237,46 +279,126 @@ pf_platform_match(const struct pf_job *j, json_t *plat)
 	return 0;
 }
 
-/* Queue what a manifest references: child manifests or config + layers. */
-static void
-pf_manifest_parse(struct pf_job *j, size_t img, const char *body, size_t len)
+/*
+ * Every descriptor of a manifest, checked before any of it is used:
+ * an index's children (digest, mediaType, size, platform) or an image's
+ * config and layers.  0, or -1 with err naming the first bad field.
+ */
+static int
+pf_manifest_check(const json_t *root, char *err, size_t errlen)
 {
-	struct pf_image	*im = &j->images[img];
-	json_t		*root, *a, *e, *d;
-	json_error_t	 jerr;
+	const json_t	*a, *e;
+	struct digest	 d;
+	char		 why[160];
+	size_t		 i;
+
+	if ((e = json_object_get(root, "mediaType")) != NULL &&
+	    !ref_media_type_valid(json_string_value(e))) {
+		snprintf(err, errlen, "mediaType is not a media type");
+		return -1;
+	}
+	if ((a = json_object_get(root, "manifests")) != NULL) {
+		if (!json_is_array(a)) {
+			snprintf(err, errlen, "manifests is not a list");
+			return -1;
+		}
+		json_array_foreach(a, i, e)
+			if (proxy_desc_check(e, PROXY_MANIFEST_MAX, &d, why,
+			    sizeof(why)) != 0 || pf_platform_check(
+			    json_object_get(e, "platform"), why,
+			    sizeof(why)) != 0) {
+				snprintf(err, errlen, "manifests[%zu]: %s", i,
+				    why);
+				return -1;
+			}
+		return 0;
+	}
+	if ((e = json_object_get(root, "config")) != NULL &&
+	    proxy_desc_check(e, PROXY_BLOB_MAX, &d, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "config: %s", why);
+		return -1;
+	}
+	if ((a = json_object_get(root, "layers")) != NULL &&
+	    !json_is_array(a)) {
+		snprintf(err, errlen, "layers is not a list");
+		return -1;
+	}
+	json_array_foreach(a, i, e)
+		if (proxy_desc_check(e, PROXY_BLOB_MAX, &d, why,
+		    sizeof(why)) != 0) {
+			snprintf(err, errlen, "layers[%zu]: %s", i, why);
+			return -1;
+		}
+	return 0;
+}
+
+/* Queue an index's children that match the job's platforms. */
+static void
+pf_index_queue(struct pf_job *j, size_t img, const json_t *a)
+{
+	const json_t	*e;
+	struct digest	 d;
 	size_t		 i;
 	int		 n = 0;
 
+	json_array_foreach(a, i, e) {
+		if (!pf_platform_match(j, json_object_get(e, "platform")) ||
+		    digest_parse(json_string_value(json_object_get(e,
+		    "digest")), &d) != 0)
+			continue;
+		pf_task_add(j, img, PF_CHILD, d.str);
+		n++;
+	}
+	if (n == 0)
+		pf_image_fail(&j->images[img], "no manifest in the index "
+		    "matches the platforms asked for");
+}
+
+/* Queue an image manifest's config and layers. */
+static void
+pf_image_queue(struct pf_job *j, size_t img, const json_t *root)
+{
+	const json_t	*e;
+	struct digest	 d;
+	size_t		 i;
+
+	if (digest_parse(json_string_value(json_object_get(json_object_get(
+	    root, "config"), "digest")), &d) == 0)
+		pf_task_add(j, img, PF_BLOB, d.str);
+	json_array_foreach(json_object_get(root, "layers"), i, e)
+		if (digest_parse(json_string_value(json_object_get(e,
+		    "digest")), &d) == 0)
+			pf_task_add(j, img, PF_BLOB, d.str);
+}
+
+/*
+ * Queue what manifest ref references: child manifests or config and
+ * layers.  The whole manifest is checked first (pf_manifest_check): one
+ * bad field fails the image, and nothing the manifest names is asked for.
+ */
+static void
+pf_manifest_parse(struct pf_job *j, size_t img, const char *ref,
+    const char *body, size_t len)
+{
+	struct pf_image	*im = &j->images[img];
+	json_t		*root, *a;
+	json_error_t	 jerr;
+	char		 why[200];
+
+	/* jerr.text may quote the upstream's bytes: only the position. */
 	if ((root = json_loadb(body, len, 0, &jerr)) == NULL) {
-		pf_image_fail(im, "manifest is not JSON: %s", jerr.text);
+		pf_image_fail(im, "manifest %s is not JSON (line %d, column "
+		    "%d)", ref, jerr.line, jerr.column);
 		return;
 	}
-	if ((a = json_object_get(root, "manifests")) != NULL &&
-	    json_is_array(a)) {
-		json_array_foreach(a, i, e) {
-			d = json_object_get(e, "digest");
-			if (json_is_string(d) && pf_platform_match(j,
-			    json_object_get(e, "platform"))) {
-				pf_task_add(j, img, PF_CHILD,
-				    json_string_value(d));
-				n++;
-			}
-		}
-		if (n == 0)
-			pf_image_fail(im, "no manifest in the index matches "
-			    "the platforms asked for");
-	} else {
-		if ((e = json_object_get(root, "config")) != NULL &&
-		    json_is_string(d = json_object_get(e, "digest")))
-			pf_task_add(j, img, PF_BLOB, json_string_value(d));
-		if ((a = json_object_get(root, "layers")) != NULL &&
-		    json_is_array(a))
-			json_array_foreach(a, i, e)
-				if (json_is_string(d = json_object_get(e,
-				    "digest")))
-					pf_task_add(j, img, PF_BLOB,
-					    json_string_value(d));
-	}
+	if (!json_is_object(root))
+		pf_image_fail(im, "manifest %s is not a JSON object", ref);
+	else if (pf_manifest_check(root, why, sizeof(why)) != 0)
+		pf_image_fail(im, "manifest %s: %s", ref, why);
+	else if ((a = json_object_get(root, "manifests")) != NULL)
+		pf_index_queue(j, img, a);
+	else
+		pf_image_queue(j, img, root);
 	json_decref(root);
 }
 
@@ -306,15 +428,8 @@ pf_settle_cb(const char *digest, int is_manifest, void *arg)
 		return;
 	/* Only the blobs this job fetched: not other platforms'. */
 	if (cache_blob_stat(digest, &size) != 0) {
-		size_t i, k;
-
-		for (i = 0; i < s->job->nimages; i++)
-			for (k = 0; k < s->job->images[i].nseen; k++)
-				if (strcmp(s->job->images[i].seen[k],
-				    digest) == 0) {
-					s->missing++;
-					return;
-				}
+		if (json_object_get(s->job->seen, digest) != NULL)
+			s->missing++;
 		return;
 	}
 	if (s->pin)
@@ -464,7 +579,7 @@ pf_task_done_cb(struct evhttp_request *req, void *arg)
 			}
 			/* FALLTHROUGH */
 		case PF_CHILD:
-			pf_manifest_parse(j, t->img,
+			pf_manifest_parse(j, t->img, t->ref,
 			    (const char *)evbuffer_pullup(b, -1),
 			    evbuffer_get_length(b));
 			break;
@@ -744,7 +859,7 @@ pf_job_pump(struct pf_job *j)
 static void
 pf_job_free(struct pf_job *j)
 {
-	size_t	i, k;
+	size_t	i;
 
 	for (i = 0; i < j->nimages; i++) {
 		struct pf_image *im = &j->images[i];
@@ -753,11 +868,10 @@ pf_job_free(struct pf_job *j)
 		free(im->ns);
 		free(im->repo);
 		free(im->reference);
-		for (k = 0; k < im->nseen; k++)
-			free(im->seen[k]);
-		free(im->seen);
+		json_decref(im->seen);
 	}
 	free(j->images);
+	json_decref(j->seen);
 	for (i = 0; i < j->nplatforms; i++)
 		free(j->platforms[i]);
 	free(j->platforms);
@@ -828,6 +942,7 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 	TAILQ_INIT(&j->queue);
 	j->max_running = PF_RUNNING_DFLT;
 	j->check_ev = evtimer_new(pf_base, pf_job_check_cb, j);
+	j->seen = json_object();
 	j->images = xcalloc(json_array_size(imgs), sizeof(*j->images));
 	json_array_foreach(imgs, i, e) {
 		struct pf_image *im = &j->images[j->nimages];
@@ -864,6 +979,7 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 		im->repo = xstrdup(ri.name);
 		im->reference = xstrdup(ri.digest != NULL ? ri.digest :
 		    ri.tag != NULL ? ri.tag : "latest");
+		im->seen = json_object();
 		j->nimages++;
 		ref_image_fini(&ri);
 	}

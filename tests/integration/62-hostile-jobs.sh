@@ -1,0 +1,168 @@
+#!/bin/bash
+# Hostile upstream JSON, against hubfake.py:
+#  a. Prefetch of manifests whose descriptors are hostile: a layer digest
+#     carrying CRLF and a second request line (request smuggling to the
+#     mirror's own listener), an index child digest that is garbage, a
+#     size of -1 and of 1e30, a media type with CR/LF, a 300-character
+#     platform os.  Each image fails with an error naming the field; the
+#     good image of the same job is done; the mirror's access log has no
+#     request for the smuggled path nor for any invalid digest; hubfake
+#     never saw one either (nor any blob of a refused manifest); the
+#     daemon still answers.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/lib.sh" || exit 99
+need jq
+need_regmirror
+
+MT_M=application/vnd.oci.image.manifest.v1+json
+MT_I=application/vnd.oci.image.index.v1+json
+start_hubfake hub
+CFG=$(jq -r .config.digest "$HUB_INFO") CS=$(jq -r .config.size "$HUB_INFO")
+LAYER=$(jq -r .layer.digest "$HUB_INFO") LS=$(jq -r .layer.size "$HUB_INFO")
+MAN=$(jq -r .manifest.digest "$HUB_INFO") MS=$(jq -r .manifest.size "$HUB_INFO")
+HEX=${LAYER#sha256:}
+SMUGGLE="sha256:$HEX"$'\r\n'"GET /v2/evil/manifests/x HTTP/1.1"$'\r\n'"Host: x"$'\r\n\r\n'
+# ... and one whose first request line is complete (pipelined smuggling).
+SMUGGLE2="sha256:$HEX HTTP/1.1"$'\r\n'"Host: x"$'\r\n\r\n'"$SMUGGLE"
+
+# manifest CONFIG_DESC LAYER_DESC: an image manifest (JSON text).
+manifest() {
+	jq -cn --argjson c "$1" --argjson l "$2" --arg mt "$MT_M" \
+		'{schemaVersion: 2, mediaType: $mt, config: $c, layers: [$l]}'
+}
+desc() {	# desc MEDIATYPE DIGEST SIZE(JSON)
+	jq -cn --arg m "$1" --arg d "$2" --argjson s "$3" \
+		'{mediaType: $m, digest: $d, size: $s}'
+}
+CDESC=$(desc application/vnd.oci.image.config.v1+json "$CFG" "$CS")
+LDESC=$(desc application/vnd.oci.image.layer.v1.tar+gzip "$LAYER" "$LS")
+index() {	# index CHILD_DIGEST PLATFORM_OS
+	jq -cn --arg d "$1" --arg os "$2" --arg mt "$MT_I" --arg cm "$MT_M" \
+		--argjson s "$MS" '{schemaVersion: 2, mediaType: $mt,
+		manifests: [{mediaType: $cm, digest: $d, size: $s,
+		platform: {os: $os, architecture: "amd64"}}]}'
+}
+
+canned() {	# canned CONTENT_TYPE BODY: one answer for every request
+	jq -cn --arg t "$1" --arg b "$2" \
+		'[{status: 200, content_type: $t, body: $b}]'
+}
+jq -n \
+	--argjson smuggle "$(canned "$MT_M" "$(manifest "$CDESC" \
+		"$(desc application/vnd.oci.image.layer.v1.tar+gzip "$SMUGGLE" "$LS")")")" \
+	--argjson smuggle2 "$(canned "$MT_M" "$(manifest "$CDESC" \
+		"$(desc application/vnd.oci.image.layer.v1.tar+gzip "$SMUGGLE2" "$LS")")")" \
+	--argjson index "$(canned "$MT_I" "$(index sha256:zzzz linux)")" \
+	--argjson negsize "$(canned "$MT_M" "$(manifest \
+		"$(desc application/vnd.oci.image.config.v1+json "$CFG" -1)" \
+		"$LDESC")")" \
+	--argjson bigsize "$(canned "$MT_M" "$(manifest "$CDESC" \
+		"$(desc application/vnd.oci.image.layer.v1.tar+gzip "$LAYER" 1e30)")")" \
+	--argjson mtype "$(canned "$MT_M" "$(manifest "$CDESC" \
+		"$(desc $'application/x\r\nX-Evil: 1' "$LAYER" "$LS")")")" \
+	--argjson plat "$(canned "$MT_I" "$(index "$MAN" \
+		"$(printf 'o%.0s' {1..300})")")" \
+	'{"/v2/evil/smuggle/manifests/v1": $smuggle,
+	  "/v2/evil/smuggle2/manifests/v1": $smuggle2,
+	  "/v2/evil/index/manifests/v1": $index,
+	  "/v2/evil/negsize/manifests/v1": $negsize,
+	  "/v2/evil/bigsize/manifests/v1": $bigsize,
+	  "/v2/evil/mediatype/manifests/v1": $mtype,
+	  "/v2/evil/platform/manifests/v1": $plat}' |
+	curl -sf -X PUT --data-binary @- "$HUB_URL/_routes" ||
+	hard_error "PUT /_routes"
+
+P=$(free_port) AP=$(free_port)
+A="http://127.0.0.1:$AP"
+cat >"$T_DIR/m.conf" <<EOC
+# written by $T_NAME
+[server]
+listen = 127.0.0.1:$P
+admin_listen = 127.0.0.1:$AP
+workers = 2
+log_level = info
+
+[cache]
+dir = $T_DIR/cache
+tag_ttl = 1h
+
+[timeouts]
+connect = 2s
+first_byte = 30s
+idle = 60s
+
+[upstream "hub.test"]
+url = $HUB_URL
+default = yes
+EOC
+start_mirror "$T_DIR/m.conf"
+
+# hub_count PATH: requests hubfake got for PATH, any method.
+hub_count() {
+	curl -sf --max-time 10 -G "$HUB_URL/_count" --data-urlencode "path=$1"
+}
+# post BODY: POST /api/v1/prefetch; sets CODE, keeps the reply in job.json
+# and its headers in job.hdrs.
+post() {
+	CODE=$(curl -s --max-time 10 -D "$T_DIR/job.hdrs" -o "$T_DIR/job.json" \
+		-w '%{http_code}' -H 'Content-Type: application/json' \
+		--data-binary "$1" "$A/api/v1/prefetch") || CODE=000
+}
+job_over() {	# job_over ID: the job is done or failed
+	curl -sf "$A/api/v1/jobs/$1" | jq -e '.state == "done" or
+		.state == "failed"' >/dev/null
+}
+# post_wait BODY: post a job that must be accepted and wait for its end.
+post_wait() {
+	post "$1"
+	assert_eq 202 "$CODE" "POST $1 ($(cat "$T_DIR/job.json"))"
+	JOB=$(jq -r .id "$T_DIR/job.json")
+	wait_for 30 job_over "$JOB" || fail "job $JOB did not end"
+	curl -sf "$A/api/v1/jobs/$JOB" >"$T_DIR/job.json"
+}
+# image_is NAME STATE ERROR_ERE: the image's state and error in job.json.
+image_is() {
+	local st err
+	st=$(jq -r --arg i "$1" '.images[] | select(.image == $i) | .state' \
+		"$T_DIR/job.json")
+	err=$(jq -r --arg i "$1" '.images[] | select(.image == $i) |
+		.error // ""' "$T_DIR/job.json")
+	assert_eq "$2" "$st" "state of $1 (error: $err)"
+	[ -z "$3" ] || grep -qE -- "$3" <<<"$err" ||
+		fail "$1: error '$err' does not match /$3/"
+}
+
+# --- a. hostile descriptors -------------------------------------------
+post_wait '{"images": ["evil/smuggle:v1", "evil/smuggle2:v1", "evil/index:v1",
+	"evil/negsize:v1", "evil/bigsize:v1", "evil/mediatype:v1",
+	"evil/platform:v1", "hub/good:v1"]}'
+image_is evil/smuggle:v1 failed 'layers\[0\]: digest is not a valid digest'
+image_is evil/smuggle2:v1 failed 'layers\[0\]: digest is not a valid digest'
+image_is evil/index:v1 failed 'manifests\[0\]: digest is not a valid digest'
+image_is evil/negsize:v1 failed 'config: size is not an integer'
+image_is evil/bigsize:v1 failed 'layers\[0\]: size is not an integer'
+image_is evil/mediatype:v1 failed 'layers\[0\]: mediaType is not'
+image_is evil/platform:v1 failed 'manifests\[0\]: platform.os is not'
+image_is hub/good:v1 done ''
+jq -r '.images[].error // ""' "$T_DIR/job.json" | grep -q $'\r' &&
+	fail "an image error carries a CR"
+mirror_alive
+[ -z "$(mirror_access_grep 'evil/manifests/x')" ] ||
+	fail "the smuggled request reached the listener: $(mirror_access_grep 'evil/manifests/x')"
+bad=$(mirror_access_lines | grep -E '/(blobs|manifests)/sha' |
+	grep -vE '/(blobs|manifests)/sha256:[0-9a-f]{64}[? ]' || true)
+[ -z "$bad" ] || fail "requests for invalid digests at the listener: $bad"
+curl -sf "$HUB_URL/_requests" >"$T_DIR/hub.json" || hard_error "/_requests"
+n=$(jq '[.[] | select(.path | test("evil/manifests/x|zzzz|\r|\n"))] | length' \
+	"$T_DIR/hub.json")
+assert_eq 0 "$n" "upstream requests for the smuggled path or garbage"
+n=$(jq '[.[].bare | select(test("/(blobs|manifests)/sha")) |
+	select(test("/(blobs|manifests)/sha256:[0-9a-f]{64}$") | not)] | length' \
+	"$T_DIR/hub.json")
+assert_eq 0 "$n" "upstream requests for invalid digests"
+n=$(jq '[.[].bare | select(startswith("/v2/evil/") and
+	(contains("/manifests/v1") | not))] | length' "$T_DIR/hub.json")
+assert_eq 0 "$n" "upstream requests below a refused manifest"
+
+mirror_alive
+pass
