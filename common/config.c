@@ -95,6 +95,10 @@ enum config_key_id {
 	CONFIG_K_R_CHUNK_SIZE,
 	CONFIG_K_R_CONCURRENCY,
 	CONFIG_K_R_RATE_LIMIT_FLOOR,
+	/* Limits on jobs and runs (config_set_limit). */
+	CONFIG_K_MAX_JOBS,
+	CONFIG_K_MAX_JOB_IMAGES,
+	CONFIG_K_MAX_JOB_PLATFORMS,
 };
 
 static const struct config_key {
@@ -150,6 +154,10 @@ static const struct config_key {
 	    CONFIG_SECT_REPLICATION, "concurrency", 0 },
 	[CONFIG_K_R_RATE_LIMIT_FLOOR] = {
 	    CONFIG_SECT_REPLICATION, "rate_limit_floor", 0 },
+	[CONFIG_K_MAX_JOBS] = { CONFIG_SECT_SERVER, "max_jobs", 0 },
+	[CONFIG_K_MAX_JOB_IMAGES] = { CONFIG_SECT_SERVER, "max_job_images", 0 },
+	[CONFIG_K_MAX_JOB_PLATFORMS] = {
+	    CONFIG_SECT_SERVER, "max_job_platforms", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -735,6 +743,32 @@ done:
 	return rc;
 }
 
+/* The limits on what admin clients may start: whole numbers in a range,
+ * no units. */
+static int
+config_set_limit(struct config_parser *p, enum config_key_id id,
+    const char *key, const char *value)
+{
+	int	*out, max, v;
+
+	switch (id) {
+	case CONFIG_K_MAX_JOBS:
+		out = &p->cp_cf->max_jobs, max = 1024;
+		break;
+	case CONFIG_K_MAX_JOB_IMAGES:
+		out = &p->cp_cf->max_job_images, max = 100000;
+		break;
+	default:
+		out = &p->cp_cf->max_job_platforms, max = 64;
+		break;
+	}
+	if ((v = config_parse_small(value, max)) < 1)
+		return config_error(p, "bad %s '%s' (want 1..%d)", key, value,
+		    max);
+	*out = v;
+	return 0;
+}
+
 /* Apply one key whose name and section have been checked. */
 static int
 config_set(struct config_parser *p, enum config_key_id id, const char *key,
@@ -812,6 +846,10 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 			    "(want 0..1000000 requests)", value);
 		p->cp_repl->rate_limit_floor = level;
 		return 0;
+	case CONFIG_K_MAX_JOBS:
+	case CONFIG_K_MAX_JOB_IMAGES:
+	case CONFIG_K_MAX_JOB_PLATFORMS:
+		return config_set_limit(p, id, key, value);
 	case CONFIG_K_STALE_IF_ERROR:
 		return config_duration_key(p, key, value, 0,
 		    &up->stale_if_error);
@@ -1277,6 +1315,9 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	cf->connect_timeout = 5;
 	cf->first_byte_timeout = 30;
 	cf->idle_timeout = 60;
+	cf->max_jobs = 16;
+	cf->max_job_images = 1000;
+	cf->max_job_platforms = 16;
 
 	memset(&p, 0, sizeof(p));
 	p.cp_fname = fname;

@@ -82,6 +82,11 @@ struct config {
 	int			 workers;	/* 0 = auto (one per core) */
 	char			*log_level;	/* "info" */
 	size_t			 max_header_size;	/* default 16K */
+	/* Prefetch jobs from the admin API (replication's are not counted):
+	 * running at once (16), images (1000) and platforms (16) per job. */
+	int			 max_jobs;
+	int			 max_job_images;
+	int			 max_job_platforms;
 
 	char			*cache_dir;	/* default /var/lib/regmirror */
 	uint64_t		 max_size;	/* 0 = unlimited */

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Hostile upstream JSON, against hubfake.py:
+# Hostile upstream JSON and hostile admin clients, against hubfake.py:
 #  a. Prefetch of manifests whose descriptors are hostile: a layer digest
 #     carrying CRLF and a second request line (request smuggling to the
 #     mirror's own listener), an index child digest that is garbage, a
@@ -9,6 +9,15 @@
 #     request for the smuggled path nor for any invalid digest; hubfake
 #     never saw one either (nor any blob of a refused manifest); the
 #     daemon still answers.
+#  b. pin: 9223372036854775807, -5, 0, 315360001 (10 years + 1 s), "1000y",
+#     "abc", "0s", "3651d", true, 1.5 are refused (400, error naming pin);
+#     "forever", "24h", 3600 and 315360000 are accepted.
+#  c. Caps on a job: max_job_images + 1 images and max_job_platforms + 1
+#     platforms are refused (400 naming the field); so are a platform
+#     with CR/LF and a "platforms" that is not a list.
+#  d. max_jobs: with max_jobs admin-API jobs running (their manifests
+#     delayed by hubfake), the next one gets 429 with Retry-After and a
+#     JSON error; once the jobs end, a new job is accepted.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need jq
@@ -62,13 +71,15 @@ jq -n \
 		"$(desc $'application/x\r\nX-Evil: 1' "$LAYER" "$LS")")")" \
 	--argjson plat "$(canned "$MT_I" "$(index "$MAN" \
 		"$(printf 'o%.0s' {1..300})")")" \
+	--argjson slow '[{"serve": true, "delay": 12}]' \
 	'{"/v2/evil/smuggle/manifests/v1": $smuggle,
 	  "/v2/evil/smuggle2/manifests/v1": $smuggle2,
 	  "/v2/evil/index/manifests/v1": $index,
 	  "/v2/evil/negsize/manifests/v1": $negsize,
 	  "/v2/evil/bigsize/manifests/v1": $bigsize,
 	  "/v2/evil/mediatype/manifests/v1": $mtype,
-	  "/v2/evil/platform/manifests/v1": $plat}' |
+	  "/v2/evil/platform/manifests/v1": $plat,
+	  "/v2/slow/a/manifests/v1": $slow, "/v2/slow/b/manifests/v1": $slow}' |
 	curl -sf -X PUT --data-binary @- "$HUB_URL/_routes" ||
 	hard_error "PUT /_routes"
 
@@ -81,6 +92,9 @@ listen = 127.0.0.1:$P
 admin_listen = 127.0.0.1:$AP
 workers = 2
 log_level = info
+max_jobs = 2
+max_job_images = 8
+max_job_platforms = 2
 
 [cache]
 dir = $T_DIR/cache
@@ -163,6 +177,59 @@ assert_eq 0 "$n" "upstream requests for invalid digests"
 n=$(jq '[.[].bare | select(startswith("/v2/evil/") and
 	(contains("/manifests/v1") | not))] | length' "$T_DIR/hub.json")
 assert_eq 0 "$n" "upstream requests below a refused manifest"
+
+# --- b. pin -------------------------------------------------------------
+for pin in 9223372036854775807 -5 0 315360001 '"1000y"' '"abc"' '"0s"' \
+	'"3651d"' true 1.5 '"-1"' '""'; do
+	post "{\"images\": [\"hub/good:v1\"], \"pin\": $pin}"
+	assert_eq 400 "$CODE" "pin $pin"
+	jq -e '.error | startswith("pin: ")' "$T_DIR/job.json" >/dev/null ||
+		fail "pin $pin: error does not name pin: $(cat "$T_DIR/job.json")"
+done
+for pin in '"forever"' '"24h"' 3600 315360000 '"3650d"'; do
+	post_wait "{\"images\": [\"hub/good:v1\"], \"pin\": $pin}"
+	image_is hub/good:v1 done ''
+done
+
+# --- c. caps on one job -------------------------------------------------
+post '{"images": ["a:1","a:2","a:3","a:4","a:5","a:6","a:7","a:8","a:9"]}'
+assert_eq 400 "$CODE" "a job of max_job_images + 1 images"
+jq -e '.error | startswith("images: ") and contains("8")' "$T_DIR/job.json" \
+	>/dev/null || fail "images cap error: $(cat "$T_DIR/job.json")"
+post '{"images": ["a:1"], "platforms": ["linux/amd64", "linux/arm64",
+	"linux/s390x"]}'
+assert_eq 400 "$CODE" "a job of max_job_platforms + 1 platforms"
+jq -e '.error | startswith("platforms: ")' "$T_DIR/job.json" >/dev/null ||
+	fail "platforms cap error: $(cat "$T_DIR/job.json")"
+post '{"images": ["a:1"], "platforms": ["linux/amd64\r\nX: y"]}'
+assert_eq 400 "$CODE" "a platform with CR/LF"
+jq -e '.error | startswith("platforms[0]: ")' "$T_DIR/job.json" >/dev/null ||
+	fail "platform error: $(cat "$T_DIR/job.json")"
+post '{"images": ["a:1"], "platforms": "linux/amd64"}'
+assert_eq 400 "$CODE" "platforms that is not a list"
+
+# --- d. max_jobs ----------------------------------------------------------
+post '{"images": ["slow/a:v1"]}'
+assert_eq 202 "$CODE" "first slow job"
+S1=$(jq -r .id "$T_DIR/job.json")
+post '{"images": ["slow/b:v1"]}'
+assert_eq 202 "$CODE" "second slow job"
+S2=$(jq -r .id "$T_DIR/job.json")
+job_running() { curl -sf "$A/api/v1/jobs/$1" | jq -e '.state == "running"' \
+	>/dev/null; }
+job_running "$S1" && job_running "$S2" || fail "the slow jobs are not running"
+post '{"images": ["hub/good:v1"]}'
+assert_eq 429 "$CODE" "the (max_jobs + 1)-th running job"
+grep -qiE '^Retry-After: [0-9]+' "$T_DIR/job.hdrs" ||
+	fail "no Retry-After on the 429: $(cat "$T_DIR/job.hdrs")"
+jq -e '.error | contains("max_jobs")' "$T_DIR/job.json" >/dev/null ||
+	fail "429 error: $(cat "$T_DIR/job.json")"
+job_running "$S1" && job_running "$S2" ||
+	fail "the slow jobs ended before the checks (too slow a machine?)"
+wait_for 40 job_over "$S1" || fail "slow job 1 did not end"
+wait_for 40 job_over "$S2" || fail "slow job 2 did not end"
+post_wait '{"images": ["hub/good:v1"]}'
+image_is hub/good:v1 done ''
 
 mirror_alive
 pass
