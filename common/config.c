@@ -99,6 +99,9 @@ enum config_key_id {
 	CONFIG_K_MAX_JOBS,
 	CONFIG_K_MAX_JOB_IMAGES,
 	CONFIG_K_MAX_JOB_PLATFORMS,
+	CONFIG_K_R_MAX_REPOSITORIES,
+	CONFIG_K_R_MAX_TAGS_PER_REPOSITORY,
+	CONFIG_K_R_MAX_TAGS,
 };
 
 static const struct config_key {
@@ -158,6 +161,11 @@ static const struct config_key {
 	[CONFIG_K_MAX_JOB_IMAGES] = { CONFIG_SECT_SERVER, "max_job_images", 0 },
 	[CONFIG_K_MAX_JOB_PLATFORMS] = {
 	    CONFIG_SECT_SERVER, "max_job_platforms", 0 },
+	[CONFIG_K_R_MAX_REPOSITORIES] = {
+	    CONFIG_SECT_REPLICATION, "max_repositories", 0 },
+	[CONFIG_K_R_MAX_TAGS_PER_REPOSITORY] = {
+	    CONFIG_SECT_REPLICATION, "max_tags_per_repository", 0 },
+	[CONFIG_K_R_MAX_TAGS] = { CONFIG_SECT_REPLICATION, "max_tags", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -743,8 +751,10 @@ done:
 	return rc;
 }
 
-/* The limits on what admin clients may start: whole numbers in a range,
- * no units. */
+/*
+ * The limits on what admin clients may start and what a source may make
+ * a replication run hold: whole numbers in a range, no units.
+ */
 static int
 config_set_limit(struct config_parser *p, enum config_key_id id,
     const char *key, const char *value)
@@ -758,8 +768,17 @@ config_set_limit(struct config_parser *p, enum config_key_id id,
 	case CONFIG_K_MAX_JOB_IMAGES:
 		out = &p->cp_cf->max_job_images, max = 100000;
 		break;
-	default:
+	case CONFIG_K_MAX_JOB_PLATFORMS:
 		out = &p->cp_cf->max_job_platforms, max = 64;
+		break;
+	case CONFIG_K_R_MAX_REPOSITORIES:
+		out = &p->cp_repl->max_repositories, max = 1000000;
+		break;
+	case CONFIG_K_R_MAX_TAGS_PER_REPOSITORY:
+		out = &p->cp_repl->max_tags_per_repository, max = 1000000;
+		break;
+	default:
+		out = &p->cp_repl->max_tags, max = 10000000;
 		break;
 	}
 	if ((v = config_parse_small(value, max)) < 1)
@@ -849,6 +868,9 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 	case CONFIG_K_MAX_JOBS:
 	case CONFIG_K_MAX_JOB_IMAGES:
 	case CONFIG_K_MAX_JOB_PLATFORMS:
+	case CONFIG_K_R_MAX_REPOSITORIES:
+	case CONFIG_K_R_MAX_TAGS_PER_REPOSITORY:
+	case CONFIG_K_R_MAX_TAGS:
 		return config_set_limit(p, id, key, value);
 	case CONFIG_K_STALE_IF_ERROR:
 		return config_duration_key(p, key, value, 0,
@@ -1117,6 +1139,9 @@ config_parse_section(struct config_parser *p, char *s)
 		r->interval = 600;
 		r->chunk_size = 8 * 1024 * 1024;
 		r->concurrency = 4;
+		r->max_repositories = 10000;
+		r->max_tags_per_repository = 10000;
+		r->max_tags = 100000;
 		r->line = p->cp_line;
 		*p->cp_repl_tail = r;
 		p->cp_repl_tail = &r->next;

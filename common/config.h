@@ -65,6 +65,12 @@ struct config_replication {
 						 * this (default 8 MiB) */
 	int			 concurrency;	/* requests in flight (4) */
 	long			 rate_limit_floor; /* 0: none */
+	/* What one run may read from the source (the rest is not read):
+	 * _catalog entries (10000), tags/list entries of one repository,
+	 * all pages (10000), and of all of them (100000). */
+	int			 max_repositories;
+	int			 max_tags_per_repository;
+	int			 max_tags;
 	unsigned long		 line;
 	unsigned long		 dest_line;
 	struct config_replication *next;

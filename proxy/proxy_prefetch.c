@@ -1061,7 +1061,7 @@ pf_pin_parse(const json_t *pin, long *out, char *err, size_t errlen)
  * A new job from {"images":[...],"platforms":[...],"upstream":NAME}
  * (already started), or NULL with err set.  Posted jobs (o->admin) are
  * held to max_job_images and max_job_platforms; replication's are bounded
- * by the policy.
+ * by its own caps.
  */
 static struct pf_job *
 pf_job_new(const struct config *cfg, json_t *in, const struct pf_opts *o,
@@ -1238,7 +1238,7 @@ proxy_prefetch_route(struct evhttp_request *req, const char *path,
 /*
  * Jobs for replication: images as strings, a callback when finished.
  * Not counted against max_jobs (one run per policy bounds them) nor held
- * to max_job_images.
+ * to max_job_images (the policy's max_tags is).
  */
 struct pf_job *
 proxy_prefetch_start(const char *upstream, char *const *images, size_t n,

@@ -17,7 +17,15 @@
 #     with CR/LF and a "platforms" that is not a list.
 #  d. max_jobs: with max_jobs admin-API jobs running (their manifests
 #     delayed by hubfake), the next one gets 429 with Retry-After and a
-#     JSON error; once the jobs end, a new job is accepted.
+#     JSON error; a replication run started meanwhile is not refused and
+#     syncs its tags; once the jobs end, a new job is accepted.
+#  e. Replication: tags/list (paged) with invalid and duplicate tags stops
+#     at max_tags_per_repository (the tags past it are never asked for);
+#     two repositories stop at max_tags in all; _catalog with an invalid
+#     name stops at max_repositories.  GET /api/v1/replication reports
+#     the cap and the invalid entries; the log has one line for each.
+#  f. A registry event whose repository has CR/LF triggers nothing and
+#     puts no forged line in the log.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need jq
@@ -52,6 +60,20 @@ index() {	# index CHILD_DIGEST PLATFORM_OS
 		platform: {os: $os, architecture: "amd64"}}]}'
 }
 
+tag_pages() {	# the paged tags/list of cap/app: 2 invalid, 1 duplicate
+	jq -n --arg bad $'a\r\nb' '[
+	  {status: 200, body: ({name: "cap/app", tags: ["v1", "bad tag", "v2",
+	    $bad]} | tojson), headers: {Link:
+	    "</v2/cap/app/tags/list?n=4&last=b>; rel=\"next\""}},
+	  {status: 200, body: ({name: "cap/app", tags: ["v2", "v3", "v4", "v5",
+	    "v6", "v7"]} | tojson)}]'
+}
+tags_of() {	# tags_of REPO TAG...: a canned tags/list answer
+	local r=$1
+	shift
+	jq -cn --arg r "$r" '[{status: 200, body: ({name: $r,
+		tags: $ARGS.positional} | tojson)}]' --args "$@"
+}
 canned() {	# canned CONTENT_TYPE BODY: one answer for every request
 	jq -cn --arg t "$1" --arg b "$2" \
 		'[{status: 200, content_type: $t, body: $b}]'
@@ -72,6 +94,14 @@ jq -n \
 	--argjson plat "$(canned "$MT_I" "$(index "$MAN" \
 		"$(printf 'o%.0s' {1..300})")")" \
 	--argjson slow '[{"serve": true, "delay": 12}]' \
+	--argjson pages "$(tag_pages)" \
+	--argjson tota "$(tags_of tot/a t1 t2)" \
+	--argjson totb "$(tags_of tot/b t1 t2)" \
+	--argjson cata "$(tags_of cat/a v1)" \
+	--argjson catb "$(tags_of cat/b v1)" \
+	--argjson catc "$(tags_of cat/c v1)" \
+	--argjson cat '[{"status": 200, "body":
+	  "{\"repositories\": [\"Bad..Name\", \"cat/a\", \"cat/b\", \"cat/c\", \"cat/d\"]}"}]' \
 	'{"/v2/evil/smuggle/manifests/v1": $smuggle,
 	  "/v2/evil/smuggle2/manifests/v1": $smuggle2,
 	  "/v2/evil/index/manifests/v1": $index,
@@ -79,7 +109,11 @@ jq -n \
 	  "/v2/evil/bigsize/manifests/v1": $bigsize,
 	  "/v2/evil/mediatype/manifests/v1": $mtype,
 	  "/v2/evil/platform/manifests/v1": $plat,
-	  "/v2/slow/a/manifests/v1": $slow, "/v2/slow/b/manifests/v1": $slow}' |
+	  "/v2/slow/a/manifests/v1": $slow, "/v2/slow/b/manifests/v1": $slow,
+	  "/v2/cap/app/tags/list": $pages,
+	  "/v2/tot/a/tags/list": $tota, "/v2/tot/b/tags/list": $totb,
+	  "/v2/_catalog": $cat, "/v2/cat/a/tags/list": $cata,
+	  "/v2/cat/b/tags/list": $catb, "/v2/cat/c/tags/list": $catc}' |
 	curl -sf -X PUT --data-binary @- "$HUB_URL/_routes" ||
 	hard_error "PUT /_routes"
 
@@ -108,6 +142,24 @@ idle = 60s
 [upstream "hub.test"]
 url = $HUB_URL
 default = yes
+
+[replication "capped"]
+source = hub.test
+repositories = cap/app
+interval = 1h
+max_tags_per_repository = 8
+
+[replication "total"]
+source = hub.test
+repositories = tot/a, tot/b
+interval = 1h
+max_tags = 3
+
+[replication "catalog"]
+source = hub.test
+repositories = cat/*
+interval = 1h
+max_repositories = 3
 EOC
 start_mirror "$T_DIR/m.conf"
 
@@ -208,6 +260,41 @@ jq -e '.error | startswith("platforms[0]: ")' "$T_DIR/job.json" >/dev/null ||
 post '{"images": ["a:1"], "platforms": "linux/amd64"}'
 assert_eq 400 "$CODE" "platforms that is not a list"
 
+# --- e. replication caps (the policies ran at start-up) ----------------
+policy() {	# policy NAME: its status
+	curl -sf "$A/api/v1/replication" |
+		jq -c --arg n "$1" '.policies[] | select(.name == $n)'
+}
+ran() { policy "$1" | jq -e --argjson r "$2" \
+	'.state == "idle" and .runs >= $r' >/dev/null; }
+for p in capped total catalog; do
+	wait_for 30 ran "$p" 1 || fail "policy $p did not run: $(policy "$p")"
+done
+policy capped | jq -e '.last_tags == 5 and .last_failed == 0 and
+	.last_invalid == 2 and (.last_capped | contains("max_tags_per_repository"))' \
+	>/dev/null || fail "policy capped: $(policy capped)"
+for t in v1 v2 v3 v4 v5; do
+	[ "$(hub_count /v2/cap/app/manifests/$t)" -ge 1 ] ||
+		fail "cap/app:$t was not synced"
+done
+for t in v6 v7; do
+	assert_eq 0 "$(hub_count /v2/cap/app/manifests/$t)" \
+		"requests for cap/app:$t (past the cap)"
+done
+assert_eq 2 "$(hub_count /v2/cap/app/tags/list)" "tags/list pages read"
+policy total | jq -e '.last_tags == 3 and
+	(.last_capped | contains("max_tags"))' >/dev/null ||
+	fail "policy total: $(policy total)"
+policy catalog | jq -e '.last_tags == 2 and .last_invalid == 1 and
+	(.last_capped | contains("max_repositories"))' >/dev/null ||
+	fail "policy catalog: $(policy catalog)"
+assert_eq 0 "$(hub_count /v2/cat/c/tags/list)" \
+	"tags/list of a repository past max_repositories"
+assert_eq 1 "$(grep -c 'replication capped: run 1: 2 invalid' "$MIRROR_LOG")" \
+	"log lines about invalid tags"
+assert_eq 1 "$(grep -c 'replication capped: run 1: .*max_tags_per_repository' \
+	"$MIRROR_LOG")" "log lines about the cap"
+
 # --- d. max_jobs ----------------------------------------------------------
 post '{"images": ["slow/a:v1"]}'
 assert_eq 202 "$CODE" "first slow job"
@@ -224,6 +311,11 @@ grep -qiE '^Retry-After: [0-9]+' "$T_DIR/job.hdrs" ||
 	fail "no Retry-After on the 429: $(cat "$T_DIR/job.hdrs")"
 jq -e '.error | contains("max_jobs")' "$T_DIR/job.json" >/dev/null ||
 	fail "429 error: $(cat "$T_DIR/job.json")"
+assert_eq 202 "$(http_code "$A/api/v1/replication/total/sync" -X POST)" \
+	"a replication run while the jobs fill max_jobs"
+wait_for 20 ran total 2 || fail "policy total: $(policy total)"
+policy total | jq -e '.last_tags == 3 and .last_failed == 0' >/dev/null ||
+	fail "the replication run beside full max_jobs: $(policy total)"
 job_running "$S1" && job_running "$S2" ||
 	fail "the slow jobs ended before the checks (too slow a machine?)"
 wait_for 40 job_over "$S1" || fail "slow job 1 did not end"
@@ -231,5 +323,11 @@ wait_for 40 job_over "$S2" || fail "slow job 2 did not end"
 post_wait '{"images": ["hub/good:v1"]}'
 image_is hub/good:v1 done ''
 
+# --- f. an event with CR/LF in its repository ---------------------------
+ev=$(jq -cn --arg r $'cat/a\r\nINJECTED line' '{events: [{action: "push",
+	target: {repository: $r, tag: "v1"}}]}')
+assert_eq '{"triggered":0}' "$(curl -sf -X POST --data-binary "$ev" \
+	"$A/api/v1/events")" "event with CR/LF"
+grep -q '^INJECTED' "$MIRROR_LOG" && fail "a forged line in the log"
 mirror_alive
 pass

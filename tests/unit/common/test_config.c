@@ -786,7 +786,9 @@ test_replication_push(void)
 
 /*
  * The limits on jobs ([server] max_jobs 1..1024, max_job_images
- * 1..100000, max_job_platforms 1..64): defaults, both bounds, and each
+ * 1..100000, max_job_platforms 1..64) and on what one replication run
+ * reads (max_repositories 1..1000000, max_tags_per_repository
+ * 1..1000000, max_tags 1..10000000): defaults, both bounds, and each
  * bad value's message at its line.
  */
 struct limit_key {
@@ -798,10 +800,15 @@ struct limit_key {
 
 #define LIMIT_SERVER(k, d, m) \
 	{ #k, d, m, 1, offsetof(struct config, k) }
+#define LIMIT_REPL(k, d, m) \
+	{ #k, d, m, 0, offsetof(struct config_replication, k) }
 static const struct limit_key limit_keys[] = {
 	LIMIT_SERVER(max_jobs, 16, 1024),
 	LIMIT_SERVER(max_job_images, 1000, 100000),
 	LIMIT_SERVER(max_job_platforms, 16, 64),
+	LIMIT_REPL(max_repositories, 10000, 1000000),
+	LIMIT_REPL(max_tags_per_repository, 10000, 1000000),
+	LIMIT_REPL(max_tags, 100000, 10000000),
 };
 
 /* A file setting lk to value: on line 2 ([server]) or 9 (REPL_BASE). */
@@ -901,6 +908,23 @@ test_limits(void)
 		    "in [cache]", lk->key);
 		load_fails(text, want);
 		free(text);
+	}
+
+	/* Per policy: each has its own values, and its own defaults. */
+	cf = load(REPL_BASE "max_tags = 5\nmax_repositories = 6\n"
+	    "[replication \"more\"]\nsource = docker.io\n"
+	    "repositories = org/other\nmax_tags_per_repository = 7\n");
+	if (ok(cf != NULL, "two policies with their own limits")) {
+		is_int(cf->replications->max_tags, 5, "  first: max_tags");
+		is_int(cf->replications->max_repositories, 6,
+		    "  first: max_repositories");
+		is_int(cf->replications->max_tags_per_repository, 10000,
+		    "  first: max_tags_per_repository default");
+		is_int(cf->replications->next->max_tags, 100000,
+		    "  second: max_tags default");
+		is_int(cf->replications->next->max_tags_per_repository, 7,
+		    "  second: max_tags_per_repository");
+		config_free(cf);
 	}
 }
 
