@@ -6,7 +6,8 @@
 #     size of -1 and of 1e30, a media type with CR/LF, a 300-character
 #     platform os.  Each image fails with an error naming the field; the
 #     good image of the same job is done; the mirror's access log has no
-#     request for the smuggled path nor for any invalid digest; hubfake
+#     request for the smuggled path nor for any invalid digest, and none
+#     for evil/* but the root manifests (each with its ?ns=); hubfake
 #     never saw one either (nor any blob of a refused manifest); the
 #     daemon still answers.
 #  b. pin: 9223372036854775807, -5, 0, 315360001 (10 years + 1 s), "1000y",
@@ -215,6 +216,12 @@ jq -r '.images[].error // ""' "$T_DIR/job.json" | grep -q $'\r' &&
 mirror_alive
 [ -z "$(mirror_access_grep 'evil/manifests/x')" ] ||
 	fail "the smuggled request reached the listener: $(mirror_access_grep 'evil/manifests/x')"
+# The only requests for evil/* are the root manifests, each with its ?ns=
+# (the smuggled bytes cut one to "GET /v2/evil/smuggle2/blobs/sha256:..."
+# without it, routed to the default upstream).
+bad=$(mirror_access_grep '"[A-Z]+ /v2/evil/' |
+	grep -vE '"GET /v2/evil/[a-z0-9]+/manifests/v1\?ns=hub\.test"' || true)
+[ -z "$bad" ] || fail "requests below a refused manifest at the listener: $bad"
 bad=$(mirror_access_lines | grep -E '/(blobs|manifests)/sha' |
 	grep -vE '/(blobs|manifests)/sha256:[0-9a-f]{64}[? ]' || true)
 [ -z "$bad" ] || fail "requests for invalid digests at the listener: $bad"
