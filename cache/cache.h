@@ -67,7 +67,9 @@ int	cache_verify_all(size_t *checked, size_t *bad,
 	    void (*progress)(const char *digest, int ok, void *), void *arg);
 int	cache_gc(int64_t grace, int dry_run, size_t *removed,
 	    uint64_t *bytes);
-/* A manifest (itself included) and every manifest and blob below it. */
+/* A manifest (itself included) and every manifest and blob below it;
+ * cb is given canonical digests only (invalid references are skipped,
+ * an invalid root is not walked). */
 void	cache_manifest_walk(const char *digest,
 	    void (*cb)(const char *digest, int is_manifest, void *),
 	    void *arg);

@@ -32,6 +32,7 @@
 #include "cache/cache.h"
 #include "cache/cache_int.h"
 #include "common/config.h"
+#include "common/digest.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/xmalloc.h"
@@ -265,35 +266,44 @@ cache_evict_lru(uint64_t target, size_t max)
 	return n;
 }
 
-/* Call cb for every blob and child manifest a manifest references. */
-static void
+/* cb for a referenced digest: its canonical form, if it is one. */
+static size_t
+cache_ref_cb(json_t *d, int is_manifest,
+    void (*cb)(const char *digest, int is_manifest, void *), void *arg)
+{
+	struct digest	dd;
+
+	if (digest_parse(json_string_value(d), &dd) != 0)
+		return 1;
+	cb(dd.str, is_manifest, arg);
+	return 0;
+}
+
+/*
+ * Call cb for every blob and child manifest a manifest references.  The
+ * manifest is an upstream's: digests that do not parse are skipped (they
+ * name nothing the cache can hold) and counted in the return value.
+ */
+static size_t
 cache_manifest_refs(const unsigned char *data, size_t len,
     void (*cb)(const char *digest, int is_manifest, void *), void *arg)
 {
-	json_t		*root, *a, *e, *d;
+	json_t		*root, *e;
 	json_error_t	 jerr;
-	size_t		 i;
+	size_t		 i, bad = 0;
 
 	if ((root = json_loadb((const char *)data, len, 0, &jerr)) == NULL)
-		return;
-	if ((a = json_object_get(root, "manifests")) != NULL &&
-	    json_is_array(a))
-		json_array_foreach(a, i, e)
-			if (json_is_string(d = json_object_get(e, "digest")))
-				cb(json_string_value(d), 1, arg);
-	if ((e = json_object_get(root, "config")) != NULL &&
-	    json_is_string(d = json_object_get(e, "digest")))
-		cb(json_string_value(d), 0, arg);
-	if ((a = json_object_get(root, "layers")) != NULL && json_is_array(a))
-		json_array_foreach(a, i, e)
-			if (json_is_string(d = json_object_get(e, "digest")))
-				cb(json_string_value(d), 0, arg);
-	if ((a = json_object_get(root, "fsLayers")) != NULL &&
-	    json_is_array(a))
-		json_array_foreach(a, i, e)
-			if (json_is_string(d = json_object_get(e, "blobSum")))
-				cb(json_string_value(d), 0, arg);
+		return 0;
+	json_array_foreach(json_object_get(root, "manifests"), i, e)
+		bad += cache_ref_cb(json_object_get(e, "digest"), 1, cb, arg);
+	if ((e = json_object_get(root, "config")) != NULL)
+		bad += cache_ref_cb(json_object_get(e, "digest"), 0, cb, arg);
+	json_array_foreach(json_object_get(root, "layers"), i, e)
+		bad += cache_ref_cb(json_object_get(e, "digest"), 0, cb, arg);
+	json_array_foreach(json_object_get(root, "fsLayers"), i, e)
+		bad += cache_ref_cb(json_object_get(e, "blobSum"), 0, cb, arg);
 	json_decref(root);
+	return bad;
 }
 
 struct cache_walk {
@@ -316,20 +326,27 @@ cache_walk_cb(const char *digest, int is_manifest, void *arg)
 	if (cache_manifest_get(digest, NULL, &ctype, &data, &len) != 0)
 		return;
 	w->depth++;
-	cache_manifest_refs(data, len, cache_walk_cb, w);
+	if (cache_manifest_refs(data, len, cache_walk_cb, w) > 0)
+		log_debug("manifest %s: invalid digests skipped", digest);
 	w->depth--;
 	free(ctype);
 	free(data);
 }
 
-/* Walk a manifest (the root itself included) and everything below it. */
+/*
+ * Walk a manifest (the root itself included) and everything below it.
+ * cb sees canonical digests only: a root that is not one is not walked.
+ */
 void
 cache_manifest_walk(const char *digest,
     void (*cb)(const char *digest, int is_manifest, void *), void *arg)
 {
 	struct cache_walk	w = { cb, arg, 0 };
+	struct digest		d;
 
-	cache_walk_cb(digest, 1, &w);
+	if (digest_parse(digest, &d) != 0)
+		return;
+	cache_walk_cb(d.str, 1, &w);
 }
 
 /* Verify: re-hash every blob; quarantine the ones that do not match. */

@@ -107,6 +107,13 @@ enum config_key_id {
 	CONFIG_K_UP_MAX_FILLS,
 	CONFIG_K_UP_MAX_CONNECTIONS,
 	CONFIG_K_MAX_BLOB_SIZE,
+	/* Limits on jobs and runs (config_set_limit). */
+	CONFIG_K_MAX_JOBS,
+	CONFIG_K_MAX_JOB_IMAGES,
+	CONFIG_K_MAX_JOB_PLATFORMS,
+	CONFIG_K_R_MAX_REPOSITORIES,
+	CONFIG_K_R_MAX_TAGS_PER_REPOSITORY,
+	CONFIG_K_R_MAX_TAGS,
 };
 
 static const struct config_key {
@@ -179,6 +186,15 @@ static const struct config_key {
 	[CONFIG_K_UP_MAX_CONNECTIONS] = {
 	    CONFIG_SECT_UPSTREAM, "max_connections", 0 },
 	[CONFIG_K_MAX_BLOB_SIZE] = { CONFIG_SECT_CACHE, "max_blob_size", 0 },
+	[CONFIG_K_MAX_JOBS] = { CONFIG_SECT_SERVER, "max_jobs", 0 },
+	[CONFIG_K_MAX_JOB_IMAGES] = { CONFIG_SECT_SERVER, "max_job_images", 0 },
+	[CONFIG_K_MAX_JOB_PLATFORMS] = {
+	    CONFIG_SECT_SERVER, "max_job_platforms", 0 },
+	[CONFIG_K_R_MAX_REPOSITORIES] = {
+	    CONFIG_SECT_REPLICATION, "max_repositories", 0 },
+	[CONFIG_K_R_MAX_TAGS_PER_REPOSITORY] = {
+	    CONFIG_SECT_REPLICATION, "max_tags_per_repository", 0 },
+	[CONFIG_K_R_MAX_TAGS] = { CONFIG_SECT_REPLICATION, "max_tags", 0 },
 };
 #define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
 
@@ -841,6 +857,43 @@ config_set_hostlist(struct config_parser *p, const char *key,
 	return 0;
 }
 
+/*
+ * The limits on what admin clients may start and what a source may make
+ * a replication run hold: whole numbers in a range, no units.
+ */
+static int
+config_set_limit(struct config_parser *p, enum config_key_id id,
+    const char *key, const char *value)
+{
+	int	*out, max, v;
+
+	switch (id) {
+	case CONFIG_K_MAX_JOBS:
+		out = &p->cp_cf->max_jobs, max = 1024;
+		break;
+	case CONFIG_K_MAX_JOB_IMAGES:
+		out = &p->cp_cf->max_job_images, max = 100000;
+		break;
+	case CONFIG_K_MAX_JOB_PLATFORMS:
+		out = &p->cp_cf->max_job_platforms, max = 64;
+		break;
+	case CONFIG_K_R_MAX_REPOSITORIES:
+		out = &p->cp_repl->max_repositories, max = 1000000;
+		break;
+	case CONFIG_K_R_MAX_TAGS_PER_REPOSITORY:
+		out = &p->cp_repl->max_tags_per_repository, max = 1000000;
+		break;
+	default:
+		out = &p->cp_repl->max_tags, max = 10000000;
+		break;
+	}
+	if ((v = config_parse_small(value, max)) < 1)
+		return config_error(p, "bad %s '%s' (want 1..%d)", key, value,
+		    max);
+	*out = v;
+	return 0;
+}
+
 /* Apply one key whose name and section have been checked. */
 static int
 config_set(struct config_parser *p, enum config_key_id id, const char *key,
@@ -918,6 +971,13 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 			    "(want 0..1000000 requests)", value);
 		p->cp_repl->rate_limit_floor = level;
 		return 0;
+	case CONFIG_K_MAX_JOBS:
+	case CONFIG_K_MAX_JOB_IMAGES:
+	case CONFIG_K_MAX_JOB_PLATFORMS:
+	case CONFIG_K_R_MAX_REPOSITORIES:
+	case CONFIG_K_R_MAX_TAGS_PER_REPOSITORY:
+	case CONFIG_K_R_MAX_TAGS:
+		return config_set_limit(p, id, key, value);
 	case CONFIG_K_STALE_IF_ERROR:
 		return config_duration_key(p, key, value, 0,
 		    &up->stale_if_error);
@@ -1228,6 +1288,9 @@ config_parse_section(struct config_parser *p, char *s)
 		r->interval = 600;
 		r->chunk_size = 8 * 1024 * 1024;
 		r->concurrency = 4;
+		r->max_repositories = 10000;
+		r->max_tags_per_repository = 10000;
+		r->max_tags = 100000;
 		r->line = p->cp_line;
 		*p->cp_repl_tail = r;
 		p->cp_repl_tail = &r->next;
@@ -1430,6 +1493,9 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	cf->request_head_timeout = 10;
 	cf->tls_handshake_timeout = 10;
 	cf->max_blob_size = (uint64_t)64 << 30;
+	cf->max_jobs = 16;
+	cf->max_job_images = 1000;
+	cf->max_job_platforms = 16;
 
 	memset(&p, 0, sizeof(p));
 	p.cp_fname = fname;

@@ -72,6 +72,12 @@ struct config_replication {
 						 * this (default 8 MiB) */
 	int			 concurrency;	/* requests in flight (4) */
 	long			 rate_limit_floor; /* 0: none */
+	/* What one run may read from the source (the rest is not read):
+	 * _catalog entries (10000), tags/list entries of one repository,
+	 * all pages (10000), and of all of them (100000). */
+	int			 max_repositories;
+	int			 max_tags_per_repository;
+	int			 max_tags;
 	unsigned long		 line;
 	unsigned long		 dest_line;
 	struct config_replication *next;
@@ -91,6 +97,11 @@ struct config {
 	size_t			 max_header_size;	/* default 16K */
 	long			 max_connections;	/* 0: auto */
 	long			 max_connections_per_client; /* 0: none */
+	/* Prefetch jobs from the admin API (replication's are not counted):
+	 * running at once (16), images (1000) and platforms (16) per job. */
+	int			 max_jobs;
+	int			 max_job_images;
+	int			 max_job_platforms;
 
 	char			*cache_dir;	/* default /var/lib/regmirror */
 	uint64_t		 max_size;	/* 0 = unlimited */

@@ -124,6 +124,21 @@ ref_tag_valid(const char *tag)
 	return ref_tag_valid_len(tag, strnlen(tag, REF_TAG_MAX + 1));
 }
 
+int
+ref_media_type_valid(const char *mt)
+{
+	size_t	len, i;
+
+	if (mt == NULL || (len = strnlen(mt, REF_MEDIA_TYPE_MAX + 1)) == 0 ||
+	    len > REF_MEDIA_TYPE_MAX || mt[0] == '/' || mt[0] == ' ' ||
+	    strchr(mt, '/') == NULL)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (mt[i] < 0x20 || mt[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
 /* An optional ":port" suffix: 1..65535, digits only. */
 static int
 ref_port_valid(const char *s, size_t len)

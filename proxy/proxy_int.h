@@ -21,6 +21,7 @@ struct upstream_worker;
 #define PROXY_MANIFEST_MAX	(4 * 1024 * 1024)
 #define PROXY_HEADERS_MAX	100
 #define PROXY_TAGS_MAX		(4 * 1024 * 1024)
+#define PROXY_BLOB_MAX		(UINT64_C(1) << 40)	/* descriptor sizes */
 
 struct proxy_worker {
 	int			 id;
@@ -104,11 +105,21 @@ long	proxy_tag_ttl(const struct proxy_req *);
 struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd,
 		    const struct config *);
 
+/*
+ * proxy_desc.c: a descriptor from upstream JSON ({"digest", "mediaType",
+ * "size"}) checked before reuse: the digest must parse (out: its
+ * canonical form, the only one to use afterwards); mediaType and size,
+ * when present, must be a media type and a JSON integer in 0..max_size.
+ * 0, or -1 with err naming the field (never quoting the bad value).
+ */
+struct json_t;
+int	proxy_desc_check(const struct json_t *, uint64_t max_size,
+	    struct digest *out, char *err, size_t errlen);
+
 /* proxy_prefetch.c: jobs run on base, as clients of our own listener. */
 extern const char proxy_accept_images[];	/* Accept: for manifests */
 int	proxy_prefetch_init(struct event_base *, struct upstream_worker *,
 	    const struct config *, int have_plain);
-struct json_t;
 struct pf_job;
 struct evbuffer;
 /* Jobs for replication: images are repository:tag on upstream. */

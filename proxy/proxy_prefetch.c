@@ -48,6 +48,9 @@
 #define PF_JOBS_KEPT	100
 #define PF_429_TRIES	5	/* 429s obeyed per request */
 #define PF_429_MAX_WAIT	120	/* seconds, whatever Retry-After says */
+#define PF_PIN_MAX	(10L * 365 * 86400)	/* ten years, in seconds */
+#define PF_BUSY_RETRY	"30"	/* Retry-After when max_jobs are running */
+#define PF_PLAT_MAX	64	/* characters of a platform's os, arch... */
 
 /* The image manifest types (index, list, OCI and Docker manifests). */
 const char proxy_accept_images[] =
@@ -72,8 +75,7 @@ struct pf_image {
 	unsigned	 blobs, blobs_done;
 	unsigned	 inflight;
 	char		 error[256];
-	char		**seen;
-	size_t		 nseen;
+	json_t		*seen;		/* digests queued: a set */
 };
 
 enum pf_kind { PF_ROOT, PF_CHILD, PF_BLOB };
@@ -112,6 +114,8 @@ struct pf_job {
 	time_t			 paused_since;	/* first pause */
 	struct event		*pause_ev;
 	struct event		*check_ev;	/* deferred pf_job_check */
+	int			 admin;		/* posted: counts to max_jobs */
+	json_t			*seen;		/* every image's digests */
 	TAILQ_HEAD(, pf_task)	 queue;
 	LIST_ENTRY(pf_job)	 entry;
 };
@@ -126,9 +130,15 @@ static int				 pf_port;
 static struct evhttp_connection		*pf_conns[PF_CONNS];
 static unsigned				 pf_next_conn;
 static unsigned long			 pf_seq;
-static int				 pf_next_revalidate;
-static unsigned				 pf_next_running;
-static long				 pf_next_floor;
+
+/* How a job runs: set by whoever starts it, never by the posted JSON. */
+struct pf_opts {
+	long		 pin;		/* seconds; 0 none, -1 forever */
+	int		 revalidate;	/* Cache-Control: no-cache */
+	unsigned	 max_running;	/* 0: PF_RUNNING_DFLT */
+	long		 rate_floor;
+	int		 admin;		/* from the admin API: capped */
+};
 
 static void	pf_job_pump(struct pf_job *);
 
@@ -187,15 +197,13 @@ pf_task_add(struct pf_job *j, size_t img, enum pf_kind kind, const char *ref)
 {
 	struct pf_image	*im = &j->images[img];
 	struct pf_task	*t;
-	size_t		 i;
 
+	/* ref is a canonical digest (or the ROOT's reference): a set key. */
 	if (kind != PF_ROOT) {
-		for (i = 0; i < im->nseen; i++)
-			if (strcmp(im->seen[i], ref) == 0)
-				return;
-		im->seen = xreallocarray(im->seen, im->nseen + 1,
-		    sizeof(*im->seen));
-		im->seen[im->nseen++] = xstrdup(ref);
+		if (json_object_get(im->seen, ref) != NULL)
+			return;
+		json_object_set_new(im->seen, ref, json_true());
+		json_object_set_new(j->seen, ref, json_true());
 		if (kind == PF_BLOB)
 			im->blobs++;
 	}
@@ -208,11 +216,73 @@ pf_task_add(struct pf_job *j, size_t img, enum pf_kind kind, const char *ref)
 	TAILQ_INSERT_TAIL(&j->queue, t, entry);
 }
 
+/* An os, architecture or variant: 1..PF_PLAT_MAX printable, no '/'. */
+static int
+pf_plat_field_valid(const char *s, size_t len)
+{
+	size_t	i;
+
+	if (len == 0 || len > PF_PLAT_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '/')
+			return 0;
+	return 1;
+}
+
+/* A platform a client asks for: "os/arch" or "os/arch/variant". */
+static int
+pf_platform_valid(const char *s)
+{
+	const char	*slash;
+	int		 n = 0;
+
+	if (s == NULL)
+		return 0;
+	for (;; s = slash + 1) {
+		if ((slash = strchr(s, '/')) == NULL)
+			slash = s + strlen(s);
+		if (!pf_plat_field_valid(s, (size_t)(slash - s)) || ++n > 3)
+			return 0;
+		if (*slash == '\0')
+			return n >= 2;
+	}
+}
+
+/* An index entry's platform, checked before it is compared or logged. */
+static int
+pf_platform_check(const json_t *plat, char *err, size_t errlen)
+{
+	static const char *const fields[] = { "os", "architecture",
+	    "variant" };
+	const json_t	*v;
+	const char	*s;
+	size_t		 i;
+
+	if (plat == NULL)
+		return 0;
+	if (!json_is_object(plat)) {
+		snprintf(err, errlen, "platform is not a JSON object");
+		return -1;
+	}
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if ((v = json_object_get(plat, fields[i])) == NULL)
+			continue;
+		if ((s = json_string_value(v)) == NULL ||
+		    !pf_plat_field_valid(s, strlen(s))) {
+			snprintf(err, errlen, "platform.%s is not 1 to %d "
+			    "printable characters", fields[i], PF_PLAT_MAX);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 pf_platform_match(const struct pf_job *j, json_t *plat)
 {
 	const char	*os, *arch, *var;
-	char		 buf[128];
+	char		 buf[3 * (PF_PLAT_MAX + 1)];
 	size_t		 i;
 
 	if (j->nplatforms == 0)
@@ -237,46 +307,126 @@ pf_platform_match(const struct pf_job *j, json_t *plat)
 	return 0;
 }
 
-/* Queue what a manifest references: child manifests or config + layers. */
-static void
-pf_manifest_parse(struct pf_job *j, size_t img, const char *body, size_t len)
+/*
+ * Every descriptor of a manifest, checked before any of it is used:
+ * an index's children (digest, mediaType, size, platform) or an image's
+ * config and layers.  0, or -1 with err naming the first bad field.
+ */
+static int
+pf_manifest_check(const json_t *root, char *err, size_t errlen)
 {
-	struct pf_image	*im = &j->images[img];
-	json_t		*root, *a, *e, *d;
-	json_error_t	 jerr;
+	const json_t	*a, *e;
+	struct digest	 d;
+	char		 why[160];
+	size_t		 i;
+
+	if ((e = json_object_get(root, "mediaType")) != NULL &&
+	    !ref_media_type_valid(json_string_value(e))) {
+		snprintf(err, errlen, "mediaType is not a media type");
+		return -1;
+	}
+	if ((a = json_object_get(root, "manifests")) != NULL) {
+		if (!json_is_array(a)) {
+			snprintf(err, errlen, "manifests is not a list");
+			return -1;
+		}
+		json_array_foreach(a, i, e)
+			if (proxy_desc_check(e, PROXY_MANIFEST_MAX, &d, why,
+			    sizeof(why)) != 0 || pf_platform_check(
+			    json_object_get(e, "platform"), why,
+			    sizeof(why)) != 0) {
+				snprintf(err, errlen, "manifests[%zu]: %s", i,
+				    why);
+				return -1;
+			}
+		return 0;
+	}
+	if ((e = json_object_get(root, "config")) != NULL &&
+	    proxy_desc_check(e, PROXY_BLOB_MAX, &d, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "config: %s", why);
+		return -1;
+	}
+	if ((a = json_object_get(root, "layers")) != NULL &&
+	    !json_is_array(a)) {
+		snprintf(err, errlen, "layers is not a list");
+		return -1;
+	}
+	json_array_foreach(a, i, e)
+		if (proxy_desc_check(e, PROXY_BLOB_MAX, &d, why,
+		    sizeof(why)) != 0) {
+			snprintf(err, errlen, "layers[%zu]: %s", i, why);
+			return -1;
+		}
+	return 0;
+}
+
+/* Queue an index's children that match the job's platforms. */
+static void
+pf_index_queue(struct pf_job *j, size_t img, const json_t *a)
+{
+	const json_t	*e;
+	struct digest	 d;
 	size_t		 i;
 	int		 n = 0;
 
+	json_array_foreach(a, i, e) {
+		if (!pf_platform_match(j, json_object_get(e, "platform")) ||
+		    digest_parse(json_string_value(json_object_get(e,
+		    "digest")), &d) != 0)
+			continue;
+		pf_task_add(j, img, PF_CHILD, d.str);
+		n++;
+	}
+	if (n == 0)
+		pf_image_fail(&j->images[img], "no manifest in the index "
+		    "matches the platforms asked for");
+}
+
+/* Queue an image manifest's config and layers. */
+static void
+pf_image_queue(struct pf_job *j, size_t img, const json_t *root)
+{
+	const json_t	*e;
+	struct digest	 d;
+	size_t		 i;
+
+	if (digest_parse(json_string_value(json_object_get(json_object_get(
+	    root, "config"), "digest")), &d) == 0)
+		pf_task_add(j, img, PF_BLOB, d.str);
+	json_array_foreach(json_object_get(root, "layers"), i, e)
+		if (digest_parse(json_string_value(json_object_get(e,
+		    "digest")), &d) == 0)
+			pf_task_add(j, img, PF_BLOB, d.str);
+}
+
+/*
+ * Queue what manifest ref references: child manifests or config and
+ * layers.  The whole manifest is checked first (pf_manifest_check): one
+ * bad field fails the image, and nothing the manifest names is asked for.
+ */
+static void
+pf_manifest_parse(struct pf_job *j, size_t img, const char *ref,
+    const char *body, size_t len)
+{
+	struct pf_image	*im = &j->images[img];
+	json_t		*root, *a;
+	json_error_t	 jerr;
+	char		 why[200];
+
+	/* jerr.text may quote the upstream's bytes: only the position. */
 	if ((root = json_loadb(body, len, 0, &jerr)) == NULL) {
-		pf_image_fail(im, "manifest is not JSON: %s", jerr.text);
+		pf_image_fail(im, "manifest %s is not JSON (line %d, column "
+		    "%d)", ref, jerr.line, jerr.column);
 		return;
 	}
-	if ((a = json_object_get(root, "manifests")) != NULL &&
-	    json_is_array(a)) {
-		json_array_foreach(a, i, e) {
-			d = json_object_get(e, "digest");
-			if (json_is_string(d) && pf_platform_match(j,
-			    json_object_get(e, "platform"))) {
-				pf_task_add(j, img, PF_CHILD,
-				    json_string_value(d));
-				n++;
-			}
-		}
-		if (n == 0)
-			pf_image_fail(im, "no manifest in the index matches "
-			    "the platforms asked for");
-	} else {
-		if ((e = json_object_get(root, "config")) != NULL &&
-		    json_is_string(d = json_object_get(e, "digest")))
-			pf_task_add(j, img, PF_BLOB, json_string_value(d));
-		if ((a = json_object_get(root, "layers")) != NULL &&
-		    json_is_array(a))
-			json_array_foreach(a, i, e)
-				if (json_is_string(d = json_object_get(e,
-				    "digest")))
-					pf_task_add(j, img, PF_BLOB,
-					    json_string_value(d));
-	}
+	if (!json_is_object(root))
+		pf_image_fail(im, "manifest %s is not a JSON object", ref);
+	else if (pf_manifest_check(root, why, sizeof(why)) != 0)
+		pf_image_fail(im, "manifest %s: %s", ref, why);
+	else if ((a = json_object_get(root, "manifests")) != NULL)
+		pf_index_queue(j, img, a);
+	else
+		pf_image_queue(j, img, root);
 	json_decref(root);
 }
 
@@ -306,15 +456,8 @@ pf_settle_cb(const char *digest, int is_manifest, void *arg)
 		return;
 	/* Only the blobs this job fetched: not other platforms'. */
 	if (cache_blob_stat(digest, &size) != 0) {
-		size_t i, k;
-
-		for (i = 0; i < s->job->nimages; i++)
-			for (k = 0; k < s->job->images[i].nseen; k++)
-				if (strcmp(s->job->images[i].seen[k],
-				    digest) == 0) {
-					s->missing++;
-					return;
-				}
+		if (json_object_get(s->job->seen, digest) != NULL)
+			s->missing++;
 		return;
 	}
 	if (s->pin)
@@ -464,7 +607,7 @@ pf_task_done_cb(struct evhttp_request *req, void *arg)
 			}
 			/* FALLTHROUGH */
 		case PF_CHILD:
-			pf_manifest_parse(j, t->img,
+			pf_manifest_parse(j, t->img, t->ref,
 			    (const char *)evbuffer_pullup(b, -1),
 			    evbuffer_get_length(b));
 			break;
@@ -744,7 +887,7 @@ pf_job_pump(struct pf_job *j)
 static void
 pf_job_free(struct pf_job *j)
 {
-	size_t	i, k;
+	size_t	i;
 
 	for (i = 0; i < j->nimages; i++) {
 		struct pf_image *im = &j->images[i];
@@ -753,11 +896,10 @@ pf_job_free(struct pf_job *j)
 		free(im->ns);
 		free(im->repo);
 		free(im->reference);
-		for (k = 0; k < im->nseen; k++)
-			free(im->seen[k]);
-		free(im->seen);
+		json_decref(im->seen);
 	}
 	free(j->images);
+	json_decref(j->seen);
 	for (i = 0; i < j->nplatforms; i++)
 		free(j->platforms[i]);
 	free(j->platforms);
@@ -792,42 +934,25 @@ pf_jobs_trim(void)
 }
 
 /*
- * POST /api/v1/prefetch {"images":[...],"platforms":[...],"pin":"24h"}.
- * Returns a new job (already started), or NULL with err set.
+ * "images": 1..max references, each on the upstream its host names (or
+ * the fixed upstream: then the whole reference is the repository).
  */
-static struct pf_job *
-pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
+static int
+pf_job_images(struct pf_job *j, const struct config *cfg, const json_t *imgs,
+    const struct config_upstream *fixed, size_t max, char *err,
+    size_t errlen)
 {
-	struct pf_job		*j;
-	struct ref_image	 ri;
-	json_t			*imgs, *plats, *pin, *e, *upname;
-	const struct config_upstream *cu, *fixed = NULL;
-	size_t			 i;
-	long			 secs;
+	const struct config_upstream	*cu;
+	struct ref_image		 ri;
+	const json_t			*e;
+	size_t				 i;
 
-	if (pf_host == NULL) {
-		snprintf(err, errlen, "prefetch has no listener to talk to");
-		return NULL;
-	}
-	/* "upstream": NAME: images are repository:tag on that upstream
-	 * (replication's source, whatever its name looks like). */
-	if ((upname = json_object_get(in, "upstream")) != NULL &&
-	    (!json_is_string(upname) || (fixed = config_upstream_find(cfg,
-	    json_string_value(upname))) == NULL)) {
-		snprintf(err, errlen, "upstream: no such [upstream] section");
-		return NULL;
-	}
-	imgs = json_object_get(in, "images");
 	if (!json_is_array(imgs) || json_array_size(imgs) == 0 ||
-	    json_array_size(imgs) > 1000) {
-		snprintf(err, errlen, "images: want a list of 1 to 1000 image "
-		    "references");
-		return NULL;
+	    json_array_size(imgs) > max) {
+		snprintf(err, errlen, "images: want a list of 1 to %zu image "
+		    "references (max_job_images)", max);
+		return -1;
 	}
-	j = xcalloc(1, sizeof(*j));
-	TAILQ_INIT(&j->queue);
-	j->max_running = PF_RUNNING_DFLT;
-	j->check_ev = evtimer_new(pf_base, pf_job_check_cb, j);
 	j->images = xcalloc(json_array_size(imgs), sizeof(*j->images));
 	json_array_foreach(imgs, i, e) {
 		struct pf_image *im = &j->images[j->nimages];
@@ -836,11 +961,9 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 		    ref_image_parse(json_string_value(e), &ri) != 0) {
 			snprintf(err, errlen, "images[%zu]: not an image "
 			    "reference", i);
-			goto fail;
+			return -1;
 		}
 		if (fixed != NULL && ri.host != NULL) {
-			/* "a.b/c:t" on a fixed upstream: all of it is the
-			 * repository. */
 			char *full;
 
 			xasprintf(&full, "%s/%s", ri.host, ri.name);
@@ -857,50 +980,131 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 			    "configured for %s", i, ri.host != NULL ? ri.host :
 			    "images without a registry host");
 			ref_image_fini(&ri);
-			goto fail;
+			return -1;
 		}
 		im->ref = xstrdup(json_string_value(e));
 		im->ns = xstrdup(cu->name);
 		im->repo = xstrdup(ri.name);
 		im->reference = xstrdup(ri.digest != NULL ? ri.digest :
 		    ri.tag != NULL ? ri.tag : "latest");
+		im->seen = json_object();
 		j->nimages++;
 		ref_image_fini(&ri);
 	}
-	plats = json_object_get(in, "platforms");
-	if (json_is_array(plats))
-		json_array_foreach(plats, i, e) {
-			if (!json_is_string(e) ||
-			    strchr(json_string_value(e), '/') == NULL) {
-				snprintf(err, errlen, "platforms[%zu]: want "
-				    "os/arch[/variant]", i);
-				goto fail;
-			}
-			j->platforms = xreallocarray(j->platforms,
-			    j->nplatforms + 1, sizeof(*j->platforms));
-			j->platforms[j->nplatforms++] =
-			    xstrdup(json_string_value(e));
+	return 0;
+}
+
+/* "platforms": at most max of os/arch[/variant]; absent or null: all. */
+static int
+pf_job_platforms(struct pf_job *j, const json_t *plats, size_t max,
+    char *err, size_t errlen)
+{
+	const json_t	*e;
+	size_t		 i;
+
+	if (plats == NULL || json_is_null(plats))
+		return 0;
+	if (!json_is_array(plats) || json_array_size(plats) > max) {
+		snprintf(err, errlen, "platforms: want a list of at most %zu "
+		    "os/arch[/variant] (max_job_platforms)", max);
+		return -1;
+	}
+	json_array_foreach(plats, i, e) {
+		if (!pf_platform_valid(json_string_value(e))) {
+			snprintf(err, errlen, "platforms[%zu]: want "
+			    "os/arch[/variant], each part 1 to %d printable "
+			    "characters", i, PF_PLAT_MAX);
+			return -1;
 		}
-	pin = json_object_get(in, "pin");
-	if (json_is_string(pin)) {
-		if (strcmp(json_string_value(pin), "forever") == 0)
-			j->pin = -1;
-		else if (config_parse_duration(json_string_value(pin),
-		    &secs) != 0) {
-			snprintf(err, errlen, "pin: want a duration like 24h "
-			    "or \"forever\"");
-			goto fail;
-		} else
-			j->pin = secs;
-	} else if (json_is_integer(pin))
-		j->pin = (long)json_integer_value(pin);
+		j->platforms = xreallocarray(j->platforms, j->nplatforms + 1,
+		    sizeof(*j->platforms));
+		j->platforms[j->nplatforms++] = xstrdup(json_string_value(e));
+	}
+	return 0;
+}
+
+/*
+ * "pin": a duration ("24h"), a positive JSON integer of seconds, or
+ * "forever"; at most PF_PIN_MAX, so that now + pin never overflows.
+ * Absent or null: no pin.
+ */
+static int
+pf_pin_parse(const json_t *pin, long *out, char *err, size_t errlen)
+{
+	const char	*s = json_string_value(pin);
+	long		 secs = 0;
+
+	*out = 0;
+	if (pin == NULL || json_is_null(pin))
+		return 0;
+	if (s != NULL && strcmp(s, "forever") == 0) {
+		*out = -1;
+		return 0;
+	}
+	if (s != NULL) {
+		if (config_parse_duration(s, &secs) != 0)
+			secs = 0;
+	} else if (json_is_integer(pin) && json_integer_value(pin) > 0 &&
+	    json_integer_value(pin) <= PF_PIN_MAX)
+		secs = (long)json_integer_value(pin);
+	if (secs <= 0 || secs > PF_PIN_MAX) {
+		snprintf(err, errlen, "pin: want a duration like 24h, a "
+		    "positive number of seconds, or \"forever\"; at most %ld "
+		    "days", PF_PIN_MAX / 86400);
+		return -1;
+	}
+	*out = secs;
+	return 0;
+}
+
+/*
+ * A new job from {"images":[...],"platforms":[...],"upstream":NAME}
+ * (already started), or NULL with err set.  Posted jobs (o->admin) are
+ * held to max_job_images and max_job_platforms; replication's are bounded
+ * by its own caps.
+ */
+static struct pf_job *
+pf_job_new(const struct config *cfg, json_t *in, const struct pf_opts *o,
+    char *err, size_t errlen)
+{
+	struct pf_job			*j;
+	json_t				*upname;
+	const struct config_upstream	*fixed = NULL;
+	size_t				 i;
+
+	if (pf_host == NULL) {
+		snprintf(err, errlen, "prefetch has no listener to talk to");
+		return NULL;
+	}
+	/* "upstream": NAME: images are repository:tag on that upstream
+	 * (replication's source, whatever its name looks like). */
+	if ((upname = json_object_get(in, "upstream")) != NULL &&
+	    (!json_is_string(upname) || (fixed = config_upstream_find(cfg,
+	    json_string_value(upname))) == NULL)) {
+		snprintf(err, errlen, "upstream: no such [upstream] section");
+		return NULL;
+	}
+	j = xcalloc(1, sizeof(*j));
+	TAILQ_INIT(&j->queue);
+	j->check_ev = evtimer_new(pf_base, pf_job_check_cb, j);
+	j->seen = json_object();
+	if (pf_job_images(j, cfg, json_object_get(in, "images"), fixed,
+	    o->admin ? (size_t)cfg->max_job_images : SIZE_MAX, err,
+	    errlen) != 0 || pf_job_platforms(j, json_object_get(in,
+	    "platforms"), o->admin ? (size_t)cfg->max_job_platforms :
+	    SIZE_MAX, err, errlen) != 0) {
+		pf_job_free(j);
+		return NULL;
+	}
 	snprintf(j->id, sizeof(j->id), "p%lu-%lx", ++pf_seq,
 	    (unsigned long)time(NULL));
 	j->state = PF_RUNNING;
-	j->revalidate = pf_next_revalidate;
-	if (pf_next_running > 0)
-		j->max_running = pf_next_running;
-	j->rate_floor = pf_next_floor;
+	j->admin = o->admin;
+	j->pin = o->pin;
+	j->revalidate = o->revalidate;
+	j->max_running = o->max_running > 0 ? o->max_running :
+	    PF_RUNNING_DFLT;
+	j->rate_floor = o->rate_floor;
 	j->created = time(NULL);
 	LIST_INSERT_HEAD(&pf_jobs, j, entry);
 	pf_njobs++;
@@ -910,9 +1114,6 @@ pf_job_new(const struct config *cfg, json_t *in, char *err, size_t errlen)
 	log_info("prefetch job %s: %zu images", j->id, j->nimages);
 	pf_job_pump(j);
 	return j;
-fail:
-	pf_job_free(j);
-	return NULL;
 }
 
 static json_t *
@@ -939,43 +1140,75 @@ pf_job_json(const struct pf_job *j)
 	    "images", imgs);
 }
 
+/* Posted jobs still running (what max_jobs counts). */
+static int
+pf_admin_running(void)
+{
+	struct pf_job	*j;
+	int		 n = 0;
+
+	LIST_FOREACH(j, &pf_jobs, entry)
+		n += j->admin && j->state == PF_RUNNING;
+	return n;
+}
+
+/*
+ * POST /api/v1/prefetch: 202 and the new job; 400 naming the bad field;
+ * 429 with Retry-After while max_jobs posted jobs are running.
+ */
+static void
+pf_route_post(struct evhttp_request *req, const struct config *cfg,
+    int *status, json_t **out)
+{
+	struct evbuffer	*b = evhttp_request_get_input_buffer(req);
+	struct pf_opts	 o = { 0, 0, 0, 0, 1 };
+	struct pf_job	*j = NULL;
+	json_t		*in;
+	json_error_t	 jerr;
+	char		 err[256];
+
+	if (pf_admin_running() >= cfg->max_jobs) {
+		log_warnx("prefetch: job refused: %d jobs are running "
+		    "(max_jobs)", cfg->max_jobs);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Retry-After", PF_BUSY_RETRY);
+		*status = 429;
+		*out = json_pack("{s:s}", "error", "max_jobs prefetch jobs are "
+		    "running: try again later");
+		return;
+	}
+	in = json_loadb((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), 0, &jerr);
+	if (!json_is_object(in))
+		snprintf(err, sizeof(err), "body is not a JSON object");
+	else if (pf_pin_parse(json_object_get(in, "pin"), &o.pin, err,
+	    sizeof(err)) == 0)
+		j = pf_job_new(cfg, in, &o, err, sizeof(err));
+	json_decref(in);
+	if (j == NULL) {
+		*status = 400;
+		*out = json_pack("{s:s}", "error", err);
+		return;
+	}
+	*status = 202;
+	*out = pf_job_json(j);
+}
+
 /* The admin API's prefetch routes; 0 if path was one of them. */
 int
 proxy_prefetch_route(struct evhttp_request *req, const char *path,
     const struct config *cfg, int *status, json_t **out)
 {
 	struct pf_job	*j;
-	struct evbuffer	*b;
-	json_t		*in, *list;
-	json_error_t	 jerr;
-	char		 err[256];
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	json_t		*list;
 
 	if (strcmp(path, "/api/v1/prefetch") == 0) {
-		if (m != EVHTTP_REQ_POST) {
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 			*status = 405;
 			*out = json_pack("{s:s}", "error", "POST a job");
 			return 0;
 		}
-		b = evhttp_request_get_input_buffer(req);
-		in = json_loadb((const char *)evbuffer_pullup(b, -1),
-		    evbuffer_get_length(b), 0, &jerr);
-		if (!json_is_object(in)) {
-			*status = 400;
-			*out = json_pack("{s:s}", "error", "body is not a JSON "
-			    "object");
-			json_decref(in);
-			return 0;
-		}
-		j = pf_job_new(cfg, in, err, sizeof(err));
-		json_decref(in);
-		if (j == NULL) {
-			*status = 400;
-			*out = json_pack("{s:s}", "error", err);
-			return 0;
-		}
-		*status = 202;
-		*out = pf_job_json(j);
+		pf_route_post(req, cfg, status, out);
 		return 0;
 	}
 	if (strcmp(path, "/api/v1/jobs") == 0) {
@@ -1002,7 +1235,11 @@ proxy_prefetch_route(struct evhttp_request *req, const char *path,
 	return -1;
 }
 
-/* Jobs for replication: images as strings, a callback when finished. */
+/*
+ * Jobs for replication: images as strings, a callback when finished.
+ * Not counted against max_jobs (one run per policy bounds them) nor held
+ * to max_job_images (the policy's max_tags is).
+ */
 struct pf_job *
 proxy_prefetch_start(const char *upstream, char *const *images, size_t n,
     char *const *platforms, size_t np, long pin, int revalidate,
@@ -1010,28 +1247,25 @@ proxy_prefetch_start(const char *upstream, char *const *images, size_t n,
     long rate_floor, void (*done)(struct pf_job *, void *),
     void *arg, const struct config *cfg, char *err, size_t errlen)
 {
+	struct pf_opts	 o = { pin, revalidate, concurrency, rate_floor, 0 };
 	struct pf_job	*j;
 	json_t		*in, *a, *p;
 	size_t		 i;
 
+	if (pin < -1 || pin > PF_PIN_MAX)
+		abort();
 	a = json_array();
 	for (i = 0; i < n; i++)
 		json_array_append_new(a, json_string(images[i]));
 	p = json_array();
 	for (i = 0; i < np; i++)
 		json_array_append_new(p, json_string(platforms[i]));
-	in = json_pack("{s:o,s:o,s:I}", "images", a, "platforms", p, "pin",
-	    (json_int_t)pin);
+	in = json_pack("{s:o,s:o}", "images", a, "platforms", p);
 	if (upstream != NULL)
 		json_object_set_new(in, "upstream", json_string(upstream));
-	/* Set before the first task can finish: the job starts in new. */
-	pf_next_revalidate = revalidate;
-	pf_next_running = concurrency;
-	pf_next_floor = rate_floor;
-	j = pf_job_new(cfg, in, err, errlen);
-	pf_next_revalidate = 0;
-	pf_next_running = 0;
-	pf_next_floor = 0;
+	/* The job starts in new: the callback is set before any task can
+	 * finish (pf_job_check is deferred). */
+	j = pf_job_new(cfg, in, &o, err, errlen);
 	json_decref(in);
 	if (j != NULL) {
 		j->done_cb = done;

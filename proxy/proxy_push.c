@@ -17,6 +17,12 @@
  *
  * Bodies are sent from the cache's files, one chunk at a time: memory
  * does not grow with blob size.  Everything runs on one event loop.
+ *
+ * The cached manifests came from an upstream: every descriptor is checked
+ * (proxy_desc_check) before its digest goes into a request line, and one
+ * bad descriptor fails the push before anything is sent.  What the
+ * destination answers (digests, error messages) is checked or made
+ * printable before it is logged.
  */
 #include "autoconf.h"
 
@@ -35,6 +41,7 @@
 #include "cache/cache.h"
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/ref.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
@@ -65,7 +72,8 @@ struct push {
 	char			 digest[DIGEST_STR_MAX];
 	uint64_t		 chunk;
 	struct push_item	*items;
-	size_t			 nitems, cur;
+	size_t			 nitems, cur, items_cap;
+	json_t			*planned;	/* "b:" or "m:" + digest */
 	enum push_step		 step;
 	int			 fd;		/* blob being uploaded */
 	uint64_t		 size, off, sending;
@@ -128,6 +136,7 @@ push_free(struct push *p)
 	for (i = 0; i < p->nitems; i++)
 		free(p->items[i].ref);
 	free(p->items);
+	json_decref(p->planned);
 	if (p->fd >= 0)
 		close(p->fd);
 	free(p->location);
@@ -164,16 +173,21 @@ push_finish(struct push *p, const char *fmt, ...)
 	push_free(p);
 }
 
+/* Plan a blob or manifest (a canonical digest) once. */
 static void
 push_add(struct push *p, int manifest, const char *digest, const char *ref)
 {
-	size_t	i;
+	char	key[2 + DIGEST_STR_MAX];
 
-	for (i = 0; i < p->nitems; i++)
-		if (p->items[i].manifest == manifest &&
-		    strcmp(p->items[i].digest, digest) == 0)
-			return;
-	p->items = xreallocarray(p->items, p->nitems + 1, sizeof(*p->items));
+	snprintf(key, sizeof(key), "%c:%s", manifest ? 'm' : 'b', digest);
+	if (json_object_get(p->planned, key) != NULL)
+		return;
+	json_object_set_new(p->planned, key, json_true());
+	if (p->nitems == p->items_cap) {
+		p->items_cap = p->items_cap > 0 ? 2 * p->items_cap : 16;
+		p->items = xreallocarray(p->items, p->items_cap,
+		    sizeof(*p->items));
+	}
 	p->items[p->nitems].manifest = manifest;
 	snprintf(p->items[p->nitems].digest, DIGEST_STR_MAX, "%s", digest);
 	p->items[p->nitems].ref = ref != NULL ? xstrdup(ref) : NULL;
@@ -194,16 +208,78 @@ push_manifest_cached(const char *digest)
 	return 1;
 }
 
+static int	push_plan(struct push *, const char *, const char *, int);
+
+/* An index's cached children, each planned before the index. */
+static int
+push_plan_children(struct push *p, const char *digest, json_t *a,
+    int depth)
+{
+	json_t		*e;
+	struct digest	 dd;
+	char		 why[160];
+	size_t		 i;
+
+	json_array_foreach(a, i, e) {
+		if (proxy_desc_check(e, PROXY_MANIFEST_MAX, &dd, why,
+		    sizeof(why)) != 0) {
+			snprintf(p->err, sizeof(p->err), "manifest %s: "
+			    "manifests[%zu]: %s", digest, i, why);
+			return -1;
+		}
+		/* Children the policy's platforms left out are not cached:
+		 * the destination may refuse the index. */
+		if (depth > 1 || !push_manifest_cached(dd.str))
+			continue;
+		if (push_plan(p, dd.str, NULL, depth + 1) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* An image manifest's config and layers (foreign layers excepted). */
+static int
+push_plan_blobs(struct push *p, const char *digest, json_t *root)
+{
+	json_t		*e;
+	struct digest	 dd;
+	char		 why[160];
+	size_t		 i;
+
+	if ((e = json_object_get(root, "config")) != NULL) {
+		if (proxy_desc_check(e, PROXY_BLOB_MAX, &dd, why,
+		    sizeof(why)) != 0) {
+			snprintf(p->err, sizeof(p->err), "manifest %s: "
+			    "config: %s", digest, why);
+			return -1;
+		}
+		push_add(p, 0, dd.str, NULL);
+	}
+	json_array_foreach(json_object_get(root, "layers"), i, e) {
+		/* Foreign layers (urls) are not the registry's. */
+		if (json_object_get(e, "urls") != NULL)
+			continue;
+		if (proxy_desc_check(e, PROXY_BLOB_MAX, &dd, why,
+		    sizeof(why)) != 0) {
+			snprintf(p->err, sizeof(p->err), "manifest %s: "
+			    "layers[%zu]: %s", digest, i, why);
+			return -1;
+		}
+		push_add(p, 0, dd.str, NULL);
+	}
+	return 0;
+}
+
 /* Queue a manifest's blobs (or an index's cached children), then itself. */
 static int
 push_plan(struct push *p, const char *digest, const char *ref, int depth)
 {
-	json_t		*root, *a, *e, *d;
+	json_t		*root, *a;
 	json_error_t	 jerr;
 	char		*mt;
 	unsigned char	*data;
-	size_t		 len, i;
-	struct digest	 dd;
+	size_t		 len;
+	int		 rc;
 
 	if (cache_manifest_get(digest, NULL, &mt, &data, &len) != 0) {
 		snprintf(p->err, sizeof(p->err), "manifest %s is not cached",
@@ -219,41 +295,13 @@ push_plan(struct push *p, const char *digest, const char *ref, int depth)
 		    digest);
 		return -1;
 	}
-	if (json_is_array(a = json_object_get(root, "manifests"))) {
-		json_array_foreach(a, i, e) {
-			d = json_object_get(e, "digest");
-			if (!json_is_string(d) || depth > 1 ||
-			    digest_parse(json_string_value(d), &dd) != 0)
-				continue;
-			/* Children the policy's platforms left out are not
-			 * cached: the destination may refuse the index. */
-			if (!push_manifest_cached(dd.str))
-				continue;
-			if (push_plan(p, dd.str, NULL, depth + 1) != 0) {
-				json_decref(root);
-				return -1;
-			}
-		}
-	} else {
-		if (json_is_string(d = json_object_get(json_object_get(root,
-		    "config"), "digest")) &&
-		    digest_parse(json_string_value(d), &dd) == 0)
-			push_add(p, 0, dd.str, NULL);
-		json_array_foreach(json_object_get(root, "layers"), i, e) {
-			/* Foreign layers (urls) are not the registry's. */
-			if (json_object_get(e, "urls") != NULL)
-				continue;
-			if (!json_is_string(d = json_object_get(e, "digest")) ||
-			    digest_parse(json_string_value(d), &dd) != 0) {
-				json_decref(root);
-				snprintf(p->err, sizeof(p->err), "manifest %s: "
-				    "layer %zu has no valid digest", digest, i);
-				return -1;
-			}
-			push_add(p, 0, dd.str, NULL);
-		}
-	}
+	if (json_is_array(a = json_object_get(root, "manifests")))
+		rc = push_plan_children(p, digest, a, depth);
+	else
+		rc = push_plan_blobs(p, digest, root);
 	json_decref(root);
+	if (rc != 0)
+		return -1;
 	push_add(p, 1, digest, ref != NULL ? ref : digest);
 	return 0;
 }
@@ -277,6 +325,21 @@ push_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
 	return 0;
 }
 
+/* A string from the destination, fit for the report and the log: at
+ * most outlen - 1 bytes, anything but printable ASCII as '?'. */
+static const char *
+push_printable(const char *in, char *out, size_t outlen)
+{
+	size_t	i;
+
+	if (in == NULL)
+		return NULL;
+	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
+		out[i] = in[i] >= 0x20 && in[i] <= 0x7e ? in[i] : '?';
+	out[i] = '\0';
+	return out;
+}
+
 /* "STATUS (CODE: message)" from an OCI error body, for the report. */
 static void
 push_fail_reply(struct push *p, const char *what, const char *err,
@@ -285,6 +348,7 @@ push_fail_reply(struct push *p, const char *what, const char *err,
 	json_t		*root, *e;
 	json_error_t	 jerr;
 	const char	*code = NULL, *msg = NULL;
+	char		 cbuf[64], mbuf[200];
 
 	if (err != NULL) {
 		push_finish(p, "%s: %s", what, upstream_req_errmsg(ur)[0] !=
@@ -294,8 +358,10 @@ push_fail_reply(struct push *p, const char *what, const char *err,
 	root = body != NULL ? json_loadb((const char *)evbuffer_pullup(body,
 	    -1), evbuffer_get_length(body), 0, &jerr) : NULL;
 	e = json_array_get(json_object_get(root, "errors"), 0);
-	code = json_string_value(json_object_get(e, "code"));
-	msg = json_string_value(json_object_get(e, "message"));
+	code = push_printable(json_string_value(json_object_get(e, "code")),
+	    cbuf, sizeof(cbuf));
+	msg = push_printable(json_string_value(json_object_get(e, "message")),
+	    mbuf, sizeof(mbuf));
 	if (code == NULL && p->status == 401)	/* HEAD: no body */
 		code = "UNAUTHORIZED", msg = "credentials missing or refused";
 	if (code == NULL && p->status == 403)
@@ -520,11 +586,14 @@ push_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
 		return;
 	case PUSH_MANIFEST_PUT:
 		if (err == NULL && p->status == 201) {
+			struct digest got;
+
 			if (p->r_digest != NULL &&
 			    strcmp(p->r_digest, it->digest) != 0) {
 				push_finish(p, "PUT of manifest %s: the "
 				    "registry stored it as %s", it->digest,
-				    p->r_digest);
+				    digest_parse(p->r_digest, &got) == 0 ?
+				    got.str : "an invalid digest");
 				return;
 			}
 			p->st.manifests++;
@@ -563,6 +632,14 @@ push_next(struct push *p)
 		push_finish(p, "manifest %s is no longer cached", it->digest);
 		return;
 	}
+	/* It becomes the PUT's Content-Type. */
+	if (!ref_media_type_valid(mt)) {
+		free(mt);
+		free(data);
+		push_finish(p, "manifest %s has no valid media type",
+		    it->digest);
+		return;
+	}
 	memset(&b, 0, sizeof(b));
 	b.fd = -1;
 	b.content_type = mt;
@@ -581,19 +658,27 @@ proxy_push_start(struct upstream_worker *w, struct upstream *u,
     push_done_f done, void *arg, char *err, size_t errlen)
 {
 	struct push	*p;
+	struct digest	 d;
 	char		*path;
 
+	/* Into request lines: a repository, a tag and a digest only. */
+	if (!ref_name_valid(repo) || !ref_tag_valid(tag) ||
+	    digest_parse(digest, &d) != 0) {
+		snprintf(err, errlen, "not a repository, tag and digest");
+		return -1;
+	}
 	p = xcalloc(1, sizeof(*p));
+	p->planned = json_object();
 	p->w = w;
 	p->u = u;
 	p->fd = -1;
 	p->repo = xstrdup(repo);
 	p->tag = xstrdup(tag);
-	snprintf(p->digest, sizeof(p->digest), "%s", digest);
+	snprintf(p->digest, sizeof(p->digest), "%s", d.str);
 	p->chunk = chunk;
 	p->done = done;
 	p->arg = arg;
-	if (push_plan(p, digest, tag, 0) != 0) {
+	if (push_plan(p, d.str, tag, 0) != 0) {
 		snprintf(err, errlen, "%s", p->err);
 		push_free(p);
 		return -1;

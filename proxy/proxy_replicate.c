@@ -26,6 +26,13 @@
  * With a destination, the run's tags are then pushed to that upstream
  * (proxy_push.c): PUSHING, then IDLE.  With rate_limit_floor, the fetch
  * pauses while the source's RateLimit-Remaining is under it.
+ *
+ * The source is not trusted: a run reads at most max_repositories
+ * catalog entries and max_tags_per_repository / max_tags tags/list
+ * entries (a list cut short decides no deletes and releases no pins);
+ * names that are not valid repository names or tags are skipped and
+ * counted.  Sets are JSON objects, so nothing is quadratic in the number
+ * of tags.
  */
 #include "autoconf.h"
 
@@ -47,8 +54,9 @@
 #include "cache/cache.h"
 #include "common/config.h"
 #include "common/digest.h"
-#include "common/semver.h"
 #include "common/log.h"
+#include "common/ref.h"
+#include "common/semver.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
@@ -75,7 +83,7 @@ struct repl {
 	unsigned	 runs;
 	unsigned	 pending_lists;
 	char		**images;	/* candidates of the current run */
-	size_t		 nimages;
+	size_t		 nimages, images_cap;
 	unsigned	 last_tags, last_failed;
 	uint64_t	 total_tags, total_failed, total_bytes;
 	int		 rerun;		/* an event came during a run */
@@ -86,8 +94,12 @@ struct repl {
 	struct pf_job	*job;		/* while FETCHING */
 	int		 catalog_pages;
 	char		*catalog_prev;
-	char		**listed;	/* repositories listed this run */
-	size_t		 nlisted;
+	json_t		*asked;		/* repositories asked for this run */
+	json_t		*listed;	/* ... and listed in full: sets */
+	size_t		 run_tags;	/* tags/list entries read this run */
+	size_t		 catalog_repos;	/* _catalog entries read this run */
+	unsigned	 last_invalid;	/* names skipped, this or last run */
+	char		 last_capped[256]; /* the first cap hit, ditto */
 	struct repl_push *pushes;	/* while PUSHING */
 	size_t		 npushes, push_next;
 	unsigned	 push_inflight;
@@ -137,6 +149,25 @@ repl_error(struct repl *r, const char *fmt, ...)
 	vsnprintf(r->last_error, sizeof(r->last_error), fmt, ap);
 	va_end(ap);
 	log_warnx("replication %s: %s", r->cr->name, r->last_error);
+}
+
+/* A cap cut this run's lists: the first is kept, shown and logged. */
+static void
+repl_cap(struct repl *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+repl_cap(struct repl *r, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (r->last_capped[0] != '\0')
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->last_capped, sizeof(r->last_capped), fmt, ap);
+	va_end(ap);
+	log_warnx("replication %s: run %u: %s", r->cr->name, r->runs,
+	    r->last_capped);
 }
 
 static int
@@ -277,13 +308,9 @@ repl_load(struct repl *r)
 static void
 repl_done(struct repl *r)
 {
-	size_t	i;
-
-	for (i = 0; i < r->nlisted; i++)
-		free(r->listed[i]);
-	free(r->listed);
-	r->listed = NULL;
-	r->nlisted = 0;
+	json_decref(r->asked);
+	json_decref(r->listed);
+	r->asked = r->listed = NULL;
 	r->job = NULL;
 	r->state = REPL_IDLE;
 	r->last_end = time(NULL);
@@ -303,7 +330,7 @@ repl_tag_wanted(const struct config_replication *cr, const char *tag)
 struct repl_del {
 	struct repl	*r;
 	const char	*repo;
-	json_t		*source_tags;
+	json_t		*source_tags;	/* a set */
 	char		**gone;
 	size_t		 ngone;
 };
@@ -312,15 +339,11 @@ static void
 repl_del_cb(const char *tag, const char *digest, void *arg)
 {
 	struct repl_del	*d = arg;
-	json_t		*e;
-	size_t		 i;
 
 	(void)digest;
-	if (!repl_tag_wanted(d->r->cr, tag))
+	if (!repl_tag_wanted(d->r->cr, tag) ||
+	    json_object_get(d->source_tags, tag) != NULL)
 		return;
-	json_array_foreach(d->source_tags, i, e)
-		if (json_is_string(e) && strcmp(json_string_value(e), tag) == 0)
-			return;
 	d->gone = xreallocarray(d->gone, d->ngone + 1, sizeof(*d->gone));
 	d->gone[d->ngone++] = xstrdup(tag);
 }
@@ -333,8 +356,8 @@ repl_unpin_cb(const char *digest, int is_manifest, void *arg)
 	cache_blob_pin(digest, 0);
 }
 
-/* delete = yes: tags the source no longer has go here too (unpinned;
- * their blobs are left to gc). */
+/* delete = yes: tags the source no longer has (tags: the set of those
+ * it lists) go here too (unpinned; their blobs are left to gc). */
 static void
 repl_propagate_deletes(struct repl *r, const char *repo, json_t *tags)
 {
@@ -343,8 +366,6 @@ repl_propagate_deletes(struct repl *r, const char *repo, json_t *tags)
 	int64_t		 validated;
 	size_t		 i;
 
-	if (!json_is_array(tags))
-		return;
 	cache_tags_of(r->cr->source, repo, repl_del_cb, &d);
 	for (i = 0; i < d.ngone; i++) {
 		if (cache_tag_get(r->cr->source, repo, d.gone[i], digest,
@@ -386,21 +407,42 @@ repl_unpin_unless_cb(const char *digest, int is_manifest, void *arg)
 static int
 repl_listed(const struct repl *r, const char *repo)
 {
-	size_t	i;
-
-	for (i = 0; i < r->nlisted; i++)
-		if (strcmp(r->listed[i], repo) == 0)
-			return 1;
-	return 0;
+	return json_object_get(r->listed, repo) != NULL;
 }
 
-/* A policy's pinned tags, {"repo:tag": digest}, from the cache index. */
+/* A pin record's "repo:tag" and digest, as a run would have made them. */
+static int
+repl_pin_valid(const char *key, const json_t *v)
+{
+	struct digest	 d;
+	const char	*colon = strrchr(key, ':');
+	char		*repo;
+	int		 ok;
+
+	if (colon == NULL || digest_parse(json_string_value(v), &d) != 0 ||
+	    strcmp(d.str, json_string_value(v)) != 0 ||
+	    !ref_tag_valid(colon + 1))
+		return 0;
+	repo = xstrndup(key, (size_t)(colon - key));
+	ok = ref_name_valid(repo);
+	free(repo);
+	return ok;
+}
+
+/*
+ * A policy's pinned tags, {"repo:tag": digest}, from the cache index.
+ * Its digests are walked and pinned: a record that is not what a run
+ * writes is dropped (and said once).
+ */
 static json_t *
 repl_pins_load(const char *name)
 {
-	json_t		*j = NULL;
+	json_t		*j = NULL, *v;
 	json_error_t	 jerr;
 	char		 key[300], *s;
+	const char	*k;
+	void		*tmp;
+	size_t		 bad = 0;
 
 	snprintf(key, sizeof(key), "replpins/%s", name);
 	if (cache_meta_get(key, &s) == 0) {
@@ -411,6 +453,14 @@ repl_pins_load(const char *name)
 		json_decref(j);
 		j = json_object();
 	}
+	json_object_foreach_safe(j, tmp, k, v)
+		if (!repl_pin_valid(k, v)) {
+			json_object_del(j, k);
+			bad++;
+		}
+	if (bad > 0)
+		log_warnx("replication %s: %zu malformed pin records in the "
+		    "cache index dropped", name, bad);
 	return j;
 }
 
@@ -617,6 +667,10 @@ repl_fetch(struct repl *r)
 	char	 err[256];
 	size_t	 i;
 
+	if (r->last_invalid > 0)
+		log_warnx("replication %s: run %u: %u invalid tag or "
+		    "repository names from the source skipped", cr->name,
+		    r->runs, r->last_invalid);
 	if (r->nimages == 0) {
 		r->last_tags = 0;
 		repl_done(r);
@@ -634,7 +688,19 @@ repl_fetch(struct repl *r)
 		free(r->images[i]);
 	free(r->images);
 	r->images = NULL;
-	r->nimages = 0;
+	r->nimages = r->images_cap = 0;
+}
+
+/* A candidate "repo:tag" of this run (taken). */
+static void
+repl_image_add(struct repl *r, char *img)
+{
+	if (r->nimages == r->images_cap) {
+		r->images_cap = r->images_cap > 0 ? 2 * r->images_cap : 64;
+		r->images = xreallocarray(r->images, r->images_cap,
+		    sizeof(*r->images));
+	}
+	r->images[r->nimages++] = img;
 }
 
 
@@ -683,16 +749,98 @@ repl_list_done(struct repl *r)
 		repl_fetch(r);
 }
 
+/*
+ * Append a tags/list page's entries to the list being gathered, up to
+ * max_tags_per_repository for the repository and max_tags for the run.
+ * 1 when a cap cut the list (the rest is not read), else 0.
+ */
+static int
+repl_tags_gather(struct repl_list *rl, json_t *page)
+{
+	struct repl	*r = rl->r;
+	const struct config_replication *cr = r->cr;
+	json_t		*e;
+	size_t		 i;
+
+	json_array_foreach(page, i, e) {
+		if (json_array_size(rl->tags) >=
+		    (size_t)cr->max_tags_per_repository) {
+			repl_cap(r, "max_tags_per_repository (%d) reached at "
+			    "%s: the rest of its tags were not read",
+			    cr->max_tags_per_repository, rl->repo);
+			return 1;
+		}
+		if (r->run_tags >= (size_t)cr->max_tags) {
+			repl_cap(r, "max_tags (%d) reached at %s: the rest of "
+			    "the run's tags were not read", cr->max_tags,
+			    rl->repo);
+			return 1;
+		}
+		json_array_append(rl->tags, e);
+		r->run_tags++;
+	}
+	return 0;
+}
+
+/*
+ * A repository's gathered list: its valid tags (each once) that the
+ * policy wants become the run's candidates.  A list cut by a cap is not
+ * the source's whole list: no deletes are decided from it and the
+ * repository does not count as listed (its old pins are kept).
+ */
+static void
+repl_tags_take(struct repl_list *rl, int capped)
+{
+	struct repl	*r = rl->r;
+	const struct config_replication *cr = r->cr;
+	json_t		*set = json_object(), *e;
+	char		**keep = NULL, *img;
+	size_t		 n = 0, i, from = 0;
+
+	keep = xreallocarray(NULL, json_array_size(rl->tags) + 1,
+	    sizeof(*keep));
+	json_array_foreach(rl->tags, i, e) {
+		const char *t = json_string_value(e);
+
+		if (!ref_tag_valid(t)) {
+			r->last_invalid++;
+			continue;
+		}
+		if (json_object_get(set, t) != NULL)
+			continue;
+		json_object_set_new(set, t, json_true());
+		if (repl_tag_wanted(cr, t))
+			keep[n++] = xstrdup(t);
+	}
+	if (!capped) {
+		json_object_set_new(r->listed, rl->repo, json_true());
+		if (cr->delete)
+			repl_propagate_deletes(r, rl->repo, set);
+	}
+	json_decref(set);
+	if (cr->keep_newest > 0 && n > (size_t)cr->keep_newest) {
+		qsort(keep, n, sizeof(*keep), repl_version_cmp);
+		from = n - (size_t)cr->keep_newest;
+	}
+	for (i = 0; i < n; i++) {
+		if (i >= from) {
+			xasprintf(&img, "%s:%s", rl->repo, keep[i]);
+			repl_image_add(r, img);
+		}
+		free(keep[i]);
+	}
+	free(keep);
+}
+
 static void
 repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 {
 	struct repl_list	*rl = arg;
 	struct repl		*r = rl->r;
-	const struct config_replication *cr = r->cr;
-	json_t			*root, *tags, *e;
+	json_t			*root;
 	json_error_t		 jerr;
-	char			**keep = NULL, *img, *next, *path;
-	size_t			 n = 0, i, from = 0;
+	char			*next = NULL, *path;
+	int			 capped;
 
 	if (status != 200 || body == NULL || (root = json_loadb(
 	    (const char *)evbuffer_pullup(body, -1),
@@ -701,12 +849,13 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 		goto done;
 	}
 	/* Paginated (Link: rel="next"): gather every page first. */
-	if (json_is_array(json_object_get(root, "tags")))
-		json_array_extend(rl->tags, json_object_get(root, "tags"));
+	capped = repl_tags_gather(rl, json_object_get(root, "tags"));
 	json_decref(root);
-	xasprintf(&path, "/v2/%s/tags/list", rl->repo);
-	next = repl_next_path(link, path, cr->source);
-	free(path);
+	if (!capped) {
+		xasprintf(&path, "/v2/%s/tags/list", rl->repo);
+		next = repl_next_path(link, path, r->cr->source);
+		free(path);
+	}
 	if (next != NULL) {
 		/* A list that does not advance, or never ends, is a failed
 		 * list: nothing is decided (deleted, unpinned) from it. */
@@ -724,35 +873,7 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 		repl_error(r, "cannot reach the mirror's own listener");
 		goto done;
 	}
-	tags = root = json_incref(rl->tags);
-	r->listed = xreallocarray(r->listed, r->nlisted + 1,
-	    sizeof(*r->listed));
-	r->listed[r->nlisted++] = xstrdup(rl->repo);
-	json_array_foreach(tags, i, e) {
-		const char *t = json_string_value(e);
-
-		if (t == NULL || !repl_tag_wanted(cr, t))
-			continue;
-		keep = xreallocarray(keep, n + 1, sizeof(*keep));
-		keep[n++] = xstrdup(t);
-	}
-	if (cr->delete)
-		repl_propagate_deletes(r, rl->repo, tags);
-	json_decref(root);
-	if (cr->keep_newest > 0 && n > (size_t)cr->keep_newest) {
-		qsort(keep, n, sizeof(*keep), repl_version_cmp);
-		from = n - (size_t)cr->keep_newest;
-	}
-	for (i = 0; i < n; i++) {
-		if (i >= from) {
-			xasprintf(&img, "%s:%s", rl->repo, keep[i]);
-			r->images = xreallocarray(r->images, r->nimages + 1,
-			    sizeof(*r->images));
-			r->images[r->nimages++] = img;
-		}
-		free(keep[i]);
-	}
-	free(keep);
+	repl_tags_take(rl, capped);
 done:
 	json_decref(rl->tags);
 	free(rl->prev);
@@ -767,6 +888,11 @@ repl_list_repo(struct repl *r, const char *repo)
 	struct repl_list	*rl;
 	char			*path, *ens;
 
+	/* Named in the policy and found by its glob, or listed twice by
+	 * the catalog: asked for once. */
+	if (json_object_get(r->asked, repo) != NULL)
+		return;
+	json_object_set_new(r->asked, repo, json_true());
 	rl = xcalloc(1, sizeof(*rl));
 	rl->r = r;
 	rl->repo = xstrdup(repo);
@@ -799,26 +925,54 @@ repl_repo_wanted(const struct config_replication *cr, const char *repo)
 	return in;
 }
 
+/*
+ * A catalog page's repositories: valid names the policy wants are
+ * listed, up to max_repositories entries read in the run.  1 when the
+ * cap cut the catalog (the rest is not read), else 0.
+ */
+static int
+repl_catalog_take(struct repl *r, const json_t *repos)
+{
+	const json_t	*e;
+	const char	*name;
+	size_t		 i;
+
+	json_array_foreach(repos, i, e) {
+		if (r->catalog_repos >= (size_t)r->cr->max_repositories) {
+			repl_cap(r, "max_repositories (%d) reached: the rest "
+			    "of the source's catalog was not read",
+			    r->cr->max_repositories);
+			return 1;
+		}
+		r->catalog_repos++;
+		if (!ref_name_valid(name = json_string_value(e))) {
+			r->last_invalid++;
+			continue;
+		}
+		if (repl_repo_wanted(r->cr, name))
+			repl_list_repo(r, name);
+	}
+	return 0;
+}
+
 static void
 repl_catalog_cb(int status, struct evbuffer *body, const char *link,
     void *arg)
 {
 	struct repl	*r = arg;
-	json_t		*root, *e;
+	json_t		*root;
 	json_error_t	 jerr;
-	size_t		 i;
 	char		*next;
+	int		 capped;
 
 	if (status == 200 && body != NULL && (root = json_loadb(
 	    (const char *)evbuffer_pullup(body, -1),
 	    evbuffer_get_length(body), 0, &jerr)) != NULL) {
-		json_array_foreach(json_object_get(root, "repositories"), i, e)
-			if (json_is_string(e) && repl_repo_wanted(r->cr,
-			    json_string_value(e)))
-				repl_list_repo(r, json_string_value(e));
+		capped = repl_catalog_take(r, json_object_get(root,
+		    "repositories"));
 		json_decref(root);
 		/* The next page is one more pending list. */
-		if ((next = repl_next_path(link, "/v2/_catalog",
+		if (!capped && (next = repl_next_path(link, "/v2/_catalog",
 		    r->cr->source)) != NULL) {
 			if (++r->catalog_pages >= REPL_PAGES_MAX ||
 			    (r->catalog_prev != NULL &&
@@ -865,6 +1019,11 @@ repl_run(struct repl *r)
 	r->runs++;
 	r->last_start = time(NULL);
 	r->last_error[0] = '\0';
+	r->last_capped[0] = '\0';
+	r->last_invalid = 0;
+	r->run_tags = r->catalog_repos = 0;
+	r->asked = json_object();
+	r->listed = json_object();
 	repl_save(r);			/* "running": a restart redoes it */
 	r->pending_lists = 1;		/* held until every list is asked */
 	for (i = 0; i < cr->nrepos; i++) {
@@ -929,6 +1088,10 @@ repl_json(const struct repl *r)
 	json_object_set_new(j, "events", json_integer((json_int_t)r->events));
 	json_object_set_new(j, "deleted", json_integer((json_int_t)r->deleted));
 	json_object_set_new(j, "resumed", json_boolean(r->resumed));
+	json_object_set_new(j, "last_invalid", json_integer((json_int_t)
+	    r->last_invalid));
+	json_object_set_new(j, "last_capped", r->last_capped[0] != '\0' ?
+	    json_string(r->last_capped) : json_null());
 	json_object_set_new(j, "paused", json_boolean(r->state ==
 	    REPL_FETCHING && r->job != NULL && proxy_prefetch_paused(r->job)));
 	if (r->cr->destination != NULL)
@@ -958,7 +1121,7 @@ repl_events(struct evhttp_request *req, int *status, json_t **out)
 	struct evkeyvalq params;
 	json_t		*root, *e, *t;
 	json_error_t	 jerr;
-	size_t		 i, k;
+	size_t		 i, k, invalid = 0;
 	int		 triggered = 0;
 
 	TAILQ_INIT(&params);
@@ -982,6 +1145,11 @@ repl_events(struct evhttp_request *req, int *status, json_t **out)
 		if (action == NULL || strcmp(action, "push") != 0 ||
 		    repo == NULL || tag == NULL)
 			continue;
+		/* Matched against globs and logged: names only. */
+		if (!ref_name_valid(repo) || !ref_tag_valid(tag)) {
+			invalid++;
+			continue;
+		}
 		for (k = 0; k < nrepls; k++) {
 			struct repl *r = &repls[k];
 			const struct config_replication *cr = r->cr;
@@ -1007,6 +1175,9 @@ repl_events(struct evhttp_request *req, int *status, json_t **out)
 	}
 	json_decref(root);
 	evhttp_clear_headers(&params);
+	if (invalid > 0)
+		log_warnx("replication: events: %zu push events with an "
+		    "invalid repository or tag skipped", invalid);
 	*status = 200;
 	*out = json_pack("{s:i}", "triggered", triggered);
 	return 0;

@@ -4,6 +4,7 @@
  */
 #include "autoconf.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -784,6 +785,150 @@ test_replication_push(void)
 	    "mirror.conf:2: unknown key 'rate_limit_floor' in [timeouts]");
 }
 
+/*
+ * The limits on jobs ([server] max_jobs 1..1024, max_job_images
+ * 1..100000, max_job_platforms 1..64) and on what one replication run
+ * reads (max_repositories 1..1000000, max_tags_per_repository
+ * 1..1000000, max_tags 1..10000000): defaults, both bounds, and each
+ * bad value's message at its line.
+ */
+struct limit_key {
+	const char	*key;
+	int		 dflt, max;
+	int		 server;	/* in [server], else [replication] */
+	size_t		 off;		/* in struct config or _replication */
+};
+
+#define LIMIT_SERVER(k, d, m) \
+	{ #k, d, m, 1, offsetof(struct config, k) }
+#define LIMIT_REPL(k, d, m) \
+	{ #k, d, m, 0, offsetof(struct config_replication, k) }
+static const struct limit_key limit_keys[] = {
+	LIMIT_SERVER(max_jobs, 16, 1024),
+	LIMIT_SERVER(max_job_images, 1000, 100000),
+	LIMIT_SERVER(max_job_platforms, 16, 64),
+	LIMIT_REPL(max_repositories, 10000, 1000000),
+	LIMIT_REPL(max_tags_per_repository, 10000, 1000000),
+	LIMIT_REPL(max_tags, 100000, 10000000),
+};
+
+/* A file setting lk to value: on line 2 ([server]) or 9 (REPL_BASE). */
+static char *
+limit_text(const struct limit_key *lk, const char *value)
+{
+	char	*text;
+
+	if (lk->server)
+		xasprintf(&text, "[server]\n%s = %s\n" MINIMAL_UPSTREAM,
+		    lk->key, value);
+	else
+		xasprintf(&text, REPL_BASE "%s = %s\n", lk->key, value);
+	return text;
+}
+
+static int
+limit_value(const struct limit_key *lk, const struct config *cf)
+{
+	const char	*base = lk->server ? (const char *)cf :
+			    (const char *)cf->replications;
+
+	return *(const int *)(const void *)(base + lk->off);
+}
+
+/* value must load as want. */
+static void
+limit_loads(const struct limit_key *lk, const char *value, int want)
+{
+	struct config	*cf;
+	char		*text = limit_text(lk, value);
+
+	cf = load(text);
+	free(text);
+	if (ok(cf != NULL, "%s = %s loads", lk->key, value)) {
+		is_int(limit_value(lk, cf), want, "  is %d", want);
+		config_free(cf);
+	}
+}
+
+static void
+test_limits(void)
+{
+	static const char *const bad[] = {
+		"0", "-1", "+4", "4x", "1e3", "", "auto", "forever", "16 ",
+		"99999999999999999999",
+	};
+	const struct limit_key	*lk;
+	struct config		*cf;
+	char			*text, want[200], v[64];
+	size_t			 i, k;
+
+	for (i = 0; i < sizeof(limit_keys) / sizeof(limit_keys[0]); i++) {
+		lk = &limit_keys[i];
+		cf = load(lk->server ? MINIMAL_UPSTREAM : REPL_BASE);
+		if (ok(cf != NULL, "%s unset", lk->key)) {
+			is_int(limit_value(lk, cf), lk->dflt, "  default %d",
+			    lk->dflt);
+			config_free(cf);
+		}
+		limit_loads(lk, "1", 1);
+		snprintf(v, sizeof(v), "%d", lk->max);
+		limit_loads(lk, v, lk->max);
+		limit_loads(lk, "007", 7);
+		limit_loads(lk, "\"12\"", 12);
+
+		snprintf(v, sizeof(v), "%d", lk->max + 1);
+		text = limit_text(lk, v);
+		snprintf(want, sizeof(want), "mirror.conf:%d: bad %s '%s' "
+		    "(want 1..%d)", lk->server ? 2 : 9, lk->key, v, lk->max);
+		load_fails(text, want);
+		free(text);
+		for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+			snprintf(v, sizeof(v), "\"%s\"", bad[k]);
+			text = limit_text(lk, v);
+			snprintf(want, sizeof(want), "mirror.conf:%d: bad %s "
+			    "'%s' (want 1..%d)", lk->server ? 2 : 9, lk->key,
+			    bad[k], lk->max);
+			load_fails(text, want);
+			free(text);
+		}
+
+		/* Given once per section, and only in its own section. */
+		if (lk->server)
+			xasprintf(&text, "[server]\n%s = 2\n%s = 3\n"
+			    MINIMAL_UPSTREAM, lk->key, lk->key);
+		else
+			xasprintf(&text, REPL_BASE "%s = 2\n%s = 3\n",
+			    lk->key, lk->key);
+		snprintf(want, sizeof(want), "mirror.conf:%d: duplicate key "
+		    "'%s' in [%s]", lk->server ? 3 : 10, lk->key,
+		    lk->server ? "server" : "replication");
+		load_fails(text, want);
+		free(text);
+		xasprintf(&text, "[cache]\n%s = 2\n", lk->key);
+		snprintf(want, sizeof(want), "mirror.conf:2: unknown key '%s' "
+		    "in [cache]", lk->key);
+		load_fails(text, want);
+		free(text);
+	}
+
+	/* Per policy: each has its own values, and its own defaults. */
+	cf = load(REPL_BASE "max_tags = 5\nmax_repositories = 6\n"
+	    "[replication \"more\"]\nsource = docker.io\n"
+	    "repositories = org/other\nmax_tags_per_repository = 7\n");
+	if (ok(cf != NULL, "two policies with their own limits")) {
+		is_int(cf->replications->max_tags, 5, "  first: max_tags");
+		is_int(cf->replications->max_repositories, 6,
+		    "  first: max_repositories");
+		is_int(cf->replications->max_tags_per_repository, 10000,
+		    "  first: max_tags_per_repository default");
+		is_int(cf->replications->next->max_tags, 100000,
+		    "  second: max_tags default");
+		is_int(cf->replications->next->max_tags_per_repository, 7,
+		    "  second: max_tags_per_repository");
+		config_free(cf);
+	}
+}
+
 static void
 test_password_file(void)
 {
@@ -1170,6 +1315,7 @@ main(void)
 	test_syntax();
 	test_errors();
 	test_replication_push();
+	test_limits();
 	test_password_file();
 	test_load_file();
 	test_example();

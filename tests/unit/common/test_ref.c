@@ -87,6 +87,36 @@ test_tags(void)
 	is_int(ref_tag_valid(repeat('t', 129)), 0, "129-char tag invalid");
 }
 
+static void
+test_media_types(void)
+{
+	static const char *const good[] = {
+		"application/vnd.oci.image.manifest.v1+json",
+		"application/vnd.docker.image.rootfs.diff.tar.gzip",
+		"text/plain; charset=utf-8", "a/b", "x/",
+	};
+	static const char *const bad[] = {
+		"", "/json", "json", " a/b", "application/x\r\nX-Evil: 1",
+		"application/x\n", "a/b\t", "a/\x7f", "a/\xc3\xa9",
+	};
+	char	mt[REF_MEDIA_TYPE_MAX + 2];
+	size_t	i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		is_int(ref_media_type_valid(good[i]), 1,
+		    "media type '%s' valid", good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		is_int(ref_media_type_valid(bad[i]), 0,
+		    "media type #%zu invalid", i);
+	is_int(ref_media_type_valid(NULL), 0, "NULL media type invalid");
+	memcpy(mt, "a/", 2);
+	memcpy(mt + 2, repeat('b', REF_MEDIA_TYPE_MAX - 2),
+	    REF_MEDIA_TYPE_MAX - 1);
+	is_int(ref_media_type_valid(mt), 1, "255-char media type valid");
+	memcpy(mt + 2, repeat('b', REF_MEDIA_TYPE_MAX - 1), REF_MEDIA_TYPE_MAX);
+	is_int(ref_media_type_valid(mt), 0, "256-char media type invalid");
+}
+
 struct image_case {
 	const char	*in;
 	const char	*host;
@@ -187,6 +217,7 @@ main(void)
 {
 	test_names();
 	test_tags();
+	test_media_types();
 	test_image_good();
 	test_image_bad();
 	return done_testing();
