@@ -851,7 +851,7 @@ limit_loads(const struct limit_key *lk, const char *value, int want)
 }
 
 static void
-test_limits(void)
+test_job_limits(void)
 {
 	static const char *const bad[] = {
 		"0", "-1", "+4", "4x", "1e3", "", "auto", "forever", "16 ",
@@ -1315,7 +1315,7 @@ main(void)
 	test_syntax();
 	test_errors();
 	test_replication_push();
-	test_limits();
+	test_job_limits();
 	test_password_file();
 	test_load_file();
 	test_example();
