@@ -32,6 +32,9 @@ const char *cache_dir(void);
  * whose file is missing or has the wrong size is dropped and is a miss.
  */
 int	cache_blob_open(const char *digest, int *fd, uint64_t *size);
+/* A tag record pointing here means "upstream said 404" (negative). */
+#define CACHE_TAG_NEGATIVE	"-"
+
 /* cache_admin.c: budget, pins, verify, gc (see there). */
 struct cache_du {
 	uint64_t	blobs, bytes;
