@@ -213,6 +213,11 @@ int	cache_index_meta_get(struct cache_index *, const char *key, char **val);
 int	cache_index_meta_put(struct cache_index *, const char *key,
 	    const char *val);
 
+/* cache_admin.c: end the manager thread (cache_close() does). */
+void	 cache_manager_stop(void);
+/* [cache] max_size, for du in the daemon and the CLI alike. */
+void	 cache_budget_set(uint64_t max_bytes);
+
 /* cache_store.c */
 extern struct cache_index *cache_idx;
 /* Path of a blob's file (malloc'd), NULL if digest is malformed. */
