@@ -320,7 +320,8 @@ cache_evict_lru(uint64_t target, size_t max)
 		free(l.v);
 		return -1;
 	}
-	qsort(l.v, l.n, sizeof(*l.v), cache_lru_cmp);
+	if (l.n > 0)		/* with the index counted, all may be pinned */
+		qsort(l.v, l.n, sizeof(*l.v), cache_lru_cmp);
 	for (i = 0; i < l.n && total > target && (max == 0 ||
 	    (size_t)n < max); i++) {
 		if (cache_blob_remove(l.v[i].digest, "evicted (least recently "

@@ -91,6 +91,8 @@ cache_gc_set_sort(struct cache_gc_set *s)
 {
 	size_t	i, n = 0;
 
+	if (s->s_n == 0)
+		return;
 	qsort(s->s_v, s->s_n, sizeof(*s->s_v), cache_gc_strcmp);
 	for (i = 0; i < s->s_n; i++) {
 		if (n > 0 && strcmp(s->s_v[n - 1], s->s_v[i]) == 0)
