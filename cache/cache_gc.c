@@ -41,9 +41,12 @@
 #include "cache/cache_int.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/obj.h"
 #include "common/xmalloc.h"
 
-#define CACHE_GC_BATCH	256	/* records per transaction */
+/* Records per walk and per write transaction; a walk of that many adds
+ * at most that many to a batch, which is sized for it. */
+#define CACHE_GC_BATCH	256
 
 /* A set of digests: appended to, then sorted once and searched. */
 struct cache_gc_set {
@@ -151,32 +154,39 @@ cache_gc_keep(const char *digest, int is_manifest, void *arg)
 }
 
 static void
-cache_gc_tag_keep(struct cache_tag_ent *v, size_t *n, const char *up,
+cache_gc_tag_batch(struct cache_tag_ent *v, size_t *n, const char *up,
     const char *repo, const char *tag, const struct cache_tag_rec *rec)
 {
-	struct cache_tag_ent	*e = &v[(*n)++];
+	struct cache_tag_ent	*e;
 
+	AN(*n < CACHE_GC_BATCH);
+	e = &v[(*n)++];
 	snprintf(e->te_upstream, sizeof(e->te_upstream), "%s", up);
 	snprintf(e->te_repo, sizeof(e->te_repo), "%s", repo);
 	snprintf(e->te_tag, sizeof(e->te_tag), "%s", tag);
 	e->te_rec = *rec;
 }
 
-/* Phase 1: an expired tag joins a batch; a tag that stays is a root. */
+/*
+ * Phase 1: an expired tag joins a batch; a tag that stays is a root.  A
+ * negative entry is served while younger than negative_ttl, so it goes
+ * at that age.  (Times are compared, not subtracted from: no overflow.)
+ */
 static int
 cache_gc_tag_cb(const char *up, const char *repo, const char *tag,
     const struct cache_tag_rec *rec, void *arg)
 {
 	struct cache_gc		*g = arg;
-	int64_t			 age = g->g_now - rec->validated;
 	int64_t			 max_age = g->g_opts->cfg->tag_max_age;
 
 	if (strcmp(rec->digest, CACHE_TAG_NEGATIVE) == 0) {
-		if (age >= cache_gc_negative_ttl(g->g_opts->cfg, up))
-			cache_gc_tag_keep(g->g_negs, &g->g_nnegs, up, repo,
+		if (rec->validated <= g->g_now -
+		    cache_gc_negative_ttl(g->g_opts->cfg, up))
+			cache_gc_tag_batch(g->g_negs, &g->g_nnegs, up, repo,
 			    tag, rec);
-	} else if (max_age > 0 && age > max_age)
-		cache_gc_tag_keep(g->g_tags, &g->g_ntags, up, repo, tag, rec);
+	} else if (max_age > 0 && rec->validated < g->g_now - max_age)
+		cache_gc_tag_batch(g->g_tags, &g->g_ntags, up, repo, tag,
+		    rec);
 	else
 		cache_manifest_walk(rec->digest, cache_gc_mark, g);
 	return 0;
@@ -253,6 +263,7 @@ cache_gc_manifest_cb(const char *digest, size_t len, int64_t when, void *arg)
 		cache_manifest_walk(digest, cache_gc_keep, g);
 		return 0;
 	}
+	AN(g->g_ndigests < CACHE_GC_BATCH);
 	g->g_digests[g->g_ndigests++] = xstrdup(digest);
 	if (when != -1)
 		g->g_digest_bytes += len;
@@ -335,6 +346,7 @@ cache_gc_link_cb(const struct cache_link_ent *e, void *arg)
 	if ((e->le_has_blob || e->le_has_manifest) &&
 	    !cache_gc_set_has(&g->g_gone, e->le_digest))
 		return 0;
+	AN(g->g_nlinks < CACHE_GC_BATCH);
 	g->g_links[g->g_nlinks++] = *e;
 	return 0;
 }
