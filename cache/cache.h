@@ -42,14 +42,40 @@ const char *cache_isolated(const char *upstream);
  */
 int	cache_blob_open(const char *digest, const char *upstream, int *fd,
 	    uint64_t *size);
-/* cache_admin.c: budget, pins, verify, gc (see there). */
+/* A tag record pointing here means "upstream said 404" (negative). */
+#define CACHE_TAG_NEGATIVE	"-"
+
+/*
+ * cache_admin.c: budget, pins, verify (see there).  The budget (max_size)
+ * is compared with used_bytes: blob files plus the index's pages in use,
+ * which hold the manifests, tags and links.
+ */
 struct cache_du {
-	uint64_t	blobs, bytes;
+	uint64_t	blobs, bytes;		/* blob files */
 	uint64_t	pinned_blobs, pinned_bytes;
-	uint64_t	tags;
+	uint64_t	tags;			/* positive tags */
 	uint64_t	max_bytes;	/* [cache] max_size, 0 unlimited */
+	uint64_t	manifests, manifest_bytes;
+	uint64_t	negative_tags;		/* upstream-404 records */
+	uint64_t	max_negative;		/* [cache] max_negative */
+	uint64_t	links;
+	uint64_t	index_bytes;		/* LMDB pages in use */
+	uint64_t	used_bytes;		/* bytes + index_bytes */
 };
-/* Start the manager thread (access times, LRU eviction); daemon only. */
+/* Cheap figures for /metrics: no scan (counts from LMDB's statistics,
+ * bytes from running totals). */
+struct cache_stats {
+	uint64_t	blobs, bytes;
+	uint64_t	manifests, manifest_bytes;
+	uint64_t	tags, negative_tags, max_negative, negative_refused;
+	uint64_t	links;
+	uint64_t	index_bytes, used_bytes, max_bytes;
+};
+/*
+ * Start the manager thread: access times, LRU eviction, and every
+ * [cache] gc_interval a pass of cache_gc() over the index (not blobs).
+ * Daemon only.
+ */
 void	cache_manager_start(const struct config *);
 /* Record a hit's access time (in memory; flushed in batches). */
 void	cache_blob_touch(const char *digest);
@@ -57,7 +83,9 @@ void	cache_usage_add(int64_t bytes);
 /* The daemon's running total of stored blob bytes, and the budget. */
 uint64_t cache_usage_bytes(void);
 uint64_t cache_budget_bytes(void);
+/* Measure (scans the index): for the CLI and the admin API. */
 int	cache_du(struct cache_du *);
+int	cache_stats(struct cache_stats *);
 /* Remove a blob (index, then file).  0 done, 1 absent, -1 error. */
 int	cache_blob_remove(const char *digest, const char *why);
 /* Pin until (unix seconds), -1 forever, 0 unpins.  0, 1 absent, -1. */
@@ -65,8 +93,31 @@ int	cache_blob_pin(const char *digest, int64_t until);
 int	cache_evict_lru(uint64_t target_bytes, size_t max);
 int	cache_verify_all(size_t *checked, size_t *bad,
 	    void (*progress)(const char *digest, int ok, void *), void *arg);
-int	cache_gc(int64_t grace, int dry_run, size_t *removed,
-	    uint64_t *bytes);
+
+/*
+ * cache_gc.c: the index's lifecycle.  One pass removes, in small batches
+ * (short write transactions):
+ *  - negative tags older than their upstream's negative_ttl (0 for an
+ *    upstream cfg does not name: nothing can ask it any more);
+ *  - tags not validated for cfg->tag_max_age (0: kept);
+ *  - with blobs set, blobs no tag and no pin reaches, stored before
+ *    now - grace;
+ *  - manifests no tag reaches (through indexes too) whose walk reaches no
+ *    pinned blob, with mtime before now - grace;
+ *  - links whose digest is neither a blob nor a manifest.
+ * A dry run removes nothing and counts what would go.  0 or -1.
+ */
+struct cache_gc_opts {
+	const struct config	*cfg;
+	int64_t			 grace;		/* seconds */
+	int			 blobs;		/* also unreferenced blobs */
+	int			 dry_run;
+};
+struct cache_gc_result {
+	size_t		blobs, manifests, tags, negatives, links;
+	uint64_t	blob_bytes, manifest_bytes;
+};
+int	cache_gc(const struct cache_gc_opts *, struct cache_gc_result *);
 /* A manifest (itself included) and every manifest and blob below it;
  * cb is given canonical digests only (invalid references are skipped,
  * an invalid root is not walked). */
@@ -115,7 +166,11 @@ int	cache_tags_of(const char *upstream, const char *repo,
 /* Forget a tag (replication with delete = yes). 0, 1 absent, -1. */
 int	cache_tag_delete(const char *upstream, const char *repo,
 	    const char *tag);
-/* Upstream confirmed the tag still points at digest: validated = now. */
+/*
+ * Upstream confirmed the tag still points at digest: validated = now.
+ * digest CACHE_TAG_NEGATIVE records a 404; with [cache] max_negative of
+ * those stored, a new one is not (1), and the tag's old record goes.
+ */
 int	cache_tag_validated(const char *upstream, const char *repo,
 	    const char *tag, const char *digest);
 

@@ -1,9 +1,14 @@
 /*
  * cache_admin.c — the cache's life after a blob is stored: access times,
  * the byte budget (LRU eviction between high and low watermarks, never
- * pinned content), pins, verify, garbage collection and listings.  Used by
- * the daemon's cache manager thread and by "regmirror cache ...", which
- * may run while the daemon does (LMDB is multi-process safe).
+ * pinned content), pins, verify, usage and the manager thread that runs
+ * the index's lifecycle (cache_gc.c).  Used by the daemon's cache manager
+ * thread and by "regmirror cache ...", which may run while the daemon
+ * does (LMDB is multi-process safe).
+ *
+ * The budget counts blob files and the index's pages in use (manifests,
+ * tags and links live there): eviction removes least recently used
+ * unpinned blobs, and the lifecycle pass removes what nothing references.
  *
  * Deleting a blob is: index record first, then the file.  A reader that
  * already opened the file keeps streaming from its descriptor; a fill in
@@ -49,6 +54,14 @@ static int64_t		 cache_touch_when[CACHE_TOUCH_MAX];
 static size_t		 cache_ntouch;
 static _Atomic uint64_t	 cache_total_bytes;
 static uint64_t		 cache_max_bytes;
+
+/* The manager thread; cache_manager_stop() ends it. */
+static pthread_mutex_t	 cache_mgr_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 cache_mgr_cv = PTHREAD_COND_INITIALIZER;
+static int		 cache_mgr_stopping;
+static int		 cache_mgr_running;
+static pthread_t	 cache_mgr_thread;
+static uint64_t		 cache_mgr_refused;	/* at the last pass */
 
 void
 cache_blob_touch(const char *digest)
@@ -130,8 +143,22 @@ cache_du_tag_cb(const char *up, const char *repo, const char *tag,
 	(void)up;
 	(void)repo;
 	(void)tag;
-	if (strcmp(rec->digest, "-") != 0)
+	if (strcmp(rec->digest, CACHE_TAG_NEGATIVE) != 0)
 		du->tags++;
+	else
+		du->negative_tags++;
+	return 0;
+}
+
+static int
+cache_du_manifest_cb(const char *digest, size_t len, int64_t when, void *arg)
+{
+	struct cache_du	*du = arg;
+
+	(void)digest;
+	(void)when;
+	du->manifests++;
+	du->manifest_bytes += len;
 	return 0;
 }
 
@@ -147,14 +174,55 @@ cache_budget_bytes(void)
 	return cache_max_bytes;
 }
 
+void
+cache_budget_set(uint64_t max_bytes)
+{
+	cache_max_bytes = max_bytes;
+}
+
+/* Blobs, tags and manifests by walking them; links and pages by stat. */
 int
 cache_du(struct cache_du *du)
 {
+	struct cache_index_stat	st;
+
 	memset(du, 0, sizeof(*du));
 	if (cache_index_blob_foreach(cache_idx, cache_du_cb, du) != 0 ||
-	    cache_index_tag_foreach(cache_idx, cache_du_tag_cb, du) != 0)
+	    cache_index_tag_foreach(cache_idx, cache_du_tag_cb, du) != 0 ||
+	    cache_index_manifest_scan(cache_idx, NULL, 0,
+	    cache_du_manifest_cb, du) != 0 ||
+	    cache_index_stat(cache_idx, &st) != 0)
 		return -1;
+	du->links = st.is_links;
+	du->index_bytes = st.is_bytes;
+	du->used_bytes = du->bytes + du->index_bytes;
+	du->max_negative = st.is_max_negative;
 	du->max_bytes = cache_max_bytes;
+	return 0;
+}
+
+/* No walk: counts from LMDB, bytes from the running totals. */
+int
+cache_stats(struct cache_stats *s)
+{
+	struct cache_index_stat	st;
+
+	memset(s, 0, sizeof(*s));
+	if (cache_index_stat(cache_idx, &st) != 0)
+		return -1;
+	s->blobs = st.is_blobs;
+	s->bytes = atomic_load(&cache_total_bytes);
+	s->manifests = st.is_manifests;
+	s->manifest_bytes = st.is_manifest_bytes;
+	s->negative_tags = st.is_negatives;
+	s->tags = st.is_tags > st.is_negatives ?
+	    st.is_tags - st.is_negatives : 0;
+	s->max_negative = st.is_max_negative;
+	s->negative_refused = st.is_neg_refused;
+	s->links = st.is_links;
+	s->index_bytes = st.is_bytes;
+	s->used_bytes = s->bytes + s->index_bytes;
+	s->max_bytes = cache_max_bytes;
 	return 0;
 }
 
@@ -230,9 +298,9 @@ cache_lru_cmp(const void *a, const void *b)
 }
 
 /*
- * Evict least-recently-used unpinned blobs until the cache holds at most
- * target bytes, or max blobs have gone (max 0: no limit).  Returns the
- * number evicted, -1 on error.
+ * Evict least-recently-used unpinned blobs until the cache (blob files
+ * and index) holds at most target bytes, or max blobs have gone (max 0:
+ * no limit).  Returns the number evicted, -1 on error.
  */
 int
 cache_evict_lru(uint64_t target, size_t max)
@@ -246,14 +314,15 @@ cache_evict_lru(uint64_t target, size_t max)
 	cache_touch_flush();
 	if (cache_du(&du) != 0)
 		return -1;
-	total = du.bytes;
+	total = du.used_bytes;
 	if (total <= target)
 		return 0;
 	if (cache_index_blob_foreach(cache_idx, cache_lru_cb, &l) != 0) {
 		free(l.v);
 		return -1;
 	}
-	qsort(l.v, l.n, sizeof(*l.v), cache_lru_cmp);
+	if (l.n > 0)		/* with the index counted, all may be pinned */
+		qsort(l.v, l.n, sizeof(*l.v), cache_lru_cmp);
 	for (i = 0; i < l.n && total > target && (max == 0 ||
 	    (size_t)n < max); i++) {
 		if (cache_blob_remove(l.v[i].digest, "evicted (least recently "
@@ -418,147 +487,138 @@ cache_verify_all(size_t *checked, size_t *bad,
 	return 0;
 }
 
-/*
- * GC: blobs and manifests that no tag and no pin reaches, stored longer
- * ago than grace seconds, are removed.
- */
-struct cache_gc {
-	char		**live;
-	size_t		  nlive;
-	size_t		  removed;
-	uint64_t	  bytes;
-	int64_t		  cutoff;
-	int		  dry_run;
-};
+/* Wait one tick; 1 when the manager is to stop. */
+static int
+cache_manager_wait(void)
+{
+	struct timespec	ts;
+	int		stop;
 
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += CACHE_MANAGER_TICK;
+	pthread_mutex_lock(&cache_mgr_mtx);
+	while (!cache_mgr_stopping && pthread_cond_timedwait(&cache_mgr_cv,
+	    &cache_mgr_mtx, &ts) == 0)
+		;
+	stop = cache_mgr_stopping;
+	pthread_mutex_unlock(&cache_mgr_mtx);
+	return stop;
+}
+
+/* Above 95% of the budget, evict down to 90%, a batch per tick. */
 static void
-cache_gc_mark(const char *digest, int is_manifest, void *arg)
+cache_budget_keep(void)
 {
-	struct cache_gc	*g = arg;
+	struct cache_index_stat	st;
+	struct cache_du		du;
+	uint64_t		high, low, total;
+	int			n;
 
-	(void)is_manifest;
-	g->live = xreallocarray(g->live, g->nlive + 1, sizeof(*g->live));
-	g->live[g->nlive++] = xstrdup(digest);
-}
-
-static int
-cache_gc_tag_cb(const char *up, const char *repo, const char *tag,
-    const struct cache_tag_rec *rec, void *arg)
-{
-	(void)up;
-	(void)repo;
-	(void)tag;
-	if (strcmp(rec->digest, "-") != 0)
-		cache_manifest_walk(rec->digest, cache_gc_mark, arg);
-	return 0;
-}
-
-static int
-cache_gc_strcmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int
-cache_gc_blob_cb(const char *digest, const struct cache_blob_rec *rec,
-    void *arg)
-{
-	struct cache_gc	*g = arg;
-	const char	*key = digest;
-	int64_t		 now = (int64_t)time(NULL);
-
-	if (rec->pinned_until == -1 || rec->pinned_until > now ||
-	    rec->stored > g->cutoff)
-		return 0;
-	if (bsearch(&key, g->live, g->nlive, sizeof(*g->live),
-	    cache_gc_strcmp) != NULL)
-		return 0;
-	g->removed++;
-	g->bytes += rec->size;
-	if (!g->dry_run)
-		cache_blob_remove(digest, "garbage: no tag or pin reaches it");
-	return 0;
-}
-
-int
-cache_gc(int64_t grace, int dry_run, size_t *removed, uint64_t *bytes)
-{
-	struct cache_gc	g;
-	size_t		i;
-	int		rc;
-
-	memset(&g, 0, sizeof(g));
-	g.cutoff = (int64_t)time(NULL) - grace;
-	g.dry_run = dry_run;
-	rc = cache_index_tag_foreach(cache_idx, cache_gc_tag_cb, &g);
-	if (rc == 0) {
-		qsort(g.live, g.nlive, sizeof(*g.live), cache_gc_strcmp);
-		rc = cache_index_blob_foreach(cache_idx, cache_gc_blob_cb, &g);
+	if (cache_max_bytes == 0 || cache_index_stat(cache_idx, &st) != 0)
+		return;
+	high = cache_max_bytes / 100 * 95;
+	low = cache_max_bytes / 100 * 90;
+	total = atomic_load(&cache_total_bytes) + st.is_bytes;
+	if (total <= high)
+		return;
+	/* "regmirror cache" may have removed blobs behind our back:
+	 * measure before evicting. */
+	if (cache_du(&du) == 0) {
+		atomic_store(&cache_total_bytes, du.bytes);
+		if ((total = du.used_bytes) <= high)
+			return;
 	}
-	for (i = 0; i < g.nlive; i++)
-		free(g.live[i]);
-	free(g.live);
-	*removed = g.removed;
-	*bytes = g.bytes;
-	return rc;
+	n = cache_evict_lru(low, CACHE_EVICT_BATCH);
+	if (n > 0)
+		log_info("cache: evicted %d blobs (was %llu bytes with the "
+		    "index, budget %llu)", n, (unsigned long long)total,
+		    (unsigned long long)cache_max_bytes);
+	else if (n == 0)
+		log_warnx("cache: %llu bytes (blobs and index) is over the "
+		    "budget of %llu, but nothing unpinned is left to evict",
+		    (unsigned long long)total,
+		    (unsigned long long)cache_max_bytes);
 }
 
-/* The daemon's cache manager: flush access times, keep to the budget. */
+/* One lifecycle pass over the index; a line when it removed something. */
+static void
+cache_lifecycle_pass(const struct config *cfg)
+{
+	struct cache_gc_opts	o = { cfg, cfg->gc_grace, 0, 0 };
+	struct cache_gc_result	r;
+	struct cache_index_stat	st;
+
+	if (cache_gc(&o, &r) != 0) {
+		log_warnx("cache: index lifecycle pass failed");
+		return;
+	}
+	if (cache_index_recount(cache_idx) != 0 ||
+	    cache_index_stat(cache_idx, &st) != 0)
+		return;
+	if (r.negatives + r.tags + r.manifests + r.links > 0)
+		log_info("cache: index lifecycle: removed %zu negative "
+		    "entries, %zu tags, %zu manifests (%llu bytes), %zu "
+		    "links; %llu negative entries left", r.negatives, r.tags,
+		    r.manifests, (unsigned long long)r.manifest_bytes,
+		    r.links, (unsigned long long)st.is_negatives);
+	if (st.is_neg_refused > cache_mgr_refused)
+		log_warnx("cache: %llu upstream 404s not remembered since "
+		    "the last pass: max_negative (%llu) entries are stored",
+		    (unsigned long long)(st.is_neg_refused -
+		    cache_mgr_refused), (unsigned long long)st.is_max_negative);
+	cache_mgr_refused = st.is_neg_refused;
+}
+
+/*
+ * The daemon's cache manager: flush access times, keep to the budget,
+ * and every gc_interval run the index's lifecycle.  It holds no
+ * transaction between steps, and each step's write transactions are
+ * small batches.
+ */
 static void *
 cache_manager_thread(void *arg)
 {
-	uint64_t	high, low, total;
-	int		n;
+	const struct config	*cfg = arg;
+	time_t			 next_gc;
 
-	(void)arg;
-	high = cache_max_bytes / 100 * 95;
-	low = cache_max_bytes / 100 * 90;
-	for (;;) {
-		sleep(CACHE_MANAGER_TICK);	/* a timer, not synchronisation */
+	next_gc = time(NULL) + cfg->gc_interval;
+	while (!cache_manager_wait()) {
 		cache_touch_flush();
-		if (cache_max_bytes == 0)
-			continue;
-		total = atomic_load(&cache_total_bytes);
-		if (total <= high)
-			continue;
-		{
-			/* "regmirror cache" may have removed blobs behind
-			 * our back: measure before evicting. */
-			struct cache_du du;
-
-			if (cache_du(&du) == 0) {
-				atomic_store(&cache_total_bytes, du.bytes);
-				if ((total = du.bytes) <= high)
-					continue;
-			}
+		if (time(NULL) >= next_gc) {
+			cache_lifecycle_pass(cfg);
+			next_gc = time(NULL) + cfg->gc_interval;
 		}
-		n = cache_evict_lru(low, CACHE_EVICT_BATCH);
-		if (n > 0)
-			log_info("cache: evicted %d blobs (was %llu bytes, "
-			    "budget %llu)", n, (unsigned long long)total,
-			    (unsigned long long)cache_max_bytes);
-		else if (n == 0)
-			log_warnx("cache: %llu bytes is over the budget of "
-			    "%llu, but everything left is pinned",
-			    (unsigned long long)total,
-			    (unsigned long long)cache_max_bytes);
+		cache_budget_keep();
 	}
 	return NULL;
 }
 
+/* cfg must outlive the manager: cache_close() stops it. */
 void
 cache_manager_start(const struct config *cfg)
 {
 	struct cache_du	du;
-	pthread_t	th;
-	pthread_attr_t	attr;
 
-	cache_max_bytes = cfg->max_size;
 	if (cache_du(&du) == 0)
 		atomic_store(&cache_total_bytes, du.bytes);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, cache_manager_thread, NULL) != 0)
+	if (pthread_create(&cache_mgr_thread, NULL, cache_manager_thread,
+	    (void *)(uintptr_t)cfg) != 0) {
 		log_warn("cache: cannot start the cache manager");
-	pthread_attr_destroy(&attr);
+		return;
+	}
+	cache_mgr_running = 1;
+}
+
+void
+cache_manager_stop(void)
+{
+	if (!cache_mgr_running)
+		return;
+	pthread_mutex_lock(&cache_mgr_mtx);
+	cache_mgr_stopping = 1;
+	pthread_cond_signal(&cache_mgr_cv);
+	pthread_mutex_unlock(&cache_mgr_mtx);
+	pthread_join(cache_mgr_thread, NULL);
+	cache_mgr_running = 0;
+	cache_mgr_stopping = 0;
 }

@@ -21,16 +21,23 @@
  *   tag       u8 version (1) | i64 validated | digest bytes (no NUL)
  *                                                   10..144 bytes
  *   link      u8 version (1) | i64 time linked                   9 bytes
+ *   mtime     u8 version (1) | i64 time                          9 bytes
  *   manifest  media type | NUL | manifest bytes    (as in cache_int.h)
  *   origin    upstream name (no NUL): the cached bytes of that digest
  *             came from an upstream with isolate = yes
  *
  * A value of the wrong length or an unknown version is corrupt: the call
- * logs it and returns -1.  Keys are the digest string (blob, manifest) or
- * "upstream NUL repo NUL tag|digest" (tag, link), never NUL-terminated.
+ * logs it and returns -1.  Keys are the digest string (blob, manifest,
+ * mtime) or "upstream NUL repo NUL tag|digest" (tag, link), never
+ * NUL-terminated.  mtime is new in this version: an older index gets the
+ * database at open and has no record for its manifests, which gc then
+ * stamps instead of removing (cache_index_manifest_del_many).
+ *
+ * Every walk goes through one cursor loop, cache_index_walk().
  */
 #include "autoconf.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,28 +58,38 @@
 #define CACHE_INDEX_BLOB_LEN	(1 + 4 * 8)
 #define CACHE_INDEX_TAG_MIN	(1 + 8 + 1)
 #define CACHE_INDEX_TAG_MAX	(1 + 8 + DIGEST_STR_MAX - 1)
-#define CACHE_INDEX_LINK_LEN	(1 + 8)
-
-/* Component caps; the whole key must also fit mdb_env_get_maxkeysize(). */
-#define CACHE_INDEX_UPSTREAM_MAX	255
-#define CACHE_INDEX_REPO_MAX		255
-#define CACHE_INDEX_TAGNAME_MAX		128
-#define CACHE_INDEX_DIGEST_MAX		(DIGEST_STR_MAX - 1)
+#define CACHE_INDEX_TIME_LEN	(1 + 8)		/* link and mtime */
 #define CACHE_INDEX_MEDIATYPE_MAX	255
-/* LMDB's default MDB_MAXKEYSIZE; composite keys are built in this. */
-#define CACHE_INDEX_KEYBUF		511
 
 struct cache_index {
 	MDB_env		*ci_env;
 	MDB_dbi		 ci_blob;
 	MDB_dbi		 ci_manifest;
+	MDB_dbi		 ci_mtime;
 	MDB_dbi		 ci_tag;
 	MDB_dbi		 ci_link;
 	MDB_dbi		 ci_meta;	/* small named records (replication) */
 	MDB_dbi		 ci_origin;	/* digest -> isolated upstream */
 	size_t		 ci_maxkey;	/* min(LMDB's max, our buffer) */
 	size_t		 ci_mapsize;
+	/* The in-memory totals (cache_int.h), under ci_mtx. */
+	pthread_mutex_t	 ci_mtx;
+	int64_t		 ci_negatives;
+	int64_t		 ci_manifest_bytes;
+	uint64_t	 ci_max_negative;
+	uint64_t	 ci_neg_refused;
 };
+
+/* What one write transaction changes in the totals. */
+struct cache_index_delta {
+	int64_t		 d_negatives;
+	int64_t		 d_manifest_bytes;
+};
+
+/* The one cursor loop's callback: raw key and value, valid during the
+ * call only; 0 goes on, 1 stops, -1 is an error. */
+typedef int (*cache_index_raw_f)(MDB_txn *, const MDB_val *key,
+    const MDB_val *val, void *arg);
 
 /* A composite key lives on the caller's stack: no static buffers. */
 struct cache_index_key {
@@ -284,20 +301,33 @@ cache_index_tag_decode(const char *fn, const MDB_val *v,
 	return 0;
 }
 
+/* A negative tag record, told from its bytes without decoding it. */
+static int
+cache_index_tag_val_negative(const MDB_val *v)
+{
+	const unsigned char	*p = v->mv_data;
+
+	return v->mv_size == 9 + sizeof(CACHE_TAG_NEGATIVE) - 1 &&
+	    p[0] == CACHE_INDEX_FMT_V1 &&
+	    memcmp(p + 9, CACHE_TAG_NEGATIVE,
+	    sizeof(CACHE_TAG_NEGATIVE) - 1) == 0;
+}
+
+/* Link and mtime records: a version byte and a time. */
 static void
-cache_index_link_encode(int64_t when, unsigned char buf[CACHE_INDEX_LINK_LEN])
+cache_index_time_encode(int64_t when, unsigned char buf[CACHE_INDEX_TIME_LEN])
 {
 	buf[0] = CACHE_INDEX_FMT_V1;
 	cache_index_put64(buf + 1, (uint64_t)when);
 }
 
 static int
-cache_index_link_decode(const char *fn, const MDB_val *v, int64_t *when)
+cache_index_time_decode(const char *fn, const MDB_val *v, int64_t *when)
 {
 	const unsigned char	*p = v->mv_data;
 
-	if (v->mv_size != CACHE_INDEX_LINK_LEN || p[0] != CACHE_INDEX_FMT_V1) {
-		log_warnx("%s: corrupt link record (%zu bytes, version %u)",
+	if (v->mv_size != CACHE_INDEX_TIME_LEN || p[0] != CACHE_INDEX_FMT_V1) {
+		log_warnx("%s: corrupt time record (%zu bytes, version %u)",
 		    fn, v->mv_size, v->mv_size > 0 ? (unsigned int)p[0] : 0u);
 		return -1;
 	}
@@ -305,12 +335,27 @@ cache_index_link_decode(const char *fn, const MDB_val *v, int64_t *when)
 	return 0;
 }
 
+/* The manifest bytes of a manifest record (after "media type NUL"). */
+static size_t
+cache_index_manifest_body(const MDB_val *v)
+{
+	const unsigned char	*nul;
+	size_t			 scan;
+
+	scan = v->mv_size < CACHE_INDEX_MEDIATYPE_MAX + 1 ?
+	    v->mv_size : CACHE_INDEX_MEDIATYPE_MAX + 1;
+	if ((nul = memchr(v->mv_data, '\0', scan)) == NULL)
+		return 0;
+	return v->mv_size - (size_t)(nul - (const unsigned char *)v->mv_data) -
+	    1;
+}
+
 int
 cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 {
 	static const char *const names[] = { "blob", "manifest", "tag",
-	    "link", "meta", "origin" };
-	MDB_dbi			*dbis[6];
+	    "link", "meta", "origin", "mtime" };
+	MDB_dbi			*dbis[7];
 	struct cache_index	*ci;
 	MDB_envinfo		 info;
 	MDB_txn			*txn = NULL;
@@ -334,7 +379,11 @@ cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 	dbis[3] = &ci->ci_link;
 	dbis[4] = &ci->ci_meta;
 	dbis[5] = &ci->ci_origin;
+	dbis[6] = &ci->ci_mtime;
 	ci->ci_mapsize = (size_t)map_size;
+	ci->ci_max_negative = UINT64_MAX;
+	if (pthread_mutex_init(&ci->ci_mtx, NULL) != 0)
+		fatalx("%s: pthread_mutex_init", __func__);
 
 	if ((rc = mdb_env_create(&ci->ci_env)) != 0) {
 		ci->ci_env = NULL;
@@ -391,7 +440,7 @@ cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 	}
 	rc = cache_index_commit(ci, __func__, txn);
 	txn = NULL;
-	if (rc == -1)
+	if (rc == -1 || cache_index_recount(ci) == -1)
 		goto fail;
 
 	*out = ci;
@@ -402,6 +451,7 @@ fail:
 		mdb_txn_abort(txn);
 	if (ci->ci_env != NULL)
 		mdb_env_close(ci->ci_env);
+	pthread_mutex_destroy(&ci->ci_mtx);
 	free(ci);
 	return -1;
 }
@@ -413,7 +463,121 @@ cache_index_close(struct cache_index *ci)
 	if (ci == NULL)
 		return;
 	mdb_env_close(ci->ci_env);
+	pthread_mutex_destroy(&ci->ci_mtx);
 	free(ci);
+}
+
+void
+cache_index_set_max_negative(struct cache_index *ci, uint64_t max)
+{
+	pthread_mutex_lock(&ci->ci_mtx);
+	ci->ci_max_negative = max;
+	pthread_mutex_unlock(&ci->ci_mtx);
+}
+
+/*
+ * Commit a transaction that changed the totals by d.  The mutex is held
+ * across the commit so that, for any other thread, a commit and its
+ * change to the totals happen at once (cache_index_recount relies on it,
+ * and the negative cap reads the totals inside a write transaction).
+ */
+static int
+cache_index_commit_counted(struct cache_index *ci, const char *fn,
+    MDB_txn *txn, const struct cache_index_delta *d)
+{
+	int	rc;
+
+	pthread_mutex_lock(&ci->ci_mtx);
+	rc = cache_index_commit(ci, fn, txn);
+	if (rc == 0) {
+		ci->ci_negatives += d->d_negatives;
+		ci->ci_manifest_bytes += d->d_manifest_bytes;
+	}
+	pthread_mutex_unlock(&ci->ci_mtx);
+	return rc;
+}
+
+/*
+ * The one cursor loop.  Visit dbi's records in key order inside txn, from
+ * pos (NULL or empty: the first key), at most max of them (0: all; a max
+ * needs a pos), calling cb with the raw key and value.  The key after the
+ * last one visited is copied into pos, so that the next call, in another
+ * transaction, resumes there; at the end pos is marked done.  0 or -1.
+ */
+static int
+cache_index_walk(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    MDB_dbi dbi, struct cache_index_pos *pos, size_t max,
+    cache_index_raw_f cb, void *arg)
+{
+	MDB_cursor	*cur;
+	MDB_val		 key, val;
+	MDB_cursor_op	 op = MDB_FIRST;
+	size_t		 n = 0;
+	int		 rc, ret = -1;
+
+	if (pos != NULL && pos->ip_done)
+		return 0;
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
+		cache_index_warn(ci, fn, "mdb_cursor_open", rc);
+		return -1;
+	}
+	if (pos != NULL && pos->ip_len > 0) {
+		key.mv_data = pos->ip_key;
+		key.mv_size = pos->ip_len;
+		op = MDB_SET_RANGE;
+	}
+	for (;; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &key, &val, op);
+		if (rc == MDB_NOTFOUND) {
+			if (pos != NULL)
+				pos->ip_done = 1;
+			ret = 0;
+			break;
+		}
+		if (rc != 0) {
+			cache_index_warn(ci, fn, "mdb_cursor_get", rc);
+			break;
+		}
+		if (max > 0 && n == max) {
+			ret = 0;
+			if (pos == NULL)
+				break;
+			if (key.mv_size > sizeof(pos->ip_key)) {
+				log_warnx("%s: corrupt key (%zu bytes)", fn,
+				    key.mv_size);
+				ret = -1;
+				break;
+			}
+			memcpy(pos->ip_key, key.mv_data, key.mv_size);
+			pos->ip_len = key.mv_size;
+			break;
+		}
+		n++;
+		if ((rc = cb(txn, &key, &val, arg)) != 0) {
+			if (rc > 0 && pos != NULL)
+				pos->ip_done = 1;
+			ret = rc > 0 ? 0 : -1;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return ret;
+}
+
+/* cache_index_walk() in a read transaction of its own. */
+static int
+cache_index_scan(struct cache_index *ci, const char *fn, MDB_dbi dbi,
+    struct cache_index_pos *pos, size_t max, cache_index_raw_f cb,
+    void *arg)
+{
+	MDB_txn	*txn;
+	int	 rc;
+
+	if (cache_index_begin(ci, fn, MDB_RDONLY, &txn) == -1)
+		return -1;
+	rc = cache_index_walk(ci, fn, txn, dbi, pos, max, cb, arg);
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 /*
@@ -503,7 +667,7 @@ cache_index_link_decode_cb(const char *fn, const MDB_val *v, void *arg)
 	int64_t	when;
 
 	(void)arg;
-	return cache_index_link_decode(fn, v, &when);
+	return cache_index_time_decode(fn, v, &when);
 }
 
 int
@@ -557,6 +721,44 @@ cache_index_blob_touch(struct cache_index *ci, const char *digest,
 	return cache_index_blob_touch_many(ci, &d, &when, 1);
 }
 
+/* A digest key as a NUL-terminated copy; -1 (logged) if corrupt. */
+static int
+cache_index_key_digest_copy(const char *fn, const MDB_val *key,
+    char digest[DIGEST_STR_MAX])
+{
+	if (key->mv_size == 0 || key->mv_size > CACHE_INDEX_DIGEST_MAX ||
+	    memchr(key->mv_data, '\0', key->mv_size) != NULL) {
+		log_warnx("%s: corrupt digest key (%zu bytes)", fn,
+		    key->mv_size);
+		return -1;
+	}
+	memcpy(digest, key->mv_data, key->mv_size);
+	digest[key->mv_size] = '\0';
+	return 0;
+}
+
+struct cache_index_blob_walk {
+	int	(*cb)(const char *, const struct cache_blob_rec *, void *);
+	void	 *arg;
+};
+
+static int
+cache_index_blob_walk_cb(MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, void *arg)
+{
+	struct cache_index_blob_walk	*w = arg;
+	struct cache_blob_rec		 rec;
+	char				 digest[DIGEST_STR_MAX];
+
+	(void)txn;
+	if (cache_index_key_digest_copy("cache_index_blob_foreach", key,
+	    digest) == -1 ||
+	    cache_index_blob_decode("cache_index_blob_foreach", val,
+	    &rec) == -1)
+		return -1;
+	return w->cb(digest, &rec, w->arg) != 0;
+}
+
 /*
  * Walk the blob database in key order inside one read transaction; cb gets
  * copies (a NUL-terminated digest and a decoded record) and may call any
@@ -569,49 +771,10 @@ int
 cache_index_blob_foreach(struct cache_index *ci,
     int (*cb)(const char *, const struct cache_blob_rec *, void *), void *arg)
 {
-	struct cache_blob_rec	rec;
-	char			digest[DIGEST_STR_MAX];
-	MDB_txn			*txn;
-	MDB_cursor		*cur;
-	MDB_val			 key, val;
-	MDB_cursor_op		 op;
-	int			 rc, ret = -1;
+	struct cache_index_blob_walk	w = { cb, arg };
 
-	if (cache_index_begin(ci, __func__, MDB_RDONLY, &txn) == -1)
-		return -1;
-	if ((rc = mdb_cursor_open(txn, ci->ci_blob, &cur)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_cursor_open", rc);
-		mdb_txn_abort(txn);
-		return -1;
-	}
-	for (op = MDB_FIRST;; op = MDB_NEXT) {
-		rc = mdb_cursor_get(cur, &key, &val, op);
-		if (rc == MDB_NOTFOUND) {
-			ret = 0;
-			break;
-		}
-		if (rc != 0) {
-			cache_index_warn(ci, __func__, "mdb_cursor_get", rc);
-			break;
-		}
-		if (key.mv_size == 0 || key.mv_size > CACHE_INDEX_DIGEST_MAX ||
-		    memchr(key.mv_data, '\0', key.mv_size) != NULL) {
-			log_warnx("%s: corrupt blob key (%zu bytes)", __func__,
-			    key.mv_size);
-			break;
-		}
-		memcpy(digest, key.mv_data, key.mv_size);
-		digest[key.mv_size] = '\0';
-		if (cache_index_blob_decode(__func__, &val, &rec) == -1)
-			break;
-		if (cb(digest, &rec, arg) != 0) {
-			ret = 0;
-			break;
-		}
-	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return ret;
+	return cache_index_scan(ci, __func__, ci->ci_blob, NULL, 0,
+	    cache_index_blob_walk_cb, &w);
 }
 
 /* Media type and bytes copied out of the map into malloc'd buffers. */
@@ -668,16 +831,28 @@ cache_index_manifest_get(struct cache_index *ci, const char *digest,
 /*
  * Put "media type NUL bytes" straight into the map with MDB_RESERVE (a
  * manifest may be MiBs: no staging copy).  With MDB_NOOVERWRITE an existing
- * record is kept and *existed set.  The caller owns txn.
+ * record is kept.  d gets the manifest bytes stored less those replaced.
+ * The caller owns txn.
  */
 static int
 cache_index_manifest_write(struct cache_index *ci, const char *fn,
     MDB_txn *txn, MDB_val *key, const char *media_type, size_t tlen,
-    const unsigned char *data, size_t len, unsigned int flags)
+    const unsigned char *data, size_t len, unsigned int flags,
+    struct cache_index_delta *d)
 {
-	MDB_val	val;
+	MDB_val	val, old;
+	size_t	oldlen = 0;
 	int	rc;
 
+	if (!(flags & MDB_NOOVERWRITE)) {
+		rc = mdb_get(txn, ci->ci_manifest, key, &old);
+		if (rc == 0)
+			oldlen = cache_index_manifest_body(&old);
+		else if (rc != MDB_NOTFOUND) {
+			cache_index_warn(ci, fn, "mdb_get manifest", rc);
+			return -1;
+		}
+	}
 	val.mv_size = tlen + 1 + len;
 	val.mv_data = NULL;
 	rc = mdb_put(txn, ci->ci_manifest, key, &val, flags | MDB_RESERVE);
@@ -691,6 +866,124 @@ cache_index_manifest_write(struct cache_index *ci, const char *fn,
 	((unsigned char *)val.mv_data)[tlen] = '\0';
 	if (len > 0)
 		memcpy((unsigned char *)val.mv_data + tlen + 1, data, len);
+	d->d_manifest_bytes += (int64_t)len - (int64_t)oldlen;
+	return 0;
+}
+
+/* Set a manifest's mtime in txn: its gc grace starts again. */
+static int
+cache_index_mtime_put(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    MDB_val *key, int64_t when)
+{
+	unsigned char	buf[CACHE_INDEX_TIME_LEN];
+	MDB_val		val = { sizeof(buf), buf };
+	int		rc;
+
+	cache_index_time_encode(when, buf);
+	if ((rc = mdb_put(txn, ci->ci_mtime, key, &val, 0)) != 0) {
+		cache_index_warn(ci, fn, "mdb_put mtime", rc);
+		return -1;
+	}
+	return 0;
+}
+
+/* The same, only if the manifest is in the index. */
+static int
+cache_index_mtime_stamp(struct cache_index *ci, const char *fn,
+    MDB_txn *txn, MDB_val *key, int64_t when)
+{
+	MDB_val	val;
+	int	rc;
+
+	rc = mdb_get(txn, ci->ci_manifest, key, &val);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0) {
+		cache_index_warn(ci, fn, "mdb_get manifest", rc);
+		return -1;
+	}
+	return cache_index_mtime_put(ci, fn, txn, key, when);
+}
+
+/* Remove a manifest and its mtime in txn; *body: its bytes.  0, 1, -1. */
+static int
+cache_index_manifest_remove(struct cache_index *ci, const char *fn,
+    MDB_txn *txn, MDB_val *key, struct cache_index_delta *d, size_t *body)
+{
+	MDB_val	old;
+	int	rc;
+
+	rc = mdb_get(txn, ci->ci_manifest, key, &old);
+	if (rc == MDB_NOTFOUND)
+		return 1;
+	if (rc != 0) {
+		cache_index_warn(ci, fn, "mdb_get manifest", rc);
+		return -1;
+	}
+	*body = cache_index_manifest_body(&old);
+	if ((rc = mdb_del(txn, ci->ci_manifest, key, NULL)) != 0) {
+		cache_index_warn(ci, fn, "mdb_del manifest", rc);
+		return -1;
+	}
+	rc = mdb_del(txn, ci->ci_mtime, key, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		cache_index_warn(ci, fn, "mdb_del mtime", rc);
+		return -1;
+	}
+	d->d_manifest_bytes -= (int64_t)*body;
+	return 0;
+}
+
+/* At the cap on negative records?  Counts the refusal if so. */
+static int
+cache_index_negative_full(struct cache_index *ci)
+{
+	int	full;
+
+	pthread_mutex_lock(&ci->ci_mtx);
+	full = ci->ci_negatives >= 0 &&
+	    (uint64_t)ci->ci_negatives >= ci->ci_max_negative;
+	if (full)
+		ci->ci_neg_refused++;
+	pthread_mutex_unlock(&ci->ci_mtx);
+	return full;
+}
+
+/*
+ * Write the tag record val under key in txn; d gets the change in
+ * negative records.  A negative record that would be a new one at the
+ * cap is not written, and the tag's positive record goes instead: 1.
+ * The cap is read inside the write transaction, so no other writer of
+ * this process can pass it at the same time.
+ */
+static int
+cache_index_tag_write(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    MDB_val *key, MDB_val *val, struct cache_index_delta *d)
+{
+	MDB_val	old;
+	int	rc, exists = 0, was_neg = 0, neg;
+
+	neg = cache_index_tag_val_negative(val);
+	rc = mdb_get(txn, ci->ci_tag, key, &old);
+	if (rc == 0) {
+		exists = 1;
+		was_neg = cache_index_tag_val_negative(&old);
+	} else if (rc != MDB_NOTFOUND) {
+		cache_index_warn(ci, fn, "mdb_get tag", rc);
+		return -1;
+	}
+	if (neg && !was_neg && cache_index_negative_full(ci)) {
+		if (exists && (rc = mdb_del(txn, ci->ci_tag, key, NULL)) != 0) {
+			cache_index_warn(ci, fn, "mdb_del tag", rc);
+			return -1;
+		}
+		return 1;
+	}
+	if ((rc = mdb_put(txn, ci->ci_tag, key, val, 0)) != 0) {
+		cache_index_warn(ci, fn, "mdb_put tag", rc);
+		return -1;
+	}
+	d->d_negatives += neg - was_neg;
 	return 0;
 }
 
@@ -722,9 +1015,10 @@ int
 cache_index_manifest_put(struct cache_index *ci, const char *digest,
     const char *media_type, const unsigned char *data, size_t len)
 {
-	struct cache_index_key	k;
-	MDB_txn			*txn;
-	size_t			 tlen;
+	struct cache_index_key		k;
+	struct cache_index_delta	d = { 0, 0 };
+	MDB_txn				*txn;
+	size_t				 tlen;
 
 	if (cache_index_key_digest(__func__, digest, &k) == -1 ||
 	    (tlen = cache_index_mediatype_len(__func__, media_type, data,
@@ -733,11 +1027,11 @@ cache_index_manifest_put(struct cache_index *ci, const char *digest,
 	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
 		return -1;
 	if (cache_index_manifest_write(ci, __func__, txn, &k.k_val,
-	    media_type, tlen, data, len, 0) == -1) {
+	    media_type, tlen, data, len, 0, &d) == -1) {
 		mdb_txn_abort(txn);
 		return -1;
 	}
-	return cache_index_commit(ci, __func__, txn);
+	return cache_index_commit_counted(ci, __func__, txn, &d);
 }
 
 /* 0 deleted, 1 there was no record, -1 error. */
@@ -764,11 +1058,22 @@ cache_index_manifest_exists(struct cache_index *ci, const char *digest)
 int
 cache_index_manifest_del(struct cache_index *ci, const char *digest)
 {
-	struct cache_index_key	k;
+	struct cache_index_key		k;
+	struct cache_index_delta	d = { 0, 0 };
+	MDB_txn				*txn;
+	size_t				 body;
+	int				 rc;
 
 	if (cache_index_key_digest(__func__, digest, &k) == -1)
 		return -1;
-	return cache_index_del(ci, __func__, ci->ci_manifest, &k.k_val);
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	if ((rc = cache_index_manifest_remove(ci, __func__, txn, &k.k_val, &d,
+	    &body)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return cache_index_commit_counted(ci, __func__, txn, &d);
 }
 
 int
@@ -784,13 +1089,17 @@ cache_index_tag_get(struct cache_index *ci, const char *upstream,
 	    cache_index_tag_decode_cb, out);
 }
 
+/* 0 stored, 1 refused at the negative cap (see cache_int.h), -1. */
 int
 cache_index_tag_put(struct cache_index *ci, const char *upstream,
     const char *repo, const char *tag, const struct cache_tag_rec *rec)
 {
-	struct cache_index_key	k;
-	unsigned char		buf[CACHE_INDEX_TAG_MAX];
-	MDB_val			val;
+	struct cache_index_key		k, mk;
+	struct cache_index_delta	d = { 0, 0 };
+	unsigned char			buf[CACHE_INDEX_TAG_MAX];
+	MDB_val				val;
+	MDB_txn				*txn;
+	int				rc, stamp;
 
 	if (cache_index_key_repo(ci, __func__, upstream, repo, "tag", tag,
 	    CACHE_INDEX_TAGNAME_MAX, &k) == -1)
@@ -799,7 +1108,20 @@ cache_index_tag_put(struct cache_index *ci, const char *upstream,
 	    rec->validated, buf)) == 0)
 		return -1;
 	val.mv_data = buf;
-	return cache_index_put(ci, __func__, ci->ci_tag, &k.k_val, &val);
+	stamp = strcmp(rec->digest, CACHE_TAG_NEGATIVE) != 0 &&
+	    cache_index_key_digest(__func__, rec->digest, &mk) == 0;
+
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	if ((rc = cache_index_tag_write(ci, __func__, txn, &k.k_val, &val,
+	    &d)) == -1 || (stamp && cache_index_mtime_stamp(ci, __func__, txn,
+	    &mk.k_val, rec->validated) == -1)) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	if (cache_index_commit_counted(ci, __func__, txn, &d) == -1)
+		return -1;
+	return rc;
 }
 
 /* 0 deleted, 1 there was no record, -1 error. */
@@ -807,12 +1129,32 @@ int
 cache_index_tag_del(struct cache_index *ci, const char *upstream,
     const char *repo, const char *tag)
 {
-	struct cache_index_key	k;
+	struct cache_index_key		k;
+	struct cache_index_delta	d = { 0, 0 };
+	MDB_txn				*txn;
+	MDB_val				 old;
+	int				 rc;
 
 	if (cache_index_key_repo(ci, __func__, upstream, repo, "tag", tag,
 	    CACHE_INDEX_TAGNAME_MAX, &k) == -1)
 		return -1;
-	return cache_index_del(ci, __func__, ci->ci_tag, &k.k_val);
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	rc = mdb_get(txn, ci->ci_tag, &k.k_val, &old);
+	if (rc == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return 1;
+	}
+	if (rc == 0) {
+		d.d_negatives = -cache_index_tag_val_negative(&old);
+		rc = mdb_del(txn, ci->ci_tag, &k.k_val, NULL);
+	}
+	if (rc != 0) {
+		cache_index_warn(ci, __func__, "mdb_get/mdb_del tag", rc);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return cache_index_commit_counted(ci, __func__, txn, &d);
 }
 
 int
@@ -833,13 +1175,13 @@ cache_index_link_put(struct cache_index *ci, const char *upstream,
     const char *repo, const char *digest, int64_t when)
 {
 	struct cache_index_key	k;
-	unsigned char		buf[CACHE_INDEX_LINK_LEN];
+	unsigned char		buf[CACHE_INDEX_TIME_LEN];
 	MDB_val			val = { sizeof(buf), buf };
 
 	if (cache_index_key_repo(ci, __func__, upstream, repo, "digest",
 	    digest, CACHE_INDEX_DIGEST_MAX, &k) == -1)
 		return -1;
-	cache_index_link_encode(when, buf);
+	cache_index_time_encode(when, buf);
 	return cache_index_put(ci, __func__, ci->ci_link, &k.k_val, &val);
 }
 
@@ -918,13 +1260,14 @@ cache_index_manifest_commit(struct cache_index *ci, const char *upstream,
     const char *media_type, const unsigned char *data, size_t len,
     int64_t now, const char *origin)
 {
-	struct cache_index_key	mkey, lkey, tkey;
-	unsigned char		lbuf[CACHE_INDEX_LINK_LEN];
-	unsigned char		tbuf[CACHE_INDEX_TAG_MAX];
-	MDB_val			lval = { sizeof(lbuf), lbuf }, tval;
-	MDB_txn			*txn;
-	size_t			 tlen;
-	int			 rc;
+	struct cache_index_key		mkey, lkey, tkey;
+	struct cache_index_delta	d = { 0, 0 };
+	unsigned char			lbuf[CACHE_INDEX_TIME_LEN];
+	unsigned char			tbuf[CACHE_INDEX_TAG_MAX];
+	MDB_val				lval = { sizeof(lbuf), lbuf }, tval;
+	MDB_txn				*txn;
+	size_t				 tlen;
+	int				 rc;
 
 	if (cache_index_key_digest(__func__, digest, &mkey) == -1 ||
 	    (tlen = cache_index_mediatype_len(__func__, media_type, data,
@@ -932,7 +1275,7 @@ cache_index_manifest_commit(struct cache_index *ci, const char *upstream,
 	    cache_index_key_repo(ci, __func__, upstream, repo, "digest",
 	    digest, CACHE_INDEX_DIGEST_MAX, &lkey) == -1)
 		return -1;
-	cache_index_link_encode(now, lbuf);
+	cache_index_time_encode(now, lbuf);
 	if (tag != NULL) {
 		if (cache_index_key_repo(ci, __func__, upstream, repo, "tag",
 		    tag, CACHE_INDEX_TAGNAME_MAX, &tkey) == -1)
@@ -945,23 +1288,23 @@ cache_index_manifest_commit(struct cache_index *ci, const char *upstream,
 
 	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
 		return -1;
-	/* Same digest, same bytes: an existing manifest is kept as is. */
+	/* Same digest, same bytes: an existing manifest is kept as is, and
+	 * its gc grace starts again. */
 	if (cache_index_manifest_write(ci, __func__, txn, &mkey.k_val,
-	    media_type, tlen, data, len, MDB_NOOVERWRITE) == -1)
+	    media_type, tlen, data, len, MDB_NOOVERWRITE, &d) == -1 ||
+	    cache_index_mtime_put(ci, __func__, txn, &mkey.k_val, now) == -1)
 		goto fail;
 	if ((rc = mdb_put(txn, ci->ci_link, &lkey.k_val, &lval, 0)) != 0) {
 		cache_index_warn(ci, __func__, "mdb_put link", rc);
 		goto fail;
 	}
-	if (tag != NULL &&
-	    (rc = mdb_put(txn, ci->ci_tag, &tkey.k_val, &tval, 0)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_put tag", rc);
+	if (tag != NULL && cache_index_tag_write(ci, __func__, txn,
+	    &tkey.k_val, &tval, &d) == -1)
 		goto fail;
-	}
 	if (cache_index_origin_write(ci, __func__, txn, &mkey.k_val,
 	    origin) == -1)
 		goto fail;
-	return cache_index_commit(ci, __func__, txn);
+	return cache_index_commit_counted(ci, __func__, txn, &d);
 
 fail:
 	mdb_txn_abort(txn);
@@ -976,7 +1319,7 @@ cache_index_blob_commit(struct cache_index *ci, const char *upstream,
 {
 	struct cache_index_key	bkey, lkey;
 	unsigned char		bbuf[CACHE_INDEX_BLOB_LEN];
-	unsigned char		lbuf[CACHE_INDEX_LINK_LEN];
+	unsigned char		lbuf[CACHE_INDEX_TIME_LEN];
 	MDB_val			bval = { sizeof(bbuf), bbuf };
 	MDB_val			lval = { sizeof(lbuf), lbuf };
 	MDB_txn			*txn;
@@ -987,7 +1330,7 @@ cache_index_blob_commit(struct cache_index *ci, const char *upstream,
 	    digest, CACHE_INDEX_DIGEST_MAX, &lkey) == -1)
 		return -1;
 	cache_index_blob_encode(rec, bbuf);
-	cache_index_link_encode(rec->stored, lbuf);
+	cache_index_time_encode(rec->stored, lbuf);
 
 	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
 		return -1;
@@ -1059,6 +1402,61 @@ fail:
 }
 
 /*
+ * Split "upstream NUL repo NUL last" into NUL-terminated copies in buf;
+ * -1 if the key is not of that shape or a part is over its cap.
+ */
+static int
+cache_index_key_split(const MDB_val *key, char buf[CACHE_INDEX_KEYBUF + 1],
+    size_t lastmax, char **up, char **repo, char **last)
+{
+	size_t	ulen, rlen;
+
+	if (key->mv_size == 0 || key->mv_size > CACHE_INDEX_KEYBUF)
+		return -1;
+	memcpy(buf, key->mv_data, key->mv_size);
+	buf[key->mv_size] = '\0';
+	ulen = strlen(buf);
+	if (ulen == 0 || ulen > CACHE_INDEX_UPSTREAM_MAX ||
+	    ulen + 1 >= key->mv_size)
+		return -1;
+	rlen = strlen(buf + ulen + 1);
+	if (rlen == 0 || rlen > CACHE_INDEX_REPO_MAX ||
+	    ulen + 1 + rlen + 1 >= key->mv_size)
+		return -1;
+	*up = buf;
+	*repo = buf + ulen + 1;
+	*last = *repo + rlen + 1;
+	if (strlen(*last) != key->mv_size - ulen - rlen - 2 ||
+	    strlen(*last) > lastmax)
+		return -1;
+	return 0;
+}
+
+struct cache_index_tag_walk {
+	int	(*cb)(const char *, const char *, const char *,
+		    const struct cache_tag_rec *, void *);
+	void	 *arg;
+};
+
+/* Records that are not of the expected shape are skipped. */
+static int
+cache_index_tag_walk_cb(MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+    void *arg)
+{
+	struct cache_index_tag_walk	*w = arg;
+	struct cache_tag_rec		 rec;
+	char				 kbuf[CACHE_INDEX_KEYBUF + 1];
+	char				*up, *repo, *tag;
+
+	(void)txn;
+	if (cache_index_key_split(key, kbuf, CACHE_INDEX_TAGNAME_MAX, &up,
+	    &repo, &tag) == -1 ||
+	    cache_index_tag_decode("cache_index_tag_scan", val, &rec) == -1)
+		return 0;
+	return w->cb(up, repo, tag, &rec, w->arg) != 0;
+}
+
+/*
  * Walk the tag database (one read transaction); cb gets NUL-terminated
  * copies of upstream, repository and tag and the decoded record.
  */
@@ -1067,53 +1465,408 @@ cache_index_tag_foreach(struct cache_index *ci,
     int (*cb)(const char *, const char *, const char *,
     const struct cache_tag_rec *, void *), void *arg)
 {
-	struct cache_tag_rec	 rec;
-	char			 kbuf[1024], *up, *repo, *tag;
-	MDB_txn			*txn;
-	MDB_cursor		*cur;
-	MDB_val			 key, val;
-	MDB_cursor_op		 op;
-	int			 rc, ret = -1;
+	return cache_index_tag_scan(ci, NULL, 0, cb, arg);
+}
 
+int
+cache_index_tag_scan(struct cache_index *ci, struct cache_index_pos *pos,
+    size_t max, int (*cb)(const char *, const char *, const char *,
+    const struct cache_tag_rec *, void *), void *arg)
+{
+	struct cache_index_tag_walk	w = { cb, arg };
+
+	return cache_index_scan(ci, __func__, ci->ci_tag, pos, max,
+	    cache_index_tag_walk_cb, &w);
+}
+
+struct cache_index_manifest_walk {
+	struct cache_index	*ci;
+	int			(*cb)(const char *, size_t, int64_t, void *);
+	void			*arg;
+};
+
+/* Each manifest with its size and mtime, read in the same snapshot. */
+static int
+cache_index_manifest_walk_cb(MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, void *arg)
+{
+	struct cache_index_manifest_walk	*w = arg;
+	char					 digest[DIGEST_STR_MAX];
+	MDB_val					 k = *key, tv;
+	int64_t					 when = -1;
+	int					 rc;
+
+	if (cache_index_key_digest_copy("cache_index_manifest_scan", key,
+	    digest) == -1)
+		return 0;
+	rc = mdb_get(txn, w->ci->ci_mtime, &k, &tv);
+	if (rc == 0 && cache_index_time_decode("cache_index_manifest_scan",
+	    &tv, &when) == -1)
+		when = -1;
+	else if (rc != 0 && rc != MDB_NOTFOUND) {
+		cache_index_warn(w->ci, "cache_index_manifest_scan",
+		    "mdb_get mtime", rc);
+		return -1;
+	}
+	return w->cb(digest, cache_index_manifest_body(val), when,
+	    w->arg) != 0;
+}
+
+int
+cache_index_manifest_scan(struct cache_index *ci, struct cache_index_pos *pos,
+    size_t max, int (*cb)(const char *, size_t, int64_t, void *), void *arg)
+{
+	struct cache_index_manifest_walk	w = { ci, cb, arg };
+
+	return cache_index_scan(ci, __func__, ci->ci_manifest, pos, max,
+	    cache_index_manifest_walk_cb, &w);
+}
+
+/* Is digest (a key) in dbi, in txn?  1, 0, -1 (logged). */
+static int
+cache_index_has(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    MDB_dbi dbi, MDB_val *key)
+{
+	MDB_val	val;
+	int	rc;
+
+	if ((rc = mdb_get(txn, dbi, key, &val)) == 0)
+		return 1;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	cache_index_warn(ci, fn, "mdb_get", rc);
+	return -1;
+}
+
+struct cache_index_link_walk {
+	struct cache_index	*ci;
+	int			(*cb)(const struct cache_link_ent *, void *);
+	void			*arg;
+};
+
+static int
+cache_index_link_walk_cb(MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, void *arg)
+{
+	struct cache_index_link_walk	*w = arg;
+	struct cache_link_ent		 e;
+	char				 kbuf[CACHE_INDEX_KEYBUF + 1];
+	char				*up, *repo, *digest;
+	MDB_val				 dk;
+
+	if (cache_index_key_split(key, kbuf, CACHE_INDEX_DIGEST_MAX, &up,
+	    &repo, &digest) == -1 ||
+	    cache_index_time_decode("cache_index_link_scan", val,
+	    &e.le_when) == -1)
+		return 0;
+	memcpy(e.le_upstream, up, strlen(up) + 1);
+	memcpy(e.le_repo, repo, strlen(repo) + 1);
+	memcpy(e.le_digest, digest, strlen(digest) + 1);
+	dk.mv_data = e.le_digest;
+	dk.mv_size = strlen(e.le_digest);
+	if ((e.le_has_blob = cache_index_has(w->ci, "cache_index_link_scan",
+	    txn, w->ci->ci_blob, &dk)) == -1 ||
+	    (e.le_has_manifest = cache_index_has(w->ci,
+	    "cache_index_link_scan", txn, w->ci->ci_manifest, &dk)) == -1)
+		return -1;
+	return w->cb(&e, w->arg) != 0;
+}
+
+int
+cache_index_link_scan(struct cache_index *ci, struct cache_index_pos *pos,
+    size_t max, int (*cb)(const struct cache_link_ent *, void *), void *arg)
+{
+	struct cache_index_link_walk	w = { ci, cb, arg };
+
+	return cache_index_scan(ci, __func__, ci->ci_link, pos, max,
+	    cache_index_link_walk_cb, &w);
+}
+
+/* Only tags still as the walk saw them go (see cache_int.h). */
+int
+cache_index_tag_del_many(struct cache_index *ci,
+    const struct cache_tag_ent *v, size_t n, size_t *removed)
+{
+	struct cache_index_key		k;
+	struct cache_index_delta	d = { 0, 0 };
+	struct cache_tag_rec		cur;
+	MDB_txn				*txn;
+	MDB_val				 val;
+	size_t				 i, nrm = 0;
+	int				 rc;
+
+	*removed = 0;
+	if (n == 0)
+		return 0;
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (cache_index_key_repo(ci, __func__, v[i].te_upstream,
+		    v[i].te_repo, "tag", v[i].te_tag, CACHE_INDEX_TAGNAME_MAX,
+		    &k) == -1)
+			continue;
+		rc = mdb_get(txn, ci->ci_tag, &k.k_val, &val);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0)
+			goto fail;
+		if (cache_index_tag_decode(__func__, &val, &cur) == -1 ||
+		    cur.validated != v[i].te_rec.validated ||
+		    strcmp(cur.digest, v[i].te_rec.digest) != 0)
+			continue;
+		d.d_negatives -= cache_index_tag_val_negative(&val);
+		if ((rc = mdb_del(txn, ci->ci_tag, &k.k_val, NULL)) != 0)
+			goto fail;
+		nrm++;
+	}
+	if (cache_index_commit_counted(ci, __func__, txn, &d) == -1)
+		return -1;
+	*removed = nrm;
+	return 0;
+fail:
+	cache_index_warn(ci, __func__, "mdb_get/mdb_del tag", rc);
+	mdb_txn_abort(txn);
+	return -1;
+}
+
+/*
+ * One manifest in the removal transaction: 1 removed (*body set), 0 kept
+ * (mtime after cutoff, gone already, or just stamped), -1 error.
+ */
+static int
+cache_index_manifest_expire(struct cache_index *ci, const char *fn,
+    MDB_txn *txn, MDB_val *key, int64_t cutoff, int64_t now,
+    struct cache_index_delta *d, size_t *body)
+{
+	MDB_val	tv;
+	int64_t	when;
+	int	rc;
+
+	if ((rc = cache_index_has(ci, fn, txn, ci->ci_manifest, key)) != 1)
+		return rc;
+	rc = mdb_get(txn, ci->ci_mtime, key, &tv);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		cache_index_warn(ci, fn, "mdb_get mtime", rc);
+		return -1;
+	}
+	if (rc == MDB_NOTFOUND ||
+	    cache_index_time_decode(fn, &tv, &when) == -1)
+		return cache_index_mtime_put(ci, fn, txn, key, now);
+	if (when > cutoff)
+		return 0;
+	rc = cache_index_manifest_remove(ci, fn, txn, key, d, body);
+	return rc == 0 ? 1 : rc == 1 ? 0 : -1;
+}
+
+int
+cache_index_manifest_del_many(struct cache_index *ci, char *const *digests,
+    size_t n, int64_t cutoff, int64_t now, size_t *removed, uint64_t *bytes)
+{
+	struct cache_index_key		k;
+	struct cache_index_delta	d = { 0, 0 };
+	MDB_txn				*txn;
+	size_t				 i, nrm = 0, body;
+	uint64_t			 nbytes = 0;
+	int				 rc;
+
+	*removed = 0;
+	*bytes = 0;
+	if (n == 0)
+		return 0;
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (cache_index_key_digest(__func__, digests[i], &k) == -1)
+			continue;
+		body = 0;
+		if ((rc = cache_index_manifest_expire(ci, __func__, txn,
+		    &k.k_val, cutoff, now, &d, &body)) == -1) {
+			mdb_txn_abort(txn);
+			return -1;
+		}
+		nrm += (size_t)rc;
+		nbytes += body;
+	}
+	if (cache_index_commit_counted(ci, __func__, txn, &d) == -1)
+		return -1;
+	*removed = nrm;
+	*bytes = nbytes;
+	return 0;
+}
+
+/* Only links whose digest is neither a blob nor a manifest now go. */
+int
+cache_index_link_del_orphans(struct cache_index *ci,
+    const struct cache_link_ent *v, size_t n, size_t *removed)
+{
+	struct cache_index_key	k, dk;
+	MDB_txn			*txn;
+	size_t			 i, nrm = 0;
+	int			 rc;
+
+	*removed = 0;
+	if (n == 0)
+		return 0;
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (cache_index_key_repo(ci, __func__, v[i].le_upstream,
+		    v[i].le_repo, "digest", v[i].le_digest,
+		    CACHE_INDEX_DIGEST_MAX, &k) == -1 ||
+		    cache_index_key_digest(__func__, v[i].le_digest, &dk) == -1)
+			continue;
+		if ((rc = cache_index_has(ci, __func__, txn, ci->ci_blob,
+		    &dk.k_val)) == 0)
+			rc = cache_index_has(ci, __func__, txn,
+			    ci->ci_manifest, &dk.k_val);
+		if (rc == -1)
+			goto fail;
+		if (rc == 1)
+			continue;
+		/* Neither blob nor manifest: its origin goes too. */
+		if ((rc = mdb_del(txn, ci->ci_origin, &dk.k_val, NULL)) != 0 &&
+		    rc != MDB_NOTFOUND) {
+			cache_index_warn(ci, __func__, "mdb_del origin", rc);
+			goto fail;
+		}
+		rc = mdb_del(txn, ci->ci_link, &k.k_val, NULL);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0) {
+			cache_index_warn(ci, __func__, "mdb_del link", rc);
+			goto fail;
+		}
+		nrm++;
+	}
+	if (cache_index_commit(ci, __func__, txn) == -1)
+		return -1;
+	*removed = nrm;
+	return 0;
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}
+
+/* Entries and pages in use of one database, added to *pages. */
+static int
+cache_index_dbstat(struct cache_index *ci, MDB_txn *txn, MDB_dbi dbi,
+    uint64_t *entries, uint64_t *pages, unsigned int *psize)
+{
+	MDB_stat	st;
+	int		rc;
+
+	if ((rc = mdb_stat(txn, dbi, &st)) != 0) {
+		cache_index_warn(ci, "cache_index_stat", "mdb_stat", rc);
+		return -1;
+	}
+	if (entries != NULL)
+		*entries = st.ms_entries;
+	*pages += st.ms_branch_pages + st.ms_leaf_pages +
+	    st.ms_overflow_pages;
+	*psize = st.ms_psize;
+	return 0;
+}
+
+/*
+ * LMDB's statistics, no scan: entries per database, and the pages in use
+ * (every named database and the main one that lists them; free pages are
+ * not in use).  Manifests live in those pages, so is_bytes includes them.
+ */
+int
+cache_index_stat(struct cache_index *ci, struct cache_index_stat *st)
+{
+	MDB_txn		*txn;
+	MDB_stat	 env;
+	uint64_t	 pages = 0;
+	unsigned int	 psize = 4096;
+	int		 rc;
+
+	memset(st, 0, sizeof(*st));
 	if (cache_index_begin(ci, __func__, MDB_RDONLY, &txn) == -1)
 		return -1;
-	if ((rc = mdb_cursor_open(txn, ci->ci_tag, &cur)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_cursor_open", rc);
-		mdb_txn_abort(txn);
-		return -1;
-	}
-	for (op = MDB_FIRST;; op = MDB_NEXT) {
-		rc = mdb_cursor_get(cur, &key, &val, op);
-		if (rc == MDB_NOTFOUND) {
-			ret = 0;
-			break;
-		}
-		if (rc != 0) {
-			cache_index_warn(ci, __func__, "mdb_cursor_get", rc);
-			break;
-		}
-		if (key.mv_size == 0 || key.mv_size >= sizeof(kbuf))
-			continue;
-		memcpy(kbuf, key.mv_data, key.mv_size);
-		kbuf[key.mv_size] = '\0';
-		up = kbuf;
-		if ((repo = memchr(kbuf, '\0', key.mv_size)) == NULL ||
-		    (size_t)(repo - kbuf) + 1 >= key.mv_size)
-			continue;
-		repo++;
-		tag = repo + strlen(repo) + 1;
-		if ((size_t)(tag - kbuf) >= key.mv_size)
-			continue;
-		if (cache_index_tag_decode(__func__, &val, &rec) == -1)
-			continue;
-		if (cb(up, repo, tag, &rec, arg) != 0) {
-			ret = 0;
-			break;
-		}
-	}
-	mdb_cursor_close(cur);
+	rc = cache_index_dbstat(ci, txn, ci->ci_blob, &st->is_blobs, &pages,
+	    &psize) == -1 || cache_index_dbstat(ci, txn, ci->ci_manifest,
+	    &st->is_manifests, &pages, &psize) == -1 ||
+	    cache_index_dbstat(ci, txn, ci->ci_tag, &st->is_tags, &pages,
+	    &psize) == -1 || cache_index_dbstat(ci, txn, ci->ci_link,
+	    &st->is_links, &pages, &psize) == -1 ||
+	    cache_index_dbstat(ci, txn, ci->ci_mtime, NULL, &pages,
+	    &psize) == -1 || cache_index_dbstat(ci, txn, ci->ci_meta, NULL,
+	    &pages, &psize) == -1 ? -1 : 0;
 	mdb_txn_abort(txn);
-	return ret;
+	if (rc == 0 && (rc = mdb_env_stat(ci->ci_env, &env)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_env_stat", rc);
+		rc = -1;
+	}
+	if (rc != 0)
+		return -1;
+	pages += env.ms_branch_pages + env.ms_leaf_pages +
+	    env.ms_overflow_pages;
+	st->is_bytes = pages * psize;
+	pthread_mutex_lock(&ci->ci_mtx);
+	st->is_negatives = ci->ci_negatives > 0 ?
+	    (uint64_t)ci->ci_negatives : 0;
+	st->is_manifest_bytes = ci->ci_manifest_bytes > 0 ?
+	    (uint64_t)ci->ci_manifest_bytes : 0;
+	st->is_max_negative = ci->ci_max_negative;
+	st->is_neg_refused = ci->ci_neg_refused;
+	pthread_mutex_unlock(&ci->ci_mtx);
+	return 0;
+}
+
+static int
+cache_index_count_neg_cb(MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, void *arg)
+{
+	(void)txn;
+	(void)key;
+	*(int64_t *)arg += cache_index_tag_val_negative(val);
+	return 0;
+}
+
+static int
+cache_index_count_bytes_cb(MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, void *arg)
+{
+	(void)txn;
+	(void)key;
+	*(int64_t *)arg += (int64_t)cache_index_manifest_body(val);
+	return 0;
+}
+
+/*
+ * Count the totals in one snapshot.  The snapshot is taken, and the
+ * totals read, under the mutex that every counted commit holds: what this
+ * process commits later is the difference of the totals since, and is
+ * added to what the snapshot shows.  What another process removed is in
+ * the snapshot, which is the point.
+ */
+int
+cache_index_recount(struct cache_index *ci)
+{
+	MDB_txn		*txn;
+	int64_t		 neg0, bytes0, neg = 0, bytes = 0;
+	int		 rc;
+
+	pthread_mutex_lock(&ci->ci_mtx);
+	rc = cache_index_begin(ci, __func__, MDB_RDONLY, &txn);
+	neg0 = ci->ci_negatives;
+	bytes0 = ci->ci_manifest_bytes;
+	pthread_mutex_unlock(&ci->ci_mtx);
+	if (rc == -1)
+		return -1;
+	rc = cache_index_walk(ci, __func__, txn, ci->ci_tag, NULL, 0,
+	    cache_index_count_neg_cb, &neg) == -1 ||
+	    cache_index_walk(ci, __func__, txn, ci->ci_manifest, NULL, 0,
+	    cache_index_count_bytes_cb, &bytes) == -1 ? -1 : 0;
+	mdb_txn_abort(txn);
+	if (rc == -1)
+		return -1;
+	pthread_mutex_lock(&ci->ci_mtx);
+	ci->ci_negatives = neg + (ci->ci_negatives - neg0);
+	ci->ci_manifest_bytes = bytes + (ci->ci_manifest_bytes - bytes0);
+	pthread_mutex_unlock(&ci->ci_mtx);
+	return 0;
 }
 
 /* Small named records (JSON text): a malloc'd NUL-terminated copy. */

@@ -8,6 +8,9 @@
  *
  *   blob      digest string            -> struct cache_blob_rec
  *   manifest  digest string            -> media type NUL bytes
+ *   mtime     digest string            -> int64 time a manifest was last
+ *                                         stored or had a tag validated to
+ *                                         it (gc's grace starts there)
  *   tag       upstream NUL repo NUL tag -> struct cache_tag_rec
  *   link      upstream NUL repo NUL digest -> int64 time linked
  *   origin    digest string            -> upstream name (isolate = yes)
@@ -17,6 +20,13 @@
  * -1 LMDB error (already logged with mdb_strerror).  Thread-safe (LMDB
  * handles its own locking; MDB_NOTLS is used so read transactions are not
  * tied to threads).
+ *
+ * Two totals are kept in memory beside the index, for the budget and the
+ * negative-entry cap without a scan per request: the number of negative
+ * tags and the bytes of stored manifests.  They are counted at open and
+ * changed by every write that changes them, under one mutex held across
+ * the commit, so they are exact within a process; cache_index_recount()
+ * corrects them for what another process ("regmirror cache gc") removed.
  */
 #ifndef CACHE_CACHE_INT_H
 #define CACHE_CACHE_INT_H
@@ -24,7 +34,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/cache.h"
 #include "common/digest.h"
+
+/* Component caps; the whole key must also fit mdb_env_get_maxkeysize(). */
+#define CACHE_INDEX_UPSTREAM_MAX	255
+#define CACHE_INDEX_REPO_MAX		255
+#define CACHE_INDEX_TAGNAME_MAX		128
+#define CACHE_INDEX_DIGEST_MAX		(DIGEST_STR_MAX - 1)
+/* LMDB's default MDB_MAXKEYSIZE; composite keys are built in this. */
+#define CACHE_INDEX_KEYBUF		511
 
 struct cache_index;
 
@@ -36,8 +55,50 @@ struct cache_blob_rec {
 };
 
 struct cache_tag_rec {
-	char		digest[DIGEST_STR_MAX];
+	char		digest[DIGEST_STR_MAX];	/* or CACHE_TAG_NEGATIVE */
 	int64_t		validated;	/* unix seconds of last upstream check */
+};
+
+/* A tag with its key, as a walk saw it (batched removal). */
+struct cache_tag_ent {
+	char			te_upstream[CACHE_INDEX_UPSTREAM_MAX + 1];
+	char			te_repo[CACHE_INDEX_REPO_MAX + 1];
+	char			te_tag[CACHE_INDEX_TAGNAME_MAX + 1];
+	struct cache_tag_rec	te_rec;
+};
+
+/* A link with its key; has_blob and has_manifest say what the digest is
+ * in the index (in the walk's snapshot). */
+struct cache_link_ent {
+	char		le_upstream[CACHE_INDEX_UPSTREAM_MAX + 1];
+	char		le_repo[CACHE_INDEX_REPO_MAX + 1];
+	char		le_digest[DIGEST_STR_MAX];
+	int64_t		le_when;
+	int		le_has_blob;
+	int		le_has_manifest;
+};
+
+/*
+ * Where a batched walk resumes: the next key to visit, copied out of the
+ * map.  Zero it to start from the first key; ip_done is set at the end.
+ */
+struct cache_index_pos {
+	unsigned char	ip_key[CACHE_INDEX_KEYBUF];
+	size_t		ip_len;
+	int		ip_done;
+};
+
+/* Entries and sizes, from LMDB's own statistics (no scan). */
+struct cache_index_stat {
+	uint64_t	is_blobs;
+	uint64_t	is_manifests;
+	uint64_t	is_tags;		/* negative ones included */
+	uint64_t	is_links;
+	uint64_t	is_bytes;		/* pages in use x page size */
+	uint64_t	is_negatives;		/* the in-memory totals */
+	uint64_t	is_manifest_bytes;
+	uint64_t	is_max_negative;
+	uint64_t	is_neg_refused;		/* at the cap, since open */
 };
 
 /* Open (creating) the environment in dir (which must exist). */
@@ -71,10 +132,18 @@ int	cache_index_manifest_exists(struct cache_index *, const char *digest);
 
 int	cache_index_tag_get(struct cache_index *, const char *upstream,
 	    const char *repo, const char *tag, struct cache_tag_rec *out);
+/*
+ * A negative record (digest CACHE_TAG_NEGATIVE) that would be a new one
+ * while the index holds max_negative of them is not stored, and the
+ * tag's positive record, if any, is removed (upstream said 404): 1.  A
+ * positive record also restarts its manifest's grace (mtime = validated).
+ */
 int	cache_index_tag_put(struct cache_index *, const char *upstream,
 	    const char *repo, const char *tag, const struct cache_tag_rec *);
 int	cache_index_tag_del(struct cache_index *, const char *upstream,
 	    const char *repo, const char *tag);
+/* The cap on negative records (default: none); cache_open() sets it. */
+void	cache_index_set_max_negative(struct cache_index *, uint64_t);
 
 int	cache_index_link_get(struct cache_index *, const char *upstream,
 	    const char *repo, const char *digest);
@@ -83,9 +152,9 @@ int	cache_index_link_put(struct cache_index *, const char *upstream,
 
 /*
  * One transaction for a fetched manifest: store the manifest (if absent),
- * link it to (upstream, repo), when tag != NULL point the tag at it with
- * validated = now, and record its origin (NULL: shared; else the name of
- * the isolated upstream the bytes came from).
+ * set its mtime to now, link it to (upstream, repo), when tag != NULL
+ * point the tag at it with validated = now, and record its origin (NULL:
+ * shared; else the name of the isolated upstream the bytes came from).
  */
 int	cache_index_manifest_commit(struct cache_index *, const char *upstream,
 	    const char *repo, const char *tag, const char *digest,
@@ -107,10 +176,55 @@ int	cache_index_tag_foreach(struct cache_index *,
 	    int (*cb)(const char *upstream, const char *repo, const char *tag,
 	    const struct cache_tag_rec *, void *), void *arg);
 
+/*
+ * Batched walks for gc: at most max records (0: all) from *pos, in one
+ * read transaction; *pos is advanced for the next call.  Callbacks get
+ * copies and may write to the index; nonzero from cb stops the walk.
+ */
+int	cache_index_tag_scan(struct cache_index *, struct cache_index_pos *,
+	    size_t max, int (*cb)(const char *upstream, const char *repo,
+	    const char *tag, const struct cache_tag_rec *, void *), void *arg);
+/* when: the manifest's mtime, -1 if it has none (written before mtime). */
+int	cache_index_manifest_scan(struct cache_index *,
+	    struct cache_index_pos *, size_t max, int (*cb)(const char *digest,
+	    size_t len, int64_t when, void *), void *arg);
+int	cache_index_link_scan(struct cache_index *, struct cache_index_pos *,
+	    size_t max, int (*cb)(const struct cache_link_ent *, void *),
+	    void *arg);
+
+/*
+ * Batched removal, one write transaction each (keep n small: the writer
+ * lock is held for it).  Each record is checked again inside the
+ * transaction, so that what changed since the walk saw it is kept:
+ *  - tags: only if digest and validated are still as seen;
+ *  - manifests: only if their mtime is at or before cutoff; one with no
+ *    mtime (written by an older version) is given mtime = now instead, so
+ *    that it gets a whole grace period;
+ *  - links: only if their digest is neither a blob nor a manifest.
+ * *removed (and *bytes: manifest bytes) count what went.  0 or -1.
+ */
+int	cache_index_tag_del_many(struct cache_index *,
+	    const struct cache_tag_ent *, size_t n, size_t *removed);
+int	cache_index_manifest_del_many(struct cache_index *,
+	    char *const *digests, size_t n, int64_t cutoff, int64_t now,
+	    size_t *removed, uint64_t *bytes);
+int	cache_index_link_del_orphans(struct cache_index *,
+	    const struct cache_link_ent *, size_t n, size_t *removed);
+
+/* Entries per database, pages in use, the in-memory totals. */
+int	cache_index_stat(struct cache_index *, struct cache_index_stat *);
+/* Count negative tags and manifest bytes again (see the top). */
+int	cache_index_recount(struct cache_index *);
+
 /* Small named records in the "meta" database (malloc'd copy). */
 int	cache_index_meta_get(struct cache_index *, const char *key, char **val);
 int	cache_index_meta_put(struct cache_index *, const char *key,
 	    const char *val);
+
+/* cache_admin.c: end the manager thread (cache_close() does). */
+void	 cache_manager_stop(void);
+/* [cache] max_size, for du in the daemon and the CLI alike. */
+void	 cache_budget_set(uint64_t max_bytes);
 
 /* cache_store.c */
 extern struct cache_index *cache_idx;

@@ -172,6 +172,8 @@ cache_open(const struct config *cfg)
 		return -1;
 	}
 	free(p);
+	cache_index_set_max_negative(cache_idx, (uint64_t)cfg->max_negative);
+	cache_budget_set(cfg->max_size);
 	log_info("cache: %s", cache_root);
 	return 0;
 }
@@ -195,12 +197,15 @@ cache_open_shared(const struct config *cfg)
 		return -1;
 	}
 	free(p);
+	cache_index_set_max_negative(cache_idx, (uint64_t)cfg->max_negative);
+	cache_budget_set(cfg->max_size);
 	return 0;
 }
 
 void
 cache_close(void)
 {
+	cache_manager_stop();
 	if (cache_idx != NULL)
 		cache_index_close(cache_idx);
 	cache_idx = NULL;
@@ -378,7 +383,7 @@ cache_tags_of_cb(const char *up, const char *repo, const char *tag,
 	struct cache_tags_of	*t = arg;
 
 	if (strcmp(up, t->upstream) == 0 && strcmp(repo, t->repo) == 0 &&
-	    strcmp(rec->digest, "-") != 0)
+	    strcmp(rec->digest, CACHE_TAG_NEGATIVE) != 0)
 		t->cb(tag, rec->digest, t->arg);
 	return 0;
 }

@@ -65,6 +65,10 @@ enum config_key_id {
 	CONFIG_K_CACHE_DIR,
 	CONFIG_K_MAX_SIZE,
 	CONFIG_K_CACHE_TAG_TTL,
+	CONFIG_K_TAG_MAX_AGE,
+	CONFIG_K_MAX_NEGATIVE,
+	CONFIG_K_GC_INTERVAL,
+	CONFIG_K_GC_GRACE,
 	CONFIG_K_URL,
 	CONFIG_K_ALIASES,
 	CONFIG_K_DEFAULT,
@@ -132,6 +136,10 @@ static const struct config_key {
 	[CONFIG_K_CACHE_DIR] = { CONFIG_SECT_CACHE, "dir", 0 },
 	[CONFIG_K_MAX_SIZE] = { CONFIG_SECT_CACHE, "max_size", 0 },
 	[CONFIG_K_CACHE_TAG_TTL] = { CONFIG_SECT_CACHE, "tag_ttl", 0 },
+	[CONFIG_K_TAG_MAX_AGE] = { CONFIG_SECT_CACHE, "tag_max_age", 0 },
+	[CONFIG_K_MAX_NEGATIVE] = { CONFIG_SECT_CACHE, "max_negative", 0 },
+	[CONFIG_K_GC_INTERVAL] = { CONFIG_SECT_CACHE, "gc_interval", 0 },
+	[CONFIG_K_GC_GRACE] = { CONFIG_SECT_CACHE, "gc_grace", 0 },
 	[CONFIG_K_URL] = { CONFIG_SECT_UPSTREAM, "url", 1 },
 	[CONFIG_K_ALIASES] = { CONFIG_SECT_UPSTREAM, "aliases", 1 },
 	[CONFIG_K_DEFAULT] = { CONFIG_SECT_UPSTREAM, "default", 0 },
@@ -1073,6 +1081,18 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 		return 0;
 	case CONFIG_K_CACHE_TAG_TTL:
 		return config_duration_key(p, key, value, 0, &cf->tag_ttl);
+	case CONFIG_K_TAG_MAX_AGE:
+		return config_duration_key(p, key, value, 0, &cf->tag_max_age);
+	case CONFIG_K_MAX_NEGATIVE:
+		if ((level = config_parse_small(value, 10000000)) < 0)
+			return config_error(p, "bad max_negative '%s' (want "
+			    "0..10000000 entries)", value);
+		cf->max_negative = level;
+		return 0;
+	case CONFIG_K_GC_INTERVAL:
+		return config_duration_key(p, key, value, 1, &cf->gc_interval);
+	case CONFIG_K_GC_GRACE:
+		return config_duration_key(p, key, value, 0, &cf->gc_grace);
 	case CONFIG_K_URL:
 		return config_set_urls(p, value);
 	case CONFIG_K_ALIASES:
@@ -1486,6 +1506,10 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	cf->log_level = xstrdup("info");
 	cf->max_header_size = 16 * 1024;
 	cf->tag_ttl = 300;
+	cf->tag_max_age = 30 * 86400;
+	cf->max_negative = 10000;
+	cf->gc_interval = 300;
+	cf->gc_grace = 3600;
 	cf->connect_timeout = 5;
 	cf->first_byte_timeout = 30;
 	cf->idle_timeout = 60;

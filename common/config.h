@@ -107,6 +107,11 @@ struct config {
 	uint64_t		 max_size;	/* 0 = unlimited */
 	long			 tag_ttl;	/* seconds, default 300 */
 	uint64_t		 max_blob_size;	/* default 64G */
+	/* The index's lifecycle (cache/cache_gc.c). */
+	long			 tag_max_age;	/* seconds, 30d; 0: never */
+	long			 max_negative;	/* default 10000 */
+	long			 gc_interval;	/* seconds, default 5m */
+	long			 gc_grace;	/* seconds, default 1h */
 
 	long			 connect_timeout;	/* default 5s */
 	long			 first_byte_timeout;	/* default 30s */

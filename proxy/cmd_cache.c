@@ -90,12 +90,14 @@ cmd_ls_tag_cb(const char *up, const char *repo, const char *tag,
 	if (a != NULL) {
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}",
 		    "upstream", up, "repository", repo, "tag", tag,
-		    "digest", strcmp(rec->digest, "-") == 0 ? "" : rec->digest,
-		    "validated", (json_int_t)rec->validated));
+		    "digest", strcmp(rec->digest, CACHE_TAG_NEGATIVE) == 0 ?
+		    "" : rec->digest, "validated",
+		    (json_int_t)rec->validated));
 		return 0;
 	}
 	printf("tag   %s/%s:%s -> %s\n", up, repo, tag,
-	    strcmp(rec->digest, "-") == 0 ? "(not found upstream)" :
+	    strcmp(rec->digest, CACHE_TAG_NEGATIVE) == 0 ?
+	    "(not found upstream)" :
 	    rec->digest);
 	return 0;
 }
@@ -118,30 +120,47 @@ cmd_ls(struct cmd_opts *o)
 	return 0;
 }
 
+/* The same fields as GET /api/v1/cache (proxy_admin.c). */
 static int
 cmd_du(struct cmd_opts *o)
 {
 	struct cache_du	du;
-	char		a[32], b[32], c[32];
+	char		a[32], b[32], c[32], m[32], x[32], u[32];
 
 	if (cache_du(&du) != 0)
 		return 1;
 	if (o->json) {
-		cmd_json_print(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
-		    "blobs", (json_int_t)du.blobs, "bytes",
-		    (json_int_t)du.bytes, "pinned_blobs",
+		cmd_json_print(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		    "s:I,s:I,s:I,s:I,s:I}", "blobs", (json_int_t)du.blobs,
+		    "bytes", (json_int_t)du.bytes, "pinned_blobs",
 		    (json_int_t)du.pinned_blobs, "pinned_bytes",
 		    (json_int_t)du.pinned_bytes, "tags", (json_int_t)du.tags,
-		    "max_bytes", (json_int_t)du.max_bytes));
+		    "max_bytes", (json_int_t)du.max_bytes, "manifests",
+		    (json_int_t)du.manifests, "manifest_bytes",
+		    (json_int_t)du.manifest_bytes, "negative_tags",
+		    (json_int_t)du.negative_tags, "max_negative",
+		    (json_int_t)du.max_negative, "links",
+		    (json_int_t)du.links, "index_bytes",
+		    (json_int_t)du.index_bytes, "used_bytes",
+		    (json_int_t)du.used_bytes));
 		return 0;
 	}
 	cmd_human(du.bytes, a, sizeof(a));
 	cmd_human(du.pinned_bytes, b, sizeof(b));
 	cmd_human(du.max_bytes, c, sizeof(c));
-	printf("%llu blobs, %s (%llu bytes); pinned: %llu blobs, %s; "
-	    "%llu tags; max_size %s\n", (unsigned long long)du.blobs, a,
-	    (unsigned long long)du.bytes, (unsigned long long)du.pinned_blobs,
-	    b, (unsigned long long)du.tags, du.max_bytes ? c : "unlimited");
+	cmd_human(du.manifest_bytes, m, sizeof(m));
+	cmd_human(du.index_bytes, x, sizeof(x));
+	cmd_human(du.used_bytes, u, sizeof(u));
+	printf("%llu blobs, %s (%llu bytes); pinned: %llu blobs, %s\n"
+	    "%llu manifests, %s; %llu tags; %llu negative entries (max "
+	    "%llu); %llu links\nindex %s; used %s of max_size %s\n",
+	    (unsigned long long)du.blobs, a, (unsigned long long)du.bytes,
+	    (unsigned long long)du.pinned_blobs, b,
+	    (unsigned long long)du.manifests, m, (unsigned long long)du.tags,
+	    (unsigned long long)du.negative_tags,
+	    (unsigned long long)du.max_negative,
+	    (unsigned long long)du.links, x, u,
+	    du.max_bytes ? c : "unlimited");
 	return 0;
 }
 
@@ -175,22 +194,30 @@ cmd_verify(struct cmd_opts *o)
 	return bad > 0 ? 3 : 0;
 }
 
+/* "removed" and "bytes" are blobs, as before manifests were collected. */
 static int
-cmd_gc(struct cmd_opts *o)
+cmd_gc(const struct config *cfg, struct cmd_opts *o)
 {
-	size_t		removed;
-	uint64_t	bytes;
+	struct cache_gc_opts	g = { cfg, o->grace, 1, o->dry_run };
+	struct cache_gc_result	r;
 
-	if (cache_gc(o->grace, o->dry_run, &removed, &bytes) != 0)
+	if (cache_gc(&g, &r) != 0)
 		return 1;
 	if (o->json)
-		cmd_json_print(json_pack("{s:I,s:I,s:b}", "removed",
-		    (json_int_t)removed, "bytes", (json_int_t)bytes,
-		    "dry_run", o->dry_run));
+		cmd_json_print(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}",
+		    "removed", (json_int_t)r.blobs, "bytes",
+		    (json_int_t)r.blob_bytes, "manifests",
+		    (json_int_t)r.manifests, "manifest_bytes",
+		    (json_int_t)r.manifest_bytes, "tags", (json_int_t)r.tags,
+		    "negative_tags", (json_int_t)r.negatives, "links",
+		    (json_int_t)r.links, "dry_run", o->dry_run));
 	else
-		printf("%s%zu blobs, %llu bytes\n", o->dry_run ?
-		    "would remove " : "removed ", removed,
-		    (unsigned long long)bytes);
+		printf("%s%zu blobs, %llu bytes; %zu manifests, %llu bytes; "
+		    "%zu tags; %zu negative entries; %zu links\n",
+		    o->dry_run ? "would remove " : "removed ", r.blobs,
+		    (unsigned long long)r.blob_bytes, r.manifests,
+		    (unsigned long long)r.manifest_bytes, r.tags, r.negatives,
+		    r.links);
 	return 0;
 }
 
@@ -288,7 +315,8 @@ cmd_pin_one(const struct config *cfg, const char *arg, int64_t until,
 	if (ri.digest != NULL)
 		snprintf(digest, sizeof(digest), "%s", ri.digest);
 	else if (cache_tag_get(cu->name, repo, ri.tag != NULL ? ri.tag :
-	    "latest", digest, &validated) != 0 || strcmp(digest, "-") == 0) {
+	    "latest", digest, &validated) != 0 ||
+	    strcmp(digest, CACHE_TAG_NEGATIVE) == 0) {
 		fprintf(stderr, "%s: not cached\n", arg);
 		free(repo);
 		ref_image_fini(&ri);
@@ -343,7 +371,7 @@ cmd_cache(const struct config *cfg, int argc, char **argv)
 	}
 	sub = argv[0];
 	memset(&o, 0, sizeof(o));
-	o.grace = 3600;
+	o.grace = cfg->gc_grace;
 	o.args = xcalloc((size_t)argc, sizeof(*o.args));
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -376,7 +404,7 @@ cmd_cache(const struct config *cfg, int argc, char **argv)
 	else if (strcmp(sub, "verify") == 0)
 		rc = cmd_verify(&o);
 	else if (strcmp(sub, "gc") == 0)
-		rc = cmd_gc(&o);
+		rc = cmd_gc(cfg, &o);
 	else if (strcmp(sub, "evict") == 0)
 		rc = cmd_evict(&o);
 	else if (strcmp(sub, "pin") == 0)

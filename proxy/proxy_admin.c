@@ -6,7 +6,9 @@
  *	GET /healthz		200 {"status":"ok"} while the process serves
  *	GET /readyz		200 once listeners and cache are up
  *	GET /metrics		counters (common/metrics.h) and cache gauges
- *	GET /api/v1/cache	blobs, bytes, pinned, tags, budget (JSON)
+ *	GET /api/v1/cache	blobs, manifests, tags, negative entries,
+ *				links, index size, budget (JSON; the fields
+ *				of "regmirror cache du --json")
  *	POST /api/v1/prefetch, GET /api/v1/jobs[/ID]	(proxy_prefetch.c)
  */
 #include "autoconf.h"
@@ -42,6 +44,51 @@ proxy_admin_json(struct evhttp_request *req, int status, json_t *j)
 }
 
 static void
+proxy_admin_sample(struct evbuffer *b, const char *name, const char *type,
+    const char *help, uint64_t v)
+{
+	evbuffer_add_printf(b, "# HELP regmirror_%s %s\n# TYPE regmirror_%s "
+	    "%s\nregmirror_%s %llu\n", name, help, name, type, name,
+	    (unsigned long long)v);
+}
+
+/* Cache figures that cost no walk of the index (cache_stats()). */
+static void
+proxy_admin_cache_gauges(struct evbuffer *b)
+{
+	struct cache_stats	s;
+
+	proxy_admin_sample(b, "cache_bytes", "gauge", "Bytes of stored blobs",
+	    cache_usage_bytes());
+	proxy_admin_sample(b, "cache_max_bytes", "gauge",
+	    "The byte budget (0: unlimited)", cache_budget_bytes());
+	if (cache_stats(&s) != 0)
+		return;
+	proxy_admin_sample(b, "cache_blobs", "gauge", "Stored blobs",
+	    s.blobs);
+	proxy_admin_sample(b, "cache_manifests", "gauge", "Stored manifests",
+	    s.manifests);
+	proxy_admin_sample(b, "cache_manifest_bytes", "gauge",
+	    "Bytes of stored manifests", s.manifest_bytes);
+	proxy_admin_sample(b, "cache_tags", "gauge", "Cached tags",
+	    s.tags);
+	proxy_admin_sample(b, "cache_negative_tags", "gauge",
+	    "Remembered upstream 404s for tags", s.negative_tags);
+	proxy_admin_sample(b, "cache_max_negative", "gauge",
+	    "The cap on remembered 404s", s.max_negative);
+	proxy_admin_sample(b, "cache_negative_refused_total", "counter",
+	    "Upstream 404s not remembered: at the cap", s.negative_refused);
+	proxy_admin_sample(b, "cache_links", "gauge",
+	    "Repository links (which repository holds which digest)",
+	    s.links);
+	proxy_admin_sample(b, "cache_index_bytes", "gauge",
+	    "Index pages in use (manifests, tags, links)", s.index_bytes);
+	proxy_admin_sample(b, "cache_used_bytes", "gauge",
+	    "Blobs plus index: what max_size is compared with",
+	    s.used_bytes);
+}
+
+static void
 proxy_admin_metrics(struct evhttp_request *req)
 {
 	struct evbuffer	*b = evbuffer_new();
@@ -52,14 +99,7 @@ proxy_admin_metrics(struct evhttp_request *req)
 		    "# TYPE regmirror_%s counter\nregmirror_%s %llu\n",
 		    metric_name(m), metric_help(m), metric_name(m),
 		    metric_name(m), (unsigned long long)metric_get(m));
-	evbuffer_add_printf(b, "# HELP regmirror_cache_bytes Bytes of "
-	    "stored blobs\n# TYPE regmirror_cache_bytes gauge\n"
-	    "regmirror_cache_bytes %llu\n",
-	    (unsigned long long)cache_usage_bytes());
-	evbuffer_add_printf(b, "# HELP regmirror_cache_max_bytes The byte "
-	    "budget (0: unlimited)\n# TYPE regmirror_cache_max_bytes gauge\n"
-	    "regmirror_cache_max_bytes %llu\n",
-	    (unsigned long long)cache_budget_bytes());
+	proxy_admin_cache_gauges(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, NULL, b);
@@ -102,13 +142,21 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 			return;
 		}
 		proxy_admin_json(req, 200, json_pack(
-		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "blobs",
+		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		    "s:I}", "blobs",
 		    (json_int_t)du.blobs, "bytes", (json_int_t)du.bytes,
 		    "pinned_blobs", (json_int_t)du.pinned_blobs,
 		    "pinned_bytes", (json_int_t)du.pinned_bytes,
 		    "tags", (json_int_t)du.tags, "max_bytes",
 		    (json_int_t)du.max_bytes, "disk_full_pass_throughs",
-		    (json_int_t)cache_fill_spills()));
+		    (json_int_t)cache_fill_spills(), "manifests",
+		    (json_int_t)du.manifests, "manifest_bytes",
+		    (json_int_t)du.manifest_bytes, "negative_tags",
+		    (json_int_t)du.negative_tags, "max_negative",
+		    (json_int_t)du.max_negative, "links",
+		    (json_int_t)du.links, "index_bytes",
+		    (json_int_t)du.index_bytes, "used_bytes",
+		    (json_int_t)du.used_bytes));
 	} else
 		proxy_admin_json(req, 404, json_pack("{s:s}", "error",
 		    "not found"));

@@ -93,8 +93,7 @@ struct proxy_mfetch {
 static void	proxy_manifest_fetch(struct proxy_req *, int revalidate,
 		    const char *old_digest, int64_t old_validated);
 
-/* A tag record pointing here means "upstream said 404". */
-#define PROXY_TAG_NEGATIVE	"-"
+#define PROXY_TAG_NEGATIVE	CACHE_TAG_NEGATIVE
 
 static void
 proxy_manifest_send(struct proxy_req *pr, const char *digest,

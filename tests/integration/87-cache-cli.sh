@@ -90,7 +90,11 @@ assert_eq "${LA#sha256:}" "$(sha256sum <"$T_DIR/slow.bin" | cut -d' ' -f1)" \
 	"download that outlived the eviction of its blob"
 pull a "$LA"
 
-# evict --to 0 empties the cache; the next pull refills it.
+# evict --to 0 empties the cache; the next pull refills it.  A client
+# has the whole blob once it is verified, before its index commit (after
+# the fsync, on a helper thread): wait for that, or evict could miss it.
+in_index() { RM ls --json | jq -e --arg d "$1" '.blobs | map(.digest) | index($d)' >/dev/null; }
+wait_for 10 in_index "$LA" || fail "the refilled $LA never reached the index"
 RM evict --to 0 | grep -q "evicted [1-9]" || fail "evict --to 0"
 assert_eq 0 "$(RM du --json | jq -r .blobs)" "blobs after evict --to 0"
 pull a "$LA"

@@ -25,7 +25,9 @@ assert_eq 404 "$(http_code "$A/nope")" "unknown admin path"
 assert_eq 404 "$(http_code "$MIRROR_URL/metrics")" "/metrics on the registry port"
 
 metric() { curl -sf "$A/metrics" | awk -v m="regmirror_$1" '$1 == m { print $2 }'; }
-curl -sf "$A/metrics" | grep -q '^# TYPE regmirror_blob_hits_total counter$' ||
+# Whole, then grep: grep -q would close the pipe while curl still writes.
+body=$(curl -sf "$A/metrics") || fail "/metrics"
+grep -q '^# TYPE regmirror_blob_hits_total counter$' <<<"$body" ||
 	fail "/metrics is not Prometheus text with the counter table"
 h0=$(metric blob_hits_total) m0=$(metric blob_misses_total)
 s0=$(metric fills_stored_total) u0=$(metric upstream_requests_total)

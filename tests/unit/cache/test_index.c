@@ -2,7 +2,11 @@
  * test_index.c — unit tests for cache/cache_index.c, the LMDB index: every
  * database's put/get/del, the commit transactions, key limits, persistence
  * across close/reopen, a full map, concurrent writers, and a writer process
- * killed mid-transaction.  Everything lives in a mkdtemp directory that is
+ * killed mid-transaction; for the index's lifecycle: the cap on negative
+ * tags (exact, with threads racing for the last places), the in-memory
+ * totals and their recount after another process removed records,
+ * batched walks that resume, manifest mtimes, and the removals that check
+ * each record again.  Everything lives in a mkdtemp directory that is
  * removed at the end.
  */
 #include "autoconf.h"
@@ -729,6 +733,490 @@ test_crash(void)
 	cache_index_close(ci);
 }
 
+static struct cache_tag_rec
+test_neg(int64_t when)
+{
+	struct cache_tag_rec	r;
+
+	memset(&r, 0, sizeof(r));
+	strcpy(r.digest, CACHE_TAG_NEGATIVE);
+	r.validated = when;
+	return r;
+}
+
+static uint64_t
+test_negatives(struct cache_index *ci)
+{
+	struct cache_index_stat	st;
+
+	if (cache_index_stat(ci, &st) != 0)
+		return UINT64_MAX;
+	return st.is_negatives;
+}
+
+/* The cap holds at exactly max_negative; what frees a place. */
+static void
+test_negative_cap(struct cache_index *ci)
+{
+	struct cache_tag_rec	 neg = test_neg(1700000000), pos, out;
+	struct cache_index_stat	 st;
+	char			 tag[32], d[DIGEST_STR_MAX];
+	unsigned int		 i, stored = 0, refused = 0;
+	int			 rc;
+
+	cache_index_set_max_negative(ci, 5);
+	for (i = 0; i < 8; i++) {
+		snprintf(tag, sizeof(tag), "nope-%u", i);
+		rc = cache_index_tag_put(ci, "u", "r", tag, &neg);
+		stored += rc == 0;
+		refused += rc == 1;
+	}
+	is_int(stored, 5, "cap: 5 of 8 distinct negative tags stored");
+	is_int(refused, 3, "cap: the other 3 refused (1)");
+	is_int(test_negatives(ci), 5, "cap: the total is 5");
+	is_int(cache_index_tag_get(ci, "u", "r", "nope-7", &out), 1,
+	    "cap: a refused one is not in the index");
+	neg.validated++;
+	is_int(cache_index_tag_put(ci, "u", "r", "nope-0", &neg), 0,
+	    "cap: an existing negative is refreshed at the cap");
+	is_int(test_negatives(ci), 5, "cap: ... and is not counted twice");
+
+	memset(&pos, 0, sizeof(pos));
+	test_digest(pos.digest, 20, 1);
+	pos.validated = 1700000000;
+	is_int(cache_index_tag_put(ci, "u", "r", "real", &pos), 0,
+	    "cap: a positive tag is stored at the cap");
+	is_int(cache_index_tag_put(ci, "u", "r", "real", &neg), 1,
+	    "cap: it cannot turn negative at the cap");
+	is_int(cache_index_tag_get(ci, "u", "r", "real", &out), 1,
+	    "cap: ... and its stale positive record went");
+
+	is_int(cache_index_tag_del(ci, "u", "r", "nope-1"), 0,
+	    "cap: delete a negative");
+	is_int(test_negatives(ci), 4, "cap: the total is 4");
+	is_int(cache_index_tag_put(ci, "u", "r", "nope-7", &neg), 0,
+	    "cap: its place is taken by a new one");
+	test_digest(d, 20, 2);
+	is_int(cache_index_manifest_commit(ci, "u", "r", "nope-7", d, "t",
+	    (const unsigned char *)"{}", 2, 1700000001, NULL), 0,
+	    "cap: a manifest commit turns a negative tag positive");
+	is_int(test_negatives(ci), 4, "cap: the total is 4 again");
+	is_int(cache_index_stat(ci, &st), 0, "cap: stat");
+	ok(st.is_neg_refused >= 4, "cap: refusals counted (%llu)",
+	    (unsigned long long)st.is_neg_refused);
+	cache_index_set_max_negative(ci, 0);
+	is_int(cache_index_tag_put(ci, "u", "r", "zero", &neg), 1,
+	    "cap: max_negative 0 stores none");
+	cache_index_set_max_negative(ci, UINT64_MAX);
+}
+
+struct test_race {
+	struct cache_index	*ci;
+	unsigned int		 id, stored;
+};
+
+static void *
+test_race_main(void *arg)
+{
+	struct test_race	*t = arg;
+	struct cache_tag_rec	 neg = test_neg(1);
+	char			 tag[32];
+	unsigned int		 i;
+
+	for (i = 0; i < 200; i++) {
+		snprintf(tag, sizeof(tag), "t%u-%u", t->id, i);
+		if (cache_index_tag_put(t->ci, "race", "r", tag, &neg) == 0)
+			t->stored++;
+	}
+	return NULL;
+}
+
+static int
+test_count_neg_cb(const char *up, const char *repo, const char *tag,
+    const struct cache_tag_rec *rec, void *arg)
+{
+	(void)repo;
+	(void)tag;
+	if (strcmp(up, "race") == 0 &&
+	    strcmp(rec->digest, CACHE_TAG_NEGATIVE) == 0)
+		(*(unsigned int *)arg)++;
+	return 0;
+}
+
+/* NTHREADS writers race for the last 50 places: exactly 50 are taken. */
+static void
+test_negative_race(struct cache_index *ci)
+{
+	pthread_t		tid[NTHREADS];
+	struct test_race	t[NTHREADS];
+	unsigned int		i, stored = 0, counted = 0, before;
+
+	before = (unsigned int)test_negatives(ci);
+	cache_index_set_max_negative(ci, before + 50);
+	for (i = 0; i < NTHREADS; i++) {
+		t[i].ci = ci;
+		t[i].id = i;
+		t[i].stored = 0;
+		if (pthread_create(&tid[i], NULL, test_race_main, &t[i]) != 0)
+			bail_out("pthread_create");
+	}
+	for (i = 0; i < NTHREADS; i++) {
+		pthread_join(tid[i], NULL);
+		stored += t[i].stored;
+	}
+	cache_index_tag_foreach(ci, test_count_neg_cb, &counted);
+	is_int(stored, 50, "race: %d threads stored 50 negatives in all",
+	    NTHREADS);
+	is_int(counted, 50, "race: 50 are in the index");
+	is_int(test_negatives(ci), before + 50, "race: the total agrees");
+	cache_index_set_max_negative(ci, UINT64_MAX);
+}
+
+struct test_seen {
+	unsigned int	n;
+	char		last[600];
+	int		ordered;
+};
+
+static int
+test_seen_cb(const char *up, const char *repo, const char *tag,
+    const struct cache_tag_rec *rec, void *arg)
+{
+	struct test_seen	*w = arg;
+	char			 k[600];
+
+	(void)rec;
+	snprintf(k, sizeof(k), "%s/%s/%s", up, repo, tag);
+	if (w->n > 0 && strcmp(w->last, k) >= 0)
+		w->ordered = 0;
+	snprintf(w->last, sizeof(w->last), "%s", k);
+	w->n++;
+	return 0;
+}
+
+/* A walk in batches of 3 resumes where it stopped, even past a delete. */
+static void
+test_scan_batches(struct cache_index *ci)
+{
+	struct cache_index_pos	 pos;
+	struct cache_tag_rec	 rec;
+	struct test_seen	 w = { 0, "", 1 }, all = { 0, "", 1 };
+	char			 tag[16];
+	unsigned int		 i, calls = 0;
+
+	memset(&rec, 0, sizeof(rec));
+	test_digest(rec.digest, 21, 0);
+	for (i = 0; i < 10; i++) {
+		snprintf(tag, sizeof(tag), "b%02u", i);
+		cache_index_tag_put(ci, "scan", "r", tag, &rec);
+	}
+	cache_index_tag_foreach(ci, test_seen_cb, &all);
+	memset(&pos, 0, sizeof(pos));
+	while (!pos.ip_done && calls < 100) {
+		if (cache_index_tag_scan(ci, &pos, 3, test_seen_cb, &w) != 0)
+			break;
+		if (calls++ == 1)	/* the next batch's first key goes */
+			cache_index_tag_del(ci, "scan", "r", "b06");
+	}
+	is_int(w.n, all.n - 1, "scan: every tag once, the deleted one not "
+	    "(%u of %u)", w.n, all.n);
+	ok(w.ordered, "scan: in key order across batches");
+	ok(calls >= all.n / 3, "scan: in %u batches", calls);
+	for (i = 0; i < 10; i++) {
+		snprintf(tag, sizeof(tag), "b%02u", i);
+		cache_index_tag_del(ci, "scan", "r", tag);
+	}
+}
+
+struct test_mscan {
+	char		digest[DIGEST_STR_MAX];
+	size_t		len;
+	int64_t		when;
+	int		found;
+};
+
+static int
+test_mscan_cb(const char *digest, size_t len, int64_t when, void *arg)
+{
+	struct test_mscan	*m = arg;
+
+	if (strcmp(digest, m->digest) == 0) {
+		m->found = 1;
+		m->len = len;
+		m->when = when;
+	}
+	return 0;
+}
+
+static int64_t
+test_mtime(struct cache_index *ci, const char *digest, size_t *len)
+{
+	struct test_mscan	m;
+
+	memset(&m, 0, sizeof(m));
+	snprintf(m.digest, sizeof(m.digest), "%s", digest);
+	cache_index_manifest_scan(ci, NULL, 0, test_mscan_cb, &m);
+	if (len != NULL)
+		*len = m.len;
+	return m.found ? m.when : -2;
+}
+
+static uint64_t
+test_manifest_bytes(struct cache_index *ci)
+{
+	struct cache_index_stat	st;
+
+	return cache_index_stat(ci, &st) == 0 ? st.is_manifest_bytes : 0;
+}
+
+/*
+ * mtime: set by a commit, restarted by a tag validated to the manifest;
+ * removal honours the cutoff and stamps a manifest that has none.
+ */
+static void
+test_manifest_mtime(struct cache_index *ci)
+{
+	struct cache_tag_rec	 rec;
+	char			 d1[DIGEST_STR_MAX], d2[DIGEST_STR_MAX];
+	char			 d3[DIGEST_STR_MAX], *v[4];
+	uint64_t		 b0, bytes;
+	size_t			 len, removed;
+
+	b0 = test_manifest_bytes(ci);
+	test_digest(d1, 22, 1);
+	test_digest(d2, 22, 2);
+	test_digest(d3, 22, 3);
+	cache_index_manifest_commit(ci, "m", "r", NULL, d1, "t",
+	    (const unsigned char *)"0123456789", 10, 1000, NULL);
+	cache_index_manifest_commit(ci, "m", "r", "t2", d2, "t",
+	    (const unsigned char *)"abc", 3, 5000, NULL);
+	cache_index_manifest_put(ci, d3, "t", (const unsigned char *)"xy", 2);
+	is_int(test_mtime(ci, d1, &len), 1000, "mtime: set by the commit");
+	is_int(len, 10, "mtime: the scan reports the manifest's size");
+	is_int(test_mtime(ci, d3, NULL), -1, "mtime: none without a commit");
+	is_int(test_manifest_bytes(ci), b0 + 15, "mtime: manifest bytes +15");
+
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.digest, sizeof(rec.digest), "%s", d1);
+	rec.validated = 3000;
+	cache_index_tag_put(ci, "m", "r", "t1", &rec);
+	is_int(test_mtime(ci, d1, NULL), 3000,
+	    "mtime: a tag validated to it restarts it");
+
+	v[0] = d1;
+	v[1] = d2;
+	v[2] = d3;
+	v[3] = "sha256:absent";
+	is_int(cache_index_manifest_del_many(ci, v, 4, 4000, 9000, &removed,
+	    &bytes), 0, "del_many manifests");
+	is_int(removed, 1, "del_many: only the one before the cutoff went");
+	is_int(bytes, 10, "del_many: its 10 bytes");
+	is_int(test_mtime(ci, d1, NULL), -2, "del_many: d1 gone");
+	is_int(test_mtime(ci, d2, NULL), 5000, "del_many: d2 after the cutoff");
+	is_int(test_mtime(ci, d3, NULL), 9000,
+	    "del_many: d3 had no mtime: stamped now, not removed");
+	is_int(test_manifest_bytes(ci), b0 + 5, "mtime: manifest bytes +5");
+	is_int(cache_index_manifest_del(ci, d2), 0, "mtime: del d2");
+	is_int(cache_index_manifest_del(ci, d3), 0, "mtime: del d3");
+	is_int(test_manifest_bytes(ci), b0, "mtime: manifest bytes back");
+	cache_index_tag_del(ci, "m", "r", "t1");
+	cache_index_tag_del(ci, "m", "r", "t2");
+}
+
+/* A tag validated again since the walk saw it is kept. */
+static void
+test_tag_del_many(struct cache_index *ci)
+{
+	struct cache_tag_ent	v[3];
+	struct cache_tag_rec	out;
+	size_t			removed, i;
+
+	memset(v, 0, sizeof(v));
+	for (i = 0; i < 3; i++) {
+		snprintf(v[i].te_upstream, sizeof(v[i].te_upstream), "dm");
+		snprintf(v[i].te_repo, sizeof(v[i].te_repo), "r");
+		snprintf(v[i].te_tag, sizeof(v[i].te_tag), "t%zu", i);
+		v[i].te_rec = test_neg(100);
+		cache_index_tag_put(ci, "dm", "r", v[i].te_tag, &v[i].te_rec);
+	}
+	v[1].te_rec.validated = 200;
+	cache_index_tag_put(ci, "dm", "r", "t1", &v[1].te_rec);
+	v[1].te_rec.validated = 100;		/* what the walk saw */
+	uint64_t before = test_negatives(ci);
+	is_int(cache_index_tag_del_many(ci, v, 3, &removed), 0,
+	    "tag_del_many");
+	is_int(removed, 2, "tag_del_many: 2 removed");
+	is_int(cache_index_tag_get(ci, "dm", "r", "t1", &out), 0,
+	    "tag_del_many: the one validated since is kept");
+	is_int(test_negatives(ci), before - 2, "tag_del_many: total -2");
+	cache_index_tag_del(ci, "dm", "r", "t1");
+}
+
+struct test_links {
+	struct cache_link_ent	v[8];
+	size_t			n;
+};
+
+static int
+test_links_cb(const struct cache_link_ent *e, void *arg)
+{
+	struct test_links	*l = arg;
+
+	if (strcmp(e->le_upstream, "ln") == 0 && l->n < 8)
+		l->v[l->n++] = *e;
+	return 0;
+}
+
+/* Links to a blob or a manifest stay; a link to nothing goes. */
+static void
+test_link_orphans(struct cache_index *ci)
+{
+	struct cache_blob_rec	b = { 1, 1, 1, 0 };
+	struct test_links	l;
+	char			db[DIGEST_STR_MAX], dm[DIGEST_STR_MAX];
+	char			dn[DIGEST_STR_MAX];
+	size_t			removed, i;
+	int			flags_ok = 1;
+
+	test_digest(db, 23, 1);
+	test_digest(dm, 23, 2);
+	test_digest(dn, 23, 3);
+	cache_index_blob_commit(ci, "ln", "r", db, &b, NULL);
+	cache_index_manifest_commit(ci, "ln", "r", NULL, dm, "t",
+	    (const unsigned char *)"{}", 2, 1, NULL);
+	cache_index_link_put(ci, "ln", "r", dn, 1);
+	memset(&l, 0, sizeof(l));
+	is_int(cache_index_link_scan(ci, NULL, 0, test_links_cb, &l), 0,
+	    "links: scan");
+	is_int(l.n, 3, "links: 3 links");
+	for (i = 0; i < l.n; i++)
+		if (l.v[i].le_has_blob != (strcmp(l.v[i].le_digest, db) == 0) ||
+		    l.v[i].le_has_manifest !=
+		    (strcmp(l.v[i].le_digest, dm) == 0))
+			flags_ok = 0;
+	ok(flags_ok, "links: the scan says which digest is a blob, which a "
+	    "manifest");
+	is_int(cache_index_link_del_orphans(ci, l.v, l.n, &removed), 0,
+	    "links: del_orphans");
+	is_int(removed, 1, "links: one orphan removed");
+	is_int(cache_index_link_get(ci, "ln", "r", dn), 1,
+	    "links: the orphan is gone");
+	is_int(cache_index_link_get(ci, "ln", "r", db), 0,
+	    "links: the blob's link stays");
+	is_int(cache_index_link_get(ci, "ln", "r", dm), 0,
+	    "links: the manifest's link stays");
+	cache_index_blob_del(ci, db);
+	is_int(cache_index_link_del_orphans(ci, l.v, l.n, &removed), 0,
+	    "links: del_orphans again");
+	is_int(removed, 1, "links: the blob's link goes once the blob does");
+	cache_index_manifest_del(ci, dm);
+}
+
+/* Another process removes negatives and a manifest; a recount sees it. */
+static void
+test_recount(struct cache_index *ci, const char *dir)
+{
+	struct cache_index_stat	 st0, st;
+	struct cache_tag_rec	 neg = test_neg(1);
+	char			 d[DIGEST_STR_MAX];
+	pid_t			 pid;
+	int			 status = -1;
+
+	cache_index_tag_put(ci, "rc", "r", "a", &neg);
+	cache_index_tag_put(ci, "rc", "r", "b", &neg);
+	test_digest(d, 24, 1);
+	cache_index_manifest_commit(ci, "rc", "r", NULL, d, "t",
+	    (const unsigned char *)"12345678", 8, 1, NULL);
+	cache_index_stat(ci, &st0);
+	fflush(stdout);
+	if ((pid = fork()) == -1)
+		bail_out("fork");
+	if (pid == 0) {
+		struct cache_index	*other;
+
+		/* LMDB: one environment per process, opened after fork. */
+		if (cache_index_open(dir, 0, &other) != 0 ||
+		    cache_index_tag_del(other, "rc", "r", "a") != 0 ||
+		    cache_index_tag_del(other, "rc", "r", "b") != 0 ||
+		    cache_index_manifest_del(other, d) != 0)
+			_exit(1);
+		cache_index_close(other);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	is_int(status, 0, "recount: the other process removed 3 records");
+	cache_index_stat(ci, &st);
+	is_int(st.is_negatives, st0.is_negatives,
+	    "recount: this process's total does not know yet");
+	is_int(cache_index_recount(ci), 0, "recount");
+	cache_index_stat(ci, &st);
+	is_int(st.is_negatives, st0.is_negatives - 2,
+	    "recount: 2 negatives fewer");
+	is_int(st.is_manifest_bytes, st0.is_manifest_bytes - 8,
+	    "recount: 8 manifest bytes fewer");
+}
+
+/* LMDB's statistics: entries per database, pages in use. */
+static void
+test_stat(struct cache_index *ci)
+{
+	struct cache_index_stat	st0, st;
+	struct cache_blob_rec	b = { 5, 1, 1, 0 };
+	unsigned char		big[20000];
+	char			d[DIGEST_STR_MAX];
+
+	memset(big, 'm', sizeof(big));
+	is_int(cache_index_stat(ci, &st0), 0, "stat");
+	ok(st0.is_bytes >= 4096, "stat: index bytes %llu",
+	    (unsigned long long)st0.is_bytes);
+	test_digest(d, 25, 1);
+	cache_index_blob_commit(ci, "st", "r", d, &b, NULL);
+	test_digest(d, 25, 2);
+	cache_index_manifest_commit(ci, "st", "r", "v1", d, "t", big,
+	    sizeof(big), 1, NULL);
+	is_int(cache_index_stat(ci, &st), 0, "stat again");
+	is_int(st.is_blobs, st0.is_blobs + 1, "stat: +1 blob");
+	is_int(st.is_manifests, st0.is_manifests + 1, "stat: +1 manifest");
+	is_int(st.is_tags, st0.is_tags + 1, "stat: +1 tag");
+	is_int(st.is_links, st0.is_links + 2, "stat: +2 links");
+	ok(st.is_bytes >= st0.is_bytes + sizeof(big),
+	    "stat: the index grew by at least the manifest (%llu -> %llu)",
+	    (unsigned long long)st0.is_bytes, (unsigned long long)st.is_bytes);
+}
+
+/* The lifecycle's index operations, in a directory of their own. */
+static void
+test_lifecycle(void)
+{
+	struct cache_index	*ci;
+	char			 dir[512];
+
+	test_path(dir, sizeof(dir), "life");
+	if (cache_index_open(dir, 0, &ci) != 0) {
+		ok(0, "life: open");
+		return;
+	}
+	test_negative_cap(ci);
+	test_negative_race(ci);
+	test_scan_batches(ci);
+	test_manifest_mtime(ci);
+	test_tag_del_many(ci);
+	test_link_orphans(ci);
+	test_recount(ci, dir);
+	test_stat(ci);
+	cache_index_close(ci);
+
+	/* The totals are counted again at open. */
+	if (cache_index_open(dir, 0, &ci) != 0) {
+		ok(0, "life: reopen");
+		return;
+	}
+	is_int(test_negatives(ci), 54, "life: negatives counted at open");
+	is_int(test_manifest_bytes(ci), 2 + 20000,
+	    "life: manifest bytes counted at open");
+	cache_index_close(ci);
+}
+
 /* Records written before a close are there after a reopen. */
 static void
 test_persist(const char *dir)
@@ -797,6 +1285,7 @@ main(void)
 	test_map_full();
 	test_threads();
 	test_crash();
+	test_lifecycle();
 
 	test_rmtree(test_dir);
 	ok(access(test_dir, F_OK) == -1, "temp dir removed");

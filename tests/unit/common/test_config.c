@@ -109,6 +109,10 @@ test_full(void)
 	    "   dir   =   /srv/cache   \n"
 	    "max_size = 200G\n"
 	    "tag_ttl = 10m\n"
+	    "tag_max_age = 7d\n"
+	    "max_negative = 500\n"
+	    "gc_interval = 30s\n"
+	    "gc_grace = 2h\n"
 	    "\n"
 	    "[upstream \"docker.io\"]\n"
 	    "url = https://registry-1.docker.io/\n"
@@ -150,6 +154,10 @@ test_full(void)
 	is_str(cf->cache_dir, "/srv/cache", "cache dir (trimmed)");
 	ok(cf->max_size == 200ULL << 30, "max_size 200G");
 	is_int(cf->tag_ttl, 600, "cache tag_ttl");
+	is_int(cf->tag_max_age, 7 * 86400, "tag_max_age");
+	is_int(cf->max_negative, 500, "max_negative");
+	is_int(cf->gc_interval, 30, "gc_interval");
+	is_int(cf->gc_grace, 7200, "gc_grace");
 	is_int(cf->connect_timeout, 3, "connect");
 	is_int(cf->first_byte_timeout, 120, "first_byte");
 	is_int(cf->idle_timeout, 90, "idle");
@@ -220,6 +228,10 @@ test_defaults(void)
 	is_str(cf->cache_dir, "/var/lib/regmirror", "cache dir");
 	ok(cf->max_size == 0, "max_size unlimited");
 	is_int(cf->tag_ttl, 300, "tag_ttl 5m");
+	is_int(cf->tag_max_age, 30 * 86400, "tag_max_age 30d");
+	is_int(cf->max_negative, 10000, "max_negative 10000");
+	is_int(cf->gc_interval, 300, "gc_interval 5m");
+	is_int(cf->gc_grace, 3600, "gc_grace 1h");
 	is_int(cf->connect_timeout, 5, "connect 5s");
 	is_int(cf->first_byte_timeout, 30, "first_byte 30s");
 	is_int(cf->idle_timeout, 60, "idle 60s");
@@ -527,6 +539,23 @@ test_errors(void)
 	load_fails("[cache]\ntag_ttl = -5\n",
 	    "mirror.conf:2: bad duration '-5' for tag_ttl");
 	load_fails("[cache]\ndir =\n", "mirror.conf:2: empty path for dir");
+	load_fails("[cache]\ntag_max_age = 30days\n",
+	    "mirror.conf:2: bad duration '30days' for tag_max_age");
+	load_fails("[cache]\nmax_negative = 10000001\n",
+	    "mirror.conf:2: bad max_negative '10000001' (want 0..10000000 "
+	    "entries)");
+	load_fails("[cache]\nmax_negative = -1\n",
+	    "mirror.conf:2: bad max_negative '-1' (want 0..10000000 "
+	    "entries)");
+	load_fails("[cache]\nmax_negative = 1k\n",
+	    "mirror.conf:2: bad max_negative '1k' (want 0..10000000 "
+	    "entries)");
+	load_fails("[cache]\ngc_interval = 0\n",
+	    "mirror.conf:2: gc_interval must be at least 1s, not '0'");
+	load_fails("[cache]\ngc_grace = -1h\n",
+	    "mirror.conf:2: bad duration '-1h' for gc_grace");
+	load_fails("[cache]\ngc_grace = 1h\ngc_grace = 2h\n",
+	    "mirror.conf:3: duplicate key 'gc_grace' in [cache]");
 	load_fails("[timeouts]\nconnect = 0\n",
 	    "mirror.conf:2: connect must be at least 1s, not '0'");
 	load_fails("[timeouts]\nidle = 1w\n",
