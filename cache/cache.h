@@ -145,6 +145,33 @@ int	cache_blob_stat(const char *digest, uint64_t *size);
  */
 int	cache_manifest_get(const char *digest, const char *upstream,
 	    char **media_type, unsigned char **data, size_t *len);
+/*
+ * In-memory answers (cache_mem.c): one reference-counted copy of a hot
+ * manifest or tag list that every client is sent from.  Keys: a digest
+ * (manifests) or any string (lists).  get: 0 hit (the hold has a
+ * reference and copies of the strings; release it), 1 miss or older
+ * than max_age_ms (-1: any age).  put takes the body's reference.
+ */
+struct rbuf;
+struct cache_mem_hold {
+	struct rbuf	*body;
+	char		*ctype, *link, *filters;
+	int64_t		 age_ms;
+};
+void	cache_mem_init(uint64_t budget);
+void	cache_mem_clear(void);
+int	cache_mem_get(const char *key, int64_t max_age_ms,
+	    struct cache_mem_hold *);
+void	cache_mem_put(const char *key, struct rbuf *body, const char *ctype,
+	    const char *link, const char *filters);
+void	cache_mem_release(struct cache_mem_hold *);
+uint64_t cache_mem_usage(void);
+/*
+ * A cached manifest for a request through upstream (isolation applies),
+ * from memory or the index (then kept in memory): 0 and h set, 1 miss.
+ */
+int	cache_manifest_hold(const char *digest, const char *upstream,
+	    struct cache_mem_hold *h);
 /* 1 if the manifest is cached (and may serve upstream's requests). */
 int	cache_manifest_has(const char *digest, const char *upstream);
 /* Store a verified manifest, link it to (upstream, repo), and point tag
@@ -256,6 +283,8 @@ size_t	cache_fill_room(struct cache_fill *);
 /* Fills that hit a full disk and were passed through, uncached. */
 uint64_t cache_fill_spills(void);
 
+/* [cache] max_blob_size (0: none): larger blobs fail with 403 DENIED. */
+void	cache_fill_set_max(uint64_t max);
 /* Filler.  size -1 when upstream gave no length.  0 ok, -1 failed (the
  * fill is then FAILED). */
 int	cache_fill_begin(struct cache_fill *, int64_t size);

@@ -47,6 +47,13 @@
 #define CACHE_FILL_RING		(8 * 1024 * 1024) /* disk full: memory window */
 
 static _Atomic uint64_t	cache_fill_nspills;
+static uint64_t		cache_fill_max = UINT64_MAX;	/* max_blob_size */
+
+void
+cache_fill_set_max(uint64_t max)
+{
+	cache_fill_max = max > 0 ? max : UINT64_MAX;
+}
 
 struct cache_fill_watcher {
 	struct event		*ev;
@@ -450,6 +457,12 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	AN(f->state == CACHE_FILL_WAITING);
+	if (size >= 0 && (uint64_t)size > cache_fill_max) {
+		cache_fill_fail(f, 403, "DENIED", NULL, "blob %s is %lld bytes, "
+		    "more than this mirror's max_blob_size (%llu)", f->digest,
+		    (long long)size, (unsigned long long)cache_fill_max);
+		return -1;
+	}
 	xasprintf(&path, "%s/tmp/%.16s.XXXXXX", cache_dir(), f->want.hex);
 	if ((fd = mkostemp(path, O_CLOEXEC)) == -1) {
 		log_warn("fill %s: mkstemp %s", f->digest, path);
@@ -548,6 +561,14 @@ cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
 	    f->written + f->wlen) + len > (uint64_t)f->size) {
 		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
 		    "upstream sent more bytes than its Content-Length");
+		return -1;
+	}
+	/* No length (chunked): cut at the cap rather than fill the disk. */
+	if ((f->spill ? f->ring_base + f->ring_len : f->written + f->wlen) +
+	    len > cache_fill_max) {
+		cache_fill_fail(f, 403, "DENIED", NULL, "blob %s is more than "
+		    "this mirror's max_blob_size (%llu bytes)", f->digest,
+		    (unsigned long long)cache_fill_max);
 		return -1;
 	}
 	digest_ctx_update(f->dctx, buf, len);

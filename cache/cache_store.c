@@ -21,6 +21,7 @@
 #include "cache/cache_int.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/rbuf.h"
 #include "common/xmalloc.h"
 
 static char			*cache_root;
@@ -135,6 +136,8 @@ cache_open(const struct config *cfg)
 	char	*p;
 
 	cache_iso_init(cfg);
+	cache_fill_set_max(cfg->max_blob_size);
+	cache_mem_init(cfg->cache_memory);
 	cache_root = xstrdup(cfg->cache_dir);
 	if (cache_mkdir_p(cache_root) != 0)
 		return -1;
@@ -323,6 +326,28 @@ cache_manifest_get(const char *digest, const char *upstream,
 		return 1;
 	return cache_index_manifest_get(cache_idx, digest, media_type, data,
 	    len);
+}
+
+int
+cache_manifest_hold(const char *digest, const char *upstream,
+    struct cache_mem_hold *h)
+{
+	char		*ctype;
+	unsigned char	*data;
+	size_t		 len;
+
+	if (!cache_origin_ok(digest, upstream))
+		return 1;
+	if (cache_mem_get(digest, -1, h) == 0)
+		return 0;
+	if (cache_index_manifest_get(cache_idx, digest, &ctype, &data,
+	    &len) != 0)
+		return 1;
+	h->body = rbuf_take(data, len);
+	h->ctype = ctype;
+	h->age_ms = 0;
+	cache_mem_put(digest, rbuf_ref(h->body), ctype, NULL, NULL);
+	return 0;
 }
 
 int

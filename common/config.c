@@ -111,6 +111,11 @@ enum config_key_id {
 	CONFIG_K_UP_MAX_FILLS,
 	CONFIG_K_UP_MAX_CONNECTIONS,
 	CONFIG_K_MAX_BLOB_SIZE,
+	CONFIG_K_CACHE_MEMORY,
+	CONFIG_K_LIST_TTL,
+	CONFIG_K_QUEUE,
+	CONFIG_K_SEND_BUFFER,
+	CONFIG_K_MANIFEST_MISS_LIMIT,
 	/* Limits on jobs and runs (config_set_limit). */
 	CONFIG_K_MAX_JOBS,
 	CONFIG_K_MAX_JOB_IMAGES,
@@ -194,6 +199,12 @@ static const struct config_key {
 	[CONFIG_K_UP_MAX_CONNECTIONS] = {
 	    CONFIG_SECT_UPSTREAM, "max_connections", 0 },
 	[CONFIG_K_MAX_BLOB_SIZE] = { CONFIG_SECT_CACHE, "max_blob_size", 0 },
+	[CONFIG_K_CACHE_MEMORY] = { CONFIG_SECT_CACHE, "memory", 0 },
+	[CONFIG_K_LIST_TTL] = { CONFIG_SECT_CACHE, "list_ttl", 0 },
+	[CONFIG_K_QUEUE] = { CONFIG_SECT_TIMEOUTS, "queue", 0 },
+	[CONFIG_K_SEND_BUFFER] = { CONFIG_SECT_SERVER, "send_buffer", 0 },
+	[CONFIG_K_MANIFEST_MISS_LIMIT] = {
+	    CONFIG_SECT_SERVER, "manifest_miss_limit", 0 },
 	[CONFIG_K_MAX_JOBS] = { CONFIG_SECT_SERVER, "max_jobs", 0 },
 	[CONFIG_K_MAX_JOB_IMAGES] = { CONFIG_SECT_SERVER, "max_job_images", 0 },
 	[CONFIG_K_MAX_JOB_PLATFORMS] = {
@@ -1180,6 +1191,31 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 			return config_error(p, "%s '%s' is out of range "
 			    "(at least 1M)", key, value);
 		return 0;
+	case CONFIG_K_CACHE_MEMORY:
+		if (config_parse_size(value, &cf->cache_memory) == -1)
+			return config_error(p, "bad size '%s' for %s", value,
+			    key);
+		if (cf->cache_memory > (uint64_t)16 << 30)
+			return config_error(p, "%s '%s' is out of range "
+			    "(0..16G)", key, value);
+		return 0;
+	case CONFIG_K_LIST_TTL:
+		return config_duration_key(p, key, value, 0, &cf->list_ttl);
+	case CONFIG_K_QUEUE:
+		return config_duration_key(p, key, value, 1,
+		    &cf->queue_timeout);
+	case CONFIG_K_SEND_BUFFER:
+		if (config_parse_size(value, &size) == -1)
+			return config_error(p, "bad size '%s' for %s", value,
+			    key);
+		if (size < 16 * 1024 || size > 16 * 1024 * 1024)
+			return config_error(p, "%s '%s' is out of range "
+			    "(16K..16M)", key, value);
+		cf->send_buffer = (size_t)size;
+		return 0;
+	case CONFIG_K_MANIFEST_MISS_LIMIT:
+		return config_long_key(p, key, value, 0, 1000000,
+		    &cf->manifest_miss_limit);
 	}
 	abort();
 }
@@ -1517,6 +1553,11 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	cf->request_head_timeout = 10;
 	cf->tls_handshake_timeout = 10;
 	cf->max_blob_size = (uint64_t)64 << 30;
+	cf->cache_memory = 64 * 1024 * 1024;
+	cf->list_ttl = 10;
+	cf->queue_timeout = 30;
+	cf->send_buffer = 256 * 1024;
+	cf->manifest_miss_limit = 100;
 	cf->max_jobs = 16;
 	cf->max_job_images = 1000;
 	cf->max_job_platforms = 16;

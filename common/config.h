@@ -107,6 +107,11 @@ struct config {
 	uint64_t		 max_size;	/* 0 = unlimited */
 	long			 tag_ttl;	/* seconds, default 300 */
 	uint64_t		 max_blob_size;	/* default 64G */
+	uint64_t		 cache_memory;	/* hot manifests, lists (64M) */
+	long			 list_ttl;	/* tags/list answers (10s) */
+	long			 queue_timeout;	/* waiting for a slot (30s) */
+	size_t			 send_buffer;	/* bytes copied per client */
+	long			 manifest_miss_limit; /* per client, a minute */
 	/* The index's lifecycle (cache/cache_gc.c). */
 	long			 tag_max_age;	/* seconds, 30d; 0: never */
 	long			 max_negative;	/* default 10000 */

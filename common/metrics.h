@@ -34,6 +34,8 @@
 	X(UPSTREAM_ERRORS, "upstream_errors_total",			\
 	    "Upstream requests that failed (network, timeout, TLS)")	\
 	X(UPSTREAM_RETRIES, "upstream_retries_total", "Upstream retries") \
+	X(UPSTREAM_QUEUE_TIMEOUTS, "upstream_queue_timeouts_total",	\
+	    "Requests that waited [timeouts] queue for an upstream slot") \
 	X(UPSTREAM_REFUSED, "upstream_refused_total",			\
 	    "Redirects, realms and addresses refused by the redirect policy") \
 	X(UPSTREAM_TOKENS, "upstream_token_fetches_total",		\
@@ -44,13 +46,17 @@
 	X(FILLS_PASSED, "fills_passed_through_total",			\
 	    "Fills passed through uncached because the disk was full")	\
 	X(FILL_BYTES, "fill_bytes_total", "Bytes received from upstreams for blobs") \
+	X(FILL_QUEUE_TIMEOUTS, "fill_queue_timeouts_total",		\
+	    "Fills that waited [timeouts] queue for a max_fills slot")	\
 	X(EVICTIONS, "cache_evictions_total", "Blobs removed by the budget, gc or evict") \
 	X(CONN_REFUSED, "connections_refused_total",			\
 	    "Client connections refused: over a connection cap")	\
 	X(CONN_DEADLINES, "connections_timed_out_total",		\
 	    "Client connections closed: request head or TLS handshake too slow") \
 	X(ACCEPT_ERRORS, "accept_errors_total",				\
-	    "accept() failures (EMFILE pauses the listener)")
+	    "accept() failures (EMFILE pauses the listener)")		\
+	X(MISS_LIMITED, "manifest_misses_limited_total",		\
+	    "Manifest misses refused 429 by manifest_miss_limit")
 
 enum metric {
 #define METRIC_ENUM(id, name, help) METRIC_##id,

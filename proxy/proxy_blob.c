@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/queue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -44,6 +45,7 @@
 #include "cache/cache.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/obj.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
@@ -51,8 +53,8 @@
 
 #define PROXY_READER_MAGIC	0x72656164
 #define PROXY_OUT_HIWAT		(4 * 1024 * 1024) /* file bytes queued per client */
-/* TLS cannot sendfile: bytes are read into memory, so keep less queued. */
-#define PROXY_TLS_HIWAT		(256 * 1024)
+/* TLS cannot sendfile: bytes are read into memory, at most [server]
+ * send_buffer queued per client, in chunks of this. */
 #define PROXY_TLS_CHUNK		(64 * 1024)
 #define PROXY_SEGMENT_MAX	(2 * 1024 * 1024)
 
@@ -80,8 +82,15 @@ struct proxy_reader {
 struct proxy_bfetch {
 	struct proxy_worker	*w;
 	struct cache_fill	*fill;
+	struct upstream		*up;
 	const char		*upname;
 	char			*repo;
+	char			*path;
+	struct proxy_fill_slots	*slots;		/* its upstream's */
+	int			 counted;	/* holds a fill slot */
+	struct event		*queue_ev;	/* waiting: [timeouts] queue */
+	struct event		*start_ev;	/* a slot came free */
+	TAILQ_ENTRY(proxy_bfetch) queue;
 	int			 ok;
 	char			*retry_after;
 	/*
@@ -382,7 +391,7 @@ proxy_reader_copy(struct proxy_reader *rd, uint64_t avail, int from_mem)
 	ssize_t			 r;
 
 	while (rd->sent < avail &&
-	    evbuffer_get_length(rd->out) < PROXY_TLS_HIWAT) {
+	    evbuffer_get_length(rd->out) < rd->pr->w->cfg->send_buffer) {
 		n = avail - rd->sent;
 		if (n > PROXY_TLS_CHUNK)
 			n = PROXY_TLS_CHUNK;
@@ -559,15 +568,48 @@ proxy_reader_new(struct proxy_req *pr)
 	return rd;
 }
 
+static void	proxy_bfetch_go(struct proxy_bfetch *);
+
+/* A fill slot came free: the first waiting fetch of that upstream goes. */
+static void
+proxy_bfetch_next_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct proxy_bfetch	*bf = arg;
+
+	(void)fd;
+	(void)ev;
+	proxy_bfetch_go(bf);
+}
+
 static void
 proxy_bfetch_free(struct proxy_bfetch *bf)
 {
+	struct proxy_fill_slots	*sl = bf->slots;
+	struct proxy_bfetch	*next;
+
 	cache_fill_unref(bf->fill, "fetch");
+	if (bf->counted) {
+		AN(sl->active > 0);
+		sl->active--;
+		if ((next = TAILQ_FIRST(&sl->queue)) != NULL) {
+			TAILQ_REMOVE(&sl->queue, next, queue);
+			evtimer_del(next->queue_ev);
+			next->counted = 1;
+			sl->active++;
+			/* From the loop: we may be inside upstream's done. */
+			event_active(next->start_ev, EV_TIMEOUT, 0);
+		}
+	}
+	if (bf->queue_ev != NULL)
+		event_free(bf->queue_ev);
+	if (bf->start_ev != NULL)
+		event_free(bf->start_ev);
 	if (bf->tick != NULL)
 		event_free(bf->tick);
 	if (bf->pending != NULL)
 		evbuffer_free(bf->pending);
 	free(bf->repo);
+	free(bf->path);
 	free(bf->retry_after);
 	free(bf);
 }
@@ -675,8 +717,9 @@ proxy_bfetch_finish(struct proxy_bfetch *bf)
 		    cache_fill_digest(bf->fill), bf->repo, bf->upname,
 		    bf->status, bf->err, bf->errmsg, &e);
 		cache_fill_fail(bf->fill, e.status, e.code,
-		    e.retry ? (bf->retry_after != NULL ? bf->retry_after :
-		    "60") : NULL, "%s", e.msg);
+		    !e.retry ? NULL : e.retry_after != NULL ? e.retry_after :
+		    bf->retry_after != NULL ? bf->retry_after : "60", "%s",
+		    e.msg);
 	}
 	proxy_bfetch_free(bf);
 }
@@ -701,24 +744,64 @@ proxy_bfetch_done_cb(struct upstream_req *ur, const char *err,
 }
 
 static void
+proxy_bfetch_go(struct proxy_bfetch *bf)
+{
+	upstream_req_start(bf->w->up, bf->up, EVHTTP_REQ_GET, bf->path,
+	    bf->repo, NULL, 0, proxy_bfetch_head_cb, proxy_bfetch_data_cb,
+	    proxy_bfetch_done_cb, bf);
+}
+
+/* Waited [timeouts] queue for a fill slot: the fill fails, 503. */
+static void
+proxy_bfetch_queue_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct proxy_bfetch	*bf = arg;
+
+	(void)fd;
+	(void)ev;
+	TAILQ_REMOVE(&bf->slots->queue, bf, queue);
+	metric_inc(METRIC_FILL_QUEUE_TIMEOUTS);
+	cache_fill_fail(bf->fill, 503, "UNAVAILABLE", "5", "%u blob fetches "
+	    "from upstream %s are in progress (max_fills); none came free "
+	    "in %ld s", bf->slots->active, bf->upname,
+	    bf->w->cfg->queue_timeout);
+	proxy_bfetch_free(bf);
+}
+
+/*
+ * Start the upstream fetch of a new fill — at once, or once one of the
+ * upstream's max_fills slots (shared out between the workers) is free;
+ * a fetch that waits longer than [timeouts] queue fails its fill (503,
+ * Retry-After), and its readers with it.
+ */
+static void
 proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill)
 {
 	struct proxy_bfetch	*bf;
-	char			*path;
+	struct timeval		 tv = { pr->w->cfg->queue_timeout, 0 };
 
 	bf = xcalloc(1, sizeof(*bf));
 	bf->w = pr->w;
 	bf->fill = fill;
 	cache_fill_ref(fill, "fetch");
+	bf->up = pr->up;
 	bf->upname = upstream_name(pr->up);
 	bf->repo = xstrdup(pr->repo);
+	bf->slots = &pr->w->fills[upstream_index(pr->up)];
 	bf->pending = evbuffer_new();
 	bf->tick = evtimer_new(pr->w->base, proxy_bfetch_tick_cb, bf);
-	xasprintf(&path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
-	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_GET, path, pr->repo,
-	    NULL, 0, proxy_bfetch_head_cb, proxy_bfetch_data_cb,
-	    proxy_bfetch_done_cb, bf);
-	free(path);
+	bf->queue_ev = evtimer_new(pr->w->base, proxy_bfetch_queue_cb, bf);
+	bf->start_ev = event_new(pr->w->base, -1, 0, proxy_bfetch_next_cb, bf);
+	xasprintf(&bf->path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
+	if (bf->slots->active >= bf->slots->cap ||
+	    !TAILQ_EMPTY(&bf->slots->queue)) {
+		TAILQ_INSERT_TAIL(&bf->slots->queue, bf, queue);
+		evtimer_add(bf->queue_ev, &tv);
+		return;
+	}
+	bf->slots->active++;
+	bf->counted = 1;
+	proxy_bfetch_go(bf);
 }
 
 /* HEAD of an uncached blob: ask upstream, download nothing. */
@@ -757,6 +840,12 @@ proxy_bhead_done_cb(struct upstream_req *ur, const char *err,
 	if (err != NULL || status != 200 || bh->clen < 0) {
 		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
 		    bh->retry_after);
+	} else if (pr->w->cfg->max_blob_size > 0 &&
+	    (uint64_t)bh->clen > pr->w->cfg->max_blob_size) {
+		proxy_error(pr, 403, "DENIED", "blob %s is %lld bytes, more "
+		    "than this mirror's max_blob_size (%llu)", pr->digest.str,
+		    (long long)bh->clen,
+		    (unsigned long long)pr->w->cfg->max_blob_size);
 	} else {
 		proxy_req_common_headers(pr);
 		snprintf(clen, sizeof(clen), "%lld", (long long)bh->clen);

@@ -20,14 +20,40 @@
 
 #include "common/log.h"
 #include "common/obj.h"
+#include "common/rbuf.h"
 #include "common/text.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
 
+static void
+proxy_rbuf_cleanup(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	rbuf_unref(arg);
+}
+
+/* Queue rb's bytes on buf by reference (no copy). */
 void
-proxy_reply_buf(struct proxy_req *pr, int status, const char *ctype,
-    const void *data, size_t len)
+proxy_evbuffer_add_rbuf(struct evbuffer *buf, struct rbuf *rb)
+{
+	if (rb->len == 0)
+		return;
+	if (evbuffer_add_reference(buf, rb->data, rb->len,
+	    proxy_rbuf_cleanup, rbuf_ref(rb)) != 0) {
+		rbuf_unref(rb);
+		fatalx("evbuffer_add_reference failed");
+	}
+}
+
+/*
+ * A whole reply from one shared buffer: every client it goes to (the
+ * waiters of a single-flight too) is sent rb by reference.
+ */
+void
+proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
+    struct rbuf *rb)
 {
 	struct evkeyvalq	*out;
 	struct evbuffer		*buf;
@@ -35,7 +61,7 @@ proxy_reply_buf(struct proxy_req *pr, int status, const char *ctype,
 
 	CHECK_OBJ_NOTNULL(pr, PROXY_REQ_MAGIC);
 	if (pr->mflight != NULL)
-		proxy_mflight_land(pr, status, ctype, data, len);
+		proxy_mflight_land(pr, status, ctype, rb);
 	out = evhttp_request_get_output_headers(pr->req);
 	proxy_req_common_headers(pr);
 	if (ctype != NULL)
@@ -43,17 +69,27 @@ proxy_reply_buf(struct proxy_req *pr, int status, const char *ctype,
 	pr->status = status;
 	if (pr->method == EVHTTP_REQ_HEAD) {
 		/* evhttp sends no body and no length for HEAD: say it. */
-		snprintf(clen, sizeof(clen), "%zu", len);
+		snprintf(clen, sizeof(clen), "%zu", rb->len);
 		evhttp_add_header(out, "Content-Length", clen);
 		evhttp_send_reply(pr->req, status, NULL, NULL);
 	} else {
 		buf = evbuffer_new();
-		evbuffer_add(buf, data, len);
+		proxy_evbuffer_add_rbuf(buf, rb);
 		evhttp_send_reply(pr->req, status, NULL, buf);
 		evbuffer_free(buf);
-		pr->bytes = len;
+		pr->bytes = rb->len;
 	}
 	proxy_req_finish(pr);
+}
+
+void
+proxy_reply_buf(struct proxy_req *pr, int status, const char *ctype,
+    const void *data, size_t len)
+{
+	struct rbuf	*rb = rbuf_new(data, len);
+
+	proxy_reply_rbuf(pr, status, ctype, rb);
+	rbuf_unref(rb);
 }
 
 /*
@@ -114,6 +150,16 @@ proxy_map_upstream(enum proxy_kind kind, const char *ref, const char *repo,
     struct proxy_err *out)
 {
 	out->retry = 0;
+	out->retry_after = NULL;
+	if (err == upstream_err_busy) {
+		/* Ours, not the upstream's: come back in a moment. */
+		out->status = 503;
+		out->code = "UNAVAILABLE";
+		out->retry = 1;
+		out->retry_after = "5";
+		snprintf(out->msg, sizeof(out->msg), "%s", errmsg);
+		return;
+	}
 	if (err == upstream_err_timeout) {
 		out->status = 504;
 		out->code = "UNAVAILABLE";
@@ -175,10 +221,12 @@ proxy_error_upstream(struct proxy_req *pr, int ustatus, const char *err,
 
 	proxy_map_upstream(pr->kind, pr->ref, pr->repo, upstream_name(pr->up),
 	    ustatus, err, errmsg, &e);
+	if (e.retry_after != NULL)
+		retry_after = e.retry_after;
 	if (e.retry)
 		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
 		    "Retry-After", retry_after != NULL &&
-		    *retry_after != '\0' && strpbrk(retry_after, "\r\n") == NULL ?
-		    retry_after : "60");
+		    *retry_after != '\0' && text_printable(retry_after) &&
+		    strlen(retry_after) < 64 ? retry_after : "60");
 	proxy_error(pr, e.status, e.code, "%s", e.msg);
 }

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <sys/queue.h>
+
 #include <event2/http.h>
 #include <event2/util.h>
 
@@ -23,6 +25,14 @@ struct upstream_worker;
 #define PROXY_TAGS_MAX		(4 * 1024 * 1024)
 #define PROXY_BLOB_MAX		(UINT64_C(1) << 40)	/* descriptor sizes */
 
+/* Blob fetches in progress from one upstream on a worker ([upstream]
+ * max_fills, shared out between the workers), and those that wait. */
+struct proxy_bfetch;
+struct proxy_fill_slots {
+	unsigned			 active, cap;
+	TAILQ_HEAD(, proxy_bfetch)	 queue;
+};
+
 struct proxy_worker {
 	int			 id;
 	const struct config	*cfg;
@@ -31,6 +41,7 @@ struct proxy_worker {
 	struct evhttp		*https;		/* TLS listeners */
 	struct upstream_worker	*up;
 	void			*conns;		/* proxy_conn.c's trackers */
+	struct proxy_fill_slots	*fills;		/* by upstream index */
 };
 
 enum proxy_kind {
@@ -69,10 +80,11 @@ struct proxy_req {
 };
 
 struct proxy_mflight;
+struct rbuf;
 /* proxy_oci.c: a flight's leader got its reply: the same to every
- * request that waited on it (called by proxy_reply_buf). */
+ * request that waited on it (called by proxy_reply_rbuf). */
 void	proxy_mflight_land(struct proxy_req *, int status, const char *ctype,
-	    const void *data, size_t len);
+	    struct rbuf *);
 
 /*
  * proxy_conn.c: client connections — caps, head and handshake deadlines,
@@ -96,7 +108,14 @@ int	proxy_conn_on_close(struct proxy_worker *, struct evhttp_connection *,
 /* Client connections open now. */
 unsigned proxy_conn_count(void);
 
+/* proxy_limit.c: spend a manifest miss for pr's client; 0 allowed, else
+ * the seconds to wait (manifest_miss_limit). */
+long	proxy_limit_miss(const struct proxy_req *);
+
 /* proxy_server.c */
+/* The secret our own jobs send in X-Regmirror-Job; is pr one of them? */
+const char *proxy_job_token(void);
+int	proxy_req_is_job(const struct proxy_req *);
 void	proxy_req_finish(struct proxy_req *);
 void	proxy_req_common_headers(struct proxy_req *);
 long	proxy_tag_ttl(const struct proxy_req *);
@@ -185,13 +204,19 @@ struct proxy_err {
 	int		 status;
 	const char	*code;
 	int		 retry;		/* send Retry-After */
+	const char	*retry_after;	/* its value, when ours */
 	char		 msg[256];
 };
 void	proxy_map_upstream(enum proxy_kind, const char *ref, const char *repo,
 	    const char *upname, int ustatus, const char *err,
 	    const char *errmsg, struct proxy_err *out);
-/* Send a whole in-memory body (manifests, small JSON). */
+/* Send a whole in-memory body (small JSON: copied once). */
 void	proxy_reply_buf(struct proxy_req *, int status, const char *ctype,
 	    const void *data, size_t len);
+/* Send a shared buffer by reference (manifests, tag lists). */
+void	proxy_reply_rbuf(struct proxy_req *, int status, const char *ctype,
+	    struct rbuf *);
+struct evbuffer;
+void	proxy_evbuffer_add_rbuf(struct evbuffer *, struct rbuf *);
 
 #endif

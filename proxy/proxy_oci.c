@@ -32,6 +32,7 @@
 #include "common/digest.h"
 #include "common/log.h"
 #include "common/obj.h"
+#include "common/rbuf.h"
 #include "common/ref.h"
 #include "common/text.h"
 #include "common/xmalloc.h"
@@ -95,10 +96,10 @@ static void	proxy_manifest_fetch(struct proxy_req *, int revalidate,
 
 #define PROXY_TAG_NEGATIVE	CACHE_TAG_NEGATIVE
 
+/* A manifest reply, from a shared buffer (never a copy per client). */
 static void
 proxy_manifest_send(struct proxy_req *pr, const char *digest,
-    const char *ctype, const unsigned char *data, size_t len,
-    const char *warning)
+    const char *ctype, struct rbuf *rb, const char *warning)
 {
 	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
 	char			 etag[DIGEST_STR_MAX + 2];
@@ -108,7 +109,7 @@ proxy_manifest_send(struct proxy_req *pr, const char *digest,
 	evhttp_add_header(out, "Etag", etag);
 	if (warning != NULL)
 		evhttp_add_header(out, "Warning", warning);
-	proxy_reply_buf(pr, 200, ctype, data, len);
+	proxy_reply_rbuf(pr, 200, ctype, rb);
 }
 
 /* Serve digest from the cache; 0 if served, 1 if not cached. */
@@ -116,16 +117,12 @@ static int
 proxy_manifest_serve_cached(struct proxy_req *pr, const char *digest,
     const char *warning)
 {
-	char		*ctype;
-	unsigned char	*data;
-	size_t		 len;
+	struct cache_mem_hold	h;
 
-	if (cache_manifest_get(digest, upstream_name(pr->up), &ctype, &data,
-	    &len) != 0)
+	if (cache_manifest_hold(digest, upstream_name(pr->up), &h) != 0)
 		return 1;
-	proxy_manifest_send(pr, digest, ctype, data, len, warning);
-	free(ctype);
-	free(data);
+	proxy_manifest_send(pr, digest, h.ctype, h.body, warning);
+	cache_mem_release(&h);
 	return 0;
 }
 
@@ -136,23 +133,19 @@ proxy_manifest_serve_cached(struct proxy_req *pr, const char *digest,
 static int
 proxy_tag_move_cached(struct proxy_req *pr, const char *digest)
 {
-	struct digest	 d;
-	char		*ctype;
-	unsigned char	*data;
-	size_t		 len;
+	struct digest		d;
+	struct cache_mem_hold	h;
 
 	if (digest_parse(digest, &d) != 0 ||
-	    cache_manifest_get(d.str, upstream_name(pr->up), &ctype, &data,
-	    &len) != 0)
+	    cache_manifest_hold(d.str, upstream_name(pr->up), &h) != 0)
 		return 1;
 	if (cache_manifest_put(upstream_name(pr->up), pr->repo, pr->ref,
-	    d.str, ctype, data, len) != 0)
+	    d.str, h.ctype, h.body->data, h.body->len) != 0)
 		log_warnx("r%llu: could not move tag %s to %s",
 		    (unsigned long long)pr->id, pr->ref, d.str);
 	pr->src = "revalidated";
-	proxy_manifest_send(pr, d.str, ctype, data, len, NULL);
-	free(ctype);
-	free(data);
+	proxy_manifest_send(pr, d.str, h.ctype, h.body, NULL);
+	cache_mem_release(&h);
 	return 0;
 }
 
@@ -208,6 +201,7 @@ proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
 	const unsigned char	*data;
 	size_t			 len;
 	char			*ctype;
+	struct rbuf		*rb;
 
 	if (mf->revalidate) {
 		if (err == NULL && status == 200 && mf->up_digest != NULL &&
@@ -312,7 +306,10 @@ proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
 		log_warnx("r%llu: could not cache manifest %s",
 		    (unsigned long long)pr->id, got.str);
 	pr->src = "miss";
-	proxy_manifest_send(pr, got.str, ctype, data, len, NULL);
+	rb = rbuf_new(data, len);
+	cache_mem_put(got.str, rbuf_ref(rb), ctype, NULL, NULL);
+	proxy_manifest_send(pr, got.str, ctype, rb, NULL);
+	rbuf_unref(rb);
 done:
 	proxy_mfetch_free(mf);
 }
@@ -346,7 +343,8 @@ proxy_manifest_fetch(struct proxy_req *pr, int revalidate,
  * upstream request per worker, not one per client.
  *
  * The leader's reply (status, body, and the headers that describe it) is
- * captured as it is sent (proxy_reply_buf) and replayed to each waiter.
+ * captured as it is sent (proxy_reply_rbuf) and replayed to each waiter,
+ * from the same buffer.
  */
 struct proxy_mflight {
 	char			*key;		/* upstream \n repo \n ref */
@@ -357,12 +355,13 @@ struct proxy_mflight {
 static __thread LIST_HEAD(, proxy_mflight) proxy_mflights;
 
 static const char *const proxy_mflight_headers[] = {
-	"Docker-Content-Digest", "Etag", "Warning", "Retry-After",
+	"Docker-Content-Digest", "Etag", "Warning", "Retry-After", "Link",
+	"OCI-Filters-Applied",
 };
 
 void
 proxy_mflight_land(struct proxy_req *pr, int status, const char *ctype,
-    const void *data, size_t len)
+    struct rbuf *rb)
 {
 	struct proxy_mflight	*fl = pr->mflight;
 	struct evkeyvalq	*in, *out;
@@ -383,23 +382,22 @@ proxy_mflight_land(struct proxy_req *pr, int status, const char *ctype,
 				evhttp_add_header(out,
 				    proxy_mflight_headers[k], v);
 		w->src = "coalesced";
-		proxy_reply_buf(w, status, ctype, data, len);
+		proxy_reply_rbuf(w, status, ctype, rb);
 	}
 	free(fl->waiters);
 	free(fl->key);
 	free(fl);
 }
 
-/* Fetch for pr, or wait for the same fetch already under way. */
-static void
-proxy_manifest_fetch_shared(struct proxy_req *pr, int revalidate,
-    const char *old_digest, int64_t old_validated)
+/*
+ * Join the flight for key (which this takes), or lead a new one: 1 if pr
+ * now waits for the leader's reply, 0 if pr leads (pr->mflight set).
+ */
+static int
+proxy_flight_join(struct proxy_req *pr, char *key)
 {
 	struct proxy_mflight	*fl;
-	char			*key;
 
-	xasprintf(&key, "%s\n%s\n%s", upstream_name(pr->up), pr->repo,
-	    pr->ref);
 	LIST_FOREACH(fl, &proxy_mflights, entry)
 		if (strcmp(fl->key, key) == 0)
 			break;
@@ -408,23 +406,42 @@ proxy_manifest_fetch_shared(struct proxy_req *pr, int revalidate,
 		fl->waiters = xreallocarray(fl->waiters, fl->nwaiters + 1,
 		    sizeof(*fl->waiters));
 		fl->waiters[fl->nwaiters++] = pr;
-		return;
+		return 1;
 	}
 	fl = xcalloc(1, sizeof(*fl));
 	fl->key = key;
 	LIST_INSERT_HEAD(&proxy_mflights, fl, entry);
 	pr->mflight = fl;
-	proxy_manifest_fetch(pr, revalidate, old_digest, old_validated);
+	return 0;
 }
 
-/* "Cache-Control: no-cache" (replication, a forced pull): revalidate. */
+/* Fetch for pr, or wait for the same fetch already under way. */
+static void
+proxy_manifest_fetch_shared(struct proxy_req *pr, int revalidate,
+    const char *old_digest, int64_t old_validated)
+{
+	char	*key;
+
+	xasprintf(&key, "M\n%s\n%s\n%s", upstream_name(pr->up), pr->repo,
+	    pr->ref);
+	if (proxy_flight_join(pr, key) == 0)
+		proxy_manifest_fetch(pr, revalidate, old_digest, old_validated);
+}
+
+/*
+ * "Cache-Control: no-cache" from one of our own jobs (replication):
+ * revalidate.  From anyone else it is ignored: a client must not be able
+ * to make the mirror spend the upstream's quota (Docker Hub counts
+ * requests) at will.
+ */
 static int
 proxy_no_cache(const struct proxy_req *pr)
 {
 	const char *cc = evhttp_find_header(
 	    evhttp_request_get_input_headers(pr->req), "Cache-Control");
 
-	return cc != NULL && strstr(cc, "no-cache") != NULL;
+	return cc != NULL && strstr(cc, "no-cache") != NULL &&
+	    proxy_req_is_job(pr);
 }
 
 /*
@@ -494,6 +511,29 @@ proxy_mlink_start(struct proxy_req *pr)
 	free(path);
 }
 
+/*
+ * A manifest the cache cannot answer costs an upstream GET (counted by
+ * Docker Hub): within the client's manifest_miss_limit, or 429.  1 go on,
+ * 0 refused (replied).
+ */
+static int
+proxy_miss_allowed(struct proxy_req *pr)
+{
+	char	ra[32];
+	long	wait;
+
+	if ((wait = proxy_limit_miss(pr)) == 0)
+		return 1;
+	snprintf(ra, sizeof(ra), "%ld", wait);
+	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+	    "Retry-After", ra);
+	pr->src = "limited";
+	proxy_error(pr, 429, "TOOMANYREQUESTS", "too many requests from %s "
+	    "for manifests this mirror has not cached (manifest_miss_limit: "
+	    "%ld a minute)", pr->peer, pr->w->cfg->manifest_miss_limit);
+	return 0;
+}
+
 /* Is digest cached and linked to the request's repository?  0 yes,
  * 1 cached but not linked, 2 not cached (for this upstream). */
 static int
@@ -527,12 +567,14 @@ proxy_manifest_get(struct proxy_req *pr)
 			proxy_mlink_start(pr);
 			return;
 		}
-		proxy_manifest_fetch_shared(pr, 0, NULL, 0);
+		if (proxy_miss_allowed(pr))
+			proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
 	if (cache_tag_get(upname, pr->repo, pr->ref, digest,
 	    &validated) != 0) {
-		proxy_manifest_fetch_shared(pr, 0, NULL, 0);
+		if (proxy_miss_allowed(pr))
+			proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
 	if (strcmp(digest, PROXY_TAG_NEGATIVE) == 0) {
@@ -544,7 +586,8 @@ proxy_manifest_get(struct proxy_req *pr)
 			    "answer)", pr->ref, upname);
 			return;
 		}
-		proxy_manifest_fetch_shared(pr, 0, NULL, 0);
+		if (proxy_miss_allowed(pr))
+			proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
 	if ((int64_t)time(NULL) - validated < proxy_tag_ttl(pr) &&
@@ -561,11 +604,12 @@ proxy_manifest_get(struct proxy_req *pr)
 
 /*
  * tags/list, _catalog and referrers: passed through, bounded, with Link,
- * Content-Type (and OCI-Filters-Applied for referrers).  Not cached: they
- * are small and their answer changes with every push.
+ * Content-Type (and OCI-Filters-Applied for referrers); kept in memory
+ * for [cache] list_ttl (see proxy_tags_get).
  */
 struct proxy_tfetch {
 	struct proxy_req	*pr;
+	char			*key;		/* in the memory cache */
 	char			*ctype;
 	char			*link;
 	char			*retry_after;
@@ -599,7 +643,10 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 {
 	struct proxy_tfetch	*tf = arg;
 	struct proxy_req	*pr = tf->pr;
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
 	int			 status = upstream_req_status(ur);
+	const char		*ctype, *link, *filters;
+	struct rbuf		*rb;
 
 	if (err != NULL || status != 200) {
 		if (status == 404 && pr->kind == PROXY_KIND_REFERRERS)
@@ -615,20 +662,25 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 		else
 			proxy_error_upstream(pr, status, err,
 			    upstream_req_errmsg(ur), tf->retry_after);
-	} else {
-		if (tf->link != NULL && strpbrk(tf->link, "\r\n") == NULL)
-			evhttp_add_header(evhttp_request_get_output_headers(
-			    pr->req), "Link", tf->link);
-		if (tf->filters != NULL && strpbrk(tf->filters, "\r\n") ==
-		    NULL)
-			evhttp_add_header(evhttp_request_get_output_headers(
-			    pr->req), "OCI-Filters-Applied", tf->filters);
-		pr->src = "pass";
-		proxy_reply_buf(pr, 200, tf->ctype != NULL &&
-		    strpbrk(tf->ctype, "\r\n") == NULL ? tf->ctype :
-		    "application/json", evbuffer_pullup(body, -1),
-		    evbuffer_get_length(body));
+		goto done;
 	}
+	link = tf->link != NULL && text_printable(tf->link) ? tf->link : NULL;
+	filters = tf->filters != NULL && text_printable(tf->filters) ?
+	    tf->filters : NULL;
+	ctype = tf->ctype != NULL && text_printable(tf->ctype) &&
+	    strlen(tf->ctype) < 256 ? tf->ctype : "application/json";
+	if (link != NULL)
+		evhttp_add_header(out, "Link", link);
+	if (filters != NULL)
+		evhttp_add_header(out, "OCI-Filters-Applied", filters);
+	pr->src = "pass";
+	rb = rbuf_new(evbuffer_pullup(body, -1), evbuffer_get_length(body));
+	if (pr->w->cfg->list_ttl > 0)
+		cache_mem_put(tf->key, rbuf_ref(rb), ctype, link, filters);
+	proxy_reply_rbuf(pr, 200, ctype, rb);
+	rbuf_unref(rb);
+done:
+	free(tf->key);
 	free(tf->ctype);
 	free(tf->link);
 	free(tf->retry_after);
@@ -636,14 +688,21 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 	free(tf);
 }
 
+/*
+ * tags/list, _catalog and referrers: answered from memory for list_ttl
+ * (their answers change with every push, but a rollout's burst must not
+ * become one upstream request per host), single-flighted per worker,
+ * else passed through.  The mirror's own jobs always ask upstream (they
+ * refresh the copy): replication must see a tag pushed a second ago.
+ */
 static void
 proxy_tags_get(struct proxy_req *pr)
 {
 	struct proxy_tfetch	*tf;
-	char			*path;
+	struct cache_mem_hold	 h;
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	char			*path, *key;
 
-	tf = xcalloc(1, sizeof(*tf));
-	tf->pr = pr;
 	if (pr->kind == PROXY_KIND_CATALOG)
 		xasprintf(&path, "/v2/_catalog%s%s",
 		    pr->query != NULL ? "?" : "",
@@ -656,6 +715,29 @@ proxy_tags_get(struct proxy_req *pr)
 		xasprintf(&path, "/v2/%s/tags/list%s%s", pr->repo,
 		    pr->query != NULL ? "?" : "",
 		    pr->query != NULL ? pr->query : "");
+	xasprintf(&key, "L\n%s\n%s", upstream_name(pr->up), path);
+	if (!proxy_req_is_job(pr) && pr->w->cfg->list_ttl > 0 &&
+	    cache_mem_get(key, pr->w->cfg->list_ttl * 1000, &h) == 0) {
+		if (h.link != NULL)
+			evhttp_add_header(out, "Link", h.link);
+		if (h.filters != NULL)
+			evhttp_add_header(out, "OCI-Filters-Applied",
+			    h.filters);
+		pr->src = "hit";
+		proxy_reply_rbuf(pr, 200, h.ctype, h.body);
+		cache_mem_release(&h);
+		free(key);
+		free(path);
+		return;
+	}
+	if (!proxy_req_is_job(pr) && proxy_flight_join(pr, xstrdup(key))) {
+		free(key);
+		free(path);
+		return;
+	}
+	tf = xcalloc(1, sizeof(*tf));
+	tf->pr = pr;
+	tf->key = key;
 	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_GET, path, pr->repo,
 	    pr->kind == PROXY_KIND_REFERRERS ?
 	    "application/vnd.oci.image.index.v1+json" : "application/json",

@@ -676,6 +676,7 @@ pf_req_headers(struct evhttp_request *req, const char *host)
 	evhttp_add_header(h, "Host", host);
 	evhttp_add_header(h, "User-Agent", "regmirror-prefetch/"
 	    PACKAGE_VERSION);
+	evhttp_add_header(h, "X-Regmirror-Job", proxy_job_token());
 	if (pf_ssl_ctx != NULL)
 		evhttp_add_header(h, "Connection", "close");
 }

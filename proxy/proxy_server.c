@@ -30,6 +30,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <event2/util.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -43,6 +44,44 @@
 #include "upstream/upstream.h"
 
 static atomic_uint_fast64_t	proxy_next_id = 1;
+
+/*
+ * The mirror's own jobs (prefetch, replication) are clients of its
+ * listener like any other; they say who they are with this secret, made
+ * at start-up, in X-Regmirror-Job.  Only they may force a revalidation
+ * (Cache-Control: no-cache) and skip the miss limits: an ordinary client
+ * cannot spend the upstream's quota at will.
+ */
+static char			proxy_job_secret[33];
+
+const char *
+proxy_job_token(void)
+{
+	return proxy_job_secret;
+}
+
+int
+proxy_req_is_job(const struct proxy_req *pr)
+{
+	const char *v = evhttp_find_header(
+	    evhttp_request_get_input_headers(pr->req), "X-Regmirror-Job");
+
+	return v != NULL && proxy_job_secret[0] != '\0' &&
+	    strlen(v) == sizeof(proxy_job_secret) - 1 &&
+	    CRYPTO_memcmp(v, proxy_job_secret, sizeof(proxy_job_secret) - 1)
+	    == 0;
+}
+
+static void
+proxy_job_secret_init(void)
+{
+	unsigned char	r[16];
+	size_t		i;
+
+	arc4random_buf(r, sizeof(r));
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(proxy_job_secret + 2 * i, 3, "%02x", r[i]);
+}
 
 /*
  * The server TLS context.  SIGHUP builds a new one and swaps it in; new
@@ -287,6 +326,20 @@ proxy_http_new(struct proxy_worker *w, int tls, const evutil_socket_t *fds,
 	return http;
 }
 
+/* [upstream] max_fills, shared out between the nw workers. */
+static void
+proxy_fill_slots_init(struct proxy_worker *w, int nw)
+{
+	const struct config_upstream	*cu;
+	size_t				 i;
+
+	w->fills = xcalloc(w->cfg->nupstreams, sizeof(*w->fills));
+	for (cu = w->cfg->upstreams, i = 0; cu != NULL; cu = cu->next, i++) {
+		w->fills[i].cap = (unsigned)((cu->max_fills + nw - 1) / nw);
+		TAILQ_INIT(&w->fills[i].queue);
+	}
+}
+
 static void *
 proxy_worker_main(void *arg)
 {
@@ -339,6 +392,7 @@ proxy_run(const struct config *cfg)
 	if (ntls > 0 && proxy_tls_load(cfg) != 0)
 		return -1;
 	proxy_conn_init(cfg);
+	proxy_job_secret_init();
 	fds = xcalloc(cfg->nlisten + cfg->ntls_listen, sizeof(*fds));
 	for (l = 0; l < cfg->nlisten; l++)
 		if ((fds[l] = proxy_listen(cfg->listen[l],
@@ -363,7 +417,8 @@ proxy_run(const struct config *cfg)
 			w->http = proxy_http_new(w, 0, fds, nplain);
 		if (ntls > 0)
 			w->https = proxy_http_new(w, 1, fds + nplain, ntls);
-		w->up = upstream_worker_new(w->base, cfg);
+		w->up = upstream_worker_new(w->base, cfg, (unsigned)nw);
+		proxy_fill_slots_init(w, nw);
 	}
 	proxy_prefetch_init(workers[0].base, workers[0].up, cfg, nplain > 0);
 	proxy_replicate_init(workers[0].base, workers[0].up, cfg);
@@ -414,6 +469,7 @@ proxy_run(const struct config *cfg)
 		if (workers[i].https != NULL)
 			evhttp_free(workers[i].https);
 		upstream_worker_free(workers[i].up);
+		free(workers[i].fills);
 		event_base_free(workers[i].base);
 	}
 	free(workers);

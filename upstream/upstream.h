@@ -46,6 +46,8 @@ extern const char upstream_err_too_large[];	/* body over the cap */
 extern const char upstream_err_auth[];		/* token service failed */
 extern const char upstream_err_cancelled[];
 extern const char upstream_err_policy[];	/* redirect/realm refused */
+extern const char upstream_err_busy[];		/* max_connections: waited
+						   queue_timeout for a slot */
 
 /* Build every upstream of the config (TLS contexts, credentials). */
 int	upstream_init_all(const struct config *);
@@ -54,6 +56,8 @@ void	upstream_fini_all(void);
 struct upstream *upstream_find(const char *name);
 struct upstream *upstream_default(void);
 const char *upstream_name(const struct upstream *);
+/* Its place in the config (0 .. nupstreams - 1). */
+size_t	upstream_index(const struct upstream *);
 /* The tag_ttl for tag (tag_ttl_for tiers, then the upstream's tag_ttl),
  * or dflt when it sets none. */
 long	upstream_tag_ttl(const struct upstream *, const char *tag, long dflt);
@@ -80,9 +84,9 @@ void	upstream_rate_forget(struct upstream *);
 int	upstream_location_path(const struct upstream *u, const char *loc,
 	    const char *base, char **out);
 
-/* Per worker loop. */
+/* Per worker loop (one of nworkers: they share the per-upstream caps). */
 struct upstream_worker *upstream_worker_new(struct event_base *,
-	    const struct config *);
+	    const struct config *, unsigned nworkers);
 void	upstream_worker_free(struct upstream_worker *);
 
 /*

@@ -86,6 +86,7 @@ upstream_init_all(const struct config *cfg)
 	for (cu = cfg->upstreams, u = upstreams; cu != NULL;
 	    cu = cu->next, u++) {
 		u->magic = UPSTREAM_MAGIC;
+		u->idx = (size_t)(u - upstreams);
 		u->cfg = cu;
 		u->nurls = cu->nurls;
 		u->urls = xcalloc(cu->nurls, sizeof(*u->urls));
@@ -171,6 +172,13 @@ upstream_name(const struct upstream *u)
 {
 	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
 	return u->cfg->name;
+}
+
+size_t
+upstream_index(const struct upstream *u)
+{
+	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
+	return u->idx;
 }
 
 long

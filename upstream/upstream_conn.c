@@ -51,12 +51,21 @@ struct upstream_conn {
 	TAILQ_ENTRY(upstream_conn) entry;
 };
 
+/* Exchanges in progress with one upstream on this worker, and who waits. */
+struct upstream_slots {
+	unsigned		 busy, cap;
+	TAILQ_HEAD(, upstream_waiter) wait;
+};
+
 struct upstream_worker {
 	struct event_base	*base;
 	struct evdns_base	*dns;
 	long			 timeout;
 	long			 connect_timeout;
+	long			 queue_timeout;
 	TAILQ_HEAD(upstream_conn_list, upstream_conn) conns;
+	struct upstream_slots	*slots;		/* by upstream index */
+	size_t			 nslots;
 };
 
 /* Accepts http(s)://host[:port][/path?query]; IPv6 hosts in brackets. */
@@ -126,15 +135,27 @@ upstream_url_fini(struct upstream_url *url)
 }
 
 struct upstream_worker *
-upstream_worker_new(struct event_base *base, const struct config *cfg)
+upstream_worker_new(struct event_base *base, const struct config *cfg,
+    unsigned nworkers)
 {
-	struct upstream_worker	*w;
+	struct upstream_worker		*w;
+	const struct config_upstream	*cu;
+	size_t				 i;
 
 	w = xcalloc(1, sizeof(*w));
 	w->base = base;
 	w->timeout = cfg->first_byte_timeout;
 	w->connect_timeout = cfg->connect_timeout;
+	w->queue_timeout = cfg->queue_timeout;
 	TAILQ_INIT(&w->conns);
+	/* [upstream] max_connections, shared out between the workers. */
+	w->nslots = cfg->nupstreams;
+	w->slots = xcalloc(w->nslots, sizeof(*w->slots));
+	for (cu = cfg->upstreams, i = 0; cu != NULL; cu = cu->next, i++) {
+		w->slots[i].cap = (unsigned)((cu->max_connections +
+		    (long)nworkers - 1) / (long)(nworkers > 0 ? nworkers : 1));
+		TAILQ_INIT(&w->slots[i].wait);
+	}
 	w->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (w->dns == NULL) {
@@ -170,7 +191,56 @@ upstream_worker_free(struct upstream_worker *w)
 		upstream_conn_free(c);
 	}
 	evdns_base_free(w->dns, 0);
+	free(w->slots);
 	free(w);
+}
+
+long
+upstream_worker_queue_timeout(struct upstream_worker *w)
+{
+	return w->queue_timeout;
+}
+
+int
+upstream_slot_take(struct upstream_worker *w, const struct upstream *u)
+{
+	struct upstream_slots	*s = &w->slots[u->idx];
+
+	AN(u->idx < w->nslots);
+	if (s->busy >= s->cap || !TAILQ_EMPTY(&s->wait))
+		return -1;
+	s->busy++;
+	return 0;
+}
+
+void
+upstream_slot_wait(struct upstream_worker *w, const struct upstream *u,
+    struct upstream_waiter *wt)
+{
+	TAILQ_INSERT_TAIL(&w->slots[u->idx].wait, wt, entry);
+}
+
+void
+upstream_slot_cancel(struct upstream_worker *w, const struct upstream *u,
+    struct upstream_waiter *wt)
+{
+	TAILQ_REMOVE(&w->slots[u->idx].wait, wt, entry);
+}
+
+/* A slot is free: the first waiter gets it (told, never run from here). */
+void
+upstream_slot_give(struct upstream_worker *w, const struct upstream *u)
+{
+	struct upstream_slots	*s = &w->slots[u->idx];
+	struct upstream_waiter	*wt;
+
+	AN(s->busy > 0);
+	s->busy--;
+	if ((wt = TAILQ_FIRST(&s->wait)) != NULL) {
+		TAILQ_REMOVE(&s->wait, wt, entry);
+		s->busy++;
+		wt->cb(wt->arg);
+	}
 }
 
 struct evdns_base *

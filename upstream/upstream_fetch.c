@@ -77,12 +77,15 @@ const char upstream_err_too_large[] = "response too large";
 const char upstream_err_auth[] = "token service failed";
 const char upstream_err_cancelled[] = "cancelled";
 const char upstream_err_policy[] = "refused by the redirect policy";
+const char upstream_err_busy[] = "too many requests to the upstream in "
+    "progress";
 
 /* What the deferred step event does next. */
 enum upstream_step {
 	UPSTREAM_STEP_NONE = 0,
 	UPSTREAM_STEP_CONNECT,		/* the target is resolved */
 	UPSTREAM_STEP_FAIL,		/* the request could not be made */
+	UPSTREAM_STEP_GO,		/* a slot came free: exchange */
 };
 
 struct upstream_req {
@@ -116,6 +119,10 @@ struct upstream_req {
 	enum upstream_step	 step;		/* deferred to step_ev */
 	struct event		*step_ev;
 	int			 hdr_refused;	/* too many header fields */
+	int			 slot;		/* holds an exchange slot */
+	int			 queued;	/* waits for one */
+	struct upstream_waiter	 waiter;
+	struct event		*queue_ev;	/* [timeouts] queue */
 
 	struct upstream_conn	*conn;
 	struct evhttp_request	*hreq;
@@ -198,6 +205,13 @@ upstream_req_finish(struct upstream_req *r, const char *err)
 		event_free(r->connect_ev);
 	if (r->step_ev != NULL)
 		event_free(r->step_ev);
+	if (r->queue_ev != NULL)
+		event_free(r->queue_ev);
+	AZ(r->queued);
+	if (r->slot) {
+		r->slot = 0;
+		upstream_slot_give(r->w, r->u);
+	}
 	if (r->ai != NULL)
 		evutil_freeaddrinfo(r->ai);
 	AZ(r->dns);
@@ -238,6 +252,9 @@ upstream_req_step_cb(evutil_socket_t fd, short ev, void *arg)
 	case UPSTREAM_STEP_FAIL:
 		upstream_req_finish(r, upstream_err_connect);
 		break;
+	case UPSTREAM_STEP_GO:
+		upstream_req_exchange(r);
+		break;
 	case UPSTREAM_STEP_NONE:
 		break;
 	}
@@ -253,6 +270,78 @@ upstream_req_defer(struct upstream_req *r, enum upstream_step step)
 		fatalx("event_new failed");
 	r->step = step;
 	event_active(r->step_ev, EV_TIMEOUT, 0);
+}
+
+/* The exchange is over: its connection back to the pool, its slot to
+ * whoever waits. */
+static void
+upstream_req_put_conn(struct upstream_req *r, int broken)
+{
+	upstream_conn_put(r->conn, broken);
+	r->conn = NULL;
+	if (r->slot) {
+		r->slot = 0;
+		upstream_slot_give(r->w, r->u);
+	}
+}
+
+/* upstream_slot_give handed us a slot: go on from the loop. */
+static void
+upstream_req_slot_cb(void *arg)
+{
+	struct upstream_req	*r = arg;
+
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	r->queued = 0;
+	r->slot = 1;
+	evtimer_del(r->queue_ev);
+	upstream_req_defer(r, UPSTREAM_STEP_GO);
+}
+
+/* Waited [timeouts] queue for a slot: 503 with Retry-After, upstream. */
+static void
+upstream_req_queue_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct upstream_req	*r = arg;
+
+	(void)fd;
+	(void)ev;
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	upstream_slot_cancel(r->w, r->u, &r->waiter);
+	r->queued = 0;
+	snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %ld s waiting "
+	    "for one of its max_connections (%ld) to come free",
+	    r->u->cfg->name, upstream_worker_queue_timeout(r->w),
+	    r->u->cfg->max_connections);
+	metric_inc(METRIC_UPSTREAM_QUEUE_TIMEOUTS);
+	upstream_req_finish(r, upstream_err_busy);
+}
+
+/*
+ * An exchange needs a slot ([upstream] max_connections); 0 got one, -1
+ * queued (r goes on from upstream_req_slot_cb, or fails at the queue's
+ * deadline).
+ */
+static int
+upstream_req_slot(struct upstream_req *r)
+{
+	struct timeval	tv = { upstream_worker_queue_timeout(r->w), 0 };
+
+	if (r->slot)
+		return 0;
+	if (upstream_slot_take(r->w, r->u) == 0) {
+		r->slot = 1;
+		return 0;
+	}
+	r->waiter.cb = upstream_req_slot_cb;
+	r->waiter.arg = r;
+	upstream_slot_wait(r->w, r->u, &r->waiter);
+	r->queued = 1;
+	if (r->queue_ev == NULL && (r->queue_ev = evtimer_new(
+	    upstream_worker_base(r->w), upstream_req_queue_cb, r)) == NULL)
+		fatalx("evtimer_new failed");
+	evtimer_add(r->queue_ev, &tv);
+	return -1;
 }
 
 /* Stop resolving or connecting (a timeout, a cancel). */
@@ -829,8 +918,7 @@ upstream_req_connect_cb(evutil_socket_t fd, short ev, void *arg)
 	else {
 		evhttp_cancel_request(r->hreq);
 		r->hreq = NULL;
-		upstream_conn_put(r->conn, 1);
-		r->conn = NULL;
+		upstream_req_put_conn(r, 1);
 	}
 	if (upstream_req_may_retry(r)) {
 		upstream_req_retry(r, "connect timed out");
@@ -863,8 +951,7 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 	if (failed && r->url.tls && !r->got_response)
 		upstream_req_tls_error(r);
 	r->hreq = NULL;
-	upstream_conn_put(r->conn, failed);
-	r->conn = NULL;
+	upstream_req_put_conn(r, failed);
 
 	if (r->cancelled) {
 		upstream_req_finish(r, upstream_err_cancelled);
@@ -995,8 +1082,7 @@ upstream_req_send(struct upstream_req *r)
 		if (r->hreq != NULL)
 			evhttp_request_free(r->hreq);
 		r->hreq = NULL;
-		upstream_conn_put(r->conn, 1);
-		r->conn = NULL;
+		upstream_req_put_conn(r, 1);
 		upstream_req_defer(r, UPSTREAM_STEP_FAIL);
 	}
 }
@@ -1078,6 +1164,8 @@ upstream_req_exchange(struct upstream_req *r)
 	struct evutil_addrinfo	 hints;
 	struct evdns_getaddrinfo_request *q;
 
+	if (upstream_req_slot(r) != 0)
+		return;
 	r->status = 0;
 	r->got_response = 0;
 	r->herr = 0;
@@ -1218,12 +1306,15 @@ upstream_req_cancel(struct upstream_req *r)
 		evtimer_del(r->retry_ev);
 	if (r->connect_ev != NULL)
 		evtimer_del(r->connect_ev);
+	if (r->queued) {
+		upstream_slot_cancel(r->w, r->u, &r->waiter);
+		r->queued = 0;
+	}
 	upstream_req_stop_connecting(r);
 	if (r->hreq != NULL) {
 		evhttp_cancel_request(r->hreq);
 		r->hreq = NULL;
-		upstream_conn_put(r->conn, 1);
-		r->conn = NULL;
+		upstream_req_put_conn(r, 1);
 	}
 	upstream_req_finish(r, upstream_err_cancelled);
 }

@@ -44,6 +44,7 @@ struct upstream_addr {
 
 struct upstream {
 	unsigned		 magic;
+	size_t			 idx;		/* in the config's order */
 	const struct config_upstream *cfg;
 	struct upstream_url	*urls;
 	size_t			 nurls;
@@ -75,6 +76,24 @@ struct upstream_conn *upstream_conn_open(struct upstream_worker *,
 	    struct upstream *, const struct upstream_url *,
 	    const struct sockaddr *sa);
 struct evdns_base *upstream_worker_dns(struct upstream_worker *);
+long	upstream_worker_queue_timeout(struct upstream_worker *);
+/*
+ * Exchange slots: at most [upstream] max_connections exchanges with one
+ * upstream at once (shared out between the workers).  take: 0 got one,
+ * -1 none free (or others already wait).  A waiter is told (cb, which
+ * must only schedule) when give hands it a slot.
+ */
+struct upstream_waiter {
+	void				(*cb)(void *);
+	void				 *arg;
+	TAILQ_ENTRY(upstream_waiter)	  entry;
+};
+int	upstream_slot_take(struct upstream_worker *, const struct upstream *);
+void	upstream_slot_wait(struct upstream_worker *, const struct upstream *,
+	    struct upstream_waiter *);
+void	upstream_slot_cancel(struct upstream_worker *,
+	    const struct upstream *, struct upstream_waiter *);
+void	upstream_slot_give(struct upstream_worker *, const struct upstream *);
 struct evhttp_connection *upstream_conn_evcon(struct upstream_conn *);
 /* 1 once TCP (and TLS) is up: [timeouts] connect no longer applies. */
 int	upstream_conn_established(struct upstream_conn *);

@@ -21,6 +21,11 @@ Loopback only; Python standard library only.
         line of its answer, e.g. "HTTP/1.1 503 ...") or closed within
         0.5 s.
 
+    rawclient.py noread HOST PORT PATH N [--state FILE]
+        Open N connections with tiny receive buffers, send "GET PATH" on
+        each and never read the answers; keep them open until killed.
+        Writes FILE as JSON {"sent": N} once every request is sent.
+
     rawclient.py flood HOST PORT N [--state FILE]
         Like hold, but without waiting to see whether the server answers
         each connection: {"open": K, "refused": R} where R counts only
@@ -140,6 +145,20 @@ def cmd_hold(a):
         time.sleep(3600)  # held until the test kills us
 
 
+def cmd_noread(a):
+    socks = []
+    for _ in range(a.n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((a.host, a.port))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" %
+                   a.path).encode())
+        socks.append(s)
+    write_state(a.state, {"sent": len(socks)})
+    while True:
+        time.sleep(3600)  # held until the test kills us
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -153,6 +172,12 @@ def main():
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("--max-seconds", type=float, default=30)
+    p = sub.add_parser("noread")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("path")
+    p.add_argument("n", type=int)
+    p.add_argument("--state")
     for name in ("hold", "flood"):
         p = sub.add_parser(name)
         p.add_argument("host")
@@ -163,7 +188,7 @@ def main():
     a = ap.parse_args()
     loopback(a.host)
     {"slow": cmd_slow, "silent": cmd_silent, "hold": cmd_hold,
-     "flood": cmd_hold}[a.cmd](a)
+     "flood": cmd_hold, "noread": cmd_noread}[a.cmd](a)
 
 
 if __name__ == "__main__":

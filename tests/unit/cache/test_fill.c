@@ -170,6 +170,31 @@ main(void)
 	    v.avail == 5000, "no length: DONE with the size");
 	cache_fill_unref(f, "test");
 
+	/* max_blob_size: a length over it is refused at once; a chunked
+	 * body is cut as it crosses it; nothing is left behind. */
+	cache_fill_set_max(100000);
+	digest_buf(DIGEST_SHA256, data, sizeof(data), &d);
+	f = cache_fill_get(d.str, "docker.io", "library/x", &created);
+	ok(cache_fill_begin(f, sizeof(data)) == -1,
+	    "max_blob_size: a larger Content-Length refused");
+	cache_fill_view(f, &v);
+	ok(v.state == CACHE_FILL_FAILED && v.fail_status == 403 &&
+	    strcmp(v.fail_code, "DENIED") == 0, "  403 DENIED");
+	ok(strstr(v.fail_msg, "max_blob_size") != NULL, "  message: %s",
+	    v.fail_msg);
+	cache_fill_unref(f, "test");
+	f = cache_fill_get(d.str, "docker.io", "library/x", &created);
+	ok(cache_fill_begin(f, -1) == 0, "max_blob_size: chunked body begins");
+	ok(cache_fill_append(f, data, 60000) == 0, "  60000 bytes in");
+	ok(cache_fill_append(f, data + 60000, 60000) == -1,
+	    "  the bytes crossing 100000 refused");
+	cache_fill_view(f, &v);
+	ok(v.state == CACHE_FILL_FAILED && v.fail_status == 403,
+	    "  the fill fails 403");
+	cache_fill_unref(f, "test");
+	ok(count_dir(tmpdir) == 0, "  tmp/ empty");
+	cache_fill_set_max(0);
+
 	cache_close();
 	event_free(ev);
 	event_base_free(base);
