@@ -9,6 +9,8 @@
  *    request_head of its first byte (evhttp's idle timeout restarts on
  *    every read, so a client sending a byte a second would hold a
  *    connection for ever), a TLS handshake within tls_handshake;
+ *  - input: at most a request head's worth is buffered per connection
+ *    (evhttp reads on while it writes a reply; nothing drains that);
  *  - TCP_NODELAY on every client socket: a reply is a header block and a
  *    body written apart, and over TLS the second small record otherwise
  *    waits for the client's delayed ACK (~40 ms a request);
@@ -75,6 +77,7 @@
 #define PROXY_CONN_MAGIC	0x70636f6e
 #define PROXY_ACCEPT_PAUSE_MS	250	/* out of descriptors: wait this */
 #define PROXY_WARN_EVERY	60	/* seconds between repeated warnings */
+#define PROXY_CONN_INPUT_SLACK	(64 * 1024)	/* input past a head's cap */
 
 enum proxy_conn_state {
 	PROXY_CONN_NEW = 0,
@@ -486,6 +489,14 @@ proxy_conn_bev_new(struct proxy_worker *w, struct bufferevent *bev, int tls)
 	AN(pc->deadline);
 	if (tsearch(pc, &w->conns, proxy_conn_cmp) == NULL)
 		fatalx("tsearch: out of memory");
+	/*
+	 * evhttp keeps reading while it writes a reply (to see the client
+	 * close), into a buffer nothing drains: without a high watermark a
+	 * client pipelining junk behind a long download grows it without
+	 * bound.  Past one request head's worth, reading pauses.
+	 */
+	bufferevent_setwatermark(bev, EV_READ, 0,
+	    proxy_head_cap(w->cfg) + PROXY_CONN_INPUT_SLACK);
 	bufferevent_incref(bev);	/* until the attach callback */
 	event_active(pc->attach, EV_READ, 0);
 	return bev;

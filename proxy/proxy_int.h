@@ -113,6 +113,8 @@ unsigned proxy_conn_count(void);
 long	proxy_limit_miss(const struct proxy_req *);
 
 /* proxy_server.c */
+/* The most bytes of a request head evhttp is let to buffer. */
+size_t	proxy_head_cap(const struct config *);
 /* The secret our own jobs send in X-Regmirror-Job; is pr one of them? */
 const char *proxy_job_token(void);
 int	proxy_req_is_job(const struct proxy_req *);

@@ -292,6 +292,15 @@ proxy_listen(const char *spec, int tls)
 	return fd;
 }
 
+/* evhttp's hard cap on a request head (the configured one is checked
+ * with an OCI error in proxy_oci.c; this one only bounds memory). */
+size_t
+proxy_head_cap(const struct config *cfg)
+{
+	return cfg->max_header_size * 4 > 128 * 1024 ?
+	    cfg->max_header_size * 4 : 128 * 1024;
+}
+
 /* One evhttp of a worker, accepting on its own dups of fds. */
 static struct evhttp *
 proxy_http_new(struct proxy_worker *w, int tls, const evutil_socket_t *fds,
@@ -307,9 +316,7 @@ proxy_http_new(struct proxy_worker *w, int tls, const evutil_socket_t *fds,
 	evhttp_set_bevcb(http, tls ? proxy_tls_bev_cb : proxy_plain_bev_cb, w);
 	/* The configured limit is enforced with an OCI error in
 	 * proxy_oci.c; this hard cap only bounds memory. */
-	evhttp_set_max_headers_size(http,
-	    (ev_ssize_t)(cfg->max_header_size * 4 > 128 * 1024 ?
-	    cfg->max_header_size * 4 : 128 * 1024));
+	evhttp_set_max_headers_size(http, (ev_ssize_t)proxy_head_cap(cfg));
 	evhttp_set_max_body_size(http, 1024 * 1024);
 	evhttp_set_timeout(http, (int)cfg->idle_timeout);
 	evhttp_set_default_content_type(http, "application/octet-stream");

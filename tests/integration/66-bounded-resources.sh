@@ -13,6 +13,9 @@
 #     upstream, a second request waits, then gets 503 with Retry-After.
 #  d. [cache] max_blob_size = 1M: a 2 MB blob is refused 403 DENIED (GET
 #     and HEAD), nothing stored.
+#  e. A client pipelines 256 MiB of junk behind a slow download: the
+#     mirror stops reading past one request head's worth (peak RSS grows
+#     by less than 16 MiB; the junk its socket takes stays small).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need_regmirror
@@ -157,5 +160,20 @@ rq "$MIRROR_URL/v2/app/b/blobs/$BLAYER" -I
 assert_eq 403 "$RQ_CODE" "HEAD of a blob over max_blob_size"
 [ ! -e "$(cache_blob_file "$(sed -n 's/^dir = //p' "$T_DIR/max.conf")" "$BLAYER")" ] ||
 	fail "the refused blob was stored"
+mirror_alive
+stop_pid "$MIRROR_PID"
+
+# -- e -----------------------------------------------------------------------
+mkconf "$T_DIR/pump.conf" 20s
+start_mirror "$T_DIR/pump.conf" pump
+echo 5 >"/proc/$MIRROR_PID/clear_refs"
+rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$MIRROR_PID/status")
+res=$($RAW pump 127.0.0.1 "$MIRROR_PORT" "/v2/app/x/blobs/$LAYER" 256)
+hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$MIRROR_PID/status")
+log "junk behind a download: $res; peak RSS $hwm kB (was $rss0 kB)"
+[ "${res#taken }" -lt $((64 * 1024 * 1024)) ] ||
+	fail "the mirror accepted ${res#taken } bytes of pipelined junk"
+[ $((hwm - rss0)) -lt 16384 ] ||
+	fail "pipelined junk raised peak RSS by $((hwm - rss0)) kB"
 mirror_alive
 pass

@@ -26,6 +26,11 @@ Loopback only; Python standard library only.
         each and never read the answers; keep them open until killed.
         Writes FILE as JSON {"sent": N} once every request is sent.
 
+    rawclient.py pump HOST PORT PATH MIB
+        Send "GET PATH", then up to MIB MiB of junk behind it as fast as
+        the server takes it, giving up once it has taken nothing for 2 s.
+        Prints "taken BYTES" (the junk the server's socket accepted).
+
     rawclient.py flood HOST PORT N [--state FILE]
         Like hold, but without waiting to see whether the server answers
         each connection: {"open": K, "refused": R} where R counts only
@@ -159,6 +164,21 @@ def cmd_noread(a):
         time.sleep(3600)  # held until the test kills us
 
 
+def cmd_pump(a):
+    s = socket.create_connection((a.host, a.port), timeout=10)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % a.path).encode())
+    junk = b"j" * 65536
+    taken = 0
+    s.settimeout(2)
+    try:
+        while taken < a.mib * 1024 * 1024:
+            taken += s.send(junk)
+    except (socket.timeout, OSError):
+        pass
+    print("taken %d" % taken)
+    s.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -172,6 +192,11 @@ def main():
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("--max-seconds", type=float, default=30)
+    p = sub.add_parser("pump")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("path")
+    p.add_argument("mib", type=int)
     p = sub.add_parser("noread")
     p.add_argument("host")
     p.add_argument("port", type=int)
@@ -188,7 +213,7 @@ def main():
     a = ap.parse_args()
     loopback(a.host)
     {"slow": cmd_slow, "silent": cmd_silent, "hold": cmd_hold,
-     "flood": cmd_hold, "noread": cmd_noread}[a.cmd](a)
+     "flood": cmd_hold, "noread": cmd_noread, "pump": cmd_pump}[a.cmd](a)
 
 
 if __name__ == "__main__":
