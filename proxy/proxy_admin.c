@@ -26,14 +26,21 @@
 #include "cache/cache.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 
 static void
 proxy_admin_json(struct evhttp_request *req, int status, json_t *j)
 {
 	struct evbuffer	*b = evbuffer_new();
-	char		*s = json_dumps(j, JSON_COMPACT);
+	char		*s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 
+	if (s == NULL) {
+		/* An answer jansson would not encode (it refuses invalid
+		 * UTF-8): say so rather than send nothing. */
+		status = 500;
+		s = xstrdup("{\"error\":\"the answer could not be encoded\"}");
+	}
 	evbuffer_add_printf(b, "%s\n", s);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "application/json");

@@ -36,6 +36,7 @@
 #include "common/digest.h"
 #include "common/log.h"
 #include "common/ref.h"
+#include "common/text.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
@@ -189,6 +190,8 @@ pf_image_fail(struct pf_image *im, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(im->error, sizeof(im->error), fmt, ap);
 	va_end(ap);
+	/* Upstream words inside: the admin API's JSON must encode them. */
+	text_escape_inplace(im->error, sizeof(im->error));
 	log_warnx("prefetch %s: %s", im->ref, im->error);
 }
 

@@ -56,6 +56,7 @@
 #include "common/digest.h"
 #include "common/log.h"
 #include "common/ref.h"
+#include "common/text.h"
 #include "common/semver.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
@@ -147,6 +148,7 @@ repl_error(struct repl *r, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	vsnprintf(r->last_error, sizeof(r->last_error), fmt, ap);
+	text_escape_inplace(r->last_error, sizeof(r->last_error));
 	va_end(ap);
 	log_warnx("replication %s: %s", r->cr->name, r->last_error);
 }
