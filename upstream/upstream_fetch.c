@@ -1101,8 +1101,8 @@ upstream_req_pick_addr(struct upstream_req *r, const struct evutil_addrinfo *ai,
 			    htons((uint16_t)r->url.port);
 		else
 			continue;
-		if (upstream_addr_allowed(r->u, &r->url, ai->ai_addr, why,
-		    whylen))
+		if (upstream_addr_allowed(r->u, r->purpose, &r->url,
+		    ai->ai_addr, why, whylen))
 			return ai->ai_addr;
 	}
 	return NULL;

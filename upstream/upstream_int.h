@@ -40,6 +40,7 @@ struct upstream_token {
 struct upstream_addr {
 	int		family;
 	unsigned char	bytes[16];
+	uint16_t	port;		/* network order */
 };
 
 struct upstream {
@@ -144,9 +145,11 @@ int	upstream_url_is_endpoint(const struct upstream *,
 	    const struct upstream_url *);
 /* Record an address of an endpoint. */
 void	upstream_own_addr_add(struct upstream *, const struct sockaddr *);
-/* May a connection for url go to sa?  1 yes; 0 no, why set. */
-int	upstream_addr_allowed(struct upstream *, const struct upstream_url *,
-	    const struct sockaddr *sa, char *why, size_t whylen);
+/* May a connection of purpose p for url go to sa?  1 yes; 0 no, why
+ * set. */
+int	upstream_addr_allowed(struct upstream *, enum upstream_purpose p,
+	    const struct upstream_url *, const struct sockaddr *sa, char *why,
+	    size_t whylen);
 /* May a realm be used for a challenge from endpoint from?  1 / 0 + why. */
 int	upstream_realm_allowed(const struct upstream *,
 	    const struct upstream_url *from, const struct upstream_url *realm,

@@ -17,9 +17,10 @@
  *    Authorization.
  *  - A host that is not one of the upstream's endpoints (a redirect
  *    target, a realm) may not be an address that is loopback, link-local,
- *    private, unspecified, multicast or reserved, unless it is an address
- *    of the upstream's own endpoints or the host is listed in
- *    `redirect_hosts` (or, for realms, in `realms`).  The address checked is the address connected to:
+ *    private, unspecified, multicast or reserved, unless it is the address
+ *    and port of one of the upstream's own endpoints, or the host is
+ *    listed in `redirect_hosts` (or, for realms, in `realms`): another
+ *    port of a private registry's host may be anything.  The address checked is the address connected to:
  *    names are resolved by us and the connection is made to the address
  *    that passed (no DNS rebinding between check and connect).
  */
@@ -146,17 +147,24 @@ upstream_addr_class(const struct sockaddr *sa)
 	return UPSTREAM_ADDR_PUBLIC;
 }
 
+/* The same address and port (another port of an endpoint's address may
+ * be anything: an admin API, a database, the mirror's own admin). */
 static int
 upstream_addr_same(const struct upstream_addr *a, const struct sockaddr *sa)
 {
-	if (sa->sa_family == AF_INET)
-		return a->family == AF_INET && memcmp(a->bytes,
-		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-		    4) == 0;
-	if (sa->sa_family == AF_INET6)
-		return a->family == AF_INET6 && memcmp(a->bytes,
-		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-		    16) == 0;
+	const struct sockaddr_in	*s4;
+	const struct sockaddr_in6	*s6;
+
+	if (sa->sa_family == AF_INET) {
+		s4 = (const struct sockaddr_in *)(const void *)sa;
+		return a->family == AF_INET && a->port == s4->sin_port &&
+		    memcmp(a->bytes, &s4->sin_addr, 4) == 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		s6 = (const struct sockaddr_in6 *)(const void *)sa;
+		return a->family == AF_INET6 && a->port == s6->sin6_port &&
+		    memcmp(a->bytes, &s6->sin6_addr, 16) == 0;
+	}
 	return 0;
 }
 
@@ -178,12 +186,17 @@ upstream_own_addr_add(struct upstream *u, const struct sockaddr *sa)
 		    u->own_next++ % UPSTREAM_OWN_MAX];
 		memset(a, 0, sizeof(*a));
 		a->family = sa->sa_family;
-		if (sa->sa_family == AF_INET)
+		if (sa->sa_family == AF_INET) {
 			memcpy(a->bytes, &((const struct sockaddr_in *)
 			    (const void *)sa)->sin_addr, 4);
-		else
+			a->port = ((const struct sockaddr_in *)
+			    (const void *)sa)->sin_port;
+		} else {
 			memcpy(a->bytes, &((const struct sockaddr_in6 *)
 			    (const void *)sa)->sin6_addr, 16);
+			a->port = ((const struct sockaddr_in6 *)
+			    (const void *)sa)->sin6_port;
+		}
 	}
 	pthread_mutex_unlock(&u->tok_mtx);
 }
@@ -231,15 +244,22 @@ upstream_host_listed(char *const *list, size_t n, const char *host, int port)
 }
 
 int
-upstream_addr_allowed(struct upstream *u, const struct upstream_url *url,
-    const struct sockaddr *sa, char *why, size_t whylen)
+upstream_addr_allowed(struct upstream *u, enum upstream_purpose p,
+    const struct upstream_url *url, const struct sockaddr *sa, char *why,
+    size_t whylen)
 {
 	enum upstream_addr_class c;
+	size_t			 i;
 
 	if (upstream_url_is_endpoint(u, url)) {
 		upstream_own_addr_add(u, sa);
 		return 1;
 	}
+	/* A realm on an endpoint's host (another port: a token service
+	 * beside the registry) passed the realm rules by that very name. */
+	for (i = 0; p == UPSTREAM_PURPOSE_TOKEN && i < u->nurls; i++)
+		if (strcasecmp(u->urls[i].host, url->host) == 0)
+			return 1;
 	if ((c = upstream_addr_class(sa)) == UPSTREAM_ADDR_PUBLIC ||
 	    upstream_own_addr_has(u, sa) ||
 	    upstream_host_listed(u->cfg->redirect_hosts,

@@ -10,7 +10,9 @@
 #     refused (502), the internal service sees nothing.
 #  d. Blob redirects: to "localhost" (loopback, not the upstream's own
 #     address) and to 169.254.169.254 (link-local) refused; to another
-#     port of the upstream's own address followed, the blob verified.
+#     port of the upstream's own address refused (it may be anything: the
+#     mirror's own admin API, say), unless that host:port is listed in
+#     redirect_hosts: then followed, the blob verified.
 #  e. https upstream (tls_verify = no): a blob redirect to http refused;
 #     to an https host with an untrusted certificate refused (tls_verify =
 #     no covers the upstream's own endpoints only).
@@ -93,9 +95,15 @@ url = $EVILAUTH_URL
 [upstream "authevil8.test"]
 url = $EVILAUTH8_URL
 
+[upstream "listed.test"]
+url = $EVIL_URL
+redirect_hosts = 127.0.0.2:$CDN_PORT
+
 [upstream "tlsevil.test"]
 url = https://127.0.0.2:$TLSEVIL_PORT
 tls_verify = no
+# Listed, so that the address policy lets it by: TLS must refuse it.
+redirect_hosts = 127.0.0.2:$TLSCDN_PORT
 EOF
 start_mirror "$T_DIR/mirror.conf"
 M=$MIRROR_URL
@@ -147,8 +155,13 @@ expect_refused 'blob redirected to link-local' 502 "$M/v2/app/ll/blobs/$LAYER"
 grep -q '169.254.169.254 is a link-local address' "$MIRROR_LOG" ||
 	fail "no log line says 169.254.169.254 was refused"
 internal_untouched d
-rq "$M/v2/app/own/blobs/$LAYER"
-assert_eq 200 "$RQ_CODE" "blob redirected to the upstream's own address"
+expect_refused "blob redirected to another port of the upstream's address" \
+	502 "$M/v2/app/own/blobs/$LAYER"
+internal_untouched d
+assert_eq 0 "$(curl -sf "$CDN_URL/_requests" | jq length)" \
+	"requests the unlisted CDN port received"
+rq "$M/v2/app/own/blobs/$LAYER?ns=listed.test"
+assert_eq 200 "$RQ_CODE" "blob redirected to a listed redirect_hosts entry"
 assert_eq "$LAYER" "sha256:$(rq_sha)" "digest of the redirected blob"
 assert_eq "$LSIZE" "$RQ_BYTES" "size of the redirected blob"
 ! grep -q 'X-Amz-Signature=abc' "$MIRROR_LOG" ||

@@ -104,6 +104,8 @@ url = http://127.0.0.1:$NPORT
 default = yes
 username = bob
 password_file = $T_DIR/pw
+# The CDN is another port of the registry's (loopback) address: listed.
+redirect_hosts = 127.0.0.1:$CDN_PORT
 EOF
 start_mirror "$T_DIR/mirror.conf"
 
