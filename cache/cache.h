@@ -255,6 +255,8 @@ struct cache_fill_view {
  */
 struct cache_fill *cache_fill_get(const char *digest, const char *upstream,
 	    const char *repo, int *created);
+/* Has the fill any reader now? */
+int	cache_fill_watched(struct cache_fill *);
 /* Was the fill started for (upstream, repo)? */
 int	cache_fill_started_by(struct cache_fill *, const char *upstream,
 	    const char *repo);

@@ -36,6 +36,7 @@
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/obj.h"
@@ -96,7 +97,17 @@ struct cache_fill {
 };
 
 static pthread_mutex_t		 fill_table_mtx = PTHREAD_MUTEX_INITIALIZER;
-static LIST_HEAD(, cache_fill)	 fill_table = LIST_HEAD_INITIALIZER(fill_table);
+/* Hashed by digest: a flood of distinct cold digests must not make every
+ * lookup a walk of them all under the one mutex. */
+#define CACHE_FILL_BUCKETS	1024
+LIST_HEAD(cache_fill_list, cache_fill);
+static struct cache_fill_list	 fill_table[CACHE_FILL_BUCKETS];
+
+static struct cache_fill_list *
+cache_fill_bucket(const char *digest)
+{
+	return &fill_table[hash_str(digest) % CACHE_FILL_BUCKETS];
+}
 
 static void
 cache_fill_wake_locked(struct cache_fill *f)
@@ -127,7 +138,7 @@ cache_fill_get(const char *digest, const char *upstream, const char *repo,
 
 	*created = 0;
 	pthread_mutex_lock(&fill_table_mtx);
-	LIST_FOREACH(f, &fill_table, entry)
+	LIST_FOREACH(f, cache_fill_bucket(digest), entry)
 		if (strcmp(f->digest, digest) == 0 && f->domain == domain)
 			break;
 	if (f != NULL) {
@@ -151,7 +162,7 @@ cache_fill_get(const char *digest, const char *upstream, const char *repo,
 	f->fd = -1;
 	LIST_INIT(&f->watchers);
 	f->in_table = 1;
-	LIST_INSERT_HEAD(&fill_table, f, entry);
+	LIST_INSERT_HEAD(cache_fill_bucket(digest), f, entry);
 	pthread_mutex_unlock(&fill_table_mtx);
 	*created = 1;
 	return f;
@@ -201,6 +212,18 @@ cache_fill_unref(struct cache_fill *f, const char *who)
 	pthread_mutex_destroy(&f->mtx);
 	f->magic = 0;
 	free(f);
+}
+
+int
+cache_fill_watched(struct cache_fill *f)
+{
+	int	w;
+
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	w = !LIST_EMPTY(&f->watchers);
+	pthread_mutex_unlock(&f->mtx);
+	return w;
 }
 
 int

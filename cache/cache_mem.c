@@ -5,9 +5,11 @@
  * client is sent from, by reference (common/rbuf.h): N slow readers of a
  * 4 MiB manifest hold one copy, not N.
  *
- * Bounded by [cache] memory (bytes of bodies); past it the least recently
- * used entries are dropped (a reader still sending one keeps its
- * reference until done).  One mutex; lookups copy two short strings.
+ * Bounded by [cache] memory (every byte an entry holds: body, key and
+ * header strings, and a fixed overhead) and by a count of entries; past
+ * either the least recently used entries are dropped (a reader still
+ * sending one keeps its reference until done).  One mutex; lookups copy
+ * three short strings.
  */
 #include "autoconf.h"
 
@@ -19,11 +21,15 @@
 #include <time.h>
 
 #include "cache/cache.h"
+#include "common/hash.h"
 #include "common/obj.h"
 #include "common/rbuf.h"
 #include "common/xmalloc.h"
 
 #define CACHE_MEM_BUCKETS	4096
+#define CACHE_MEM_MAX		65536	/* entries */
+#define CACHE_MEM_KEY_MAX	2048	/* longer keys are not kept */
+#define CACHE_MEM_OVERHEAD	256	/* per entry, beyond its strings */
 
 struct cache_mem_ent {
 	char			*key;
@@ -31,6 +37,7 @@ struct cache_mem_ent {
 	struct rbuf		*body;
 	char			*ctype, *link, *filters;
 	int64_t			 stored_ms;
+	size_t			 cost;		/* bytes it holds */
 	LIST_ENTRY(cache_mem_ent) bucket;
 	TAILQ_ENTRY(cache_mem_ent) lru;		/* most recent at the tail */
 };
@@ -40,7 +47,8 @@ static LIST_HEAD(, cache_mem_ent) cache_mem_table[CACHE_MEM_BUCKETS];
 static TAILQ_HEAD(, cache_mem_ent) cache_mem_lru =
     TAILQ_HEAD_INITIALIZER(cache_mem_lru);
 static uint64_t		 cache_mem_budget;
-static uint64_t		 cache_mem_bytes;
+static uint64_t		 cache_mem_bytes;	/* every entry's cost */
+static size_t		 cache_mem_n;
 
 static int64_t
 cache_mem_now_ms(void)
@@ -51,16 +59,6 @@ cache_mem_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* FNV-1a. */
-static uint32_t
-cache_mem_hash(const char *s)
-{
-	uint32_t	h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
 
 static char *
 cache_mem_strdup(const char *s)
@@ -73,7 +71,8 @@ cache_mem_drop_locked(struct cache_mem_ent *e)
 {
 	LIST_REMOVE(e, bucket);
 	TAILQ_REMOVE(&cache_mem_lru, e, lru);
-	cache_mem_bytes -= e->body->len;
+	cache_mem_bytes -= e->cost;
+	cache_mem_n--;
 	rbuf_unref(e->body);
 	free(e->key);
 	free(e->ctype);
@@ -109,7 +108,7 @@ int
 cache_mem_get(const char *key, int64_t max_age_ms, struct cache_mem_hold *h)
 {
 	struct cache_mem_ent	*e;
-	uint32_t		 hash = cache_mem_hash(key);
+	uint32_t		 hash = hash_str(key);
 	int64_t			 now = cache_mem_now_ms();
 
 	memset(h, 0, sizeof(*h));
@@ -141,9 +140,10 @@ cache_mem_put(const char *key, struct rbuf *body, const char *ctype,
     const char *link, const char *filters)
 {
 	struct cache_mem_ent	*e, *old;
-	uint32_t		 hash = cache_mem_hash(key);
+	uint32_t		 hash = hash_str(key);
 
-	if (cache_mem_budget == 0 || body->len > cache_mem_budget / 4) {
+	if (cache_mem_budget == 0 || body->len > cache_mem_budget / 4 ||
+	    strlen(key) > CACHE_MEM_KEY_MAX) {
 		rbuf_unref(body);	/* too big to be worth keeping */
 		return;
 	}
@@ -155,6 +155,11 @@ cache_mem_put(const char *key, struct rbuf *body, const char *ctype,
 	e->link = cache_mem_strdup(link);
 	e->filters = cache_mem_strdup(filters);
 	e->stored_ms = cache_mem_now_ms();
+	/* Everything it holds counts, not only the body: keys and headers
+	 * are the client's and the upstream's to choose. */
+	e->cost = body->len + strlen(key) + (ctype != NULL ? strlen(ctype) :
+	    0) + (link != NULL ? strlen(link) : 0) + (filters != NULL ?
+	    strlen(filters) : 0) + CACHE_MEM_OVERHEAD;
 	pthread_mutex_lock(&cache_mem_mtx);
 	LIST_FOREACH(old, &cache_mem_table[hash % CACHE_MEM_BUCKETS], bucket)
 		if (old->hash == hash && strcmp(old->key, key) == 0)
@@ -164,8 +169,10 @@ cache_mem_put(const char *key, struct rbuf *body, const char *ctype,
 	LIST_INSERT_HEAD(&cache_mem_table[hash % CACHE_MEM_BUCKETS], e,
 	    bucket);
 	TAILQ_INSERT_TAIL(&cache_mem_lru, e, lru);
-	cache_mem_bytes += body->len;
-	while (cache_mem_bytes > cache_mem_budget &&
+	cache_mem_bytes += e->cost;
+	cache_mem_n++;
+	while ((cache_mem_bytes > cache_mem_budget ||
+	    cache_mem_n > CACHE_MEM_MAX) &&
 	    (old = TAILQ_FIRST(&cache_mem_lru)) != NULL && old != e)
 		cache_mem_drop_locked(old);
 	pthread_mutex_unlock(&cache_mem_mtx);

@@ -115,7 +115,8 @@ enum config_key_id {
 	CONFIG_K_LIST_TTL,
 	CONFIG_K_QUEUE,
 	CONFIG_K_SEND_BUFFER,
-	CONFIG_K_MANIFEST_MISS_LIMIT,
+	CONFIG_K_MISS_LIMIT,
+	CONFIG_K_MAX_FILLS_PER_CLIENT,
 	/* Limits on jobs and runs (config_set_limit). */
 	CONFIG_K_MAX_JOBS,
 	CONFIG_K_MAX_JOB_IMAGES,
@@ -203,8 +204,10 @@ static const struct config_key {
 	[CONFIG_K_LIST_TTL] = { CONFIG_SECT_CACHE, "list_ttl", 0 },
 	[CONFIG_K_QUEUE] = { CONFIG_SECT_TIMEOUTS, "queue", 0 },
 	[CONFIG_K_SEND_BUFFER] = { CONFIG_SECT_SERVER, "send_buffer", 0 },
-	[CONFIG_K_MANIFEST_MISS_LIMIT] = {
-	    CONFIG_SECT_SERVER, "manifest_miss_limit", 0 },
+	[CONFIG_K_MISS_LIMIT] = {
+	    CONFIG_SECT_SERVER, "miss_limit", 0 },
+	[CONFIG_K_MAX_FILLS_PER_CLIENT] = {
+	    CONFIG_SECT_SERVER, "max_fills_per_client", 0 },
 	[CONFIG_K_MAX_JOBS] = { CONFIG_SECT_SERVER, "max_jobs", 0 },
 	[CONFIG_K_MAX_JOB_IMAGES] = { CONFIG_SECT_SERVER, "max_job_images", 0 },
 	[CONFIG_K_MAX_JOB_PLATFORMS] = {
@@ -1213,9 +1216,12 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 			    "(16K..16M)", key, value);
 		cf->send_buffer = (size_t)size;
 		return 0;
-	case CONFIG_K_MANIFEST_MISS_LIMIT:
+	case CONFIG_K_MISS_LIMIT:
 		return config_long_key(p, key, value, 0, 1000000,
-		    &cf->manifest_miss_limit);
+		    &cf->miss_limit);
+	case CONFIG_K_MAX_FILLS_PER_CLIENT:
+		return config_long_key(p, key, value, 0, 100000,
+		    &cf->max_fills_per_client);
 	}
 	abort();
 }
@@ -1557,7 +1563,8 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	cf->list_ttl = 10;
 	cf->queue_timeout = 30;
 	cf->send_buffer = 256 * 1024;
-	cf->manifest_miss_limit = 100;
+	cf->miss_limit = 100;
+	cf->max_fills_per_client = 16;
 	cf->max_jobs = 16;
 	cf->max_job_images = 1000;
 	cf->max_job_platforms = 16;

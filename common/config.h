@@ -111,7 +111,8 @@ struct config {
 	long			 list_ttl;	/* tags/list answers (10s) */
 	long			 queue_timeout;	/* waiting for a slot (30s) */
 	size_t			 send_buffer;	/* bytes copied per client */
-	long			 manifest_miss_limit; /* per client, a minute */
+	long			 miss_limit; /* per client, a minute */
+	long			 max_fills_per_client;	/* cold fills (16) */
 	/* The index's lifecycle (cache/cache_gc.c). */
 	long			 tag_max_age;	/* seconds, 30d; 0: never */
 	long			 max_negative;	/* default 10000 */

@@ -56,7 +56,7 @@
 	X(ACCEPT_ERRORS, "accept_errors_total",				\
 	    "accept() failures (EMFILE pauses the listener)")		\
 	X(MISS_LIMITED, "manifest_misses_limited_total",		\
-	    "Manifest misses refused 429 by manifest_miss_limit")
+	    "Manifest misses refused 429 by miss_limit")
 
 enum metric {
 #define METRIC_ENUM(id, name, help) METRIC_##id,

@@ -89,3 +89,14 @@ text_url_for_log(char *dst, size_t dstlen, const char *url)
 	}
 	return n;
 }
+
+const char *
+text_retry_after(const char *v)
+{
+	size_t	n;
+
+	if (v == NULL)
+		return NULL;
+	n = strlen(v);
+	return n >= 1 && n <= 9 && strspn(v, "0123456789") == n ? v : NULL;
+}

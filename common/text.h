@@ -37,4 +37,10 @@ int	text_printable(const char *s);
  */
 size_t	text_url_for_log(char *dst, size_t dstlen, const char *url);
 
+/*
+ * A Retry-After from an upstream, if it is delta-seconds (what registries
+ * send: digits, at most 9): v, else NULL (the caller uses its own).
+ */
+const char *text_retry_after(const char *v);
+
 #endif

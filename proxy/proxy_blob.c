@@ -47,6 +47,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/obj.h"
+#include "common/text.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
@@ -88,6 +89,7 @@ struct proxy_bfetch {
 	char			*path;
 	struct proxy_fill_slots	*slots;		/* its upstream's */
 	int			 counted;	/* holds a fill slot */
+	char			 client[64];	/* max_fills_per_client */
 	struct event		*queue_ev;	/* waiting: [timeouts] queue */
 	struct event		*start_ev;	/* a slot came free */
 	TAILQ_ENTRY(proxy_bfetch) queue;
@@ -569,6 +571,7 @@ proxy_reader_new(struct proxy_req *pr)
 }
 
 static void	proxy_bfetch_go(struct proxy_bfetch *);
+static void	proxy_bfetch_free(struct proxy_bfetch *);
 
 /* A fill slot came free: the first waiting fetch of that upstream goes. */
 static void
@@ -578,6 +581,13 @@ proxy_bfetch_next_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	if (!cache_fill_watched(bf->fill)) {
+		/* Everyone who asked has gone: nothing to fetch it for. */
+		cache_fill_fail(bf->fill, 503, "UNAVAILABLE", "5", "no reader "
+		    "waits for this blob any more");
+		proxy_bfetch_free(bf);
+		return;
+	}
 	proxy_bfetch_go(bf);
 }
 
@@ -588,11 +598,13 @@ proxy_bfetch_free(struct proxy_bfetch *bf)
 	struct proxy_bfetch	*next;
 
 	cache_fill_unref(bf->fill, "fetch");
+	proxy_limit_fill_give(bf->client);
 	if (bf->counted) {
 		AN(sl->active > 0);
 		sl->active--;
 		if ((next = TAILQ_FIRST(&sl->queue)) != NULL) {
 			TAILQ_REMOVE(&sl->queue, next, queue);
+			sl->nqueued--;
 			evtimer_del(next->queue_ev);
 			next->counted = 1;
 			sl->active++;
@@ -718,8 +730,8 @@ proxy_bfetch_finish(struct proxy_bfetch *bf)
 		    bf->status, bf->err, bf->errmsg, &e);
 		cache_fill_fail(bf->fill, e.status, e.code,
 		    !e.retry ? NULL : e.retry_after != NULL ? e.retry_after :
-		    bf->retry_after != NULL ? bf->retry_after : "60", "%s",
-		    e.msg);
+		    text_retry_after(bf->retry_after) != NULL ?
+		    bf->retry_after : "60", "%s", e.msg);
 	}
 	proxy_bfetch_free(bf);
 }
@@ -760,6 +772,7 @@ proxy_bfetch_queue_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	TAILQ_REMOVE(&bf->slots->queue, bf, queue);
+	bf->slots->nqueued--;
 	metric_inc(METRIC_FILL_QUEUE_TIMEOUTS);
 	cache_fill_fail(bf->fill, 503, "UNAVAILABLE", "5", "%u blob fetches "
 	    "from upstream %s are in progress (max_fills); none came free "
@@ -775,7 +788,8 @@ proxy_bfetch_queue_cb(evutil_socket_t fd, short ev, void *arg)
  * Retry-After), and its readers with it.
  */
 static void
-proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill)
+proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill,
+    const char *client)
 {
 	struct proxy_bfetch	*bf;
 	struct timeval		 tv = { pr->w->cfg->queue_timeout, 0 };
@@ -793,9 +807,20 @@ proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill)
 	bf->queue_ev = evtimer_new(pr->w->base, proxy_bfetch_queue_cb, bf);
 	bf->start_ev = event_new(pr->w->base, -1, 0, proxy_bfetch_next_cb, bf);
 	xasprintf(&bf->path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
+	snprintf(bf->client, sizeof(bf->client), "%s", client);
 	if (bf->slots->active >= bf->slots->cap ||
 	    !TAILQ_EMPTY(&bf->slots->queue)) {
+		/* At most as many wait as may run: the rest fail at once. */
+		if (bf->slots->nqueued >= bf->slots->cap) {
+			cache_fill_fail(fill, 503, "UNAVAILABLE", "5", "%u blob "
+			    "fetches from upstream %s are in progress and %u "
+			    "wait (max_fills)", bf->slots->active, bf->upname,
+			    bf->slots->nqueued);
+			proxy_bfetch_free(bf);
+			return;
+		}
 		TAILQ_INSERT_TAIL(&bf->slots->queue, bf, queue);
+		bf->slots->nqueued++;
 		evtimer_add(bf->queue_ev, &tv);
 		return;
 	}
@@ -915,6 +940,8 @@ proxy_blink_start(struct proxy_req *pr)
 	struct proxy_blink	*bl;
 	char			*path;
 
+	if (!proxy_limit_allow(pr))
+		return;
 	bl = xcalloc(1, sizeof(*bl));
 	bl->pr = pr;
 	xasprintf(&path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
@@ -966,6 +993,8 @@ proxy_blob_get(struct proxy_req *pr)
 		return;
 	}
 	if (pr->method == EVHTTP_REQ_HEAD) {
+		if (!proxy_limit_allow(pr))
+			return;
 		bh = xcalloc(1, sizeof(*bh));
 		bh->pr = pr;
 		bh->clen = -1;
@@ -996,7 +1025,16 @@ proxy_blob_get(struct proxy_req *pr)
 	rd->fill = fill;	/* the reference from cache_fill_get */
 	proxy_range_parse(evhttp_find_header(
 	    evhttp_request_get_input_headers(pr->req), "Range"), rd);
-	if (created)
-		proxy_bfetch_start(pr, fill);
+	if (created) {
+		char	key[64];
+
+		if (proxy_limit_fill_take(pr, key, sizeof(key)) == 0)
+			proxy_bfetch_start(pr, fill, key);
+		else	/* the reader replies the fill's error */
+			cache_fill_fail(fill, 503, "UNAVAILABLE", "5", "cold "
+			    "blob fetches started by %s are at this mirror's "
+			    "max_fills_per_client (%ld)", pr->peer,
+			    pr->w->cfg->max_fills_per_client);
+	}
 	cache_fill_watch(fill, rd->wake);
 }

@@ -225,8 +225,7 @@ proxy_error_upstream(struct proxy_req *pr, int ustatus, const char *err,
 		retry_after = e.retry_after;
 	if (e.retry)
 		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
-		    "Retry-After", retry_after != NULL &&
-		    *retry_after != '\0' && text_printable(retry_after) &&
-		    strlen(retry_after) < 64 ? retry_after : "60");
+		    "Retry-After", text_retry_after(retry_after) != NULL ?
+		    retry_after : "60");
 	proxy_error(pr, e.status, e.code, "%s", e.msg);
 }

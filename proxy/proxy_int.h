@@ -29,7 +29,7 @@ struct upstream_worker;
  * max_fills, shared out between the workers), and those that wait. */
 struct proxy_bfetch;
 struct proxy_fill_slots {
-	unsigned			 active, cap;
+	unsigned			 active, cap, nqueued;
 	TAILQ_HEAD(, proxy_bfetch)	 queue;
 };
 
@@ -108,9 +108,16 @@ int	proxy_conn_on_close(struct proxy_worker *, struct evhttp_connection *,
 /* Client connections open now. */
 unsigned proxy_conn_count(void);
 
-/* proxy_limit.c: spend a manifest miss for pr's client; 0 allowed, else
- * the seconds to wait (manifest_miss_limit). */
-long	proxy_limit_miss(const struct proxy_req *);
+/*
+ * proxy_limit.c: a request the cache cannot answer is about to go
+ * upstream: within its client's miss_limit (1), or answered 429 with
+ * Retry-After here (0: pr is finished).
+ */
+int	proxy_limit_allow(struct proxy_req *);
+/* A cold fill for pr's client (max_fills_per_client): 0 counted (key
+ * set, give it back when the fill's fetch ends), -1 over. */
+int	proxy_limit_fill_take(const struct proxy_req *, char *key, size_t len);
+void	proxy_limit_fill_give(const char *key);
 
 /* proxy_server.c */
 /* The most bytes of a request head evhttp is let to buffer. */

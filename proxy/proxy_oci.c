@@ -28,6 +28,7 @@
 #include <sys/queue.h>
 
 #include "cache/cache.h"
+#include "common/hash.h"
 #include "common/config.h"
 #include "common/digest.h"
 #include "common/log.h"
@@ -352,7 +353,17 @@ struct proxy_mflight {
 	size_t			 nwaiters;
 	LIST_ENTRY(proxy_mflight) entry;
 };
-static __thread LIST_HEAD(, proxy_mflight) proxy_mflights;
+/* Per worker, hashed by key (a flood of distinct names must not make
+ * each lookup a walk of them all). */
+#define PROXY_MFLIGHT_BUCKETS	512
+LIST_HEAD(proxy_mflight_list, proxy_mflight);
+static __thread struct proxy_mflight_list proxy_mflights[PROXY_MFLIGHT_BUCKETS];
+
+static struct proxy_mflight_list *
+proxy_mflight_bucket(const char *key)
+{
+	return &proxy_mflights[hash_str(key) % PROXY_MFLIGHT_BUCKETS];
+}
 
 static const char *const proxy_mflight_headers[] = {
 	"Docker-Content-Digest", "Etag", "Warning", "Retry-After", "Link",
@@ -398,7 +409,7 @@ proxy_flight_join(struct proxy_req *pr, char *key)
 {
 	struct proxy_mflight	*fl;
 
-	LIST_FOREACH(fl, &proxy_mflights, entry)
+	LIST_FOREACH(fl, proxy_mflight_bucket(key), entry)
 		if (strcmp(fl->key, key) == 0)
 			break;
 	if (fl != NULL) {
@@ -410,7 +421,7 @@ proxy_flight_join(struct proxy_req *pr, char *key)
 	}
 	fl = xcalloc(1, sizeof(*fl));
 	fl->key = key;
-	LIST_INSERT_HEAD(&proxy_mflights, fl, entry);
+	LIST_INSERT_HEAD(proxy_mflight_bucket(key), fl, entry);
 	pr->mflight = fl;
 	return 0;
 }
@@ -502,6 +513,8 @@ proxy_mlink_start(struct proxy_req *pr)
 	struct proxy_mlink	*ml;
 	char			*path;
 
+	if (!proxy_limit_allow(pr))
+		return;
 	ml = xcalloc(1, sizeof(*ml));
 	ml->pr = pr;
 	xasprintf(&path, "/v2/%s/manifests/%s", pr->repo, pr->digest.str);
@@ -509,29 +522,6 @@ proxy_mlink_start(struct proxy_req *pr)
 	    proxy_manifest_accept, PROXY_MANIFEST_MAX, proxy_mlink_head_cb,
 	    NULL, proxy_mlink_done_cb, ml);
 	free(path);
-}
-
-/*
- * A manifest the cache cannot answer costs an upstream GET (counted by
- * Docker Hub): within the client's manifest_miss_limit, or 429.  1 go on,
- * 0 refused (replied).
- */
-static int
-proxy_miss_allowed(struct proxy_req *pr)
-{
-	char	ra[32];
-	long	wait;
-
-	if ((wait = proxy_limit_miss(pr)) == 0)
-		return 1;
-	snprintf(ra, sizeof(ra), "%ld", wait);
-	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
-	    "Retry-After", ra);
-	pr->src = "limited";
-	proxy_error(pr, 429, "TOOMANYREQUESTS", "too many requests from %s "
-	    "for manifests this mirror has not cached (manifest_miss_limit: "
-	    "%ld a minute)", pr->peer, pr->w->cfg->manifest_miss_limit);
-	return 0;
 }
 
 /* Is digest cached and linked to the request's repository?  0 yes,
@@ -567,13 +557,13 @@ proxy_manifest_get(struct proxy_req *pr)
 			proxy_mlink_start(pr);
 			return;
 		}
-		if (proxy_miss_allowed(pr))
+		if (proxy_limit_allow(pr))
 			proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
 	if (cache_tag_get(upname, pr->repo, pr->ref, digest,
 	    &validated) != 0) {
-		if (proxy_miss_allowed(pr))
+		if (proxy_limit_allow(pr))
 			proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
@@ -586,7 +576,7 @@ proxy_manifest_get(struct proxy_req *pr)
 			    "answer)", pr->ref, upname);
 			return;
 		}
-		if (proxy_miss_allowed(pr))
+		if (proxy_limit_allow(pr))
 			proxy_manifest_fetch_shared(pr, 0, NULL, 0);
 		return;
 	}
@@ -664,11 +654,19 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 			    upstream_req_errmsg(ur), tf->retry_after);
 		goto done;
 	}
-	link = tf->link != NULL && text_printable(tf->link) ? tf->link : NULL;
-	filters = tf->filters != NULL && text_printable(tf->filters) ?
-	    tf->filters : NULL;
-	ctype = tf->ctype != NULL && text_printable(tf->ctype) &&
-	    strlen(tf->ctype) < 256 ? tf->ctype : "application/json";
+	/*
+	 * Our types, not the upstream's: a list served as text/html from
+	 * the mirror's origin would be the upstream's page on our name.
+	 * Pagination links only as paths on this API (distribution sends
+	 * "</v2/...>; rel=\"next\""): never a link to another host.
+	 */
+	link = tf->link != NULL && strlen(tf->link) <= 1024 &&
+	    strncmp(tf->link, "</v2/", 5) == 0 && text_printable(tf->link) ?
+	    tf->link : NULL;
+	filters = tf->filters != NULL && strlen(tf->filters) <= 1024 &&
+	    text_printable(tf->filters) ? tf->filters : NULL;
+	ctype = pr->kind == PROXY_KIND_REFERRERS ?
+	    "application/vnd.oci.image.index.v1+json" : "application/json";
 	if (link != NULL)
 		evhttp_add_header(out, "Link", link);
 	if (filters != NULL)
@@ -730,6 +728,11 @@ proxy_tags_get(struct proxy_req *pr)
 		free(path);
 		return;
 	}
+	if (!proxy_limit_allow(pr)) {
+		free(key);
+		free(path);
+		return;
+	}
 	if (!proxy_req_is_job(pr) && proxy_flight_join(pr, xstrdup(key))) {
 		free(key);
 		free(path);
@@ -749,6 +752,27 @@ proxy_tags_get(struct proxy_req *pr)
  * Keep only the query parameters that mean something upstream (n, last)
  * and pick out ns.  0 ok, -1 malformed.
  */
+static unsigned
+proxy_query_bit(const char *key)
+{
+	return key[0] == 'n' ? 1 : key[0] == 'l' ? 2 : 4;
+}
+
+/* n: a count; last: a tag or repository name; artifactType: a media
+ * type. */
+static int
+proxy_query_value_ok(const char *key, const char *v)
+{
+	size_t	n = strlen(v);
+
+	if (strcmp(key, "n") == 0)
+		return n >= 1 && n <= 7 && strspn(v, "0123456789") == n;
+	if (strcmp(key, "last") == 0)
+		return n >= 1 && n <= 255 && (ref_tag_valid(v) ||
+		    ref_name_valid(v));
+	return ref_media_type_valid(v);
+}
+
 static int
 proxy_parse_query(struct proxy_req *pr, const char *q, char **ns)
 {
@@ -756,6 +780,8 @@ proxy_parse_query(struct proxy_req *pr, const char *q, char **ns)
 	struct evkeyval		*kv;
 	struct evbuffer		*b;
 	char			*e;
+	unsigned		 seen = 0;
+	int			 rc = 0;
 
 	*ns = NULL;
 	TAILQ_INIT(&params);
@@ -769,6 +795,17 @@ proxy_parse_query(struct proxy_req *pr, const char *q, char **ns)
 		} else if (strcmp(kv->key, "n") == 0 ||
 		    strcmp(kv->key, "last") == 0 ||
 		    strcmp(kv->key, "artifactType") == 0) {
+			/*
+			 * Passed upstream and part of the list cache's key:
+			 * what the spec allows, once each (a 12 KB "last"
+			 * per request would grow the cache with junk).
+			 */
+			if (!proxy_query_value_ok(kv->key, kv->value) ||
+			    (seen & proxy_query_bit(kv->key)) != 0) {
+				rc = -1;
+				break;
+			}
+			seen |= proxy_query_bit(kv->key);
 			e = evhttp_encode_uri(kv->value);
 			evbuffer_add_printf(b, "%s%s=%s",
 			    evbuffer_get_length(b) > 0 ? "&" : "", kv->key, e);
@@ -776,6 +813,10 @@ proxy_parse_query(struct proxy_req *pr, const char *q, char **ns)
 		}
 	}
 	evhttp_clear_headers(&params);
+	if (rc != 0) {
+		evbuffer_free(b);
+		return rc;
+	}
 	if (evbuffer_get_length(b) > 0) {
 		evbuffer_add(b, "", 1);
 		pr->query = xstrdup((const char *)evbuffer_pullup(b, -1));

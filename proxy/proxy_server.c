@@ -180,9 +180,12 @@ proxy_req_common_headers(struct proxy_req *pr)
 {
 	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
 
-	if (evhttp_find_header(out, "Docker-Distribution-API-Version") == NULL)
+	if (evhttp_find_header(out, "Docker-Distribution-API-Version") == NULL) {
 		evhttp_add_header(out, "Docker-Distribution-API-Version",
 		    "registry/2.0");
+		/* No browser may take a body for anything but its type. */
+		evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+	}
 }
 
 long

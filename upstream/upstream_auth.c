@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include "common/hash.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/obj.h"
@@ -108,12 +109,15 @@ upstream_init_all(const struct config *cfg)
 		pthread_mutex_init(&u->tok_mtx, NULL);
 		atomic_init(&u->rl_remaining, -1);
 		atomic_init(&u->rl_reset, 0);
-		LIST_INIT(&u->tokens);
+		for (i = 0; i < UPSTREAM_TOKEN_BUCKETS; i++)
+			LIST_INIT(&u->tokens[i]);
 		if (cu->is_default)
 			upstream_dflt = u;
 	}
 	return 0;
 }
+
+static void	upstream_token_drop(struct upstream *, struct upstream_token *);
 
 void
 upstream_fini_all(void)
@@ -129,12 +133,9 @@ upstream_fini_all(void)
 		free(u->urls);
 		SSL_CTX_free(u->ssl_ctx);
 		free(u->basic);
-		while ((t = LIST_FIRST(&u->tokens)) != NULL) {
-			LIST_REMOVE(t, entry);
-			free(t->scope);
-			free(t->value);
-			free(t);
-		}
+		for (j = 0; j < UPSTREAM_TOKEN_BUCKETS; j++)
+			while ((t = LIST_FIRST(&u->tokens[j])) != NULL)
+				upstream_token_drop(u, t);
 		pthread_mutex_destroy(&u->tok_mtx);
 	}
 	free(upstreams);
@@ -244,27 +245,65 @@ upstream_url_mark_down(struct upstream *u, size_t idx, int seconds)
 	    u->cfg->name, u->urls[idx].host, u->urls[idx].port, seconds);
 }
 
-/* Tokens are kept until 10 s before they expire. */
+static struct upstream_token_list *
+upstream_token_bucket(struct upstream *u, const char *scope)
+{
+	return &u->tokens[hash_str(scope) % UPSTREAM_TOKEN_BUCKETS];
+}
+
+/* Under tok_mtx. */
+static void
+upstream_token_drop(struct upstream *u, struct upstream_token *t)
+{
+	LIST_REMOVE(t, entry);
+	u->ntokens--;
+	free(t->scope);
+	explicit_bzero(t->value, strlen(t->value));
+	free(t->value);
+	free(t);
+}
+
+/*
+ * At the cap, under tok_mtx: the expired go; if none had, the one that
+ * expires first (a walk of the table, only when it is full).
+ */
+static void
+upstream_token_make_room(struct upstream *u, time_t now)
+{
+	struct upstream_token	*t, *next, *soonest = NULL;
+	size_t			 i;
+
+	for (i = 0; i < UPSTREAM_TOKEN_BUCKETS; i++)
+		for (t = LIST_FIRST(&u->tokens[i]); t != NULL; t = next) {
+			next = LIST_NEXT(t, entry);
+			if (t->expires <= now)
+				upstream_token_drop(u, t);
+			else if (soonest == NULL ||
+			    t->expires < soonest->expires)
+				soonest = t;
+		}
+	if (u->ntokens >= UPSTREAM_TOKENS_MAX && soonest != NULL)
+		upstream_token_drop(u, soonest);
+}
+
+/* Tokens are kept until 30 s before they expire. */
 char *
 upstream_token_get(struct upstream *u, const char *scope)
 {
-	struct upstream_token	*t, *next;
+	struct upstream_token	*t;
 	char			*v = NULL;
 	time_t			 now = time(NULL);
 
 	pthread_mutex_lock(&u->tok_mtx);
-	for (t = LIST_FIRST(&u->tokens); t != NULL; t = next) {
-		next = LIST_NEXT(t, entry);
-		if (t->expires <= now) {
-			LIST_REMOVE(t, entry);
-			free(t->scope);
-			free(t->value);
-			free(t);
-			continue;
-		}
+	LIST_FOREACH(t, upstream_token_bucket(u, scope), entry)
 		if (strcmp(t->scope, scope) == 0)
-			v = xstrdup(t->value);
+			break;
+	if (t != NULL && t->expires <= now) {
+		upstream_token_drop(u, t);
+		t = NULL;
 	}
+	if (t != NULL)
+		v = xstrdup(t->value);
 	pthread_mutex_unlock(&u->tok_mtx);
 	return v;
 }
@@ -274,22 +313,28 @@ upstream_token_put(struct upstream *u, const char *scope, const char *value,
     long expires_in)
 {
 	struct upstream_token	*t;
+	time_t			 now = time(NULL);
 
 	if (expires_in < 60)
 		expires_in = 60;	/* the spec's minimum lifetime */
+	if (expires_in > UPSTREAM_TOKEN_TTL_MAX)
+		expires_in = UPSTREAM_TOKEN_TTL_MAX;
 	pthread_mutex_lock(&u->tok_mtx);
-	LIST_FOREACH(t, &u->tokens, entry)
+	LIST_FOREACH(t, upstream_token_bucket(u, scope), entry)
 		if (strcmp(t->scope, scope) == 0)
 			break;
 	if (t == NULL) {
+		if (u->ntokens >= UPSTREAM_TOKENS_MAX)
+			upstream_token_make_room(u, now);
 		t = xcalloc(1, sizeof(*t));
 		t->scope = xstrdup(scope);
-		LIST_INSERT_HEAD(&u->tokens, t, entry);
+		LIST_INSERT_HEAD(upstream_token_bucket(u, scope), t, entry);
+		u->ntokens++;
 	} else
 		free(t->value);
 	t->value = xstrdup(value);
 	/* A margin: a long upload must not meet the expiry mid-body. */
-	t->expires = time(NULL) + expires_in - 30;
+	t->expires = now + expires_in - 30;
 	pthread_mutex_unlock(&u->tok_mtx);
 }
 
@@ -308,7 +353,8 @@ upstream_token_parse(const char *json, size_t len, long *expires_in)
 	tok = json_object_get(root, "token");
 	if (!json_is_string(tok) || json_string_length(tok) == 0)
 		tok = json_object_get(root, "access_token");
-	if (!json_is_string(tok) || json_string_length(tok) == 0)
+	if (!json_is_string(tok) || json_string_length(tok) == 0 ||
+	    json_string_length(tok) > UPSTREAM_TOKEN_LEN_MAX)
 		goto done;
 	/* A token is a header value: refuse CR, LF and other controls. */
 	for (const char *p = json_string_value(tok); *p != '\0'; p++)

@@ -28,6 +28,11 @@ struct upstream_url {
 	time_t	 down_until;	/* upstream endpoints: skipped until then */
 };
 
+#define UPSTREAM_TOKEN_BUCKETS	256
+#define UPSTREAM_TOKENS_MAX	4096
+#define UPSTREAM_TOKEN_LEN_MAX	(16 * 1024)	/* bytes of one token */
+#define UPSTREAM_TOKEN_TTL_MAX	3600		/* seconds kept at most */
+
 struct upstream_token {
 	char			*scope;
 	char			*value;		/* "Bearer ..." header value */
@@ -53,7 +58,11 @@ struct upstream {
 	char			*basic;		/* "Basic ..." or NULL */
 	int			 docker_hub;
 	pthread_mutex_t		 tok_mtx;
-	LIST_HEAD(, upstream_token) tokens;
+	/* Bearer tokens by scope: hashed, at most UPSTREAM_TOKENS_MAX (a
+	 * scope per repository name: clients choose how many). */
+	LIST_HEAD(upstream_token_list, upstream_token)
+				 tokens[UPSTREAM_TOKEN_BUCKETS];
+	size_t			 ntokens;
 	int			 wants_basic;	/* saw a Basic challenge */
 	/* The last RateLimit-Remaining (-1: never seen) and RateLimit-Reset
 	 * (seconds, 0: not sent) the upstream answered; any worker. */

@@ -45,9 +45,9 @@ mkconf() {
 	for l in "$@"; do extra="$extra\n$l"; done
 	write_mirror_conf "$CONF" "$MPORT" "$T_DIR/cache" "$UP_URL" \
 		"negative_ttl = $ttl"
-	# 300 unknown tags from one address: over manifest_miss_limit's
+	# 300 unknown tags from one address: over miss_limit's
 	# default (100 a minute), which test 67 covers.
-	sed -i -e "s/^workers = 2$/workers = 2\nadmin_listen = 127.0.0.1:$APORT\nmanifest_miss_limit = 0/" \
+	sed -i -e "s/^workers = 2$/workers = 2\nadmin_listen = 127.0.0.1:$APORT\nmiss_limit = 0/" \
 		-e "s/^tag_ttl = 5m$/tag_ttl = 5m\nmax_negative = 50\ngc_interval = 1s$extra/" \
 		"$CONF"
 }

@@ -20,6 +20,9 @@
 #     stored.
 #  g. 32 MiB of response headers: 502 at max_header_size, peak RSS grows
 #     by less than 16 MiB; 5000 header fields: 502 (max_headers).
+#  h. A tag list answered as text/html with a <script> and a Link to
+#     another host: served as application/json with nosniff, no Link; a
+#     429 whose Retry-After holds escape bytes: Retry-After 60.
 # After each: the daemon answers /v2/.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
@@ -62,6 +65,11 @@ cat >"$T_DIR/routes.json" <<EOF
  "/v2/app/own/blobs/$LAYER": [{"status": 307,
    "headers": {"Location": "$CDN_URL/v2/app/own/blobs/$LAYER?X-Amz-Signature=abc"}}],
  "/v2/app/big/manifests/v1": [{"serve": true, "header_bytes": 33554432}],
+ "/v2/app/html/tags/list": [{"status": 200, "content_type": "text/html",
+   "headers": {"Link": "<https://phish.example/v2/x/tags/list?n=1>; rel=\"next\""},
+   "body": "<html><script>alert(1)</script></html>"}],
+ "/v2/app/ra/blobs/$LAYER": [{"status": 429,
+   "headers": {"Retry-After": "1\u001b[2J\u0007\u00ff evil"}}],
  "/v2/app/many/manifests/v1": [{"serve": true, "header_count": 5000}]
 }
 EOF
@@ -195,4 +203,14 @@ expect_refused '5000 header fields' 502 "$M/v2/app/many/manifests/v1"
 jq -r '.errors[0].message' "$T_DIR/rq.body" | grep -q 'header fields' ||
 	fail "the header-count refusal does not say why"
 internal_untouched g
+
+# -- h -----------------------------------------------------------------------
+rq "$M/v2/app/html/tags/list"
+assert_eq 200 "$RQ_CODE" "a tag list answered as text/html"
+assert_eq application/json "$(rq_header Content-Type)" "its Content-Type"
+assert_eq nosniff "$(rq_header X-Content-Type-Options)" "X-Content-Type-Options"
+assert_eq "" "$(rq_header Link)" "a Link to another host passed on"
+rq "$M/v2/app/ra/blobs/$LAYER"
+assert_eq 429 "$RQ_CODE" "a 429 blob answer"
+assert_eq 60 "$(rq_header Retry-After)" "a Retry-After with escape bytes"
 pass

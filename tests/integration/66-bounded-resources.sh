@@ -13,6 +13,9 @@
 #     upstream, a second request waits, then gets 503 with Retry-After.
 #  d. [cache] max_blob_size = 1M: a 2 MB blob is refused 403 DENIED (GET
 #     and HEAD), nothing stored.
+#  f. max_fills_per_client = 2: a client with two cold fills in progress
+#     gets 503 for a third (Retry-After), another client address does not;
+#     once they end the first client may start more.
 #  e. A client pipelines 256 MiB of junk behind a slow download: the
 #     mirror stops reading past one request head's worth (peak RSS grows
 #     by less than 16 MiB; the junk its socket takes stays small).
@@ -175,5 +178,40 @@ log "junk behind a download: $res; peak RSS $hwm kB (was $rss0 kB)"
 	fail "the mirror accepted ${res#taken } bytes of pipelined junk"
 [ $((hwm - rss0)) -lt 16384 ] ||
 	fail "pipelined junk raised peak RSS by $((hwm - rss0)) kB"
+mirror_alive
+stop_pid "$MIRROR_PID"
+
+# -- f -----------------------------------------------------------------------
+mkimage "$T_DIR/three" single --seed t66f --ref v1 \
+	--layers 600000,600000,600000,600000
+start_fakeupstream three --layout "$T_DIR/three" --repo app/t --rate 300000
+mapfile -t TL < <(jq -r '.images[0].layers[].digest' "$T_DIR/three.json")
+mkconf "$T_DIR/pc.conf" 20s
+sed -i -e "s|^url = $SLOW_URL|url = $THREE_URL|" \
+	-e 's/^workers = 1$/workers = 1\nmax_fills_per_client = 2/' "$T_DIR/pc.conf"
+start_mirror "$T_DIR/pc.conf" perclient
+cold=()
+for i in 0 1; do
+	( curl -s -o /dev/null --max-time 30 \
+		"$MIRROR_URL/v2/app/t/blobs/${TL[$i]}" ) &
+	register_pid $! "cold $i"
+	cold+=($!)
+done
+two_streaming() {
+	[ "$(fake_count "$THREE_URL" "/v2/app/t/blobs/${TL[0]}")" -ge 1 ] &&
+	[ "$(fake_count "$THREE_URL" "/v2/app/t/blobs/${TL[1]}")" -ge 1 ]
+}
+wait_for 20 two_streaming || fail "the two cold fills did not start"
+rq "$MIRROR_URL/v2/app/t/blobs/${TL[2]}"
+assert_eq 503 "$RQ_CODE" "a third cold fill from the same client"
+assert_eq 5 "$(rq_header Retry-After)" "its Retry-After"
+jq -r '.errors[0].message' "$T_DIR/rq.body" | grep -q max_fills_per_client ||
+	fail "the 503 does not name max_fills_per_client"
+rq "$MIRROR_URL/v2/app/t/blobs/${TL[3]}" --interface 127.0.0.2
+assert_eq 200 "$RQ_CODE" "a cold fill from another client address"
+assert_eq "${TL[3]}" "sha256:$(rq_sha)" "its digest"
+for p in "${cold[@]}"; do wait "$p" || true; done
+rq "$MIRROR_URL/v2/app/t/blobs/${TL[2]}"
+assert_eq 200 "$RQ_CODE" "the third blob once the client's fills ended"
 mirror_alive
 pass

@@ -11,10 +11,14 @@
 #     still synced by `regmirror sync`, while the client's list does not
 #     show it.
 #  c. referrers answers likewise (hubfake: distribution 2.8 has none).
-#  d. manifest_miss_limit = 5: a client's 6th unknown tag within the
+#  d. miss_limit = 5: a client's 6th unknown tag within the
 #     minute gets 429 TOOMANYREQUESTS with Retry-After, and the upstream
 #     sees 5 manifest requests from it; cached tags still come back 200;
 #     another client address has its own allowance.
+#  f. The limit also covers distinct tag-list queries (each one a miss)
+#     and the HEADs that check a cached digest in another repository;
+#     list queries the spec does not allow (a 12 KB "last", "n" twice)
+#     are 400, never passed upstream or kept.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo
@@ -32,7 +36,7 @@ EOF
 start_hubfake hub --routes "$T_DIR/routes.json"
 APORT=$(free_port)
 write_mirror_base "$T_DIR/mirror.conf" "$(free_port)" "$T_DIR/cache" 5m \
-	"admin_listen = 127.0.0.1:$APORT" "manifest_miss_limit = 5"
+	"admin_listen = 127.0.0.1:$APORT" "miss_limit = 5"
 sed -i 's/^tag_ttl = 5m$/tag_ttl = 5m\nlist_ttl = 2s/' "$T_DIR/mirror.conf"
 cat >>"$T_DIR/mirror.conf" <<EOF
 
@@ -107,12 +111,13 @@ done
 assert_eq 1 "$(fake_count "$HUB_URL" "$REF")" "upstream referrers requests for 3"
 
 # -- d -----------------------------------------------------------------------
+# (From 127.0.0.5: 127.0.0.1 has spent misses on the lists above.)
 mark=$(log_mark "$UP_LOG")
 for i in 1 2 3 4 5; do
-	rq "$M/v2/app/x/manifests/nosuch$i" -H "$ACCEPT"
+	rq "$M/v2/app/x/manifests/nosuch$i" -H "$ACCEPT" --interface 127.0.0.5
 	assert_eq 404 "$RQ_CODE" "unknown tag $i"
 done
-rq "$M/v2/app/x/manifests/nosuch6" -H "$ACCEPT"
+rq "$M/v2/app/x/manifests/nosuch6" -H "$ACCEPT" --interface 127.0.0.5
 assert_eq 429 "$RQ_CODE" "the 6th unknown tag within the minute"
 assert_eq TOOMANYREQUESTS "$(rq_oci_code)" "its OCI code"
 ra=$(rq_header Retry-After)
@@ -121,11 +126,34 @@ ra=$(rq_header Retry-After)
 registry_log_sync up
 assert_eq 5 "$(count_upstream_requests "$UP_LOG" /v2/app/x/manifests/nosuch "$mark")" \
 	"upstream requests for unknown tags"
-rq "$M/v2/app/x/manifests/v1" -H "$ACCEPT"
+rq "$M/v2/app/x/manifests/v1" -H "$ACCEPT" --interface 127.0.0.5
 assert_eq 200 "$RQ_CODE" "a cached tag for the limited client"
 rq "$M/v2/app/x/manifests/nosuch7" -H "$ACCEPT" --interface 127.0.0.2
 assert_eq 404 "$RQ_CODE" "another client address has its own allowance"
 mirror_alive
+
+# -- f -----------------------------------------------------------------------
+big=$(head -c 12000 /dev/zero | tr '\0' a)
+rq "$M/v2/app/y/tags/list?n=1&last=$big" --interface 127.0.0.3
+assert_eq 400 "$RQ_CODE" "a 12 KB last"
+rq "$M/v2/app/y/tags/list?n=1&n=2" --interface 127.0.0.3
+assert_eq 400 "$RQ_CODE" "n twice"
+for i in 1 2 3 4 5; do
+	rq "$M/v2/app/y/tags/list?n=$i" --interface 127.0.0.3
+	assert_eq 200 "$RQ_CODE" "tag-list query $i"
+done
+rq "$M/v2/app/y/tags/list?n=6" --interface 127.0.0.3
+assert_eq 429 "$RQ_CODE" "the 6th distinct tag-list query within the minute"
+rq "$M/v2/app/y/tags/list?n=1" --interface 127.0.0.3
+assert_eq 200 "$RQ_CODE" "a list already in memory is not a miss"
+DIG=$(curl -s -H "$ACCEPT" "$M/v2/app/x/manifests/v1" -D - -o /dev/null |
+	tr -d '\r' | sed -n 's/^Docker-Content-Digest: //Ip')
+for i in 1 2 3 4 5; do
+	rq "$M/v2/other$i/app/manifests/$DIG" -H "$ACCEPT" --interface 127.0.0.4
+	assert_eq 404 "$RQ_CODE" "a cached digest in repository other$i"
+done
+rq "$M/v2/other6/app/manifests/$DIG" -H "$ACCEPT" --interface 127.0.0.4
+assert_eq 429 "$RQ_CODE" "the 6th link check within the minute"
 
 # -- e -----------------------------------------------------------------------
 stop_pid "$MIRROR_PID"

@@ -1265,11 +1265,13 @@ test_limits(void)
 		is_int(cf->list_ttl, 10, "  list_ttl 10s");
 		is_int(cf->queue_timeout, 30, "  queue 30s");
 		is_int(cf->send_buffer, 256 * 1024, "  send_buffer 256K");
-		is_int(cf->manifest_miss_limit, 100,
-		    "  manifest_miss_limit 100");
+		is_int(cf->miss_limit, 100,
+		    "  miss_limit 100");
+		is_int(cf->max_fills_per_client, 16,
+		    "  max_fills_per_client 16");
 		config_free(cf);
 	}
-	cf = load("[server]\nsend_buffer = 16K\nmanifest_miss_limit = 0\n"
+	cf = load("[server]\nsend_buffer = 16K\nmiss_limit = 0\n"
 	    "[cache]\nmemory = 0\nlist_ttl = 0\n[timeouts]\nqueue = 1\n"
 	    MINIMAL_UPSTREAM);
 	if (ok(cf != NULL, "limits: memory and quota at their bounds")) {
@@ -1277,13 +1279,16 @@ test_limits(void)
 		is_int(cf->list_ttl, 0, "  list_ttl 0");
 		is_int(cf->queue_timeout, 1, "  queue 1s");
 		is_int(cf->send_buffer, 16 * 1024, "  send_buffer 16K");
-		is_int(cf->manifest_miss_limit, 0, "  no miss limit");
+		is_int(cf->miss_limit, 0, "  no miss limit");
 		config_free(cf);
 	}
 	load_fails("[server]\nsend_buffer = 15K\n",
 	    "mirror.conf:2: send_buffer '15K' is out of range (16K..16M)");
-	load_fails("[server]\nmanifest_miss_limit = lots\n",
-	    "mirror.conf:2: bad number 'lots' for manifest_miss_limit (want "
+	load_fails("[server]\nmax_fills_per_client = 100001\n",
+	    "mirror.conf:2: max_fills_per_client '100001' is out of range "
+	    "(0..100000)");
+	load_fails("[server]\nmiss_limit = lots\n",
+	    "mirror.conf:2: bad number 'lots' for miss_limit (want "
 	    "0..1000000)");
 	load_fails("[cache]\nmemory = 17G\n",
 	    "mirror.conf:2: memory '17G' is out of range (0..16G)");

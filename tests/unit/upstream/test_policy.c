@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "common/config.h"
 #include "common/xmalloc.h"
@@ -269,10 +270,66 @@ test_redirects(void)
 	}
 }
 
+/* The token cache: bounded in count, lifetime and token size. */
+static void
+test_tokens(void)
+{
+	static const char *const one[] = { "https://r.example" };
+	struct upstream	*u = mk_upstream(one, 1, NULL);
+	char		 scope[64], *v, *json;
+	long		 exp;
+	size_t		 i;
+
+	for (i = 0; i < UPSTREAM_TOKEN_BUCKETS; i++)
+		LIST_INIT(&u->tokens[i]);
+	for (i = 0; i < UPSTREAM_TOKENS_MAX + 500; i++) {
+		snprintf(scope, sizeof(scope), "repository:r%zu:pull", i);
+		upstream_token_put(u, scope, "Bearer t", 300);
+	}
+	is_int(u->ntokens, UPSTREAM_TOKENS_MAX, "tokens: capped at %d",
+	    UPSTREAM_TOKENS_MAX);
+	v = upstream_token_get(u, scope);
+	is_str(v, "Bearer t", "tokens: the newest is kept");
+	free(v);
+	upstream_token_put(u, "repository:long:pull", "Bearer l", 86400 * 300);
+	ok(u->ntokens == UPSTREAM_TOKENS_MAX, "tokens: still capped");
+	{
+		struct upstream_token *t;
+		int found = 0;
+
+		for (i = 0; i < UPSTREAM_TOKEN_BUCKETS; i++)
+			LIST_FOREACH(t, &u->tokens[i], entry)
+				if (strcmp(t->scope, "repository:long:pull") ==
+				    0 && t->expires <= time(NULL) +
+				    UPSTREAM_TOKEN_TTL_MAX)
+					found = 1;
+		ok(found, "tokens: a 300-day expires_in kept at most %d s",
+		    UPSTREAM_TOKEN_TTL_MAX);
+	}
+	json = xmalloc(UPSTREAM_TOKEN_LEN_MAX + 64);
+	strcpy(json, "{\"token\":\"");
+	memset(json + strlen(json), 'a', UPSTREAM_TOKEN_LEN_MAX + 1);
+	strcpy(json + 10 + UPSTREAM_TOKEN_LEN_MAX + 1, "\"}");
+	ok(upstream_token_parse(json, strlen(json), &exp) == NULL,
+	    "tokens: one over %d bytes refused", UPSTREAM_TOKEN_LEN_MAX);
+	free(json);
+	for (i = 0; i < UPSTREAM_TOKEN_BUCKETS; i++)
+		while (!LIST_EMPTY(&u->tokens[i])) {
+			struct upstream_token *t = LIST_FIRST(&u->tokens[i]);
+
+			LIST_REMOVE(t, entry);
+			free(t->scope);
+			free(t->value);
+			free(t);
+		}
+	free_upstream(u);
+}
+
 int
 main(void)
 {
 	upstream_policy_init();
+	test_tokens();
 	test_classes();
 	test_realms();
 	test_redirects();
