@@ -701,9 +701,14 @@ config_long_key(struct config_parser *p, const char *key, const char *value,
 	return 0;
 }
 
+/*
+ * A comma-separated list appended to (*list, *nlist), every item checked
+ * by valid; an error names the key, the item and what was wanted.
+ */
 static int
-config_set_listen(struct config_parser *p, const char *key,
-    const char *value, char ***list, size_t *nlist)
+config_set_list(struct config_parser *p, const char *key, const char *value,
+    int (*valid)(const char *), const char *noun, const char *want,
+    char ***list, size_t *nlist)
 {
 	char	**v;
 	size_t	  n, i;
@@ -712,9 +717,9 @@ config_set_listen(struct config_parser *p, const char *key,
 		return config_error(p, "empty element in %s list '%s'", key,
 		    value);
 	for (i = 0; i < n; i++) {
-		if (!config_listen_valid(v[i])) {
-			config_error(p, "bad %s address '%s' (want "
-			    "host:port, [v6]:port or :port)", key, v[i]);
+		if (!valid(v[i])) {
+			config_error(p, "bad %s %s '%s' (want %s)", key, noun,
+			    v[i], want);
 			config_strv_free(v, n);
 			return -1;
 		}
@@ -722,6 +727,14 @@ config_set_listen(struct config_parser *p, const char *key,
 	}
 	config_strv_free(v, n);
 	return 0;
+}
+
+static int
+config_set_listen(struct config_parser *p, const char *key,
+    const char *value, char ***list, size_t *nlist)
+{
+	return config_set_list(p, key, value, config_listen_valid, "address",
+	    "host:port, [v6]:port or :port", list, nlist);
 }
 
 static int
@@ -860,23 +873,8 @@ static int
 config_set_hostlist(struct config_parser *p, const char *key,
     const char *value, char ***list, size_t *nlist)
 {
-	char	**v;
-	size_t	  n, i;
-
-	if ((v = config_list_split(value, &n)) == NULL)
-		return config_error(p, "empty element in %s list '%s'", key,
-		    value);
-	for (i = 0; i < n; i++) {
-		if (!config_registry_valid(v[i])) {
-			config_error(p, "bad %s host '%s' (want host or "
-			    "host:port)", key, v[i]);
-			config_strv_free(v, n);
-			return -1;
-		}
-		config_strv_add(list, nlist, v[i]);
-	}
-	config_strv_free(v, n);
-	return 0;
+	return config_set_list(p, key, value, config_registry_valid, "host",
+	    "host or host:port", list, nlist);
 }
 
 /*

@@ -889,67 +889,6 @@ proxy_bhead_done_cb(struct upstream_req *ur, const char *err,
 	free(bh);
 }
 
-/*
- * A blob cached for another repository: HEAD it in this one upstream; if
- * it is there, link it and serve it from the cache.
- */
-struct proxy_blink {
-	struct proxy_req	*pr;
-	char			*retry_after;
-};
-
-static int
-proxy_blink_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
-    int64_t clen, void *arg)
-{
-	struct proxy_blink	*bl = arg;
-	const char		*v;
-
-	(void)ur;
-	(void)status;
-	(void)clen;
-	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
-		bl->retry_after = xstrdup(v);
-	return 0;
-}
-
-static void
-proxy_blink_done_cb(struct upstream_req *ur, const char *err,
-    struct evbuffer *body, void *arg)
-{
-	struct proxy_blink	*bl = arg;
-	struct proxy_req	*pr = bl->pr;
-	int			 status = upstream_req_status(ur);
-
-	(void)body;
-	if (err == NULL && status == 200) {
-		cache_blob_link(upstream_name(pr->up), pr->repo,
-		    pr->digest.str);
-		pr->linked = 1;
-		proxy_blob_get(pr);
-	} else
-		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
-		    bl->retry_after);
-	free(bl->retry_after);
-	free(bl);
-}
-
-static void
-proxy_blink_start(struct proxy_req *pr)
-{
-	struct proxy_blink	*bl;
-	char			*path;
-
-	if (!proxy_limit_allow(pr))
-		return;
-	bl = xcalloc(1, sizeof(*bl));
-	bl->pr = pr;
-	xasprintf(&path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
-	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_HEAD, path, pr->repo,
-	    NULL, 0, proxy_blink_head_cb, NULL, proxy_blink_done_cb, bl);
-	free(path);
-}
-
 void
 proxy_blob_get(struct proxy_req *pr)
 {
@@ -968,7 +907,7 @@ proxy_blob_get(struct proxy_req *pr)
 			/* Cached for another repository: does this one hold
 			 * it?  Upstream decides (no cross-repository leak). */
 			close(fd);
-			proxy_blink_start(pr);
+			proxy_link_check(pr, proxy_blob_get);
 			return;
 		}
 		pr->src = "hit";
@@ -1017,7 +956,7 @@ proxy_blob_get(struct proxy_req *pr)
 		 * private blob must not leak while it streams).
 		 */
 		cache_fill_unref(fill, "attach check");
-		proxy_blink_start(pr);
+		proxy_link_check(pr, proxy_blob_get);
 		return;
 	}
 	pr->src = created ? "miss" : "attach";

@@ -192,6 +192,9 @@ int	proxy_prefetch_route(struct evhttp_request *, const char *path,
 	    const struct config *, int *status, struct json_t **out);
 
 /* proxy_oci.c */
+/* HEAD pr's digest in its repository upstream: on 200 link it there and
+ * call then(pr), else answer the upstream's refusal (finishing pr). */
+void	proxy_link_check(struct proxy_req *, void (*then)(struct proxy_req *));
 /* 1 if ctype names a manifest media type (parameters ignored). */
 int	proxy_manifest_type_ok(const char *ctype);
 void	proxy_oci_request_cb(struct evhttp_request *, void *);

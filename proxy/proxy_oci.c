@@ -456,38 +456,38 @@ proxy_no_cache(const struct proxy_req *pr)
 }
 
 /*
- * A manifest cached for another repository (or upstream): HEAD it in this
- * one; served from the cache only if upstream says this repository holds
- * it (the same rule as blobs: no cross-repository leak by digest).
+ * Content cached (or streaming) for another repository or upstream: HEAD
+ * it in this one, and go on (then) only if upstream says this repository
+ * holds it; the answer links the digest to this repository only.  The
+ * one rule for blobs and manifests by digest: no cross-repository read.
  */
-struct proxy_mlink {
+struct proxy_lcheck {
 	struct proxy_req	*pr;
+	void			(*then)(struct proxy_req *);
 	char			*retry_after;
 };
 
 static int
-proxy_mlink_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
+proxy_lcheck_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
     int64_t clen, void *arg)
 {
-	struct proxy_mlink	*ml = arg;
+	struct proxy_lcheck	*lc = arg;
 	const char		*v;
 
 	(void)ur;
 	(void)status;
 	(void)clen;
 	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
-		ml->retry_after = xstrdup(v);
+		lc->retry_after = xstrdup(v);
 	return 0;
 }
 
-static void	proxy_manifest_get(struct proxy_req *);
-
 static void
-proxy_mlink_done_cb(struct upstream_req *ur, const char *err,
+proxy_lcheck_done_cb(struct upstream_req *ur, const char *err,
     struct evbuffer *body, void *arg)
 {
-	struct proxy_mlink	*ml = arg;
-	struct proxy_req	*pr = ml->pr;
+	struct proxy_lcheck	*lc = arg;
+	struct proxy_req	*pr = lc->pr;
 	int			 status = upstream_req_status(ur);
 
 	(void)body;
@@ -495,34 +495,35 @@ proxy_mlink_done_cb(struct upstream_req *ur, const char *err,
 		cache_blob_link(upstream_name(pr->up), pr->repo,
 		    pr->digest.str);
 		pr->linked = 1;
-		proxy_manifest_get(pr);
-	} else if (err == NULL && status == 404)
-		proxy_error(pr, 404, "MANIFEST_UNKNOWN",
-		    "manifest %s not found at upstream %s", pr->digest.str,
-		    upstream_name(pr->up));
-	else
+		lc->then(pr);
+	} else
 		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
-		    ml->retry_after);
-	free(ml->retry_after);
-	free(ml);
+		    lc->retry_after);
+	free(lc->retry_after);
+	free(lc);
 }
 
-static void
-proxy_mlink_start(struct proxy_req *pr)
+void
+proxy_link_check(struct proxy_req *pr, void (*then)(struct proxy_req *))
 {
-	struct proxy_mlink	*ml;
+	struct proxy_lcheck	*lc;
 	char			*path;
+	int			 blob = pr->kind == PROXY_KIND_BLOB;
 
 	if (!proxy_limit_allow(pr))
 		return;
-	ml = xcalloc(1, sizeof(*ml));
-	ml->pr = pr;
-	xasprintf(&path, "/v2/%s/manifests/%s", pr->repo, pr->digest.str);
+	lc = xcalloc(1, sizeof(*lc));
+	lc->pr = pr;
+	lc->then = then;
+	xasprintf(&path, "/v2/%s/%s/%s", pr->repo, blob ? "blobs" :
+	    "manifests", pr->digest.str);
 	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_HEAD, path, pr->repo,
-	    proxy_manifest_accept, PROXY_MANIFEST_MAX, proxy_mlink_head_cb,
-	    NULL, proxy_mlink_done_cb, ml);
+	    blob ? NULL : proxy_manifest_accept, blob ? 0 : PROXY_MANIFEST_MAX,
+	    proxy_lcheck_head_cb, NULL, proxy_lcheck_done_cb, lc);
 	free(path);
 }
+
+static void	proxy_manifest_get(struct proxy_req *);
 
 /* Is digest cached and linked to the request's repository?  0 yes,
  * 1 cached but not linked, 2 not cached (for this upstream). */
@@ -554,7 +555,7 @@ proxy_manifest_get(struct proxy_req *pr)
 			pr->src = NULL;
 			break;
 		case 1:
-			proxy_mlink_start(pr);
+			proxy_link_check(pr, proxy_manifest_get);
 			return;
 		}
 		if (proxy_limit_allow(pr))
