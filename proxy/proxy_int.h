@@ -172,6 +172,26 @@ void	proxy_oci_request_tls_cb(struct evhttp_request *, void *);
 /* proxy_blob.c */
 void	proxy_blob_get(struct proxy_req *);
 
+/* proxy_range.c: a client's Range header (one byte range, or none). */
+enum proxy_range_kind {
+	PROXY_RANGE_NONE = 0,	/* no header, or one to ignore: 200 */
+	PROXY_RANGE_FROM_TO,	/* bytes=a-b */
+	PROXY_RANGE_FROM,	/* bytes=a- */
+	PROXY_RANGE_SUFFIX,	/* bytes=-b: the last b bytes */
+};
+struct proxy_range {
+	enum proxy_range_kind	 kind;
+	uint64_t		 a, b;
+};
+/* Parse header h (NULL: absent) into r: 1 if it is a range to honour,
+ * 0 if there is none or it is to be ignored (r->kind is then NONE). */
+int	proxy_range_parse(const char *h, struct proxy_range *r);
+/* The bytes [*start, *end) of a blob of size bytes that r asks for (all
+ * of them for NONE): 0, or -1 when unsatisfiable (416; *start and *end
+ * untouched).  A satisfiable range is never empty. */
+int	proxy_range_resolve(const struct proxy_range *r, uint64_t size,
+	    uint64_t *start, uint64_t *end);
+
 /* proxy_error.c: send an OCI error reply and finish the request. */
 #define PROXY_ERROR_MSG_MAX	512
 /* The OCI error JSON for code and msg (any bytes), malloc'd, never NULL. */
