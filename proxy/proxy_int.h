@@ -162,6 +162,23 @@ int	proxy_replicate_route(struct evhttp_request *, const char *path,
 	    int *status, struct json_t **out);
 int	proxy_prefetch_route(struct evhttp_request *, const char *path,
 	    const struct config *, int *status, struct json_t **out);
+/*
+ * The next page of a paginated list (tags/list, _catalog) from its Link
+ * header (NULL: none): path with the next query and ns=source added,
+ * malloc'd, or NULL when there is no next page.
+ */
+char	*proxy_replicate_next_page(const char *link, const char *path,
+	    const char *source);
+/*
+ * Walk a registry notification envelope of len bytes: cb(repository,
+ * tag, arg) for every push event whose repository and tag are valid
+ * names (the strings live until the call returns); *invalid counts the
+ * push events refused.  -1 if body is not a JSON object.
+ */
+typedef void	(*proxy_replicate_event_f)(const char *repo, const char *tag,
+		    void *arg);
+int	proxy_replicate_events_parse(const char *body, size_t len,
+	    proxy_replicate_event_f cb, void *arg, size_t *invalid);
 
 /* proxy_oci.c */
 /* 1 if ctype names a manifest media type (parameters ignored). */

@@ -710,8 +710,9 @@ repl_image_add(struct repl *r, char *img)
  * The next page of a paginated list: from Link: <...?last=X&n=N>;
  * rel="next", the same path with that query and our ns.  NULL if none.
  */
-static char *
-repl_next_path(const char *link, const char *path, const char *source)
+char *
+proxy_replicate_next_page(const char *link, const char *path,
+    const char *source)
 {
 	const char	*lt, *gt, *q, *rel;
 	char		*ens, *out, *query;
@@ -853,7 +854,8 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	json_decref(root);
 	if (!capped) {
 		xasprintf(&path, "/v2/%s/tags/list", rl->repo);
-		next = repl_next_path(link, path, r->cr->source);
+		next = proxy_replicate_next_page(link, path,
+		    r->cr->source);
 		free(path);
 	}
 	if (next != NULL) {
@@ -972,8 +974,8 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 		    "repositories"));
 		json_decref(root);
 		/* The next page is one more pending list. */
-		if (!capped && (next = repl_next_path(link, "/v2/_catalog",
-		    r->cr->source)) != NULL) {
+		if (!capped && (next = proxy_replicate_next_page(link,
+		    "/v2/_catalog", r->cr->source)) != NULL) {
 			if (++r->catalog_pages >= REPL_PAGES_MAX ||
 			    (r->catalog_prev != NULL &&
 			    strcmp(r->catalog_prev, next) == 0)) {
@@ -1107,6 +1109,81 @@ repl_json(const struct repl *r)
 }
 
 /*
+ * A notification envelope, from whoever can reach the admin API: only
+ * push events with a valid repository and tag come out (they are matched
+ * against globs and logged); the others are skipped, the invalid ones
+ * counted.
+ */
+int
+proxy_replicate_events_parse(const char *body, size_t len,
+    proxy_replicate_event_f cb, void *arg, size_t *invalid)
+{
+	json_t		*root, *e, *t;
+	json_error_t	 jerr;
+	const char	*repo, *tag, *action;
+	size_t		 i;
+
+	*invalid = 0;
+	root = json_loadb(body, len, 0, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -1;
+	}
+	json_array_foreach(json_object_get(root, "events"), i, e) {
+		action = json_string_value(json_object_get(e, "action"));
+		t = json_object_get(e, "target");
+		repo = json_string_value(json_object_get(t, "repository"));
+		tag = json_string_value(json_object_get(t, "tag"));
+		if (action == NULL || strcmp(action, "push") != 0 ||
+		    repo == NULL || tag == NULL)
+			continue;
+		if (!ref_name_valid(repo) || !ref_tag_valid(tag)) {
+			(*invalid)++;
+			continue;
+		}
+		cb(repo, tag, arg);
+	}
+	json_decref(root);
+	return 0;
+}
+
+struct repl_event_ctx {
+	const char	*source;	/* ?source=, or NULL */
+	int		 triggered;
+};
+
+/* A pushed tag: every policy that wants it runs soon. */
+static void
+repl_event_cb(const char *repo, const char *tag, void *arg)
+{
+	struct repl_event_ctx	*ec = arg;
+	size_t			 k;
+
+	for (k = 0; k < nrepls; k++) {
+		struct repl *r = &repls[k];
+		const struct config_replication *cr = r->cr;
+
+		if ((ec->source != NULL && strcmp(ec->source, cr->source) != 0)
+		    || !repl_repo_wanted(cr, repo) ||
+		    !repl_tag_wanted(cr, tag))
+			continue;
+		r->events++;
+		log_info("replication %s: event: %s:%s pushed",
+		    cr->name, repo, tag);
+		/*
+		 * Debounced by a second: a push comes as a burst of
+		 * events, and a registry may notify a moment before
+		 * the tag answers reads.
+		 */
+		if (r->state == REPL_IDLE)
+			repl_arm(r, REPL_EVENT_DELAY);
+		else
+			r->rerun = 1;
+		ec->triggered++;
+	}
+}
+
+/*
  * POST /api/v1/events[?source=UPSTREAM]: registry notifications
  * (distribution's envelope: {"events":[{"action":"push","target":
  * {"repository":...,"tag":...}}]}).  A pushed tag that a policy wants
@@ -1117,69 +1194,28 @@ repl_events(struct evhttp_request *req, int *status, json_t **out)
 {
 	struct evbuffer	*b = evhttp_request_get_input_buffer(req);
 	const char	*q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(
-			    req)), *source = NULL, *repo, *tag, *action;
+			    req));
 	struct evkeyvalq params;
-	json_t		*root, *e, *t;
-	json_error_t	 jerr;
-	size_t		 i, k, invalid = 0;
-	int		 triggered = 0;
+	struct repl_event_ctx ec = { NULL, 0 };
+	size_t		 invalid;
 
 	TAILQ_INIT(&params);
 	if (q != NULL && evhttp_parse_query_str(q, &params) == 0)
-		source = evhttp_find_header(&params, "source");
-	root = json_loadb((const char *)evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b), 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
+		ec.source = evhttp_find_header(&params, "source");
+	if (proxy_replicate_events_parse((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), repl_event_cb, &ec, &invalid) != 0) {
 		evhttp_clear_headers(&params);
 		*status = 400;
 		*out = json_pack("{s:s}", "error", "not a notification "
 		    "envelope");
 		return 0;
 	}
-	json_array_foreach(json_object_get(root, "events"), i, e) {
-		action = json_string_value(json_object_get(e, "action"));
-		t = json_object_get(e, "target");
-		repo = json_string_value(json_object_get(t, "repository"));
-		tag = json_string_value(json_object_get(t, "tag"));
-		if (action == NULL || strcmp(action, "push") != 0 ||
-		    repo == NULL || tag == NULL)
-			continue;
-		/* Matched against globs and logged: names only. */
-		if (!ref_name_valid(repo) || !ref_tag_valid(tag)) {
-			invalid++;
-			continue;
-		}
-		for (k = 0; k < nrepls; k++) {
-			struct repl *r = &repls[k];
-			const struct config_replication *cr = r->cr;
-
-			if ((source != NULL && strcmp(source, cr->source) != 0)
-			    || !repl_repo_wanted(cr, repo) ||
-			    !repl_tag_wanted(cr, tag))
-				continue;
-			r->events++;
-			log_info("replication %s: event: %s:%s pushed",
-			    cr->name, repo, tag);
-			/*
-			 * Debounced by a second: a push comes as a burst of
-			 * events, and a registry may notify a moment before
-			 * the tag answers reads.
-			 */
-			if (r->state == REPL_IDLE)
-				repl_arm(r, REPL_EVENT_DELAY);
-			else
-				r->rerun = 1;
-			triggered++;
-		}
-	}
-	json_decref(root);
 	evhttp_clear_headers(&params);
 	if (invalid > 0)
 		log_warnx("replication: events: %zu push events with an "
 		    "invalid repository or tag skipped", invalid);
 	*status = 200;
-	*out = json_pack("{s:i}", "triggered", triggered);
+	*out = json_pack("{s:i}", "triggered", ec.triggered);
 	return 0;
 }
 
