@@ -164,11 +164,15 @@ int	proxy_prefetch_route(struct evhttp_request *, const char *path,
 	    const struct config *, int *status, struct json_t **out);
 /*
  * The next page of a paginated list (tags/list, _catalog) from its Link
- * header (NULL: none): path with the next query and ns=source added,
- * malloc'd, or NULL when there is no next page.
+ * header (NULL: none): 0 and *out the path with the Link's query
+ * (re-encoded, at most PROXY_PAGE_QUERY_MAX bytes of it read, any ns
+ * dropped) and ns=source last, malloc'd, or *out NULL when there is no
+ * next page; -1 (*out NULL) when the Link names a next page whose query
+ * is malformed or too long.
  */
-char	*proxy_replicate_next_page(const char *link, const char *path,
-	    const char *source);
+#define PROXY_PAGE_QUERY_MAX	4096
+int	proxy_replicate_next_page(const char *link, const char *path,
+	    const char *source, char **out);
 /*
  * Walk a registry notification envelope of len bytes: cb(repository,
  * tag, arg) for every push event whose repository and tag are valid

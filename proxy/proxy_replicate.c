@@ -707,32 +707,64 @@ repl_image_add(struct repl *r, char *img)
 #define REPL_PAGES_MAX	1000	/* tags/list or _catalog pages per list */
 
 /*
- * The next page of a paginated list: from Link: <...?last=X&n=N>;
- * rel="next", the same path with that query and our ns.  NULL if none.
+ * The next page of a paginated list, from Link: <...?last=X&n=N>;
+ * rel="next": the same path (never the Link's host or path), the Link's
+ * query parameters decoded and encoded again, and our ns last.  The
+ * source is an upstream: copied as is, its query put spaces, a CR, 8-bit
+ * bytes or an ns of its own into the request line to our own listener,
+ * which only libevent's leniency (the URI runs to the last space) and
+ * the listener's "last ns wins" kept harmless.
  */
-char *
+int
 proxy_replicate_next_page(const char *link, const char *path,
-    const char *source)
+    const char *source, char **out)
 {
-	const char	*lt, *gt, *q, *rel;
-	char		*ens, *out, *query;
+	struct evkeyvalq	 params;
+	struct evkeyval		*kv;
+	struct evbuffer		*b;
+	const char		*lt, *gt, *q, *rel;
+	char			*query, *k, *v;
+	int			 rc = -1;
 
+	*out = NULL;
 	/* Link: <a>; rel="prev", <b>; rel="next": the entry naming next. */
 	if (link == NULL || (rel = strstr(link, "rel=\"next\"")) == NULL)
-		return NULL;
+		return 0;
 	for (lt = NULL, q = link; (q = strchr(q, '<')) != NULL && q < rel;
 	    q++)
 		lt = q;
 	if (lt == NULL || (gt = strchr(lt, '>')) == NULL || gt > rel)
-		return NULL;
+		return 0;
 	if ((q = memchr(lt, '?', (size_t)(gt - lt))) == NULL || q + 1 == gt)
-		return NULL;
+		return 0;
+	if ((size_t)(gt - q - 1) > PROXY_PAGE_QUERY_MAX)
+		return -1;
 	query = xstrndup(q + 1, (size_t)(gt - q - 1));
-	ens = evhttp_encode_uri(source);
-	xasprintf(&out, "%s?%s&ns=%s", path, query, ens);
-	free(ens);
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(query, &params) != 0)
+		goto done;
+	b = evbuffer_new();
+	evbuffer_add_printf(b, "%s?", path);
+	TAILQ_FOREACH(kv, &params, next) {
+		if (strcmp(kv->key, "ns") == 0)
+			continue;
+		k = evhttp_encode_uri(kv->key);
+		v = evhttp_encode_uri(kv->value);
+		evbuffer_add_printf(b, "%s=%s&", k, v);
+		free(k);
+		free(v);
+	}
+	v = evhttp_encode_uri(source);
+	evbuffer_add_printf(b, "ns=%s", v);
+	free(v);
+	*out = xstrndup((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b));
+	evbuffer_free(b);
+	rc = 0;
+done:
+	evhttp_clear_headers(&params);
 	free(query);
-	return out;
+	return rc;
 }
 
 struct repl_list {
@@ -841,7 +873,7 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	json_t			*root;
 	json_error_t		 jerr;
 	char			*next = NULL, *path;
-	int			 capped;
+	int			 capped, bad = 0;
 
 	if (status != 200 || body == NULL || (root = json_loadb(
 	    (const char *)evbuffer_pullup(body, -1),
@@ -854,9 +886,15 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	json_decref(root);
 	if (!capped) {
 		xasprintf(&path, "/v2/%s/tags/list", rl->repo);
-		next = proxy_replicate_next_page(link, path,
-		    r->cr->source);
+		bad = proxy_replicate_next_page(link, path, r->cr->source,
+		    &next);
 		free(path);
+	}
+	if (bad) {
+		/* Not an end either: nothing is decided from the list. */
+		repl_error(r, "tags of %s: the source's Link header names a "
+		    "malformed next page", rl->repo);
+		goto done;
 	}
 	if (next != NULL) {
 		/* A list that does not advance, or never ends, is a failed
@@ -964,7 +1002,7 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 	struct repl	*r = arg;
 	json_t		*root;
 	json_error_t	 jerr;
-	char		*next;
+	char		*next = NULL;
 	int		 capped;
 
 	if (status == 200 && body != NULL && (root = json_loadb(
@@ -973,9 +1011,12 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 		capped = repl_catalog_take(r, json_object_get(root,
 		    "repositories"));
 		json_decref(root);
+		if (!capped && proxy_replicate_next_page(link,
+		    "/v2/_catalog", r->cr->source, &next) != 0)
+			repl_error(r, "the source's catalog: its Link header "
+			    "names a malformed next page");
 		/* The next page is one more pending list. */
-		if (!capped && (next = proxy_replicate_next_page(link,
-		    "/v2/_catalog", r->cr->source)) != NULL) {
+		if (next != NULL) {
 			if (++r->catalog_pages >= REPL_PAGES_MAX ||
 			    (r->catalog_prev != NULL &&
 			    strcmp(r->catalog_prev, next) == 0)) {

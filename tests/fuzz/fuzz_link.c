@@ -9,7 +9,8 @@
  * API: the path asked for, then a query of URL-safe bytes only (nothing
  * that ends a request line or starts a fragment), that parses as a query,
  * whose only "ns" is the last parameter and names the source, and that is
- * bounded whatever the header's length.
+ * bounded whatever the header's length.  Without rel="next" there is
+ * neither a next page nor an error.
  */
 #include "autoconf.h"
 
@@ -30,7 +31,6 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 /* The query bytes the mirror's own listener sees as intended. */
 #define FUZZ_LINK_SAFE	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
 			"0123456789-._~%=&"
-#define FUZZ_LINK_QUERY_MAX	4096
 
 static void
 fuzz_link_check(const char *next, const char *path, const char *source)
@@ -45,7 +45,8 @@ fuzz_link_check(const char *next, const char *path, const char *source)
 	AN(next[plen] == '?');
 	q = next + plen + 1;
 	AN(strspn(q, FUZZ_LINK_SAFE) == strlen(q));
-	AN(strlen(q) <= FUZZ_LINK_QUERY_MAX + 4 + 3 * strlen(source));
+	/* Each byte read encoded in at most three, plus '=' and '&'. */
+	AN(strlen(q) <= 4 * PROXY_PAGE_QUERY_MAX + 3 + 3 * strlen(source));
 	TAILQ_INIT(&params);
 	AZ(evhttp_parse_query_str(q, &params));
 	TAILQ_FOREACH(kv, &params, next) {
@@ -67,18 +68,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const sources[] = { "docker.io", "ghcr.io",
 	    "peer-eu" };
 	const char	*path, *source;
-	char		*s, *next;
+	char		*s, *next = NULL;
+	int		 rc;
 
 	s = xmalloc(size + 1);
 	memcpy(s, data, size);
 	s[size] = '\0';
 	path = paths[size > 0 ? data[0] % 3 : 0];
 	source = sources[size > 1 ? data[1] % 3 : 0];
-	if ((next = proxy_replicate_next_page(s, path, source)) != NULL) {
+	rc = proxy_replicate_next_page(s, path, source, &next);
+	AN(rc == 0 || rc == -1);
+	if (rc == -1)
+		AZ(next);
+	/* A next page is named only by rel="next". */
+	if (strstr(s, "rel=\"next\"") == NULL)
+		AN(rc == 0 && next == NULL);
+	if (next != NULL) {
 		fuzz_link_check(next, path, source);
 		free(next);
 	}
-	AZ(proxy_replicate_next_page(NULL, path, source));
+	AZ(proxy_replicate_next_page(NULL, path, source, &next));
+	AZ(next);
 	free(s);
 	return 0;
 }
