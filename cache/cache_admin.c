@@ -353,7 +353,7 @@ cache_ref_cb(json_t *d, int is_manifest,
  * manifest is an upstream's: digests that do not parse are skipped (they
  * name nothing the cache can hold) and counted in the return value.
  */
-static size_t
+size_t
 cache_manifest_refs(const unsigned char *data, size_t len,
     void (*cb)(const char *digest, int is_manifest, void *), void *arg)
 {

@@ -18,9 +18,6 @@
 #include "common/log.h"
 #include "common/text.h"
 
-/* A line; the message part is escaped into at most ~half of it. */
-#define LOG_LINE_MAX	8192
-
 static enum log_level	log_level = LOG_LEVEL_INFO;
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
@@ -53,38 +50,49 @@ log_is_debug(void)
  * client and upstream bytes, and a CR, LF or escape sequence in one
  * must never forge a log line or reach a terminal.
  */
-static void
-log_vwrite(enum log_level level, int with_errno, int saved_errno,
-    const char *fmt, va_list ap)
+size_t
+log_vformat(char *line, enum log_level level, int with_errno,
+    int saved_errno, const char *fmt, va_list ap)
 {
-	char		 msg[LOG_LINE_MAX / 2], line[LOG_LINE_MAX];
+	char		 msg[LOG_LINE_MAX / 2];
 	struct timespec	 ts;
 	struct tm	 tm;
 	size_t		 n;
 	int		 r;
 
-	if (level > log_level)
-		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s ",
+	n = strftime(line, LOG_LINE_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+	r = snprintf(line + n, LOG_LINE_MAX - n, ".%03ldZ %s ",
 	    ts.tv_nsec / 1000000, log_names[level]);
 	if (r > 0)
 		n += (size_t)r;
 	r = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (r > 0)
-		n += text_escape(line + n, sizeof(line) - n - 1, msg,
+		n += text_escape(line + n, LOG_LINE_MAX - n - 1, msg,
 		    (size_t)r < sizeof(msg) ? (size_t)r : sizeof(msg) - 1);
 	if (with_errno) {
-		r = snprintf(line + n, sizeof(line) - n - 1, ": %s",
+		r = snprintf(line + n, LOG_LINE_MAX - n - 1, ": %s",
 		    strerror(saved_errno));
 		if (r > 0)
 			n += (size_t)r;
-		if (n >= sizeof(line) - 1)
-			n = sizeof(line) - 2;
+		if (n >= LOG_LINE_MAX - 1)
+			n = LOG_LINE_MAX - 2;
 	}
 	line[n++] = '\n';
+	return n;
+}
+
+static void
+log_vwrite(enum log_level level, int with_errno, int saved_errno,
+    const char *fmt, va_list ap)
+{
+	char	line[LOG_LINE_MAX];
+	size_t	n;
+
+	if (level > log_level)
+		return;
+	n = log_vformat(line, level, with_errno, saved_errno, fmt, ap);
 	(void)!write(STDERR_FILENO, line, n);
 }
 

@@ -10,6 +10,7 @@
 #define COMMON_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
@@ -17,6 +18,9 @@ enum log_level {
 	LOG_LEVEL_INFO,
 	LOG_LEVEL_DEBUG,
 };
+
+/* A line; the message part is escaped into at most ~half of it. */
+#define LOG_LINE_MAX	8192
 
 /* Set the threshold; lines above it are dropped. Default INFO. */
 void	log_set_level(enum log_level level);
@@ -32,6 +36,14 @@ void	log_warn(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));
+/*
+ * The line log_*() would write (timestamp, level, escaped message, ": "
+ * and strerror(saved_errno) if with_errno, "\n") into line, which holds
+ * LOG_LINE_MAX bytes; not NUL-terminated.  Returns its length.
+ */
+size_t	log_vformat(char *line, enum log_level level, int with_errno,
+	    int saved_errno, const char *fmt, va_list ap)
+	    __attribute__((format(printf, 5, 0)));
 /* Log every queued OpenSSL error with the given prefix. */
 void	log_ssl_errors(const char *prefix);
 void	fatal(const char *fmt, ...)

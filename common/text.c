@@ -12,6 +12,30 @@
 
 static const char text_hex[] = "0123456789abcdef";
 
+/*
+ * src did not fit: keep the longest run of whole escapes in dst[0..n)
+ * that leaves room for "..." and the NUL, then the "..." if it fits.  A
+ * byte-wise cut could leave "\x4..." or a lone "\" that reads as an
+ * escaped '.'.
+ */
+static size_t
+text_escape_cut(char *dst, size_t n, size_t dstlen)
+{
+	size_t	j = 0, unit;
+
+	while (j < n) {
+		unit = dst[j] != '\\' ? 1 : dst[j + 1] == '\\' ? 2 : 4;
+		if (j + unit + 3 >= dstlen)
+			break;
+		j += unit;
+	}
+	if (j + 3 < dstlen) {
+		memcpy(dst + j, "...", 3);
+		j += 3;
+	}
+	return j;
+}
+
 size_t
 text_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 {
@@ -24,13 +48,7 @@ text_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 		c = (unsigned char)src[i];
 		need = c == '\\' ? 2 : c < 0x20 || c >= 0x7f ? 4 : 1;
 		if (n + need >= dstlen) {
-			/* Say it was cut, if there is room for it. */
-			while (n > 0 && n + 3 >= dstlen)
-				n--;
-			if (n + 3 < dstlen) {
-				memcpy(dst + n, "...", 3);
-				n += 3;
-			}
+			n = text_escape_cut(dst, n, dstlen);
 			break;
 		}
 		if (c == '\\') {

@@ -72,8 +72,7 @@ struct proxy_reader {
 	struct evbuffer_file_segment	*seg;
 	uint64_t			 size;
 	uint64_t			 sent;	/* offset of the next byte */
-	int				 range;	/* Range: 0 none, 1 a-b, */
-	uint64_t			 ra, rb; /* 2 a-, 3 -b (suffix) */
+	struct proxy_range		 range;	/* the client's Range */
 	uint64_t			 end;	/* offset after the last byte */
 	int				 headers_sent;
 	int				 gone;	/* client went away */
@@ -185,76 +184,6 @@ proxy_reader_close_cb(struct evhttp_connection *evcon, void *arg)
 	proxy_reader_gone(arg);
 }
 
-/*
- * Single byte ranges: "bytes=a-b", "bytes=a-", "bytes=-n".  Anything else
- * (several ranges, other units, junk) is ignored: the whole blob, 200.
- */
-static int
-proxy_range_parse(const char *h, struct proxy_reader *rd)
-{
-	const char	*p;
-	char		*end;
-	unsigned long long a = 0, b = 0;
-	int		 has_a = 0, has_b = 0;
-
-	if (h == NULL || strncasecmp(h, "bytes=", 6) != 0)
-		return 0;
-	p = h + 6;
-	while (*p == ' ')
-		p++;
-	if (strchr(p, ',') != NULL)
-		return 0;
-	if (*p >= '0' && *p <= '9') {
-		errno = 0;
-		a = strtoull(p, &end, 10);
-		if (errno != 0)
-			return 0;
-		p = end;
-		has_a = 1;
-	}
-	if (*p++ != '-')
-		return 0;
-	if (*p >= '0' && *p <= '9') {
-		errno = 0;
-		b = strtoull(p, &end, 10);
-		if (errno != 0)
-			return 0;
-		p = end;
-		has_b = 1;
-	}
-	while (*p == ' ')
-		p++;
-	if (*p != '\0' || (!has_a && !has_b) || (has_a && has_b && b < a))
-		return 0;
-	rd->ra = a;
-	rd->rb = b;
-	rd->range = has_a && has_b ? 1 : has_a ? 2 : 3;
-	return 1;
-}
-
-/* Apply the range to rd->size: sent/end; -1 when unsatisfiable. */
-static int
-proxy_range_resolve(struct proxy_reader *rd)
-{
-	switch (rd->range) {
-	case 1:
-	case 2:
-		if (rd->ra >= rd->size)
-			return -1;
-		rd->sent = rd->ra;
-		rd->end = rd->range == 1 && rd->rb < rd->size - 1 ?
-		    rd->rb + 1 : rd->size;
-		return 0;
-	case 3:
-		if (rd->rb == 0 || rd->size == 0)
-			return -1;
-		rd->sent = rd->rb >= rd->size ? 0 : rd->size - rd->rb;
-		rd->end = rd->size;
-		return 0;
-	}
-	return 0;
-}
-
 /* Send the status line and headers; -1 if the range is unsatisfiable
  * (then nothing is sent: the caller replies 416). */
 static int
@@ -270,8 +199,10 @@ proxy_reader_headers(struct proxy_reader *rd)
 	rd->sent = 0;
 	rd->end = rd->size;
 	status = 200;
-	if (rd->range != 0 && pr->method == EVHTTP_REQ_GET) {
-		if (proxy_range_resolve(rd) != 0) {
+	if (rd->range.kind != PROXY_RANGE_NONE &&
+	    pr->method == EVHTTP_REQ_GET) {
+		if (proxy_range_resolve(&rd->range, rd->size, &rd->sent,
+		    &rd->end) != 0) {
 			snprintf(crange, sizeof(crange), "bytes */%llu",
 			    (unsigned long long)rd->size);
 			evhttp_add_header(out, "Content-Range", crange);
@@ -915,7 +846,8 @@ proxy_blob_get(struct proxy_req *pr)
 		rd->fd = fd;
 		rd->size = size;
 		proxy_range_parse(evhttp_find_header(
-		    evhttp_request_get_input_headers(pr->req), "Range"), rd);
+		    evhttp_request_get_input_headers(pr->req), "Range"),
+		    &rd->range);
 		if (proxy_reader_headers(rd) != 0) {
 			proxy_reader_unsatisfiable(rd);
 			return;
@@ -963,7 +895,8 @@ proxy_blob_get(struct proxy_req *pr)
 	rd = proxy_reader_new(pr);
 	rd->fill = fill;	/* the reference from cache_fill_get */
 	proxy_range_parse(evhttp_find_header(
-	    evhttp_request_get_input_headers(pr->req), "Range"), rd);
+	    evhttp_request_get_input_headers(pr->req), "Range"),
+	    &rd->range);
 	if (created) {
 		char	key[64];
 

@@ -190,6 +190,27 @@ int	proxy_replicate_route(struct evhttp_request *, const char *path,
 	    int *status, struct json_t **out);
 int	proxy_prefetch_route(struct evhttp_request *, const char *path,
 	    const struct config *, int *status, struct json_t **out);
+/*
+ * The next page of a paginated list (tags/list, _catalog) from its Link
+ * header (NULL: none): 0 and *out the path with the Link's query
+ * (re-encoded, at most PROXY_PAGE_QUERY_MAX bytes of it read, any ns
+ * dropped) and ns=source last, malloc'd, or *out NULL when there is no
+ * next page; -1 (*out NULL) when the Link names a next page whose query
+ * is malformed or too long.
+ */
+#define PROXY_PAGE_QUERY_MAX	4096
+int	proxy_replicate_next_page(const char *link, const char *path,
+	    const char *source, char **out);
+/*
+ * Walk a registry notification envelope of len bytes: cb(repository,
+ * tag, arg) for every push event whose repository and tag are valid
+ * names (the strings live until the call returns); *invalid counts the
+ * push events refused.  -1 if body is not a JSON object.
+ */
+typedef void	(*proxy_replicate_event_f)(const char *repo, const char *tag,
+		    void *arg);
+int	proxy_replicate_events_parse(const char *body, size_t len,
+	    proxy_replicate_event_f cb, void *arg, size_t *invalid);
 
 /* proxy_oci.c */
 /* HEAD pr's digest in its repository upstream: on 200 link it there and
@@ -202,6 +223,26 @@ void	proxy_oci_request_tls_cb(struct evhttp_request *, void *);
 
 /* proxy_blob.c */
 void	proxy_blob_get(struct proxy_req *);
+
+/* proxy_range.c: a client's Range header (one byte range, or none). */
+enum proxy_range_kind {
+	PROXY_RANGE_NONE = 0,	/* no header, or one to ignore: 200 */
+	PROXY_RANGE_FROM_TO,	/* bytes=a-b */
+	PROXY_RANGE_FROM,	/* bytes=a- */
+	PROXY_RANGE_SUFFIX,	/* bytes=-b: the last b bytes */
+};
+struct proxy_range {
+	enum proxy_range_kind	 kind;
+	uint64_t		 a, b;
+};
+/* Parse header h (NULL: absent) into r: 1 if it is a range to honour,
+ * 0 if there is none or it is to be ignored (r->kind is then NONE). */
+int	proxy_range_parse(const char *h, struct proxy_range *r);
+/* The bytes [*start, *end) of a blob of size bytes that r asks for (all
+ * of them for NONE): 0, or -1 when unsatisfiable (416; *start and *end
+ * untouched).  A satisfiable range is never empty. */
+int	proxy_range_resolve(const struct proxy_range *r, uint64_t size,
+	    uint64_t *start, uint64_t *end);
 
 /* proxy_error.c: send an OCI error reply and finish the request. */
 #define PROXY_ERROR_MSG_MAX	512

@@ -709,31 +709,64 @@ repl_image_add(struct repl *r, char *img)
 #define REPL_PAGES_MAX	1000	/* tags/list or _catalog pages per list */
 
 /*
- * The next page of a paginated list: from Link: <...?last=X&n=N>;
- * rel="next", the same path with that query and our ns.  NULL if none.
+ * The next page of a paginated list, from Link: <...?last=X&n=N>;
+ * rel="next": the same path (never the Link's host or path), the Link's
+ * query parameters decoded and encoded again, and our ns last.  The
+ * source is an upstream: copied as is, its query put spaces, a CR, 8-bit
+ * bytes or an ns of its own into the request line to our own listener,
+ * which only libevent's leniency (the URI runs to the last space) and
+ * the listener's "last ns wins" kept harmless.
  */
-static char *
-repl_next_path(const char *link, const char *path, const char *source)
+int
+proxy_replicate_next_page(const char *link, const char *path,
+    const char *source, char **out)
 {
-	const char	*lt, *gt, *q, *rel;
-	char		*ens, *out, *query;
+	struct evkeyvalq	 params;
+	struct evkeyval		*kv;
+	struct evbuffer		*b;
+	const char		*lt, *gt, *q, *rel;
+	char			*query, *k, *v;
+	int			 rc = -1;
 
+	*out = NULL;
 	/* Link: <a>; rel="prev", <b>; rel="next": the entry naming next. */
 	if (link == NULL || (rel = strstr(link, "rel=\"next\"")) == NULL)
-		return NULL;
+		return 0;
 	for (lt = NULL, q = link; (q = strchr(q, '<')) != NULL && q < rel;
 	    q++)
 		lt = q;
 	if (lt == NULL || (gt = strchr(lt, '>')) == NULL || gt > rel)
-		return NULL;
+		return 0;
 	if ((q = memchr(lt, '?', (size_t)(gt - lt))) == NULL || q + 1 == gt)
-		return NULL;
+		return 0;
+	if ((size_t)(gt - q - 1) > PROXY_PAGE_QUERY_MAX)
+		return -1;
 	query = xstrndup(q + 1, (size_t)(gt - q - 1));
-	ens = evhttp_encode_uri(source);
-	xasprintf(&out, "%s?%s&ns=%s", path, query, ens);
-	free(ens);
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(query, &params) != 0)
+		goto done;
+	b = evbuffer_new();
+	evbuffer_add_printf(b, "%s?", path);
+	TAILQ_FOREACH(kv, &params, next) {
+		if (strcmp(kv->key, "ns") == 0)
+			continue;
+		k = evhttp_encode_uri(kv->key);
+		v = evhttp_encode_uri(kv->value);
+		evbuffer_add_printf(b, "%s=%s&", k, v);
+		free(k);
+		free(v);
+	}
+	v = evhttp_encode_uri(source);
+	evbuffer_add_printf(b, "ns=%s", v);
+	free(v);
+	*out = xstrndup((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b));
+	evbuffer_free(b);
+	rc = 0;
+done:
+	evhttp_clear_headers(&params);
 	free(query);
-	return out;
+	return rc;
 }
 
 struct repl_list {
@@ -842,7 +875,7 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	json_t			*root;
 	json_error_t		 jerr;
 	char			*next = NULL, *path;
-	int			 capped;
+	int			 capped, bad = 0;
 
 	if (status != 200 || body == NULL || (root = json_loadb(
 	    (const char *)evbuffer_pullup(body, -1),
@@ -855,8 +888,15 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	json_decref(root);
 	if (!capped) {
 		xasprintf(&path, "/v2/%s/tags/list", rl->repo);
-		next = repl_next_path(link, path, r->cr->source);
+		bad = proxy_replicate_next_page(link, path, r->cr->source,
+		    &next);
 		free(path);
+	}
+	if (bad) {
+		/* Not an end either: nothing is decided from the list. */
+		repl_error(r, "tags of %s: the source's Link header names a "
+		    "malformed next page", rl->repo);
+		goto done;
 	}
 	if (next != NULL) {
 		/* A list that does not advance, or never ends, is a failed
@@ -964,7 +1004,7 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 	struct repl	*r = arg;
 	json_t		*root;
 	json_error_t	 jerr;
-	char		*next;
+	char		*next = NULL;
 	int		 capped;
 
 	if (status == 200 && body != NULL && (root = json_loadb(
@@ -973,9 +1013,12 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 		capped = repl_catalog_take(r, json_object_get(root,
 		    "repositories"));
 		json_decref(root);
+		if (!capped && proxy_replicate_next_page(link,
+		    "/v2/_catalog", r->cr->source, &next) != 0)
+			repl_error(r, "the source's catalog: its Link header "
+			    "names a malformed next page");
 		/* The next page is one more pending list. */
-		if (!capped && (next = repl_next_path(link, "/v2/_catalog",
-		    r->cr->source)) != NULL) {
+		if (next != NULL) {
 			if (++r->catalog_pages >= REPL_PAGES_MAX ||
 			    (r->catalog_prev != NULL &&
 			    strcmp(r->catalog_prev, next) == 0)) {
@@ -1109,6 +1152,81 @@ repl_json(const struct repl *r)
 }
 
 /*
+ * A notification envelope, from whoever can reach the admin API: only
+ * push events with a valid repository and tag come out (they are matched
+ * against globs and logged); the others are skipped, the invalid ones
+ * counted.
+ */
+int
+proxy_replicate_events_parse(const char *body, size_t len,
+    proxy_replicate_event_f cb, void *arg, size_t *invalid)
+{
+	json_t		*root, *e, *t;
+	json_error_t	 jerr;
+	const char	*repo, *tag, *action;
+	size_t		 i;
+
+	*invalid = 0;
+	root = json_loadb(body, len, 0, &jerr);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -1;
+	}
+	json_array_foreach(json_object_get(root, "events"), i, e) {
+		action = json_string_value(json_object_get(e, "action"));
+		t = json_object_get(e, "target");
+		repo = json_string_value(json_object_get(t, "repository"));
+		tag = json_string_value(json_object_get(t, "tag"));
+		if (action == NULL || strcmp(action, "push") != 0 ||
+		    repo == NULL || tag == NULL)
+			continue;
+		if (!ref_name_valid(repo) || !ref_tag_valid(tag)) {
+			(*invalid)++;
+			continue;
+		}
+		cb(repo, tag, arg);
+	}
+	json_decref(root);
+	return 0;
+}
+
+struct repl_event_ctx {
+	const char	*source;	/* ?source=, or NULL */
+	int		 triggered;
+};
+
+/* A pushed tag: every policy that wants it runs soon. */
+static void
+repl_event_cb(const char *repo, const char *tag, void *arg)
+{
+	struct repl_event_ctx	*ec = arg;
+	size_t			 k;
+
+	for (k = 0; k < nrepls; k++) {
+		struct repl *r = &repls[k];
+		const struct config_replication *cr = r->cr;
+
+		if ((ec->source != NULL && strcmp(ec->source, cr->source) != 0)
+		    || !repl_repo_wanted(cr, repo) ||
+		    !repl_tag_wanted(cr, tag))
+			continue;
+		r->events++;
+		log_info("replication %s: event: %s:%s pushed",
+		    cr->name, repo, tag);
+		/*
+		 * Debounced by a second: a push comes as a burst of
+		 * events, and a registry may notify a moment before
+		 * the tag answers reads.
+		 */
+		if (r->state == REPL_IDLE)
+			repl_arm(r, REPL_EVENT_DELAY);
+		else
+			r->rerun = 1;
+		ec->triggered++;
+	}
+}
+
+/*
  * POST /api/v1/events[?source=UPSTREAM]: registry notifications
  * (distribution's envelope: {"events":[{"action":"push","target":
  * {"repository":...,"tag":...}}]}).  A pushed tag that a policy wants
@@ -1119,69 +1237,28 @@ repl_events(struct evhttp_request *req, int *status, json_t **out)
 {
 	struct evbuffer	*b = evhttp_request_get_input_buffer(req);
 	const char	*q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(
-			    req)), *source = NULL, *repo, *tag, *action;
+			    req));
 	struct evkeyvalq params;
-	json_t		*root, *e, *t;
-	json_error_t	 jerr;
-	size_t		 i, k, invalid = 0;
-	int		 triggered = 0;
+	struct repl_event_ctx ec = { NULL, 0 };
+	size_t		 invalid;
 
 	TAILQ_INIT(&params);
 	if (q != NULL && evhttp_parse_query_str(q, &params) == 0)
-		source = evhttp_find_header(&params, "source");
-	root = json_loadb((const char *)evbuffer_pullup(b, -1),
-	    evbuffer_get_length(b), 0, &jerr);
-	if (!json_is_object(root)) {
-		json_decref(root);
+		ec.source = evhttp_find_header(&params, "source");
+	if (proxy_replicate_events_parse((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), repl_event_cb, &ec, &invalid) != 0) {
 		evhttp_clear_headers(&params);
 		*status = 400;
 		*out = json_pack("{s:s}", "error", "not a notification "
 		    "envelope");
 		return 0;
 	}
-	json_array_foreach(json_object_get(root, "events"), i, e) {
-		action = json_string_value(json_object_get(e, "action"));
-		t = json_object_get(e, "target");
-		repo = json_string_value(json_object_get(t, "repository"));
-		tag = json_string_value(json_object_get(t, "tag"));
-		if (action == NULL || strcmp(action, "push") != 0 ||
-		    repo == NULL || tag == NULL)
-			continue;
-		/* Matched against globs and logged: names only. */
-		if (!ref_name_valid(repo) || !ref_tag_valid(tag)) {
-			invalid++;
-			continue;
-		}
-		for (k = 0; k < nrepls; k++) {
-			struct repl *r = &repls[k];
-			const struct config_replication *cr = r->cr;
-
-			if ((source != NULL && strcmp(source, cr->source) != 0)
-			    || !repl_repo_wanted(cr, repo) ||
-			    !repl_tag_wanted(cr, tag))
-				continue;
-			r->events++;
-			log_info("replication %s: event: %s:%s pushed",
-			    cr->name, repo, tag);
-			/*
-			 * Debounced by a second: a push comes as a burst of
-			 * events, and a registry may notify a moment before
-			 * the tag answers reads.
-			 */
-			if (r->state == REPL_IDLE)
-				repl_arm(r, REPL_EVENT_DELAY);
-			else
-				r->rerun = 1;
-			triggered++;
-		}
-	}
-	json_decref(root);
 	evhttp_clear_headers(&params);
 	if (invalid > 0)
 		log_warnx("replication: events: %zu push events with an "
 		    "invalid repository or tag skipped", invalid);
 	*status = 200;
-	*out = json_pack("{s:i}", "triggered", triggered);
+	*out = json_pack("{s:i}", "triggered", ec.triggered);
 	return 0;
 }
 

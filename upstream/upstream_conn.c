@@ -95,12 +95,17 @@ upstream_url_parse(const char *s, struct upstream_url *out)
 		goto fail;
 	out->port = port;
 	if (host[0] == '[') {
-		size_t n = strlen(host);
+		size_t		n = strlen(host);
+		unsigned char	a6[16];
 
 		if (n < 3 || host[n - 1] != ']' ||
 		    strspn(host + 1, "0123456789abcdefABCDEF:.") != n - 2)
 			goto fail;
 		out->host = xstrndup(host + 1, n - 2);
+		/* libevent's own inet_pton takes "[::1:]": the C library's
+		 * is the one the resolver and the policy agree with. */
+		if (inet_pton(AF_INET6, out->host, a6) != 1)
+			goto fail;
 	} else {
 		/* A DNS name or an IPv4 address: nothing else is resolved
 		 * (no %-escapes, no bytes a resolver may treat oddly). */

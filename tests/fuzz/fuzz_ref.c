@@ -1,7 +1,9 @@
 /*
  * fuzz_ref.c — libFuzzer entry point for the reference grammar: every
  * accepted image reference must give back parts that are valid on their
- * own, so the parser and the validators cannot disagree.
+ * own, so the parser and the validators cannot disagree; an accepted
+ * name, tag or media type stays within its length and character set
+ * (common/ref.h), since each goes into paths, index keys and headers.
  */
 #include "autoconf.h"
 
@@ -12,6 +14,7 @@
 #include "common/digest.h"
 #include "common/obj.h"
 #include "common/ref.h"
+#include "common/text.h"
 #include "common/xmalloc.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -27,8 +30,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(s, data, size);
 	s[size] = '\0';
 
-	(void)ref_name_valid(s);
-	(void)ref_tag_valid(s);
+	if (ref_name_valid(s))
+		AN(strlen(s) <= REF_NAME_MAX && strspn(s,
+		    "abcdefghijklmnopqrstuvwxyz0123456789._-/") == strlen(s));
+	if (ref_tag_valid(s))
+		AN(strlen(s) <= REF_TAG_MAX && strspn(s,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789._-") == strlen(s));
+	if (ref_media_type_valid(s))
+		AN(strlen(s) <= REF_MEDIA_TYPE_MAX && text_printable(s) &&
+		    s[0] != '/' && strchr(s, '/') != NULL);
 	if (digest_parse(s, &d) == 0)
 		AZ(strcmp(d.str, s));
 	if (ref_image_parse(s, &img) == 0) {

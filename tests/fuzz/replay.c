@@ -36,6 +36,8 @@ replay_file(const char *path)
 		return -1;
 	}
 	fclose(f);
+	/* Into the test's log: the last one named is the one that crashed. */
+	fprintf(stderr, "%s\n", path);
 	LLVMFuzzerTestOneInput(buf, (size_t)n);
 	free(buf);
 	return 0;

@@ -258,6 +258,8 @@ test_redirects(void)
 	    "url: 8-bit bytes in a host refused");
 	ok(upstream_url_parse("http://[fe80::1%25eth0]/", &x) != 0,
 	    "url: an IPv6 zone refused");
+	ok(upstream_url_parse("http://[::0:]/v2/", &x) != 0,
+	    "url: an IPv6 literal that is no address refused (fuzz_url)");
 	ok(upstream_url_parse("ftp://h/", &x) != 0, "url: ftp refused");
 	ok(upstream_url_parse("http://u:p@h/", &x) != 0,
 	    "url: userinfo refused");
