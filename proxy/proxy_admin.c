@@ -9,7 +9,7 @@
  *	GET /api/v1/cache	blobs, manifests, tags, negative entries,
  *				links, index size, budget (JSON; the fields
  *				of "regmirror cache du --json")
- *	POST /api/v1/prefetch, GET /api/v1/jobs[/ID]	(proxy_prefetch.c)
+ *	POST /api/v1/prefetch, GET /api/v1/jobs[/ID]	(sync_pf.c)
  */
 #include "autoconf.h"
 
@@ -28,6 +28,7 @@
 #include "common/metrics.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
+#include "sync/sync.h"
 
 static void
 proxy_admin_json(struct evhttp_request *req, int status, json_t *j)
@@ -125,8 +126,7 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
-	if (proxy_prefetch_route(req, path, cfg, &status, &out) == 0 ||
-	    proxy_replicate_route(req, path, &status, &out) == 0) {
+	if (sync_admin_route(req, path, cfg, &status, &out) == 0) {
 		proxy_admin_json(req, status, out);
 		return;
 	}

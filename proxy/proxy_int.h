@@ -23,7 +23,6 @@ struct upstream_worker;
 #define PROXY_MANIFEST_MAX	(4 * 1024 * 1024)
 #define PROXY_HEADERS_MAX	100
 #define PROXY_TAGS_MAX		(4 * 1024 * 1024)
-#define PROXY_BLOB_MAX		(UINT64_C(1) << 40)	/* descriptor sizes */
 
 /* Blob fetches in progress from one upstream on a worker ([upstream]
  * max_fills, shared out between the workers), and those that wait. */
@@ -122,8 +121,7 @@ void	proxy_limit_fill_give(const char *key);
 /* proxy_server.c */
 /* The most bytes of a request head evhttp is let to buffer. */
 size_t	proxy_head_cap(const struct config *);
-/* The secret our own jobs send in X-Regmirror-Job; is pr one of them? */
-const char *proxy_job_token(void);
+/* Is pr one of the mirror's own jobs (sync_token() in X-Regmirror-Job)? */
 int	proxy_req_is_job(const struct proxy_req *);
 void	proxy_req_finish(struct proxy_req *);
 void	proxy_req_common_headers(struct proxy_req *);
@@ -132,85 +130,6 @@ long	proxy_tag_ttl(const struct proxy_req *);
 /* proxy_admin.c: the admin API on an already listening socket. */
 struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd,
 		    const struct config *);
-
-/*
- * proxy_desc.c: a descriptor from upstream JSON ({"digest", "mediaType",
- * "size"}) checked before reuse: the digest must parse (out: its
- * canonical form, the only one to use afterwards); mediaType and size,
- * when present, must be a media type and a JSON integer in 0..max_size.
- * 0, or -1 with err naming the field (never quoting the bad value).
- */
-struct json_t;
-int	proxy_desc_check(const struct json_t *, uint64_t max_size,
-	    struct digest *out, char *err, size_t errlen);
-
-/* proxy_prefetch.c: jobs run on base, as clients of our own listener. */
-extern const char proxy_accept_images[];	/* Accept: for manifests */
-int	proxy_prefetch_init(struct event_base *, struct upstream_worker *,
-	    const struct config *, int have_plain);
-struct pf_job;
-struct evbuffer;
-/* Jobs for replication: images are repository:tag on upstream. */
-struct pf_job	*proxy_prefetch_start(const char *upstream,
-		    char *const *images, size_t n,
-		    char *const *platforms, size_t np, long pin, int revalidate,
-		    unsigned concurrency, long rate_floor,
-		    void (*done)(struct pf_job *, void *), void *arg,
-		    const struct config *, char *err, size_t errlen);
-void	proxy_prefetch_stats(const struct pf_job *, unsigned *ok,
-	    unsigned *failed, uint64_t *bytes, char *err, size_t errlen);
-/* One buffered GET to our own listener; link: the reply's Link header
- * (pagination), or NULL. */
-typedef void	(*proxy_self_cb)(int status, struct evbuffer *body,
-		    const char *link, void *arg);
-int	proxy_self_get(const char *path, proxy_self_cb, void *arg);
-int	proxy_prefetch_paused(const struct pf_job *);
-/* Image i of a job: repository, reference, digest; 1 if it is done. */
-size_t	proxy_prefetch_nimages(const struct pf_job *);
-int	proxy_prefetch_image(const struct pf_job *, size_t i,
-	    const char **repo, const char **reference, const char **digest);
-
-/* proxy_push.c: push a cached image to a registry (replication). */
-struct push_stats {
-	unsigned	 unchanged;	/* the tag already named it */
-	unsigned	 manifests;
-	unsigned	 blobs_uploaded, blobs_mounted, blobs_present;
-	uint64_t	 bytes;
-};
-typedef void	(*push_done_f)(const char *err, const struct push_stats *,
-		    void *arg);
-int	proxy_push_start(struct upstream_worker *, struct upstream *,
-	    const char *repo, const char *tag, const char *digest,
-	    uint64_t chunk, push_done_f, void *arg, char *err, size_t errlen);
-
-/* proxy_replicate.c */
-void	proxy_replicate_init(struct event_base *, struct upstream_worker *,
-	    const struct config *);
-int	proxy_replicate_route(struct evhttp_request *, const char *path,
-	    int *status, struct json_t **out);
-int	proxy_prefetch_route(struct evhttp_request *, const char *path,
-	    const struct config *, int *status, struct json_t **out);
-/*
- * The next page of a paginated list (tags/list, _catalog) from its Link
- * header (NULL: none): 0 and *out the path with the Link's query
- * (re-encoded, at most PROXY_PAGE_QUERY_MAX bytes of it read, any ns
- * dropped) and ns=source last, malloc'd, or *out NULL when there is no
- * next page; -1 (*out NULL) when the Link names a next page whose query
- * is malformed or too long.
- */
-#define PROXY_PAGE_QUERY_MAX	4096
-int	proxy_replicate_next_page(const char *link, const char *path,
-	    const char *source, char **out);
-/*
- * Walk a registry notification envelope of len bytes: cb(repository,
- * tag, arg) for every push event whose repository and tag are valid
- * names (the strings live until the call returns); *invalid counts the
- * push events refused.  -1 if body is not a JSON object.
- */
-typedef void	(*proxy_replicate_event_f)(const char *repo, const char *tag,
-		    void *arg);
-int	proxy_replicate_events_parse(const char *body, size_t len,
-	    proxy_replicate_event_f cb, void *arg, size_t *invalid);
 
 /* proxy_oci.c */
 /* HEAD pr's digest in its repository upstream: on 200 link it there and

@@ -38,6 +38,7 @@
 #include "common/text.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
+#include "sync/sync.h"
 #include "upstream/upstream.h"
 
 uint64_t	proxy_req_next_id(void);

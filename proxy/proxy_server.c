@@ -41,46 +41,28 @@
 #include "common/xmalloc.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
+#include "sync/sync.h"
 #include "upstream/upstream.h"
 
 static atomic_uint_fast64_t	proxy_next_id = 1;
 
 /*
- * The mirror's own jobs (prefetch, replication) are clients of its
- * listener like any other; they say who they are with this secret, made
- * at start-up, in X-Regmirror-Job.  Only they may force a revalidation
- * (Cache-Control: no-cache) and skip the miss limits: an ordinary client
- * cannot spend the upstream's quota at will.
+ * The mirror's own jobs (sync/) are clients of its listener like any
+ * other; they say who they are with a secret made at start-up, in
+ * X-Regmirror-Job.  Only they may force a revalidation (Cache-Control:
+ * no-cache) and skip the miss limits: an ordinary client cannot spend
+ * the upstream's quota at will.
  */
-static char			proxy_job_secret[33];
-
-const char *
-proxy_job_token(void)
-{
-	return proxy_job_secret;
-}
-
 int
 proxy_req_is_job(const struct proxy_req *pr)
 {
 	const char *v = evhttp_find_header(
 	    evhttp_request_get_input_headers(pr->req), "X-Regmirror-Job");
+	const char *secret = sync_token();
 
-	return v != NULL && proxy_job_secret[0] != '\0' &&
-	    strlen(v) == sizeof(proxy_job_secret) - 1 &&
-	    CRYPTO_memcmp(v, proxy_job_secret, sizeof(proxy_job_secret) - 1)
-	    == 0;
-}
-
-static void
-proxy_job_secret_init(void)
-{
-	unsigned char	r[16];
-	size_t		i;
-
-	arc4random_buf(r, sizeof(r));
-	for (i = 0; i < sizeof(r); i++)
-		snprintf(proxy_job_secret + 2 * i, 3, "%02x", r[i]);
+	return v != NULL && secret[0] != '\0' &&
+	    strlen(v) == strlen(secret) &&
+	    CRYPTO_memcmp(v, secret, strlen(secret)) == 0;
 }
 
 /*
@@ -402,7 +384,6 @@ proxy_run(const struct config *cfg)
 	if (ntls > 0 && proxy_tls_load(cfg) != 0)
 		return -1;
 	proxy_conn_init(cfg);
-	proxy_job_secret_init();
 	fds = xcalloc(cfg->nlisten + cfg->ntls_listen, sizeof(*fds));
 	for (l = 0; l < cfg->nlisten; l++)
 		if ((fds[l] = proxy_listen(cfg->listen[l],
@@ -430,8 +411,7 @@ proxy_run(const struct config *cfg)
 		w->up = upstream_worker_new(w->base, cfg, (unsigned)nw);
 		proxy_fill_slots_init(w, nw);
 	}
-	proxy_prefetch_init(workers[0].base, workers[0].up, cfg, nplain > 0);
-	proxy_replicate_init(workers[0].base, workers[0].up, cfg);
+	sync_init(workers[0].base, workers[0].up, cfg, nplain > 0);
 	if (cfg->admin_listen != NULL) {
 		evutil_socket_t afd = proxy_listen(cfg->admin_listen, 0);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_events.c — libFuzzer entry point for proxy_replicate_events_parse(),
+ * fuzz_events.c — libFuzzer entry point for sync_repl_events_parse(),
  * the walk of a registry notification envelope POSTed to /api/v1/events.
  *
  * The input is the request body (not NUL-terminated).  Every (repository,
@@ -18,7 +18,8 @@
 
 #include "common/obj.h"
 #include "common/ref.h"
-#include "proxy/proxy_int.h"
+#include "sync/sync.h"
+#include "sync/sync_int.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -41,7 +42,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t		 n = 0, invalid = 99, events;
 	int		 rc;
 
-	rc = proxy_replicate_events_parse((const char *)data, size,
+	rc = sync_repl_events_parse((const char *)data, size,
 	    fuzz_events_cb, &n, &invalid);
 	root = json_loadb((const char *)data, size, 0, &jerr);
 	if (rc != 0) {

@@ -1,5 +1,5 @@
 /*
- * fuzz_link.c — libFuzzer entry point for proxy_replicate_next_page(),
+ * fuzz_link.c — libFuzzer entry point for sync_repl_next_page(),
  * which turns a source upstream's Link header (pagination of tags/list
  * and _catalog) into the next request replication sends to the mirror's
  * own listener.
@@ -24,7 +24,8 @@
 
 #include "common/obj.h"
 #include "common/xmalloc.h"
-#include "proxy/proxy_int.h"
+#include "sync/sync.h"
+#include "sync/sync_int.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -46,7 +47,7 @@ fuzz_link_check(const char *next, const char *path, const char *source)
 	q = next + plen + 1;
 	AN(strspn(q, FUZZ_LINK_SAFE) == strlen(q));
 	/* Each byte read encoded in at most three, plus '=' and '&'. */
-	AN(strlen(q) <= 4 * PROXY_PAGE_QUERY_MAX + 3 + 3 * strlen(source));
+	AN(strlen(q) <= 4 * SYNC_PAGE_QUERY_MAX + 3 + 3 * strlen(source));
 	TAILQ_INIT(&params);
 	AZ(evhttp_parse_query_str(q, &params));
 	TAILQ_FOREACH(kv, &params, next) {
@@ -76,7 +77,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s[size] = '\0';
 	path = paths[size > 0 ? data[0] % 3 : 0];
 	source = sources[size > 1 ? data[1] % 3 : 0];
-	rc = proxy_replicate_next_page(s, path, source, &next);
+	rc = sync_repl_next_page(s, path, source, &next);
 	AN(rc == 0 || rc == -1);
 	if (rc == -1)
 		AZ(next);
@@ -87,7 +88,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_link_check(next, path, source);
 		free(next);
 	}
-	AZ(proxy_replicate_next_page(NULL, path, source, &next));
+	AZ(sync_repl_next_page(NULL, path, source, &next));
 	AZ(next);
 	free(s);
 	return 0;

@@ -1,17 +1,17 @@
 /*
  * fuzz_manifest.c — libFuzzer entry point for the walkers of manifests
  * and indexes from upstream: cache_manifest_refs() (cache/cache_admin.c:
- * gc, pins and the cache CLI follow it) and proxy_desc_check()
- * (proxy/proxy_desc.c: prefetch, push and replication check every
+ * gc, pins and the cache CLI follow it) and sync_desc_check()
+ * (proxy/sync_desc.c: prefetch, push and replication check every
  * descriptor with it before reuse).
  *
  * The input is the manifest's bytes.  Every digest either hands out must
  * pass digest_parse() and be its canonical string (it becomes a path, an
- * index key and a request line); a descriptor proxy_desc_check() accepts
+ * index key and a request line); a descriptor sync_desc_check() accepts
  * has a printable media type and a size that is a JSON integer within its
  * bound; one it refuses has an error message of printable ASCII that does
  * not quote the document.  The walkers must agree: a digest
- * proxy_desc_check() takes from manifests[], config or layers[] is one
+ * sync_desc_check() takes from manifests[], config or layers[] is one
  * cache_manifest_refs() hands out, in the same order.
  */
 #include "autoconf.h"
@@ -28,7 +28,8 @@
 #include "common/ref.h"
 #include "common/text.h"
 #include "common/xmalloc.h"
-#include "proxy/proxy_int.h"
+#include "sync/sync.h"
+#include "sync/sync_int.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -69,7 +70,7 @@ fuzz_manifest_desc(const json_t *e, uint64_t max, struct digest *d)
 	struct digest	 again;
 
 	memset(err, 'x', sizeof(err));
-	if (proxy_desc_check(e, max, d, err, sizeof(err)) != 0) {
+	if (sync_desc_check(e, max, d, err, sizeof(err)) != 0) {
 		AN(memchr(err, '\0', sizeof(err)) != NULL);
 		AN(err[0] != '\0' && text_printable(err));
 		return NULL;
@@ -94,7 +95,7 @@ fuzz_manifest_desc(const json_t *e, uint64_t max, struct digest *d)
 /*
  * One entry of the walk: cache_manifest_refs() handed out its digest, as
  * ref number fm->next, if and only if the entry's key parses; and when
- * proxy_desc_check() takes the entry, it is that same digest.
+ * sync_desc_check() takes the entry, it is that same digest.
  */
 static void
 fuzz_manifest_entry(struct fuzz_manifest *fm, const json_t *e,
@@ -135,16 +136,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		AZ(fm->calls);
 		goto done;
 	}
-	(void)fuzz_manifest_desc(root, PROXY_BLOB_MAX, &d);
+	(void)fuzz_manifest_desc(root, SYNC_BLOB_MAX, &d);
 	/* The walk's order: index children, config, layers, fsLayers. */
 	json_array_foreach(json_object_get(root, "manifests"), i, e)
-		fuzz_manifest_entry(fm, e, "digest", 1, PROXY_MANIFEST_MAX);
+		fuzz_manifest_entry(fm, e, "digest", 1, SYNC_MANIFEST_MAX);
 	if ((e = json_object_get(root, "config")) != NULL)
-		fuzz_manifest_entry(fm, e, "digest", 0, PROXY_BLOB_MAX);
+		fuzz_manifest_entry(fm, e, "digest", 0, SYNC_BLOB_MAX);
 	json_array_foreach(json_object_get(root, "layers"), i, e)
-		fuzz_manifest_entry(fm, e, "digest", 0, PROXY_BLOB_MAX);
+		fuzz_manifest_entry(fm, e, "digest", 0, SYNC_BLOB_MAX);
 	json_array_foreach(json_object_get(root, "fsLayers"), i, e)
-		fuzz_manifest_entry(fm, e, "blobSum", 0, PROXY_BLOB_MAX);
+		fuzz_manifest_entry(fm, e, "blobSum", 0, SYNC_BLOB_MAX);
 	AN(fm->next == fm->calls);
 	AN(fm->entries == fm->calls + bad);
 	json_decref(root);

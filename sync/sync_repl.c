@@ -1,5 +1,5 @@
 /*
- * proxy_replicate.c — replication policies ([replication "NAME"]): on an
+ * sync_repl.c — replication policies ([replication "NAME"]): on an
  * interval, or when triggered, pull the tags a region needs from a source
  * upstream (which may be another region's mirror) into the local cache.
  *
@@ -24,7 +24,7 @@
  * redone right after start-up.
  *
  * With a destination, the run's tags are then pushed to that upstream
- * (proxy_push.c): PUSHING, then IDLE.  With rate_limit_floor, the fetch
+ * (sync_push.c): PUSHING, then IDLE.  With rate_limit_floor, the fetch
  * pauses while the source's RateLimit-Remaining is under it.
  *
  * The source is not trusted: a run reads at most max_repositories
@@ -59,7 +59,8 @@
 #include "common/text.h"
 #include "common/semver.h"
 #include "common/xmalloc.h"
-#include "proxy/proxy_int.h"
+#include "sync/sync.h"
+#include "sync/sync_int.h"
 #include "upstream/upstream.h"
 
 #define REPL_EVENT_DELAY	1	/* seconds from an event to its run */
@@ -483,13 +484,13 @@ repl_pins_update(struct repl *r, struct pf_job *j)
 	json_t		*old, *now, *v, *keep, *other;
 	char		 key[300], *s, *k;
 	const char	*repo, *ref, *digest, *ok;
-	size_t		 i, n = proxy_prefetch_nimages(j);
+	size_t		 i, n = sync_pf_nimages(j);
 	void		*tmp;
 
 	old = repl_pins_load(r->cr->name);
 	now = json_object();
 	for (i = 0; i < n; i++) {
-		int done = proxy_prefetch_image(j, i, &repo, &ref, &digest);
+		int done = sync_pf_image(j, i, &repo, &ref, &digest);
 
 		xasprintf(&k, "%s:%s", repo, ref);
 		if (done && digest[0] != '\0')
@@ -543,7 +544,7 @@ repl_pins_update(struct repl *r, struct pf_job *j)
 /*
  * Push mode (destination = an upstream): once the run's tags are in the
  * local cache (fetched, verified, pinned), each is pushed to the
- * destination, up to concurrency at a time (proxy_push.c).
+ * destination, up to concurrency at a time (sync_push.c).
  */
 static void	repl_push_pump(struct repl *);
 
@@ -589,7 +590,7 @@ repl_push_pump(struct repl *r)
 		p = &r->pushes[r->push_next++];
 		if (u == NULL)
 			repl_push_count(r, "no such upstream", &none);
-		else if (proxy_push_start(repl_up, u, p->repo, p->tag,
+		else if (sync_push_start(repl_up, u, p->repo, p->tag,
 		    p->digest, r->cr->chunk_size, repl_push_done, r, err,
 		    sizeof(err)) != 0)
 			repl_push_count(r, err, &none);
@@ -615,13 +616,13 @@ static void
 repl_push_begin(struct repl *r, struct pf_job *j)
 {
 	const char	*repo, *ref, *digest;
-	size_t		 i, n = proxy_prefetch_nimages(j);
+	size_t		 i, n = sync_pf_nimages(j);
 
 	r->state = REPL_PUSHING;
 	r->job = NULL;
 	r->last_pushed = r->last_push_failed = 0;
 	for (i = 0; i < n; i++) {
-		if (!proxy_prefetch_image(j, i, &repo, &ref, &digest) ||
+		if (!sync_pf_image(j, i, &repo, &ref, &digest) ||
 		    digest[0] == '\0')
 			continue;
 		r->pushes = xreallocarray(r->pushes, r->npushes + 1,
@@ -644,7 +645,7 @@ repl_job_done(struct pf_job *j, void *arg)
 	uint64_t	 bytes;
 	char		 err[256];
 
-	proxy_prefetch_stats(j, &ok, &failed, &bytes, err, sizeof(err));
+	sync_pf_stats(j, &ok, &failed, &bytes, err, sizeof(err));
 	r->last_tags = ok;
 	r->last_failed = failed;
 	r->total_tags += ok;
@@ -679,7 +680,7 @@ repl_fetch(struct repl *r)
 		return;
 	}
 	r->state = REPL_FETCHING;
-	if ((r->job = proxy_prefetch_start(cr->source, r->images, r->nimages,
+	if ((r->job = sync_pf_start(cr->source, r->images, r->nimages,
 	    cr->platforms, cr->nplatforms, -1, 1, (unsigned)cr->concurrency,
 	    cr->rate_limit_floor, repl_job_done, r, repl_cfg, err,
 	    sizeof(err))) == NULL) {
@@ -718,7 +719,7 @@ repl_image_add(struct repl *r, char *img)
  * the listener's "last ns wins" kept harmless.
  */
 int
-proxy_replicate_next_page(const char *link, const char *path,
+sync_repl_next_page(const char *link, const char *path,
     const char *source, char **out)
 {
 	struct evkeyvalq	 params;
@@ -739,7 +740,7 @@ proxy_replicate_next_page(const char *link, const char *path,
 		return 0;
 	if ((q = memchr(lt, '?', (size_t)(gt - lt))) == NULL || q + 1 == gt)
 		return 0;
-	if ((size_t)(gt - q - 1) > PROXY_PAGE_QUERY_MAX)
+	if ((size_t)(gt - q - 1) > SYNC_PAGE_QUERY_MAX)
 		return -1;
 	query = xstrndup(q + 1, (size_t)(gt - q - 1));
 	TAILQ_INIT(&params);
@@ -888,7 +889,7 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 	json_decref(root);
 	if (!capped) {
 		xasprintf(&path, "/v2/%s/tags/list", rl->repo);
-		bad = proxy_replicate_next_page(link, path, r->cr->source,
+		bad = sync_repl_next_page(link, path, r->cr->source,
 		    &next);
 		free(path);
 	}
@@ -910,7 +911,7 @@ repl_tags_cb(int status, struct evbuffer *body, const char *link, void *arg)
 		}
 		free(rl->prev);
 		rl->prev = next;
-		if (proxy_self_get(next, repl_tags_cb, rl) == 0)
+		if (sync_self_get(next, repl_tags_cb, rl) == 0)
 			return;
 		repl_error(r, "cannot reach the mirror's own listener");
 		goto done;
@@ -943,7 +944,7 @@ repl_list_repo(struct repl *r, const char *repo)
 	xasprintf(&path, "/v2/%s/tags/list?ns=%s", repo, ens);
 	free(ens);
 	r->pending_lists++;
-	if (proxy_self_get(path, repl_tags_cb, rl) != 0) {
+	if (sync_self_get(path, repl_tags_cb, rl) != 0) {
 		repl_error(r, "cannot reach the mirror's own listener");
 		json_decref(rl->tags);
 		free(rl->repo);
@@ -1013,7 +1014,7 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 		capped = repl_catalog_take(r, json_object_get(root,
 		    "repositories"));
 		json_decref(root);
-		if (!capped && proxy_replicate_next_page(link,
+		if (!capped && sync_repl_next_page(link,
 		    "/v2/_catalog", r->cr->source, &next) != 0)
 			repl_error(r, "the source's catalog: its Link header "
 			    "names a malformed next page");
@@ -1029,7 +1030,7 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 				free(r->catalog_prev);
 				r->catalog_prev = next;
 				r->pending_lists++;
-				if (proxy_self_get(next, repl_catalog_cb, r)
+				if (sync_self_get(next, repl_catalog_cb, r)
 				    != 0) {
 					r->pending_lists--;
 					repl_error(r, "cannot reach the "
@@ -1087,7 +1088,7 @@ repl_run(struct repl *r)
 		r->catalog_prev = NULL;
 		free(ens);
 		r->pending_lists++;
-		if (proxy_self_get(path, repl_catalog_cb, r) != 0)
+		if (sync_self_get(path, repl_catalog_cb, r) != 0)
 			r->pending_lists--;
 		free(path);
 	}
@@ -1095,7 +1096,7 @@ repl_run(struct repl *r)
 }
 
 void
-proxy_replicate_init(struct event_base *base, struct upstream_worker *up,
+sync_repl_init(struct event_base *base, struct upstream_worker *up,
     const struct config *cfg)
 {
 	const struct config_replication	*cr;
@@ -1138,7 +1139,7 @@ repl_json(const struct repl *r)
 	json_object_set_new(j, "last_capped", r->last_capped[0] != '\0' ?
 	    json_string(r->last_capped) : json_null());
 	json_object_set_new(j, "paused", json_boolean(r->state ==
-	    REPL_FETCHING && r->job != NULL && proxy_prefetch_paused(r->job)));
+	    REPL_FETCHING && r->job != NULL && sync_pf_paused(r->job)));
 	if (r->cr->destination != NULL)
 		json_object_set_new(j, "push", json_pack("{s:s,s:I,s:I,s:I,"
 		    "s:I,s:I,s:I}", "destination", r->cr->destination,
@@ -1158,8 +1159,8 @@ repl_json(const struct repl *r)
  * counted.
  */
 int
-proxy_replicate_events_parse(const char *body, size_t len,
-    proxy_replicate_event_f cb, void *arg, size_t *invalid)
+sync_repl_events_parse(const char *body, size_t len,
+    sync_repl_event_f cb, void *arg, size_t *invalid)
 {
 	json_t		*root, *e, *t;
 	json_error_t	 jerr;
@@ -1245,7 +1246,7 @@ repl_events(struct evhttp_request *req, int *status, json_t **out)
 	TAILQ_INIT(&params);
 	if (q != NULL && evhttp_parse_query_str(q, &params) == 0)
 		ec.source = evhttp_find_header(&params, "source");
-	if (proxy_replicate_events_parse((const char *)evbuffer_pullup(b, -1),
+	if (sync_repl_events_parse((const char *)evbuffer_pullup(b, -1),
 	    evbuffer_get_length(b), repl_event_cb, &ec, &invalid) != 0) {
 		evhttp_clear_headers(&params);
 		*status = 400;
@@ -1267,7 +1268,7 @@ repl_events(struct evhttp_request *req, int *status, json_t **out)
  * or /api/v1/replication/NAME/sync.  0 if path was one of them.
  */
 int
-proxy_replicate_route(struct evhttp_request *req, const char *path,
+sync_repl_route(struct evhttp_request *req, const char *path,
     int *status, json_t **out)
 {
 	json_t		*a;

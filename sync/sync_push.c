@@ -1,5 +1,5 @@
 /*
- * proxy_push.c — push one cached image to a registry (replication with a
+ * sync_push.c — push one cached image to a registry (replication with a
  * destination): the manifest named by digest, every manifest and blob
  * below it that the cache holds, then the tag.
  *
@@ -19,7 +19,7 @@
  * does not grow with blob size.  Everything runs on one event loop.
  *
  * The cached manifests came from an upstream: every descriptor is checked
- * (proxy_desc_check) before its digest goes into a request line, and one
+ * (sync_desc_check) before its digest goes into a request line, and one
  * bad descriptor fails the push before anything is sent.  What the
  * destination answers (digests, error messages) is checked or made
  * printable before it is logged.
@@ -43,7 +43,8 @@
 #include "common/log.h"
 #include "common/ref.h"
 #include "common/xmalloc.h"
-#include "proxy/proxy_int.h"
+#include "sync/sync.h"
+#include "sync/sync_int.h"
 #include "upstream/upstream.h"
 
 #define PUSH_MOUNTS_MAX	4096	/* digests remembered for cross-repo mounts */
@@ -221,7 +222,7 @@ push_plan_children(struct push *p, const char *digest, json_t *a,
 	size_t		 i;
 
 	json_array_foreach(a, i, e) {
-		if (proxy_desc_check(e, PROXY_MANIFEST_MAX, &dd, why,
+		if (sync_desc_check(e, SYNC_MANIFEST_MAX, &dd, why,
 		    sizeof(why)) != 0) {
 			snprintf(p->err, sizeof(p->err), "manifest %s: "
 			    "manifests[%zu]: %s", digest, i, why);
@@ -247,7 +248,7 @@ push_plan_blobs(struct push *p, const char *digest, json_t *root)
 	size_t		 i;
 
 	if ((e = json_object_get(root, "config")) != NULL) {
-		if (proxy_desc_check(e, PROXY_BLOB_MAX, &dd, why,
+		if (sync_desc_check(e, SYNC_BLOB_MAX, &dd, why,
 		    sizeof(why)) != 0) {
 			snprintf(p->err, sizeof(p->err), "manifest %s: "
 			    "config: %s", digest, why);
@@ -259,7 +260,7 @@ push_plan_blobs(struct push *p, const char *digest, json_t *root)
 		/* Foreign layers (urls) are not the registry's. */
 		if (json_object_get(e, "urls") != NULL)
 			continue;
-		if (proxy_desc_check(e, PROXY_BLOB_MAX, &dd, why,
+		if (sync_desc_check(e, SYNC_BLOB_MAX, &dd, why,
 		    sizeof(why)) != 0) {
 			snprintf(p->err, sizeof(p->err), "manifest %s: "
 			    "layers[%zu]: %s", digest, i, why);
@@ -653,7 +654,7 @@ push_next(struct push *p)
 }
 
 int
-proxy_push_start(struct upstream_worker *w, struct upstream *u,
+sync_push_start(struct upstream_worker *w, struct upstream *u,
     const char *repo, const char *tag, const char *digest, uint64_t chunk,
     push_done_f done, void *arg, char *err, size_t errlen)
 {
@@ -684,7 +685,7 @@ proxy_push_start(struct upstream_worker *w, struct upstream *u,
 		return -1;
 	}
 	xasprintf(&path, "/v2/%s/manifests/%s", repo, tag);
-	push_req(p, PUSH_TAG_HEAD, EVHTTP_REQ_HEAD, path, NULL, proxy_accept_images);
+	push_req(p, PUSH_TAG_HEAD, EVHTTP_REQ_HEAD, path, NULL, sync_accept_images);
 	free(path);
 	return 0;
 }

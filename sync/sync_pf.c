@@ -1,5 +1,5 @@
 /*
- * proxy_prefetch.c — prefetch jobs: warm (and pin) images before a rollout.
+ * sync_pf.c — prefetch jobs: warm (and pin) images before a rollout.
  *
  * A job is a list of images (tags or digests), optional platforms, and a
  * pin duration.  It runs on the admin loop as a client of this very
@@ -38,7 +38,8 @@
 #include "common/ref.h"
 #include "common/text.h"
 #include "common/xmalloc.h"
-#include "proxy/proxy_int.h"
+#include "sync/sync.h"
+#include "sync/sync_int.h"
 #include "upstream/upstream.h"
 
 #define PF_CONNS	32	/* connections to our own listener */
@@ -54,7 +55,7 @@
 #define PF_PLAT_MAX	64	/* characters of a platform's os, arch... */
 
 /* The image manifest types (index, list, OCI and Docker manifests). */
-const char proxy_accept_images[] =
+const char sync_accept_images[] =
     "application/vnd.oci.image.index.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
     "application/vnd.oci.image.manifest.v1+json, "
@@ -149,7 +150,7 @@ static void	pf_job_pump(struct pf_job *);
  * verified, as it may not name 127.0.0.1).
  */
 int
-proxy_prefetch_init(struct event_base *base, struct upstream_worker *up,
+sync_pf_init(struct event_base *base, struct upstream_worker *up,
     const struct config *cfg, int have_plain)
 {
 	const char	*l, *colon;
@@ -334,7 +335,7 @@ pf_manifest_check(const json_t *root, char *err, size_t errlen)
 			return -1;
 		}
 		json_array_foreach(a, i, e)
-			if (proxy_desc_check(e, PROXY_MANIFEST_MAX, &d, why,
+			if (sync_desc_check(e, SYNC_MANIFEST_MAX, &d, why,
 			    sizeof(why)) != 0 || pf_platform_check(
 			    json_object_get(e, "platform"), why,
 			    sizeof(why)) != 0) {
@@ -345,7 +346,7 @@ pf_manifest_check(const json_t *root, char *err, size_t errlen)
 		return 0;
 	}
 	if ((e = json_object_get(root, "config")) != NULL &&
-	    proxy_desc_check(e, PROXY_BLOB_MAX, &d, why, sizeof(why)) != 0) {
+	    sync_desc_check(e, SYNC_BLOB_MAX, &d, why, sizeof(why)) != 0) {
 		snprintf(err, errlen, "config: %s", why);
 		return -1;
 	}
@@ -355,7 +356,7 @@ pf_manifest_check(const json_t *root, char *err, size_t errlen)
 		return -1;
 	}
 	json_array_foreach(a, i, e)
-		if (proxy_desc_check(e, PROXY_BLOB_MAX, &d, why,
+		if (sync_desc_check(e, SYNC_BLOB_MAX, &d, why,
 		    sizeof(why)) != 0) {
 			snprintf(err, errlen, "layers[%zu]: %s", i, why);
 			return -1;
@@ -679,7 +680,7 @@ pf_req_headers(struct evhttp_request *req, const char *host)
 	evhttp_add_header(h, "Host", host);
 	evhttp_add_header(h, "User-Agent", "regmirror-prefetch/"
 	    PACKAGE_VERSION);
-	evhttp_add_header(h, "X-Regmirror-Job", proxy_job_token());
+	evhttp_add_header(h, "X-Regmirror-Job", sync_token());
 	if (pf_ssl_ctx != NULL)
 		evhttp_add_header(h, "Connection", "close");
 }
@@ -706,7 +707,7 @@ pf_task_start(struct pf_task *t)
 	if (t->kind == PF_BLOB)
 		evhttp_request_set_chunked_cb(req, pf_blob_chunk_cb);
 	else
-		evhttp_add_header(h, "Accept", proxy_accept_images);
+		evhttp_add_header(h, "Accept", sync_accept_images);
 	if (t->kind == PF_ROOT && t->job->revalidate)
 		evhttp_add_header(h, "Cache-Control", "no-cache");
 	if (im->ns != NULL)
@@ -814,7 +815,7 @@ pf_probe_cb(evutil_socket_t fd, short ev, void *arg)
 	xasprintf(&path, "/v2/%s/manifests/%s", repo, im->reference);
 	j->probe_saw_limit = 0;
 	j->probe = upstream_req_start(pf_up, u, EVHTTP_REQ_HEAD, path, repo,
-	    proxy_accept_images, 64 * 1024, pf_probe_head_cb, NULL, pf_probe_done_cb,
+	    sync_accept_images, 64 * 1024, pf_probe_head_cb, NULL, pf_probe_done_cb,
 	    j);
 	free(path);
 	free(repo);
@@ -1200,7 +1201,7 @@ pf_route_post(struct evhttp_request *req, const struct config *cfg,
 
 /* The admin API's prefetch routes; 0 if path was one of them. */
 int
-proxy_prefetch_route(struct evhttp_request *req, const char *path,
+sync_pf_route(struct evhttp_request *req, const char *path,
     const struct config *cfg, int *status, json_t **out)
 {
 	struct pf_job	*j;
@@ -1245,7 +1246,7 @@ proxy_prefetch_route(struct evhttp_request *req, const char *path,
  * to max_job_images (the policy's max_tags is).
  */
 struct pf_job *
-proxy_prefetch_start(const char *upstream, char *const *images, size_t n,
+sync_pf_start(const char *upstream, char *const *images, size_t n,
     char *const *platforms, size_t np, long pin, int revalidate,
     unsigned concurrency,
     long rate_floor, void (*done)(struct pf_job *, void *),
@@ -1279,7 +1280,7 @@ proxy_prefetch_start(const char *upstream, char *const *images, size_t n,
 }
 
 void
-proxy_prefetch_stats(const struct pf_job *j, unsigned *ok, unsigned *failed,
+sync_pf_stats(const struct pf_job *j, unsigned *ok, unsigned *failed,
     uint64_t *bytes, char *err, size_t errlen)
 {
 	size_t	i;
@@ -1308,7 +1309,7 @@ proxy_prefetch_stats(const struct pf_job *j, unsigned *ok, unsigned *failed,
 #define PF_GETS_MAX	8
 
 struct pf_get {
-	proxy_self_cb		 cb;
+	sync_self_f		 cb;
 	void			*arg;
 	char			*path;
 	TAILQ_ENTRY(pf_get)	 entry;
@@ -1377,7 +1378,7 @@ pf_gets_pump(void)
 }
 
 int
-proxy_self_get(const char *path, proxy_self_cb cb, void *arg)
+sync_self_get(const char *path, sync_self_f cb, void *arg)
 {
 	struct pf_get	*g;
 
@@ -1393,13 +1394,13 @@ proxy_self_get(const char *path, proxy_self_cb cb, void *arg)
 }
 
 size_t
-proxy_prefetch_nimages(const struct pf_job *j)
+sync_pf_nimages(const struct pf_job *j)
 {
 	return j->nimages;
 }
 
 int
-proxy_prefetch_image(const struct pf_job *j, size_t i, const char **repo,
+sync_pf_image(const struct pf_job *j, size_t i, const char **repo,
     const char **reference, const char **digest)
 {
 	*repo = j->images[i].repo;
@@ -1410,7 +1411,7 @@ proxy_prefetch_image(const struct pf_job *j, size_t i, const char **repo,
 
 /* 1 while the job waits for the upstream's rate limit to recover. */
 int
-proxy_prefetch_paused(const struct pf_job *j)
+sync_pf_paused(const struct pf_job *j)
 {
 	return j->paused;
 }

@@ -1,12 +1,12 @@
 /*
- * proxy_desc.c — descriptors from upstream JSON (an image manifest's
+ * sync_desc.c — descriptors from upstream JSON (an image manifest's
  * config and layers, an index's children), checked before anything of
  * them is reused.  A manifest is whatever bytes an upstream sent, digest
  * verified or not: its digests end up in request lines, paths, index
  * keys, pins and log lines, so each one goes through digest_parse and
  * only its canonical form is used afterwards; a media type must be fit
  * for a header or a log line; a size must be a JSON integer in range.
- * Prefetch (proxy_prefetch.c) and push (proxy_push.c) walk manifests with
+ * Prefetch (sync_pf.c) and push (sync_push.c) walk manifests with
  * these checks.
  */
 #include "autoconf.h"
@@ -18,10 +18,11 @@
 
 #include "common/digest.h"
 #include "common/ref.h"
-#include "proxy/proxy_int.h"
+#include "sync/sync.h"
+#include "sync/sync_int.h"
 
 int
-proxy_desc_check(const json_t *e, uint64_t max_size, struct digest *out,
+sync_desc_check(const json_t *e, uint64_t max_size, struct digest *out,
     char *err, size_t errlen)
 {
 	const json_t	*mt, *size;
