@@ -352,119 +352,198 @@ proxy_workers_count(const struct config *cfg)
 	return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
+/*
+ * The running server: listening sockets, workers with their loops and
+ * threads, and the jobs' loop (sync/), which also carries the admin API.
+ */
+struct proxy_server {
+	const struct config	*cfg;
+	evutil_socket_t		*fds;
+	size_t			 nplain, ntls;
+	struct proxy_worker	*workers;
+	pthread_t		*threads;
+	int			 nw;
+	struct event_base	*jobs;
+	struct upstream_worker	*jobs_up;
+	pthread_t		 jobs_thread;
+	struct evhttp		*admin;
+};
+
+/* Bind every listener: plain ones first, then HTTPS.  0 or -1. */
+static int
+proxy_listeners_open(struct proxy_server *sv)
+{
+	const struct config	*cfg = sv->cfg;
+	size_t			 l;
+
+	/* With tls_cert and no tls_listen, every listener is HTTPS. */
+	if (cfg->tls_cert != NULL && cfg->ntls_listen == 0) {
+		sv->nplain = 0;
+		sv->ntls = cfg->nlisten;
+	} else {
+		sv->nplain = cfg->nlisten;
+		sv->ntls = cfg->ntls_listen;
+	}
+	if (sv->ntls > 0 && proxy_tls_load(cfg) != 0)
+		return -1;
+	sv->fds = xcalloc(cfg->nlisten + cfg->ntls_listen, sizeof(*sv->fds));
+	for (l = 0; l < cfg->nlisten; l++)
+		if ((sv->fds[l] = proxy_listen(cfg->listen[l],
+		    l >= sv->nplain)) == -1)
+			return -1;
+	for (l = 0; l < cfg->ntls_listen; l++)
+		if ((sv->fds[cfg->nlisten + l] = proxy_listen(
+		    cfg->tls_listen[l], 1)) == -1)
+			return -1;
+	return 0;
+}
+
+static void
+proxy_workers_new(struct proxy_server *sv)
+{
+	int	i;
+
+	sv->nw = proxy_workers_count(sv->cfg);
+	sv->workers = xcalloc((size_t)sv->nw, sizeof(*sv->workers));
+	sv->threads = xcalloc((size_t)sv->nw, sizeof(*sv->threads));
+	for (i = 0; i < sv->nw; i++) {
+		struct proxy_worker *w = &sv->workers[i];
+
+		w->id = i;
+		w->cfg = sv->cfg;
+		if ((w->base = event_base_new()) == NULL)
+			fatalx("event_base_new failed");
+		if (sv->nplain > 0)
+			w->http = proxy_http_new(w, 0, sv->fds, sv->nplain);
+		if (sv->ntls > 0)
+			w->https = proxy_http_new(w, 1, sv->fds + sv->nplain,
+			    sv->ntls);
+		w->up = upstream_worker_new(w->base, sv->cfg,
+		    (unsigned)sv->nw);
+		proxy_fill_slots_init(w, sv->nw);
+	}
+}
+
+static void *
+proxy_jobs_main(void *arg)
+{
+	/* Not a worker's loop: it may be idle (no policy, no admin API). */
+	event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+/* The jobs' loop, thread and upstream client, and the admin API on it. */
+static int
+proxy_jobs_start(struct proxy_server *sv)
+{
+	if ((sv->jobs = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	sv->jobs_up = upstream_worker_new(sv->jobs, sv->cfg, (unsigned)sv->nw);
+	if (sync_init(sv->jobs, sv->jobs_up, sv->cfg, sv->nplain > 0) != 0)
+		log_warnx("prefetch and replication are off");
+	if (sv->cfg->admin_listen != NULL) {
+		evutil_socket_t afd = proxy_listen(sv->cfg->admin_listen, 0);
+
+		if (afd == -1)
+			return -1;
+		sv->admin = proxy_admin_new(sv->jobs, afd, sv->cfg);
+		log_info("admin API on %s", sv->cfg->admin_listen);
+	}
+	if (pthread_create(&sv->jobs_thread, NULL, proxy_jobs_main,
+	    sv->jobs) != 0)
+		fatal("pthread_create");
+	return 0;
+}
+
+/* Until SIGTERM or SIGINT; SIGHUP reloads what it can.  The signal. */
+static int
+proxy_signals_wait(struct proxy_server *sv, sigset_t *set)
+{
+	int	sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			return sig;
+		if (sv->ntls == 0) {
+			log_info("SIGHUP: nothing to reload");
+			continue;
+		}
+		log_info("SIGHUP: reloading the TLS certificate and key");
+		if (proxy_tls_load(sv->cfg) != 0)
+			log_warnx("SIGHUP: reload failed, keeping the old "
+			    "certificate");
+	}
+}
+
+static void
+proxy_server_stop(struct proxy_server *sv)
+{
+	int	i;
+
+	for (i = 0; i < sv->nw; i++)
+		event_base_loopbreak(sv->workers[i].base);
+	event_base_loopbreak(sv->jobs);
+	for (i = 0; i < sv->nw; i++)
+		pthread_join(sv->threads[i], NULL);
+	pthread_join(sv->jobs_thread, NULL);
+	if (sv->admin != NULL)
+		evhttp_free(sv->admin);
+	sync_fini();
+	upstream_worker_free(sv->jobs_up);
+	event_base_free(sv->jobs);
+	for (i = 0; i < sv->nw; i++) {
+		if (sv->workers[i].http != NULL)
+			evhttp_free(sv->workers[i].http);
+		if (sv->workers[i].https != NULL)
+			evhttp_free(sv->workers[i].https);
+		upstream_worker_free(sv->workers[i].up);
+		free(sv->workers[i].fills);
+		event_base_free(sv->workers[i].base);
+	}
+	free(sv->workers);
+	free(sv->threads);
+	SSL_CTX_free(proxy_tls_ctx);
+	proxy_tls_ctx = NULL;
+}
+
 int
 proxy_run(const struct config *cfg)
 {
-	struct proxy_worker	*workers;
-	pthread_t		*threads;
-	evutil_socket_t		*fds;
+	struct proxy_server	 sv;
 	sigset_t		 set;
-	int			 nw, i, sig;
-	size_t			 l, nplain, ntls;
-	struct evhttp		*admin = NULL;
+	size_t			 l;
+	int			 i, sig;
 
+	memset(&sv, 0, sizeof(sv));
+	sv.cfg = cfg;
 	if (evthread_use_pthreads() != 0)
 		fatalx("evthread_use_pthreads failed");
 	signal(SIGPIPE, SIG_IGN);
-	/* Workers inherit a mask without the stop signals; main waits. */
+	/* Threads inherit a mask without the stop signals; main waits. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-	/* With tls_cert and no tls_listen, every listener is HTTPS. */
-	if (cfg->tls_cert != NULL && cfg->ntls_listen == 0) {
-		nplain = 0;
-		ntls = cfg->nlisten;
-	} else {
-		nplain = cfg->nlisten;
-		ntls = cfg->ntls_listen;
-	}
-	if (ntls > 0 && proxy_tls_load(cfg) != 0)
+	if (proxy_listeners_open(&sv) != 0)
 		return -1;
 	proxy_conn_init(cfg);
-	fds = xcalloc(cfg->nlisten + cfg->ntls_listen, sizeof(*fds));
-	for (l = 0; l < cfg->nlisten; l++)
-		if ((fds[l] = proxy_listen(cfg->listen[l],
-		    l >= nplain)) == -1)
-			return -1;
-	for (l = 0; l < cfg->ntls_listen; l++)
-		if ((fds[cfg->nlisten + l] = proxy_listen(cfg->tls_listen[l],
-		    1)) == -1)
-			return -1;
-
-	nw = proxy_workers_count(cfg);
-	workers = xcalloc((size_t)nw, sizeof(*workers));
-	threads = xcalloc((size_t)nw, sizeof(*threads));
-	for (i = 0; i < nw; i++) {
-		struct proxy_worker *w = &workers[i];
-
-		w->id = i;
-		w->cfg = cfg;
-		if ((w->base = event_base_new()) == NULL)
-			fatalx("event_base_new failed");
-		if (nplain > 0)
-			w->http = proxy_http_new(w, 0, fds, nplain);
-		if (ntls > 0)
-			w->https = proxy_http_new(w, 1, fds + nplain, ntls);
-		w->up = upstream_worker_new(w->base, cfg, (unsigned)nw);
-		proxy_fill_slots_init(w, nw);
-	}
-	sync_init(workers[0].base, workers[0].up, cfg, nplain > 0);
-	if (cfg->admin_listen != NULL) {
-		evutil_socket_t afd = proxy_listen(cfg->admin_listen, 0);
-
-		if (afd == -1)
-			return -1;
-		admin = proxy_admin_new(workers[0].base, afd, cfg);
-		log_info("admin API on %s", cfg->admin_listen);
-	}
-	for (i = 0; i < nw; i++)
-		if (pthread_create(&threads[i], NULL, proxy_worker_main,
-		    &workers[i]) != 0)
+	proxy_workers_new(&sv);
+	if (proxy_jobs_start(&sv) != 0)
+		return -1;
+	for (i = 0; i < sv.nw; i++)
+		if (pthread_create(&sv.threads[i], NULL, proxy_worker_main,
+		    &sv.workers[i]) != 0)
 			fatal("pthread_create");
-	for (l = 0; l < nplain + ntls; l++)
-		close(fds[l]);
-	free(fds);
-	log_info("regmirror %s serving with %d worker%s", PACKAGE_VERSION, nw,
-	    nw == 1 ? "" : "s");
-
-	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			if (ntls > 0) {
-				log_info("SIGHUP: reloading the TLS "
-				    "certificate and key");
-				if (proxy_tls_load(cfg) != 0)
-					log_warnx("SIGHUP: reload failed, "
-					    "keeping the old certificate");
-			} else
-				log_info("SIGHUP: nothing to reload");
-			continue;
-		}
-		break;
-	}
+	for (l = 0; l < sv.nplain + sv.ntls; l++)
+		close(sv.fds[l]);
+	free(sv.fds);
+	log_info("regmirror %s serving with %d worker%s", PACKAGE_VERSION,
+	    sv.nw, sv.nw == 1 ? "" : "s");
+	sig = proxy_signals_wait(&sv, &set);
 	log_info("signal %d: shutting down", sig);
-	for (i = 0; i < nw; i++)
-		event_base_loopbreak(workers[i].base);
-	for (i = 0; i < nw; i++)
-		pthread_join(threads[i], NULL);
-	if (admin != NULL)
-		evhttp_free(admin);
-	for (i = 0; i < nw; i++) {
-		if (workers[i].http != NULL)
-			evhttp_free(workers[i].http);
-		if (workers[i].https != NULL)
-			evhttp_free(workers[i].https);
-		upstream_worker_free(workers[i].up);
-		free(workers[i].fills);
-		event_base_free(workers[i].base);
-	}
-	free(workers);
-	free(threads);
-	SSL_CTX_free(proxy_tls_ctx);
-	proxy_tls_ctx = NULL;
+	proxy_server_stop(&sv);
 	return 0;
 }
