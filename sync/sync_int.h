@@ -38,13 +38,29 @@ int	sync_pf_init(struct event_base *, struct upstream_worker *,
 	    const struct config *, int have_plain);
 struct pf_job;
 struct evbuffer;
-/* Jobs for replication: images are repository:tag on upstream. */
-struct pf_job	*sync_pf_start(const char *upstream,
-		    char *const *images, size_t n,
-		    char *const *platforms, size_t np, long pin, int revalidate,
-		    unsigned concurrency, long rate_floor,
-		    void (*done)(struct pf_job *, void *), void *arg,
-		    const struct config *, char *err, size_t errlen);
+/*
+ * A prefetch job's parameters (posted ones are parsed from JSON into
+ * these; replication fills them in).  The strings are only read during
+ * sync_pf_start().
+ */
+struct sync_pf_params {
+	const char		*upstream;	/* images are repository:tag
+						 * on it; NULL: by their host */
+	const char *const	*images;
+	size_t			 nimages;
+	const char *const	*platforms;	/* none: all */
+	size_t			 nplatforms;
+	long			 pin;		/* seconds; 0 none, -1 forever */
+	int			 revalidate;	/* Cache-Control: no-cache */
+	unsigned		 concurrency;	/* requests at once; 0: 4 */
+	long			 rate_floor;	/* RateLimit-Remaining */
+	int			 admin;		/* posted: max_job_* apply */
+	void			(*done)(struct pf_job *, void *);
+	void			*arg;		/* for done */
+};
+/* A started job, or NULL with err set. */
+struct pf_job	*sync_pf_start(const struct config *,
+		    const struct sync_pf_params *, char *err, size_t errlen);
 void	sync_pf_stats(const struct pf_job *, unsigned *ok,
 	    unsigned *failed, uint64_t *bytes, char *err, size_t errlen);
 /* One buffered GET to our own listener; link: the reply's Link header

@@ -35,6 +35,7 @@
 #include "common/config.h"
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/obj.h"
 #include "common/ref.h"
 #include "common/text.h"
 #include "common/xmalloc.h"
@@ -82,7 +83,10 @@ struct pf_image {
 
 enum pf_kind { PF_ROOT, PF_CHILD, PF_BLOB };
 
+#define PF_TASK_MAGIC	0x70667461
+
 struct pf_task {
+	unsigned		 magic;
 	struct pf_job		*job;
 	size_t			 img;
 	enum pf_kind		 kind;
@@ -91,7 +95,10 @@ struct pf_task {
 	TAILQ_ENTRY(pf_task)	 entry;
 };
 
+#define PF_JOB_MAGIC	0x70666a62
+
 struct pf_job {
+	unsigned		 magic;
 	char			 id[24];
 	struct pf_image		*images;
 	size_t			 nimages;
@@ -212,6 +219,7 @@ pf_task_add(struct pf_job *j, size_t img, enum pf_kind kind, const char *ref)
 			im->blobs++;
 	}
 	t = xcalloc(1, sizeof(*t));
+	t->magic = PF_TASK_MAGIC;
 	t->job = j;
 	t->img = img;
 	t->kind = kind;
@@ -439,6 +447,8 @@ pf_blob_chunk_cb(struct evhttp_request *req, void *arg)
 {
 	struct pf_task	*t = arg;
 
+	CHECK_OBJ_NOTNULL(t, PF_TASK_MAGIC);
+
 	t->job->images[t->img].bytes +=
 	    evbuffer_get_length(evhttp_request_get_input_buffer(req));
 }
@@ -543,6 +553,8 @@ pf_task_retry_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct pf_task	*t = arg;
 
+	CHECK_OBJ_NOTNULL(t, PF_TASK_MAGIC);
+
 	(void)fd;
 	(void)ev;
 	TAILQ_INSERT_HEAD(&t->job->queue, t, entry);
@@ -553,13 +565,16 @@ static void
 pf_task_done_cb(struct evhttp_request *req, void *arg)
 {
 	struct pf_task	*t = arg;
-	struct pf_job	*j = t->job;
-	struct pf_image	*im = &j->images[t->img];
+	struct pf_job	*j;
+	struct pf_image	*im;
 	struct evbuffer	*b;
 	struct digest	 d, got;
 	const char	*dcd;
 	int		 code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 
+	CHECK_OBJ_NOTNULL(t, PF_TASK_MAGIC);
+	j = t->job;
+	im = &j->images[t->img];
 	j->running--;
 	if (code == 429 && im->state != PF_FAILED &&
 	    t->tries < PF_429_TRIES) {
@@ -761,6 +776,8 @@ pf_probe_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
 {
 	struct pf_job	*j = arg;
 
+	CHECK_OBJ_NOTNULL(j, PF_JOB_MAGIC);
+
 	(void)ur;
 	(void)status;
 	(void)cl;
@@ -774,9 +791,11 @@ pf_probe_done_cb(struct upstream_req *ur, const char *err,
     struct evbuffer *body, void *arg)
 {
 	struct pf_job	*j = arg;
-	struct pf_task	*t = TAILQ_FIRST(&j->queue);
+	struct pf_task	*t;
 	struct upstream	*u;
 
+	CHECK_OBJ_NOTNULL(j, PF_JOB_MAGIC);
+	t = TAILQ_FIRST(&j->queue);
 	(void)ur;
 	(void)body;
 	j->probe = NULL;
@@ -794,11 +813,13 @@ static void
 pf_probe_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct pf_job	*j = arg;
-	struct pf_task	*t = TAILQ_FIRST(&j->queue);
+	struct pf_task	*t;
 	struct pf_image	*im;
 	struct upstream	*u;
 	char		*path, *repo;
 
+	CHECK_OBJ_NOTNULL(j, PF_JOB_MAGIC);
+	t = TAILQ_FIRST(&j->queue);
 	(void)fd;
 	(void)ev;
 	if (t == NULL || pf_up == NULL || (im = &j->images[t->img])->ns ==
@@ -914,6 +935,7 @@ pf_job_free(struct pf_job *j)
 		event_free(j->pause_ev);
 	if (j->check_ev != NULL)
 		event_free(j->check_ev);
+	j->magic = 0;
 	free(j);
 }
 
@@ -943,27 +965,24 @@ pf_jobs_trim(void)
  * the fixed upstream: then the whole reference is the repository).
  */
 static int
-pf_job_images(struct pf_job *j, const struct config *cfg, const json_t *imgs,
-    const struct config_upstream *fixed, size_t max, char *err,
-    size_t errlen)
+pf_job_images(struct pf_job *j, const struct config *cfg,
+    const char *const *images, size_t n, const struct config_upstream *fixed,
+    size_t max, char *err, size_t errlen)
 {
 	const struct config_upstream	*cu;
 	struct ref_image		 ri;
-	const json_t			*e;
 	size_t				 i;
 
-	if (!json_is_array(imgs) || json_array_size(imgs) == 0 ||
-	    json_array_size(imgs) > max) {
+	if (n == 0 || n > max) {
 		snprintf(err, errlen, "images: want a list of 1 to %zu image "
 		    "references (max_job_images)", max);
 		return -1;
 	}
-	j->images = xcalloc(json_array_size(imgs), sizeof(*j->images));
-	json_array_foreach(imgs, i, e) {
+	j->images = xcalloc(n, sizeof(*j->images));
+	for (i = 0; i < n; i++) {
 		struct pf_image *im = &j->images[j->nimages];
 
-		if (!json_is_string(e) ||
-		    ref_image_parse(json_string_value(e), &ri) != 0) {
+		if (images[i] == NULL || ref_image_parse(images[i], &ri) != 0) {
 			snprintf(err, errlen, "images[%zu]: not an image "
 			    "reference", i);
 			return -1;
@@ -987,7 +1006,7 @@ pf_job_images(struct pf_job *j, const struct config *cfg, const json_t *imgs,
 			ref_image_fini(&ri);
 			return -1;
 		}
-		im->ref = xstrdup(json_string_value(e));
+		im->ref = xstrdup(images[i]);
 		im->ns = xstrdup(cu->name);
 		im->repo = xstrdup(ri.name);
 		im->reference = xstrdup(ri.digest != NULL ? ri.digest :
@@ -1001,21 +1020,18 @@ pf_job_images(struct pf_job *j, const struct config *cfg, const json_t *imgs,
 
 /* "platforms": at most max of os/arch[/variant]; absent or null: all. */
 static int
-pf_job_platforms(struct pf_job *j, const json_t *plats, size_t max,
-    char *err, size_t errlen)
+pf_job_platforms(struct pf_job *j, const char *const *plats, size_t n,
+    size_t max, char *err, size_t errlen)
 {
-	const json_t	*e;
-	size_t		 i;
+	size_t	i;
 
-	if (plats == NULL || json_is_null(plats))
-		return 0;
-	if (!json_is_array(plats) || json_array_size(plats) > max) {
+	if (n > max) {
 		snprintf(err, errlen, "platforms: want a list of at most %zu "
 		    "os/arch[/variant] (max_job_platforms)", max);
 		return -1;
 	}
-	json_array_foreach(plats, i, e) {
-		if (!pf_platform_valid(json_string_value(e))) {
+	for (i = 0; i < n; i++) {
+		if (!pf_platform_valid(plats[i])) {
 			snprintf(err, errlen, "platforms[%zu]: want "
 			    "os/arch[/variant], each part 1 to %d printable "
 			    "characters", i, PF_PLAT_MAX);
@@ -1023,7 +1039,7 @@ pf_job_platforms(struct pf_job *j, const json_t *plats, size_t max,
 		}
 		j->platforms = xreallocarray(j->platforms, j->nplatforms + 1,
 		    sizeof(*j->platforms));
-		j->platforms[j->nplatforms++] = xstrdup(json_string_value(e));
+		j->platforms[j->nplatforms++] = xstrdup(plats[i]);
 	}
 	return 0;
 }
@@ -1069,11 +1085,10 @@ pf_pin_parse(const json_t *pin, long *out, char *err, size_t errlen)
  * by its own caps.
  */
 static struct pf_job *
-pf_job_new(const struct config *cfg, json_t *in, const struct pf_opts *o,
+pf_job_new(const struct config *cfg, const struct sync_pf_params *pp,
     char *err, size_t errlen)
 {
 	struct pf_job			*j;
-	json_t				*upname;
 	const struct config_upstream	*fixed = NULL;
 	size_t				 i;
 
@@ -1081,35 +1096,38 @@ pf_job_new(const struct config *cfg, json_t *in, const struct pf_opts *o,
 		snprintf(err, errlen, "prefetch has no listener to talk to");
 		return NULL;
 	}
-	/* "upstream": NAME: images are repository:tag on that upstream
-	 * (replication's source, whatever its name looks like). */
-	if ((upname = json_object_get(in, "upstream")) != NULL &&
-	    (!json_is_string(upname) || (fixed = config_upstream_find(cfg,
-	    json_string_value(upname))) == NULL)) {
+	/* An upstream named: images are repository:tag on it (replication's
+	 * source, whatever its name looks like). */
+	if (pp->upstream != NULL &&
+	    (fixed = config_upstream_find(cfg, pp->upstream)) == NULL) {
 		snprintf(err, errlen, "upstream: no such [upstream] section");
 		return NULL;
 	}
 	j = xcalloc(1, sizeof(*j));
+	j->magic = PF_JOB_MAGIC;
 	TAILQ_INIT(&j->queue);
 	j->check_ev = evtimer_new(pf_base, pf_job_check_cb, j);
 	j->seen = json_object();
-	if (pf_job_images(j, cfg, json_object_get(in, "images"), fixed,
-	    o->admin ? (size_t)cfg->max_job_images : SIZE_MAX, err,
-	    errlen) != 0 || pf_job_platforms(j, json_object_get(in,
-	    "platforms"), o->admin ? (size_t)cfg->max_job_platforms :
-	    SIZE_MAX, err, errlen) != 0) {
+	if (pf_job_images(j, cfg, pp->images, pp->nimages, fixed,
+	    pp->admin ? (size_t)cfg->max_job_images : SIZE_MAX, err,
+	    errlen) != 0 || pf_job_platforms(j, pp->platforms, pp->nplatforms,
+	    pp->admin ? (size_t)cfg->max_job_platforms : SIZE_MAX, err,
+	    errlen) != 0) {
 		pf_job_free(j);
 		return NULL;
 	}
 	snprintf(j->id, sizeof(j->id), "p%lu-%lx", ++pf_seq,
 	    (unsigned long)time(NULL));
 	j->state = PF_RUNNING;
-	j->admin = o->admin;
-	j->pin = o->pin;
-	j->revalidate = o->revalidate;
-	j->max_running = o->max_running > 0 ? o->max_running :
+	j->admin = pp->admin;
+	j->pin = pp->pin;
+	j->revalidate = pp->revalidate;
+	j->max_running = pp->concurrency > 0 ? pp->concurrency :
 	    PF_RUNNING_DFLT;
-	j->rate_floor = o->rate_floor;
+	j->rate_floor = pp->rate_floor;
+	/* Set before any task can finish (pf_job_check is deferred). */
+	j->done_cb = pp->done;
+	j->done_arg = pp->arg;
 	j->created = time(NULL);
 	LIST_INSERT_HEAD(&pf_jobs, j, entry);
 	pf_njobs++;
@@ -1157,6 +1175,9 @@ pf_admin_running(void)
 	return n;
 }
 
+static int	pf_params_from_json(const json_t *, const struct config *,
+		    struct sync_pf_params *, char *, size_t);
+
 /*
  * POST /api/v1/prefetch: 202 and the new job; 400 naming the bad field;
  * 429 with Retry-After while max_jobs posted jobs are running.
@@ -1165,12 +1186,12 @@ static void
 pf_route_post(struct evhttp_request *req, const struct config *cfg,
     int *status, json_t **out)
 {
-	struct evbuffer	*b = evhttp_request_get_input_buffer(req);
-	struct pf_opts	 o = { 0, 0, 0, 0, 1 };
-	struct pf_job	*j = NULL;
-	json_t		*in;
-	json_error_t	 jerr;
-	char		 err[256];
+	struct evbuffer		*b = evhttp_request_get_input_buffer(req);
+	struct sync_pf_params	 pp;
+	struct pf_job		*j = NULL;
+	json_t			*in;
+	json_error_t		 jerr;
+	char			 err[256];
 
 	if (pf_admin_running() >= cfg->max_jobs) {
 		log_warnx("prefetch: job refused: %d jobs are running "
@@ -1182,13 +1203,15 @@ pf_route_post(struct evhttp_request *req, const struct config *cfg,
 		    "running: try again later");
 		return;
 	}
+	memset(&pp, 0, sizeof(pp));
+	pp.admin = 1;
 	in = json_loadb((const char *)evbuffer_pullup(b, -1),
 	    evbuffer_get_length(b), 0, &jerr);
-	if (!json_is_object(in))
-		snprintf(err, sizeof(err), "body is not a JSON object");
-	else if (pf_pin_parse(json_object_get(in, "pin"), &o.pin, err,
-	    sizeof(err)) == 0)
-		j = pf_job_new(cfg, in, &o, err, sizeof(err));
+	if (pf_params_from_json(in, cfg, &pp, err, sizeof(err)) == 0)
+		j = pf_job_new(cfg, &pp, err, sizeof(err));
+	/* The strings the parameters point into. */
+	free((void *)(uintptr_t)pp.images);
+	free((void *)(uintptr_t)pp.platforms);
 	json_decref(in);
 	if (j == NULL) {
 		*status = 400;
@@ -1197,6 +1220,62 @@ pf_route_post(struct evhttp_request *req, const struct config *cfg,
 	}
 	*status = 202;
 	*out = pf_job_json(j);
+}
+
+/*
+ * A posted job's parameters from its JSON ({"images":[...], "platforms":
+ * [...], "pin": ..., "upstream": NAME}): the strings point into in; the
+ * two arrays are malloc'd (the caller frees them).  0, or -1 and err
+ * naming the field.
+ */
+static int
+pf_params_from_json(const json_t *in, const struct config *cfg,
+    struct sync_pf_params *pp, char *err, size_t errlen)
+{
+	const json_t	*imgs, *plats, *e, *up;
+	const char	**v;
+	size_t		 i;
+
+	(void)cfg;
+	if (!json_is_object(in)) {
+		snprintf(err, errlen, "body is not a JSON object");
+		return -1;
+	}
+	if (pf_pin_parse(json_object_get(in, "pin"), &pp->pin, err,
+	    errlen) != 0)
+		return -1;
+	if ((up = json_object_get(in, "upstream")) != NULL &&
+	    !json_is_string(up)) {
+		snprintf(err, errlen, "upstream: no such [upstream] section");
+		return -1;
+	}
+	pp->upstream = json_string_value(up);
+	imgs = json_object_get(in, "images");
+	if (!json_is_array(imgs)) {
+		snprintf(err, errlen, "images: want a list of 1 to %d image "
+		    "references (max_job_images)", cfg->max_job_images);
+		return -1;
+	}
+	v = xcalloc(json_array_size(imgs) + 1, sizeof(*v));
+	json_array_foreach(imgs, i, e)
+		v[i] = json_string_value(e);	/* NULL: not a string */
+	pp->images = v;
+	pp->nimages = json_array_size(imgs);
+	plats = json_object_get(in, "platforms");
+	if (plats == NULL || json_is_null(plats))
+		return 0;
+	if (!json_is_array(plats)) {
+		snprintf(err, errlen, "platforms: want a list of at most %d "
+		    "os/arch[/variant] (max_job_platforms)",
+		    cfg->max_job_platforms);
+		return -1;
+	}
+	v = xcalloc(json_array_size(plats) + 1, sizeof(*v));
+	json_array_foreach(plats, i, e)
+		v[i] = json_string_value(e);
+	pp->platforms = v;
+	pp->nplatforms = json_array_size(plats);
+	return 0;
 }
 
 /* The admin API's prefetch routes; 0 if path was one of them. */
@@ -1246,37 +1325,11 @@ sync_pf_route(struct evhttp_request *req, const char *path,
  * to max_job_images (the policy's max_tags is).
  */
 struct pf_job *
-sync_pf_start(const char *upstream, char *const *images, size_t n,
-    char *const *platforms, size_t np, long pin, int revalidate,
-    unsigned concurrency,
-    long rate_floor, void (*done)(struct pf_job *, void *),
-    void *arg, const struct config *cfg, char *err, size_t errlen)
+sync_pf_start(const struct config *cfg, const struct sync_pf_params *pp,
+    char *err, size_t errlen)
 {
-	struct pf_opts	 o = { pin, revalidate, concurrency, rate_floor, 0 };
-	struct pf_job	*j;
-	json_t		*in, *a, *p;
-	size_t		 i;
-
-	if (pin < -1 || pin > PF_PIN_MAX)
-		abort();
-	a = json_array();
-	for (i = 0; i < n; i++)
-		json_array_append_new(a, json_string(images[i]));
-	p = json_array();
-	for (i = 0; i < np; i++)
-		json_array_append_new(p, json_string(platforms[i]));
-	in = json_pack("{s:o,s:o}", "images", a, "platforms", p);
-	if (upstream != NULL)
-		json_object_set_new(in, "upstream", json_string(upstream));
-	/* The job starts in new: the callback is set before any task can
-	 * finish (pf_job_check is deferred). */
-	j = pf_job_new(cfg, in, &o, err, errlen);
-	json_decref(in);
-	if (j != NULL) {
-		j->done_cb = done;
-		j->done_arg = arg;
-	}
-	return j;
+	AN(pp->pin >= -1 && pp->pin <= PF_PIN_MAX);
+	return pf_job_new(cfg, pp, err, errlen);
 }
 
 void

@@ -41,6 +41,7 @@
 #include "cache/cache.h"
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/obj.h"
 #include "common/ref.h"
 #include "common/xmalloc.h"
 #include "sync/sync.h"
@@ -65,7 +66,10 @@ struct push_item {
 	char	*ref;		/* manifests: tag or digest to PUT as */
 };
 
+#define PUSH_MAGIC	0x70757368
+
 struct push {
+	unsigned		 magic;
 	struct upstream_worker	*w;
 	struct upstream		*u;
 	char			*repo;
@@ -314,6 +318,7 @@ push_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
 	struct push	*p = arg;
 	const char	*v;
 
+	CHECK_OBJ_NOTNULL(p, PUSH_MAGIC);
 	(void)ur;
 	(void)cl;
 	p->status = status;
@@ -481,11 +486,12 @@ push_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
     void *arg)
 {
 	struct push		*p = arg;
-	struct push_item	*it = p->cur < p->nitems ? &p->items[p->cur] :
-				    NULL;
+	struct push_item	*it;
 	char			*path, what[200], *loc;
 	const char		*from;
 
+	CHECK_OBJ_NOTNULL(p, PUSH_MAGIC);
+	it = p->cur < p->nitems ? &p->items[p->cur] : NULL;
 	if (err == NULL)
 		p->status = upstream_req_status(ur);
 	switch (p->step) {
@@ -669,6 +675,7 @@ sync_push_start(struct upstream_worker *w, struct upstream *u,
 		return -1;
 	}
 	p = xcalloc(1, sizeof(*p));
+	p->magic = PUSH_MAGIC;
 	p->planned = json_object();
 	p->w = w;
 	p->u = u;

@@ -55,6 +55,7 @@
 #include "common/config.h"
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/obj.h"
 #include "common/ref.h"
 #include "common/text.h"
 #include "common/semver.h"
@@ -77,7 +78,10 @@ struct repl_push {
 	char	 digest[DIGEST_STR_MAX];
 };
 
+#define REPL_MAGIC	0x7265706c
+
 struct repl {
+	unsigned	 magic;
 	const struct config_replication *cr;
 	enum repl_state	 state;
 	struct event	*timer;
@@ -570,6 +574,8 @@ repl_push_done(const char *err, const struct push_stats *st, void *arg)
 {
 	struct repl	*r = arg;
 
+	CHECK_OBJ_NOTNULL(r, REPL_MAGIC);
+
 	r->push_inflight--;
 	repl_push_count(r, err, st);
 	repl_push_pump(r);
@@ -645,6 +651,7 @@ repl_job_done(struct pf_job *j, void *arg)
 	uint64_t	 bytes;
 	char		 err[256];
 
+	CHECK_OBJ_NOTNULL(r, REPL_MAGIC);
 	sync_pf_stats(j, &ok, &failed, &bytes, err, sizeof(err));
 	r->last_tags = ok;
 	r->last_failed = failed;
@@ -667,8 +674,9 @@ static void
 repl_fetch(struct repl *r)
 {
 	const struct config_replication *cr = r->cr;
-	char	 err[256];
-	size_t	 i;
+	struct sync_pf_params	 pp;
+	char			 err[256];
+	size_t			 i;
 
 	if (r->last_invalid > 0)
 		log_warnx("replication %s: run %u: %u invalid tag or "
@@ -680,10 +688,20 @@ repl_fetch(struct repl *r)
 		return;
 	}
 	r->state = REPL_FETCHING;
-	if ((r->job = sync_pf_start(cr->source, r->images, r->nimages,
-	    cr->platforms, cr->nplatforms, -1, 1, (unsigned)cr->concurrency,
-	    cr->rate_limit_floor, repl_job_done, r, repl_cfg, err,
-	    sizeof(err))) == NULL) {
+	memset(&pp, 0, sizeof(pp));
+	pp.upstream = cr->source;
+	pp.images = (const char *const *)r->images;
+	pp.nimages = r->nimages;
+	pp.platforms = (const char *const *)cr->platforms;
+	pp.nplatforms = cr->nplatforms;
+	pp.pin = -1;
+	pp.revalidate = 1;
+	pp.concurrency = (unsigned)cr->concurrency;
+	pp.rate_floor = cr->rate_limit_floor;
+	pp.done = repl_job_done;
+	pp.arg = r;
+	if ((r->job = sync_pf_start(repl_cfg, &pp, err, sizeof(err))) ==
+	    NULL) {
 		repl_error(r, "%s", err);
 		repl_done(r);
 	}
@@ -1008,6 +1026,7 @@ repl_catalog_cb(int status, struct evbuffer *body, const char *link,
 	char		*next = NULL;
 	int		 capped;
 
+	CHECK_OBJ_NOTNULL(r, REPL_MAGIC);
 	if (status == 200 && body != NULL && (root = json_loadb(
 	    (const char *)evbuffer_pullup(body, -1),
 	    evbuffer_get_length(body), 0, &jerr)) != NULL) {
@@ -1110,6 +1129,7 @@ sync_repl_init(struct event_base *base, struct upstream_worker *up,
 		return;
 	repls = xcalloc(nrepls, sizeof(*repls));
 	for (cr = cfg->replications; cr != NULL; cr = cr->next, i++) {
+		repls[i].magic = REPL_MAGIC;
 		repls[i].cr = cr;
 		repls[i].timer = evtimer_new(base, repl_timer_cb, &repls[i]);
 		repl_load(&repls[i]);
