@@ -255,6 +255,15 @@ struct cache_fill_view {
  */
 struct cache_fill *cache_fill_get(const char *digest, const char *upstream,
 	    const char *repo, int *created);
+/*
+ * Completion: ev is made active (from any thread) whenever a fill leaves
+ * the table — published, passed through or failed — so that a job waiting
+ * for blobs to be stored looks again instead of polling.  At most 8.
+ */
+void	cache_fill_end_watch(struct event *ev);
+void	cache_fill_end_unwatch(struct event *ev);
+/* Is a fill of digest (any isolation domain) still under way? */
+int	cache_fill_busy(const char *digest);
 /* Has the fill any reader now? */
 int	cache_fill_watched(struct cache_fill *);
 /* Was the fill started for (upstream, repo)? */

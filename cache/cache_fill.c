@@ -97,6 +97,10 @@ struct cache_fill {
 };
 
 static pthread_mutex_t		 fill_table_mtx = PTHREAD_MUTEX_INITIALIZER;
+/* Told (event_active, any thread) whenever a fill ends: published,
+ * passed through or failed.  Under fill_table_mtx. */
+static struct event		*fill_end_watchers[8];
+static size_t			 fill_nend_watchers;
 /* Hashed by digest: a flood of distinct cold digests must not make every
  * lookup a walk of them all under the one mutex. */
 #define CACHE_FILL_BUCKETS	1024
@@ -121,12 +125,55 @@ cache_fill_wake_locked(struct cache_fill *f)
 static void
 cache_fill_leave_table(struct cache_fill *f)
 {
+	size_t	i;
+
 	pthread_mutex_lock(&fill_table_mtx);
 	if (f->in_table) {
 		LIST_REMOVE(f, entry);
 		f->in_table = 0;
 	}
+	for (i = 0; i < fill_nend_watchers; i++)
+		event_active(fill_end_watchers[i], EV_READ, 0);
 	pthread_mutex_unlock(&fill_table_mtx);
+}
+
+void
+cache_fill_end_watch(struct event *ev)
+{
+	pthread_mutex_lock(&fill_table_mtx);
+	AN(fill_nend_watchers < sizeof(fill_end_watchers) /
+	    sizeof(fill_end_watchers[0]));
+	fill_end_watchers[fill_nend_watchers++] = ev;
+	pthread_mutex_unlock(&fill_table_mtx);
+}
+
+void
+cache_fill_end_unwatch(struct event *ev)
+{
+	size_t	i;
+
+	pthread_mutex_lock(&fill_table_mtx);
+	for (i = 0; i < fill_nend_watchers; i++)
+		if (fill_end_watchers[i] == ev) {
+			fill_end_watchers[i] =
+			    fill_end_watchers[--fill_nend_watchers];
+			break;
+		}
+	pthread_mutex_unlock(&fill_table_mtx);
+}
+
+int
+cache_fill_busy(const char *digest)
+{
+	struct cache_fill	*f;
+	int			 busy = 0;
+
+	pthread_mutex_lock(&fill_table_mtx);
+	LIST_FOREACH(f, cache_fill_bucket(digest), entry)
+		if (strcmp(f->digest, digest) == 0)
+			busy = 1;
+	pthread_mutex_unlock(&fill_table_mtx);
+	return busy;
 }
 
 struct cache_fill *

@@ -43,6 +43,7 @@ sync_init(struct event_base *base, struct upstream_worker *up,
 void
 sync_fini(void)
 {
+	sync_pf_fini();
 }
 
 int

@@ -36,6 +36,7 @@ int	sync_desc_check(const struct json_t *, uint64_t max_size,
 extern const char sync_accept_images[];	/* Accept: for manifests */
 int	sync_pf_init(struct event_base *, struct upstream_worker *,
 	    const struct config *, int have_plain);
+void	sync_pf_fini(void);
 struct pf_job;
 struct evbuffer;
 /*

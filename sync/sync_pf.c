@@ -113,7 +113,6 @@ struct pf_job {
 	void			(*done_cb)(struct pf_job *, void *);
 	void			*done_arg;
 	int			 settling;
-	int			 settle_tries;
 	unsigned		 max_running;
 	long			 rate_floor;	/* RateLimit-Remaining */
 	int			 paused;	/* under the floor */
@@ -137,6 +136,7 @@ static SSL_CTX				*pf_ssl_ctx;	/* TLS-only */
 static char				*pf_host;	/* loopback listener */
 static int				 pf_port;
 static struct evhttp_connection		*pf_conns[PF_CONNS];
+static struct event			*pf_end_ev;	/* a fill ended */
 static unsigned				 pf_next_conn;
 static unsigned long			 pf_seq;
 
@@ -150,6 +150,7 @@ struct pf_opts {
 };
 
 static void	pf_job_pump(struct pf_job *);
+static void	pf_fill_end_cb(evutil_socket_t, short, void *);
 
 /*
  * The listener prefetch talks to: the first plain one, on loopback; with
@@ -164,6 +165,9 @@ sync_pf_init(struct event_base *base, struct upstream_worker *up,
 
 	pf_base = base;
 	pf_up = up;
+	if ((pf_end_ev = event_new(base, -1, 0, pf_fill_end_cb, NULL)) == NULL)
+		return -1;
+	cache_fill_end_watch(pf_end_ev);
 	if (have_plain)
 		l = cfg->listen[0];
 	else {
@@ -181,6 +185,16 @@ sync_pf_init(struct event_base *base, struct upstream_worker *up,
 	else
 		pf_host = xstrndup(l, (size_t)(colon - l));
 	return 0;
+}
+
+void
+sync_pf_fini(void)
+{
+	if (pf_end_ev != NULL) {
+		cache_fill_end_unwatch(pf_end_ev);
+		event_free(pf_end_ev);
+		pf_end_ev = NULL;
+	}
 }
 
 static void
@@ -456,7 +470,8 @@ pf_blob_chunk_cb(struct evhttp_request *req, void *arg)
 struct pf_settle {
 	int64_t		 until;
 	int		 pin;
-	unsigned	 missing;
+	unsigned	 busy;		/* fills still publishing */
+	unsigned	 lost;		/* fetched, never to be stored */
 	const struct pf_job *job;
 };
 
@@ -468,11 +483,20 @@ pf_settle_cb(const char *digest, int is_manifest, void *arg)
 
 	if (is_manifest)
 		return;
-	/* Only the blobs this job fetched: not other platforms'. */
 	if (cache_blob_stat(digest, &size) != 0) {
-		if (json_object_get(s->job->seen, digest) != NULL)
-			s->missing++;
-		return;
+		/* Not stored (yet): only the blobs this job fetched count,
+		 * not other platforms'. */
+		if (json_object_get(s->job->seen, digest) == NULL)
+			return;
+		if (cache_fill_busy(digest)) {
+			s->busy++;
+			return;
+		}
+		/* It may have been committed between the two looks. */
+		if (cache_blob_stat(digest, &size) != 0) {
+			s->lost++;	/* passed through, or it failed */
+			return;
+		}
 	}
 	if (s->pin)
 		cache_blob_pin(digest, s->until);
@@ -481,23 +505,28 @@ pf_settle_cb(const char *digest, int is_manifest, void *arg)
 static void	pf_job_settle(struct pf_job *);
 
 static void
-pf_job_settle_cb(evutil_socket_t fd, short ev, void *arg)
+pf_fill_end_cb(evutil_socket_t fd, short ev, void *arg)
 {
+	struct pf_job	*j;
+
 	(void)fd;
 	(void)ev;
-	pf_job_settle(arg);
+	(void)arg;
+	LIST_FOREACH(j, &pf_jobs, entry)
+		if (j->settling && j->state == PF_RUNNING)
+			pf_job_settle(j);
 }
 
 /*
  * The last blob's bytes reach us a moment before its fill is committed to
- * the index: wait (polling, bounded) until every fetched blob is stored,
- * then pin, then report the job finished.
+ * the index: once no fill of the job's blobs is still publishing (the
+ * cache tells us when one ends: pf_fill_end_cb), pin what is stored and
+ * report the job finished.
  */
 static void
 pf_job_settle(struct pf_job *j)
 {
 	struct pf_settle	 s;
-	struct timeval		 tv = { 0, 20 * 1000 };
 	size_t			 i;
 	int			 failed = 0;
 
@@ -511,14 +540,11 @@ pf_job_settle(struct pf_job *j)
 			    pf_settle_cb, &s);
 		failed |= j->images[i].state == PF_FAILED;
 	}
-	if (s.missing > 0 && ++j->settle_tries < 500) {
-		event_base_once(pf_base, -1, EV_TIMEOUT, pf_job_settle_cb, j,
-		    &tv);
-		return;
-	}
-	if (s.missing > 0)
+	if (s.busy > 0)
+		return;		/* pf_fill_end_cb comes back when one ends */
+	if (s.lost > 0)
 		log_warnx("prefetch job %s: %u blobs were fetched but not "
-		    "stored", j->id, s.missing);
+		    "stored", j->id, s.lost);
 	j->state = failed ? PF_FAILED : PF_DONE;
 	j->finished = time(NULL);
 	log_info("prefetch job %s %s", j->id, pf_state_names[j->state]);
