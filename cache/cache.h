@@ -118,6 +118,23 @@ struct cache_gc_result {
 	uint64_t	blob_bytes, manifest_bytes;
 };
 int	cache_gc(const struct cache_gc_opts *, struct cache_gc_result *);
+/*
+ * Listing, for "regmirror cache ls": every tag (digest NULL for a
+ * remembered upstream 404), then every blob; a callback returning
+ * nonzero stops.  The strings live during the call.  0 or -1.
+ */
+struct cache_ls_tag {
+	const char	*upstream, *repo, *tag;
+	const char	*digest;
+	int64_t		 validated;
+};
+struct cache_ls_blob {
+	const char	*digest;
+	uint64_t	 size;
+	int64_t		 stored, last_access, pinned_until;
+};
+int	cache_ls(int (*tag_cb)(const struct cache_ls_tag *, void *),
+	    int (*blob_cb)(const struct cache_ls_blob *, void *), void *arg);
 /* A manifest (itself included) and every manifest and blob below it;
  * cb is given canonical digests only (invalid references are skipped,
  * an invalid root is not walked). */

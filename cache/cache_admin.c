@@ -622,3 +622,44 @@ cache_manager_stop(void)
 	cache_mgr_running = 0;
 	cache_mgr_stopping = 0;
 }
+
+struct cache_ls_ctx {
+	int	(*tag_cb)(const struct cache_ls_tag *, void *);
+	int	(*blob_cb)(const struct cache_ls_blob *, void *);
+	void	 *arg;
+};
+
+static int
+cache_ls_tag_cb(const char *up, const char *repo, const char *tag,
+    const struct cache_tag_rec *rec, void *arg)
+{
+	struct cache_ls_ctx	*c = arg;
+	struct cache_ls_tag	 t = { up, repo, tag,
+				    strcmp(rec->digest, CACHE_TAG_NEGATIVE) ==
+				    0 ? NULL : rec->digest, rec->validated };
+
+	return c->tag_cb(&t, c->arg);
+}
+
+static int
+cache_ls_blob_cb(const char *digest, const struct cache_blob_rec *rec,
+    void *arg)
+{
+	struct cache_ls_ctx	*c = arg;
+	struct cache_ls_blob	 b = { digest, rec->size, rec->stored,
+				    rec->last_access, rec->pinned_until };
+
+	return c->blob_cb(&b, c->arg);
+}
+
+int
+cache_ls(int (*tag_cb)(const struct cache_ls_tag *, void *),
+    int (*blob_cb)(const struct cache_ls_blob *, void *), void *arg)
+{
+	struct cache_ls_ctx	c = { tag_cb, blob_cb, arg };
+
+	if (cache_index_tag_foreach(cache_idx, cache_ls_tag_cb, &c) != 0 ||
+	    cache_index_blob_foreach(cache_idx, cache_ls_blob_cb, &c) != 0)
+		return -1;
+	return 0;
+}

@@ -13,13 +13,12 @@
 #include <jansson.h>
 
 #include "cache/cache.h"
-#include "cache/cache_int.h"
 #include "common/config.h"
 #include "common/digest.h"
 #include "common/log.h"
 #include "common/ref.h"
 #include "common/xmalloc.h"
-#include "proxy/cmd.h"
+#include "cli/cmd.h"
 
 struct cmd_opts {
 	int		 json;
@@ -56,17 +55,21 @@ cmd_human(uint64_t n, char *buf, size_t len)
 	snprintf(buf, len, i == 0 ? "%.0f %s" : "%.1f %s", v, u[i]);
 }
 
+struct cmd_ls {
+	json_t	*tags, *blobs;	/* NULL: print lines */
+};
+
 static int
-cmd_ls_blob_cb(const char *digest, const struct cache_blob_rec *rec, void *arg)
+cmd_ls_blob_cb(const struct cache_ls_blob *rec, void *arg)
 {
-	json_t	*a = arg;
+	json_t	*a = ((struct cmd_ls *)arg)->blobs;
 	char	 h[32], t[32];
 	time_t	 la = (time_t)rec->last_access;
 	struct tm tm;
 
 	if (a != NULL) {
 		json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:I}",
-		    "digest", digest, "size", (json_int_t)rec->size,
+		    "digest", rec->digest, "size", (json_int_t)rec->size,
 		    "stored", (json_int_t)rec->stored,
 		    "last_access", (json_int_t)rec->last_access,
 		    "pinned_until", (json_int_t)rec->pinned_until));
@@ -75,48 +78,43 @@ cmd_ls_blob_cb(const char *digest, const struct cache_blob_rec *rec, void *arg)
 	gmtime_r(&la, &tm);
 	strftime(t, sizeof(t), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	cmd_human(rec->size, h, sizeof(h));
-	printf("blob  %-71s %10s  last used %s%s\n", digest, h, t,
+	printf("blob  %-71s %10s  last used %s%s\n", rec->digest, h, t,
 	    rec->pinned_until == -1 ? "  pinned" :
 	    rec->pinned_until > (int64_t)time(NULL) ? "  pinned (until)" : "");
 	return 0;
 }
 
 static int
-cmd_ls_tag_cb(const char *up, const char *repo, const char *tag,
-    const struct cache_tag_rec *rec, void *arg)
+cmd_ls_tag_cb(const struct cache_ls_tag *rec, void *arg)
 {
-	json_t	*a = arg;
+	json_t	*a = ((struct cmd_ls *)arg)->tags;
 
 	if (a != NULL) {
 		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}",
-		    "upstream", up, "repository", repo, "tag", tag,
-		    "digest", strcmp(rec->digest, CACHE_TAG_NEGATIVE) == 0 ?
-		    "" : rec->digest, "validated",
-		    (json_int_t)rec->validated));
+		    "upstream", rec->upstream, "repository", rec->repo, "tag",
+		    rec->tag, "digest", rec->digest != NULL ? rec->digest : "",
+		    "validated", (json_int_t)rec->validated));
 		return 0;
 	}
-	printf("tag   %s/%s:%s -> %s\n", up, repo, tag,
-	    strcmp(rec->digest, CACHE_TAG_NEGATIVE) == 0 ?
-	    "(not found upstream)" :
-	    rec->digest);
+	printf("tag   %s/%s:%s -> %s\n", rec->upstream, rec->repo, rec->tag,
+	    rec->digest != NULL ? rec->digest : "(not found upstream)");
 	return 0;
 }
 
 static int
 cmd_ls(struct cmd_opts *o)
 {
-	json_t	*blobs = NULL, *tags = NULL;
+	struct cmd_ls	ls = { NULL, NULL };
 
 	if (o->json) {
-		blobs = json_array();
-		tags = json_array();
+		ls.blobs = json_array();
+		ls.tags = json_array();
 	}
-	if (cache_index_tag_foreach(cache_idx, cmd_ls_tag_cb, tags) != 0 ||
-	    cache_index_blob_foreach(cache_idx, cmd_ls_blob_cb, blobs) != 0)
+	if (cache_ls(cmd_ls_tag_cb, cmd_ls_blob_cb, &ls) != 0)
 		return 1;
 	if (o->json)
-		cmd_json_print(json_pack("{s:o,s:o}", "tags", tags,
-		    "blobs", blobs));
+		cmd_json_print(json_pack("{s:o,s:o}", "tags", ls.tags,
+		    "blobs", ls.blobs));
 	return 0;
 }
 

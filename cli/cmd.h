@@ -1,8 +1,8 @@
 /*
- * cmd.h — command-line subcommands other than serve (proxy/cmd_*.c).
+ * cmd.h — command-line subcommands other than serve (cli/cmd_*.c).
  */
-#ifndef PROXY_CMD_H
-#define PROXY_CMD_H
+#ifndef CLI_CMD_H
+#define CLI_CMD_H
 
 struct config;
 

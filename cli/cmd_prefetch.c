@@ -25,7 +25,7 @@
 #include "common/config.h"
 #include "common/ref.h"
 #include "common/xmalloc.h"
-#include "proxy/cmd.h"
+#include "cli/cmd.h"
 
 struct cli_resp {
 	struct event_base	*base;

@@ -15,7 +15,7 @@
 #include "cache/cache.h"
 #include "common/config.h"
 #include "common/log.h"
-#include "proxy/cmd.h"
+#include "cli/cmd.h"
 #include "proxy/proxy.h"
 #include "upstream/upstream.h"
 
