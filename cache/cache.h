@@ -135,9 +135,40 @@ struct cache_ls_blob {
 };
 int	cache_ls(int (*tag_cb)(const struct cache_ls_tag *, void *),
 	    int (*blob_cb)(const struct cache_ls_blob *, void *), void *arg);
-/* A manifest (itself included) and every manifest and blob below it;
- * cb is given canonical digests only (invalid references are skipped,
- * an invalid root is not walked). */
+/*
+ * Manifests (cache_manifest.c): the one walker, with one set of rules
+ * (its header comment).  cache_manifest_each checks a whole manifest or
+ * index first, then sets *is_index (if not NULL) and gives cb each
+ * descriptor in document order: an index's children, or an image's
+ * config then layers (schema 1: fsLayers).  0, cb's first nonzero
+ * return, or -1 with err naming the first bad field (cb not called).
+ * The strings live during the call.
+ */
+#define CACHE_DESC_MANIFEST_MAX	(INT64_C(4) * 1024 * 1024)
+#define CACHE_DESC_BLOB_MAX	(INT64_C(1) << 40)
+#define CACHE_PLATFORM_FIELD_MAX 64	/* os, architecture, variant */
+enum cache_desc_kind {
+	CACHE_DESC_CHILD,	/* a manifest of an index */
+	CACHE_DESC_CONFIG,
+	CACHE_DESC_LAYER
+};
+struct cache_desc {
+	enum cache_desc_kind	 kind;
+	size_t			 index;		/* in manifests[] or layers[] */
+	const char		*digest;	/* canonical */
+	const char		*media_type;	/* NULL: absent */
+	int64_t			 size;		/* -1: absent */
+	const char		*os, *arch, *variant;	/* CHILD; NULL: absent */
+	int			 foreign;	/* LAYER with urls */
+	struct digest		 dg;
+};
+typedef int	cache_desc_cb(const struct cache_desc *, void *);
+int	cache_manifest_each(const void *data, size_t len, int *is_index,
+	    cache_desc_cb *, void *arg, char *err, size_t errlen);
+int	cache_platform_field_valid(const char *, size_t);
+/* A cached manifest (itself included) and every cached manifest and
+ * blob below it, foreign layers left out; cb is given canonical digests
+ * only (an invalid root or manifest is not walked below). */
 void	cache_manifest_walk(const char *digest,
 	    void (*cb)(const char *digest, int is_manifest, void *),
 	    void *arg);

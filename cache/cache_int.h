@@ -225,16 +225,6 @@ int	cache_index_meta_put(struct cache_index *, const char *key,
 void	 cache_manager_stop(void);
 /* [cache] max_size, for du in the daemon and the CLI alike. */
 void	 cache_budget_set(uint64_t max_bytes);
-/*
- * cb(digest, is_manifest, arg) for every child manifest and blob the
- * manifest of len bytes names (index children, config, layers, schema 1
- * fsLayers), each digest in its canonical form; digests that do not
- * parse are skipped and counted in the return value.  A manifest that is
- * not JSON names nothing.
- */
-size_t	 cache_manifest_refs(const unsigned char *data, size_t len,
-	    void (*cb)(const char *digest, int is_manifest, void *),
-	    void *arg);
 
 /* cache_store.c */
 extern struct cache_index *cache_idx;

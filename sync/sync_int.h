@@ -1,7 +1,7 @@
 /*
  * sync_int.h — private to sync/: prefetch jobs (sync_pf.c), the client of
  * our own listener (sync_self_get, in sync_pf.c), pushes (sync_push.c),
- * replication policies (sync_repl.c) and descriptor checks (sync_desc.c).
+ * replication policies (sync_repl.c) and their filters (sync_filter.c).
  * Everything runs on the jobs' loop (sync.h).
  */
 #ifndef SYNC_SYNC_INT_H
@@ -18,25 +18,25 @@ struct evhttp_request;
 struct upstream;
 struct upstream_worker;
 
-#define SYNC_MANIFEST_MAX	(4 * 1024 * 1024)
-#define SYNC_BLOB_MAX		(UINT64_C(1) << 40)	/* descriptor sizes */
+struct config_replication;
 
-/*
- * sync_desc.c: a descriptor from upstream JSON ({"digest", "mediaType",
- * "size"}) checked before reuse: the digest must parse (out: its
- * canonical form, the only one to use afterwards); mediaType and size,
- * when present, must be a media type and a JSON integer in 0..max_size.
- * 0, or -1 with err naming the field (never quoting the bad value).
- */
-struct json_t;
-int	sync_desc_check(const struct json_t *, uint64_t max_size,
-	    struct digest *out, char *err, size_t errlen);
+/* sync_filter.c: pure functions (tests/unit/sync/test_filter.c). */
+int	sync_platform_valid(const char *);
+int	sync_platform_match(char *const *plats, size_t n, const char *os,
+	    const char *arch, const char *variant);
+int	sync_tag_wanted(const struct config_replication *, const char *);
+int	sync_repo_wanted(const struct config_replication *, const char *);
+int	sync_version_cmp(const char *, const char *);
+size_t	sync_keep_newest(char **tags, size_t n, int keep);
 
 /* sync_pf.c: jobs run on base, as clients of our own listener. */
 extern const char sync_accept_images[];	/* Accept: for manifests */
 int	sync_pf_init(struct event_base *, struct upstream_worker *,
 	    const struct config *, int have_plain);
 void	sync_pf_fini(void);
+/* Where the jobs reach listener "l": its address, loopback for a
+ * wildcard; -1 if "l" is not host:port.  *host is allocated. */
+int	sync_self_addr(const char *l, char **host, int *port);
 struct pf_job;
 struct evbuffer;
 /*

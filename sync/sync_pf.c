@@ -15,6 +15,8 @@
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +55,6 @@
 #define PF_429_MAX_WAIT	120	/* seconds, whatever Retry-After says */
 #define PF_PIN_MAX	(10L * 365 * 86400)	/* ten years, in seconds */
 #define PF_BUSY_RETRY	"30"	/* Retry-After when max_jobs are running */
-#define PF_PLAT_MAX	64	/* characters of a platform's os, arch... */
 
 /* The image manifest types (index, list, OCI and Docker manifests). */
 const char sync_accept_images[] =
@@ -153,6 +154,45 @@ static void	pf_job_pump(struct pf_job *);
 static void	pf_fill_end_cb(evutil_socket_t, short, void *);
 
 /*
+ * Where the jobs reach a listener "l" (host:port, [v6]:port or :port, as
+ * the config checked it): its own address, or loopback for a wildcard
+ * one (":port", 0.0.0.0, [::]).  *host is allocated.
+ */
+int
+sync_self_addr(const char *l, char **host, int *port)
+{
+	const char	*colon = strrchr(l, ':');
+	char		*h;
+	struct in6_addr	 a6;
+	struct in_addr	 a4;
+	long		 p;
+
+	if (colon == NULL || (p = strtol(colon + 1, NULL, 10)) <= 0 ||
+	    p > 65535)
+		return -1;
+	if (l[0] == '[') {
+		if (colon < l + 3 || colon[-1] != ']')
+			return -1;
+		h = xstrndup(l + 1, (size_t)(colon - l - 2));
+		if (inet_pton(AF_INET6, h, &a6) == 1 &&
+		    IN6_IS_ADDR_UNSPECIFIED(&a6)) {
+			free(h);
+			h = xstrdup("::1");
+		}
+	} else {
+		h = xstrndup(l, (size_t)(colon - l));
+		if (h[0] == '\0' || (inet_pton(AF_INET, h, &a4) == 1 &&
+		    a4.s_addr == htonl(INADDR_ANY))) {
+			free(h);
+			h = xstrdup("127.0.0.1");
+		}
+	}
+	*host = h;
+	*port = (int)p;
+	return 0;
+}
+
+/*
  * The listener prefetch talks to: the first plain one, on loopback; with
  * none, the first HTTPS one (our own certificate, on loopback: it is not
  * verified, as it may not name 127.0.0.1).
@@ -161,7 +201,7 @@ int
 sync_pf_init(struct event_base *base, struct upstream_worker *up,
     const struct config *cfg, int have_plain)
 {
-	const char	*l, *colon;
+	const char	*l;
 
 	pf_base = base;
 	pf_up = up;
@@ -176,15 +216,7 @@ sync_pf_init(struct event_base *base, struct upstream_worker *up,
 			return -1;
 		SSL_CTX_set_verify(pf_ssl_ctx, SSL_VERIFY_NONE, NULL);
 	}
-	colon = strrchr(l, ':');
-	pf_port = atoi(colon + 1);
-	if (l[0] == '[')
-		pf_host = xstrdup(strncmp(l, "[::]", 4) == 0 ? "::1" : "::1");
-	else if (l[0] == ':' || strncmp(l, "0.0.0.0:", 8) == 0)
-		pf_host = xstrdup("127.0.0.1");
-	else
-		pf_host = xstrndup(l, (size_t)(colon - l));
-	return 0;
+	return sync_self_addr(l, &pf_host, &pf_port);
 }
 
 void
@@ -242,218 +274,58 @@ pf_task_add(struct pf_job *j, size_t img, enum pf_kind kind, const char *ref)
 	TAILQ_INSERT_TAIL(&j->queue, t, entry);
 }
 
-/* An os, architecture or variant: 1..PF_PLAT_MAX printable, no '/'. */
-static int
-pf_plat_field_valid(const char *s, size_t len)
-{
-	size_t	i;
-
-	if (len == 0 || len > PF_PLAT_MAX)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '/')
-			return 0;
-	return 1;
-}
-
-/* A platform a client asks for: "os/arch" or "os/arch/variant". */
-static int
-pf_platform_valid(const char *s)
-{
-	const char	*slash;
-	int		 n = 0;
-
-	if (s == NULL)
-		return 0;
-	for (;; s = slash + 1) {
-		if ((slash = strchr(s, '/')) == NULL)
-			slash = s + strlen(s);
-		if (!pf_plat_field_valid(s, (size_t)(slash - s)) || ++n > 3)
-			return 0;
-		if (*slash == '\0')
-			return n >= 2;
-	}
-}
-
-/* An index entry's platform, checked before it is compared or logged. */
-static int
-pf_platform_check(const json_t *plat, char *err, size_t errlen)
-{
-	static const char *const fields[] = { "os", "architecture",
-	    "variant" };
-	const json_t	*v;
-	const char	*s;
-	size_t		 i;
-
-	if (plat == NULL)
-		return 0;
-	if (!json_is_object(plat)) {
-		snprintf(err, errlen, "platform is not a JSON object");
-		return -1;
-	}
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if ((v = json_object_get(plat, fields[i])) == NULL)
-			continue;
-		if ((s = json_string_value(v)) == NULL ||
-		    !pf_plat_field_valid(s, strlen(s))) {
-			snprintf(err, errlen, "platform.%s is not 1 to %d "
-			    "printable characters", fields[i], PF_PLAT_MAX);
-			return -1;
-		}
-	}
-	return 0;
-}
+/* What a manifest names, for the job: cache_manifest_each's callback. */
+struct pf_walk {
+	struct pf_job	*job;
+	size_t		 img;
+	int		 children;	/* queued, of an index */
+};
 
 static int
-pf_platform_match(const struct pf_job *j, json_t *plat)
+pf_desc_cb(const struct cache_desc *d, void *arg)
 {
-	const char	*os, *arch, *var;
-	char		 buf[3 * (PF_PLAT_MAX + 1)];
-	size_t		 i;
+	struct pf_walk	*w = arg;
+	struct pf_job	*j = w->job;
 
-	if (j->nplatforms == 0)
-		return 1;
-	if (!json_is_object(plat))
-		return 0;
-	os = json_string_value(json_object_get(plat, "os"));
-	arch = json_string_value(json_object_get(plat, "architecture"));
-	var = json_string_value(json_object_get(plat, "variant"));
-	if (os == NULL || arch == NULL)
-		return 0;
-	for (i = 0; i < j->nplatforms; i++) {
-		snprintf(buf, sizeof(buf), "%s/%s", os, arch);
-		if (strcmp(j->platforms[i], buf) == 0)
-			return 1;
-		if (var != NULL) {
-			snprintf(buf, sizeof(buf), "%s/%s/%s", os, arch, var);
-			if (strcmp(j->platforms[i], buf) == 0)
-				return 1;
-		}
+	switch (d->kind) {
+	case CACHE_DESC_CHILD:
+		if (!sync_platform_match(j->platforms, j->nplatforms, d->os,
+		    d->arch, d->variant))
+			break;
+		pf_task_add(j, w->img, PF_CHILD, d->digest);
+		w->children++;
+		break;
+	case CACHE_DESC_CONFIG:
+	case CACHE_DESC_LAYER:
+		/* Foreign layers are served from their urls, not by the
+		 * registry: a client fetches them there. */
+		if (!d->foreign)
+			pf_task_add(j, w->img, PF_BLOB, d->digest);
+		break;
 	}
 	return 0;
 }
 
 /*
- * Every descriptor of a manifest, checked before any of it is used:
- * an index's children (digest, mediaType, size, platform) or an image's
- * config and layers.  0, or -1 with err naming the first bad field.
- */
-static int
-pf_manifest_check(const json_t *root, char *err, size_t errlen)
-{
-	const json_t	*a, *e;
-	struct digest	 d;
-	char		 why[160];
-	size_t		 i;
-
-	if ((e = json_object_get(root, "mediaType")) != NULL &&
-	    !ref_media_type_valid(json_string_value(e))) {
-		snprintf(err, errlen, "mediaType is not a media type");
-		return -1;
-	}
-	if ((a = json_object_get(root, "manifests")) != NULL) {
-		if (!json_is_array(a)) {
-			snprintf(err, errlen, "manifests is not a list");
-			return -1;
-		}
-		json_array_foreach(a, i, e)
-			if (sync_desc_check(e, SYNC_MANIFEST_MAX, &d, why,
-			    sizeof(why)) != 0 || pf_platform_check(
-			    json_object_get(e, "platform"), why,
-			    sizeof(why)) != 0) {
-				snprintf(err, errlen, "manifests[%zu]: %s", i,
-				    why);
-				return -1;
-			}
-		return 0;
-	}
-	if ((e = json_object_get(root, "config")) != NULL &&
-	    sync_desc_check(e, SYNC_BLOB_MAX, &d, why, sizeof(why)) != 0) {
-		snprintf(err, errlen, "config: %s", why);
-		return -1;
-	}
-	if ((a = json_object_get(root, "layers")) != NULL &&
-	    !json_is_array(a)) {
-		snprintf(err, errlen, "layers is not a list");
-		return -1;
-	}
-	json_array_foreach(a, i, e)
-		if (sync_desc_check(e, SYNC_BLOB_MAX, &d, why,
-		    sizeof(why)) != 0) {
-			snprintf(err, errlen, "layers[%zu]: %s", i, why);
-			return -1;
-		}
-	return 0;
-}
-
-/* Queue an index's children that match the job's platforms. */
-static void
-pf_index_queue(struct pf_job *j, size_t img, const json_t *a)
-{
-	const json_t	*e;
-	struct digest	 d;
-	size_t		 i;
-	int		 n = 0;
-
-	json_array_foreach(a, i, e) {
-		if (!pf_platform_match(j, json_object_get(e, "platform")) ||
-		    digest_parse(json_string_value(json_object_get(e,
-		    "digest")), &d) != 0)
-			continue;
-		pf_task_add(j, img, PF_CHILD, d.str);
-		n++;
-	}
-	if (n == 0)
-		pf_image_fail(&j->images[img], "no manifest in the index "
-		    "matches the platforms asked for");
-}
-
-/* Queue an image manifest's config and layers. */
-static void
-pf_image_queue(struct pf_job *j, size_t img, const json_t *root)
-{
-	const json_t	*e;
-	struct digest	 d;
-	size_t		 i;
-
-	if (digest_parse(json_string_value(json_object_get(json_object_get(
-	    root, "config"), "digest")), &d) == 0)
-		pf_task_add(j, img, PF_BLOB, d.str);
-	json_array_foreach(json_object_get(root, "layers"), i, e)
-		if (digest_parse(json_string_value(json_object_get(e,
-		    "digest")), &d) == 0)
-			pf_task_add(j, img, PF_BLOB, d.str);
-}
-
-/*
- * Queue what manifest ref references: child manifests or config and
- * layers.  The whole manifest is checked first (pf_manifest_check): one
- * bad field fails the image, and nothing the manifest names is asked for.
+ * Queue what manifest ref references: the index's children that match
+ * the job's platforms, or an image's config and layers.  The walker
+ * checks the whole manifest first: one bad field fails the image, and
+ * nothing the manifest names is asked for.
  */
 static void
 pf_manifest_parse(struct pf_job *j, size_t img, const char *ref,
     const char *body, size_t len)
 {
-	struct pf_image	*im = &j->images[img];
-	json_t		*root, *a;
-	json_error_t	 jerr;
-	char		 why[200];
+	struct pf_walk	 w = { j, img, 0 };
+	char		 why[256];
+	int		 index = 0;
 
-	/* jerr.text may quote the upstream's bytes: only the position. */
-	if ((root = json_loadb(body, len, 0, &jerr)) == NULL) {
-		pf_image_fail(im, "manifest %s is not JSON (line %d, column "
-		    "%d)", ref, jerr.line, jerr.column);
-		return;
-	}
-	if (!json_is_object(root))
-		pf_image_fail(im, "manifest %s is not a JSON object", ref);
-	else if (pf_manifest_check(root, why, sizeof(why)) != 0)
-		pf_image_fail(im, "manifest %s: %s", ref, why);
-	else if ((a = json_object_get(root, "manifests")) != NULL)
-		pf_index_queue(j, img, a);
-	else
-		pf_image_queue(j, img, root);
-	json_decref(root);
+	if (cache_manifest_each(body, len, &index, pf_desc_cb, &w, why,
+	    sizeof(why)) != 0)
+		pf_image_fail(&j->images[img], "manifest %s: %s", ref, why);
+	else if (index && w.children == 0)
+		pf_image_fail(&j->images[img], "no manifest in the index "
+		    "matches the platforms asked for");
 }
 
 static void
@@ -1057,10 +929,10 @@ pf_job_platforms(struct pf_job *j, const char *const *plats, size_t n,
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		if (!pf_platform_valid(plats[i])) {
+		if (!sync_platform_valid(plats[i])) {
 			snprintf(err, errlen, "platforms[%zu]: want "
 			    "os/arch[/variant], each part 1 to %d printable "
-			    "characters", i, PF_PLAT_MAX);
+			    "characters", i, CACHE_PLATFORM_FIELD_MAX);
 			return -1;
 		}
 		j->platforms = xreallocarray(j->platforms, j->nplatforms + 1,

@@ -19,8 +19,8 @@
  * does not grow with blob size.  Everything runs on one event loop.
  *
  * The cached manifests came from an upstream: every descriptor is checked
- * (sync_desc_check) before its digest goes into a request line, and one
- * bad descriptor fails the push before anything is sent.  What the
+ * (cache_manifest_each) before its digest goes into a request line, and
+ * one bad descriptor fails the push before anything is sent.  What the
  * destination answers (digests, error messages) is checked or made
  * printable before it is logged.
  */
@@ -215,62 +215,30 @@ push_manifest_cached(const char *digest)
 
 static int	push_plan(struct push *, const char *, const char *, int);
 
-/* An index's cached children, each planned before the index. */
-static int
-push_plan_children(struct push *p, const char *digest, json_t *a,
-    int depth)
-{
-	json_t		*e;
-	struct digest	 dd;
-	char		 why[160];
-	size_t		 i;
+struct push_walk {
+	struct push	*p;
+	int		 depth;
+};
 
-	json_array_foreach(a, i, e) {
-		if (sync_desc_check(e, SYNC_MANIFEST_MAX, &dd, why,
-		    sizeof(why)) != 0) {
-			snprintf(p->err, sizeof(p->err), "manifest %s: "
-			    "manifests[%zu]: %s", digest, i, why);
-			return -1;
-		}
+/* An index's cached children, each planned before the index; an image's
+ * config and layers (foreign layers are not the registry's). */
+static int
+push_desc_cb(const struct cache_desc *d, void *arg)
+{
+	struct push_walk	*w = arg;
+
+	switch (d->kind) {
+	case CACHE_DESC_CHILD:
 		/* Children the policy's platforms left out are not cached:
 		 * the destination may refuse the index. */
-		if (depth > 1 || !push_manifest_cached(dd.str))
-			continue;
-		if (push_plan(p, dd.str, NULL, depth + 1) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* An image manifest's config and layers (foreign layers excepted). */
-static int
-push_plan_blobs(struct push *p, const char *digest, json_t *root)
-{
-	json_t		*e;
-	struct digest	 dd;
-	char		 why[160];
-	size_t		 i;
-
-	if ((e = json_object_get(root, "config")) != NULL) {
-		if (sync_desc_check(e, SYNC_BLOB_MAX, &dd, why,
-		    sizeof(why)) != 0) {
-			snprintf(p->err, sizeof(p->err), "manifest %s: "
-			    "config: %s", digest, why);
-			return -1;
-		}
-		push_add(p, 0, dd.str, NULL);
-	}
-	json_array_foreach(json_object_get(root, "layers"), i, e) {
-		/* Foreign layers (urls) are not the registry's. */
-		if (json_object_get(e, "urls") != NULL)
-			continue;
-		if (sync_desc_check(e, SYNC_BLOB_MAX, &dd, why,
-		    sizeof(why)) != 0) {
-			snprintf(p->err, sizeof(p->err), "manifest %s: "
-			    "layers[%zu]: %s", digest, i, why);
-			return -1;
-		}
-		push_add(p, 0, dd.str, NULL);
+		if (w->depth > 1 || !push_manifest_cached(d->digest))
+			return 0;
+		return push_plan(w->p, d->digest, NULL, w->depth + 1);
+	case CACHE_DESC_CONFIG:
+	case CACHE_DESC_LAYER:
+		if (!d->foreign)
+			push_add(w->p, 0, d->digest, NULL);
+		return 0;
 	}
 	return 0;
 }
@@ -279,12 +247,11 @@ push_plan_blobs(struct push *p, const char *digest, json_t *root)
 static int
 push_plan(struct push *p, const char *digest, const char *ref, int depth)
 {
-	json_t		*root, *a;
-	json_error_t	 jerr;
-	char		*mt;
-	unsigned char	*data;
-	size_t		 len;
-	int		 rc;
+	struct push_walk	 w = { p, depth };
+	char			*mt, why[256];
+	unsigned char		*data;
+	size_t			 len;
+	int			 rc;
 
 	if (cache_manifest_get(digest, NULL, &mt, &data, &len) != 0) {
 		snprintf(p->err, sizeof(p->err), "manifest %s is not cached",
@@ -292,19 +259,12 @@ push_plan(struct push *p, const char *digest, const char *ref, int depth)
 		return -1;
 	}
 	free(mt);
-	root = json_loadb((const char *)data, len, 0, &jerr);
+	rc = cache_manifest_each(data, len, NULL, push_desc_cb, &w, why,
+	    sizeof(why));
 	free(data);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		snprintf(p->err, sizeof(p->err), "manifest %s is not JSON",
-		    digest);
-		return -1;
-	}
-	if (json_is_array(a = json_object_get(root, "manifests")))
-		rc = push_plan_children(p, digest, a, depth);
-	else
-		rc = push_plan_blobs(p, digest, root);
-	json_decref(root);
+	if (rc < 0 && p->err[0] == '\0')
+		snprintf(p->err, sizeof(p->err), "manifest %s: %s", digest,
+		    why);
 	if (rc != 0)
 		return -1;
 	push_add(p, 1, digest, ref != NULL ? ref : digest);

@@ -18,7 +18,8 @@
  * next run forward to within a second.
  *
  * With delete = yes, tags the source no longer has are deleted here
- * (and unpinned; gc takes their blobs).  keep_newest orders by semver.
+ * (and unpinned; gc takes their blobs).  keep_newest orders by version
+ * (sync_filter.c: numbers compared as numbers).
  *
  * Progress is kept in the cache index; a run cut short by a restart is
  * redone right after start-up.
@@ -36,8 +37,6 @@
  */
 #include "autoconf.h"
 
-#include <fnmatch.h>
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +57,6 @@
 #include "common/obj.h"
 #include "common/ref.h"
 #include "common/text.h"
-#include "common/semver.h"
 #include "common/xmalloc.h"
 #include "sync/sync.h"
 #include "sync/sync_int.h"
@@ -177,57 +175,6 @@ repl_cap(struct repl *r, const char *fmt, ...)
 	    r->last_capped);
 }
 
-static int
-repl_match_any(char *const *res, size_t n, const char *s, int dflt)
-{
-	regex_t	re;
-	char	*a;
-	size_t	i;
-	int	m = 0;
-
-	if (n == 0)
-		return dflt;
-	for (i = 0; i < n && !m; i++) {
-		xasprintf(&a, "^(%s)$", res[i]);
-		if (regcomp(&re, a, REG_EXTENDED | REG_NOSUB) == 0) {
-			m = regexec(&re, s, 0, NULL, 0) == 0;
-			regfree(&re);
-		}
-		free(a);
-	}
-	return m;
-}
-
-/* Version order: numbers compared as numbers, "v1.10" after "v1.9". */
-static int
-repl_version_cmp(const void *a, const void *b)
-{
-	const char	*x = *(char *const *)a, *y = *(char *const *)b;
-
-	if (*x == 'v')
-		x++;
-	if (*y == 'v')
-		y++;
-	while (*x != '\0' && *y != '\0') {
-		if (*x >= '0' && *x <= '9' && *y >= '0' && *y <= '9') {
-			char *ex, *ey;
-			unsigned long long nx = strtoull(x, &ex, 10);
-			unsigned long long ny = strtoull(y, &ey, 10);
-
-			if (nx != ny)
-				return nx < ny ? -1 : 1;
-			x = ex;
-			y = ey;
-			continue;
-		}
-		if (*x != *y)
-			return (unsigned char)*x - (unsigned char)*y;
-		x++;
-		y++;
-	}
-	return (*x != '\0') - (*y != '\0');
-}
-
 /*
  * Per-policy progress lives in the cache index ("replication/NAME"), so a
  * restart continues the counts and knows a run was cut short: that run is
@@ -326,14 +273,6 @@ repl_done(struct repl *r)
 	repl_save(r);
 }
 
-static int
-repl_tag_wanted(const struct config_replication *cr, const char *tag)
-{
-	return repl_match_any(cr->tags, cr->ntags, tag, 1) &&
-	    !repl_match_any(cr->exclude_tags, cr->nexclude_tags, tag, 0) &&
-	    (cr->semver == NULL || semver_match(cr->semver, tag) == 1);
-}
-
 struct repl_del {
 	struct repl	*r;
 	const char	*repo;
@@ -348,7 +287,7 @@ repl_del_cb(const char *tag, const char *digest, void *arg)
 	struct repl_del	*d = arg;
 
 	(void)digest;
-	if (!repl_tag_wanted(d->r->cr, tag) ||
+	if (!sync_tag_wanted(d->r->cr, tag) ||
 	    json_object_get(d->source_tags, tag) != NULL)
 		return;
 	d->gone = xreallocarray(d->gone, d->ngone + 1, sizeof(*d->gone));
@@ -849,7 +788,7 @@ repl_tags_take(struct repl_list *rl, int capped)
 	const struct config_replication *cr = r->cr;
 	json_t		*set = json_object(), *e;
 	char		**keep = NULL, *img;
-	size_t		 n = 0, i, from = 0;
+	size_t		 n = 0, i, from;
 
 	keep = xreallocarray(NULL, json_array_size(rl->tags) + 1,
 	    sizeof(*keep));
@@ -863,7 +802,7 @@ repl_tags_take(struct repl_list *rl, int capped)
 		if (json_object_get(set, t) != NULL)
 			continue;
 		json_object_set_new(set, t, json_true());
-		if (repl_tag_wanted(cr, t))
+		if (sync_tag_wanted(cr, t))
 			keep[n++] = xstrdup(t);
 	}
 	if (!capped) {
@@ -872,10 +811,7 @@ repl_tags_take(struct repl_list *rl, int capped)
 			repl_propagate_deletes(r, rl->repo, set);
 	}
 	json_decref(set);
-	if (cr->keep_newest > 0 && n > (size_t)cr->keep_newest) {
-		qsort(keep, n, sizeof(*keep), repl_version_cmp);
-		from = n - (size_t)cr->keep_newest;
-	}
+	from = sync_keep_newest(keep, n, cr->keep_newest);
 	for (i = 0; i < n; i++) {
 		if (i >= from) {
 			xasprintf(&img, "%s:%s", rl->repo, keep[i]);
@@ -972,20 +908,6 @@ repl_list_repo(struct repl *r, const char *repo)
 	free(path);
 }
 
-static int
-repl_repo_wanted(const struct config_replication *cr, const char *repo)
-{
-	size_t	i;
-	int	in = 0;
-
-	for (i = 0; i < cr->nrepos && !in; i++)
-		in = fnmatch(cr->repos[i], repo, 0) == 0;
-	for (i = 0; i < cr->nexclude_repos && in; i++)
-		if (fnmatch(cr->exclude_repos[i], repo, 0) == 0)
-			in = 0;
-	return in;
-}
-
 /*
  * A catalog page's repositories: valid names the policy wants are
  * listed, up to max_repositories entries read in the run.  1 when the
@@ -1010,7 +932,7 @@ repl_catalog_take(struct repl *r, const json_t *repos)
 			r->last_invalid++;
 			continue;
 		}
-		if (repl_repo_wanted(r->cr, name))
+		if (sync_repo_wanted(r->cr, name))
 			repl_list_repo(r, name);
 	}
 	return 0;
@@ -1094,7 +1016,7 @@ repl_run(struct repl *r)
 	for (i = 0; i < cr->nrepos; i++) {
 		if (repl_is_glob(cr->repos[i]))
 			globs = 1;
-		else if (repl_repo_wanted(cr, cr->repos[i]))
+		else if (sync_repo_wanted(cr, cr->repos[i]))
 			repl_list_repo(r, cr->repos[i]);
 	}
 	if (globs) {
@@ -1228,8 +1150,8 @@ repl_event_cb(const char *repo, const char *tag, void *arg)
 		const struct config_replication *cr = r->cr;
 
 		if ((ec->source != NULL && strcmp(ec->source, cr->source) != 0)
-		    || !repl_repo_wanted(cr, repo) ||
-		    !repl_tag_wanted(cr, tag))
+		    || !sync_repo_wanted(cr, repo) ||
+		    !sync_tag_wanted(cr, tag))
 			continue;
 		r->events++;
 		log_info("replication %s: event: %s:%s pushed",

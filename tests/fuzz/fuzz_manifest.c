@@ -1,18 +1,17 @@
 /*
- * fuzz_manifest.c — libFuzzer entry point for the walkers of manifests
- * and indexes from upstream: cache_manifest_refs() (cache/cache_admin.c:
- * gc, pins and the cache CLI follow it) and sync_desc_check()
- * (proxy/sync_desc.c: prefetch, push and replication check every
- * descriptor with it before reuse).
+ * fuzz_manifest.c — libFuzzer entry point for the one walker of
+ * manifests and indexes from upstream, cache_manifest_each()
+ * (cache/cache_manifest.c: gc, pins, the cache CLI, prefetch and push
+ * all follow it).
  *
- * The input is the manifest's bytes.  Every digest either hands out must
- * pass digest_parse() and be its canonical string (it becomes a path, an
- * index key and a request line); a descriptor sync_desc_check() accepts
- * has a printable media type and a size that is a JSON integer within its
- * bound; one it refuses has an error message of printable ASCII that does
- * not quote the document.  The walkers must agree: a digest
- * sync_desc_check() takes from manifests[], config or layers[] is one
- * cache_manifest_refs() hands out, in the same order.
+ * The input is the manifest's bytes.  A document it refuses hands out
+ * nothing and has an error of printable ASCII.  A document it takes hands
+ * out every descriptor of the document, in document order (an index's
+ * children; or the config, then the layers; or schema 1's fsLayers),
+ * each with a digest that passes digest_parse() and is its canonical
+ * string and the document's own (it becomes a path, an index key and a
+ * request line), a printable media type, a size within its bound, and
+ * printable platform fields.
  */
 #include "autoconf.h"
 
@@ -22,136 +21,127 @@
 
 #include <jansson.h>
 
-#include "cache/cache_int.h"
+#include "cache/cache.h"
 #include "common/digest.h"
 #include "common/obj.h"
 #include "common/ref.h"
 #include "common/text.h"
-#include "common/xmalloc.h"
-#include "sync/sync.h"
-#include "sync/sync_int.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
-#define FUZZ_MANIFEST_REFS_MAX	4096
-
 struct fuzz_manifest {
-	char	*digests[FUZZ_MANIFEST_REFS_MAX];
-	int	 is_manifest[FUZZ_MANIFEST_REFS_MAX];
-	size_t	 n;		/* kept (the first REFS_MAX) */
-	size_t	 calls;		/* handed out */
-	size_t	 next;		/* the walk's next ref */
-	size_t	 entries;	/* entries the walk met */
+	const json_t	*root;
+	size_t		 calls;
+	int		 saw_layer;
 };
 
+/* The document's entry the walker says it handed out. */
+static const json_t *
+fuzz_manifest_entry(const struct fuzz_manifest *fm,
+    const struct cache_desc *d, const char **key)
+{
+	*key = "digest";
+	switch (d->kind) {
+	case CACHE_DESC_CHILD:
+		return json_array_get(json_object_get(fm->root, "manifests"),
+		    d->index);
+	case CACHE_DESC_CONFIG:
+		return json_object_get(fm->root, "config");
+	case CACHE_DESC_LAYER:
+		if (json_object_get(fm->root, "layers") != NULL)
+			return json_array_get(json_object_get(fm->root,
+			    "layers"), d->index);
+		*key = "blobSum";
+		return json_array_get(json_object_get(fm->root, "fsLayers"),
+		    d->index);
+	}
+	return NULL;
+}
+
 static void
-fuzz_manifest_ref_cb(const char *digest, int is_manifest, void *arg)
+fuzz_manifest_field(const char *s)
+{
+	if (s != NULL)
+		AN(cache_platform_field_valid(s, strlen(s)));
+}
+
+static int
+fuzz_manifest_cb(const struct cache_desc *d, void *arg)
 {
 	struct fuzz_manifest	*fm = arg;
-	struct digest		 d;
+	struct digest		 again;
+	const json_t		*e;
+	const char		*key;
+	int64_t			 max;
 
-	AZ(digest_parse(digest, &d));
-	AZ(strcmp(d.str, digest));
-	AN(is_manifest == 0 || is_manifest == 1);
+	e = fuzz_manifest_entry(fm, d, &key);
+	AN(e != NULL);
+	AZ(digest_parse(d->digest, &again));
+	AZ(strcmp(again.str, d->digest));
+	AZ(strcmp(d->digest, json_string_value(json_object_get(e, key))));
+	if (d->media_type != NULL) {
+		AN(ref_media_type_valid(d->media_type));
+		AN(text_printable(d->media_type));
+		AN(strlen(d->media_type) <= REF_MEDIA_TYPE_MAX);
+	}
+	max = d->kind == CACHE_DESC_CHILD ? CACHE_DESC_MANIFEST_MAX :
+	    CACHE_DESC_BLOB_MAX;
+	AN(d->size >= -1 && d->size <= max);
+	AN((d->size == -1) == (json_object_get(e, "size") == NULL));
+	fuzz_manifest_field(d->os);
+	fuzz_manifest_field(d->arch);
+	fuzz_manifest_field(d->variant);
+	if (d->kind != CACHE_DESC_CHILD)
+		AZ(d->os != NULL || d->arch != NULL || d->variant != NULL);
+	/* Order: the config before any layer. */
+	if (d->kind == CACHE_DESC_CONFIG)
+		AZ(fm->saw_layer);
+	if (d->kind == CACHE_DESC_LAYER)
+		fm->saw_layer = 1;
+	AN(d->foreign == 0 || d->foreign == 1);
 	fm->calls++;
-	if (fm->n < FUZZ_MANIFEST_REFS_MAX) {
-		fm->digests[fm->n] = xstrdup(digest);
-		fm->is_manifest[fm->n] = is_manifest;
-		fm->n++;
-	}
+	return 0;
 }
 
-/* Check one descriptor; its canonical digest when accepted, else NULL. */
-static const char *
-fuzz_manifest_desc(const json_t *e, uint64_t max, struct digest *d)
+/* How many descriptors a document the walker took has. */
+static size_t
+fuzz_manifest_count(const json_t *root)
 {
-	const json_t	*mt, *size;
-	char		 err[160];
-	struct digest	 again;
+	const json_t	*a;
 
-	memset(err, 'x', sizeof(err));
-	if (sync_desc_check(e, max, d, err, sizeof(err)) != 0) {
-		AN(memchr(err, '\0', sizeof(err)) != NULL);
-		AN(err[0] != '\0' && text_printable(err));
-		return NULL;
-	}
-	AZ(digest_parse(d->str, &again));
-	AZ(strcmp(again.str, d->str));
-	AZ(strcmp(d->str, json_string_value(json_object_get(e, "digest"))));
-	if ((mt = json_object_get(e, "mediaType")) != NULL) {
-		AN(json_is_string(mt));
-		AN(ref_media_type_valid(json_string_value(mt)));
-		AN(text_printable(json_string_value(mt)));
-		AN(strlen(json_string_value(mt)) <= REF_MEDIA_TYPE_MAX);
-	}
-	if ((size = json_object_get(e, "size")) != NULL) {
-		AN(json_is_integer(size));
-		AN(json_integer_value(size) >= 0);
-		AN((uint64_t)json_integer_value(size) <= max);
-	}
-	return d->str;
-}
-
-/*
- * One entry of the walk: cache_manifest_refs() handed out its digest, as
- * ref number fm->next, if and only if the entry's key parses; and when
- * sync_desc_check() takes the entry, it is that same digest.
- */
-static void
-fuzz_manifest_entry(struct fuzz_manifest *fm, const json_t *e,
-    const char *key, int is_manifest, uint64_t max)
-{
-	struct digest	 d;
-	const char	*got = NULL;
-
-	fm->entries++;
-	if (strcmp(key, "digest") == 0)
-		got = fuzz_manifest_desc(e, max, &d);
-	if (digest_parse(json_string_value(json_object_get(e, key)), &d) != 0) {
-		AZ(got);
-		return;
-	}
-	if (fm->next < fm->n) {
-		AZ(strcmp(fm->digests[fm->next], d.str));
-		AN(fm->is_manifest[fm->next] == is_manifest);
-		if (got != NULL)
-			AZ(strcmp(got, d.str));
-	}
-	fm->next++;
+	if ((a = json_object_get(root, "manifests")) != NULL)
+		return json_array_size(a);
+	if ((a = json_object_get(root, "layers")) != NULL)
+		return (json_object_get(root, "config") != NULL) +
+		    json_array_size(a);
+	return (json_object_get(root, "config") != NULL) +
+	    json_array_size(json_object_get(root, "fsLayers"));
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_manifest	*fm;
-	struct digest		 d;
-	json_t			*root, *e;
+	struct fuzz_manifest	 fm = { NULL, 0, 0 };
 	json_error_t		 jerr;
-	size_t			 i, bad;
+	json_t			*root;
+	char			 err[256];
+	int			 rc, is_index = -1;
 
-	fm = xcalloc(1, sizeof(*fm));
-	bad = cache_manifest_refs(data, size, fuzz_manifest_ref_cb, fm);
-	if ((root = json_loadb((const char *)data, size, 0, &jerr)) == NULL) {
-		AZ(bad);
-		AZ(fm->calls);
-		goto done;
+	root = json_loadb((const char *)data, size, 0, &jerr);
+	fm.root = root;
+	memset(err, 'x', sizeof(err));
+	rc = cache_manifest_each(data, size, &is_index, fuzz_manifest_cb,
+	    &fm, err, sizeof(err));
+	if (rc != 0) {
+		AN(rc == -1);
+		AZ(fm.calls);
+		AN(memchr(err, '\0', sizeof(err)) != NULL);
+		AN(err[0] != '\0' && text_printable(err));
+	} else {
+		AN(root != NULL && json_is_object(root));
+		AN(is_index == (json_object_get(root, "manifests") != NULL));
+		AN(fm.calls == fuzz_manifest_count(root));
 	}
-	(void)fuzz_manifest_desc(root, SYNC_BLOB_MAX, &d);
-	/* The walk's order: index children, config, layers, fsLayers. */
-	json_array_foreach(json_object_get(root, "manifests"), i, e)
-		fuzz_manifest_entry(fm, e, "digest", 1, SYNC_MANIFEST_MAX);
-	if ((e = json_object_get(root, "config")) != NULL)
-		fuzz_manifest_entry(fm, e, "digest", 0, SYNC_BLOB_MAX);
-	json_array_foreach(json_object_get(root, "layers"), i, e)
-		fuzz_manifest_entry(fm, e, "digest", 0, SYNC_BLOB_MAX);
-	json_array_foreach(json_object_get(root, "fsLayers"), i, e)
-		fuzz_manifest_entry(fm, e, "blobSum", 0, SYNC_BLOB_MAX);
-	AN(fm->next == fm->calls);
-	AN(fm->entries == fm->calls + bad);
 	json_decref(root);
-done:
-	for (i = 0; i < fm->n; i++)
-		free(fm->digests[i]);
-	free(fm);
 	return 0;
 }

@@ -7,7 +7,8 @@
 # the upstream stopped, a real client (skopeo) pulls the image through each
 # mirror by digest and gets every byte; a mirror whose only listener is
 # HTTPS prefetches through it too (all platforms: its pull copies --all);
-# a missing image makes it exit 1.
+# a mirror whose listener is one IPv6 address prefetches through it; a
+# missing image makes it exit 1.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo jq
@@ -91,6 +92,32 @@ few_socks() { [ "$(socks)" -le $((s0 + 8)) ]; }
 wait_for 10 few_socks ||
 	fail "sockets of the HTTPS-only mirror: $s0 before the job, $(socks) after"
 log "HTTPS-only mirror: $s0 sockets before the job, $(socks) after"
+
+# A mirror listening on one IPv6 address (not [::] or [::1]) prefetches
+# through that address: the jobs used to connect to ::1 for every IPv6
+# listener.  An IPv4-mapped address is an IPv6 listener that loopback
+# clients reach.
+VP=$(free_port) VA=$(free_port)
+write_mirror_conf "$T_DIR/v.conf" "$VP" "$T_DIR/cache-v" "$UP_URL"
+sed -i "s|^listen = 127.0.0.1:$VP$|listen = [::ffff:127.0.0.1]:$VP|; s|^workers = 2$|workers = 2\nadmin_listen = 127.0.0.1:$VA|" \
+	"$T_DIR/v.conf"
+grep -q "^listen = \[::ffff:127.0.0.1\]:$VP$" "$T_DIR/v.conf" ||
+	hard_error "v.conf has no IPv6 listen line"
+"$REGMIRROR" serve -c "$T_DIR/v.conf" >>"$T_DIR/mirror-v.log" 2>&1 &
+V_PID=$!
+register_pid "$V_PID" "regmirror v" "$T_DIR/mirror-v.log"
+v_ready() {
+	is_alive "$V_PID" || fail "the IPv6-listener mirror exited"
+	[ "$(http_code "http://127.0.0.1:$VP/v2/")" = 200 ]
+}
+wait_for 20 v_ready || fail "the IPv6-listener mirror does not answer"
+out=$("$REGMIRROR" prefetch --mirror "http://127.0.0.1:$VA" --wait \
+	app/roll:v1 2>"$T_DIR/progress-v") ||
+	fail "prefetch on an [::ffff:127.0.0.1] listener: $(cat "$T_DIR/progress-v")"
+assert_eq "app/roll:v1@$UPD" "$out" "prefetch output (IPv6 listener)"
+grep -q 'access r[0-9]* ::ffff:127.0.0.1 "GET /v2/app/roll/manifests/' \
+	"$T_DIR/mirror-v.log" ||
+	fail "the IPv6-listener mirror's job did not pull through its listener"
 
 # The upstream goes away; both regions still serve the rollout.
 stop_pid "$UP_PID"

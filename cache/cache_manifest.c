@@ -1,0 +1,302 @@
+/*
+ * cache_manifest.c — what a manifest or an index names: the one walker
+ * of manifests, used by gc and pins (cache_manifest_walk), prefetch and
+ * push (cache_manifest_each).
+ *
+ * A manifest is whatever bytes an upstream sent.  Its digests end up in
+ * request lines, paths, index keys, pins and log lines, so the whole
+ * document is checked before any of it is handed out, with one set of
+ * rules for every caller:
+ *
+ *	document	a JSON object; mediaType, if any, a media type
+ *	index		"manifests" present: a list of descriptors (digest,
+ *			mediaType, size up to CACHE_DESC_MANIFEST_MAX,
+ *			platform fields printable); config and layers of an
+ *			index are not looked at
+ *	image		config (one descriptor) and layers (a list), sizes up
+ *			to CACHE_DESC_BLOB_MAX; a layer with "urls" is
+ *			foreign (served from those urls, not the registry)
+ *	schema 1	no layers but fsLayers: each blobSum a digest
+ *
+ * One bad field refuses the document: no descriptor is handed out, and
+ * the error names the field (never quoting it: it may hold anything).
+ * Digests are handed out in canonical form (digest_parse).
+ */
+#include "autoconf.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "common/digest.h"
+#include "common/log.h"
+#include "common/ref.h"
+
+/* A platform field: 1 to CACHE_PLATFORM_FIELD_MAX printable, no '/'. */
+int
+cache_platform_field_valid(const char *s, size_t len)
+{
+	size_t	i;
+
+	if (s == NULL || len == 0 || len > CACHE_PLATFORM_FIELD_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '/')
+			return 0;
+	return 1;
+}
+
+/* A descriptor: d filled in, or -1 with err. */
+static int
+cache_desc_parse(const json_t *e, int64_t max_size, struct cache_desc *d,
+    char *err, size_t errlen)
+{
+	const json_t	*v;
+
+	if (!json_is_object(e)) {
+		snprintf(err, errlen, "not a JSON object");
+		return -1;
+	}
+	if (digest_parse(json_string_value(json_object_get(e, "digest")),
+	    &d->dg) != 0) {
+		snprintf(err, errlen, "digest is not a valid digest "
+		    "(sha256:<64 hex> or sha512:<128 hex>)");
+		return -1;
+	}
+	d->digest = d->dg.str;
+	d->media_type = NULL;
+	if ((v = json_object_get(e, "mediaType")) != NULL) {
+		if (!ref_media_type_valid(json_string_value(v))) {
+			snprintf(err, errlen, "mediaType is not a media type "
+			    "(type/subtype, printable ASCII, at most %d "
+			    "characters)", REF_MEDIA_TYPE_MAX);
+			return -1;
+		}
+		d->media_type = json_string_value(v);
+	}
+	/* A negative or fractional size says the rest of the document is
+	 * not to be trusted either. */
+	d->size = -1;
+	if ((v = json_object_get(e, "size")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > max_size) {
+			snprintf(err, errlen, "size is not an integer from 0 "
+			    "to %" PRId64, max_size);
+			return -1;
+		}
+		d->size = json_integer_value(v);
+	}
+	return 0;
+}
+
+/* An index entry's platform: absent, or an object of printable fields. */
+static int
+cache_desc_platform(const json_t *plat, struct cache_desc *d, char *err,
+    size_t errlen)
+{
+	static const char *const fields[] = { "os", "architecture",
+	    "variant" };
+	const char	**out[] = { &d->os, &d->arch, &d->variant };
+	const json_t	*v;
+	const char	*s;
+	size_t		 i;
+
+	d->os = d->arch = d->variant = NULL;
+	if (plat == NULL)
+		return 0;
+	if (!json_is_object(plat)) {
+		snprintf(err, errlen, "platform is not a JSON object");
+		return -1;
+	}
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if ((v = json_object_get(plat, fields[i])) == NULL)
+			continue;
+		if ((s = json_string_value(v)) == NULL ||
+		    !cache_platform_field_valid(s, strlen(s))) {
+			snprintf(err, errlen, "platform.%s is not 1 to %d "
+			    "printable characters", fields[i],
+			    CACHE_PLATFORM_FIELD_MAX);
+			return -1;
+		}
+		*out[i] = s;
+	}
+	return 0;
+}
+
+/*
+ * Every descriptor of root in document order, each parsed into d and
+ * given to cb when cb is not NULL.  0, the first nonzero cb value, or -1
+ * with err.
+ */
+static int
+cache_manifest_pass(const json_t *root, cache_desc_cb *cb, void *arg,
+    char *err, size_t errlen)
+{
+	struct cache_desc	 d;
+	const json_t		*a, *e;
+	char			 why[200];
+	size_t			 i;
+	int			 rc;
+
+	memset(&d, 0, sizeof(d));
+	if ((a = json_object_get(root, "manifests")) != NULL) {
+		if (!json_is_array(a)) {
+			snprintf(err, errlen, "manifests is not a list");
+			return -1;
+		}
+		d.kind = CACHE_DESC_CHILD;
+		json_array_foreach(a, i, e) {
+			if (cache_desc_parse(e, CACHE_DESC_MANIFEST_MAX, &d,
+			    why, sizeof(why)) != 0 || cache_desc_platform(
+			    json_object_get(e, "platform"), &d, why,
+			    sizeof(why)) != 0) {
+				snprintf(err, errlen, "manifests[%zu]: %s", i,
+				    why);
+				return -1;
+			}
+			d.index = i;
+			if (cb != NULL && (rc = cb(&d, arg)) != 0)
+				return rc;
+		}
+		return 0;
+	}
+	if ((e = json_object_get(root, "config")) != NULL) {
+		d.kind = CACHE_DESC_CONFIG;
+		if (cache_desc_parse(e, CACHE_DESC_BLOB_MAX, &d, why,
+		    sizeof(why)) != 0) {
+			snprintf(err, errlen, "config: %s", why);
+			return -1;
+		}
+		if (cb != NULL && (rc = cb(&d, arg)) != 0)
+			return rc;
+	}
+	d.kind = CACHE_DESC_LAYER;
+	if ((a = json_object_get(root, "layers")) != NULL) {
+		if (!json_is_array(a)) {
+			snprintf(err, errlen, "layers is not a list");
+			return -1;
+		}
+		json_array_foreach(a, i, e) {
+			if (cache_desc_parse(e, CACHE_DESC_BLOB_MAX, &d, why,
+			    sizeof(why)) != 0) {
+				snprintf(err, errlen, "layers[%zu]: %s", i,
+				    why);
+				return -1;
+			}
+			d.index = i;
+			d.foreign = json_object_get(e, "urls") != NULL;
+			if (cb != NULL && (rc = cb(&d, arg)) != 0)
+				return rc;
+		}
+		return 0;
+	}
+	if ((a = json_object_get(root, "fsLayers")) == NULL)
+		return 0;
+	if (!json_is_array(a)) {
+		snprintf(err, errlen, "fsLayers is not a list");
+		return -1;
+	}
+	d.media_type = NULL;
+	d.size = -1;
+	d.foreign = 0;
+	json_array_foreach(a, i, e) {
+		if (digest_parse(json_string_value(json_object_get(e,
+		    "blobSum")), &d.dg) != 0) {
+			snprintf(err, errlen, "fsLayers[%zu]: blobSum is not "
+			    "a valid digest", i);
+			return -1;
+		}
+		d.digest = d.dg.str;
+		d.index = i;
+		if (cb != NULL && (rc = cb(&d, arg)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+cache_manifest_each(const void *data, size_t len, int *is_index,
+    cache_desc_cb *cb, void *arg, char *err, size_t errlen)
+{
+	json_t		*root;
+	json_error_t	 jerr;
+	const json_t	*mt;
+	int		 rc;
+
+	/* jerr.text may quote the document: only the position. */
+	if ((root = json_loadb(data, len, 0, &jerr)) == NULL) {
+		snprintf(err, errlen, "not JSON (line %d, column %d)",
+		    jerr.line, jerr.column);
+		return -1;
+	}
+	if (!json_is_object(root)) {
+		snprintf(err, errlen, "not a JSON object");
+		rc = -1;
+	} else if ((mt = json_object_get(root, "mediaType")) != NULL &&
+	    !ref_media_type_valid(json_string_value(mt))) {
+		snprintf(err, errlen, "mediaType is not a media type");
+		rc = -1;
+	} else if ((rc = cache_manifest_pass(root, NULL, NULL, err,
+	    errlen)) == 0) {
+		if (is_index != NULL)
+			*is_index = json_object_get(root, "manifests") != NULL;
+		rc = cache_manifest_pass(root, cb, arg, err, errlen);
+	}
+	json_decref(root);
+	return rc;
+}
+
+struct cache_walk {
+	void	(*cb)(const char *digest, int is_manifest, void *);
+	void	 *arg;
+	int	  depth;
+};
+
+static void	cache_walk_one(struct cache_walk *, const char *, int);
+
+static int
+cache_walk_desc(const struct cache_desc *d, void *arg)
+{
+	if (!d->foreign)
+		cache_walk_one(arg, d->digest, d->kind == CACHE_DESC_CHILD);
+	return 0;
+}
+
+static void
+cache_walk_one(struct cache_walk *w, const char *digest, int is_manifest)
+{
+	char		*ctype, err[256];
+	unsigned char	*data;
+	size_t		 len;
+
+	w->cb(digest, is_manifest, w->arg);
+	if (!is_manifest || w->depth >= 4)
+		return;
+	if (cache_manifest_get(digest, NULL, &ctype, &data, &len) != 0)
+		return;
+	w->depth++;
+	if (cache_manifest_each(data, len, NULL, cache_walk_desc, w, err,
+	    sizeof(err)) < 0)
+		log_debug("manifest %s: %s: nothing below it walked", digest,
+		    err);
+	w->depth--;
+	free(ctype);
+	free(data);
+}
+
+void
+cache_manifest_walk(const char *digest,
+    void (*cb)(const char *digest, int is_manifest, void *), void *arg)
+{
+	struct cache_walk	w = { cb, arg, 0 };
+	struct digest		d;
+
+	if (digest_parse(digest, &d) != 0)
+		return;
+	cache_walk_one(&w, d.str, 1);
+}
