@@ -70,7 +70,7 @@ proxy_route_query_value_ok(const char *key, const char *v)
 /*
  * Keep only the query parameters that mean something upstream (n, last,
  * artifactType), re-encoded, in *query (NULL when none), and pick out ns
- * (the last one wins).  0 ok, -1 malformed (*query then NULL).
+ * (the last one wins).  0 ok, -1 malformed (*query and *ns then NULL).
  */
 static int
 proxy_route_query(const char *q, char **query, char **ns)
@@ -113,6 +113,8 @@ proxy_route_query(const char *q, char **query, char **ns)
 	}
 	evhttp_clear_headers(&params);
 	if (rc != 0) {
+		free(*ns);
+		*ns = NULL;
 		evbuffer_free(b);
 		return rc;
 	}

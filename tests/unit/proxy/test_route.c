@@ -320,7 +320,10 @@ static const struct route_case cases[] = {
 	    .msg = "malformed query" },
 	{ .uri = "/v2/a/tags/list?=x", .status = 400, .code = "UNSUPPORTED",
 	    .msg = "malformed query" },
+	/* An ns before a malformed parameter was leaked (ASan). */
 	{ .uri = "/v2/a/tags/list?ns=ghcr.io&n=x", .status = 400,
+	    .code = "UNSUPPORTED", .msg = "malformed query" },
+	{ .uri = "/v2/a/tags/list?ns=ghcr.io&foo", .status = 400,
 	    .code = "UNSUPPORTED", .msg = "malformed query" },
 	{ .uri = "/v2/../a?n=x", .status = 400, .code = "NAME_INVALID",
 	    .msg = "malformed path" },
