@@ -263,6 +263,10 @@ struct proxy_err {
 void	proxy_map_upstream(enum proxy_kind, const char *ref, const char *repo,
 	    const char *upname, int ustatus, const char *err,
 	    const char *errmsg, struct proxy_err *out);
+/* The Retry-After to send with a mapped reply, given the upstream's
+ * (NULL: it sent none); NULL when the reply carries none. */
+const char *proxy_error_retry_after(const struct proxy_err *,
+	    const char *upstream);
 /* Send a whole in-memory body (small JSON: copied once). */
 void	proxy_reply_buf(struct proxy_req *, int status, const char *ctype,
 	    const void *data, size_t len);
