@@ -131,6 +131,35 @@ fail:
 	return -1;
 }
 
+/*
+ * A redirect's Location against the URL that answered it: a path on the
+ * same scheme, host and port, or an absolute URL.  Written out whole and
+ * parsed again, so that a resolved target passes every rule of
+ * upstream_url_parse.
+ */
+int
+upstream_url_resolve(const struct upstream_url *base, const char *loc,
+    struct upstream_url *out)
+{
+	char	*abs;
+	int	 rc;
+
+	if (loc[0] == '/' && loc[1] != '/') {
+		if (strchr(base->host, ':') != NULL)
+			xasprintf(&abs, "%s://[%s]:%d%s",
+			    base->tls ? "https" : "http", base->host,
+			    base->port, loc);
+		else
+			xasprintf(&abs, "%s://%s:%d%s",
+			    base->tls ? "https" : "http", base->host,
+			    base->port, loc);
+	} else
+		abs = xstrdup(loc);
+	rc = upstream_url_parse(abs, out);
+	free(abs);
+	return rc;
+}
+
 void
 upstream_url_fini(struct upstream_url *url)
 {

@@ -791,7 +791,7 @@ static void
 upstream_req_redirect(struct upstream_req *r)
 {
 	struct upstream_url	 nu;
-	char			*abs = NULL, why[300];
+	char			 why[300];
 
 	if (++r->redirects > UPSTREAM_MAX_REDIRECTS) {
 		snprintf(r->errmsg, sizeof(r->errmsg),
@@ -800,29 +800,16 @@ upstream_req_redirect(struct upstream_req *r)
 		upstream_req_finish(r, upstream_err_protocol);
 		return;
 	}
-	if (r->location[0] == '/' && r->location[1] != '/') {
-		if (strchr(r->url.host, ':') != NULL)
-			xasprintf(&abs, "%s://[%s]:%d%s",
-			    r->url.tls ? "https" : "http", r->url.host,
-			    r->url.port, r->location);
-		else
-			xasprintf(&abs, "%s://%s:%d%s",
-			    r->url.tls ? "https" : "http", r->url.host,
-			    r->url.port, r->location);
-	} else
-		abs = xstrdup(r->location);
-	if (upstream_url_parse(abs, &nu) != 0) {
+	if (upstream_url_resolve(&r->url, r->location, &nu) != 0) {
 		char l[256];
 
 		text_url_for_log(l, sizeof(l), r->location);
 		snprintf(r->errmsg, sizeof(r->errmsg),
 		    "upstream %s: bad redirect Location '%s'",
 		    r->u->cfg->name, l);
-		free(abs);
 		upstream_req_finish(r, upstream_err_protocol);
 		return;
 	}
-	free(abs);
 	if (!upstream_redirect_allowed(r->u, r->purpose, &r->url, &nu,
 	    &r->realm_from, why, sizeof(why))) {
 		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %s",
