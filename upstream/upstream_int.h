@@ -76,8 +76,9 @@ struct upstream {
 /* upstream_conn.c */
 struct upstream_conn;
 int	upstream_url_parse(const char *s, struct upstream_url *out);
-/* A redirect Location against base, the URL that sent it: 0 and out
- * (parsed as upstream_url_parse does), or -1 (out empty). */
+/* A redirect Location (any URI reference) against base, the URL that
+ * sent it: 0 and out (parsed as upstream_url_parse does), or -1 (out
+ * empty). */
 int	upstream_url_resolve(const struct upstream_url *base,
 	    const char *loc, struct upstream_url *out);
 void	upstream_url_fini(struct upstream_url *);

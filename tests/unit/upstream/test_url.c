@@ -179,6 +179,61 @@ test_parse(void)
 	ok(1, "  and may be called again");
 }
 
+/*
+ * RFC 3986 5.4's examples on its base "http://a/b/c/d;p?q", as paths on
+ * host a (NULL: refused).  Where we differ from the RFC, and why: "g:h"
+ * and "http:g" are not http(s) URLs with a host; "" and "#s" name the
+ * page that redirected (a loop); "/./g" and "/../g" are absolute paths
+ * the upstream chose, sent as they are.
+ */
+static void
+test_rfc3986(void)
+{
+	static const struct {
+		const char	*ref, *want;
+	} t[] = {
+		{ "g:h", NULL }, { "g", "/b/c/g" }, { "./g", "/b/c/g" },
+		{ "g/", "/b/c/g/" }, { "/g", "/g" }, { "//g", "/" },
+		{ "?y", "/b/c/d;p?y" }, { "g?y", "/b/c/g?y" },
+		{ "#s", NULL }, { "g#s", "/b/c/g" }, { "g?y#s", "/b/c/g?y" },
+		{ ";x", "/b/c/;x" }, { "g;x", "/b/c/g;x" },
+		{ "g;x?y#s", "/b/c/g;x?y" }, { "", NULL }, { ".", "/b/c/" },
+		{ "./", "/b/c/" }, { "..", "/b/" }, { "../", "/b/" },
+		{ "../g", "/b/g" }, { "../..", "/" }, { "../../", "/" },
+		{ "../../g", "/g" },
+		/* 5.4.2, abnormal */
+		{ "../../../g", "/g" }, { "../../../../g", "/g" },
+		{ "/./g", "/./g" }, { "/../g", "/../g" }, { "g.", "/b/c/g." },
+		{ ".g", "/b/c/.g" }, { "g..", "/b/c/g.." },
+		{ "..g", "/b/c/..g" }, { "./../g", "/b/g" },
+		{ "./g/.", "/b/c/g/" }, { "g/./h", "/b/c/g/h" },
+		{ "g/../h", "/b/c/h" }, { "g;x=1/./y", "/b/c/g;x=1/y" },
+		{ "g;x=1/../y", "/b/c/y" }, { "g?y/./x", "/b/c/g?y/./x" },
+		{ "g?y/../x", "/b/c/g?y/../x" }, { "g#s/./x", "/b/c/g" },
+		{ "g#s/../x", "/b/c/g" }, { "http:g", NULL },
+	};
+	struct upstream_url	base, u;
+	size_t			i;
+	int			rc;
+
+	if (upstream_url_parse("http://a/b/c/d;p?q", &base) != 0)
+		bail_out("RFC 3986 base");
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		rc = upstream_url_resolve(&base, t[i].ref, &u);
+		if (t[i].want == NULL)
+			is_int(rc, -1, "RFC 3986 '%s': refused", t[i].ref);
+		else if (is_int(rc, 0, "RFC 3986 '%s'", t[i].ref))
+			is_str(u.pathq, t[i].want, "  %s on %s", t[i].want,
+			    strcmp(t[i].ref, "//g") == 0 ? "g" : "a");
+		if (rc == 0 && strcmp(t[i].ref, "//g") == 0)
+			is_str(u.host, "g", "  host g");
+		else if (rc == 0)
+			is_str(u.host, "a", "  host a");
+		upstream_url_fini(&u);
+	}
+	upstream_url_fini(&base);
+}
+
 struct resolve_case {
 	const char	*base, *loc;
 	struct url_case	 want;		/* .s unused */
@@ -208,11 +263,32 @@ test_resolve(void)
 		{ b, "HTTPS://[::1]:9/x", { NULL, 1, 1, "::1", 9, "/x" } },
 		{ bh, "https://r.example", { NULL, 1, 1, "r.example", 443,
 		    "/" } },
-		/* Not resolved (yet): protocol-relative and relative. */
-		{ b, "//cdn.example/x", REFUSED },
-		{ b, "y", REFUSED },
-		{ b, "../x", REFUSED },
-		{ b, "?q=1", REFUSED },
+		/* Protocol-relative: another host on the same scheme. */
+		{ b, "//cdn.example/x", { NULL, 1, 1, "cdn.example", 443,
+		    "/x" } },
+		{ b, "//cdn.example:8443", { NULL, 1, 1, "cdn.example", 8443,
+		    "/" } },
+		{ bh, "//[::1]:9/x?y", { NULL, 1, 0, "::1", 9, "/x?y" } },
+		/* Relative: the base's directory, or its path for a query. */
+		{ b, "y", { NULL, 1, 1, "r.example", 443, "/v2/app/blobs/y" } },
+		{ b, "../x", { NULL, 1, 1, "r.example", 443, "/v2/app/x" } },
+		{ b, "?q=1", { NULL, 1, 1, "r.example", 443,
+		    "/v2/app/blobs/sha256:x?q=1" } },
+		{ bh, "?q=2", { NULL, 1, 0, "127.0.0.1", 5000,
+		    "/v2/a/blobs/d?q=2" } },
+		{ bh, "e?sig=1", { NULL, 1, 0, "127.0.0.1", 5000,
+		    "/v2/a/blobs/e?sig=1" } },
+		{ b6, "../../../../../x", { NULL, 1, 1, "2001:db8::5", 8443,
+		    "/x" } },
+		{ b, "u1?next=http://x/y", { NULL, 1, 1, "r.example", 443,
+		    "/v2/app/blobs/u1?next=http://x/y" } },
+		{ b, "#frag", REFUSED },
+		{ b, "a:b", REFUSED },
+		{ b, "y z", REFUSED },
+		{ b, "../\x01", REFUSED },
+		{ b, "//", REFUSED },
+		{ b, "//:443/x", REFUSED },
+		{ b, "//evil.example\\@r.example/", REFUSED },
 		/* Hostile or broken. */
 		{ b, "", REFUSED },
 		{ b, "/a b", REFUSED },
@@ -237,6 +313,7 @@ test_resolve(void)
 	char			what[300];
 	size_t			i;
 
+	test_rfc3986();
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		if (upstream_url_parse(t[i].base, &base) != 0)
 			bail_out(t[i].base);
@@ -315,6 +392,17 @@ test_location_path(void)
 		{ "https://u@r.example/v2/x", up, NULL },
 		{ "", up, NULL },
 		{ NULL, up, NULL },
+		/* A path a request line cannot carry (it was passed on). */
+		{ "/v2/app/blobs/uploads/u1 HTTP/1.0", up, NULL },
+		{ "u1\x01", up, NULL },
+		/* Another host, not a path (it was taken as a path). */
+		{ "//evil.example/v2/x", up, NULL },
+		{ "//r.example/v2/x", up, "/v2/x" },
+		{ "//mirror.example:8443/v2/x", up, "/v2/x" },
+		/* Dot segments of a relative one, resolved. */
+		{ "../u3", up, "/v2/app/blobs/u3" },
+		{ "u1?next=https://evil.example/", up,
+		    "/v2/app/blobs/uploads/u1?next=https://evil.example/" },
 	};
 	struct upstream	*u = mk_upstream(eps, 2);
 	char		*out;
