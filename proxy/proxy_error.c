@@ -213,19 +213,32 @@ proxy_map_upstream(enum proxy_kind kind, const char *ref, const char *repo,
 	}
 }
 
+/*
+ * Ours when the mapping chose one (a busy slot: come back in 5 s), else
+ * the upstream's when it is delta-seconds (an HTTP-date or junk is not
+ * passed on), else a minute.
+ */
+const char *
+proxy_error_retry_after(const struct proxy_err *e, const char *upstream)
+{
+	if (!e->retry)
+		return NULL;
+	if (e->retry_after != NULL)
+		return e->retry_after;
+	return text_retry_after(upstream) != NULL ? upstream : "60";
+}
+
 void
 proxy_error_upstream(struct proxy_req *pr, int ustatus, const char *err,
     const char *errmsg, const char *retry_after)
 {
-	struct proxy_err	e;
+	struct proxy_err	 e;
+	const char		*ra;
 
 	proxy_map_upstream(pr->kind, pr->ref, pr->repo, upstream_name(pr->up),
 	    ustatus, err, errmsg, &e);
-	if (e.retry_after != NULL)
-		retry_after = e.retry_after;
-	if (e.retry)
+	if ((ra = proxy_error_retry_after(&e, retry_after)) != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
-		    "Retry-After", text_retry_after(retry_after) != NULL ?
-		    retry_after : "60");
+		    "Retry-After", ra);
 	proxy_error(pr, e.status, e.code, "%s", e.msg);
 }

@@ -182,6 +182,10 @@ struct proxy_err {
 void	proxy_map_upstream(enum proxy_kind, const char *ref, const char *repo,
 	    const char *upname, int ustatus, const char *err,
 	    const char *errmsg, struct proxy_err *out);
+/* The Retry-After to send with a mapped reply, given the upstream's
+ * (NULL: it sent none); NULL when the reply carries none. */
+const char *proxy_error_retry_after(const struct proxy_err *,
+	    const char *upstream);
 /* Send a whole in-memory body (small JSON: copied once). */
 void	proxy_reply_buf(struct proxy_req *, int status, const char *ctype,
 	    const void *data, size_t len);
@@ -190,5 +194,44 @@ void	proxy_reply_rbuf(struct proxy_req *, int status, const char *ctype,
 	    struct rbuf *);
 struct evbuffer;
 void	proxy_evbuffer_add_rbuf(struct evbuffer *, struct rbuf *);
+
+/*
+ * proxy_route.c: a request target (path and query, as received) to what
+ * it asks for.  The upstreams are reached through cfg: find(name, arg)
+ * returns the upstream with that section name or alias, or, for name
+ * NULL, the default one; NULL when there is none.  docker_hub(up, arg)
+ * is 1 when up's single-component names become library/NAME.
+ *
+ * proxy_route_parse returns 0 when the request is routed, or -1 with err
+ * set to the refusal (status, OCI code, message: the reply to send).
+ * Either way out holds what was learnt (a refused request may still name
+ * its upstream and kind, for the access log) and the caller owns its
+ * strings: take them or proxy_route_fini(out).  out->ns is the ns query
+ * parameter when it named an upstream (the reply's OCI-Namespace).
+ */
+#define PROXY_ROUTE_PATH_MAX	2048	/* bytes of the path, query aside */
+struct proxy_route_cfg {
+	struct upstream	*(*find)(const char *name, void *arg);
+	int		 (*docker_hub)(const struct upstream *, void *arg);
+	void		*arg;
+};
+struct proxy_route {
+	struct upstream	*up;
+	enum proxy_kind	 kind;
+	char		*repo;		/* name at the upstream */
+	char		*ref;		/* tag or digest, or NULL */
+	char		*query;		/* n, last, artifactType, or NULL */
+	int		 ref_is_digest;
+	struct digest	 digest;
+	char		*ns;
+};
+struct proxy_route_err {
+	int		 status;
+	const char	*code;
+	char		 msg[PROXY_ERROR_MSG_MAX];
+};
+int	proxy_route_parse(const char *uri, const struct proxy_route_cfg *cfg,
+	    struct proxy_route *out, struct proxy_route_err *err);
+void	proxy_route_fini(struct proxy_route *);
 
 #endif

@@ -3,11 +3,12 @@
  * request, route it to an upstream, and serve manifests and tag lists
  * (blobs are proxy_blob.c's).
  *
- * Routing, first match wins: the "ns" query parameter (containerd); the
- * first path component after /v2/ when it names an upstream or alias
- * (podman/CRI-O mirrors with a path); a prefix before /v2 (Docker mirror
- * URLs with a path); otherwise the default upstream.  A request naming no
- * configured upstream is refused: the mirror is never an open proxy.
+ * Routing (proxy_route.c), first match wins: the "ns" query parameter
+ * (containerd); the first path component after /v2/ when it names an
+ * upstream or alias (podman/CRI-O mirrors with a path); a prefix before
+ * /v2 (Docker mirror URLs with a path); otherwise the default upstream.  A
+ * request naming no configured upstream is refused: the mirror is never
+ * an open proxy.
  *
  * Manifests by tag: a tag validated within tag_ttl is served with no
  * upstream request.  A stale tag is revalidated with HEAD; the manifest is
@@ -750,209 +751,43 @@ proxy_tags_get(struct proxy_req *pr)
 	free(path);
 }
 
-/*
- * Keep only the query parameters that mean something upstream (n, last)
- * and pick out ns.  0 ok, -1 malformed.
- */
-static unsigned
-proxy_query_bit(const char *key)
+/* Routing's view of the configured upstreams (proxy_route.c): by name
+ * or alias, or the default for name NULL. */
+static struct upstream *
+proxy_oci_route_find(const char *name, void *arg)
 {
-	return key[0] == 'n' ? 1 : key[0] == 'l' ? 2 : 4;
-}
-
-/* n: a count; last: a tag or repository name; artifactType: a media
- * type. */
-static int
-proxy_query_value_ok(const char *key, const char *v)
-{
-	size_t	n = strlen(v);
-
-	if (strcmp(key, "n") == 0)
-		return n >= 1 && n <= 7 && strspn(v, "0123456789") == n;
-	if (strcmp(key, "last") == 0)
-		return n >= 1 && n <= 255 && (ref_tag_valid(v) ||
-		    ref_name_valid(v));
-	return ref_media_type_valid(v);
+	(void)arg;
+	return name != NULL ? upstream_find(name) : upstream_default();
 }
 
 static int
-proxy_parse_query(struct proxy_req *pr, const char *q, char **ns)
+proxy_oci_route_docker_hub(const struct upstream *up, void *arg)
 {
-	struct evkeyvalq	 params;
-	struct evkeyval		*kv;
-	struct evbuffer		*b;
-	char			*e;
-	unsigned		 seen = 0;
-	int			 rc = 0;
-
-	*ns = NULL;
-	TAILQ_INIT(&params);
-	if (evhttp_parse_query_str(q, &params) != 0)
-		return -1;
-	b = evbuffer_new();
-	TAILQ_FOREACH(kv, &params, next) {
-		if (strcmp(kv->key, "ns") == 0) {
-			free(*ns);
-			*ns = xstrdup(kv->value);
-		} else if (strcmp(kv->key, "n") == 0 ||
-		    strcmp(kv->key, "last") == 0 ||
-		    strcmp(kv->key, "artifactType") == 0) {
-			/*
-			 * Passed upstream and part of the list cache's key:
-			 * what the spec allows, once each (a 12 KB "last"
-			 * per request would grow the cache with junk).
-			 */
-			if (!proxy_query_value_ok(kv->key, kv->value) ||
-			    (seen & proxy_query_bit(kv->key)) != 0) {
-				rc = -1;
-				break;
-			}
-			seen |= proxy_query_bit(kv->key);
-			e = evhttp_encode_uri(kv->value);
-			evbuffer_add_printf(b, "%s%s=%s",
-			    evbuffer_get_length(b) > 0 ? "&" : "", kv->key, e);
-			free(e);
-		}
-	}
-	evhttp_clear_headers(&params);
-	if (rc != 0) {
-		evbuffer_free(b);
-		return rc;
-	}
-	if (evbuffer_get_length(b) > 0) {
-		evbuffer_add(b, "", 1);
-		pr->query = xstrdup((const char *)evbuffer_pullup(b, -1));
-	}
-	evbuffer_free(b);
-	return 0;
+	(void)arg;
+	return upstream_is_docker_hub(up);
 }
 
-/*
- * Split "/[prefix/]v2/<name>/<kind>/<ref>" and route it.  Sends the error
- * reply itself and returns -1 when the request is refused.
- */
-static int
-proxy_route(struct proxy_req *pr, char *path, const char *ns)
-{
-	struct upstream	*up = NULL;
-	char		*rest, *p, *name, *kind, *ref;
+static const struct proxy_route_cfg proxy_oci_routes = {
+	proxy_oci_route_find, proxy_oci_route_docker_hub, NULL
+};
 
-	if (strncmp(path, "/v2/", 4) == 0 || strcmp(path, "/v2") == 0)
-		rest = path + 3;
-	else if (path[0] == '/' && (p = strstr(path + 1, "/v2")) != NULL &&
-	    (p[3] == '/' || p[3] == '\0') &&
-	    memchr(path + 1, '/', (size_t)(p - path - 1)) == NULL) {
-		*p = '\0';
-		if ((up = upstream_find(path + 1)) == NULL) {
-			proxy_error(pr, 404, "NAME_UNKNOWN",
-			    "no upstream named '%s' is configured", path + 1);
-			return -1;
-		}
-		rest = p + 3;
-	} else {
-		proxy_error(pr, 404, "NAME_UNKNOWN", "not a registry API path");
-		return -1;
-	}
-	if (ns != NULL) {
-		if ((up = upstream_find(ns)) == NULL) {
-			proxy_error(pr, 404, "NAME_UNKNOWN",
-			    "no upstream named '%s' is configured", ns);
-			return -1;
-		}
+/* Move what routing learnt into pr, refused or not (the access log and
+ * the counters name the upstream and kind of a refused request too). */
+static void
+proxy_oci_route_take(struct proxy_req *pr, struct proxy_route *rt)
+{
+	if (rt->ns != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
-		    "OCI-Namespace", ns);
-	}
-	if (*rest == '\0' || strcmp(rest, "/") == 0) {
-		pr->kind = PROXY_KIND_BASE;
-		pr->up = up;
-		return 0;
-	}
-	if (strcmp(rest, "/_catalog") == 0) {
-		if (up == NULL && (up = upstream_default()) == NULL) {
-			proxy_error(pr, 404, "NAME_UNKNOWN",
-			    "request names no upstream and none is the "
-			    "default");
-			return -1;
-		}
-		pr->kind = PROXY_KIND_CATALOG;
-		pr->up = up;
-		pr->repo = xstrdup("_catalog");
-		return 0;
-	}
-	rest++;		/* past '/' */
-
-	/* <name>/tags/list or <name>/<kind>/<ref> */
-	if ((p = strrchr(rest, '/')) == NULL)
-		goto bad;
-	ref = p + 1;
-	*p = '\0';
-	if (strcmp(ref, "list") == 0 && (p = strrchr(rest, '/')) != NULL &&
-	    strcmp(p + 1, "tags") == 0) {
-		*p = '\0';
-		pr->kind = PROXY_KIND_TAGS;
-		ref = NULL;
-	} else {
-		if ((p = strrchr(rest, '/')) == NULL)
-			goto bad;
-		kind = p + 1;
-		*p = '\0';
-		if (strcmp(kind, "manifests") == 0)
-			pr->kind = PROXY_KIND_MANIFEST;
-		else if (strcmp(kind, "blobs") == 0)
-			pr->kind = PROXY_KIND_BLOB;
-		else if (strcmp(kind, "referrers") == 0)
-			pr->kind = PROXY_KIND_REFERRERS;
-		else
-			goto bad;
-	}
-	name = rest;
-
-	/* podman/CRI-O: /v2/<upstream>/<name>/... */
-	if (up == NULL && (p = strchr(name, '/')) != NULL) {
-		*p = '\0';
-		if (strchr(name, '.') != NULL || strchr(name, ':') != NULL ||
-		    strcmp(name, "localhost") == 0)
-			up = upstream_find(name);
-		if (up != NULL)
-			name = p + 1;
-		else
-			*p = '/';
-	}
-	if (up == NULL && (up = upstream_default()) == NULL) {
-		proxy_error(pr, 404, "NAME_UNKNOWN",
-		    "request names no upstream and none is the default");
-		return -1;
-	}
-	pr->up = up;
-	if (!ref_name_valid(name)) {
-		proxy_error(pr, 400, "NAME_INVALID",
-		    "invalid repository name");
-		return -1;
-	}
-	if (upstream_is_docker_hub(up) && strchr(name, '/') == NULL)
-		xasprintf(&pr->repo, "library/%s", name);
-	else
-		pr->repo = xstrdup(name);
-	if (ref != NULL) {
-		if (digest_parse(ref, &pr->digest) == 0)
-			pr->ref_is_digest = 1;
-		else if (pr->kind != PROXY_KIND_MANIFEST ||
-		    !ref_tag_valid(ref)) {
-			if (pr->kind == PROXY_KIND_MANIFEST &&
-			    strchr(ref, ':') == NULL)
-				proxy_error(pr, 400, "TAG_INVALID",
-				    "invalid tag");
-			else
-				proxy_error(pr, 400, "DIGEST_INVALID",
-				    "invalid or unsupported digest");
-			return -1;
-		}
-		pr->ref = xstrdup(ref);
-	}
-	return 0;
-bad:
-	proxy_error(pr, 404, "NAME_UNKNOWN", "not a registry API path");
-	return -1;
+		    "OCI-Namespace", rt->ns);
+	pr->up = rt->up;
+	pr->kind = rt->kind;
+	pr->repo = rt->repo;
+	pr->ref = rt->ref;
+	pr->query = rt->query;
+	pr->ref_is_digest = rt->ref_is_digest;
+	pr->digest = rt->digest;
+	rt->repo = rt->ref = rt->query = NULL;
+	proxy_route_fini(rt);
 }
 
 static void	proxy_oci_request(struct evhttp_request *, struct proxy_worker *,
@@ -975,11 +810,14 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 {
 	struct proxy_req	*pr;
 	struct evhttp_connection *evcon;
-	const char		*uri, *q;
-	char			*path, *ns = NULL, *host;
+	const char		*uri;
+	char			*host;
 	ev_uint16_t		 port;
 	struct evkeyval		*kv;
 	size_t			 hsize, nhdr;
+	struct proxy_route	 rt;
+	struct proxy_route_err	 rerr;
+	int			 rc;
 
 	proxy_conn_request(w, req);
 	pr = xcalloc(1, sizeof(*pr));
@@ -1028,35 +866,12 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 		    "this mirror is read-only: pull API only");
 		return;
 	}
-	/* The raw path is never decoded: names, tags and digests never need
-	 * escapes, so a '%' fails their grammar below, and dot segments are
-	 * refused here. */
-	if (uri[0] != '/') {
-		proxy_error(pr, 400, "NAME_INVALID", "absolute URI refused");
+	rc = proxy_route_parse(uri, &proxy_oci_routes, &rt, &rerr);
+	proxy_oci_route_take(pr, &rt);
+	if (rc != 0) {
+		proxy_error(pr, rerr.status, rerr.code, "%s", rerr.msg);
 		return;
 	}
-	q = strchr(uri, '?');
-	path = q != NULL ? xstrndup(uri, (size_t)(q - uri)) : xstrdup(uri);
-	if (strlen(path) > 2048 ||
-	    strstr(path, "/../") != NULL || strstr(path, "/./") != NULL ||
-	    strstr(path, "//") != NULL ||
-	    (strlen(path) >= 3 && strcmp(path + strlen(path) - 3, "/..") == 0)) {
-		free(path);
-		proxy_error(pr, 400, "NAME_INVALID", "malformed path");
-		return;
-	}
-	if (q != NULL && proxy_parse_query(pr, q + 1, &ns) != 0) {
-		free(path);
-		proxy_error(pr, 400, "UNSUPPORTED", "malformed query");
-		return;
-	}
-	if (proxy_route(pr, path, ns) != 0) {
-		free(path);
-		free(ns);
-		return;
-	}
-	free(path);
-	free(ns);
 
 	switch (pr->kind) {
 	case PROXY_KIND_BASE:

@@ -387,31 +387,29 @@ upstream_rate_forget(struct upstream *u)
 	atomic_store(&u->rl_reset, 0);
 }
 
+/*
+ * Resolved as a redirect is, against the first endpoint (only the path
+ * is kept, so any would do) at base; the result must name one of u's
+ * endpoints.  A reference like "//other.host/x" is another host, not a
+ * path, and a path with bytes a request line cannot carry is refused.
+ */
 int
 upstream_location_path(const struct upstream *u, const char *loc,
     const char *base, char **out)
 {
-	struct upstream_url	 url;
-	const char		*slash;
+	struct upstream_url	 from, url;
 	size_t			 i;
-	int			 ours = 0;
+	int			 rc, ours = 0;
 
 	CHECK_OBJ_NOTNULL(u, UPSTREAM_MAGIC);
 	*out = NULL;
-	if (loc == NULL || *loc == '\0')
+	if (loc == NULL || *loc == '\0' || base[0] != '/' || u->nurls == 0)
 		return -1;
-	if (loc[0] == '/' && loc[1] != '/') {
-		*out = xstrdup(loc);
-		return 0;
-	}
-	if (strstr(loc, "://") == NULL) {
-		/* Relative to the request's path: its directory. */
-		if ((slash = strrchr(base, '/')) == NULL)
-			return -1;
-		xasprintf(out, "%.*s/%s", (int)(slash - base), base, loc);
-		return 0;
-	}
-	if (upstream_url_parse(loc, &url) != 0)
+	from = u->urls[0];
+	from.pathq = xstrdup(base);
+	rc = upstream_url_resolve(&from, loc, &url);
+	free(from.pathq);
+	if (rc != 0)
 		return -1;
 	for (i = 0; i < u->nurls && !ours; i++)
 		ours = url.tls == u->urls[i].tls && url.port ==

@@ -131,6 +131,111 @@ fail:
 	return -1;
 }
 
+/* RFC 3986 3.1: does ref start with a scheme ("http:", "x+y.z-1:")? */
+static int
+upstream_url_has_scheme(const char *ref)
+{
+	size_t	n;
+
+	if (!((ref[0] >= 'a' && ref[0] <= 'z') ||
+	    (ref[0] >= 'A' && ref[0] <= 'Z')))
+		return 0;
+	n = strspn(ref, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+	return ref[n] == ':';
+}
+
+/*
+ * RFC 3986 5.2.4, remove_dot_segments, on a path without its query:
+ * malloc'd.  The output never outgrows the input ("/." becomes "/").
+ */
+static char *
+upstream_url_remove_dots(const char *in)
+{
+	char	*out = xmalloc(strlen(in) + 1), *o = out;
+
+	while (*in != '\0') {
+		if (strncmp(in, "../", 3) == 0)
+			in += 3;
+		else if (strncmp(in, "./", 2) == 0 ||
+		    strncmp(in, "/./", 3) == 0)
+			in += 2;
+		else if (strcmp(in, "/.") == 0)
+			in = "/";
+		else if (strncmp(in, "/../", 4) == 0 ||
+		    strcmp(in, "/..") == 0) {
+			in = in[3] == '\0' ? "/" : in + 3;
+			while (o > out && *--o != '/')
+				;
+		} else if (strcmp(in, ".") == 0 || strcmp(in, "..") == 0)
+			in += strlen(in);
+		else
+			do
+				*o++ = *in++;
+			while (*in != '\0' && *in != '/');
+	}
+	*o = '\0';
+	return out;
+}
+
+/*
+ * A redirect's Location against the URL that answered it, as RFC 9110
+ * 10.2.2 says (a URI reference, resolved by RFC 3986 5.2): absolute;
+ * "//host/path" on the same scheme; "/path" or "?query" on the same
+ * scheme, host and port; "path" merged with the base's directory, its
+ * dot segments removed (absolute paths are kept as sent: the upstream
+ * chose their bytes).  A fragment is dropped.  Written out whole and
+ * parsed again, so that the target passes every rule of
+ * upstream_url_parse; the redirect policy judges where it goes.
+ */
+int
+upstream_url_resolve(const struct upstream_url *base, const char *loc,
+    struct upstream_url *out)
+{
+	const char	*scheme = base->tls ? "https" : "http";
+	int		 v6 = strchr(base->host, ':') != NULL;
+	char		*ref, *abs, *path, *merged, *clean;
+	size_t		 blen, dir, q;
+	int		 rc;
+
+	memset(out, 0, sizeof(*out));
+	ref = xstrndup(loc, strcspn(loc, "#"));
+	if (ref[0] == '\0') {
+		free(ref);
+		return -1;
+	}
+	if (upstream_url_has_scheme(ref))
+		abs = xstrdup(ref);
+	else if (ref[0] == '/' && ref[1] == '/')
+		xasprintf(&abs, "%s:%s", scheme, ref);
+	else {
+		blen = strcspn(base->pathq, "?");
+		if (ref[0] == '/')
+			path = xstrdup(ref);
+		else if (ref[0] == '?')
+			xasprintf(&path, "%.*s%s", (int)blen, base->pathq, ref);
+		else {
+			for (dir = blen; dir > 0 && base->pathq[dir - 1] != '/';
+			    dir--)
+				;
+			q = strcspn(ref, "?");
+			xasprintf(&merged, "%.*s%.*s", (int)dir, base->pathq,
+			    (int)q, ref);
+			clean = upstream_url_remove_dots(merged);
+			xasprintf(&path, "%s%s", clean, ref + q);
+			free(clean);
+			free(merged);
+		}
+		xasprintf(&abs, "%s://%s%s%s:%d%s", scheme, v6 ? "[" : "",
+		    base->host, v6 ? "]" : "", base->port, path);
+		free(path);
+	}
+	free(ref);
+	rc = upstream_url_parse(abs, out);
+	free(abs);
+	return rc;
+}
+
 void
 upstream_url_fini(struct upstream_url *url)
 {

@@ -66,7 +66,6 @@
 
 #define UPSTREAM_MAX_REDIRECTS	5
 #define UPSTREAM_TOKEN_MAX	(256 * 1024)
-#define UPSTREAM_MAX_RETRIES	3
 #define UPSTREAM_URL_BACKOFF	10	/* seconds an endpoint is skipped */
 
 const char upstream_err_connect[] = "cannot connect";
@@ -376,7 +375,8 @@ upstream_elapsed_ms(const struct timespec *since)
 static long
 upstream_retry_delay_ms(int n)
 {
-	return (100L << n) + (long)arc4random_uniform(100);
+	return upstream_retry_delay(n,
+	    arc4random_uniform(UPSTREAM_RETRY_JITTER_MS));
 }
 
 /*
@@ -386,13 +386,10 @@ upstream_retry_delay_ms(int n)
 static int
 upstream_req_may_retry(const struct upstream_req *r)
 {
-	if (r->method != EVHTTP_REQ_GET && r->method != EVHTTP_REQ_HEAD)
-		return 0;
-	if (r->token_scope != NULL || r->retries >= UPSTREAM_MAX_RETRIES)
-		return 0;
-	return upstream_elapsed_ms(&r->started) +
-	    upstream_retry_delay_ms(r->retries) <
-	    upstream_worker_timeout(r->w) * 1000;
+	return upstream_retry_allowed(r->method, r->token_scope != NULL,
+	    r->retries, upstream_elapsed_ms(&r->started),
+	    upstream_worker_timeout(r->w) * 1000,
+	    upstream_retry_delay_ms(r->retries));
 }
 
 /* Mark the current endpoint down and move to the next one, if any. */
@@ -791,7 +788,7 @@ static void
 upstream_req_redirect(struct upstream_req *r)
 {
 	struct upstream_url	 nu;
-	char			*abs = NULL, why[300];
+	char			 why[300];
 
 	if (++r->redirects > UPSTREAM_MAX_REDIRECTS) {
 		snprintf(r->errmsg, sizeof(r->errmsg),
@@ -800,29 +797,16 @@ upstream_req_redirect(struct upstream_req *r)
 		upstream_req_finish(r, upstream_err_protocol);
 		return;
 	}
-	if (r->location[0] == '/' && r->location[1] != '/') {
-		if (strchr(r->url.host, ':') != NULL)
-			xasprintf(&abs, "%s://[%s]:%d%s",
-			    r->url.tls ? "https" : "http", r->url.host,
-			    r->url.port, r->location);
-		else
-			xasprintf(&abs, "%s://%s:%d%s",
-			    r->url.tls ? "https" : "http", r->url.host,
-			    r->url.port, r->location);
-	} else
-		abs = xstrdup(r->location);
-	if (upstream_url_parse(abs, &nu) != 0) {
+	if (upstream_url_resolve(&r->url, r->location, &nu) != 0) {
 		char l[256];
 
 		text_url_for_log(l, sizeof(l), r->location);
 		snprintf(r->errmsg, sizeof(r->errmsg),
 		    "upstream %s: bad redirect Location '%s'",
 		    r->u->cfg->name, l);
-		free(abs);
 		upstream_req_finish(r, upstream_err_protocol);
 		return;
 	}
-	free(abs);
 	if (!upstream_redirect_allowed(r->u, r->purpose, &r->url, &nu,
 	    &r->realm_from, why, sizeof(why))) {
 		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %s",

@@ -76,6 +76,11 @@ struct upstream {
 /* upstream_conn.c */
 struct upstream_conn;
 int	upstream_url_parse(const char *s, struct upstream_url *out);
+/* A redirect Location (any URI reference) against base, the URL that
+ * sent it: 0 and out (parsed as upstream_url_parse does), or -1 (out
+ * empty). */
+int	upstream_url_resolve(const struct upstream_url *base,
+	    const char *loc, struct upstream_url *out);
 void	upstream_url_fini(struct upstream_url *);
 /* An idle pooled connection for url, taken; NULL if none. */
 struct upstream_conn *upstream_conn_idle(struct upstream_worker *,
@@ -124,6 +129,22 @@ void	 upstream_token_put(struct upstream *, const char *scope,
 /* Parse a token service reply; malloc'd token or NULL. */
 char	*upstream_token_parse(const char *json, size_t len,
 	    long *expires_in);
+
+/*
+ * upstream_retry.c: the retry schedule.  The delay before retry n
+ * (0-based, 0..16): UPSTREAM_RETRY_BASE_MS << n
+ * plus jitter % UPSTREAM_RETRY_JITTER_MS (the caller's random number).
+ * Whether a request may be retried now: 1 for GET and HEAD, not a token
+ * request, under UPSTREAM_MAX_RETRIES retries so far, and when
+ * elapsed_ms (since it started) plus the next delay ends before
+ * deadline_ms; else 0.
+ */
+#define UPSTREAM_MAX_RETRIES		3
+#define UPSTREAM_RETRY_BASE_MS		100L
+#define UPSTREAM_RETRY_JITTER_MS	100U
+long	upstream_retry_delay(int n, uint32_t jitter);
+int	upstream_retry_allowed(enum evhttp_cmd_type method, int is_token,
+	    int retries, long elapsed_ms, long deadline_ms, long next_delay_ms);
 
 /* upstream_policy.c: where an upstream may send us (see there). */
 #define UPSTREAM_ADDR_CLASSES(X)					\
