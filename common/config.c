@@ -471,22 +471,6 @@ config_url_parse(const char *s, char **out)
 	return 0;
 }
 
-/* A decimal in 0..max, digits only; -1 if malformed or too big. */
-static int
-config_parse_small(const char *s, int max)
-{
-	int	v = 0;
-
-	if (!config_is_digit(*s))
-		return -1;
-	for (; config_is_digit(*s); s++) {
-		v = v * 10 + (*s - '0');
-		if (v > max)
-			return -1;
-	}
-	return *s == '\0' ? v : -1;
-}
-
 int
 config_parse_duration(const char *s, long *seconds)
 {
@@ -675,29 +659,40 @@ config_duration_key(struct config_parser *p, const char *key,
 	return 0;
 }
 
-/* A whole number in [min, max]; errors name the key and the range. */
+/*
+ * A whole number in [min, max]; errors name the key and the range.  With
+ * auto_ok, "auto" is also accepted (by the caller) and the message says so.
+ */
 static int
 config_long_key(struct config_parser *p, const char *key, const char *value,
-    long min, long max, long *out)
+    long min, long max, int auto_ok, long *out)
 {
-	long	v = 0;
-	const char *c = value;
+	long		 v = 0;
+	const char	*c;
 
-	if (!config_is_digit(*c))
-		return config_error(p, "bad number '%s' for %s (want %ld..%ld)",
-		    value, key, min, max);
-	for (; config_is_digit(*c); c++) {
-		v = v * 10 + (*c - '0');
-		if (v > max)
-			break;
-	}
-	if (*c != '\0' && !config_is_digit(*c))
-		return config_error(p, "bad number '%s' for %s (want %ld..%ld)",
-		    value, key, min, max);
+	for (c = value; config_is_digit(*c); c++)
+		if (v <= max)
+			v = v * 10 + (*c - '0');
+	if (c == value || *c != '\0')
+		return config_error(p, "bad number '%s' for %s (want %s%ld..%ld)",
+		    value, key, auto_ok ? "auto or " : "", min, max);
 	if (v > max || v < min)
 		return config_error(p, "%s '%s' is out of range (%ld..%ld)",
 		    key, value, min, max);
 	*out = v;
+	return 0;
+}
+
+/* config_long_key into an int. */
+static int
+config_int_key(struct config_parser *p, const char *key, const char *value,
+    long min, long max, int auto_ok, int *out)
+{
+	long	v;
+
+	if (config_long_key(p, key, value, min, max, auto_ok, &v) == -1)
+		return -1;
+	*out = (int)v;
 	return 0;
 }
 
@@ -885,7 +880,8 @@ static int
 config_set_limit(struct config_parser *p, enum config_key_id id,
     const char *key, const char *value)
 {
-	int	*out, max, v;
+	int	*out;
+	long	 max;
 
 	switch (id) {
 	case CONFIG_K_MAX_JOBS:
@@ -907,11 +903,7 @@ config_set_limit(struct config_parser *p, enum config_key_id id,
 		out = &p->cp_repl->max_tags, max = 10000000;
 		break;
 	}
-	if ((v = config_parse_small(value, max)) < 1)
-		return config_error(p, "bad %s '%s' (want 1..%d)", key, value,
-		    max);
-	*out = v;
-	return 0;
+	return config_int_key(p, key, value, 1, max, 0, out);
 }
 
 /* Apply one key whose name and section have been checked. */
@@ -945,11 +937,8 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 	case CONFIG_K_R_PLATFORMS:
 		return config_set_repl_list(p, id, key, value);
 	case CONFIG_K_R_KEEP_NEWEST:
-		if ((p->cp_repl->keep_newest = config_parse_small(value,
-		    100000)) < 1)
-			return config_error(p, "bad keep_newest '%s' (want "
-			    "1..100000)", value);
-		return 0;
+		return config_int_key(p, key, value, 1, 100000, 0,
+		    &p->cp_repl->keep_newest);
 	case CONFIG_K_R_INTERVAL:
 		return config_duration_key(p, key, value, 1,
 		    &p->cp_repl->interval);
@@ -973,24 +962,20 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 		p->cp_repl->dest_line = p->cp_line;
 		return 0;
 	case CONFIG_K_R_CHUNK_SIZE:
-		if (config_parse_size(value, &size) == -1 ||
-		    size < 64 * 1024 || size > UINT64_C(1) << 30)
-			return config_error(p, "bad chunk_size '%s' (want 64k "
-			    "to 1g)", value);
+		if (config_parse_size(value, &size) == -1)
+			return config_error(p, "bad size '%s' for %s", value,
+			    key);
+		if (size < 64 * 1024 || size > UINT64_C(1) << 30)
+			return config_error(p, "%s '%s' is out of range "
+			    "(64K..1G)", key, value);
 		p->cp_repl->chunk_size = size;
 		return 0;
 	case CONFIG_K_R_CONCURRENCY:
-		if ((p->cp_repl->concurrency = config_parse_small(value,
-		    32)) < 1)
-			return config_error(p, "bad concurrency '%s' (want "
-			    "1..32)", value);
-		return 0;
+		return config_int_key(p, key, value, 1, 32, 0,
+		    &p->cp_repl->concurrency);
 	case CONFIG_K_R_RATE_LIMIT_FLOOR:
-		if ((level = config_parse_small(value, 1000000)) < 0)
-			return config_error(p, "bad rate_limit_floor '%s' "
-			    "(want 0..1000000 requests)", value);
-		p->cp_repl->rate_limit_floor = level;
-		return 0;
+		return config_long_key(p, key, value, 0, 1000000, 0,
+		    &p->cp_repl->rate_limit_floor);
 	case CONFIG_K_MAX_JOBS:
 	case CONFIG_K_MAX_JOB_IMAGES:
 	case CONFIG_K_MAX_JOB_PLATFORMS:
@@ -1058,10 +1043,8 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 			cf->workers = 0;
 			return 0;
 		}
-		if ((cf->workers = config_parse_small(value, 256)) < 1)
-			return config_error(p, "bad workers '%s' (want auto "
-			    "or 1..256)", value);
-		return 0;
+		return config_int_key(p, key, value, 1, 256, 1,
+		    &cf->workers);
 	case CONFIG_K_LOG_LEVEL:
 		if ((level = log_level_parse(value)) == -1)
 			return config_error(p, "bad log_level '%s' (want "
@@ -1096,11 +1079,8 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 	case CONFIG_K_TAG_MAX_AGE:
 		return config_duration_key(p, key, value, 0, &cf->tag_max_age);
 	case CONFIG_K_MAX_NEGATIVE:
-		if ((level = config_parse_small(value, 10000000)) < 0)
-			return config_error(p, "bad max_negative '%s' (want "
-			    "0..10000000 entries)", value);
-		cf->max_negative = level;
-		return 0;
+		return config_long_key(p, key, value, 0, 10000000, 0,
+		    &cf->max_negative);
 	case CONFIG_K_GC_INTERVAL:
 		return config_duration_key(p, key, value, 1, &cf->gc_interval);
 	case CONFIG_K_GC_GRACE:
@@ -1147,10 +1127,10 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 			cf->max_connections = 0;
 			return 0;
 		}
-		return config_long_key(p, key, value, 1, 1000000,
+		return config_long_key(p, key, value, 1, 1000000, 1,
 		    &cf->max_connections);
 	case CONFIG_K_MAX_CONNECTIONS_PER_CLIENT:
-		return config_long_key(p, key, value, 0, 1000000,
+		return config_long_key(p, key, value, 0, 1000000, 0,
 		    &cf->max_connections_per_client);
 	case CONFIG_K_REQUEST_HEAD:
 		return config_duration_key(p, key, value, 1,
@@ -1168,7 +1148,7 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 		up->max_header_size = (size_t)size;
 		return 0;
 	case CONFIG_K_UP_MAX_HEADERS:
-		return config_long_key(p, key, value, 10, 10000,
+		return config_long_key(p, key, value, 10, 10000, 0,
 		    &up->max_headers);
 	case CONFIG_K_UP_REDIRECT_HOSTS:
 		return config_set_hostlist(p, key, value, &up->redirect_hosts,
@@ -1179,10 +1159,10 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 			    value, key);
 		return 0;
 	case CONFIG_K_UP_MAX_FILLS:
-		return config_long_key(p, key, value, 1, 100000,
+		return config_long_key(p, key, value, 1, 100000, 0,
 		    &up->max_fills);
 	case CONFIG_K_UP_MAX_CONNECTIONS:
-		return config_long_key(p, key, value, 1, 100000,
+		return config_long_key(p, key, value, 1, 100000, 0,
 		    &up->max_connections);
 	case CONFIG_K_MAX_BLOB_SIZE:
 		if (config_parse_size(value, &cf->max_blob_size) == -1)
@@ -1215,10 +1195,10 @@ config_set(struct config_parser *p, enum config_key_id id, const char *key,
 		cf->send_buffer = (size_t)size;
 		return 0;
 	case CONFIG_K_MISS_LIMIT:
-		return config_long_key(p, key, value, 0, 1000000,
+		return config_long_key(p, key, value, 0, 1000000, 0,
 		    &cf->miss_limit);
 	case CONFIG_K_MAX_FILLS_PER_CLIENT:
-		return config_long_key(p, key, value, 0, 100000,
+		return config_long_key(p, key, value, 0, 100000, 0,
 		    &cf->max_fills_per_client);
 	}
 	abort();

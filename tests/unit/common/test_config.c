@@ -511,16 +511,24 @@ test_errors(void)
 	    "mirror.conf:2: bad listen address ':80, :81' for admin_listen "
 	    "(want host:port, [v6]:port or :port)");
 	load_fails("[server]\nworkers = 0\n",
-	    "mirror.conf:2: bad workers '0' (want auto or 1..256)");
+	    "mirror.conf:2: workers '0' is out of range (1..256)");
 	load_fails("[server]\nworkers = 257\n",
-	    "mirror.conf:2: bad workers '257' (want auto or 1..256)");
+	    "mirror.conf:2: workers '257' is out of range (1..256)");
 	load_fails("[server]\nworkers = -1\n",
-	    "mirror.conf:2: bad workers '-1' (want auto or 1..256)");
+	    "mirror.conf:2: bad number '-1' for workers (want auto or "
+	    "1..256)");
 	load_fails("[server]\nworkers = 4x\n",
-	    "mirror.conf:2: bad workers '4x' (want auto or 1..256)");
+	    "mirror.conf:2: bad number '4x' for workers (want auto or "
+	    "1..256)");
+	load_fails("[server]\nworkers = Auto\n",
+	    "mirror.conf:2: bad number 'Auto' for workers (want auto or "
+	    "1..256)");
 	load_fails("[server]\nworkers = 99999999999999999999\n",
-	    "mirror.conf:2: bad workers '99999999999999999999' (want auto "
-	    "or 1..256)");
+	    "mirror.conf:2: workers '99999999999999999999' is out of range "
+	    "(1..256)");
+	load_fails("[server]\nmax_connections = many\n",
+	    "mirror.conf:2: bad number 'many' for max_connections (want "
+	    "auto or 1..1000000)");
 	load_fails("[server]\nlog_level = verbose\n",
 	    "mirror.conf:2: bad log_level 'verbose' (want error, warn, info "
 	    "or debug)");
@@ -542,14 +550,14 @@ test_errors(void)
 	load_fails("[cache]\ntag_max_age = 30days\n",
 	    "mirror.conf:2: bad duration '30days' for tag_max_age");
 	load_fails("[cache]\nmax_negative = 10000001\n",
-	    "mirror.conf:2: bad max_negative '10000001' (want 0..10000000 "
-	    "entries)");
+	    "mirror.conf:2: max_negative '10000001' is out of range "
+	    "(0..10000000)");
 	load_fails("[cache]\nmax_negative = -1\n",
-	    "mirror.conf:2: bad max_negative '-1' (want 0..10000000 "
-	    "entries)");
+	    "mirror.conf:2: bad number '-1' for max_negative (want "
+	    "0..10000000)");
 	load_fails("[cache]\nmax_negative = 1k\n",
-	    "mirror.conf:2: bad max_negative '1k' (want 0..10000000 "
-	    "entries)");
+	    "mirror.conf:2: bad number '1k' for max_negative (want "
+	    "0..10000000)");
 	load_fails("[cache]\ngc_interval = 0\n",
 	    "mirror.conf:2: gc_interval must be at least 1s, not '0'");
 	load_fails("[cache]\ngc_grace = -1h\n",
@@ -582,6 +590,22 @@ test_errors(void)
 	/* CRLF does not shift line numbers. */
 	load_fails("[server]\r\n\r\nlisen = 1\r\n",
 	    "mirror.conf:3: unknown key 'lisen' in [server]");
+}
+
+/*
+ * The error for a bad whole number at line: out of range when it is all
+ * digits, else malformed.
+ */
+static void
+number_error(char *buf, size_t len, int line, const char *key,
+    const char *value, const char *bounds)
+{
+	if (*value != '\0' && strspn(value, "0123456789") == strlen(value))
+		snprintf(buf, len, "mirror.conf:%d: %s '%s' is out of range "
+		    "(%s)", line, key, value, bounds);
+	else
+		snprintf(buf, len, "mirror.conf:%d: bad number '%s' for %s "
+		    "(want %s)", line, value, key, bounds);
 }
 
 /*
@@ -760,10 +784,17 @@ test_replication_push(void)
 	/* chunk_size, concurrency, rate_limit_floor: out of range or
 	 * malformed, one message each. */
 	for (i = 0; i < sizeof(bad_chunks) / sizeof(bad_chunks[0]); i++) {
+		uint64_t	size;
+
 		xasprintf(&text, REPL_BASE "\nchunk_size = %s\n",
 		    bad_chunks[i]);
-		snprintf(want, sizeof(want), "mirror.conf:10: bad chunk_size "
-		    "'%s' (want 64k to 1g)", bad_chunks[i]);
+		if (config_parse_size(bad_chunks[i], &size) == -1)
+			snprintf(want, sizeof(want), "mirror.conf:10: bad "
+			    "size '%s' for chunk_size", bad_chunks[i]);
+		else
+			snprintf(want, sizeof(want), "mirror.conf:10: "
+			    "chunk_size '%s' is out of range (64K..1G)",
+			    bad_chunks[i]);
 		load_fails(text, want);
 		free(text);
 	}
@@ -771,17 +802,16 @@ test_replication_push(void)
 	    i++) {
 		xasprintf(&text, REPL_BASE "concurrency = \"%s\"\n",
 		    bad_concurrency[i]);
-		snprintf(want, sizeof(want), "mirror.conf:9: bad concurrency "
-		    "'%s' (want 1..32)", bad_concurrency[i]);
+		number_error(want, sizeof(want), 9, "concurrency",
+		    bad_concurrency[i], "1..32");
 		load_fails(text, want);
 		free(text);
 	}
 	for (i = 0; i < sizeof(bad_floors) / sizeof(bad_floors[0]); i++) {
 		xasprintf(&text, REPL_BASE "rate_limit_floor = %s\n",
 		    bad_floors[i]);
-		snprintf(want, sizeof(want), "mirror.conf:9: bad "
-		    "rate_limit_floor '%s' (want 0..1000000 requests)",
-		    bad_floors[i]);
+		number_error(want, sizeof(want), 9, "rate_limit_floor",
+		    bad_floors[i], "0..1000000");
 		load_fails(text, want);
 		free(text);
 	}
@@ -801,6 +831,11 @@ test_replication_push(void)
 	}
 	load_fails(REPL_BASE "keep_newest = 2\nkeep_newest = 3\n",
 	    "mirror.conf:10: duplicate key 'keep_newest' in [replication]");
+	load_fails(REPL_BASE "keep_newest = 0\n",
+	    "mirror.conf:9: keep_newest '0' is out of range (1..100000)");
+	load_fails(REPL_BASE "keep_newest = all\n",
+	    "mirror.conf:9: bad number 'all' for keep_newest (want "
+	    "1..100000)");
 
 	/* Only in [replication]. */
 	load_fails("[server]\nchunk_size = 1m\n" MINIMAL_UPSTREAM,
@@ -888,7 +923,7 @@ test_job_limits(void)
 	};
 	const struct limit_key	*lk;
 	struct config		*cf;
-	char			*text, want[200], v[64];
+	char			*text, want[200], v[64], bounds[32];
 	size_t			 i, k;
 
 	for (i = 0; i < sizeof(limit_keys) / sizeof(limit_keys[0]); i++) {
@@ -905,18 +940,18 @@ test_job_limits(void)
 		limit_loads(lk, "007", 7);
 		limit_loads(lk, "\"12\"", 12);
 
+		snprintf(bounds, sizeof(bounds), "1..%d", lk->max);
 		snprintf(v, sizeof(v), "%d", lk->max + 1);
 		text = limit_text(lk, v);
-		snprintf(want, sizeof(want), "mirror.conf:%d: bad %s '%s' "
-		    "(want 1..%d)", lk->server ? 2 : 9, lk->key, v, lk->max);
+		number_error(want, sizeof(want), lk->server ? 2 : 9, lk->key,
+		    v, bounds);
 		load_fails(text, want);
 		free(text);
 		for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 			snprintf(v, sizeof(v), "\"%s\"", bad[k]);
 			text = limit_text(lk, v);
-			snprintf(want, sizeof(want), "mirror.conf:%d: bad %s "
-			    "'%s' (want 1..%d)", lk->server ? 2 : 9, lk->key,
-			    bad[k], lk->max);
+			number_error(want, sizeof(want), lk->server ? 2 : 9,
+			    lk->key, bad[k], bounds);
 			load_fails(text, want);
 			free(text);
 		}
