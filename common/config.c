@@ -6,12 +6,13 @@
  * current section (a new [upstream] or [replication] starts with the
  * table's defaults), a "key = value" line is looked up in config_keys[]
  * and applied at once by its kind's setter, so every error carries the
- * line that caused it.  Checks that need a whole section (an [upstream]
- * without url) are made when the section ends and point at its header;
- * checks that need the whole file (no [upstream] at all, a destination
- * that names none) are made at the end, at the line the key was given on
- * or line 0.  Secrets are read from password_file while loading, so a
- * daemon that started has everything it needs.
+ * line that caused it.  An unknown key or section names the closest
+ * known one when it looks like a typo of it.  Checks that need a whole
+ * section (an [upstream] without url) are made when the section ends and
+ * point at its header; checks that need the whole file (no [upstream] at
+ * all, a destination that names none) are made at the end, at the line
+ * the key was given on or line 0.  Secrets are read from password_file
+ * while loading, so a daemon that started has everything it needs.
  *
  * The lexer is written here rather than taken from libinih, which cuts
  * lines at 199 bytes, keeps '#' comments inside values and gives its
@@ -213,6 +214,93 @@ config_parse_bool(const char *s, int *out)
 	return -1;
 }
 
+#define CONFIG_NAME_MAX	64	/* longer names get no suggestion */
+
+static char
+config_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/*
+ * Edit distance between two names, ignoring case: insertions, deletions,
+ * substitutions and swaps of neighbours ("lsiten") count one each.
+ */
+static size_t
+config_distance(const char *a, const char *b)
+{
+	unsigned char	d[CONFIG_NAME_MAX + 1][CONFIG_NAME_MAX + 1];
+	size_t		la = strlen(a), lb = strlen(b), i, j, best;
+
+	if (la > CONFIG_NAME_MAX || lb > CONFIG_NAME_MAX)
+		return SIZE_MAX;
+	for (i = 0; i <= la; i++)
+		d[i][0] = (unsigned char)i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = (unsigned char)j;
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			best = d[i - 1][j - 1];
+			if (config_lower(a[i - 1]) != config_lower(b[j - 1]))
+				best++;
+			if (d[i - 1][j] + 1u < best)
+				best = d[i - 1][j] + 1u;
+			if (d[i][j - 1] + 1u < best)
+				best = d[i][j - 1] + 1u;
+			if (i > 1 && j > 1 &&
+			    config_lower(a[i - 1]) == config_lower(b[j - 2]) &&
+			    config_lower(a[i - 2]) == config_lower(b[j - 1]) &&
+			    d[i - 2][j - 2] + 1u < best)
+				best = d[i - 2][j - 2] + 1u;
+			d[i][j] = (unsigned char)best;
+		}
+	}
+	return d[la][lb];
+}
+
+/*
+ * Keep cand in *best if it is closer to word than *best is and close
+ * enough to be a typo of it: at most one edit per three characters of
+ * word, rounded up ("lisen" finds "listen", "bogus" nothing).
+ */
+static void
+config_closer(const char *word, const char *cand, const char **best,
+    size_t *bestd)
+{
+	size_t	d = config_distance(word, cand);
+
+	if (d <= (strlen(word) + 2) / 3 && d < *bestd) {
+		*best = cand;
+		*bestd = d;
+	}
+}
+
+/* The key of section s that word is a typo of, or NULL. */
+static const char *
+config_suggest_key(enum config_section s, const char *word)
+{
+	const char	*best = NULL;
+	size_t		 bestd = SIZE_MAX, i;
+
+	for (i = 0; i < config_nkeys; i++)
+		if (config_keys[i].ck_sect == s)
+			config_closer(word, config_keys[i].ck_name, &best,
+			    &bestd);
+	return best;
+}
+
+/* The section word is a typo of, or NULL. */
+static const char *
+config_suggest_section(const char *word)
+{
+	const char	*best = NULL;
+	size_t		 bestd = SIZE_MAX, i;
+
+	for (i = 1; i < CONFIG_NSECTIONS; i++)
+		config_closer(word, config_section_names[i], &best, &bestd);
+	return best;
+}
+
 /* Checks that need the whole [upstream] section; errors at its header. */
 static int
 config_upstream_close(struct config_parser *p)
@@ -341,8 +429,9 @@ config_section_lex(struct config_parser *p, char *s, char **word, char **arg)
 static int
 config_parse_section(struct config_parser *p, char *s)
 {
-	char	*word, *arg;
-	size_t	 i;
+	const char	*near;
+	char		*word, *arg;
+	size_t		 i;
 
 	if (config_section_lex(p, s, &word, &arg) == -1 ||
 	    config_upstream_close(p) == -1)
@@ -350,6 +439,9 @@ config_parse_section(struct config_parser *p, char *s)
 	for (i = 1; i < CONFIG_NSECTIONS; i++)
 		if (strcasecmp(word, config_section_names[i]) == 0)
 			break;
+	if (i == CONFIG_NSECTIONS && (near = config_suggest_section(word)))
+		return config_error(p, "unknown section [%s] (did you mean "
+		    "[%s]?)", word, near);
 	if (i == CONFIG_NSECTIONS)
 		return config_error(p, "unknown section [%s]", word);
 	p->cp_sect = (enum config_section)i;
@@ -449,6 +541,7 @@ static int
 config_parse_line(struct config_parser *p, char *line)
 {
 	const struct config_key	*k;
+	const char		*near;
 	char			*s, *eq, *key, *value, label[300];
 	size_t			 i;
 
@@ -471,7 +564,12 @@ config_parse_line(struct config_parser *p, char *line)
 	if (p->cp_sect == CONFIG_SECT_NONE)
 		return config_error(p, "key '%s' outside of any section", key);
 
-	if ((k = config_key_find(p->cp_sect, key)) == NULL)
+	k = config_key_find(p->cp_sect, key);
+	if (k == NULL && (near = config_suggest_key(p->cp_sect, key)))
+		return config_error(p, "unknown key '%s' in %s (did you mean "
+		    "'%s'?)", key, config_section_label(p, label,
+		    sizeof(label)), near);
+	if (k == NULL)
 		return config_error(p, "unknown key '%s' in %s", key,
 		    config_section_label(p, label, sizeof(label)));
 	i = (size_t)(k - config_keys);

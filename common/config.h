@@ -8,7 +8,9 @@
  *
  * Every error is reported as "FILE:LINE: what is wrong" (LINE 0 for a
  * whole-file problem such as "no [upstream] section").  Unknown sections
- * and keys are errors.
+ * and keys are errors, which name the closest known section or key of
+ * that section when it looks like a typo ("unknown key 'lisen' in
+ * [server] (did you mean 'listen'?)").
  */
 #ifndef COMMON_CONFIG_H
 #define COMMON_CONFIG_H

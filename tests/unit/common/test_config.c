@@ -1,6 +1,7 @@
 /*
  * test_config.c — mirror.conf: a full file, every default, the value
- * parsers, and each error message with the line it must point at.
+ * parsers, and each error message with the line it must point at (and
+ * the key or section it suggests).
  */
 #include "autoconf.h"
 
@@ -341,7 +342,8 @@ test_errors(void)
 
 	/* The examples from the spec, and the syntax errors. */
 	load_fails("[server]\nlisen = :5000\n" MINIMAL_UPSTREAM,
-	    "mirror.conf:2: unknown key 'lisen' in [server]");
+	    "mirror.conf:2: unknown key 'lisen' in [server] (did you mean "
+	    "'listen'?)");
 	load_fails(MINIMAL_UPSTREAM "tag_ttl = 5x\n",
 	    "mirror.conf:3: bad duration '5x' for tag_ttl");
 	load_fails(MINIMAL_UPSTREAM "bogus = 1\n",
@@ -364,7 +366,8 @@ test_errors(void)
 	load_fails("[]\n", "mirror.conf:1: malformed section header");
 	load_fails("[ser ver]\n", "mirror.conf:1: malformed section header");
 	load_fails("[server] x\n", "mirror.conf:1: junk after section header");
-	load_fails("[serverx]\n", "mirror.conf:1: unknown section [serverx]");
+	load_fails("[serverx]\n", "mirror.conf:1: unknown section [serverx] "
+	    "(did you mean [server]?)");
 	load_fails("[server \"x\"]\n",
 	    "mirror.conf:1: section [server] takes no name");
 	load_fails("[upstream]\n", "mirror.conf:1: [upstream] needs a quoted "
@@ -589,7 +592,8 @@ test_errors(void)
 
 	/* CRLF does not shift line numbers. */
 	load_fails("[server]\r\n\r\nlisen = 1\r\n",
-	    "mirror.conf:3: unknown key 'lisen' in [server]");
+	    "mirror.conf:3: unknown key 'lisen' in [server] (did you mean "
+	    "'listen'?)");
 }
 
 /*
@@ -847,6 +851,70 @@ test_replication_push(void)
 	    "mirror.conf:2: unknown key 'concurrency' in [cache]");
 	load_fails("[timeouts]\nrate_limit_floor = 4\n",
 	    "mirror.conf:2: unknown key 'rate_limit_floor' in [timeouts]");
+}
+
+/*
+ * Unknown keys and sections name the closest known one of that section
+ * when it is a likely typo (one edit per three characters), and nothing
+ * when none is.
+ */
+static void
+test_did_you_mean(void)
+{
+	char	*text, key[100], want[200];
+
+	load_fails("[server]\nLSITEN = :80\n",
+	    "mirror.conf:2: unknown key 'LSITEN' in [server] (did you mean "
+	    "'listen'?)");
+	load_fails("[server]\nmax_connection = 5\n",
+	    "mirror.conf:2: unknown key 'max_connection' in [server] (did "
+	    "you mean 'max_connections'?)");
+	load_fails("[server]\nmax_connections_per_clients = 5\n",
+	    "mirror.conf:2: unknown key 'max_connections_per_clients' in "
+	    "[server] (did you mean 'max_connections_per_client'?)");
+	load_fails("[timeouts]\nconect = 5s\n",
+	    "mirror.conf:2: unknown key 'conect' in [timeouts] (did you "
+	    "mean 'connect'?)");
+	load_fails(MINIMAL_UPSTREAM "tls_verfy = no\n",
+	    "mirror.conf:3: unknown key 'tls_verfy' in [upstream "
+	    "\"docker.io\"] (did you mean 'tls_verify'?)");
+	load_fails(MINIMAL_UPSTREAM "urls = https://b\n",
+	    "mirror.conf:3: unknown key 'urls' in [upstream \"docker.io\"] "
+	    "(did you mean 'url'?)");
+	load_fails(REPL_BASE "exclude_tag = x\n",
+	    "mirror.conf:9: unknown key 'exclude_tag' in [replication] (did "
+	    "you mean 'exclude_tags'?)");
+	load_fails("[timeouts]\nidel = 1m\n",
+	    "mirror.conf:2: unknown key 'idel' in [timeouts] (did you mean "
+	    "'idle'?)");
+	/* Only the keys of that section are candidates. */
+	load_fails("[cache]\nlisen = :80\n",
+	    "mirror.conf:2: unknown key 'lisen' in [cache]");
+	/* Too far from every key: no suggestion. */
+	load_fails("[server]\nlog = info\n",
+	    "mirror.conf:2: unknown key 'log' in [server]");
+	load_fails("[cache]\nmax_tags = 5\n",
+	    "mirror.conf:2: unknown key 'max_tags' in [cache]");
+	/* A name longer than any key is compared with none. */
+	memset(key, 'x', 90);
+	key[90] = '\0';
+	xasprintf(&text, "[server]\n%s = 1\n", key);
+	snprintf(want, sizeof(want), "mirror.conf:2: unknown key '%s' in "
+	    "[server]", key);
+	load_fails(text, want);
+	free(text);
+
+	load_fails("[cahce]\n", "mirror.conf:1: unknown section [cahce] "
+	    "(did you mean [cache]?)");
+	load_fails("[Timeout]\n", "mirror.conf:1: unknown section [Timeout] "
+	    "(did you mean [timeouts]?)");
+	load_fails("[upstreams \"docker.io\"]\n", "mirror.conf:1: unknown "
+	    "section [upstreams] (did you mean [upstream]?)");
+	load_fails("[replicaton \"x\"]\n", "mirror.conf:1: unknown section "
+	    "[replicaton] (did you mean [replication]?)");
+	load_fails("[auth]\n", "mirror.conf:1: unknown section [auth]");
+	load_fails("[nonsense]\n", "mirror.conf:1: unknown section "
+	    "[nonsense]");
 }
 
 /*
@@ -1415,6 +1483,7 @@ main(void)
 	test_defaults();
 	test_syntax();
 	test_errors();
+	test_did_you_mean();
 	test_replication_push();
 	test_job_limits();
 	test_password_file();
