@@ -4,7 +4,10 @@
  * repeat, and a line of documentation.  The table drives everything the
  * reader (config.c) does with a key: the lookup, the check and the store
  * (one setter per kind, or a CUSTOM key's own), the defaults a new
- * section starts with, and what config_free() releases.
+ * section starts with, what config_free() releases, and
+ * "regmirror check-config --print-defaults", which
+ * tests/integration/06-config-defaults.sh compares with
+ * mirror.conf.example.
  *
  * To add a key: a field in config.h, a row here (in the order the example
  * file documents it), the key in mirror.conf.example.  A row that does
@@ -94,7 +97,7 @@ const struct config_key config_keys[] = {
 	    "Lines above this level are dropped",
 	    .ck_words = config_log_levels),
 	CONFIG_KEY(SERVER, "max_header_size", SIZE, max_header_size, 0,
-	    "16K", "Largest request head a client may send (larger: 431)",
+	    "16K", "Largest request head a client may send; larger: 431",
 	    .ck_min = 1 * KiB, .ck_max = 1 * MiB),
 	CONFIG_KEY(SERVER, "max_connections", INTEGER, max_connections,
 	    AUTO, "auto",
@@ -124,7 +127,7 @@ const struct config_key config_keys[] = {
 	    "Cold blob fills one client may have running; 0: no limit",
 	    .ck_min = 0, .ck_max = 100000),
 	CONFIG_KEY(SERVER, "tls_cert", PATH, tls_cert, 0, NULL,
-	    "HTTPS: PEM certificate chain (with tls_key)"),
+	    "HTTPS: PEM certificate chain, with tls_key"),
 	CONFIG_KEY(SERVER, "tls_key", PATH, tls_key, 0, NULL,
 	    "HTTPS: the PEM key of tls_cert"),
 	CONFIG_LIST(SERVER, "tls_listen", ADDRESSES, tls_listen, REPEAT,
@@ -133,9 +136,9 @@ const struct config_key config_keys[] = {
 	CONFIG_KEY(CACHE, "dir", PATH, cache_dir, 0, "/var/lib/regmirror",
 	    "Blobs and the LMDB index; one daemon per directory"),
 	CONFIG_KEY(CACHE, "max_size", SIZE, max_size, 0, "0",
-	    "Budget for blobs and index (LRU eviction); 0: unlimited"),
+	    "Blobs and index, LRU eviction above it; 0: unlimited"),
 	CONFIG_KEY(CACHE, "max_blob_size", SIZE, max_blob_size, 0, "64G",
-	    "Larger blobs are refused (403 DENIED)",
+	    "Larger blobs are refused with 403 DENIED",
 	    .ck_min = 1 * MiB),
 	CONFIG_KEY(CACHE, "memory", SIZE, cache_memory, 0, "64M",
 	    "Hot manifests and tag lists kept in memory",
@@ -152,7 +155,7 @@ const struct config_key config_keys[] = {
 	CONFIG_KEY(CACHE, "gc_grace", DURATION, gc_grace, 0, "1h",
 	    "Unreferenced manifests younger than this are kept"),
 	CONFIG_KEY(CACHE, "max_negative", INTEGER, max_negative, 0, "10000",
-	    "Upstream 404s remembered at most (see negative_ttl)",
+	    "Upstream 404s remembered at most, see negative_ttl",
 	    .ck_min = 0, .ck_max = 10000000),
 
 	CONFIG_KEY(TIMEOUTS, "connect", DURATION, connect_timeout, 0, "5s",
@@ -172,7 +175,7 @@ const struct config_key config_keys[] = {
 	    "A TLS client must finish its handshake within this long",
 	    .ck_min = 1),
 	CONFIG_KEY(TIMEOUTS, "queue", DURATION, queue_timeout, 0, "30s",
-	    "Waiting for an upstream's fill or connection slot (then 503)",
+	    "Waiting for an upstream's fill or connection slot, then 503",
 	    .ck_min = 1),
 
 	CONFIG_LIST(UPSTREAM, "url", CUSTOM, urls, REPEAT, NULL,
@@ -180,22 +183,22 @@ const struct config_key config_keys[] = {
 	    .ck_item = config_url_item,
 	    .ck_what = "list of http(s)://host[:port]"),
 	CONFIG_KEY(UPSTREAM, "default", CUSTOM, is_default, 0, "no",
-	    "Requests naming no upstream come here (a lone one: anyway)",
+	    "Requests naming no upstream come here; a lone one anyway",
 	    .ck_set = config_set_default, .ck_what = "yes or no"),
 	CONFIG_KEY(UPSTREAM, "username", STRING, username, 0, NULL,
-	    "Basic auth or token service user (with password_file)"),
+	    "User for Basic auth or the token service, with password_file"),
 	CONFIG_KEY(UPSTREAM, "password_file", CUSTOM, password_file, 0, NULL,
 	    "File holding the password, read at start-up",
 	    .ck_set = config_set_password_file,
 	    .ck_what = "path of a readable file"),
 	CONFIG_KEY(UPSTREAM, "ca_file", FILE, ca_file, 0, NULL,
-	    "Extra CA certificates (PEM), on top of the system store"),
+	    "PEM CA certificates trusted on top of the system store"),
 	CONFIG_KEY(UPSTREAM, "tls_verify", BOOL, tls_verify, 0, "yes",
 	    "Verify the upstream's certificate chain and host name"),
 	CONFIG_KEY(UPSTREAM, "tag_ttl", DURATION, tag_ttl, INHERIT, NULL,
 	    "Overrides [cache] tag_ttl for this upstream"),
 	CONFIG_KEY(UPSTREAM, "tag_ttl_for", CUSTOM, ttl_globs, REPEAT, NULL,
-	    "TTLs by tag, first match wins (then tag_ttl)",
+	    "TTLs by tag, first match wins, then tag_ttl",
 	    .ck_noff = offsetof(struct config_upstream, nttl),
 	    .ck_item = config_ttl_for_item,
 	    .ck_what = "list of GLOB:DURATION"),
@@ -230,17 +233,17 @@ const struct config_key config_keys[] = {
 	CONFIG_KEY(REPLICATION, "source", UPSTREAM, source, 0, NULL,
 	    "The [upstream] to replicate from"),
 	CONFIG_LIST(REPLICATION, "repositories", STRINGS, repos, REPEAT,
-	    NULL, "Repository names or globs (globs need /v2/_catalog)"),
+	    NULL, "Repository names or globs; globs need /v2/_catalog"),
 	CONFIG_LIST(REPLICATION, "exclude_repositories", STRINGS,
 	    exclude_repos, REPEAT, NULL, "Repositories left out"),
 	CONFIG_LIST(REPLICATION, "tags", CUSTOM, tags, REPEAT, NULL,
-	    "Tag regexes (POSIX extended, whole tag); unset: every tag",
+	    "Tag regexes, POSIX extended, whole tag; unset: every tag",
 	    .ck_item = config_regex_item, .ck_what = "list of regexes"),
 	CONFIG_LIST(REPLICATION, "exclude_tags", CUSTOM, exclude_tags,
 	    REPEAT, NULL, "Tag regexes left out",
 	    .ck_item = config_regex_item, .ck_what = "list of regexes"),
 	CONFIG_KEY(REPLICATION, "semver", CUSTOM, semver, 0, NULL,
-	    "Only releases in this range (\">=1.2 <2\", \"^1.4\")",
+	    "Only releases in this range, e.g. \">=1.2 <2\" or \"^1.4\"",
 	    .ck_set = config_set_semver, .ck_what = "semver range"),
 	CONFIG_KEY(REPLICATION, "keep_newest", INTEGER, keep_newest, 0, NULL,
 	    "Only the newest N matching tags; unset: all",
@@ -262,7 +265,7 @@ const struct config_key config_keys[] = {
 	    "Larger blobs are pushed in PATCH chunks of this size",
 	    .ck_min = 64 * KiB, .ck_max = 1 * GiB),
 	CONFIG_KEY(REPLICATION, "concurrency", INTEGER, concurrency, 0, "4",
-	    "Manifest and blob requests (and pushes) in flight",
+	    "Manifest and blob requests and pushes in flight",
 	    .ck_min = 1, .ck_max = 32),
 	CONFIG_KEY(REPLICATION, "rate_limit_floor", INTEGER,
 	    rate_limit_floor, 0, "0",
@@ -274,7 +277,7 @@ const struct config_key config_keys[] = {
 	    .ck_min = 1, .ck_max = 1000000),
 	CONFIG_KEY(REPLICATION, "max_tags_per_repository", INTEGER,
 	    max_tags_per_repository, 0, "10000",
-	    "Tags one run reads of one repository (all pages)",
+	    "Tags one run reads of one repository, all pages",
 	    .ck_min = 1, .ck_max = 1000000),
 	CONFIG_KEY(REPLICATION, "max_tags", INTEGER, max_tags, 0, "100000",
 	    "Tags one run reads in all",
@@ -1176,4 +1179,72 @@ config_key_find(enum config_section s, const char *name)
 		if (k->ck_sect == s && strcasecmp(k->ck_name, name) == 0)
 			return k;
 	return NULL;
+}
+
+/* What k's value may be, as --print-defaults says it. */
+static void
+config_value_str(const struct config_key *k, char *buf, size_t len)
+{
+	char	extra[200] = "";
+
+	switch (k->ck_kind) {
+	case CONFIG_KIND_WORD:
+		config_words_str(k->ck_words, extra, sizeof(extra));
+		break;
+	case CONFIG_KIND_INTEGER:
+	case CONFIG_KIND_SIZE:
+	case CONFIG_KIND_DURATION:
+		if (k->ck_min != 0 || k->ck_max != 0)
+			config_bounds_str(k, extra, sizeof(extra));
+		break;
+	default:
+		break;
+	}
+	snprintf(buf, len, "%s%s%s%s%s",
+	    k->ck_kind == CONFIG_KIND_CUSTOM ? k->ck_what :
+	    config_kind_str(k->ck_kind), *extra == '\0' ? "" :
+	    k->ck_kind == CONFIG_KIND_WORD ? " " : ", ", extra,
+	    k->ck_flags & CONFIG_KF_AUTO ? ", or auto" : "",
+	    k->ck_flags & CONFIG_KF_REPEAT ? "; repeatable" : "");
+}
+
+/* One key: its doc and value on a comment line (two if too long). */
+static void
+config_print_key(FILE *f, const struct config_key *k)
+{
+	char	what[300];
+
+	config_value_str(k, what, sizeof(what));
+	if (strlen(k->ck_doc) + strlen(what) + 5 <= 79)
+		fprintf(f, "# %s (%s)\n", k->ck_doc, what);
+	else
+		fprintf(f, "# %s\n# (%s)\n", k->ck_doc, what);
+	if (k->ck_dflt != NULL)
+		fprintf(f, "%s = %s\n", k->ck_name, k->ck_dflt);
+	else
+		fprintf(f, "# %s =\n", k->ck_name);
+}
+
+int
+config_print_defaults(FILE *f)
+{
+	const struct config_key	*k;
+	enum config_section	 s = CONFIG_SECT_NONE;
+	const char		*example;
+
+	fprintf(f, "# Every key of mirror.conf with its default, as "
+	    "\"regmirror check-config\n# --print-defaults\" prints them; "
+	    "a key without a default is commented.\n");
+	for (k = config_keys; k < config_keys + config_nkeys; k++) {
+		if (k->ck_sect != s) {
+			s = k->ck_sect;
+			if ((example = config_section_example(s)) != NULL)
+				fprintf(f, "\n[%s \"%s\"]\n",
+				    config_section_str(s), example);
+			else
+				fprintf(f, "\n[%s]\n", config_section_str(s));
+		}
+		config_print_key(f, k);
+	}
+	return fflush(f) == 0 && !ferror(f) ? 0 : -1;
 }

@@ -1198,6 +1198,104 @@ test_load_file(void)
 	    "no error buffer");
 }
 
+/* Replace the first line "from" of text (which it owns) with "to". */
+static char *
+replace_line(char *text, const char *from, const char *to)
+{
+	char	*at, *out;
+	size_t	 n = strlen(from);
+
+	for (at = text; (at = strstr(at, from)) != NULL; at++)
+		if ((at == text || at[-1] == '\n') && at[n] == '\n')
+			break;
+	if (at == NULL)
+		bail_out("no such line");
+	xasprintf(&out, "%.*s%s%s", (int)(at - text), text, to, at + n);
+	free(text);
+	return out;
+}
+
+/*
+ * --print-defaults: every section, a default as "key = value", a key
+ * without one as "# key =", and the whole text, once the keys an
+ * [upstream] and a [replication] need are filled in, loads back into
+ * exactly the defaults.
+ */
+static void
+test_print_defaults(void)
+{
+	struct config_replication	*r;
+	struct config_upstream		*up;
+	struct config			*cf, *min;
+	char				*text = NULL;
+	size_t				 len = 0;
+	FILE				*f;
+
+	if ((f = open_memstream(&text, &len)) == NULL)
+		bail_out("open_memstream failed");
+	is_int(config_print_defaults(f), 0, "config_print_defaults");
+	fclose(f);
+	ok(strstr(text, "\n[server]\n") != NULL &&
+	    strstr(text, "\n[cache]\n") != NULL &&
+	    strstr(text, "\n[timeouts]\n") != NULL &&
+	    strstr(text, "\n[upstream \"registry.example.com\"]\n") != NULL &&
+	    strstr(text, "\n[replication \"prod-images\"]\n") != NULL,
+	    "  every section");
+	ok(strstr(text, "\nlisten = 0.0.0.0:5000\n") != NULL, "  listen");
+	ok(strstr(text, "\n# admin_listen =\n") != NULL,
+	    "  admin_listen, commented");
+	ok(strstr(text, "\nworkers = auto\n") != NULL, "  workers");
+	ok(strstr(text, "\nchunk_size = 8M\n") != NULL, "  chunk_size");
+	ok(strstr(text, "\n# (integer, 1..256, or auto)\nworkers") != NULL,
+	    "  what a value may be");
+
+	text = replace_line(text, "# url =", "url = https://r");
+	text = replace_line(text, "# source =",
+	    "source = registry.example.com");
+	text = replace_line(text, "# repositories =", "repositories = a/b");
+	cf = load(text);
+	free(text);
+	min = load("[upstream \"registry.example.com\"]\nurl = https://r\n"
+	    "[replication \"prod-images\"]\nsource = registry.example.com\n"
+	    "repositories = a/b\n");
+	if (!ok(cf != NULL && min != NULL, "  loads back")) {
+		config_free(cf);
+		config_free(min);
+		return;
+	}
+	is_int(cf->nlisten, 1, "  one listener");
+	is_str(cf->listen[0], min->listen[0], "  listen");
+	is_int(cf->workers, min->workers, "  workers");
+	is_str(cf->log_level, min->log_level, "  log_level");
+	is_int(cf->max_header_size, min->max_header_size, "  max_header_size");
+	is_int(cf->max_connections, min->max_connections, "  max_connections");
+	is_int(cf->send_buffer, min->send_buffer, "  send_buffer");
+	is_str(cf->cache_dir, min->cache_dir, "  dir");
+	ok(cf->max_size == min->max_size, "  max_size");
+	ok(cf->max_blob_size == min->max_blob_size, "  max_blob_size");
+	ok(cf->cache_memory == min->cache_memory, "  memory");
+	is_int(cf->tag_max_age, min->tag_max_age, "  tag_max_age");
+	is_int(cf->queue_timeout, min->queue_timeout, "  queue");
+	up = cf->upstreams;
+	is_int(up->is_default, 1, "  the lone upstream is default");
+	is_int(up->tls_verify, min->upstreams->tls_verify, "  tls_verify");
+	is_int(up->tag_ttl, -1, "  upstream tag_ttl unset");
+	is_int(up->stale_if_error, min->upstreams->stale_if_error,
+	    "  stale_if_error");
+	is_int(up->max_header_size, min->upstreams->max_header_size,
+	    "  upstream max_header_size");
+	is_int(up->max_connections, min->upstreams->max_connections,
+	    "  upstream max_connections");
+	r = cf->replications;
+	is_int(r->keep_newest, 0, "  keep_newest unset");
+	is_int(r->interval, min->replications->interval, "  interval");
+	ok(r->chunk_size == min->replications->chunk_size, "  chunk_size");
+	is_int(r->max_tags, min->replications->max_tags, "  max_tags");
+	is_int(r->delete, 0, "  delete no");
+	config_free(cf);
+	config_free(min);
+}
+
 /* The example shipped in the top directory must load as it is. */
 static void
 test_example(void)
@@ -1489,6 +1587,7 @@ main(void)
 	test_password_file();
 	test_load_file();
 	test_example();
+	test_print_defaults();
 	test_limits();
 	tmpfiles_remove();
 	return done_testing();
