@@ -170,7 +170,7 @@ void	config_section_defaults(struct config_parser *, enum config_section,
 	    void *base);
 /* Free the strings and lists that the keys of s set in base. */
 void	config_section_free(enum config_section, void *base);
-/* Assert that the table is consistent (a wrong row is a bug). */
+/* Assert, once per process, that every row fits its field and kind. */
 void	config_keys_check(void);
 
 static inline int

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1134,11 +1135,10 @@ config_kind_ftype(enum config_kind kind)
 
 /*
  * Every row against its field and kind: what config_store_number and
- * the list setters rely on.  Cheap enough to run on every load, so that
- * a wrong row fails the first test that loads a file.
+ * the list setters rely on.
  */
-void
-config_keys_check(void)
+static void
+config_keys_check_once(void)
 {
 	const struct config_key	*k, *o;
 	enum config_kind	 kind;
@@ -1168,6 +1168,15 @@ config_keys_check(void)
 			AN(o->ck_sect != k->ck_sect ||
 			    strcasecmp(o->ck_name, k->ck_name) != 0);
 	}
+}
+
+/* Once per process, so that a wrong row fails the first load or print. */
+void
+config_keys_check(void)
+{
+	static pthread_once_t	once = PTHREAD_ONCE_INIT;
+
+	AZ(pthread_once(&once, config_keys_check_once));
 }
 
 const struct config_key *
@@ -1232,6 +1241,7 @@ config_print_defaults(FILE *f)
 	enum config_section	 s = CONFIG_SECT_NONE;
 	const char		*example;
 
+	config_keys_check();
 	fprintf(f, "# Every key of mirror.conf with its default, as "
 	    "\"regmirror check-config\n# --print-defaults\" prints them; "
 	    "a key without a default is commented.\n");
