@@ -34,6 +34,9 @@ usage(FILE *f)
 "                           what loads but is unsafe (credentials over\n"
 "                           http, a password file others can read) as\n"
 "                           FILE:LINE: warning: message (exit 0)\n"
+"  check-config --print-defaults\n"
+"                           print every section and key with its default\n"
+"                           (a key without one as \"# key =\")\n"
 "  cache SUB [-c FILE]      inspect and manage the cache (works while the\n"
 "                           daemon runs); add --json for JSON output:\n"
 "      ls                   tags and blobs\n"
@@ -98,11 +101,12 @@ main(int argc, char *argv[])
 		{ "config", required_argument, NULL, 'c' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "print-defaults", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char	*cmd, *path = CONFIG_DEFAULT_PATH;
 	struct config	*cfg;
-	int		 ch, debug = 0, lvl, rc;
+	int		 ch, debug = 0, defaults = 0, lvl, rc;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -170,11 +174,20 @@ main(int argc, char *argv[])
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'P':
+			defaults = 1;
+			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
+	if (defaults && strcmp(cmd, "check-config") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (defaults)
+		return config_print_defaults(stdout) == 0 ? 0 : 1;
 	if (strcmp(cmd, "check-config") == 0) {
 		cfg = load(path);
 		for (size_t i = 0; i < cfg->nwarnings; i++)

@@ -1,18 +1,24 @@
 /*
- * config.c — load and validate mirror.conf (format in config.h).
+ * config.c — read mirror.conf (format in config.h; keys in
+ * config_schema.c).
  *
  * One pass over the text, line by line: a section header switches the
- * current section, a "key = value" line is looked up in config_keys[] and
- * applied at once, so every error carries the line that caused it.  Checks
- * that need a whole section (an [upstream] without url) are made when the
- * section ends and point at its header; checks that need the whole file
- * (no [upstream] at all) use line 0.  Secrets are read from password_file
+ * current section (a new [upstream] or [replication] starts with the
+ * table's defaults), a "key = value" line is looked up in config_keys[]
+ * and applied at once by its kind's setter, so every error carries the
+ * line that caused it.  An unknown key or section names the closest
+ * known one when it looks like a typo of it.  Checks that need a whole
+ * section (an [upstream] without url) are made when the section ends and
+ * point at its header; checks that need the whole file (no [upstream] at
+ * all, a destination that names none) are made at the end, at the line
+ * the key was given on or line 0.  Secrets are read from password_file
  * while loading, so a daemon that started has everything it needs.
+ *
+ * The lexer is written here rather than taken from libinih, which cuts
+ * lines at 199 bytes, keeps '#' comments inside values and gives its
+ * handler no line number.
  */
 #include "autoconf.h"
-
-#include <arpa/inet.h>
-#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,228 +26,45 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <regex.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
 #include "common/config.h"
-#include "common/log.h"
-#include "common/semver.h"
+#include "common/config_int.h"
+#include "common/obj.h"
 #include "common/xmalloc.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)
 #define CONFIG_LINE_MAX		8192
-#define CONFIG_SECRET_MAX	(64 * 1024)
-#define CONFIG_DEFAULT_LISTEN	"0.0.0.0:5000"
-#define CONFIG_DEFAULT_DIR	"/var/lib/regmirror"
-
-enum config_section {
-	CONFIG_SECT_NONE = 0,
-	CONFIG_SECT_SERVER,
-	CONFIG_SECT_CACHE,
-	CONFIG_SECT_UPSTREAM,
-	CONFIG_SECT_TIMEOUTS,
-	CONFIG_SECT_REPLICATION,
-};
 
 static const char *const config_section_names[] = {
-	[CONFIG_SECT_NONE] = "",
-	[CONFIG_SECT_SERVER] = "server",
-	[CONFIG_SECT_CACHE] = "cache",
-	[CONFIG_SECT_UPSTREAM] = "upstream",
-	[CONFIG_SECT_TIMEOUTS] = "timeouts",
-	[CONFIG_SECT_REPLICATION] = "replication",
+#define CONFIG_SECTION_NAME(id, name, example)	[CONFIG_SECT_##id] = name,
+	CONFIG_SECTIONS(CONFIG_SECTION_NAME)
+#undef CONFIG_SECTION_NAME
 };
 
-enum config_key_id {
-	CONFIG_K_LISTEN,
-	CONFIG_K_ADMIN_LISTEN,
-	CONFIG_K_TLS_CERT,
-	CONFIG_K_TLS_KEY,
-	CONFIG_K_WORKERS,
-	CONFIG_K_LOG_LEVEL,
-	CONFIG_K_MAX_HEADER_SIZE,
-	CONFIG_K_CACHE_DIR,
-	CONFIG_K_MAX_SIZE,
-	CONFIG_K_CACHE_TAG_TTL,
-	CONFIG_K_TAG_MAX_AGE,
-	CONFIG_K_MAX_NEGATIVE,
-	CONFIG_K_GC_INTERVAL,
-	CONFIG_K_GC_GRACE,
-	CONFIG_K_URL,
-	CONFIG_K_ALIASES,
-	CONFIG_K_DEFAULT,
-	CONFIG_K_USERNAME,
-	CONFIG_K_PASSWORD_FILE,
-	CONFIG_K_CA_FILE,
-	CONFIG_K_TLS_VERIFY,
-	CONFIG_K_UP_TAG_TTL,
-	CONFIG_K_CONNECT,
-	CONFIG_K_FIRST_BYTE,
-	CONFIG_K_IDLE,
-	CONFIG_K_TLS_LISTEN,
-	CONFIG_K_REALMS,
-	CONFIG_K_STALE_IF_ERROR,
-	CONFIG_K_NEGATIVE_TTL,
-	CONFIG_K_TAG_TTL_FOR,
-	CONFIG_K_R_SOURCE,
-	CONFIG_K_R_REPOS,
-	CONFIG_K_R_EXCLUDE_REPOS,
-	CONFIG_K_R_TAGS,
-	CONFIG_K_R_EXCLUDE_TAGS,
-	CONFIG_K_R_KEEP_NEWEST,
-	CONFIG_K_R_PLATFORMS,
-	CONFIG_K_R_INTERVAL,
-	CONFIG_K_R_SEMVER,
-	CONFIG_K_R_DELETE,
-	CONFIG_K_R_DESTINATION,
-	CONFIG_K_R_CHUNK_SIZE,
-	CONFIG_K_R_CONCURRENCY,
-	CONFIG_K_R_RATE_LIMIT_FLOOR,
-	/* Bounds on what clients and upstreams can make the mirror hold. */
-	CONFIG_K_MAX_CONNECTIONS,
-	CONFIG_K_MAX_CONNECTIONS_PER_CLIENT,
-	CONFIG_K_REQUEST_HEAD,
-	CONFIG_K_TLS_HANDSHAKE,
-	CONFIG_K_UP_MAX_HEADER_SIZE,
-	CONFIG_K_UP_MAX_HEADERS,
-	CONFIG_K_UP_REDIRECT_HOSTS,
-	CONFIG_K_UP_ISOLATE,
-	CONFIG_K_UP_MAX_FILLS,
-	CONFIG_K_UP_MAX_CONNECTIONS,
-	CONFIG_K_MAX_BLOB_SIZE,
-	CONFIG_K_CACHE_MEMORY,
-	CONFIG_K_LIST_TTL,
-	CONFIG_K_QUEUE,
-	CONFIG_K_SEND_BUFFER,
-	CONFIG_K_MISS_LIMIT,
-	CONFIG_K_MAX_FILLS_PER_CLIENT,
-	/* Limits on jobs and runs (config_set_limit). */
-	CONFIG_K_MAX_JOBS,
-	CONFIG_K_MAX_JOB_IMAGES,
-	CONFIG_K_MAX_JOB_PLATFORMS,
-	CONFIG_K_R_MAX_REPOSITORIES,
-	CONFIG_K_R_MAX_TAGS_PER_REPOSITORY,
-	CONFIG_K_R_MAX_TAGS,
+static const char *const config_section_examples[] = {
+#define CONFIG_SECTION_EXAMPLE(id, name, example) [CONFIG_SECT_##id] = example,
+	CONFIG_SECTIONS(CONFIG_SECTION_EXAMPLE)
+#undef CONFIG_SECTION_EXAMPLE
 };
 
-static const struct config_key {
-	enum config_section	 section;
-	const char		*name;
-	int			 repeatable;	/* may appear more than once */
-} config_keys[] = {
-	[CONFIG_K_LISTEN] = { CONFIG_SECT_SERVER, "listen", 1 },
-	[CONFIG_K_ADMIN_LISTEN] = { CONFIG_SECT_SERVER, "admin_listen", 0 },
-	[CONFIG_K_TLS_CERT] = { CONFIG_SECT_SERVER, "tls_cert", 0 },
-	[CONFIG_K_TLS_KEY] = { CONFIG_SECT_SERVER, "tls_key", 0 },
-	[CONFIG_K_WORKERS] = { CONFIG_SECT_SERVER, "workers", 0 },
-	[CONFIG_K_LOG_LEVEL] = { CONFIG_SECT_SERVER, "log_level", 0 },
-	[CONFIG_K_MAX_HEADER_SIZE] = {
-	    CONFIG_SECT_SERVER, "max_header_size", 0 },
-	[CONFIG_K_CACHE_DIR] = { CONFIG_SECT_CACHE, "dir", 0 },
-	[CONFIG_K_MAX_SIZE] = { CONFIG_SECT_CACHE, "max_size", 0 },
-	[CONFIG_K_CACHE_TAG_TTL] = { CONFIG_SECT_CACHE, "tag_ttl", 0 },
-	[CONFIG_K_TAG_MAX_AGE] = { CONFIG_SECT_CACHE, "tag_max_age", 0 },
-	[CONFIG_K_MAX_NEGATIVE] = { CONFIG_SECT_CACHE, "max_negative", 0 },
-	[CONFIG_K_GC_INTERVAL] = { CONFIG_SECT_CACHE, "gc_interval", 0 },
-	[CONFIG_K_GC_GRACE] = { CONFIG_SECT_CACHE, "gc_grace", 0 },
-	[CONFIG_K_URL] = { CONFIG_SECT_UPSTREAM, "url", 1 },
-	[CONFIG_K_ALIASES] = { CONFIG_SECT_UPSTREAM, "aliases", 1 },
-	[CONFIG_K_DEFAULT] = { CONFIG_SECT_UPSTREAM, "default", 0 },
-	[CONFIG_K_USERNAME] = { CONFIG_SECT_UPSTREAM, "username", 0 },
-	[CONFIG_K_PASSWORD_FILE] = { CONFIG_SECT_UPSTREAM, "password_file", 0 },
-	[CONFIG_K_CA_FILE] = { CONFIG_SECT_UPSTREAM, "ca_file", 0 },
-	[CONFIG_K_TLS_VERIFY] = { CONFIG_SECT_UPSTREAM, "tls_verify", 0 },
-	[CONFIG_K_UP_TAG_TTL] = { CONFIG_SECT_UPSTREAM, "tag_ttl", 0 },
-	[CONFIG_K_CONNECT] = { CONFIG_SECT_TIMEOUTS, "connect", 0 },
-	[CONFIG_K_FIRST_BYTE] = { CONFIG_SECT_TIMEOUTS, "first_byte", 0 },
-	[CONFIG_K_IDLE] = { CONFIG_SECT_TIMEOUTS, "idle", 0 },
-	[CONFIG_K_TLS_LISTEN] = { CONFIG_SECT_SERVER, "tls_listen", 1 },
-	[CONFIG_K_REALMS] = { CONFIG_SECT_UPSTREAM, "realms", 1 },
-	[CONFIG_K_STALE_IF_ERROR] = {
-	    CONFIG_SECT_UPSTREAM, "stale_if_error", 0 },
-	[CONFIG_K_NEGATIVE_TTL] = { CONFIG_SECT_UPSTREAM, "negative_ttl", 0 },
-	[CONFIG_K_TAG_TTL_FOR] = { CONFIG_SECT_UPSTREAM, "tag_ttl_for", 1 },
-	[CONFIG_K_R_SOURCE] = { CONFIG_SECT_REPLICATION, "source", 0 },
-	[CONFIG_K_R_REPOS] = { CONFIG_SECT_REPLICATION, "repositories", 1 },
-	[CONFIG_K_R_EXCLUDE_REPOS] = {
-	    CONFIG_SECT_REPLICATION, "exclude_repositories", 1 },
-	[CONFIG_K_R_TAGS] = { CONFIG_SECT_REPLICATION, "tags", 1 },
-	[CONFIG_K_R_EXCLUDE_TAGS] = {
-	    CONFIG_SECT_REPLICATION, "exclude_tags", 1 },
-	[CONFIG_K_R_KEEP_NEWEST] = {
-	    CONFIG_SECT_REPLICATION, "keep_newest", 0 },
-	[CONFIG_K_R_PLATFORMS] = { CONFIG_SECT_REPLICATION, "platforms", 1 },
-	[CONFIG_K_R_INTERVAL] = { CONFIG_SECT_REPLICATION, "interval", 0 },
-	[CONFIG_K_R_SEMVER] = { CONFIG_SECT_REPLICATION, "semver", 0 },
-	[CONFIG_K_R_DELETE] = { CONFIG_SECT_REPLICATION, "delete", 0 },
-	[CONFIG_K_R_DESTINATION] = {
-	    CONFIG_SECT_REPLICATION, "destination", 0 },
-	[CONFIG_K_R_CHUNK_SIZE] = { CONFIG_SECT_REPLICATION, "chunk_size", 0 },
-	[CONFIG_K_R_CONCURRENCY] = {
-	    CONFIG_SECT_REPLICATION, "concurrency", 0 },
-	[CONFIG_K_R_RATE_LIMIT_FLOOR] = {
-	    CONFIG_SECT_REPLICATION, "rate_limit_floor", 0 },
-	[CONFIG_K_MAX_CONNECTIONS] = {
-	    CONFIG_SECT_SERVER, "max_connections", 0 },
-	[CONFIG_K_MAX_CONNECTIONS_PER_CLIENT] = {
-	    CONFIG_SECT_SERVER, "max_connections_per_client", 0 },
-	[CONFIG_K_REQUEST_HEAD] = { CONFIG_SECT_TIMEOUTS, "request_head", 0 },
-	[CONFIG_K_TLS_HANDSHAKE] = {
-	    CONFIG_SECT_TIMEOUTS, "tls_handshake", 0 },
-	[CONFIG_K_UP_MAX_HEADER_SIZE] = {
-	    CONFIG_SECT_UPSTREAM, "max_header_size", 0 },
-	[CONFIG_K_UP_MAX_HEADERS] = { CONFIG_SECT_UPSTREAM, "max_headers", 0 },
-	[CONFIG_K_UP_REDIRECT_HOSTS] = {
-	    CONFIG_SECT_UPSTREAM, "redirect_hosts", 1 },
-	[CONFIG_K_UP_ISOLATE] = { CONFIG_SECT_UPSTREAM, "isolate", 0 },
-	[CONFIG_K_UP_MAX_FILLS] = { CONFIG_SECT_UPSTREAM, "max_fills", 0 },
-	[CONFIG_K_UP_MAX_CONNECTIONS] = {
-	    CONFIG_SECT_UPSTREAM, "max_connections", 0 },
-	[CONFIG_K_MAX_BLOB_SIZE] = { CONFIG_SECT_CACHE, "max_blob_size", 0 },
-	[CONFIG_K_CACHE_MEMORY] = { CONFIG_SECT_CACHE, "memory", 0 },
-	[CONFIG_K_LIST_TTL] = { CONFIG_SECT_CACHE, "list_ttl", 0 },
-	[CONFIG_K_QUEUE] = { CONFIG_SECT_TIMEOUTS, "queue", 0 },
-	[CONFIG_K_SEND_BUFFER] = { CONFIG_SECT_SERVER, "send_buffer", 0 },
-	[CONFIG_K_MISS_LIMIT] = {
-	    CONFIG_SECT_SERVER, "miss_limit", 0 },
-	[CONFIG_K_MAX_FILLS_PER_CLIENT] = {
-	    CONFIG_SECT_SERVER, "max_fills_per_client", 0 },
-	[CONFIG_K_MAX_JOBS] = { CONFIG_SECT_SERVER, "max_jobs", 0 },
-	[CONFIG_K_MAX_JOB_IMAGES] = { CONFIG_SECT_SERVER, "max_job_images", 0 },
-	[CONFIG_K_MAX_JOB_PLATFORMS] = {
-	    CONFIG_SECT_SERVER, "max_job_platforms", 0 },
-	[CONFIG_K_R_MAX_REPOSITORIES] = {
-	    CONFIG_SECT_REPLICATION, "max_repositories", 0 },
-	[CONFIG_K_R_MAX_TAGS_PER_REPOSITORY] = {
-	    CONFIG_SECT_REPLICATION, "max_tags_per_repository", 0 },
-	[CONFIG_K_R_MAX_TAGS] = { CONFIG_SECT_REPLICATION, "max_tags", 0 },
-};
-#define CONFIG_NKEYS	(sizeof(config_keys) / sizeof(config_keys[0]))
+const char *
+config_section_str(enum config_section s)
+{
+	AN(s < CONFIG_NSECTIONS);
+	return config_section_names[s];
+}
 
-struct config_parser {
-	const char		*cp_fname;
-	unsigned long		 cp_line;
-	char			*cp_err;
-	size_t			 cp_errlen;
-	struct config		*cp_cf;
-	enum config_section	 cp_sect;
-	struct config_upstream	*cp_up;		/* the current [upstream] */
-	unsigned long		 cp_up_line;	/* ... and its header line */
-	struct config_upstream	**cp_tail;
-	unsigned char		 cp_seen[CONFIG_NKEYS];	/* keys given */
-	unsigned long		 cp_cert_line;
-	unsigned long		 cp_key_line;
-	unsigned long		 cp_tls_listen_line;
-	struct config_replication *cp_repl;	/* the current [replication] */
-	struct config_replication **cp_repl_tail;
-};
+const char *
+config_section_example(enum config_section s)
+{
+	AN(s < CONFIG_NSECTIONS);
+	return config_section_examples[s];
+}
 
-static int	config_error_at(struct config_parser *, unsigned long,
-		    const char *, ...) __attribute__((format(printf, 3, 4)));
-
-static int
+int
 config_error_at(struct config_parser *p, unsigned long line, const char *fmt,
     ...)
 {
@@ -259,13 +82,8 @@ config_error_at(struct config_parser *p, unsigned long line, const char *fmt,
 	return -1;
 }
 
-#define config_error(p, ...)	config_error_at((p), (p)->cp_line, __VA_ARGS__)
-
-static void	config_warning(struct config_parser *, unsigned long,
-		    const char *, ...) __attribute__((format(printf, 3, 4)));
-
 /* A warning ("FILE:LINE: warning: ..."), kept for the caller to show. */
-static void
+void
 config_warning(struct config_parser *p, unsigned long line, const char *fmt,
     ...)
 {
@@ -289,21 +107,7 @@ config_is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
-static int
-config_is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int
-config_is_hostchar(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    config_is_digit(c) || c == '.' || c == '-';
-}
-
-/* Trim whitespace at both ends, in place. */
-static char *
+char *
 config_trim(char *s)
 {
 	char	*e;
@@ -314,177 +118,6 @@ config_trim(char *s)
 	while (e > s && config_is_ws(e[-1]))
 		*--e = '\0';
 	return s;
-}
-
-static void
-config_strv_add(char ***v, size_t *n, const char *s)
-{
-	*v = xreallocarray(*v, *n + 1, sizeof(**v));
-	(*v)[(*n)++] = xstrdup(s);
-}
-
-static void
-config_strv_free(char **v, size_t n)
-{
-	size_t	i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/*
- * Split a comma-separated list into trimmed, non-empty items.  NULL when
- * an item is empty ("a,,b", "a,").
- */
-static char **
-config_list_split(const char *value, size_t *np)
-{
-	char	**v = NULL, *copy, *s, *comma, *item;
-	size_t	  n = 0;
-
-	copy = s = xstrdup(value);
-	for (;;) {
-		if ((comma = strchr(s, ',')) != NULL)
-			*comma = '\0';
-		item = config_trim(s);
-		if (*item == '\0') {
-			config_strv_free(v, n);
-			free(copy);
-			return NULL;
-		}
-		config_strv_add(&v, &n, item);
-		if (comma == NULL)
-			break;
-		s = comma + 1;
-	}
-	free(copy);
-	*np = n;
-	return v;
-}
-
-/* "1".."65535", digits only. */
-static int
-config_port_valid(const char *s, size_t len)
-{
-	unsigned long	port = 0;
-	size_t		i;
-
-	if (len == 0 || len > 5)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (!config_is_digit(s[i]))
-			return 0;
-		port = port * 10 + (unsigned long)(s[i] - '0');
-	}
-	return port >= 1 && port <= 65535;
-}
-
-/* "[v6]" at s, of length len: an address inet_pton accepts. */
-static int
-config_v6_valid(const char *s, size_t len)
-{
-	char		buf[INET6_ADDRSTRLEN];
-	struct in6_addr	a6;
-
-	if (len < 3 || s[0] != '[' || s[len - 1] != ']' ||
-	    len - 2 >= sizeof(buf))
-		return 0;
-	memcpy(buf, s + 1, len - 2);
-	buf[len - 2] = '\0';
-	return inet_pton(AF_INET6, buf, &a6) == 1;
-}
-
-/*
- * "host[:port]" or "[v6][:port]" of length len; need_port for listen
- * addresses, empty_host for ":port".
- */
-static int
-config_hostport_valid(const char *s, size_t len, int need_port,
-    int empty_host)
-{
-	const char	*colon = NULL;
-	size_t		 hlen, i;
-
-	if (len > 0 && s[0] == '[') {
-		for (hlen = 0; hlen < len && s[hlen] != ']'; hlen++)
-			;
-		if (hlen == len || !config_v6_valid(s, ++hlen))
-			return 0;
-		if (hlen < len && s[hlen] != ':')
-			return 0;
-		colon = hlen < len ? s + hlen : NULL;
-	} else {
-		for (i = 0; i < len && s[i] != ':'; i++)
-			if (!config_is_hostchar(s[i]))
-				return 0;
-		hlen = i;
-		colon = i < len ? s + i : NULL;
-		if (hlen == 0 && !empty_host)
-			return 0;
-	}
-	if (colon == NULL)
-		return !need_port;
-	return config_port_valid(colon + 1, len - (size_t)(colon + 1 - s));
-}
-
-/* A listen address: "host:port", "[v6]:port" or ":port". */
-static int
-config_listen_valid(const char *s)
-{
-	return config_hostport_valid(s, strlen(s), 1, 1);
-}
-
-/* An upstream name or alias: [A-Za-z0-9.-]+ with an optional :port. */
-static int
-config_registry_valid(const char *s)
-{
-	size_t	len = strlen(s);
-
-	if (len == 0 || s[0] == '[')
-		return 0;
-	return config_hostport_valid(s, len, 0, 0);
-}
-
-/*
- * "http(s)://host[:port]" with an empty or "/" path; *out is the URL
- * without the trailing '/'.
- */
-static int
-config_url_parse(const char *s, char **out)
-{
-	const char	*auth, *slash;
-
-	if (strncmp(s, "http://", 7) == 0)
-		auth = s + 7;
-	else if (strncmp(s, "https://", 8) == 0)
-		auth = s + 8;
-	else
-		return -1;
-	if ((slash = strchr(auth, '/')) == NULL)
-		slash = auth + strlen(auth);
-	else if (slash[1] != '\0')
-		return -1;
-	if (!config_hostport_valid(auth, (size_t)(slash - auth), 0, 0))
-		return -1;
-	*out = xstrndup(s, (size_t)(slash - s));
-	return 0;
-}
-
-/* A decimal in 0..max, digits only; -1 if malformed or too big. */
-static int
-config_parse_small(const char *s, int max)
-{
-	int	v = 0;
-
-	if (!config_is_digit(*s))
-		return -1;
-	for (; config_is_digit(*s); s++) {
-		v = v * 10 + (*s - '0');
-		if (v > max)
-			return -1;
-	}
-	return *s == '\0' ? v : -1;
 }
 
 int
@@ -581,647 +214,91 @@ config_parse_bool(const char *s, int *out)
 	return -1;
 }
 
-/*
- * Read a secret file whole: at most CONFIG_SECRET_MAX bytes, no NUL, not
- * empty once one trailing newline ("\n" or "\r\n") is dropped.
- */
-static int
-config_read_secret(struct config_parser *p, const char *path, char **out)
+#define CONFIG_NAME_MAX	64	/* longer names get no suggestion */
+
+static char
+config_lower(char c)
 {
-	char	*buf;
-	size_t	 len = 0;
-	ssize_t	 n;
-	int	 fd, saved;
-
-	struct stat st;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return config_error(p, "cannot read password_file '%s': %s",
-		    path, strerror(errno));
-	if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH) != 0)
-		config_warning(p, p->cp_line, "password_file '%s' is readable "
-		    "by every user (chmod o-r)", path);
-	buf = xmalloc(CONFIG_SECRET_MAX + 1);
-	for (;;) {
-		n = read(fd, buf + len, CONFIG_SECRET_MAX + 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			saved = errno;
-			close(fd);
-			free(buf);
-			return config_error(p,
-			    "cannot read password_file '%s': %s", path,
-			    strerror(saved));
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > CONFIG_SECRET_MAX) {
-			close(fd);
-			free(buf);
-			return config_error(p,
-			    "password_file '%s' is larger than %d bytes", path,
-			    CONFIG_SECRET_MAX);
-		}
-	}
-	close(fd);
-	if (len > 0 && buf[len - 1] == '\n') {
-		len--;
-		if (len > 0 && buf[len - 1] == '\r')
-			len--;
-	}
-	buf[len] = '\0';
-	if (len == 0 || memchr(buf, '\0', len) != NULL) {
-		free(buf);
-		return config_error(p, "password_file '%s' is %s", path,
-		    len == 0 ? "empty" : "binary (has a NUL byte)");
-	}
-	*out = buf;
-	return 0;
-}
-
-static int
-config_check_readable(struct config_parser *p, const char *key,
-    const char *path)
-{
-	struct stat	st;
-	int		fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return config_error(p, "cannot read %s '%s': %s", key, path,
-		    strerror(errno));
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return config_error(p, "cannot read %s '%s': not a file", key,
-		    path);
-	}
-	close(fd);
-	return 0;
-}
-
-static int
-config_duration_key(struct config_parser *p, const char *key,
-    const char *value, long min, long *out)
-{
-	long	v;
-
-	if (config_parse_duration(value, &v) == -1)
-		return config_error(p, "bad duration '%s' for %s", value, key);
-	if (v < min)
-		return config_error(p, "%s must be at least %lds, not '%s'",
-		    key, min, value);
-	*out = v;
-	return 0;
-}
-
-/* A whole number in [min, max]; errors name the key and the range. */
-static int
-config_long_key(struct config_parser *p, const char *key, const char *value,
-    long min, long max, long *out)
-{
-	long	v = 0;
-	const char *c = value;
-
-	if (!config_is_digit(*c))
-		return config_error(p, "bad number '%s' for %s (want %ld..%ld)",
-		    value, key, min, max);
-	for (; config_is_digit(*c); c++) {
-		v = v * 10 + (*c - '0');
-		if (v > max)
-			break;
-	}
-	if (*c != '\0' && !config_is_digit(*c))
-		return config_error(p, "bad number '%s' for %s (want %ld..%ld)",
-		    value, key, min, max);
-	if (v > max || v < min)
-		return config_error(p, "%s '%s' is out of range (%ld..%ld)",
-		    key, value, min, max);
-	*out = v;
-	return 0;
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
 /*
- * A comma-separated list appended to (*list, *nlist), every item checked
- * by valid; an error names the key, the item and what was wanted.
+ * Edit distance between two names, ignoring case: insertions, deletions,
+ * substitutions and swaps of neighbours ("lsiten") count one each.
  */
-static int
-config_set_list(struct config_parser *p, const char *key, const char *value,
-    int (*valid)(const char *), const char *noun, const char *want,
-    char ***list, size_t *nlist)
+static size_t
+config_distance(const char *a, const char *b)
 {
-	char	**v;
-	size_t	  n, i;
+	unsigned char	d[CONFIG_NAME_MAX + 1][CONFIG_NAME_MAX + 1];
+	size_t		la = strlen(a), lb = strlen(b), i, j, best;
 
-	if ((v = config_list_split(value, &n)) == NULL)
-		return config_error(p, "empty element in %s list '%s'", key,
-		    value);
-	for (i = 0; i < n; i++) {
-		if (!valid(v[i])) {
-			config_error(p, "bad %s %s '%s' (want %s)", key, noun,
-			    v[i], want);
-			config_strv_free(v, n);
-			return -1;
+	if (la > CONFIG_NAME_MAX || lb > CONFIG_NAME_MAX)
+		return SIZE_MAX;
+	for (i = 0; i <= la; i++)
+		d[i][0] = (unsigned char)i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = (unsigned char)j;
+	for (i = 1; i <= la; i++) {
+		for (j = 1; j <= lb; j++) {
+			best = d[i - 1][j - 1];
+			if (config_lower(a[i - 1]) != config_lower(b[j - 1]))
+				best++;
+			if (d[i - 1][j] + 1u < best)
+				best = d[i - 1][j] + 1u;
+			if (d[i][j - 1] + 1u < best)
+				best = d[i][j - 1] + 1u;
+			if (i > 1 && j > 1 &&
+			    config_lower(a[i - 1]) == config_lower(b[j - 2]) &&
+			    config_lower(a[i - 2]) == config_lower(b[j - 1]) &&
+			    d[i - 2][j - 2] + 1u < best)
+				best = d[i - 2][j - 2] + 1u;
+			d[i][j] = (unsigned char)best;
 		}
-		config_strv_add(list, nlist, v[i]);
 	}
-	config_strv_free(v, n);
-	return 0;
-}
-
-static int
-config_set_listen(struct config_parser *p, const char *key,
-    const char *value, char ***list, size_t *nlist)
-{
-	return config_set_list(p, key, value, config_listen_valid, "address",
-	    "host:port, [v6]:port or :port", list, nlist);
-}
-
-static int
-config_set_urls(struct config_parser *p, const char *value)
-{
-	struct config_upstream	 *up = p->cp_up;
-	char			**v, *url;
-	size_t			  n, i;
-
-	if ((v = config_list_split(value, &n)) == NULL)
-		return config_error(p, "empty element in url list '%s'", value);
-	for (i = 0; i < n; i++) {
-		if (config_url_parse(v[i], &url) == -1) {
-			config_error(p, "bad url '%s' (want http(s)://host"
-			    "[:port] with no path)", v[i]);
-			config_strv_free(v, n);
-			return -1;
-		}
-		up->urls = xreallocarray(up->urls, up->nurls + 1,
-		    sizeof(*up->urls));
-		up->urls[up->nurls++] = url;
-	}
-	config_strv_free(v, n);
-	return 0;
-}
-
-static int
-config_set_aliases(struct config_parser *p, const char *value)
-{
-	struct config_upstream	 *up = p->cp_up, *other;
-	char			**v;
-	size_t			  n, i;
-	int			  rc = -1;
-
-	if ((v = config_list_split(value, &n)) == NULL)
-		return config_error(p, "empty element in aliases list '%s'",
-		    value);
-	for (i = 0; i < n; i++) {
-		if (!config_registry_valid(v[i])) {
-			config_error(p, "bad alias '%s' (want a registry host)",
-			    v[i]);
-			goto done;
-		}
-		/* The current upstream is already on the list. */
-		if ((other = config_upstream_find(p->cp_cf, v[i])) != NULL) {
-			config_error(p, "alias '%s' is already used by "
-			    "upstream '%s'", v[i], other->name);
-			goto done;
-		}
-		config_strv_add(&up->aliases, &up->naliases, v[i]);
-	}
-	rc = 0;
-done:
-	config_strv_free(v, n);
-	return rc;
-}
-
-static int
-config_set_default(struct config_parser *p, const char *value)
-{
-	struct config_upstream	*up;
-	int			 b;
-
-	if (config_parse_bool(value, &b) == -1)
-		return config_error(p, "bad boolean '%s' for default", value);
-	if (b && (up = config_upstream_default(p->cp_cf)) != NULL &&
-	    up != p->cp_up)
-		return config_error(p, "upstream '%s' cannot be default: "
-		    "'%s' already is", p->cp_up->name, up->name);
-	p->cp_up->is_default = b;
-	return 0;
+	return d[la][lb];
 }
 
 /*
- * Replication lists: repository globs, tag regexes (POSIX extended,
- * matched against the whole tag), platforms (os/arch[/variant]).
+ * Keep cand in *best if it is closer to word than *best is and close
+ * enough to be a typo of it: at most one edit per three characters of
+ * word, rounded up ("lisen" finds "listen", "bogus" nothing).
  */
-static int
-config_set_repl_list(struct config_parser *p, enum config_key_id id,
-    const char *key, const char *value)
+static void
+config_closer(const char *word, const char *cand, const char **best,
+    size_t *bestd)
 {
-	struct config_replication *r = p->cp_repl;
-	char		**v, ***list, *anchored;
-	size_t		  n, i, *nlist;
-	regex_t		  re;
-	int		  rc = -1;
+	size_t	d = config_distance(word, cand);
 
-	switch (id) {
-	case CONFIG_K_R_REPOS:
-		list = &r->repos, nlist = &r->nrepos;
-		break;
-	case CONFIG_K_R_EXCLUDE_REPOS:
-		list = &r->exclude_repos, nlist = &r->nexclude_repos;
-		break;
-	case CONFIG_K_R_TAGS:
-		list = &r->tags, nlist = &r->ntags;
-		break;
-	case CONFIG_K_R_EXCLUDE_TAGS:
-		list = &r->exclude_tags, nlist = &r->nexclude_tags;
-		break;
-	default:
-		list = &r->platforms, nlist = &r->nplatforms;
-		break;
+	if (d <= (strlen(word) + 2) / 3 && d < *bestd) {
+		*best = cand;
+		*bestd = d;
 	}
-	if ((v = config_list_split(value, &n)) == NULL)
-		return config_error(p, "empty element in %s list '%s'", key,
-		    value);
-	for (i = 0; i < n; i++) {
-		if (id == CONFIG_K_R_TAGS || id == CONFIG_K_R_EXCLUDE_TAGS) {
-			xasprintf(&anchored, "^(%s)$", v[i]);
-			if (regcomp(&re, anchored, REG_EXTENDED | REG_NOSUB)
-			    != 0) {
-				free(anchored);
-				config_error(p, "bad regular expression '%s' "
-				    "for %s", v[i], key);
-				goto done;
-			}
-			regfree(&re);
-			free(anchored);
-		} else if (id == CONFIG_K_R_PLATFORMS &&
-		    strchr(v[i], '/') == NULL) {
-			config_error(p, "bad platform '%s' (want os/arch or "
-			    "os/arch/variant)", v[i]);
-			goto done;
-		}
-		config_strv_add(list, nlist, v[i]);
-	}
-	rc = 0;
-done:
-	config_strv_free(v, n);
-	return rc;
 }
 
-/* A list of registry hosts ("host" or "host:port"), appended to. */
-static int
-config_set_hostlist(struct config_parser *p, const char *key,
-    const char *value, char ***list, size_t *nlist)
+/* The key of section s that word is a typo of, or NULL. */
+static const char *
+config_suggest_key(enum config_section s, const char *word)
 {
-	return config_set_list(p, key, value, config_registry_valid, "host",
-	    "host or host:port", list, nlist);
+	const char	*best = NULL;
+	size_t		 bestd = SIZE_MAX, i;
+
+	for (i = 0; i < config_nkeys; i++)
+		if (config_keys[i].ck_sect == s)
+			config_closer(word, config_keys[i].ck_name, &best,
+			    &bestd);
+	return best;
 }
 
-/*
- * The limits on what admin clients may start and what a source may make
- * a replication run hold: whole numbers in a range, no units.
- */
-static int
-config_set_limit(struct config_parser *p, enum config_key_id id,
-    const char *key, const char *value)
+/* The section word is a typo of, or NULL. */
+static const char *
+config_suggest_section(const char *word)
 {
-	int	*out, max, v;
+	const char	*best = NULL;
+	size_t		 bestd = SIZE_MAX, i;
 
-	switch (id) {
-	case CONFIG_K_MAX_JOBS:
-		out = &p->cp_cf->max_jobs, max = 1024;
-		break;
-	case CONFIG_K_MAX_JOB_IMAGES:
-		out = &p->cp_cf->max_job_images, max = 100000;
-		break;
-	case CONFIG_K_MAX_JOB_PLATFORMS:
-		out = &p->cp_cf->max_job_platforms, max = 64;
-		break;
-	case CONFIG_K_R_MAX_REPOSITORIES:
-		out = &p->cp_repl->max_repositories, max = 1000000;
-		break;
-	case CONFIG_K_R_MAX_TAGS_PER_REPOSITORY:
-		out = &p->cp_repl->max_tags_per_repository, max = 1000000;
-		break;
-	default:
-		out = &p->cp_repl->max_tags, max = 10000000;
-		break;
-	}
-	if ((v = config_parse_small(value, max)) < 1)
-		return config_error(p, "bad %s '%s' (want 1..%d)", key, value,
-		    max);
-	*out = v;
-	return 0;
-}
-
-/* Apply one key whose name and section have been checked. */
-static int
-config_set(struct config_parser *p, enum config_key_id id, const char *key,
-    const char *value)
-{
-	struct config		*cf = p->cp_cf;
-	struct config_upstream	*up = p->cp_up;
-	uint64_t		 size;
-	int			 level;
-
-	switch (id) {
-	case CONFIG_K_LISTEN:
-		return config_set_listen(p, key, value, &cf->listen,
-		    &cf->nlisten);
-	case CONFIG_K_TLS_LISTEN:
-		p->cp_tls_listen_line = p->cp_line;
-		return config_set_listen(p, key, value, &cf->tls_listen,
-		    &cf->ntls_listen);
-	case CONFIG_K_R_SOURCE:
-		if (!config_registry_valid(value))
-			return config_error(p, "bad source '%s' (want the name "
-			    "of an [upstream] section)", value);
-		p->cp_repl->source = xstrdup(value);
-		return 0;
-	case CONFIG_K_R_REPOS:
-	case CONFIG_K_R_EXCLUDE_REPOS:
-	case CONFIG_K_R_TAGS:
-	case CONFIG_K_R_EXCLUDE_TAGS:
-	case CONFIG_K_R_PLATFORMS:
-		return config_set_repl_list(p, id, key, value);
-	case CONFIG_K_R_KEEP_NEWEST:
-		if ((p->cp_repl->keep_newest = config_parse_small(value,
-		    100000)) < 1)
-			return config_error(p, "bad keep_newest '%s' (want "
-			    "1..100000)", value);
-		return 0;
-	case CONFIG_K_R_INTERVAL:
-		return config_duration_key(p, key, value, 1,
-		    &p->cp_repl->interval);
-	case CONFIG_K_R_SEMVER:
-		if (semver_range_valid(value) != 0)
-			return config_error(p, "bad semver range '%s' (e.g. "
-			    "\">=1.2 <2\", \"^1.4\", \"~2.1.0\", \"1.x\")",
-			    value);
-		p->cp_repl->semver = xstrdup(value);
-		return 0;
-	case CONFIG_K_R_DELETE:
-		if (config_parse_bool(value, &p->cp_repl->delete) == -1)
-			return config_error(p, "bad boolean '%s' for %s",
-			    value, key);
-		return 0;
-	case CONFIG_K_R_DESTINATION:
-		if (!config_registry_valid(value))
-			return config_error(p, "bad destination '%s' (want "
-			    "the name of an [upstream] section)", value);
-		p->cp_repl->destination = xstrdup(value);
-		p->cp_repl->dest_line = p->cp_line;
-		return 0;
-	case CONFIG_K_R_CHUNK_SIZE:
-		if (config_parse_size(value, &size) == -1 ||
-		    size < 64 * 1024 || size > UINT64_C(1) << 30)
-			return config_error(p, "bad chunk_size '%s' (want 64k "
-			    "to 1g)", value);
-		p->cp_repl->chunk_size = size;
-		return 0;
-	case CONFIG_K_R_CONCURRENCY:
-		if ((p->cp_repl->concurrency = config_parse_small(value,
-		    32)) < 1)
-			return config_error(p, "bad concurrency '%s' (want "
-			    "1..32)", value);
-		return 0;
-	case CONFIG_K_R_RATE_LIMIT_FLOOR:
-		if ((level = config_parse_small(value, 1000000)) < 0)
-			return config_error(p, "bad rate_limit_floor '%s' "
-			    "(want 0..1000000 requests)", value);
-		p->cp_repl->rate_limit_floor = level;
-		return 0;
-	case CONFIG_K_MAX_JOBS:
-	case CONFIG_K_MAX_JOB_IMAGES:
-	case CONFIG_K_MAX_JOB_PLATFORMS:
-	case CONFIG_K_R_MAX_REPOSITORIES:
-	case CONFIG_K_R_MAX_TAGS_PER_REPOSITORY:
-	case CONFIG_K_R_MAX_TAGS:
-		return config_set_limit(p, id, key, value);
-	case CONFIG_K_STALE_IF_ERROR:
-		return config_duration_key(p, key, value, 0,
-		    &up->stale_if_error);
-	case CONFIG_K_NEGATIVE_TTL:
-		return config_duration_key(p, key, value, 0,
-		    &up->negative_ttl);
-	case CONFIG_K_TAG_TTL_FOR: {
-		char	**v, *colon;
-		size_t	  n, i;
-		long	  ttl;
-
-		if ((v = config_list_split(value, &n)) == NULL)
-			return config_error(p, "empty element in tag_ttl_for "
-			    "list '%s'", value);
-		for (i = 0; i < n; i++) {
-			if ((colon = strrchr(v[i], ':')) == NULL ||
-			    colon == v[i] ||
-			    config_parse_duration(colon + 1, &ttl) == -1) {
-				config_error(p, "bad tag_ttl_for entry '%s' "
-				    "(want GLOB:DURATION, e.g. latest:1m)",
-				    v[i]);
-				config_strv_free(v, n);
-				return -1;
-			}
-			*colon = '\0';
-			config_strv_add(&up->ttl_globs, &up->nttl, v[i]);
-			up->ttl_values = xreallocarray(up->ttl_values,
-			    up->nttl, sizeof(*up->ttl_values));
-			up->ttl_values[up->nttl - 1] = ttl;
-		}
-		config_strv_free(v, n);
-		return 0;
-	}
-	case CONFIG_K_REALMS:
-		return config_set_hostlist(p, key, value, &up->realms,
-		    &up->nrealms);
-	case CONFIG_K_ADMIN_LISTEN:
-		if (!config_listen_valid(value))
-			return config_error(p, "bad listen address '%s' for "
-			    "admin_listen (want host:port, [v6]:port or :port)",
-			    value);
-		cf->admin_listen = xstrdup(value);
-		return 0;
-	case CONFIG_K_TLS_CERT:
-	case CONFIG_K_TLS_KEY:
-		if (*value == '\0')
-			return config_error(p, "empty path for %s", key);
-		if (id == CONFIG_K_TLS_CERT) {
-			cf->tls_cert = xstrdup(value);
-			p->cp_cert_line = p->cp_line;
-		} else {
-			cf->tls_key = xstrdup(value);
-			p->cp_key_line = p->cp_line;
-		}
-		return 0;
-	case CONFIG_K_WORKERS:
-		if (strcmp(value, "auto") == 0) {
-			cf->workers = 0;
-			return 0;
-		}
-		if ((cf->workers = config_parse_small(value, 256)) < 1)
-			return config_error(p, "bad workers '%s' (want auto "
-			    "or 1..256)", value);
-		return 0;
-	case CONFIG_K_LOG_LEVEL:
-		if ((level = log_level_parse(value)) == -1)
-			return config_error(p, "bad log_level '%s' (want "
-			    "error, warn, info or debug)", value);
-		free(cf->log_level);
-		cf->log_level = xstrdup(value);
-		for (char *c = cf->log_level; *c != '\0'; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				*c = (char)(*c - 'A' + 'a');
-		return 0;
-	case CONFIG_K_MAX_HEADER_SIZE:
-		if (config_parse_size(value, &size) == -1)
-			return config_error(p, "bad size '%s' for %s", value,
-			    key);
-		if (size < 1024 || size > 1024 * 1024)
-			return config_error(p, "max_header_size '%s' is out "
-			    "of range (1K..1M)", value);
-		cf->max_header_size = (size_t)size;
-		return 0;
-	case CONFIG_K_CACHE_DIR:
-		if (*value == '\0')
-			return config_error(p, "empty path for dir");
-		cf->cache_dir = xstrdup(value);
-		return 0;
-	case CONFIG_K_MAX_SIZE:
-		if (config_parse_size(value, &cf->max_size) == -1)
-			return config_error(p, "bad size '%s' for %s", value,
-			    key);
-		return 0;
-	case CONFIG_K_CACHE_TAG_TTL:
-		return config_duration_key(p, key, value, 0, &cf->tag_ttl);
-	case CONFIG_K_TAG_MAX_AGE:
-		return config_duration_key(p, key, value, 0, &cf->tag_max_age);
-	case CONFIG_K_MAX_NEGATIVE:
-		if ((level = config_parse_small(value, 10000000)) < 0)
-			return config_error(p, "bad max_negative '%s' (want "
-			    "0..10000000 entries)", value);
-		cf->max_negative = level;
-		return 0;
-	case CONFIG_K_GC_INTERVAL:
-		return config_duration_key(p, key, value, 1, &cf->gc_interval);
-	case CONFIG_K_GC_GRACE:
-		return config_duration_key(p, key, value, 0, &cf->gc_grace);
-	case CONFIG_K_URL:
-		return config_set_urls(p, value);
-	case CONFIG_K_ALIASES:
-		return config_set_aliases(p, value);
-	case CONFIG_K_DEFAULT:
-		return config_set_default(p, value);
-	case CONFIG_K_USERNAME:
-		if (*value == '\0')
-			return config_error(p, "empty username");
-		up->username = xstrdup(value);
-		return 0;
-	case CONFIG_K_PASSWORD_FILE:
-		if (config_read_secret(p, value, &up->password) == -1)
-			return -1;
-		up->password_file = xstrdup(value);
-		return 0;
-	case CONFIG_K_CA_FILE:
-		if (config_check_readable(p, key, value) == -1)
-			return -1;
-		up->ca_file = xstrdup(value);
-		return 0;
-	case CONFIG_K_TLS_VERIFY:
-		if (config_parse_bool(value, &up->tls_verify) == -1)
-			return config_error(p, "bad boolean '%s' for %s",
-			    value, key);
-		return 0;
-	case CONFIG_K_UP_TAG_TTL:
-		return config_duration_key(p, key, value, 0, &up->tag_ttl);
-	case CONFIG_K_CONNECT:
-		return config_duration_key(p, key, value, 1,
-		    &cf->connect_timeout);
-	case CONFIG_K_FIRST_BYTE:
-		return config_duration_key(p, key, value, 1,
-		    &cf->first_byte_timeout);
-	case CONFIG_K_IDLE:
-		return config_duration_key(p, key, value, 1,
-		    &cf->idle_timeout);
-	case CONFIG_K_MAX_CONNECTIONS:
-		if (strcmp(value, "auto") == 0) {
-			cf->max_connections = 0;
-			return 0;
-		}
-		return config_long_key(p, key, value, 1, 1000000,
-		    &cf->max_connections);
-	case CONFIG_K_MAX_CONNECTIONS_PER_CLIENT:
-		return config_long_key(p, key, value, 0, 1000000,
-		    &cf->max_connections_per_client);
-	case CONFIG_K_REQUEST_HEAD:
-		return config_duration_key(p, key, value, 1,
-		    &cf->request_head_timeout);
-	case CONFIG_K_TLS_HANDSHAKE:
-		return config_duration_key(p, key, value, 1,
-		    &cf->tls_handshake_timeout);
-	case CONFIG_K_UP_MAX_HEADER_SIZE:
-		if (config_parse_size(value, &size) == -1)
-			return config_error(p, "bad size '%s' for %s", value,
-			    key);
-		if (size < 4096 || size > 1024 * 1024)
-			return config_error(p, "%s '%s' is out of range "
-			    "(4K..1M)", key, value);
-		up->max_header_size = (size_t)size;
-		return 0;
-	case CONFIG_K_UP_MAX_HEADERS:
-		return config_long_key(p, key, value, 10, 10000,
-		    &up->max_headers);
-	case CONFIG_K_UP_REDIRECT_HOSTS:
-		return config_set_hostlist(p, key, value, &up->redirect_hosts,
-		    &up->nredirect_hosts);
-	case CONFIG_K_UP_ISOLATE:
-		if (config_parse_bool(value, &up->isolate) == -1)
-			return config_error(p, "bad boolean '%s' for %s",
-			    value, key);
-		return 0;
-	case CONFIG_K_UP_MAX_FILLS:
-		return config_long_key(p, key, value, 1, 100000,
-		    &up->max_fills);
-	case CONFIG_K_UP_MAX_CONNECTIONS:
-		return config_long_key(p, key, value, 1, 100000,
-		    &up->max_connections);
-	case CONFIG_K_MAX_BLOB_SIZE:
-		if (config_parse_size(value, &cf->max_blob_size) == -1)
-			return config_error(p, "bad size '%s' for %s", value,
-			    key);
-		if (cf->max_blob_size < 1024 * 1024)
-			return config_error(p, "%s '%s' is out of range "
-			    "(at least 1M)", key, value);
-		return 0;
-	case CONFIG_K_CACHE_MEMORY:
-		if (config_parse_size(value, &cf->cache_memory) == -1)
-			return config_error(p, "bad size '%s' for %s", value,
-			    key);
-		if (cf->cache_memory > (uint64_t)16 << 30)
-			return config_error(p, "%s '%s' is out of range "
-			    "(0..16G)", key, value);
-		return 0;
-	case CONFIG_K_LIST_TTL:
-		return config_duration_key(p, key, value, 0, &cf->list_ttl);
-	case CONFIG_K_QUEUE:
-		return config_duration_key(p, key, value, 1,
-		    &cf->queue_timeout);
-	case CONFIG_K_SEND_BUFFER:
-		if (config_parse_size(value, &size) == -1)
-			return config_error(p, "bad size '%s' for %s", value,
-			    key);
-		if (size < 16 * 1024 || size > 16 * 1024 * 1024)
-			return config_error(p, "%s '%s' is out of range "
-			    "(16K..16M)", key, value);
-		cf->send_buffer = (size_t)size;
-		return 0;
-	case CONFIG_K_MISS_LIMIT:
-		return config_long_key(p, key, value, 0, 1000000,
-		    &cf->miss_limit);
-	case CONFIG_K_MAX_FILLS_PER_CLIENT:
-		return config_long_key(p, key, value, 0, 100000,
-		    &cf->max_fills_per_client);
-	}
-	abort();
+	for (i = 1; i < CONFIG_NSECTIONS; i++)
+		config_closer(word, config_section_names[i], &best, &bestd);
+	return best;
 }
 
 /* Checks that need the whole [upstream] section; errors at its header. */
@@ -1247,9 +324,18 @@ config_upstream_close(struct config_parser *p)
 	for (size_t i = 0; up->username != NULL && i < up->nurls; i++)
 		if (strncmp(up->urls[i], "http://", 7) == 0)
 			config_warning(p, p->cp_up_line, "upstream '%s' has "
-			    "credentials and a plain-http url %s: anyone on the "
-			    "path can read them", up->name, up->urls[i]);
+			    "credentials and a plain-http url %s: anyone on "
+			    "the path can read them", up->name, up->urls[i]);
 	return 0;
+}
+
+/* Keys of a named section may be given once per section, not per file. */
+static void
+config_key_lines_reset(struct config_parser *p, enum config_section s)
+{
+	for (size_t i = 0; i < config_nkeys; i++)
+		if (config_keys[i].ck_sect == s)
+			p->cp_key_line[i] = 0;
 }
 
 static int
@@ -1265,45 +351,59 @@ config_upstream_open(struct config_parser *p, const char *name)
 		    "used by upstream '%s')", name, other->name);
 	up = xcalloc(1, sizeof(*up));
 	up->name = xstrdup(name);
-	up->tls_verify = 1;
-	up->tag_ttl = -1;
-	up->stale_if_error = 3600;
-	up->negative_ttl = 30;
-	up->max_header_size = 64 * 1024;
-	up->max_headers = 100;
-	up->max_fills = 64;
-	up->max_connections = 128;
 	*p->cp_tail = up;
 	p->cp_tail = &up->next;
 	p->cp_cf->nupstreams++;
 	p->cp_up = up;
 	p->cp_up_line = p->cp_line;
-	/* Upstream keys may be given once per section. */
-	for (size_t i = 0; i < CONFIG_NKEYS; i++)
-		if (config_keys[i].section == CONFIG_SECT_UPSTREAM)
-			p->cp_seen[i] = 0;
+	config_section_defaults(p, CONFIG_SECT_UPSTREAM, up);
+	config_key_lines_reset(p, CONFIG_SECT_UPSTREAM);
 	return 0;
 }
 
-/* "[server]", "[upstream "NAME"]", with an optional trailing comment. */
 static int
-config_parse_section(struct config_parser *p, char *s)
+config_replication_open(struct config_parser *p, const char *name)
 {
-	char	*word, *arg = NULL;
-	size_t	 wlen, i;
+	struct config_replication	*r;
 
+	for (r = p->cp_cf->replications; r != NULL; r = r->next)
+		if (strcmp(r->name, name) == 0)
+			return config_error(p, "duplicate replication policy "
+			    "'%s'", name);
+	r = xcalloc(1, sizeof(*r));
+	r->name = xstrdup(name);
+	r->line = p->cp_line;
+	*p->cp_repl_tail = r;
+	p->cp_repl_tail = &r->next;
+	p->cp_cf->nreplications++;
+	p->cp_repl = r;
+	config_section_defaults(p, CONFIG_SECT_REPLICATION, r);
+	config_key_lines_reset(p, CONFIG_SECT_REPLICATION);
+	return 0;
+}
+
+/*
+ * Lex "[word]" or "[word "arg"]", with an optional trailing comment, in
+ * place; *arg is NULL when there is no quoted name.
+ */
+static int
+config_section_lex(struct config_parser *p, char *s, char **word, char **arg)
+{
+	size_t	wlen;
+
+	*arg = NULL;
 	s++;
 	while (config_is_ws(*s))
 		s++;
-	word = s;
+	*word = s;
 	while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
 	    *s == '_')
 		s++;
-	wlen = (size_t)(s - word);
+	wlen = (size_t)(s - *word);
 	while (config_is_ws(*s))
 		s++;
 	if (*s == '"') {
-		arg = ++s;
+		*arg = ++s;
 		while (*s != '"' && *s != '\0')
 			s++;
 		if (*s == '\0')
@@ -1316,60 +416,55 @@ config_parse_section(struct config_parser *p, char *s)
 		return config_error(p, "unterminated section header");
 	if (*s != ']' || wlen == 0)
 		return config_error(p, "malformed section header");
-	word[wlen] = '\0';
+	(*word)[wlen] = '\0';
 	s++;
 	while (config_is_ws(*s))
 		s++;
 	if (*s != '\0' && *s != '#' && *s != ';')
 		return config_error(p, "junk after section header");
+	return 0;
+}
 
-	if (config_upstream_close(p) == -1)
+/* "[server]", "[upstream "NAME"]": end the current section, open this. */
+static int
+config_parse_section(struct config_parser *p, char *s)
+{
+	const char	*near;
+	char		*word, *arg;
+	size_t		 i;
+
+	if (config_section_lex(p, s, &word, &arg) == -1 ||
+	    config_upstream_close(p) == -1)
 		return -1;
-	for (i = 1; i < sizeof(config_section_names) /
-	    sizeof(config_section_names[0]); i++)
+	for (i = 1; i < CONFIG_NSECTIONS; i++)
 		if (strcasecmp(word, config_section_names[i]) == 0)
 			break;
-	if (i == sizeof(config_section_names) / sizeof(config_section_names[0]))
+	if (i == CONFIG_NSECTIONS && (near = config_suggest_section(word)))
+		return config_error(p, "unknown section [%s] (did you mean "
+		    "[%s]?)", word, near);
+	if (i == CONFIG_NSECTIONS)
 		return config_error(p, "unknown section [%s]", word);
 	p->cp_sect = (enum config_section)i;
 	p->cp_repl = NULL;
-	if (p->cp_sect == CONFIG_SECT_REPLICATION) {
-		struct config_replication *r;
-
+	switch (p->cp_sect) {
+	case CONFIG_SECT_REPLICATION:
 		if (arg == NULL || *arg == '\0')
 			return config_error(p, "[replication] needs a quoted "
-			    "name: [replication \"prod-images\"]");
-		for (r = p->cp_cf->replications; r != NULL; r = r->next)
-			if (strcmp(r->name, arg) == 0)
-				return config_error(p, "duplicate replication "
-				    "policy '%s'", arg);
-		r = xcalloc(1, sizeof(*r));
-		r->name = xstrdup(arg);
-		r->interval = 600;
-		r->chunk_size = 8 * 1024 * 1024;
-		r->concurrency = 4;
-		r->max_repositories = 10000;
-		r->max_tags_per_repository = 10000;
-		r->max_tags = 100000;
-		r->line = p->cp_line;
-		*p->cp_repl_tail = r;
-		p->cp_repl_tail = &r->next;
-		p->cp_cf->nreplications++;
-		p->cp_repl = r;
-		for (size_t k = 0; k < CONFIG_NKEYS; k++)
-			if (config_keys[k].section == CONFIG_SECT_REPLICATION)
-				p->cp_seen[k] = 0;
-		return 0;
-	}
-	if (p->cp_sect == CONFIG_SECT_UPSTREAM) {
+			    "name: [replication \"%s\"]",
+			    config_section_examples[i]);
+		return config_replication_open(p, arg);
+	case CONFIG_SECT_UPSTREAM:
 		if (arg == NULL)
 			return config_error(p, "[upstream] needs a quoted "
-			    "name: [upstream \"registry.example.com\"]");
+			    "name: [upstream \"%s\"]",
+			    config_section_examples[i]);
 		return config_upstream_open(p, arg);
+	default:
+		if (arg != NULL)
+			return config_error(p, "section [%s] takes no name",
+			    word);
+		return 0;
 	}
-	if (arg != NULL)
-		return config_error(p, "section [%s] takes no name", word);
-	return 0;
 }
 
 /*
@@ -1430,11 +525,25 @@ config_section_label(const struct config_parser *p, char *buf, size_t len)
 	return buf;
 }
 
+/* "key": letters, digits, '_' and '-'. */
+static int
+config_key_valid(const char *key)
+{
+	for (; *key != '\0'; key++)
+		if (!((*key >= 'a' && *key <= 'z') ||
+		    (*key >= 'A' && *key <= 'Z') || config_is_digit(*key) ||
+		    *key == '_' || *key == '-'))
+			return 0;
+	return 1;
+}
+
 static int
 config_parse_line(struct config_parser *p, char *line)
 {
-	char	*s, *eq, *key, *value, label[300];
-	size_t	 i;
+	const struct config_key	*k;
+	const char		*near;
+	char			*s, *eq, *key, *value, label[300];
+	size_t			 i;
 
 	s = config_trim(line);
 	if (*s == '\0' || *s == '#' || *s == ';')
@@ -1450,77 +559,95 @@ config_parse_line(struct config_parser *p, char *line)
 	key = config_trim(s);
 	if (*key == '\0')
 		return config_error(p, "missing key before '='");
-	for (s = key; *s != '\0'; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		    config_is_digit(*s) || *s == '_' || *s == '-'))
-			return config_error(p, "malformed key '%s'", key);
+	if (!config_key_valid(key))
+		return config_error(p, "malformed key '%s'", key);
 	if (p->cp_sect == CONFIG_SECT_NONE)
 		return config_error(p, "key '%s' outside of any section", key);
 
-	for (i = 0; i < CONFIG_NKEYS; i++)
-		if (config_keys[i].section == p->cp_sect &&
-		    strcasecmp(config_keys[i].name, key) == 0)
-			break;
-	if (i == CONFIG_NKEYS)
+	k = config_key_find(p->cp_sect, key);
+	if (k == NULL && (near = config_suggest_key(p->cp_sect, key)))
+		return config_error(p, "unknown key '%s' in %s (did you mean "
+		    "'%s'?)", key, config_section_label(p, label,
+		    sizeof(label)), near);
+	if (k == NULL)
 		return config_error(p, "unknown key '%s' in %s", key,
 		    config_section_label(p, label, sizeof(label)));
-	if (!config_keys[i].repeatable &&
-	    p->cp_seen[i])
+	i = (size_t)(k - config_keys);
+	if (!(k->ck_flags & CONFIG_KF_REPEAT) && p->cp_key_line[i] != 0)
 		return config_error(p, "duplicate key '%s' in %s", key,
 		    config_section_label(p, label, sizeof(label)));
-	p->cp_seen[i] = 1;
-	return config_set(p, (enum config_key_id)i, config_keys[i].name,
-	    value);
+	p->cp_key_line[i] = p->cp_line;
+	return config_key_set(p, k, value);
+}
+
+/* The line [server] key name was given on, 0 if it was not. */
+static unsigned long
+config_server_line(const struct config_parser *p, const char *name)
+{
+	const struct config_key	*k = config_key_find(CONFIG_SECT_SERVER, name);
+
+	AN(k != NULL);
+	return p->cp_key_line[k - config_keys];
+}
+
+/* The names each policy gives, against the [upstream] sections. */
+static int
+config_finish_replication(struct config_parser *p,
+    const struct config_replication *r)
+{
+	struct config	*cf = p->cp_cf;
+
+	if (r->source == NULL)
+		return config_error_at(p, r->line, "replication '%s' "
+		    "has no source", r->name);
+	if (config_upstream_find(cf, r->source) == NULL)
+		return config_error_at(p, r->line, "replication '%s': "
+		    "source '%s' is not an [upstream] section",
+		    r->name, r->source);
+	if (r->nrepos == 0)
+		return config_error_at(p, r->line, "replication '%s' "
+		    "has no repositories", r->name);
+	if (r->destination != NULL &&
+	    config_upstream_find(cf, r->destination) == NULL)
+		return config_error_at(p, r->dest_line, "replication "
+		    "'%s': destination '%s' is not an [upstream] "
+		    "section", r->name, r->destination);
+	if (r->destination != NULL && config_upstream_find(cf,
+	    r->destination) == config_upstream_find(cf, r->source))
+		return config_error_at(p, r->dest_line, "replication "
+		    "'%s': destination is the source", r->name);
+	return 0;
 }
 
 /* Checks and defaults that need the whole file. */
 static int
 config_finish(struct config_parser *p)
 {
-	struct config	*cf = p->cp_cf;
+	struct config			*cf = p->cp_cf;
+	struct config_replication	*r;
 
 	if (config_upstream_close(p) == -1)
 		return -1;
 	if (cf->tls_cert != NULL && cf->tls_key == NULL)
-		return config_error_at(p, p->cp_cert_line,
+		return config_error_at(p, config_server_line(p, "tls_cert"),
 		    "tls_cert requires tls_key");
 	if (cf->tls_key != NULL && cf->tls_cert == NULL)
-		return config_error_at(p, p->cp_key_line,
+		return config_error_at(p, config_server_line(p, "tls_key"),
 		    "tls_key requires tls_cert");
 	if (cf->ntls_listen > 0 && cf->tls_cert == NULL)
-		return config_error_at(p, p->cp_tls_listen_line,
+		return config_error_at(p, config_server_line(p, "tls_listen"),
 		    "tls_listen requires tls_cert and tls_key");
 	if (cf->nupstreams == 0)
 		return config_error_at(p, 0, "no [upstream] section");
-	for (struct config_replication *r = cf->replications; r != NULL;
-	    r = r->next) {
-		if (r->source == NULL)
-			return config_error_at(p, r->line, "replication '%s' "
-			    "has no source", r->name);
-		if (config_upstream_find(cf, r->source) == NULL)
-			return config_error_at(p, r->line, "replication '%s': "
-			    "source '%s' is not an [upstream] section",
-			    r->name, r->source);
-		if (r->nrepos == 0)
-			return config_error_at(p, r->line, "replication '%s' "
-			    "has no repositories", r->name);
-		if (r->destination != NULL &&
-		    config_upstream_find(cf, r->destination) == NULL)
-			return config_error_at(p, r->dest_line, "replication "
-			    "'%s': destination '%s' is not an [upstream] "
-			    "section", r->name, r->destination);
-		if (r->destination != NULL && config_upstream_find(cf,
-		    r->destination) == config_upstream_find(cf, r->source))
-			return config_error_at(p, r->dest_line, "replication "
-			    "'%s': destination is the source", r->name);
-	}
+	for (r = cf->replications; r != NULL; r = r->next)
+		if (config_finish_replication(p, r) == -1)
+			return -1;
 	if (cf->nupstreams == 1 && !cf->upstreams->is_default)
 		cf->upstreams->is_default = 1;
+	/* listen's default is for a file that names no listener at all. */
 	if (cf->nlisten == 0 && cf->ntls_listen == 0)
-		config_strv_add(&cf->listen, &cf->nlisten,
-		    CONFIG_DEFAULT_LISTEN);
-	if (cf->cache_dir == NULL)
-		cf->cache_dir = xstrdup(CONFIG_DEFAULT_DIR);
+		config_key_default(p, config_key_find(CONFIG_SECT_SERVER,
+		    "listen"), cf);
 	return 0;
 }
 
@@ -1529,7 +656,6 @@ config_load_string(const char *fname, const char *text, struct config **out,
     char *err, size_t errlen)
 {
 	struct config_parser	 p;
-	struct config		*cf;
 	const char		*s, *nl;
 	char			*line;
 	size_t			 len;
@@ -1540,40 +666,20 @@ config_load_string(const char *fname, const char *text, struct config **out,
 		err[0] = '\0';
 	if (fname == NULL)
 		fname = "(config)";
-
-	cf = xcalloc(1, sizeof(*cf));
-	cf->path = xstrdup(fname);
-	cf->log_level = xstrdup("info");
-	cf->max_header_size = 16 * 1024;
-	cf->tag_ttl = 300;
-	cf->tag_max_age = 30 * 86400;
-	cf->max_negative = 10000;
-	cf->gc_interval = 300;
-	cf->gc_grace = 3600;
-	cf->connect_timeout = 5;
-	cf->first_byte_timeout = 30;
-	cf->idle_timeout = 60;
-	cf->max_connections_per_client = 128;
-	cf->request_head_timeout = 10;
-	cf->tls_handshake_timeout = 10;
-	cf->max_blob_size = (uint64_t)64 << 30;
-	cf->cache_memory = 64 * 1024 * 1024;
-	cf->list_ttl = 10;
-	cf->queue_timeout = 30;
-	cf->send_buffer = 256 * 1024;
-	cf->miss_limit = 100;
-	cf->max_fills_per_client = 16;
-	cf->max_jobs = 16;
-	cf->max_job_images = 1000;
-	cf->max_job_platforms = 16;
+	config_keys_check();
 
 	memset(&p, 0, sizeof(p));
 	p.cp_fname = fname;
 	p.cp_err = err;
 	p.cp_errlen = errlen;
-	p.cp_cf = cf;
-	p.cp_tail = &cf->upstreams;
-	p.cp_repl_tail = &cf->replications;
+	p.cp_cf = xcalloc(1, sizeof(*p.cp_cf));
+	p.cp_cf->path = xstrdup(fname);
+	p.cp_tail = &p.cp_cf->upstreams;
+	p.cp_repl_tail = &p.cp_cf->replications;
+	p.cp_key_line = xcalloc(config_nkeys, sizeof(*p.cp_key_line));
+	config_section_defaults(&p, CONFIG_SECT_SERVER, p.cp_cf);
+	config_section_defaults(&p, CONFIG_SECT_CACHE, p.cp_cf);
+	config_section_defaults(&p, CONFIG_SECT_TIMEOUTS, p.cp_cf);
 
 	line = xmalloc(CONFIG_LINE_MAX + 1);
 	for (s = text; *s != '\0'; s = nl + 1) {
@@ -1595,12 +701,13 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	}
 	if (config_finish(&p) == -1)
 		goto done;
-	*out = cf;
-	cf = NULL;
+	*out = p.cp_cf;
+	p.cp_cf = NULL;
 	rc = 0;
 done:
 	free(line);
-	config_free(cf);
+	free(p.cp_key_line);
+	config_free(p.cp_cf);
 	return rc;
 }
 
@@ -1662,53 +769,34 @@ config_load(const char *path, struct config **out, char *err, size_t errlen)
 void
 config_free(struct config *cf)
 {
-	struct config_upstream	*up, *next;
+	struct config_upstream		*up;
+	struct config_replication	*r;
 
 	if (cf == NULL)
 		return;
-	for (up = cf->upstreams; up != NULL; up = next) {
-		next = up->next;
+	while ((up = cf->upstreams) != NULL) {
+		cf->upstreams = up->next;
+		config_section_free(CONFIG_SECT_UPSTREAM, up);
 		free(up->name);
-		config_strv_free(up->urls, up->nurls);
-		config_strv_free(up->aliases, up->naliases);
-		config_strv_free(up->realms, up->nrealms);
-		config_strv_free(up->redirect_hosts, up->nredirect_hosts);
-		config_strv_free(up->ttl_globs, up->nttl);
 		free(up->ttl_values);
-		free(up->username);
 		if (up->password != NULL) {
 			/* Do not leave the secret in freed memory. */
 			explicit_bzero(up->password, strlen(up->password));
 			free(up->password);
 		}
-		free(up->password_file);
-		free(up->ca_file);
 		free(up);
 	}
-	free(cf->path);
-	while (cf->replications != NULL) {
-		struct config_replication *r = cf->replications;
-
+	while ((r = cf->replications) != NULL) {
 		cf->replications = r->next;
+		config_section_free(CONFIG_SECT_REPLICATION, r);
 		free(r->name);
-		free(r->source);
-		free(r->destination);
-		free(r->semver);
-		config_strv_free(r->repos, r->nrepos);
-		config_strv_free(r->exclude_repos, r->nexclude_repos);
-		config_strv_free(r->tags, r->ntags);
-		config_strv_free(r->exclude_tags, r->nexclude_tags);
-		config_strv_free(r->platforms, r->nplatforms);
 		free(r);
 	}
-	config_strv_free(cf->listen, cf->nlisten);
-	config_strv_free(cf->tls_listen, cf->ntls_listen);
+	config_section_free(CONFIG_SECT_SERVER, cf);
+	config_section_free(CONFIG_SECT_CACHE, cf);
+	config_section_free(CONFIG_SECT_TIMEOUTS, cf);
 	config_strv_free(cf->warnings, cf->nwarnings);
-	free(cf->admin_listen);
-	free(cf->tls_cert);
-	free(cf->tls_key);
-	free(cf->log_level);
-	free(cf->cache_dir);
+	free(cf->path);
 	free(cf);
 }
 

@@ -3,18 +3,21 @@
  * with '#' or ';' (whole-line, or after whitespace), quoted section names
  * ([upstream "docker.io"]).  Durations: plain seconds or 30s 5m 2h 7d;
  * sizes: bytes or 512K 512M 200G 1T (powers of 1024).  Lists are
- * comma-separated; "listen" and "url" may also be repeated.  Booleans:
- * yes/no/true/false/on/off/1/0.
+ * comma-separated, and a list key ("listen", "url", "tags", ...) may also
+ * be repeated.  Booleans: yes/no/true/false/on/off/1/0.
  *
  * Every error is reported as "FILE:LINE: what is wrong" (LINE 0 for a
  * whole-file problem such as "no [upstream] section").  Unknown sections
- * and keys are errors.
+ * and keys are errors, which name the closest known section or key of
+ * that section when it looks like a typo ("unknown key 'lisen' in
+ * [server] (did you mean 'listen'?)").
  */
 #ifndef COMMON_CONFIG_H
 #define COMMON_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_DEFAULT_PATH	"/etc/regmirror/mirror.conf"
 
@@ -152,6 +155,14 @@ struct config_upstream *config_upstream_default(const struct config *);
 /* By name or alias (case-insensitive host), or NULL. */
 struct config_upstream *config_upstream_find(const struct config *,
 	    const char *name);
+
+/*
+ * Write every section and key, in the order the parser knows them, each
+ * under a comment line with its documentation and what its value may be:
+ * "key = DEFAULT", or "# key =" for a key without a default
+ * (check-config --print-defaults).  0, or -1 if writing to f failed.
+ */
+int	config_print_defaults(FILE *f);
 
 /* Value parsers shared with the CLI; 0 ok, -1 malformed. */
 int	config_parse_duration(const char *s, long *seconds);

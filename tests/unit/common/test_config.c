@@ -1,6 +1,7 @@
 /*
  * test_config.c — mirror.conf: a full file, every default, the value
- * parsers, and each error message with the line it must point at.
+ * parsers, and each error message with the line it must point at (and
+ * the key or section it suggests).
  */
 #include "autoconf.h"
 
@@ -341,7 +342,8 @@ test_errors(void)
 
 	/* The examples from the spec, and the syntax errors. */
 	load_fails("[server]\nlisen = :5000\n" MINIMAL_UPSTREAM,
-	    "mirror.conf:2: unknown key 'lisen' in [server]");
+	    "mirror.conf:2: unknown key 'lisen' in [server] (did you mean "
+	    "'listen'?)");
 	load_fails(MINIMAL_UPSTREAM "tag_ttl = 5x\n",
 	    "mirror.conf:3: bad duration '5x' for tag_ttl");
 	load_fails(MINIMAL_UPSTREAM "bogus = 1\n",
@@ -364,7 +366,8 @@ test_errors(void)
 	load_fails("[]\n", "mirror.conf:1: malformed section header");
 	load_fails("[ser ver]\n", "mirror.conf:1: malformed section header");
 	load_fails("[server] x\n", "mirror.conf:1: junk after section header");
-	load_fails("[serverx]\n", "mirror.conf:1: unknown section [serverx]");
+	load_fails("[serverx]\n", "mirror.conf:1: unknown section [serverx] "
+	    "(did you mean [server]?)");
 	load_fails("[server \"x\"]\n",
 	    "mirror.conf:1: section [server] takes no name");
 	load_fails("[upstream]\n", "mirror.conf:1: [upstream] needs a quoted "
@@ -511,16 +514,24 @@ test_errors(void)
 	    "mirror.conf:2: bad listen address ':80, :81' for admin_listen "
 	    "(want host:port, [v6]:port or :port)");
 	load_fails("[server]\nworkers = 0\n",
-	    "mirror.conf:2: bad workers '0' (want auto or 1..256)");
+	    "mirror.conf:2: workers '0' is out of range (1..256)");
 	load_fails("[server]\nworkers = 257\n",
-	    "mirror.conf:2: bad workers '257' (want auto or 1..256)");
+	    "mirror.conf:2: workers '257' is out of range (1..256)");
 	load_fails("[server]\nworkers = -1\n",
-	    "mirror.conf:2: bad workers '-1' (want auto or 1..256)");
+	    "mirror.conf:2: bad number '-1' for workers (want auto or "
+	    "1..256)");
 	load_fails("[server]\nworkers = 4x\n",
-	    "mirror.conf:2: bad workers '4x' (want auto or 1..256)");
+	    "mirror.conf:2: bad number '4x' for workers (want auto or "
+	    "1..256)");
+	load_fails("[server]\nworkers = Auto\n",
+	    "mirror.conf:2: bad number 'Auto' for workers (want auto or "
+	    "1..256)");
 	load_fails("[server]\nworkers = 99999999999999999999\n",
-	    "mirror.conf:2: bad workers '99999999999999999999' (want auto "
-	    "or 1..256)");
+	    "mirror.conf:2: workers '99999999999999999999' is out of range "
+	    "(1..256)");
+	load_fails("[server]\nmax_connections = many\n",
+	    "mirror.conf:2: bad number 'many' for max_connections (want "
+	    "auto or 1..1000000)");
 	load_fails("[server]\nlog_level = verbose\n",
 	    "mirror.conf:2: bad log_level 'verbose' (want error, warn, info "
 	    "or debug)");
@@ -542,14 +553,14 @@ test_errors(void)
 	load_fails("[cache]\ntag_max_age = 30days\n",
 	    "mirror.conf:2: bad duration '30days' for tag_max_age");
 	load_fails("[cache]\nmax_negative = 10000001\n",
-	    "mirror.conf:2: bad max_negative '10000001' (want 0..10000000 "
-	    "entries)");
+	    "mirror.conf:2: max_negative '10000001' is out of range "
+	    "(0..10000000)");
 	load_fails("[cache]\nmax_negative = -1\n",
-	    "mirror.conf:2: bad max_negative '-1' (want 0..10000000 "
-	    "entries)");
+	    "mirror.conf:2: bad number '-1' for max_negative (want "
+	    "0..10000000)");
 	load_fails("[cache]\nmax_negative = 1k\n",
-	    "mirror.conf:2: bad max_negative '1k' (want 0..10000000 "
-	    "entries)");
+	    "mirror.conf:2: bad number '1k' for max_negative (want "
+	    "0..10000000)");
 	load_fails("[cache]\ngc_interval = 0\n",
 	    "mirror.conf:2: gc_interval must be at least 1s, not '0'");
 	load_fails("[cache]\ngc_grace = -1h\n",
@@ -581,7 +592,24 @@ test_errors(void)
 
 	/* CRLF does not shift line numbers. */
 	load_fails("[server]\r\n\r\nlisen = 1\r\n",
-	    "mirror.conf:3: unknown key 'lisen' in [server]");
+	    "mirror.conf:3: unknown key 'lisen' in [server] (did you mean "
+	    "'listen'?)");
+}
+
+/*
+ * The error for a bad whole number at line: out of range when it is all
+ * digits, else malformed.
+ */
+static void
+number_error(char *buf, size_t len, int line, const char *key,
+    const char *value, const char *bounds)
+{
+	if (*value != '\0' && strspn(value, "0123456789") == strlen(value))
+		snprintf(buf, len, "mirror.conf:%d: %s '%s' is out of range "
+		    "(%s)", line, key, value, bounds);
+	else
+		snprintf(buf, len, "mirror.conf:%d: bad number '%s' for %s "
+		    "(want %s)", line, value, key, bounds);
 }
 
 /*
@@ -760,10 +788,17 @@ test_replication_push(void)
 	/* chunk_size, concurrency, rate_limit_floor: out of range or
 	 * malformed, one message each. */
 	for (i = 0; i < sizeof(bad_chunks) / sizeof(bad_chunks[0]); i++) {
+		uint64_t	size;
+
 		xasprintf(&text, REPL_BASE "\nchunk_size = %s\n",
 		    bad_chunks[i]);
-		snprintf(want, sizeof(want), "mirror.conf:10: bad chunk_size "
-		    "'%s' (want 64k to 1g)", bad_chunks[i]);
+		if (config_parse_size(bad_chunks[i], &size) == -1)
+			snprintf(want, sizeof(want), "mirror.conf:10: bad "
+			    "size '%s' for chunk_size", bad_chunks[i]);
+		else
+			snprintf(want, sizeof(want), "mirror.conf:10: "
+			    "chunk_size '%s' is out of range (64K..1G)",
+			    bad_chunks[i]);
 		load_fails(text, want);
 		free(text);
 	}
@@ -771,17 +806,16 @@ test_replication_push(void)
 	    i++) {
 		xasprintf(&text, REPL_BASE "concurrency = \"%s\"\n",
 		    bad_concurrency[i]);
-		snprintf(want, sizeof(want), "mirror.conf:9: bad concurrency "
-		    "'%s' (want 1..32)", bad_concurrency[i]);
+		number_error(want, sizeof(want), 9, "concurrency",
+		    bad_concurrency[i], "1..32");
 		load_fails(text, want);
 		free(text);
 	}
 	for (i = 0; i < sizeof(bad_floors) / sizeof(bad_floors[0]); i++) {
 		xasprintf(&text, REPL_BASE "rate_limit_floor = %s\n",
 		    bad_floors[i]);
-		snprintf(want, sizeof(want), "mirror.conf:9: bad "
-		    "rate_limit_floor '%s' (want 0..1000000 requests)",
-		    bad_floors[i]);
+		number_error(want, sizeof(want), 9, "rate_limit_floor",
+		    bad_floors[i], "0..1000000");
 		load_fails(text, want);
 		free(text);
 	}
@@ -801,6 +835,11 @@ test_replication_push(void)
 	}
 	load_fails(REPL_BASE "keep_newest = 2\nkeep_newest = 3\n",
 	    "mirror.conf:10: duplicate key 'keep_newest' in [replication]");
+	load_fails(REPL_BASE "keep_newest = 0\n",
+	    "mirror.conf:9: keep_newest '0' is out of range (1..100000)");
+	load_fails(REPL_BASE "keep_newest = all\n",
+	    "mirror.conf:9: bad number 'all' for keep_newest (want "
+	    "1..100000)");
 
 	/* Only in [replication]. */
 	load_fails("[server]\nchunk_size = 1m\n" MINIMAL_UPSTREAM,
@@ -812,6 +851,70 @@ test_replication_push(void)
 	    "mirror.conf:2: unknown key 'concurrency' in [cache]");
 	load_fails("[timeouts]\nrate_limit_floor = 4\n",
 	    "mirror.conf:2: unknown key 'rate_limit_floor' in [timeouts]");
+}
+
+/*
+ * Unknown keys and sections name the closest known one of that section
+ * when it is a likely typo (one edit per three characters), and nothing
+ * when none is.
+ */
+static void
+test_did_you_mean(void)
+{
+	char	*text, key[100], want[200];
+
+	load_fails("[server]\nLSITEN = :80\n",
+	    "mirror.conf:2: unknown key 'LSITEN' in [server] (did you mean "
+	    "'listen'?)");
+	load_fails("[server]\nmax_connection = 5\n",
+	    "mirror.conf:2: unknown key 'max_connection' in [server] (did "
+	    "you mean 'max_connections'?)");
+	load_fails("[server]\nmax_connections_per_clients = 5\n",
+	    "mirror.conf:2: unknown key 'max_connections_per_clients' in "
+	    "[server] (did you mean 'max_connections_per_client'?)");
+	load_fails("[timeouts]\nconect = 5s\n",
+	    "mirror.conf:2: unknown key 'conect' in [timeouts] (did you "
+	    "mean 'connect'?)");
+	load_fails(MINIMAL_UPSTREAM "tls_verfy = no\n",
+	    "mirror.conf:3: unknown key 'tls_verfy' in [upstream "
+	    "\"docker.io\"] (did you mean 'tls_verify'?)");
+	load_fails(MINIMAL_UPSTREAM "urls = https://b\n",
+	    "mirror.conf:3: unknown key 'urls' in [upstream \"docker.io\"] "
+	    "(did you mean 'url'?)");
+	load_fails(REPL_BASE "exclude_tag = x\n",
+	    "mirror.conf:9: unknown key 'exclude_tag' in [replication] (did "
+	    "you mean 'exclude_tags'?)");
+	load_fails("[timeouts]\nidel = 1m\n",
+	    "mirror.conf:2: unknown key 'idel' in [timeouts] (did you mean "
+	    "'idle'?)");
+	/* Only the keys of that section are candidates. */
+	load_fails("[cache]\nlisen = :80\n",
+	    "mirror.conf:2: unknown key 'lisen' in [cache]");
+	/* Too far from every key: no suggestion. */
+	load_fails("[server]\nlog = info\n",
+	    "mirror.conf:2: unknown key 'log' in [server]");
+	load_fails("[cache]\nmax_tags = 5\n",
+	    "mirror.conf:2: unknown key 'max_tags' in [cache]");
+	/* A name longer than any key is compared with none. */
+	memset(key, 'x', 90);
+	key[90] = '\0';
+	xasprintf(&text, "[server]\n%s = 1\n", key);
+	snprintf(want, sizeof(want), "mirror.conf:2: unknown key '%s' in "
+	    "[server]", key);
+	load_fails(text, want);
+	free(text);
+
+	load_fails("[cahce]\n", "mirror.conf:1: unknown section [cahce] "
+	    "(did you mean [cache]?)");
+	load_fails("[Timeout]\n", "mirror.conf:1: unknown section [Timeout] "
+	    "(did you mean [timeouts]?)");
+	load_fails("[upstreams \"docker.io\"]\n", "mirror.conf:1: unknown "
+	    "section [upstreams] (did you mean [upstream]?)");
+	load_fails("[replicaton \"x\"]\n", "mirror.conf:1: unknown section "
+	    "[replicaton] (did you mean [replication]?)");
+	load_fails("[auth]\n", "mirror.conf:1: unknown section [auth]");
+	load_fails("[nonsense]\n", "mirror.conf:1: unknown section "
+	    "[nonsense]");
 }
 
 /*
@@ -888,7 +991,7 @@ test_job_limits(void)
 	};
 	const struct limit_key	*lk;
 	struct config		*cf;
-	char			*text, want[200], v[64];
+	char			*text, want[200], v[64], bounds[32];
 	size_t			 i, k;
 
 	for (i = 0; i < sizeof(limit_keys) / sizeof(limit_keys[0]); i++) {
@@ -905,18 +1008,18 @@ test_job_limits(void)
 		limit_loads(lk, "007", 7);
 		limit_loads(lk, "\"12\"", 12);
 
+		snprintf(bounds, sizeof(bounds), "1..%d", lk->max);
 		snprintf(v, sizeof(v), "%d", lk->max + 1);
 		text = limit_text(lk, v);
-		snprintf(want, sizeof(want), "mirror.conf:%d: bad %s '%s' "
-		    "(want 1..%d)", lk->server ? 2 : 9, lk->key, v, lk->max);
+		number_error(want, sizeof(want), lk->server ? 2 : 9, lk->key,
+		    v, bounds);
 		load_fails(text, want);
 		free(text);
 		for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
 			snprintf(v, sizeof(v), "\"%s\"", bad[k]);
 			text = limit_text(lk, v);
-			snprintf(want, sizeof(want), "mirror.conf:%d: bad %s "
-			    "'%s' (want 1..%d)", lk->server ? 2 : 9, lk->key,
-			    bad[k], lk->max);
+			number_error(want, sizeof(want), lk->server ? 2 : 9,
+			    lk->key, bad[k], bounds);
 			load_fails(text, want);
 			free(text);
 		}
@@ -1093,6 +1196,104 @@ test_load_file(void)
 	is_str(err, "mirror.", "  truncated");
 	ok(config_load_string("mirror.conf", "junk", &cf, NULL, 0) == -1,
 	    "no error buffer");
+}
+
+/* Replace the first line "from" of text (which it owns) with "to". */
+static char *
+replace_line(char *text, const char *from, const char *to)
+{
+	char	*at, *out;
+	size_t	 n = strlen(from);
+
+	for (at = text; (at = strstr(at, from)) != NULL; at++)
+		if ((at == text || at[-1] == '\n') && at[n] == '\n')
+			break;
+	if (at == NULL)
+		bail_out("no such line");
+	xasprintf(&out, "%.*s%s%s", (int)(at - text), text, to, at + n);
+	free(text);
+	return out;
+}
+
+/*
+ * --print-defaults: every section, a default as "key = value", a key
+ * without one as "# key =", and the whole text, once the keys an
+ * [upstream] and a [replication] need are filled in, loads back into
+ * exactly the defaults.
+ */
+static void
+test_print_defaults(void)
+{
+	struct config_replication	*r;
+	struct config_upstream		*up;
+	struct config			*cf, *min;
+	char				*text = NULL;
+	size_t				 len = 0;
+	FILE				*f;
+
+	if ((f = open_memstream(&text, &len)) == NULL)
+		bail_out("open_memstream failed");
+	is_int(config_print_defaults(f), 0, "config_print_defaults");
+	fclose(f);
+	ok(strstr(text, "\n[server]\n") != NULL &&
+	    strstr(text, "\n[cache]\n") != NULL &&
+	    strstr(text, "\n[timeouts]\n") != NULL &&
+	    strstr(text, "\n[upstream \"registry.example.com\"]\n") != NULL &&
+	    strstr(text, "\n[replication \"prod-images\"]\n") != NULL,
+	    "  every section");
+	ok(strstr(text, "\nlisten = 0.0.0.0:5000\n") != NULL, "  listen");
+	ok(strstr(text, "\n# admin_listen =\n") != NULL,
+	    "  admin_listen, commented");
+	ok(strstr(text, "\nworkers = auto\n") != NULL, "  workers");
+	ok(strstr(text, "\nchunk_size = 8M\n") != NULL, "  chunk_size");
+	ok(strstr(text, "\n# (integer, 1..256, or auto)\nworkers") != NULL,
+	    "  what a value may be");
+
+	text = replace_line(text, "# url =", "url = https://r");
+	text = replace_line(text, "# source =",
+	    "source = registry.example.com");
+	text = replace_line(text, "# repositories =", "repositories = a/b");
+	cf = load(text);
+	free(text);
+	min = load("[upstream \"registry.example.com\"]\nurl = https://r\n"
+	    "[replication \"prod-images\"]\nsource = registry.example.com\n"
+	    "repositories = a/b\n");
+	if (!ok(cf != NULL && min != NULL, "  loads back")) {
+		config_free(cf);
+		config_free(min);
+		return;
+	}
+	is_int(cf->nlisten, 1, "  one listener");
+	is_str(cf->listen[0], min->listen[0], "  listen");
+	is_int(cf->workers, min->workers, "  workers");
+	is_str(cf->log_level, min->log_level, "  log_level");
+	is_int(cf->max_header_size, min->max_header_size, "  max_header_size");
+	is_int(cf->max_connections, min->max_connections, "  max_connections");
+	is_int(cf->send_buffer, min->send_buffer, "  send_buffer");
+	is_str(cf->cache_dir, min->cache_dir, "  dir");
+	ok(cf->max_size == min->max_size, "  max_size");
+	ok(cf->max_blob_size == min->max_blob_size, "  max_blob_size");
+	ok(cf->cache_memory == min->cache_memory, "  memory");
+	is_int(cf->tag_max_age, min->tag_max_age, "  tag_max_age");
+	is_int(cf->queue_timeout, min->queue_timeout, "  queue");
+	up = cf->upstreams;
+	is_int(up->is_default, 1, "  the lone upstream is default");
+	is_int(up->tls_verify, min->upstreams->tls_verify, "  tls_verify");
+	is_int(up->tag_ttl, -1, "  upstream tag_ttl unset");
+	is_int(up->stale_if_error, min->upstreams->stale_if_error,
+	    "  stale_if_error");
+	is_int(up->max_header_size, min->upstreams->max_header_size,
+	    "  upstream max_header_size");
+	is_int(up->max_connections, min->upstreams->max_connections,
+	    "  upstream max_connections");
+	r = cf->replications;
+	is_int(r->keep_newest, 0, "  keep_newest unset");
+	is_int(r->interval, min->replications->interval, "  interval");
+	ok(r->chunk_size == min->replications->chunk_size, "  chunk_size");
+	is_int(r->max_tags, min->replications->max_tags, "  max_tags");
+	is_int(r->delete, 0, "  delete no");
+	config_free(cf);
+	config_free(min);
 }
 
 /* The example shipped in the top directory must load as it is. */
@@ -1380,11 +1581,13 @@ main(void)
 	test_defaults();
 	test_syntax();
 	test_errors();
+	test_did_you_mean();
 	test_replication_push();
 	test_job_limits();
 	test_password_file();
 	test_load_file();
 	test_example();
+	test_print_defaults();
 	test_limits();
 	tmpfiles_remove();
 	return done_testing();
