@@ -17,6 +17,7 @@
 #include "proxy/proxy_int.h"
 #include "tests/lib/tap.h"
 
+#define TB	(UINT64_C(1) << 40)
 #define NONE	PROXY_RANGE_NONE
 #define FROM_TO	PROXY_RANGE_FROM_TO
 #define FROM	PROXY_RANGE_FROM
@@ -181,10 +182,10 @@ test_resolve(void)
 		{ SUFFIX, 0, 1, U, 0, U - 1, U },
 		{ FROM_TO, 0, U, 1000, 0, 0, 1000 },
 		{ SUFFIX, 0, U, 1000, 0, 0, 1000 },
-		/* A blob of 2^40 (PROXY_BLOB_MAX). */
-		{ FROM, 1, 0, PROXY_BLOB_MAX, 0, 1, PROXY_BLOB_MAX },
-		{ SUFFIX, 0, 10, PROXY_BLOB_MAX, 0, PROXY_BLOB_MAX - 10,
-		    PROXY_BLOB_MAX },
+		/* A blob of 2^40 (the largest size a descriptor may give). */
+		{ FROM, 1, 0, TB, 0, 1, TB },
+		{ SUFFIX, 0, 10, TB, 0, TB - 10,
+		    TB },
 	};
 	struct proxy_range	r;
 	uint64_t		start, end;
