@@ -257,7 +257,10 @@ int	cache_tag_validated(const char *upstream, const char *repo,
  *
  *	states:	WAITING --begin--> STREAMING --end, verified--> PUBLISHING
  *		PUBLISHING --fsync, rename, commit--> DONE
- *		WAITING|STREAMING|PUBLISHING --fail--> FAILED
+ *		STREAMING --end, verified, disk full--> PASSED
+ *		PUBLISHING --fsync, rename or commit failed--> PASSED
+ *		WAITING|STREAMING --fail--> FAILED
+ *	(the whole table, with who makes each change: cache_fill.c)
  *
  * When the disk is full (ENOSPC), the fill goes on in memory: the bytes
  * already written stay readable from the file, later ones from a bounded
@@ -279,6 +282,18 @@ enum cache_fill_state {
 	CACHE_FILL_FAILED,
 	CACHE_FILL_PASSED,	/* verified, passed through, not stored */
 };
+
+/* Verified: every byte may be sent (PUBLISHING, DONE, PASSED). */
+static inline int
+cache_fill_state_verified(enum cache_fill_state s)
+{
+	return s == CACHE_FILL_PUBLISHING || s == CACHE_FILL_DONE ||
+	    s == CACHE_FILL_PASSED;
+}
+
+/* Is from -> to a transition of the table?  (Tests, assertions.) */
+int	cache_fill_transition_ok(enum cache_fill_state from,
+	    enum cache_fill_state to);
 
 struct cache_fill;
 

@@ -2,12 +2,22 @@
  * cache_fill.c — in-flight fills: one object per digest being fetched,
  * with the readers that stream it from the growing temp file.
  *
- *	state		event			next		who
- *	WAITING		upstream 200 + length	STREAMING	filler
- *	STREAMING	bytes written		STREAMING	filler
- *	STREAMING	end of body, verified	PUBLISHING	filler
- *	PUBLISHING	fsync+rename+commit ok	DONE		publish thread
- *	any but DONE	any failure		FAILED		filler/publisher
+ *	state		event				next		who
+ *	WAITING		upstream 200 (begin)		STREAMING	filler
+ *	WAITING		failure before any body		FAILED		filler
+ *	STREAMING	bytes written			STREAMING	filler
+ *	STREAMING	end of body, verified		PUBLISHING	filler
+ *	STREAMING	end of body, verified, the	PASSED		filler
+ *			disk filled up on the way
+ *	STREAMING	short, long or corrupt body,	FAILED		filler
+ *			write error, max_blob_size
+ *	PUBLISHING	fsync, rename, commit done	DONE		publish thread
+ *	PUBLISHING	fsync, rename or commit failed	PASSED		publish thread
+ *
+ * DONE, PASSED and FAILED are final.  Once verified (PUBLISHING) a fill
+ * cannot fail: a late failure is ignored, the publish thread decides.
+ * Every change goes through cache_fill_set_state_locked(), which asserts
+ * it against cache_fill_next[] (this table) and wakes the readers.
  *
  * A fill leaves the table when it reaches DONE or FAILED; it is freed when
  * its last reference goes.  The temp file is unlinked on failure and
@@ -120,6 +130,42 @@ cache_fill_wake_locked(struct cache_fill *f)
 
 	LIST_FOREACH(w, &f->watchers, entry)
 		event_active(w->ev, EV_READ, 0);
+}
+
+/* The table above, as data: cache_fill_next[from] has bit (1 << to). */
+#define FILL_BIT(s)	(1u << (s))
+static const unsigned cache_fill_next[] = {
+	[CACHE_FILL_WAITING] = FILL_BIT(CACHE_FILL_STREAMING) |
+	    FILL_BIT(CACHE_FILL_FAILED),
+	[CACHE_FILL_STREAMING] = FILL_BIT(CACHE_FILL_PUBLISHING) |
+	    FILL_BIT(CACHE_FILL_PASSED) | FILL_BIT(CACHE_FILL_FAILED),
+	[CACHE_FILL_PUBLISHING] = FILL_BIT(CACHE_FILL_DONE) |
+	    FILL_BIT(CACHE_FILL_PASSED),
+	[CACHE_FILL_DONE] = 0,
+	[CACHE_FILL_FAILED] = 0,
+	[CACHE_FILL_PASSED] = 0,
+};
+
+int
+cache_fill_transition_ok(enum cache_fill_state from,
+    enum cache_fill_state to)
+{
+	if ((unsigned)from >= sizeof(cache_fill_next) /
+	    sizeof(cache_fill_next[0]) || (unsigned)to >= 32)
+		return 0;
+	return (cache_fill_next[from] & FILL_BIT(to)) != 0;
+}
+
+/* The one place a fill changes state (under its mutex). */
+static void
+cache_fill_set_state_locked(struct cache_fill *f, enum cache_fill_state to)
+{
+	if (!cache_fill_transition_ok(f->state, to))
+		log_warnx("fill %s: state %d to %d is not in the table",
+		    f->digest, (int)f->state, (int)to);
+	AN(cache_fill_transition_ok(f->state, to));
+	f->state = to;
+	cache_fill_wake_locked(f);
 }
 
 static void
@@ -447,8 +493,7 @@ cache_fill_view(struct cache_fill *f, struct cache_fill_view *v)
 	v->state = f->state;
 	v->size = f->size;
 	end = cache_fill_end_locked(f);
-	verified = f->state == CACHE_FILL_DONE ||
-	    f->state == CACHE_FILL_PUBLISHING || f->state == CACHE_FILL_PASSED;
+	verified = cache_fill_state_verified(f->state);
 	if (verified)
 		v->avail = end;
 	else if (f->state == CACHE_FILL_STREAMING)
@@ -484,10 +529,8 @@ static void
 cache_fill_fail_locked(struct cache_fill *f, int status, const char *code,
     const char *retry_after, const char *msg)
 {
-	if (f->state == CACHE_FILL_DONE || f->state == CACHE_FILL_FAILED ||
-	    f->state == CACHE_FILL_PASSED)
-		return;
-	f->state = CACHE_FILL_FAILED;
+	if (!cache_fill_transition_ok(f->state, CACHE_FILL_FAILED))
+		return;		/* ended, or verified: see the table */
 	f->fail_status = status;
 	f->fail_code = code;
 	snprintf(f->fail_msg, sizeof(f->fail_msg), "%s", msg);
@@ -495,7 +538,7 @@ cache_fill_fail_locked(struct cache_fill *f, int status, const char *code,
 	    retry_after != NULL ? retry_after : "");
 	if (f->tmp_path != NULL)
 		unlink(f->tmp_path);
-	cache_fill_wake_locked(f);
+	cache_fill_set_state_locked(f, CACHE_FILL_FAILED);
 }
 
 void
@@ -504,16 +547,20 @@ cache_fill_fail(struct cache_fill *f, int status, const char *code,
 {
 	char	msg[256];
 	va_list	ap;
+	int	ok;
 
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	ok = cache_fill_transition_ok(f->state, CACHE_FILL_FAILED);
+	pthread_mutex_unlock(&f->mtx);
+	if (!ok)
+		return;		/* ended, or verified: see the table */
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	cache_fill_leave_table(f);
 	pthread_mutex_lock(&f->mtx);
-	if (f->state != CACHE_FILL_DONE && f->state != CACHE_FILL_FAILED &&
-	    f->state != CACHE_FILL_PASSED)
-		metric_inc(METRIC_FILLS_FAILED);
+	metric_inc(METRIC_FILLS_FAILED);
 	cache_fill_fail_locked(f, status, code, retry_after, msg);
 	pthread_mutex_unlock(&f->mtx);
 	log_info("fill %s: failed: %s", f->digest, msg);
@@ -547,8 +594,7 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 	f->size = size;
 	f->dctx = digest_ctx_new(f->want.algo);
 	f->wbuf = xmalloc(CACHE_FILL_WBUF);
-	f->state = CACHE_FILL_STREAMING;
-	cache_fill_wake_locked(f);
+	cache_fill_set_state_locked(f, CACHE_FILL_STREAMING);
 	pthread_mutex_unlock(&f->mtx);
 	return 0;
 }
@@ -727,15 +773,13 @@ cache_fill_publish_thread(void *arg)
 	if (why != NULL) {
 		/* Verified bytes, just not stored: readers finish. */
 		log_warn("fill %s: publish failed at %s", f->digest, why);
-		f->state = CACHE_FILL_PASSED;
 		if (f->tmp_path != NULL)
 			unlink(f->tmp_path);
-		cache_fill_wake_locked(f);
+		cache_fill_set_state_locked(f, CACHE_FILL_PASSED);
 	} else {
-		f->state = CACHE_FILL_DONE;
 		free(f->tmp_path);
 		f->tmp_path = NULL;
-		cache_fill_wake_locked(f);
+		cache_fill_set_state_locked(f, CACHE_FILL_DONE);
 	}
 	pthread_mutex_unlock(&f->mtx);
 	if (why == NULL) {
@@ -782,12 +826,11 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 		/* Verified but not stored: readers finish, nothing is kept. */
 		cache_fill_leave_table(f);
 		pthread_mutex_lock(&f->mtx);
-		f->state = CACHE_FILL_PASSED;
 		if (f->size < 0)
 			f->size = (int64_t)got_bytes;
 		if (f->tmp_path != NULL)
 			unlink(f->tmp_path);
-		cache_fill_wake_locked(f);
+		cache_fill_set_state_locked(f, CACHE_FILL_PASSED);
 		pthread_mutex_unlock(&f->mtx);
 		metric_inc(METRIC_FILLS_PASSED);
 		log_info("fill %s: passed through %llu bytes, not cached (disk "
@@ -795,13 +838,12 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 		return;
 	}
 	pthread_mutex_lock(&f->mtx);
-	f->state = CACHE_FILL_PUBLISHING;
 	if (f->size < 0)
 		f->size = (int64_t)f->written;
 	f->upstream = xstrdup(upstream);
 	f->repo = xstrdup(repo);
 	/* Verified: readers may have the last byte now. */
-	cache_fill_wake_locked(f);
+	cache_fill_set_state_locked(f, CACHE_FILL_PUBLISHING);
 	pthread_mutex_unlock(&f->mtx);
 	cache_fill_ref(f, "publish");
 	pthread_attr_init(&attr);

@@ -7,17 +7,24 @@
  * fires when its fill changes (from any thread), when its connection's
  * output drains, and when the client goes away:
  *
- *	state		event				next
- *	WAIT		fill STREAMING with a length,	SEND (headers out)
- *			or DONE
- *	WAIT		fill FAILED			reply with the error; END
- *	SEND		bytes available, output low	SEND (more file ranges)
- *	SEND		all bytes sent (fill verified)	END (reply end)
- *	SEND		fill FAILED			ABORT (connection closed:
- *							the client sees a short
- *							body, never a complete
+ *	state	event					next
+ *	WAIT	fill has a length (STREAMING with one)	SEND (headers out;
+ *		or is verified				HEAD: END)
+ *	WAIT	fill FAILED				END (its error)
+ *	WAIT	range not satisfiable, no cache file	END (416, 503)
+ *	SEND	bytes available, output below its mark	SEND (more queued)
+ *	SEND	every byte sent, fill verified, output	END (reply end)
+ *		drained
+ *	SEND	fill FAILED, behind the disk-full	END (connection
+ *		window, a copy or queue error		closed: the client
+ *							sees a short body,
+ *							never a complete
  *							wrong one)
- *	any		client gone			END
+ *	any	client gone				END
+ *
+ * A cache hit starts in SEND (its headers go out at once); a fill's
+ * reader in WAIT.  proxy_reader_set_state() asserts each change against
+ * proxy_reader_next[] (this table); END frees the reader.
  *
  * The fill itself (struct proxy_bfetch) belongs to no client: it runs to
  * its end even when every reader has left.
@@ -59,6 +66,12 @@
 #define PROXY_TLS_CHUNK		(64 * 1024)
 #define PROXY_SEGMENT_MAX	(2 * 1024 * 1024)
 
+enum proxy_reader_state {
+	PROXY_RD_WAIT = 0,
+	PROXY_RD_SEND,
+	PROXY_RD_END
+};
+
 struct proxy_reader {
 	unsigned			 magic;
 	int				 corked;	/* TCP_CORK set */
@@ -74,9 +87,23 @@ struct proxy_reader {
 	uint64_t			 sent;	/* offset of the next byte */
 	struct proxy_range		 range;	/* the client's Range */
 	uint64_t			 end;	/* offset after the last byte */
-	int				 headers_sent;
+	enum proxy_reader_state		 state;
 	int				 gone;	/* client went away */
 };
+
+/* The table above, as data: proxy_reader_next[from] has bit (1 << to). */
+static const unsigned proxy_reader_next[] = {
+	[PROXY_RD_WAIT] = 1u << PROXY_RD_SEND | 1u << PROXY_RD_END,
+	[PROXY_RD_SEND] = 1u << PROXY_RD_END,
+	[PROXY_RD_END] = 0,
+};
+
+static void
+proxy_reader_set_state(struct proxy_reader *rd, enum proxy_reader_state to)
+{
+	AN(proxy_reader_next[rd->state] & 1u << to);
+	rd->state = to;
+}
 
 /* An upstream fetch feeding a fill. */
 struct proxy_bfetch {
@@ -117,6 +144,7 @@ static void
 proxy_reader_free(struct proxy_reader *rd)
 {
 	CHECK_OBJ_NOTNULL(rd, PROXY_READER_MAGIC);
+	proxy_reader_set_state(rd, PROXY_RD_END);
 	if (rd->fill != NULL) {
 		cache_fill_unwatch(rd->fill, rd->wake);
 		cache_fill_unref(rd->fill, "reader");
@@ -223,7 +251,7 @@ proxy_reader_headers(struct proxy_reader *rd)
 	evhttp_add_header(out, "Accept-Ranges", "bytes");
 	evhttp_add_header(out, "Cache-Control", "max-age=31536000");
 	pr->status = status;
-	rd->headers_sent = 1;
+	proxy_reader_set_state(rd, PROXY_RD_SEND);
 	if (pr->method == EVHTTP_REQ_HEAD) {
 		evhttp_send_reply(pr->req, 200, "OK", NULL);
 		return 0;
@@ -283,7 +311,7 @@ proxy_reader_end(struct proxy_reader *rd, int abort_conn)
 {
 	struct proxy_req	*pr = rd->pr;
 
-	if (rd->headers_sent && pr->method != EVHTTP_REQ_HEAD) {
+	if (rd->state == PROXY_RD_SEND && pr->method != EVHTTP_REQ_HEAD) {
 		proxy_reader_detach(rd);
 		if (rd->corked && !rd->gone) {
 			int zero = 0;
@@ -364,114 +392,130 @@ proxy_reader_unsatisfiable(struct proxy_reader *rd)
 	    "range not satisfiable (blob size %llu)", size);
 }
 
-static void
-proxy_reader_pump(struct proxy_reader *rd)
+/* WAIT: the fill's headers, once it has a length; 0 sent, -1 ended. */
+static int
+proxy_reader_wait(struct proxy_reader *rd, const struct cache_fill_view *v)
 {
-	struct cache_fill_view	 v;
-	uint64_t		 avail, n;
+	struct proxy_req	*pr = rd->pr;
 
-	if (rd->gone) {
-		proxy_reader_end(rd, 0);
-		return;
+	if (v->state == CACHE_FILL_FAILED) {
+		if (v->retry_after[0] != '\0' || v->fail_status == 429)
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    pr->req), "Retry-After", v->retry_after[0] !=
+			    '\0' ? v->retry_after : "60");
+		rd->pr = NULL;
+		proxy_reader_free(rd);
+		proxy_error(pr, v->fail_status, v->fail_code, "%s",
+		    v->fail_msg);
+		return -1;
 	}
-	if (rd->fill != NULL) {
-		cache_fill_view(rd->fill, &v);
-		if (!rd->headers_sent) {
-			if (v.state == CACHE_FILL_FAILED) {
-				struct proxy_req *pr = rd->pr;
+	if (v->state == CACHE_FILL_WAITING ||
+	    (v->size < 0 && !cache_fill_state_verified(v->state)))
+		return -1;	/* not yet: the next wake */
+	rd->size = (uint64_t)v->size;
+	if ((rd->fd = cache_fill_dup_fd(rd->fill)) == -1) {
+		rd->pr = NULL;
+		proxy_reader_free(rd);
+		proxy_error(pr, 503, "UNAVAILABLE", "cache file unavailable");
+		return -1;
+	}
+	if (proxy_reader_headers(rd) != 0) {
+		proxy_reader_unsatisfiable(rd);
+		return -1;
+	}
+	cache_fill_reader_pos(rd->fill, rd->wake, rd->sent);
+	if (pr->method == EVHTTP_REQ_HEAD) {
+		proxy_reader_end(rd, 0);
+		return -1;
+	}
+	return 0;
+}
 
-				if (v.retry_after[0] != '\0' ||
-				    v.fail_status == 429)
-					evhttp_add_header(
-					    evhttp_request_get_output_headers(
-					    pr->req), "Retry-After",
-					    v.retry_after[0] != '\0' ?
-					    v.retry_after : "60");
-				rd->pr = NULL;
-				proxy_error(pr, v.fail_status, v.fail_code,
-				    "%s", v.fail_msg);
-				proxy_reader_free(rd);
-				return;
-			}
-			if (v.state == CACHE_FILL_WAITING ||
-			    (v.size < 0 && v.state != CACHE_FILL_DONE &&
-			    v.state != CACHE_FILL_PUBLISHING &&
-			    v.state != CACHE_FILL_PASSED))
-				return;
-			rd->size = (uint64_t)v.size;
-			if ((rd->fd = cache_fill_dup_fd(rd->fill)) == -1) {
-				struct proxy_req *pr = rd->pr;
-
-				rd->pr = NULL;
-				proxy_error(pr, 503, "UNAVAILABLE",
-				    "cache file unavailable");
-				proxy_reader_free(rd);
-				return;
-			}
-			if (proxy_reader_headers(rd) != 0) {
-				proxy_reader_unsatisfiable(rd);
-				return;
-			}
-			cache_fill_reader_pos(rd->fill, rd->wake, rd->sent);
-			if (rd->pr->method == EVHTTP_REQ_HEAD) {
-				proxy_reader_end(rd, 0);
-				return;
-			}
-		}
-		if (v.state == CACHE_FILL_FAILED) {
-			log_info("r%llu: fill failed after %llu bytes sent: "
-			    "closing the connection",
-			    (unsigned long long)rd->pr->id,
-			    (unsigned long long)rd->sent);
+/*
+ * SEND from a fill: what may go out now (the range's last byte waits for
+ * the verified blob), and, on a full disk, bytes past the file copied
+ * from the fill's memory window.  The offset to send up to from the
+ * file, or -1 when the reader ended; *copied when the window was used.
+ */
+static int
+proxy_reader_fill_avail(struct proxy_reader *rd,
+    const struct cache_fill_view *v, uint64_t *avail, int *copied)
+{
+	*copied = 0;
+	if (v->state == CACHE_FILL_FAILED) {
+		log_info("r%llu: fill failed after %llu bytes sent: closing "
+		    "the connection", (unsigned long long)rd->pr->id,
+		    (unsigned long long)rd->sent);
+		proxy_reader_end(rd, 1);
+		return -1;
+	}
+	if (cache_fill_state_verified(v->state))
+		*avail = rd->end;
+	else
+		*avail = rd->end == 0 ? 0 : v->avail < rd->end - 1 ?
+		    v->avail : rd->end - 1;
+	if (v->disk_end == UINT64_MAX)
+		return 0;
+	if (rd->sent >= v->disk_end) {
+		if (rd->sent < v->mem_start ||
+		    proxy_reader_copy(rd, *avail, 1) != 0) {
+			log_info("r%llu: fell behind the memory window of a "
+			    "fill passed through: closing",
+			    (unsigned long long)rd->pr->id);
 			proxy_reader_end(rd, 1);
-			return;
+			return -1;
 		}
-		/* The last byte of the range waits for the verified blob. */
-		if (v.state == CACHE_FILL_PUBLISHING ||
-		    v.state == CACHE_FILL_DONE || v.state == CACHE_FILL_PASSED)
-			avail = rd->end;
-		else
-			avail = rd->end == 0 ? 0 : v.avail < rd->end - 1 ?
-			    v.avail : rd->end - 1;
-		/* Disk full: past disk_end the bytes come from memory. */
-		if (v.disk_end != UINT64_MAX && rd->sent >= v.disk_end) {
-			if (rd->sent < v.mem_start ||
-			    proxy_reader_copy(rd, avail, 1) != 0) {
-				log_info("r%llu: fell behind the memory window "
-				    "of a fill passed through: closing",
-				    (unsigned long long)rd->pr->id);
-				proxy_reader_end(rd, 1);
-				return;
-			}
-			goto check_end;
-		}
-		if (v.disk_end != UINT64_MAX && avail > v.disk_end)
-			avail = v.disk_end;
-	} else
-		avail = rd->end;
+		*copied = 1;
+	} else if (*avail > v->disk_end)
+		*avail = v->disk_end;
+	return 0;
+}
+
+/* SEND: queue file bytes up to avail (sendfile ranges, or copies for
+ * TLS); 0, or -1 when the reader ended. */
+static int
+proxy_reader_queue(struct proxy_reader *rd, uint64_t avail)
+{
+	uint64_t	n;
 
 	if (rd->pr->tls) {
 		if (proxy_reader_copy(rd, avail, 0) != 0) {
 			proxy_reader_end(rd, 1);
-			return;
+			return -1;
 		}
-	} else {
-		while (rd->sent < avail &&
-		    evbuffer_get_length(rd->out) < PROXY_OUT_HIWAT) {
-			n = avail - rd->sent;
-			if (n > PROXY_SEGMENT_MAX)
-				n = PROXY_SEGMENT_MAX;
-			if (evbuffer_add_file_segment(rd->out, rd->seg,
-			    (ev_off_t)rd->sent, (ev_off_t)n) != 0) {
-				log_warnx("r%llu: evbuffer_add_file_segment "
-				    "failed", (unsigned long long)rd->pr->id);
-				proxy_reader_end(rd, 1);
-				return;
-			}
-			rd->sent += n;
-		}
+		return 0;
 	}
-check_end:
+	while (rd->sent < avail &&
+	    evbuffer_get_length(rd->out) < PROXY_OUT_HIWAT) {
+		n = avail - rd->sent;
+		if (n > PROXY_SEGMENT_MAX)
+			n = PROXY_SEGMENT_MAX;
+		if (evbuffer_add_file_segment(rd->out, rd->seg,
+		    (ev_off_t)rd->sent, (ev_off_t)n) != 0) {
+			log_warnx("r%llu: evbuffer_add_file_segment failed",
+			    (unsigned long long)rd->pr->id);
+			proxy_reader_end(rd, 1);
+			return -1;
+		}
+		rd->sent += n;
+	}
+	return 0;
+}
+
+/* SEND: as much as may go now; END once all of it is out. */
+static void
+proxy_reader_send(struct proxy_reader *rd, const struct cache_fill_view *v)
+{
+	uint64_t	avail = rd->end;
+	int		copied = 0, verified = 1;
+
+	if (rd->fill != NULL) {
+		if (proxy_reader_fill_avail(rd, v, &avail, &copied) != 0)
+			return;
+		verified = cache_fill_state_verified(v->state);
+	}
+	if (!copied && proxy_reader_queue(rd, avail) != 0)
+		return;
 	if (rd->fill != NULL)
 		cache_fill_reader_pos(rd->fill, rd->wake, rd->sent);
 	/*
@@ -481,10 +525,34 @@ check_end:
 	 * loses the tail (libevent 2.1).
 	 */
 	if (rd->sent == rd->end && (rd->out == NULL ||
-	    evbuffer_get_length(rd->out) == 0) && (rd->fill == NULL ||
-	    v.state == CACHE_FILL_PUBLISHING || v.state == CACHE_FILL_DONE ||
-	    v.state == CACHE_FILL_PASSED))
+	    evbuffer_get_length(rd->out) == 0) && verified)
 		proxy_reader_end(rd, 0);
+}
+
+static void
+proxy_reader_pump(struct proxy_reader *rd)
+{
+	struct cache_fill_view	 v;
+
+	if (rd->gone) {
+		proxy_reader_end(rd, 0);
+		return;
+	}
+	if (rd->fill != NULL)
+		cache_fill_view(rd->fill, &v);
+	switch (rd->state) {
+	case PROXY_RD_WAIT:
+		AN(rd->fill);
+		if (proxy_reader_wait(rd, &v) != 0)
+			return;
+		/* FALLTHROUGH */
+	case PROXY_RD_SEND:
+		proxy_reader_send(rd, &v);
+		return;
+	case PROXY_RD_END:
+		break;
+	}
+	WRONG("pump of an ended reader");
 }
 
 static struct proxy_reader *

@@ -57,6 +57,43 @@ wait_final(struct cache_fill *f, struct cache_fill_view *v)
 	return v->state;
 }
 
+/* The state table of cache_fill.c, written out again: every pair. */
+static void
+test_transitions(void)
+{
+	enum { W = CACHE_FILL_WAITING, S = CACHE_FILL_STREAMING,
+	    P = CACHE_FILL_PUBLISHING, D = CACHE_FILL_DONE,
+	    F = CACHE_FILL_FAILED, X = CACHE_FILL_PASSED };
+	static const int allowed[][2] = { { W, S }, { W, F }, { S, P },
+	    { S, X }, { S, F }, { P, D }, { P, X } };
+	int	from, to, want, bad = 0;
+	size_t	i;
+
+	for (from = W; from <= X; from++)
+		for (to = W; to <= X; to++) {
+			want = 0;
+			for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]);
+			    i++)
+				if (allowed[i][0] == from && allowed[i][1] == to)
+					want = 1;
+			if (cache_fill_transition_ok((enum cache_fill_state)
+			    from, (enum cache_fill_state)to) != want) {
+				diag("transition %d -> %d: want %d", from, to,
+				    want);
+				bad++;
+			}
+		}
+	ok(bad == 0, "the fill's transitions are the table's (%d states)",
+	    X + 1);
+	ok(!cache_fill_transition_ok(CACHE_FILL_PUBLISHING,
+	    CACHE_FILL_FAILED), "verified bytes cannot fail");
+	ok(!cache_fill_transition_ok(CACHE_FILL_DONE, CACHE_FILL_DONE) &&
+	    !cache_fill_transition_ok(CACHE_FILL_PASSED, CACHE_FILL_FAILED),
+	    "final states are final");
+	ok(!cache_fill_transition_ok((enum cache_fill_state)99,
+	    CACHE_FILL_DONE), "an unknown state has no transitions");
+}
+
 int
 main(void)
 {
@@ -72,6 +109,7 @@ main(void)
 	int			 created, fd;
 	size_t			 i;
 
+	test_transitions();
 	evthread_use_pthreads();
 	base = event_base_new();
 	ev = event_new(base, -1, 0, NULL, NULL);
@@ -108,6 +146,13 @@ main(void)
 	    "all on disk but the last byte is held back before verification");
 	ok(cache_blob_open(d.str, NULL, &fd, &size) == 1, "not a hit yet");
 	cache_fill_end(f, "up.example", "repo/a");
+	cache_fill_view(f, &v);
+	ok(cache_fill_state_verified(v.state), "verified at once (state %d)",
+	    (int)v.state);
+	/* Verified bytes stay verified: a late failure (the upstream's
+	 * connection dropping after the body, say) changes nothing, and the
+	 * publish thread cannot be raced into storing a FAILED fill. */
+	cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL, "late");
 	ok(wait_final(f, &v) == CACHE_FILL_DONE, "fill is DONE");
 	ok(v.avail == sizeof(data), "all bytes available once verified");
 	ok(cache_blob_open(d.str, NULL, &fd, &size) == 0 && size == sizeof(data),
