@@ -52,6 +52,11 @@ enum proxy_kind {
 	PROXY_KIND_CATALOG,
 };
 
+struct proxy_req;
+struct rbuf;
+typedef void	(*proxy_reply_hook)(struct proxy_req *, int status,
+		    const char *ctype, struct rbuf *);
+
 /* One client request, from routing to the access log line. */
 struct proxy_req {
 	unsigned		 magic;
@@ -76,14 +81,10 @@ struct proxy_req {
 	int			 linked;	/* repo known to hold the blob */
 	int			 done;
 	struct proxy_mflight	*mflight;	/* leads this manifest fetch */
+	/* Told of the reply before it is sent (then cleared): a flight's
+	 * leader hands the same reply to its waiters (proxy_oci.c). */
+	proxy_reply_hook	 on_reply;
 };
-
-struct proxy_mflight;
-struct rbuf;
-/* proxy_oci.c: a flight's leader got its reply: the same to every
- * request that waited on it (called by proxy_reply_rbuf). */
-void	proxy_mflight_land(struct proxy_req *, int status, const char *ctype,
-	    struct rbuf *);
 
 /*
  * proxy_conn.c: client connections — caps, head and handshake deadlines,
@@ -123,8 +124,6 @@ void	proxy_limit_fill_give(const char *key);
 size_t	proxy_head_cap(const struct config *);
 /* Is pr one of the mirror's own jobs (sync_token() in X-Regmirror-Job)? */
 int	proxy_req_is_job(const struct proxy_req *);
-void	proxy_req_finish(struct proxy_req *);
-void	proxy_req_common_headers(struct proxy_req *);
 long	proxy_tag_ttl(const struct proxy_req *);
 
 /* proxy_admin.c: the admin API on an already listening socket. */
@@ -163,7 +162,17 @@ int	proxy_range_parse(const char *h, struct proxy_range *r);
 int	proxy_range_resolve(const struct proxy_range *r, uint64_t size,
 	    uint64_t *start, uint64_t *end);
 
-/* proxy_error.c: send an OCI error reply and finish the request. */
+/*
+ * proxy_reply.c: replies built in memory (OCI errors, small bodies,
+ * shared buffers), the mapping of upstream failures, and the end of
+ * every request (its access log line and counters).  Depends on nothing
+ * else in proxy/.
+ */
+/* The headers every reply carries (API version, nosniff). */
+void	proxy_req_common_headers(struct proxy_req *);
+/* The access log line and counters, then free pr (not its evhttp
+ * request). */
+void	proxy_req_finish(struct proxy_req *);
 #define PROXY_ERROR_MSG_MAX	512
 /* The OCI error JSON for code and msg (any bytes), malloc'd, never NULL. */
 char	*proxy_error_body(const char *code, const char *msg);

@@ -372,7 +372,8 @@ static const char *const proxy_mflight_headers[] = {
 	"OCI-Filters-Applied",
 };
 
-void
+/* The leader's reply (its on_reply hook): the same to every waiter. */
+static void
 proxy_mflight_land(struct proxy_req *pr, int status, const char *ctype,
     struct rbuf *rb)
 {
@@ -425,6 +426,7 @@ proxy_flight_join(struct proxy_req *pr, char *key)
 	fl->key = key;
 	LIST_INSERT_HEAD(proxy_mflight_bucket(key), fl, entry);
 	pr->mflight = fl;
+	pr->on_reply = proxy_mflight_land;
 	return 0;
 }
 

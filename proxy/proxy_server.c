@@ -157,83 +157,10 @@ proxy_req_next_id(void)
 	return atomic_fetch_add(&proxy_next_id, 1);
 }
 
-void
-proxy_req_common_headers(struct proxy_req *pr)
-{
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
-
-	if (evhttp_find_header(out, "Docker-Distribution-API-Version") == NULL) {
-		evhttp_add_header(out, "Docker-Distribution-API-Version",
-		    "registry/2.0");
-		/* No browser may take a body for anything but its type. */
-		evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
-	}
-}
-
 long
 proxy_tag_ttl(const struct proxy_req *pr)
 {
 	return upstream_tag_ttl(pr->up, pr->ref, pr->w->cfg->tag_ttl);
-}
-
-/* The request's counters (common/metrics.h). */
-static void
-proxy_req_count(const struct proxy_req *pr)
-{
-	const char	*src = pr->src != NULL ? pr->src : "";
-	int		 blob = pr->kind == PROXY_KIND_BLOB;
-
-	metric_inc(METRIC_HTTP_REQUESTS);
-	metric_add(METRIC_HTTP_BYTES, pr->bytes);
-	if (pr->status == 499)
-		metric_inc(METRIC_HTTP_ABORTED);
-	else if (pr->status >= 500)
-		metric_inc(METRIC_HTTP_5XX);
-	else if (pr->status >= 400)
-		metric_inc(METRIC_HTTP_4XX);
-	else if (pr->status >= 200 && pr->status < 300)
-		metric_inc(METRIC_HTTP_2XX);
-	if (pr->status < 200 || pr->status >= 400)
-		return;
-	if (strcmp(src, "hit") == 0)
-		metric_inc(blob ? METRIC_BLOB_HITS : METRIC_MANIFEST_HITS);
-	else if (strcmp(src, "miss") == 0)
-		metric_inc(blob ? METRIC_BLOB_MISSES : METRIC_MANIFEST_MISSES);
-	else if (strcmp(src, "attach") == 0)
-		metric_inc(METRIC_BLOB_ATTACHES);
-	else if (strcmp(src, "revalidated") == 0)
-		metric_inc(METRIC_MANIFEST_REVALIDATED);
-	else if (strcmp(src, "stale") == 0)
-		metric_inc(METRIC_MANIFEST_STALE);
-}
-
-/* The access log line, then free.  The evhttp request is not touched. */
-void
-proxy_req_finish(struct proxy_req *pr)
-{
-	struct timespec	now;
-	long		ms;
-
-	CHECK_OBJ_NOTNULL(pr, PROXY_REQ_MAGIC);
-	AZ(pr->done);
-	pr->done = 1;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	proxy_req_count(pr);
-	ms = (now.tv_sec - pr->start.tv_sec) * 1000 +
-	    (now.tv_nsec - pr->start.tv_nsec) / 1000000;
-	log_info("access r%llu %s \"%s %s\" %d %llu %ldms up=%s src=%s",
-	    (unsigned long long)pr->id, pr->peer,
-	    pr->method == EVHTTP_REQ_HEAD ? "HEAD" :
-	    pr->method == EVHTTP_REQ_GET ? "GET" : "OTHER", pr->uri,
-	    pr->status, (unsigned long long)pr->bytes, ms,
-	    pr->up != NULL ? upstream_name(pr->up) : "-",
-	    pr->src != NULL ? pr->src : "-");
-	free(pr->uri);
-	free(pr->repo);
-	free(pr->ref);
-	free(pr->query);
-	pr->magic = 0;
-	free(pr);
 }
 
 /* "host:port", "[v6]:port" or ":port" to a bound, listening socket. */

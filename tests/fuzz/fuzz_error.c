@@ -1,6 +1,6 @@
 /*
  * fuzz_error.c — libFuzzer entry point for what carries outside bytes out
- * again: the OCI error body (proxy_error_body in proxy/proxy_error.c),
+ * again: the OCI error body (proxy_error_body in proxy/proxy_reply.c),
  * the log line (log_vformat in common/log.c) and the escaping under both
  * (text_escape, text_url_for_log in common/text.c).
  *

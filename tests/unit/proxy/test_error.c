@@ -1,5 +1,5 @@
 /*
- * test_error.c — proxy/proxy_error.c without a connection: the mapping
+ * test_error.c — proxy/proxy_reply.c without a connection: the mapping
  * of a failed or non-2xx upstream exchange to the client's reply
  * (proxy_map_upstream) for every error sentinel and every status it
  * tells apart (404 by kind, 401/403, 429, 5xx and others; busy, timeout,

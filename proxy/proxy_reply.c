@@ -1,7 +1,13 @@
 /*
- * proxy_error.c — replies built in memory: OCI error JSON
- * ({"errors":[{"code":...,"message":...,"detail":...}]}) and small bodies,
- * and the one place that maps upstream failures to client statuses.
+ * proxy_reply.c — replies built in memory: OCI error JSON
+ * ({"errors":[{"code":...,"message":...,"detail":...}]}), small bodies
+ * and shared buffers; the one place that maps upstream failures to
+ * client statuses; and the end of every request (the headers every reply
+ * carries, the access log line, the counters).
+ *
+ * It depends on nothing else in proxy/: a request that others wait on
+ * (a manifest flight's leader) sets pr->on_reply, which is told of the
+ * reply before it is sent.
  *
  * Never a 500 for what a client or an upstream did: upstream trouble is a
  * 502/503/504 naming the upstream and the cause, 429 stays 429.
@@ -12,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -19,12 +26,86 @@
 #include <jansson.h>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/obj.h"
 #include "common/rbuf.h"
 #include "common/text.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
+
+void
+proxy_req_common_headers(struct proxy_req *pr)
+{
+	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+
+	if (evhttp_find_header(out, "Docker-Distribution-API-Version") == NULL) {
+		evhttp_add_header(out, "Docker-Distribution-API-Version",
+		    "registry/2.0");
+		/* No browser may take a body for anything but its type. */
+		evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+	}
+}
+
+/* The request's counters (common/metrics.h). */
+static void
+proxy_req_count(const struct proxy_req *pr)
+{
+	const char	*src = pr->src != NULL ? pr->src : "";
+	int		 blob = pr->kind == PROXY_KIND_BLOB;
+
+	metric_inc(METRIC_HTTP_REQUESTS);
+	metric_add(METRIC_HTTP_BYTES, pr->bytes);
+	if (pr->status == 499)
+		metric_inc(METRIC_HTTP_ABORTED);
+	else if (pr->status >= 500)
+		metric_inc(METRIC_HTTP_5XX);
+	else if (pr->status >= 400)
+		metric_inc(METRIC_HTTP_4XX);
+	else if (pr->status >= 200 && pr->status < 300)
+		metric_inc(METRIC_HTTP_2XX);
+	if (pr->status < 200 || pr->status >= 400)
+		return;
+	if (strcmp(src, "hit") == 0)
+		metric_inc(blob ? METRIC_BLOB_HITS : METRIC_MANIFEST_HITS);
+	else if (strcmp(src, "miss") == 0)
+		metric_inc(blob ? METRIC_BLOB_MISSES : METRIC_MANIFEST_MISSES);
+	else if (strcmp(src, "attach") == 0)
+		metric_inc(METRIC_BLOB_ATTACHES);
+	else if (strcmp(src, "revalidated") == 0)
+		metric_inc(METRIC_MANIFEST_REVALIDATED);
+	else if (strcmp(src, "stale") == 0)
+		metric_inc(METRIC_MANIFEST_STALE);
+}
+
+/* The access log line, then free.  The evhttp request is not touched. */
+void
+proxy_req_finish(struct proxy_req *pr)
+{
+	struct timespec	now;
+	long		ms;
+
+	CHECK_OBJ_NOTNULL(pr, PROXY_REQ_MAGIC);
+	AZ(pr->done);
+	pr->done = 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	proxy_req_count(pr);
+	ms = (now.tv_sec - pr->start.tv_sec) * 1000 +
+	    (now.tv_nsec - pr->start.tv_nsec) / 1000000;
+	log_info("access r%llu %s \"%s %s\" %d %llu %ldms up=%s src=%s",
+	    (unsigned long long)pr->id, pr->peer,
+	    pr->method == EVHTTP_REQ_HEAD ? "HEAD" :
+	    pr->method == EVHTTP_REQ_GET ? "GET" : "OTHER", pr->uri,
+	    pr->status, (unsigned long long)pr->bytes, ms,
+	    pr->up != NULL ? upstream_name(pr->up) : "-",
+	    pr->src != NULL ? pr->src : "-");
+	free(pr->uri);
+	free(pr->repo);
+	free(pr->ref);
+	free(pr->query);
+	pr->magic = 0;
+	free(pr);
+}
 
 static void
 proxy_rbuf_cleanup(const void *data, size_t len, void *arg)
@@ -57,11 +138,14 @@ proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
 {
 	struct evkeyvalq	*out;
 	struct evbuffer		*buf;
+	proxy_reply_hook	 hook;
 	char			 clen[32];
 
 	CHECK_OBJ_NOTNULL(pr, PROXY_REQ_MAGIC);
-	if (pr->mflight != NULL)
-		proxy_mflight_land(pr, status, ctype, rb);
+	if ((hook = pr->on_reply) != NULL) {
+		pr->on_reply = NULL;
+		hook(pr, status, ctype, rb);
+	}
 	out = evhttp_request_get_output_headers(pr->req);
 	proxy_req_common_headers(pr);
 	if (ctype != NULL)
