@@ -212,21 +212,19 @@ proxy_reader_close_cb(struct evhttp_connection *evcon, void *arg)
 	proxy_reader_gone(arg);
 }
 
-/* Send the status line and headers; -1 if the range is unsatisfiable
- * (then nothing is sent: the caller replies 416). */
+/* The reply's status and headers for the client's Range (rd->sent and
+ * rd->end set); -1 if it is unsatisfiable (Content-Range for the 416). */
 static int
-proxy_reader_headers(struct proxy_reader *rd)
+proxy_reader_status(struct proxy_reader *rd, int *status)
 {
 	struct proxy_req	*pr = rd->pr;
 	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
-	struct bufferevent	*bev;
 	char			 clen[32], crange[96];
-	int			 status;
 
 	proxy_req_common_headers(pr);
 	rd->sent = 0;
 	rd->end = rd->size;
-	status = 200;
+	*status = 200;
 	if (rd->range.kind != PROXY_RANGE_NONE &&
 	    pr->method == EVHTTP_REQ_GET) {
 		if (proxy_range_resolve(&rd->range, rd->size, &rd->sent,
@@ -241,7 +239,7 @@ proxy_reader_headers(struct proxy_reader *rd)
 		    (unsigned long long)rd->end - 1,
 		    (unsigned long long)rd->size);
 		evhttp_add_header(out, "Content-Range", crange);
-		status = 206;
+		*status = 206;
 	}
 	snprintf(clen, sizeof(clen), "%llu",
 	    (unsigned long long)(rd->end - rd->sent));
@@ -250,14 +248,18 @@ proxy_reader_headers(struct proxy_reader *rd)
 	evhttp_add_header(out, "Docker-Content-Digest", pr->digest.str);
 	evhttp_add_header(out, "Accept-Ranges", "bytes");
 	evhttp_add_header(out, "Cache-Control", "max-age=31536000");
-	pr->status = status;
-	proxy_reader_set_state(rd, PROXY_RD_SEND);
-	if (pr->method == EVHTTP_REQ_HEAD) {
-		evhttp_send_reply(pr->req, 200, "OK", NULL);
-		return 0;
-	}
-	evhttp_send_reply_start(pr->req, status,
-	    status == 206 ? "Partial Content" : "OK");
+	return 0;
+}
+
+/* The connection, set up for a body sent from a file over time. */
+static void
+proxy_reader_stream(struct proxy_reader *rd)
+{
+	struct proxy_req	*pr = rd->pr;
+	struct bufferevent	*bev;
+	struct timeval		 tv = { pr->w->cfg->idle_timeout, 0 };
+	int			 one = 1;
+
 	rd->evcon = evhttp_request_get_connection(pr->req);
 	bev = evhttp_connection_get_bufferevent(rd->evcon);
 	/* One sendfile per 1 MiB rather than per 16 KiB. */
@@ -269,24 +271,16 @@ proxy_reader_headers(struct proxy_reader *rd)
 	 * holds a short tail up to 200 ms, and their first bytes must go at
 	 * once.  Uncorked when the body is done.
 	 */
-	if (!pr->tls && rd->fill == NULL) {
-		int one = 1;
-
-		if (setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_CORK,
-		    &one, sizeof(one)) == 0)
-			rd->corked = 1;
-	}
+	if (!pr->tls && rd->fill == NULL && setsockopt(bufferevent_getfd(bev),
+	    IPPROTO_TCP, TCP_CORK, &one, sizeof(one)) == 0)
+		rd->corked = 1;
 	/*
 	 * evhttp keeps reading (to see the client close) with its idle
 	 * timeout: a client that downloads for longer than that sends
 	 * nothing and would be cut.  While streaming, only writes that
 	 * make no progress time out.
 	 */
-	{
-		struct timeval tv = { pr->w->cfg->idle_timeout, 0 };
-
-		bufferevent_set_timeouts(bev, NULL, &tv);
-	}
+	bufferevent_set_timeouts(bev, NULL, &tv);
 	rd->out = bufferevent_get_output(bev);
 	rd->out_cb = evbuffer_add_cb(rd->out, proxy_reader_out_cb, rd);
 	if (proxy_conn_on_close(pr->w, rd->evcon, proxy_reader_gone, rd) != 0)
@@ -302,6 +296,27 @@ proxy_reader_headers(struct proxy_reader *rd)
 			fatalx("evbuffer_file_segment_new failed");
 		rd->fd = -1;
 	}
+}
+
+/* Send the status line and headers (WAIT to SEND); -1 if the range is
+ * unsatisfiable (then nothing is sent: the caller replies 416). */
+static int
+proxy_reader_headers(struct proxy_reader *rd)
+{
+	struct proxy_req	*pr = rd->pr;
+	int			 status;
+
+	if (proxy_reader_status(rd, &status) != 0)
+		return -1;
+	pr->status = status;
+	proxy_reader_set_state(rd, PROXY_RD_SEND);
+	if (pr->method == EVHTTP_REQ_HEAD) {
+		evhttp_send_reply(pr->req, 200, "OK", NULL);
+		return 0;
+	}
+	evhttp_send_reply_start(pr->req, status,
+	    status == 206 ? "Partial Content" : "OK");
+	proxy_reader_stream(rd);
 	return 0;
 }
 
@@ -888,62 +903,59 @@ proxy_bhead_done_cb(struct upstream_req *ur, const char *err,
 	free(bh);
 }
 
-void
-proxy_blob_get(struct proxy_req *pr)
+/* A verified cache file: served from it (sendfile, or copies for TLS). */
+static void
+proxy_blob_hit(struct proxy_req *pr, int fd, uint64_t size)
 {
 	struct proxy_reader	*rd;
-	struct proxy_bhead	*bh;
-	struct cache_fill	*fill;
-	char			*path;
-	int			 created, fd;
-	uint64_t		 size;
 
-	switch (cache_blob_open(pr->digest.str, upstream_name(pr->up), &fd,
-	    &size)) {
-	case 0:
-		if (!pr->linked && cache_blob_linked(upstream_name(pr->up),
-		    pr->repo, pr->digest.str) != 0) {
-			/* Cached for another repository: does this one hold
-			 * it?  Upstream decides (no cross-repository leak). */
-			close(fd);
-			proxy_link_check(pr, proxy_blob_get);
-			return;
-		}
-		pr->src = "hit";
-		rd = proxy_reader_new(pr);
-		rd->fd = fd;
-		rd->size = size;
-		proxy_range_parse(evhttp_find_header(
-		    evhttp_request_get_input_headers(pr->req), "Range"),
-		    &rd->range);
-		if (proxy_reader_headers(rd) != 0) {
-			proxy_reader_unsatisfiable(rd);
-			return;
-		}
-		if (pr->method == EVHTTP_REQ_HEAD)
-			proxy_reader_end(rd, 0);
-		else
-			proxy_reader_pump(rd);
-		return;
-	case 1:
-		break;
-	default:
-		proxy_error(pr, 503, "UNAVAILABLE", "cache index error");
+	pr->src = "hit";
+	rd = proxy_reader_new(pr);
+	rd->fd = fd;
+	rd->size = size;
+	proxy_range_parse(evhttp_find_header(
+	    evhttp_request_get_input_headers(pr->req), "Range"), &rd->range);
+	if (proxy_reader_headers(rd) != 0) {
+		proxy_reader_unsatisfiable(rd);
 		return;
 	}
-	if (pr->method == EVHTTP_REQ_HEAD) {
-		if (!proxy_limit_allow(pr))
-			return;
-		bh = xcalloc(1, sizeof(*bh));
-		bh->pr = pr;
-		bh->clen = -1;
-		xasprintf(&path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
-		upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_HEAD, path,
-		    pr->repo, NULL, 0, proxy_bhead_head_cb, NULL,
-		    proxy_bhead_done_cb, bh);
-		free(path);
+	if (pr->method == EVHTTP_REQ_HEAD)
+		proxy_reader_end(rd, 0);
+	else
+		proxy_reader_pump(rd);
+}
+
+/* HEAD of an uncached blob: asked upstream, nothing fetched. */
+static void
+proxy_blob_head_upstream(struct proxy_req *pr)
+{
+	struct proxy_bhead	*bh;
+	char			*path;
+
+	if (!proxy_limit_allow(pr))
 		return;
-	}
+	bh = xcalloc(1, sizeof(*bh));
+	bh->pr = pr;
+	bh->clen = -1;
+	xasprintf(&path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);
+	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_HEAD, path, pr->repo,
+	    NULL, 0, proxy_bhead_head_cb, NULL, proxy_bhead_done_cb, bh);
+	free(path);
+}
+
+/*
+ * GET of an uncached blob: a reader of its fill, which this request
+ * creates (and starts the upstream fetch of, within the client's
+ * max_fills_per_client) or attaches to.
+ */
+static void
+proxy_blob_fill(struct proxy_req *pr)
+{
+	struct proxy_reader	*rd;
+	struct cache_fill	*fill;
+	char			 key[64];
+	int			 created;
+
 	fill = cache_fill_get(pr->digest.str, upstream_name(pr->up), pr->repo,
 	    &created);
 	if (!created && !pr->linked &&
@@ -963,11 +975,8 @@ proxy_blob_get(struct proxy_req *pr)
 	rd = proxy_reader_new(pr);
 	rd->fill = fill;	/* the reference from cache_fill_get */
 	proxy_range_parse(evhttp_find_header(
-	    evhttp_request_get_input_headers(pr->req), "Range"),
-	    &rd->range);
+	    evhttp_request_get_input_headers(pr->req), "Range"), &rd->range);
 	if (created) {
-		char	key[64];
-
 		if (proxy_limit_fill_take(pr, key, sizeof(key)) == 0)
 			proxy_bfetch_start(pr, fill, key);
 		else	/* the reader replies the fill's error */
@@ -977,4 +986,35 @@ proxy_blob_get(struct proxy_req *pr)
 			    pr->w->cfg->max_fills_per_client);
 	}
 	cache_fill_watch(fill, rd->wake);
+}
+
+void
+proxy_blob_get(struct proxy_req *pr)
+{
+	int		fd;
+	uint64_t	size;
+
+	switch (cache_blob_open(pr->digest.str, upstream_name(pr->up), &fd,
+	    &size)) {
+	case 0:
+		if (!pr->linked && cache_blob_linked(upstream_name(pr->up),
+		    pr->repo, pr->digest.str) != 0) {
+			/* Cached for another repository: does this one hold
+			 * it?  Upstream decides (no cross-repository leak). */
+			close(fd);
+			proxy_link_check(pr, proxy_blob_get);
+			return;
+		}
+		proxy_blob_hit(pr, fd, size);
+		return;
+	case 1:
+		break;
+	default:
+		proxy_error(pr, 503, "UNAVAILABLE", "cache index error");
+		return;
+	}
+	if (pr->method == EVHTTP_REQ_HEAD)
+		proxy_blob_head_upstream(pr);
+	else
+		proxy_blob_fill(pr);
 }

@@ -192,128 +192,147 @@ proxy_manifest_head_cb(struct upstream_req *ur, int status,
 	return 0;
 }
 
+/* A tag's HEAD came back: the cached manifest is still it, or the tag
+ * moved (to one we hold, or not), is gone, or the upstream failed. */
 static void
-proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
-    struct evbuffer *body, void *arg)
+proxy_manifest_revalidated(struct proxy_mfetch *mf, struct upstream_req *ur,
+    const char *err, int status)
 {
-	struct proxy_mfetch	*mf = arg;
 	struct proxy_req	*pr = mf->pr;
 	const char		*upname = upstream_name(pr->up);
-	int			 status = upstream_req_status(ur);
-	struct digest		 got, hdr;
-	const unsigned char	*data;
-	size_t			 len;
-	char			*ctype;
-	struct rbuf		*rb;
 
-	if (mf->revalidate) {
-		if (err == NULL && status == 200 && mf->up_digest != NULL &&
-		    strcmp(mf->up_digest, mf->old_digest) == 0) {
-			cache_tag_validated(upname, pr->repo, pr->ref,
-			    mf->old_digest);
-			pr->src = "revalidated";
-			if (proxy_manifest_serve_cached(pr, mf->old_digest,
-			    NULL) == 0)
-				goto done;
-		}
-		if (err == NULL && status == 200 && mf->up_digest != NULL &&
-		    proxy_tag_move_cached(pr, mf->up_digest) == 0)
-			goto done;
-		if (err == NULL && status == 404) {
-			proxy_tag_gone(pr);
-			goto done;
-		}
-		if (err == NULL && status == 200) {
-			/* Moved: ask for the manifest itself. */
-			proxy_manifest_fetch(pr, 0, NULL, 0);
-			goto done;
-		}
-		/*
-		 * Upstream trouble: the last known tag beats an outage, for
-		 * stale_if_error past its tag_ttl.
-		 */
-		if ((int64_t)time(NULL) - mf->old_validated <
-		    proxy_tag_ttl(pr) + upstream_stale_if_error(pr->up)) {
-			log_warnx("r%llu: revalidating %s:%s at %s failed "
-			    "(%s), serving the cached %s",
-			    (unsigned long long)pr->id, pr->repo, pr->ref,
-			    upname, err != NULL ? err : "bad status",
-			    mf->old_digest);
-			pr->src = "stale";
-			if (proxy_manifest_serve_cached(pr, mf->old_digest,
-			    "110 - \"Response is Stale\"") == 0)
-				goto done;
-		}
-		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
-		    mf->retry_after);
-		goto done;
+	if (err == NULL && status == 200 && mf->up_digest != NULL &&
+	    strcmp(mf->up_digest, mf->old_digest) == 0) {
+		cache_tag_validated(upname, pr->repo, pr->ref, mf->old_digest);
+		pr->src = "revalidated";
+		if (proxy_manifest_serve_cached(pr, mf->old_digest, NULL) == 0)
+			return;
 	}
-
-	if (err == NULL && status == 404 && !pr->ref_is_digest) {
+	if (err == NULL && status == 200 && mf->up_digest != NULL &&
+	    proxy_tag_move_cached(pr, mf->up_digest) == 0)
+		return;
+	if (err == NULL && status == 404) {
 		proxy_tag_gone(pr);
-		goto done;
+		return;
 	}
+	if (err == NULL && status == 200) {
+		/* Moved: ask for the manifest itself. */
+		proxy_manifest_fetch(pr, 0, NULL, 0);
+		return;
+	}
+	/*
+	 * Upstream trouble: the last known tag beats an outage, for
+	 * stale_if_error past its tag_ttl.
+	 */
+	if ((int64_t)time(NULL) - mf->old_validated <
+	    proxy_tag_ttl(pr) + upstream_stale_if_error(pr->up)) {
+		log_warnx("r%llu: revalidating %s:%s at %s failed (%s), "
+		    "serving the cached %s", (unsigned long long)pr->id,
+		    pr->repo, pr->ref, upname, err != NULL ? err :
+		    "bad status", mf->old_digest);
+		pr->src = "stale";
+		if (proxy_manifest_serve_cached(pr, mf->old_digest,
+		    "110 - \"Response is Stale\"") == 0)
+			return;
+	}
+	proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
+	    mf->retry_after);
+}
 
-	if (err != NULL || status != 200) {
-		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
-		    mf->retry_after);
-		goto done;
-	}
-	data = evbuffer_pullup(body, -1);
-	len = evbuffer_get_length(body);
+/*
+ * A manifest body from upstream, checked before it is cached: its digest
+ * (the one asked for, or its Docker-Content-Digest), its Content-Type,
+ * and a JSON object.  0 with *got its digest, or -1 (replied).
+ */
+static int
+proxy_manifest_check(struct proxy_mfetch *mf, const unsigned char *data,
+    size_t len, struct digest *got)
+{
+	struct proxy_req	*pr = mf->pr;
+	const char		*upname = upstream_name(pr->up);
+	const char		*ctype = mf->ctype;
+	struct digest		 hdr;
+	size_t			 k = 0;
+
 	if (pr->ref_is_digest) {
-		digest_buf(pr->digest.algo, data, len, &got);
-		if (strcmp(got.str, pr->digest.str) != 0) {
-			proxy_error(pr, 502, "UNAVAILABLE",
-			    "upstream %s sent a manifest whose digest %s is "
-			    "not the requested %s", upname, got.str,
-			    pr->digest.str);
-			goto done;
+		digest_buf(pr->digest.algo, data, len, got);
+		if (strcmp(got->str, pr->digest.str) != 0) {
+			proxy_error(pr, 502, "UNAVAILABLE", "upstream %s sent "
+			    "a manifest whose digest %s is not the requested "
+			    "%s", upname, got->str, pr->digest.str);
+			return -1;
 		}
 	} else if (mf->up_digest != NULL &&
 	    digest_parse(mf->up_digest, &hdr) == 0) {
-		digest_buf(hdr.algo, data, len, &got);
-		if (strcmp(got.str, hdr.str) != 0) {
-			proxy_error(pr, 502, "UNAVAILABLE",
-			    "upstream %s sent a manifest that does not match "
-			    "its Docker-Content-Digest %s", upname, hdr.str);
-			goto done;
+		digest_buf(hdr.algo, data, len, got);
+		if (strcmp(got->str, hdr.str) != 0) {
+			proxy_error(pr, 502, "UNAVAILABLE", "upstream %s sent "
+			    "a manifest that does not match its "
+			    "Docker-Content-Digest %s", upname, hdr.str);
+			return -1;
 		}
 	} else
-		digest_buf(DIGEST_SHA256, data, len, &got);
-	ctype = mf->ctype;
+		digest_buf(DIGEST_SHA256, data, len, got);
 	if (!proxy_manifest_type_ok(ctype)) {
 		proxy_error(pr, 502, "UNAVAILABLE",
 		    "upstream %s answered a manifest request with %s%s%s, not "
 		    "a manifest", upname, ctype != NULL ? "Content-Type '" :
 		    "no Content-Type", ctype != NULL ? ctype : "",
 		    ctype != NULL ? "'" : "");
-		goto done;
+		return -1;
 	}
-	{
-		size_t k = 0;
+	while (k < len && (data[k] == ' ' || data[k] == '\t' ||
+	    data[k] == '\r' || data[k] == '\n'))
+		k++;
+	if (k == len || data[k] != '{') {
+		proxy_error(pr, 502, "UNAVAILABLE", "upstream %s sent a "
+		    "manifest that is not a JSON object", upname);
+		return -1;
+	}
+	return 0;
+}
 
-		while (k < len && (data[k] == ' ' || data[k] == '\t' ||
-		    data[k] == '\r' || data[k] == '\n'))
-			k++;
-		if (k == len || data[k] != '{') {
-			proxy_error(pr, 502, "UNAVAILABLE",
-			    "upstream %s sent a manifest that is not a JSON "
-			    "object", upname);
-			goto done;
-		}
-	}
-	if (cache_manifest_put(upname, pr->repo,
-	    pr->ref_is_digest ? NULL : pr->ref, got.str, ctype, data,
+/* A manifest GET's 200: checked, cached, sent from one shared buffer. */
+static void
+proxy_manifest_take(struct proxy_mfetch *mf, struct evbuffer *body)
+{
+	struct proxy_req	*pr = mf->pr;
+	const unsigned char	*data = evbuffer_pullup(body, -1);
+	size_t			 len = evbuffer_get_length(body);
+	struct digest		 got;
+	struct rbuf		*rb;
+
+	if (proxy_manifest_check(mf, data, len, &got) != 0)
+		return;
+	if (cache_manifest_put(upstream_name(pr->up), pr->repo,
+	    pr->ref_is_digest ? NULL : pr->ref, got.str, mf->ctype, data,
 	    len) != 0)
 		log_warnx("r%llu: could not cache manifest %s",
 		    (unsigned long long)pr->id, got.str);
 	pr->src = "miss";
 	rb = rbuf_new(data, len);
-	cache_mem_put(got.str, rbuf_ref(rb), ctype, NULL, NULL);
-	proxy_manifest_send(pr, got.str, ctype, rb, NULL);
+	cache_mem_put(got.str, rbuf_ref(rb), mf->ctype, NULL, NULL);
+	proxy_manifest_send(pr, got.str, mf->ctype, rb, NULL);
 	rbuf_unref(rb);
-done:
+}
+
+static void
+proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
+    struct evbuffer *body, void *arg)
+{
+	struct proxy_mfetch	*mf = arg;
+	struct proxy_req	*pr = mf->pr;
+	int			 status = upstream_req_status(ur);
+
+	if (mf->revalidate)
+		proxy_manifest_revalidated(mf, ur, err, status);
+	else if (err == NULL && status == 404 && !pr->ref_is_digest)
+		proxy_tag_gone(pr);
+	else if (err != NULL || status != 200)
+		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
+		    mf->retry_after);
+	else
+		proxy_manifest_take(mf, body);
 	proxy_mfetch_free(mf);
 }
 
@@ -346,7 +365,7 @@ proxy_manifest_fetch(struct proxy_req *pr, int revalidate,
  * upstream request per worker, not one per client.
  *
  * The leader's reply (status, body, and the headers that describe it) is
- * captured as it is sent (proxy_reply_rbuf) and replayed to each waiter,
+ * captured as it is sent (its on_reply hook) and replayed to each waiter,
  * from the same buffer.
  */
 struct proxy_mflight {
@@ -807,21 +826,15 @@ proxy_oci_request_tls_cb(struct evhttp_request *req, void *arg)
 	proxy_oci_request(req, arg, 1);
 }
 
-static void
-proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
+/* A new request object for req: its id, clock, printable URI, peer. */
+static struct proxy_req *
+proxy_req_new(struct evhttp_request *req, struct proxy_worker *w, int tls)
 {
 	struct proxy_req	*pr;
 	struct evhttp_connection *evcon;
-	const char		*uri;
 	char			*host;
 	ev_uint16_t		 port;
-	struct evkeyval		*kv;
-	size_t			 hsize, nhdr;
-	struct proxy_route	 rt;
-	struct proxy_route_err	 rerr;
-	int			 rc;
 
-	proxy_conn_request(w, req);
 	pr = xcalloc(1, sizeof(*pr));
 	pr->magic = PROXY_REQ_MAGIC;
 	pr->id = proxy_req_next_id();
@@ -830,8 +843,7 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 	pr->tls = tls;
 	pr->method = evhttp_request_get_command(req);
 	clock_gettime(CLOCK_MONOTONIC, &pr->start);
-	uri = evhttp_request_get_uri(req);
-	pr->uri = xstrndup(uri, 1024);
+	pr->uri = xstrndup(evhttp_request_get_uri(req), 1024);
 	for (char *c = pr->uri; *c != '\0'; c++)
 		if ((unsigned char)*c < 0x20 || *c == '"' || *c == 0x7f)
 			*c = '?';
@@ -840,12 +852,23 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 		snprintf(pr->peer, sizeof(pr->peer), "%s",
 		    host != NULL ? host : "-");
 	}
+	return pr;
+}
 
-	/* evhttp's own cap is looser (proxy_server.c) so that most
-	 * oversized requests get a proper OCI error from here. */
-	hsize = strlen(uri);
-	nhdr = 0;
-	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+/*
+ * What every request must pass before routing: the head within
+ * max_header_size and PROXY_HEADERS_MAX fields (evhttp's own cap is
+ * looser, proxy_server.c, so that most get an OCI error from here), and
+ * a pull method.  0, or -1 (replied).
+ */
+static int
+proxy_req_admit(struct proxy_req *pr)
+{
+	struct evkeyval	*kv;
+	size_t		 hsize, nhdr = 0;
+
+	hsize = strlen(evhttp_request_get_uri(pr->req));
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(pr->req), next) {
 		hsize += strlen(kv->key) + strlen(kv->value) + 4;
 		nhdr++;
 	}
@@ -853,28 +876,43 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 		proxy_error(pr, 431, "UNSUPPORTED",
 		    "too many request header fields (%zu; the limit is %d)",
 		    nhdr, PROXY_HEADERS_MAX);
-		return;
+		return -1;
 	}
-	if (hsize > w->cfg->max_header_size) {
+	if (hsize > pr->w->cfg->max_header_size) {
 		proxy_error(pr, 431, "UNSUPPORTED",
 		    "request header fields too large (%zu bytes; the limit is "
-		    "%zu)", hsize, w->cfg->max_header_size);
-		return;
+		    "%zu)", hsize, pr->w->cfg->max_header_size);
+		return -1;
 	}
 	if (pr->method != EVHTTP_REQ_GET && pr->method != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
+		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
 		    "Allow", "GET, HEAD");
 		proxy_error(pr, 405, "UNSUPPORTED",
 		    "this mirror is read-only: pull API only");
-		return;
+		return -1;
 	}
-	rc = proxy_route_parse(uri, &proxy_oci_routes, &rt, &rerr);
+	return 0;
+}
+
+static void
+proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
+{
+	struct proxy_req	*pr;
+	struct proxy_route	 rt;
+	struct proxy_route_err	 rerr;
+	int			 rc;
+
+	proxy_conn_request(w, req);
+	pr = proxy_req_new(req, w, tls);
+	if (proxy_req_admit(pr) != 0)
+		return;
+	rc = proxy_route_parse(evhttp_request_get_uri(req), &proxy_oci_routes,
+	    &rt, &rerr);
 	proxy_oci_route_take(pr, &rt);
 	if (rc != 0) {
 		proxy_error(pr, rerr.status, rerr.code, "%s", rerr.msg);
 		return;
 	}
-
 	switch (pr->kind) {
 	case PROXY_KIND_BASE:
 		pr->src = "-";
