@@ -19,7 +19,12 @@
 
 #define AN(x)		OBJ_ASSERT((x) != 0)
 #define AZ(x)		OBJ_ASSERT((x) == 0)
-#define WRONG(msg)	OBJ_ASSERT(!msg)
+/* Code that must not be reached; msg says why. */
+#define WRONG(msg) do {							\
+	fprintf(stderr, "assertion failed: %s at %s:%d (%s)\n", (msg),	\
+	    __FILE__, __LINE__, __func__);				\
+	abort();							\
+} while (0)
 
 #define CHECK_OBJ(o, m)		OBJ_ASSERT((o)->magic == (m))
 #define CHECK_OBJ_NOTNULL(o, m) do {					\

@@ -100,7 +100,7 @@ static void
 proxy_admin_metrics(struct evhttp_request *req)
 {
 	struct evbuffer	*b = evbuffer_new();
-	int		 m;
+	enum metric	 m;
 
 	for (m = 0; m < METRIC__MAX; m++)
 		evbuffer_add_printf(b, "# HELP regmirror_%s %s\n"
