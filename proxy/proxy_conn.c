@@ -417,6 +417,8 @@ proxy_conn_attach_cb(evutil_socket_t unused, short ev, void *arg)
 	(void)unused;
 	(void)ev;
 	CHECK_OBJ_NOTNULL(pc, PROXY_CONN_MAGIC);
+	/* getpeername() may fill less than the whole: no stale family. */
+	memset(&ss, 0, sizeof(ss));
 	bufferevent_getcb(bev, NULL, NULL, &ecb, NULL);
 	if (ecb == NULL) {
 		/* evhttp gave up on it already; ours is the last ref. */
