@@ -7,6 +7,9 @@
  * Prints IMAGE@sha256:... per image on stdout; progress goes to stderr (a
  * progress line on a terminal, JSON lines otherwise).  Exit 1 if anything
  * failed.
+ *
+ * "regmirror sync" (cmd_sync, at the end) is here too: the same admin API
+ * client, another route.
  */
 #include "autoconf.h"
 
@@ -472,42 +475,15 @@ done:
 	return rc;
 }
 
-/*
- * "regmirror sync [POLICY] [--mirror URL] [--wait]": trigger replication
- * now on a mirror's admin API and show each policy's status.
- */
-int
-cmd_sync(const struct config *cfg, int argc, char **argv)
+/* Ask mirror to run every policy, or one: its reply ({"policies": [...]},
+ * each with the runs so far), or NULL (said on stderr). */
+static json_t *
+cli_sync_trigger(const char *mirror, const char *policy)
 {
-	const char	*mirror = NULL, *policy = NULL, *name, *st;
-	char		*url = NULL, path[300];
-	json_t		*resp, *e, *want, *p;
-	size_t		 i, k;
-	int		 wait = 0, status, rc = 0, done, tries;
+	char	 path[300];
+	json_t	*resp;
+	int	 status;
 
-	for (i = 0; i < (size_t)argc; i++) {
-		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc)
-			mirror = argv[++i];
-		else if (strcmp(argv[i], "--wait") == 0)
-			wait = 1;
-		else if (argv[i][0] == '-') {
-			fprintf(stderr, "regmirror sync: bad option '%s'\n",
-			    argv[i]);
-			return 2;
-		} else
-			policy = argv[i];
-	}
-	if (mirror == NULL) {
-		if (cfg == NULL || cfg->admin_listen == NULL) {
-			fprintf(stderr, "regmirror sync: give --mirror "
-			    "http://HOST:ADMINPORT, or a config with "
-			    "admin_listen\n");
-			return 2;
-		}
-		xasprintf(&url, "http://%s%s", cfg->admin_listen[0] == ':' ?
-		    "127.0.0.1" : "", cfg->admin_listen);
-		mirror = url;
-	}
 	if (policy != NULL)
 		snprintf(path, sizeof(path), "/api/v1/replication/%s/sync",
 		    policy);
@@ -520,52 +496,84 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 		    json_is_string(json_object_get(resp, "error")) ?
 		    json_string_value(json_object_get(resp, "error")) : "");
 		json_decref(resp);
-		free(url);
-		return 1;
+		return NULL;
 	}
-	want = json_object_get(resp, "policies");
-	for (tries = 0; wait && tries < 5 * 60 * 30; tries++) {
-		json_t *now = cli_http(mirror, "/api/v1/replication", NULL,
-		    &status);
+	return resp;
+}
 
-		done = 1;
-		json_array_foreach(json_object_get(now, "policies"), i, e) {
-			name = json_string_value(json_object_get(e, "name"));
-			st = json_string_value(json_object_get(e, "state"));
-			json_t *w;
-			json_array_foreach(want, k, w)
-				if (strcmp(json_string_value(json_object_get(w,
-				    "name")), name) == 0 && (strcmp(st,
-				    "idle") != 0 || json_integer_value(
-				    json_object_get(e, "runs")) <
-				    json_integer_value(json_object_get(w,
-				    "runs"))))
-					done = 0;
-		}
-		if (done) {
+/* 1 when every policy in want is idle in now and has run since. */
+static int
+cli_sync_settled(json_t *now, json_t *want)
+{
+	json_t		*e, *w;
+	const char	*name, *st;
+	size_t		 i, k;
+	int		 done = 1;
+
+	json_array_foreach(json_object_get(now, "policies"), i, e) {
+		name = json_string_value(json_object_get(e, "name"));
+		st = json_string_value(json_object_get(e, "state"));
+		json_array_foreach(want, k, w)
+			if (strcmp(json_string_value(json_object_get(w,
+			    "name")), name) == 0 && (strcmp(st, "idle") != 0 ||
+			    json_integer_value(json_object_get(e, "runs")) <
+			    json_integer_value(json_object_get(w, "runs"))))
+				done = 0;
+	}
+	return done;
+}
+
+/* The policies of want as they are in now: {"policies": [...]}. */
+static json_t *
+cli_sync_select(json_t *now, json_t *want)
+{
+	json_t	*sel = json_array(), *e, *w;
+	size_t	 i, k;
+
+	json_array_foreach(json_object_get(now, "policies"), i, e)
+		json_array_foreach(want, k, w)
+			if (json_equal(json_object_get(w, "name"),
+			    json_object_get(e, "name")))
+				json_array_append(sel, e);
+	return json_pack("{s:o}", "policies", sel);
+}
+
+/* --wait: poll until the policies triggered have run; *resp becomes their
+ * state then (unchanged if they never settle). */
+static void
+cli_sync_wait(const char *mirror, json_t **resp)
+{
+	json_t	*now, *want = json_object_get(*resp, "policies");
+	int	 status, tries;
+
+	for (tries = 0; tries < 5 * 60 * 30; tries++) {
+		now = cli_http(mirror, "/api/v1/replication", NULL, &status);
+		if (cli_sync_settled(now, want)) {
 			/* Report the policies asked for, as they are now. */
-			json_t *sel = json_array(), *w;
+			json_t *sel = cli_sync_select(now, want);
 
-			json_array_foreach(json_object_get(now, "policies"), i,
-			    e)
-				json_array_foreach(want, k, w)
-					if (json_equal(json_object_get(w,
-					    "name"), json_object_get(e,
-					    "name")))
-						json_array_append(sel, e);
-			json_decref(resp);
+			json_decref(*resp);
 			json_decref(now);
-			resp = json_pack("{s:o}", "policies", sel);
-			want = json_object_get(resp, "policies");
-			break;
+			*resp = sel;
+			return;
 		}
 		json_decref(now);
 		cli_sleep_poll();
 	}
-	json_array_foreach(want, i, e) {
-		const char *err = json_string_value(json_object_get(e,
-		    "last_error"));
+}
 
+/* One line per policy, and one for its pushes; 1 if, with --wait, one
+ * failed. */
+static int
+cli_sync_print(json_t *policies, int wait)
+{
+	json_t		*e, *p;
+	const char	*err;
+	size_t		 i;
+	int		 rc = 0;
+
+	json_array_foreach(policies, i, e) {
+		err = json_string_value(json_object_get(e, "last_error"));
 		printf("%s: %s, run %lld: %lld tags in sync, %lld failed%s%s\n",
 		    json_string_value(json_object_get(e, "name")),
 		    json_string_value(json_object_get(e, "state")),
@@ -586,6 +594,46 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 		    json_object_get(e, "last_failed")) > 0))
 			rc = 1;
 	}
+	return rc;
+}
+
+/*
+ * "regmirror sync [POLICY] [--mirror URL] [--wait]": trigger replication
+ * now on a mirror's admin API and show each policy's status.
+ */
+int
+cmd_sync(const struct config *cfg, int argc, char **argv)
+{
+	const char	*mirror = NULL, *policy = NULL;
+	char		*url = NULL;
+	json_t		*resp;
+	size_t		 i;
+	int		 wait = 0, rc;
+
+	for (i = 0; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc)
+			mirror = argv[++i];
+		else if (strcmp(argv[i], "--wait") == 0)
+			wait = 1;
+		else if (argv[i][0] == '-') {
+			fprintf(stderr, "regmirror sync: bad option '%s'\n",
+			    argv[i]);
+			return 2;
+		} else
+			policy = argv[i];
+	}
+	if (mirror == NULL) {
+		if ((url = cli_mirror_default(cfg, "sync")) == NULL)
+			return 2;
+		mirror = url;
+	}
+	if ((resp = cli_sync_trigger(mirror, policy)) == NULL) {
+		free(url);
+		return 1;
+	}
+	if (wait)
+		cli_sync_wait(mirror, &resp);
+	rc = cli_sync_print(json_object_get(resp, "policies"), wait);
 	json_decref(resp);
 	free(url);
 	return rc;
