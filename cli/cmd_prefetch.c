@@ -7,6 +7,9 @@
  * Prints IMAGE@sha256:... per image on stdout; progress goes to stderr (a
  * progress line on a terminal, JSON lines otherwise).  Exit 1 if anything
  * failed.
+ *
+ * "regmirror sync" (cmd_sync, at the end) is here too: the same admin API
+ * client, another route.
  */
 #include "autoconf.h"
 
@@ -249,108 +252,146 @@ cli_sleep_poll(void)
 	nanosleep(&ts, NULL);	/* the polling interval, not a sync */
 }
 
-int
-cmd_prefetch(const struct config *cfg, int argc, char **argv)
+/* The admin API of -c's config (admin_listen), when no --mirror was
+ * given: a URL to free, or NULL (said on stderr: exit 2). */
+static char *
+cli_mirror_default(const struct config *cfg, const char *cmd)
 {
-	struct cli_job	*jobs;
-	json_t		*images = json_array(), *plats = json_array();
-	json_t		*pinned, *e;
-	const char	*pin = NULL, *d, *st;
-	char		**mirrors = NULL, *url = NULL;
-	size_t		 nm = 0, i, k;
-	int		 wait = 0, tty = isatty(2), rc = 0, r, deadline;
+	char	*url;
+
+	if (cfg == NULL || cfg->admin_listen == NULL) {
+		fprintf(stderr, "regmirror %s: give --mirror "
+		    "http://HOST:ADMINPORT, or a config with admin_listen\n",
+		    cmd);
+		return NULL;
+	}
+	xasprintf(&url, "http://%s%s", cfg->admin_listen[0] == ':' ?
+	    "127.0.0.1" : "", cfg->admin_listen);
+	return url;
+}
+
+/* "regmirror prefetch" as asked. */
+struct cli_pf_args {
+	json_t		*images, *plats;	/* JSON arrays of strings */
+	const char	*pin;
+	char		**mirrors;		/* URLs, from argv */
+	size_t		 nm;
+	int		 wait;
+};
+
+/* 0, or the exit status (2: a bad option, no image). */
+static int
+cli_pf_args_parse(struct cli_pf_args *a, int argc, char **argv)
+{
+	size_t	i;
 
 	for (i = 0; i < (size_t)argc; i++) {
 		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc) {
-			mirrors = xreallocarray(mirrors, nm + 1,
-			    sizeof(*mirrors));
-			mirrors[nm++] = argv[++i];
+			a->mirrors = xreallocarray(a->mirrors, a->nm + 1,
+			    sizeof(*a->mirrors));
+			a->mirrors[a->nm++] = argv[++i];
 		} else if (strcmp(argv[i], "--platform") == 0 &&
 		    i + 1 < (size_t)argc)
-			json_array_append_new(plats, json_string(argv[++i]));
+			json_array_append_new(a->plats, json_string(argv[++i]));
 		else if (strcmp(argv[i], "--pin") == 0 && i + 1 < (size_t)argc)
-			pin = argv[++i];
+			a->pin = argv[++i];
 		else if (strcmp(argv[i], "--wait") == 0)
-			wait = 1;
+			a->wait = 1;
 		else if (argv[i][0] == '-') {
 			fprintf(stderr, "regmirror prefetch: bad option '%s'\n",
 			    argv[i]);
 			return 2;
 		} else
-			json_array_append_new(images, json_string(argv[i]));
+			json_array_append_new(a->images, json_string(argv[i]));
 	}
-	if (json_array_size(images) == 0) {
+	if (json_array_size(a->images) == 0) {
 		fprintf(stderr, "usage: regmirror prefetch [--mirror URL]... "
 		    "[--platform OS/ARCH]... [--pin DURATION] [--wait] "
 		    "IMAGE...\n");
 		return 2;
 	}
-	if (nm == 0) {
-		if (cfg == NULL || cfg->admin_listen == NULL) {
-			fprintf(stderr, "regmirror prefetch: give --mirror "
-			    "http://HOST:ADMINPORT, or a config with "
-			    "admin_listen\n");
-			return 2;
-		}
-		xasprintf(&url, "http://%s%s", cfg->admin_listen[0] == ':' ?
-		    "127.0.0.1" : "", cfg->admin_listen);
-		mirrors = xcalloc(1, sizeof(*mirrors));
-		mirrors[nm++] = url;
-	}
-	jobs = xcalloc(nm, sizeof(*jobs));
-	for (k = 0; k < nm; k++)
-		jobs[k].mirror = mirrors[k];
+	return 0;
+}
 
-	/* The first mirror resolves every tag. */
-	if (cli_job_post(&jobs[0], images, plats, pin) != 0)
-		return 1;
+/*
+ * The first mirror's job, until every tag has a digest (other mirrors are
+ * asked for those digests), or until it is finished when it is the only
+ * one and --wait was given.  -1 if the mirror was lost.
+ */
+static int
+cli_pf_resolve(struct cli_job *first, size_t nm, int wait, int tty)
+{
+	int	deadline, r;
+
 	for (deadline = 0; deadline < 5 * 60 * 30; deadline++) {
-		if ((r = cli_job_poll(&jobs[0])) < 0) {
+		if ((r = cli_job_poll(first)) < 0) {
 			fprintf(stderr, "regmirror prefetch: lost %s\n",
-			    jobs[0].mirror);
-			return 1;
+			    first->mirror);
+			return -1;
 		}
-		if (r == 1 || (nm > 1 && cli_job_resolved(&jobs[0])) ||
-		    (!wait && cli_job_resolved(&jobs[0])))
+		if (r == 1 || (nm > 1 && cli_job_resolved(first)) ||
+		    (!wait && cli_job_resolved(first)))
 			break;
-		cli_progress(jobs, 1, tty);
+		cli_progress(first, 1, tty);
 		cli_sleep_poll();
 	}
-	/* Every other mirror fetches the same digests. */
-	pinned = json_array();
-	json_array_foreach(json_object_get(jobs[0].last, "images"), i, e) {
-		struct ref_image ri;
-		char *byd;
+	return 0;
+}
 
+/* Every image the first job resolved, as IMAGE@DIGEST: a JSON array. */
+static json_t *
+cli_pf_by_digest(const struct cli_job *first)
+{
+	json_t			*out = json_array(), *e;
+	struct ref_image	 ri;
+	const char		*d;
+	char			*byd;
+	size_t			 i;
+
+	json_array_foreach(json_object_get(first->last, "images"), i, e) {
 		d = json_string_value(json_object_get(e, "digest"));
 		if (d == NULL || *d == '\0' || ref_image_parse(
 		    json_string_value(json_object_get(e, "image")), &ri) != 0)
 			continue;
 		xasprintf(&byd, "%s%s%s@%s", ri.host != NULL ? ri.host : "",
 		    ri.host != NULL ? "/" : "", ri.name, d);
-		json_array_append_new(pinned, json_string(byd));
+		json_array_append_new(out, json_string(byd));
 		free(byd);
 		ref_image_fini(&ri);
 	}
-	for (k = 1; k < nm; k++)
-		if (json_array_size(pinned) == 0 ||
-		    cli_job_post(&jobs[k], pinned, plats, pin) != 0)
-			rc = 1;
-	json_decref(pinned);
-	if (wait) {
-		for (deadline = 0; deadline < 60 * 60 * 5; deadline++) {
-			int all = 1;
+	return out;
+}
 
-			for (k = 0; k < nm; k++)
-				if (jobs[k].id[0] != '\0' &&
-				    cli_job_poll(&jobs[k]) == 0)
-					all = 0;
-			cli_progress(jobs, nm, tty);
-			if (all)
-				break;
-			cli_sleep_poll();
-		}
+/* --wait: poll every job until each has finished. */
+static void
+cli_pf_wait(struct cli_job *jobs, size_t nm, int tty)
+{
+	size_t	k;
+	int	deadline, all;
+
+	for (deadline = 0; deadline < 60 * 60 * 5; deadline++) {
+		all = 1;
+		for (k = 0; k < nm; k++)
+			if (jobs[k].id[0] != '\0' &&
+			    cli_job_poll(&jobs[k]) == 0)
+				all = 0;
+		cli_progress(jobs, nm, tty);
+		if (all)
+			break;
+		cli_sleep_poll();
 	}
+}
+
+/* Each image's error on stderr, then IMAGE@DIGEST per resolved image on
+ * stdout.  1 if anything failed (or, with --wait, did not finish). */
+static int
+cli_pf_report(struct cli_job *jobs, size_t nm, int wait)
+{
+	json_t		*e;
+	const char	*st, *err, *d;
+	size_t		 i, k;
+	int		 rc = 0;
+
 	for (k = 0; k < nm; k++) {
 		if (jobs[k].last == NULL)
 			continue;
@@ -359,9 +400,7 @@ cmd_prefetch(const struct config *cfg, int argc, char **argv)
 			rc = 1;
 		json_array_foreach(json_object_get(jobs[k].last, "images"), i,
 		    e) {
-			const char *err = json_string_value(
-			    json_object_get(e, "error"));
-
+			err = json_string_value(json_object_get(e, "error"));
 			if (err != NULL) {
 				fprintf(stderr, "%s: %s: %s\n", jobs[k].mirror,
 				    json_string_value(json_object_get(e,
@@ -378,52 +417,73 @@ cmd_prefetch(const struct config *cfg, int argc, char **argv)
 		else
 			rc = 1;
 	}
-	for (k = 0; k < nm; k++)
-		json_decref(jobs[k].last);
-	free(jobs);
-	free(url);
-	free(mirrors);
-	json_decref(images);
-	json_decref(plats);
 	return rc;
 }
 
-/*
- * "regmirror sync [POLICY] [--mirror URL] [--wait]": trigger replication
- * now on a mirror's admin API and show each policy's status.
- */
 int
-cmd_sync(const struct config *cfg, int argc, char **argv)
+cmd_prefetch(const struct config *cfg, int argc, char **argv)
 {
-	const char	*mirror = NULL, *policy = NULL, *name, *st;
-	char		*url = NULL, path[300];
-	json_t		*resp, *e, *want, *p;
-	size_t		 i, k;
-	int		 wait = 0, status, rc = 0, done, tries;
+	struct cli_pf_args	 a;
+	struct cli_job		*jobs = NULL;
+	json_t			*pinned;
+	char			*url = NULL;
+	size_t			 k;
+	int			 tty = isatty(2), rc;
 
-	for (i = 0; i < (size_t)argc; i++) {
-		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc)
-			mirror = argv[++i];
-		else if (strcmp(argv[i], "--wait") == 0)
-			wait = 1;
-		else if (argv[i][0] == '-') {
-			fprintf(stderr, "regmirror sync: bad option '%s'\n",
-			    argv[i]);
-			return 2;
-		} else
-			policy = argv[i];
-	}
-	if (mirror == NULL) {
-		if (cfg == NULL || cfg->admin_listen == NULL) {
-			fprintf(stderr, "regmirror sync: give --mirror "
-			    "http://HOST:ADMINPORT, or a config with "
-			    "admin_listen\n");
-			return 2;
+	memset(&a, 0, sizeof(a));
+	a.images = json_array();
+	a.plats = json_array();
+	if ((rc = cli_pf_args_parse(&a, argc, argv)) != 0)
+		goto done;
+	if (a.nm == 0) {
+		if ((url = cli_mirror_default(cfg, "prefetch")) == NULL) {
+			rc = 2;
+			goto done;
 		}
-		xasprintf(&url, "http://%s%s", cfg->admin_listen[0] == ':' ?
-		    "127.0.0.1" : "", cfg->admin_listen);
-		mirror = url;
+		a.mirrors = xcalloc(1, sizeof(*a.mirrors));
+		a.mirrors[a.nm++] = url;
 	}
+	jobs = xcalloc(a.nm, sizeof(*jobs));
+	for (k = 0; k < a.nm; k++)
+		jobs[k].mirror = a.mirrors[k];
+
+	/* The first mirror resolves every tag. */
+	if (cli_job_post(&jobs[0], a.images, a.plats, a.pin) != 0 ||
+	    cli_pf_resolve(&jobs[0], a.nm, a.wait, tty) != 0) {
+		rc = 1;
+		goto done;
+	}
+	/* Every other mirror fetches the same digests. */
+	pinned = cli_pf_by_digest(&jobs[0]);
+	for (k = 1; k < a.nm; k++)
+		if (json_array_size(pinned) == 0 ||
+		    cli_job_post(&jobs[k], pinned, a.plats, a.pin) != 0)
+			rc = 1;
+	json_decref(pinned);
+	if (a.wait)
+		cli_pf_wait(jobs, a.nm, tty);
+	if (cli_pf_report(jobs, a.nm, a.wait) != 0)
+		rc = 1;
+done:
+	for (k = 0; jobs != NULL && k < a.nm; k++)
+		json_decref(jobs[k].last);
+	free(jobs);
+	free(url);
+	free(a.mirrors);
+	json_decref(a.images);
+	json_decref(a.plats);
+	return rc;
+}
+
+/* Ask mirror to run every policy, or one: its reply ({"policies": [...]},
+ * each with the runs so far), or NULL (said on stderr). */
+static json_t *
+cli_sync_trigger(const char *mirror, const char *policy)
+{
+	char	 path[300];
+	json_t	*resp;
+	int	 status;
+
 	if (policy != NULL)
 		snprintf(path, sizeof(path), "/api/v1/replication/%s/sync",
 		    policy);
@@ -436,52 +496,84 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 		    json_is_string(json_object_get(resp, "error")) ?
 		    json_string_value(json_object_get(resp, "error")) : "");
 		json_decref(resp);
-		free(url);
-		return 1;
+		return NULL;
 	}
-	want = json_object_get(resp, "policies");
-	for (tries = 0; wait && tries < 5 * 60 * 30; tries++) {
-		json_t *now = cli_http(mirror, "/api/v1/replication", NULL,
-		    &status);
+	return resp;
+}
 
-		done = 1;
-		json_array_foreach(json_object_get(now, "policies"), i, e) {
-			name = json_string_value(json_object_get(e, "name"));
-			st = json_string_value(json_object_get(e, "state"));
-			json_t *w;
-			json_array_foreach(want, k, w)
-				if (strcmp(json_string_value(json_object_get(w,
-				    "name")), name) == 0 && (strcmp(st,
-				    "idle") != 0 || json_integer_value(
-				    json_object_get(e, "runs")) <
-				    json_integer_value(json_object_get(w,
-				    "runs"))))
-					done = 0;
-		}
-		if (done) {
+/* 1 when every policy in want is idle in now and has run since. */
+static int
+cli_sync_settled(json_t *now, json_t *want)
+{
+	json_t		*e, *w;
+	const char	*name, *st;
+	size_t		 i, k;
+	int		 done = 1;
+
+	json_array_foreach(json_object_get(now, "policies"), i, e) {
+		name = json_string_value(json_object_get(e, "name"));
+		st = json_string_value(json_object_get(e, "state"));
+		json_array_foreach(want, k, w)
+			if (strcmp(json_string_value(json_object_get(w,
+			    "name")), name) == 0 && (strcmp(st, "idle") != 0 ||
+			    json_integer_value(json_object_get(e, "runs")) <
+			    json_integer_value(json_object_get(w, "runs"))))
+				done = 0;
+	}
+	return done;
+}
+
+/* The policies of want as they are in now: {"policies": [...]}. */
+static json_t *
+cli_sync_select(json_t *now, json_t *want)
+{
+	json_t	*sel = json_array(), *e, *w;
+	size_t	 i, k;
+
+	json_array_foreach(json_object_get(now, "policies"), i, e)
+		json_array_foreach(want, k, w)
+			if (json_equal(json_object_get(w, "name"),
+			    json_object_get(e, "name")))
+				json_array_append(sel, e);
+	return json_pack("{s:o}", "policies", sel);
+}
+
+/* --wait: poll until the policies triggered have run; *resp becomes their
+ * state then (unchanged if they never settle). */
+static void
+cli_sync_wait(const char *mirror, json_t **resp)
+{
+	json_t	*now, *want = json_object_get(*resp, "policies");
+	int	 status, tries;
+
+	for (tries = 0; tries < 5 * 60 * 30; tries++) {
+		now = cli_http(mirror, "/api/v1/replication", NULL, &status);
+		if (cli_sync_settled(now, want)) {
 			/* Report the policies asked for, as they are now. */
-			json_t *sel = json_array(), *w;
+			json_t *sel = cli_sync_select(now, want);
 
-			json_array_foreach(json_object_get(now, "policies"), i,
-			    e)
-				json_array_foreach(want, k, w)
-					if (json_equal(json_object_get(w,
-					    "name"), json_object_get(e,
-					    "name")))
-						json_array_append(sel, e);
-			json_decref(resp);
+			json_decref(*resp);
 			json_decref(now);
-			resp = json_pack("{s:o}", "policies", sel);
-			want = json_object_get(resp, "policies");
-			break;
+			*resp = sel;
+			return;
 		}
 		json_decref(now);
 		cli_sleep_poll();
 	}
-	json_array_foreach(want, i, e) {
-		const char *err = json_string_value(json_object_get(e,
-		    "last_error"));
+}
 
+/* One line per policy, and one for its pushes; 1 if, with --wait, one
+ * failed. */
+static int
+cli_sync_print(json_t *policies, int wait)
+{
+	json_t		*e, *p;
+	const char	*err;
+	size_t		 i;
+	int		 rc = 0;
+
+	json_array_foreach(policies, i, e) {
+		err = json_string_value(json_object_get(e, "last_error"));
 		printf("%s: %s, run %lld: %lld tags in sync, %lld failed%s%s\n",
 		    json_string_value(json_object_get(e, "name")),
 		    json_string_value(json_object_get(e, "state")),
@@ -502,6 +594,46 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 		    json_object_get(e, "last_failed")) > 0))
 			rc = 1;
 	}
+	return rc;
+}
+
+/*
+ * "regmirror sync [POLICY] [--mirror URL] [--wait]": trigger replication
+ * now on a mirror's admin API and show each policy's status.
+ */
+int
+cmd_sync(const struct config *cfg, int argc, char **argv)
+{
+	const char	*mirror = NULL, *policy = NULL;
+	char		*url = NULL;
+	json_t		*resp;
+	size_t		 i;
+	int		 wait = 0, rc;
+
+	for (i = 0; i < (size_t)argc; i++) {
+		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc)
+			mirror = argv[++i];
+		else if (strcmp(argv[i], "--wait") == 0)
+			wait = 1;
+		else if (argv[i][0] == '-') {
+			fprintf(stderr, "regmirror sync: bad option '%s'\n",
+			    argv[i]);
+			return 2;
+		} else
+			policy = argv[i];
+	}
+	if (mirror == NULL) {
+		if ((url = cli_mirror_default(cfg, "sync")) == NULL)
+			return 2;
+		mirror = url;
+	}
+	if ((resp = cli_sync_trigger(mirror, policy)) == NULL) {
+		free(url);
+		return 1;
+	}
+	if (wait)
+		cli_sync_wait(mirror, &resp);
+	rc = cli_sync_print(json_object_get(resp, "policies"), wait);
 	json_decref(resp);
 	free(url);
 	return rc;

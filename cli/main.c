@@ -1,5 +1,7 @@
 /*
- * main.c — the regmirror command line: serve, check-config, version.
+ * main.c — the regmirror command line: argv[1] names a subcommand in one
+ * table (main_cmds); serve, check-config, help and version are here, the
+ * others in cli/cmd_*.c.
  */
 #include "autoconf.h"
 
@@ -15,6 +17,7 @@
 #include "cache/cache.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/xmalloc.h"
 #include "cli/cmd.h"
 #include "proxy/proxy.h"
 #include "upstream/upstream.h"
@@ -94,117 +97,149 @@ load(const char *path)
 	return cfg;
 }
 
-int
-main(int argc, char *argv[])
+/* What -c, -d, -h and --print-defaults said (serve, check-config). */
+struct main_opts {
+	const char	*path;
+	int		 debug;
+	int		 defaults;
+};
+
+struct main_cmd;
+typedef int	(*main_cmd_f)(const struct main_cmd *, int argc, char **argv,
+		    const struct main_opts *);
+typedef int	(*main_sub_f)(const struct config *, int argc, char **argv);
+
+#define MAIN_GETOPT	0x1	/* -c, -d, -h after the command, by getopt */
+#define MAIN_DEFAULTS	0x2	/* ... and --print-defaults */
+
+struct main_cmd {
+	const char	*name;
+	main_cmd_f	 run;
+	main_sub_f	 sub;		/* the cli/cmd_*.c behind it */
+	unsigned	 flags;
+};
+
+static int
+main_help(const struct main_cmd *c, int argc, char **argv,
+    const struct main_opts *o)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "print-defaults", no_argument, NULL, 'P' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char	*cmd, *path = CONFIG_DEFAULT_PATH;
+	(void)c;
+	(void)argc;
+	(void)argv;
+	(void)o;
+	usage(stdout);
+	return 0;
+}
+
+static int
+main_version(const struct main_cmd *c, int argc, char **argv,
+    const struct main_opts *o)
+{
+	(void)c;
+	(void)argc;
+	(void)argv;
+	(void)o;
+	printf("regmirror %s (libevent %s, %s)\n", PACKAGE_VERSION,
+	    event_get_version(), OPENSSL_VERSION_TEXT);
+	return 0;
+}
+
+/*
+ * The subcommands' own arguments: -c FILE may come anywhere among them
+ * (it sets *path and *have_c); the rest go to rest[], in order.  The count
+ * of them.
+ */
+static int
+main_split_config(int argc, char **argv, const char **path, int *have_c,
+    char **rest)
+{
+	int	n = 0, i;
+
+	for (i = 2; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+			*path = argv[++i];
+			*have_c = 1;
+		} else
+			rest[n++] = argv[i];
+	}
+	return n;
+}
+
+/* prefetch, sync: the config is optional (a --mirror URL does without)
+ * unless -c names one. */
+static int
+main_job(const struct main_cmd *c, int argc, char **argv,
+    const struct main_opts *o)
+{
+	const char	*path = CONFIG_DEFAULT_PATH;
 	struct config	*cfg;
-	int		 ch, debug = 0, defaults = 0, lvl, rc;
+	char		**rest = xcalloc((size_t)argc, sizeof(*rest));
+	int		  n, have_c = 0, rc;
 
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
-	cmd = argv[1];
-	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
-	    strcmp(cmd, "help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-		printf("regmirror %s (libevent %s, %s)\n", PACKAGE_VERSION,
-		    event_get_version(), OPENSSL_VERSION_TEXT);
-		return 0;
-	}
-	if (strcmp(cmd, "prefetch") == 0 || strcmp(cmd, "sync") == 0) {
-		char	**rest = calloc((size_t)argc, sizeof(*rest));
-		int	  n = 0, i, have_c = 0;
-
-		for (i = 2; i < argc; i++) {
-			if ((strcmp(argv[i], "-c") == 0 ||
-			    strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-				path = argv[++i];
-				have_c = 1;
-			} else
-				rest[n++] = argv[i];
-		}
-		cfg = have_c || access(path, R_OK) == 0 ? load(path) : NULL;
-		rc = strcmp(cmd, "sync") == 0 ? cmd_sync(cfg, n, rest) :
-		    cmd_prefetch(cfg, n, rest);
-		free(rest);
-		if (cfg != NULL)
-			config_free(cfg);
-		return rc;
-	}
-	if (strcmp(cmd, "cache") == 0) {
-		/* -c may come anywhere; the rest is the subcommand's. */
-		char	**rest = calloc((size_t)argc, sizeof(*rest));
-		int	  n = 0, i;
-
-		for (i = 2; i < argc; i++) {
-			if ((strcmp(argv[i], "-c") == 0 ||
-			    strcmp(argv[i], "--config") == 0) && i + 1 < argc)
-				path = argv[++i];
-			else
-				rest[n++] = argv[i];
-		}
-		cfg = load(path);
-		log_set_level(LOG_LEVEL_WARN);
-		rc = cmd_cache(cfg, n, rest);
-		free(rest);
+	(void)o;
+	n = main_split_config(argc, argv, &path, &have_c, rest);
+	cfg = have_c || access(path, R_OK) == 0 ? load(path) : NULL;
+	rc = c->sub(cfg, n, rest);
+	free(rest);
+	if (cfg != NULL)
 		config_free(cfg);
-		return rc;
-	}
-	optind = 2;
-	while ((ch = getopt_long(argc, argv, "c:dh", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'd':
-			debug = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'P':
-			defaults = 1;
-			break;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (defaults && strcmp(cmd, "check-config") != 0) {
-		usage(stderr);
-		return 2;
-	}
-	if (defaults)
-		return config_print_defaults(stdout) == 0 ? 0 : 1;
-	if (strcmp(cmd, "check-config") == 0) {
-		cfg = load(path);
-		for (size_t i = 0; i < cfg->nwarnings; i++)
-			fprintf(stderr, "%s\n", cfg->warnings[i]);
-		printf("%s: ok (%zu upstream%s, %zu listener%s)\n", path,
-		    cfg->nupstreams, cfg->nupstreams == 1 ? "" : "s",
-		    cfg->nlisten, cfg->nlisten == 1 ? "" : "s");
-		config_free(cfg);
-		return 0;
-	}
-	if (strcmp(cmd, "serve") != 0) {
-		fprintf(stderr, "regmirror: unknown command '%s'\n", cmd);
-		usage(stderr);
-		return 2;
-	}
+	return rc;
+}
+
+/* cache: works on the cache directory of a config, which it needs. */
+static int
+main_cache(const struct main_cmd *c, int argc, char **argv,
+    const struct main_opts *o)
+{
+	const char	*path = CONFIG_DEFAULT_PATH;
+	struct config	*cfg;
+	char		**rest = xcalloc((size_t)argc, sizeof(*rest));
+	int		  n, have_c = 0, rc;
+
+	(void)o;
+	n = main_split_config(argc, argv, &path, &have_c, rest);
 	cfg = load(path);
-	if (debug)
+	log_set_level(LOG_LEVEL_WARN);
+	rc = c->sub(cfg, n, rest);
+	free(rest);
+	config_free(cfg);
+	return rc;
+}
+
+static int
+main_check_config(const struct main_cmd *c, int argc, char **argv,
+    const struct main_opts *o)
+{
+	struct config	*cfg;
+
+	(void)c;
+	(void)argc;
+	(void)argv;
+	if (o->defaults)
+		return config_print_defaults(stdout) == 0 ? 0 : 1;
+	cfg = load(o->path);
+	for (size_t i = 0; i < cfg->nwarnings; i++)
+		fprintf(stderr, "%s\n", cfg->warnings[i]);
+	printf("%s: ok (%zu upstream%s, %zu listener%s)\n", o->path,
+	    cfg->nupstreams, cfg->nupstreams == 1 ? "" : "s",
+	    cfg->nlisten, cfg->nlisten == 1 ? "" : "s");
+	config_free(cfg);
+	return 0;
+}
+
+static int
+main_serve(const struct main_cmd *c, int argc, char **argv,
+    const struct main_opts *o)
+{
+	struct config	*cfg;
+	int		 lvl, rc;
+
+	(void)c;
+	(void)argc;
+	(void)argv;
+	cfg = load(o->path);
+	if (o->debug)
 		log_set_level(LOG_LEVEL_DEBUG);
 	else if ((lvl = log_level_parse(cfg->log_level)) >= 0)
 		log_set_level((enum log_level)lvl);
@@ -222,4 +257,87 @@ main(int argc, char *argv[])
 	cache_close();
 	config_free(cfg);
 	return rc;
+}
+
+/* By argv[1].  A name that is not here has its options parsed first (-h
+ * or a bad option answers as for serve), then is refused. */
+static const struct main_cmd main_cmds[] = {
+	{ "help",	  main_help,	     NULL,	   0 },
+	{ "-h",		  main_help,	     NULL,	   0 },
+	{ "--help",	  main_help,	     NULL,	   0 },
+	{ "version",	  main_version,	     NULL,	   0 },
+	{ "--version",	  main_version,	     NULL,	   0 },
+	{ "prefetch",	  main_job,	     cmd_prefetch, 0 },
+	{ "sync",	  main_job,	     cmd_sync,	   0 },
+	{ "cache",	  main_cache,	     cmd_cache,	   0 },
+	{ "check-config", main_check_config, NULL,	   MAIN_GETOPT |
+							   MAIN_DEFAULTS },
+	{ "serve",	  main_serve,	     NULL,	   MAIN_GETOPT },
+};
+
+/* -1 to go on, else the exit status (-h, or a bad option). */
+static int
+main_getopt(int argc, char **argv, struct main_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "print-defaults", no_argument, NULL, 'P' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int	ch;
+
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "c:dh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->path = optarg;
+			break;
+		case 'd':
+			o->debug = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'P':
+			o->defaults = 1;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	return -1;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const struct main_cmd	*c = NULL;
+	struct main_opts	 o = { CONFIG_DEFAULT_PATH, 0, 0 };
+	size_t			 i;
+	int			 rc;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	for (i = 0; i < sizeof(main_cmds) / sizeof(main_cmds[0]); i++)
+		if (strcmp(argv[1], main_cmds[i].name) == 0)
+			c = &main_cmds[i];
+	if (c != NULL && !(c->flags & MAIN_GETOPT))
+		return c->run(c, argc, argv, NULL);
+	if ((rc = main_getopt(argc, argv, &o)) >= 0)
+		return rc;
+	if (o.defaults && (c == NULL || !(c->flags & MAIN_DEFAULTS))) {
+		usage(stderr);
+		return 2;
+	}
+	if (c == NULL) {
+		fprintf(stderr, "regmirror: unknown command '%s'\n", argv[1]);
+		usage(stderr);
+		return 2;
+	}
+	return c->run(c, argc, argv, &o);
 }

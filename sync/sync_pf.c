@@ -459,41 +459,89 @@ pf_task_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	pf_job_pump(t->job);
 }
 
+/*
+ * A 429 from the mirror (its upstream is rate-limited) that t may still
+ * obey: t goes back to the head of the queue after Retry-After (at least
+ * 1 s, at most PF_429_MAX_WAIT).  1 when t was put off.
+ */
+static int
+pf_task_defer(struct pf_task *t, struct evhttp_request *req, int code)
+{
+	struct pf_job	*j = t->job;
+	struct pf_image	*im = &j->images[t->img];
+	const char	*ra;
+	long		 secs;
+	struct timeval	 tv;
+
+	if (code != 429 || im->state == PF_FAILED || t->tries >= PF_429_TRIES)
+		return 0;
+	ra = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Retry-After");
+	secs = ra != NULL ? strtol(ra, NULL, 10) : 5;
+	if (secs < 1)
+		secs = 1;
+	if (secs > PF_429_MAX_WAIT)
+		secs = PF_429_MAX_WAIT;
+	tv.tv_sec = secs;
+	tv.tv_usec = 0;
+	t->tries++;
+	j->throttled++;
+	log_info("prefetch %s: %s rate-limited, retrying in %ld s", im->ref,
+	    t->ref, secs);
+	event_base_once(pf_base, -1, EV_TIMEOUT, pf_task_retry_cb, t, &tv);
+	return 1;
+}
+
+/* A 200 for t: the root names the image's digest (the mirror's
+ * Docker-Content-Digest, else the body's own); manifests are walked for
+ * what they name; a blob is done. */
+static void
+pf_task_answered(struct pf_task *t, struct evhttp_request *req)
+{
+	struct pf_job	*j = t->job;
+	struct pf_image	*im = &j->images[t->img];
+	struct evbuffer	*b = evhttp_request_get_input_buffer(req);
+	struct digest	 d, got;
+	const char	*dcd;
+
+	switch (t->kind) {
+	case PF_ROOT:
+		dcd = evhttp_find_header(evhttp_request_get_input_headers(req),
+		    "Docker-Content-Digest");
+		if (dcd != NULL && digest_parse(dcd, &d) == 0)
+			snprintf(im->digest, sizeof(im->digest), "%s", d.str);
+		else {
+			digest_buf(DIGEST_SHA256, evbuffer_pullup(b, -1),
+			    evbuffer_get_length(b), &got);
+			snprintf(im->digest, sizeof(im->digest), "%s",
+			    got.str);
+		}
+		/* FALLTHROUGH */
+	case PF_CHILD:
+		pf_manifest_parse(j, t->img, t->ref,
+		    (const char *)evbuffer_pullup(b, -1),
+		    evbuffer_get_length(b));
+		break;
+	case PF_BLOB:
+		im->blobs_done++;
+		break;
+	}
+}
+
 static void
 pf_task_done_cb(struct evhttp_request *req, void *arg)
 {
 	struct pf_task	*t = arg;
 	struct pf_job	*j;
 	struct pf_image	*im;
-	struct evbuffer	*b;
-	struct digest	 d, got;
-	const char	*dcd;
-	int		 code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+	int		 code;
 
 	CHECK_OBJ_NOTNULL(t, PF_TASK_MAGIC);
+	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 	j = t->job;
 	im = &j->images[t->img];
 	j->running--;
-	if (code == 429 && im->state != PF_FAILED &&
-	    t->tries < PF_429_TRIES) {
-		/* Rate-limited upstream: obey Retry-After, then ask again. */
-		const char *ra = evhttp_find_header(
-		    evhttp_request_get_input_headers(req), "Retry-After");
-		long secs = ra != NULL ? strtol(ra, NULL, 10) : 5;
-		struct timeval tv;
-
-		if (secs < 1)
-			secs = 1;
-		if (secs > PF_429_MAX_WAIT)
-			secs = PF_429_MAX_WAIT;
-		tv.tv_sec = secs;
-		tv.tv_usec = 0;
-		t->tries++;
-		j->throttled++;
-		log_info("prefetch %s: %s rate-limited, retrying in %ld s",
-		    im->ref, t->ref, secs);
-		event_base_once(pf_base, -1, EV_TIMEOUT, pf_task_retry_cb, t,
-		    &tv);
+	if (pf_task_defer(t, req, code)) {
 		pf_job_pump(j);
 		return;
 	}
@@ -506,33 +554,8 @@ pf_task_done_cb(struct evhttp_request *req, void *arg)
 			snprintf(im->error + strlen(im->error),
 			    sizeof(im->error) - strlen(im->error), " (%d)",
 			    code);
-	} else if (im->state != PF_FAILED) {
-		b = evhttp_request_get_input_buffer(req);
-		switch (t->kind) {
-		case PF_ROOT:
-			dcd = evhttp_find_header(
-			    evhttp_request_get_input_headers(req),
-			    "Docker-Content-Digest");
-			if (dcd != NULL && digest_parse(dcd, &d) == 0)
-				snprintf(im->digest, sizeof(im->digest), "%s",
-				    d.str);
-			else {
-				digest_buf(DIGEST_SHA256, evbuffer_pullup(b,
-				    -1), evbuffer_get_length(b), &got);
-				snprintf(im->digest, sizeof(im->digest), "%s",
-				    got.str);
-			}
-			/* FALLTHROUGH */
-		case PF_CHILD:
-			pf_manifest_parse(j, t->img, t->ref,
-			    (const char *)evbuffer_pullup(b, -1),
-			    evbuffer_get_length(b));
-			break;
-		case PF_BLOB:
-			im->blobs_done++;
-			break;
-		}
-	}
+	} else if (im->state != PF_FAILED)
+		pf_task_answered(t, req);
 	free(t->ref);
 	free(t);
 	pf_job_pump(j);

@@ -7,13 +7,40 @@
  * them, an index's child manifests before the index, the tag last, so a
  * reader of the destination never sees a tag whose content is missing.
  *
- *	TAG_HEAD	the tag already names the digest there: done
- *	per blob:	HEAD (exists: next) -> POST ?mount=&from= when this
- *			process pushed it to another repository there (201:
- *			next) -> POST uploads/ -> PUT ?digest= with the body
- *			(monolithic, up to chunk_size) or PATCH chunk by chunk
- *			(Content-Range) then PUT ?digest=
- *	per manifest:	PUT by digest (children) or by tag (the root)
+ * One request at a time, each a step:
+ *
+ *	TAG_HEAD	HEAD /v2/REPO/manifests/TAG
+ *	BLOB_HEAD	HEAD /v2/REPO/blobs/D
+ *	BLOB_MOUNT	POST /v2/REPO/blobs/uploads/?mount=D&from=OTHER, when
+ *			this process pushed D to repository OTHER there
+ *	BLOB_POST	POST /v2/REPO/blobs/uploads/ (opens a session)
+ *	BLOB_PUT	PUT SESSION?digest=D with the whole blob (up to
+ *			chunk_size: monolithic)
+ *	BLOB_PATCH	PATCH SESSION with the next chunk (Content-Range)
+ *	BLOB_CLOSE	PUT SESSION?digest=D, empty: every chunk was sent
+ *	MANIFEST_PUT	PUT /v2/REPO/manifests/REF: by digest (an index's
+ *			children), by tag (the root, planned last)
+ *
+ * and its answer decides the next (push_step_to() holds every change of
+ * step to this table; ITEM is the next planned blob's BLOB_HEAD or
+ * manifest's MANIFEST_PUT):
+ *
+ *	step		answer			next
+ *	NEW		-			TAG_HEAD
+ *	TAG_HEAD	200 naming D		DONE (unchanged)
+ *	TAG_HEAD	200 naming another, 404	ITEM
+ *	BLOB_HEAD	200 (there already)	ITEM
+ *	BLOB_HEAD	404, pushed elsewhere	BLOB_MOUNT
+ *	BLOB_HEAD	404			BLOB_POST
+ *	BLOB_MOUNT	201 (mounted)		ITEM
+ *	BLOB_MOUNT	202 (a session instead)	BLOB_PUT | BLOB_PATCH
+ *	BLOB_MOUNT	any other (refused)	BLOB_POST
+ *	BLOB_POST	202			BLOB_PUT | BLOB_PATCH
+ *	BLOB_PATCH	202			BLOB_PATCH | BLOB_CLOSE
+ *	BLOB_PUT	201			ITEM
+ *	BLOB_CLOSE	201			ITEM
+ *	MANIFEST_PUT	201			ITEM | DONE (after the root)
+ *	any but NEW	an error, other answers	FAILED
  *
  * Bodies are sent from the cache's files, one chunk at a time: memory
  * does not grow with blob size.  Everything runs on one event loop.
@@ -50,15 +77,41 @@
 
 #define PUSH_MOUNTS_MAX	4096	/* digests remembered for cross-repo mounts */
 
+/*
+ * The steps and, for each, the steps that may follow it: the table at the
+ * top of this file, for push_step_to() to assert.
+ */
+#define PUSH_STEPS(X)							\
+	X(NEW,		S(TAG_HEAD))					\
+	X(TAG_HEAD,	S(DONE) | ITEM | S(FAILED))			\
+	X(BLOB_HEAD,	ITEM | S(BLOB_MOUNT) | S(BLOB_POST) | S(FAILED)) \
+	X(BLOB_MOUNT,	ITEM | S(BLOB_PUT) | S(BLOB_PATCH) |		\
+			S(BLOB_POST) | S(FAILED))			\
+	X(BLOB_POST,	S(BLOB_PUT) | S(BLOB_PATCH) | S(FAILED))	\
+	X(BLOB_PATCH,	S(BLOB_PATCH) | S(BLOB_CLOSE) | S(FAILED))	\
+	X(BLOB_PUT,	ITEM | S(FAILED))				\
+	X(BLOB_CLOSE,	ITEM | S(FAILED))				\
+	X(MANIFEST_PUT,	ITEM | S(DONE) | S(FAILED))			\
+	X(DONE,		0)						\
+	X(FAILED,	0)
+
 enum push_step {
-	PUSH_TAG_HEAD,
-	PUSH_BLOB_HEAD,
-	PUSH_BLOB_MOUNT,
-	PUSH_BLOB_POST,
-	PUSH_BLOB_PATCH,
-	PUSH_BLOB_PUT,
-	PUSH_MANIFEST_PUT,
+#define PUSH_STEP_ENUM(name, next)	PUSH_##name,
+	PUSH_STEPS(PUSH_STEP_ENUM)
+#undef PUSH_STEP_ENUM
+	PUSH__NSTEPS
 };
+
+#define S(name)	(1u << PUSH_##name)
+#define ITEM	(S(BLOB_HEAD) | S(MANIFEST_PUT))
+static const unsigned push_step_next[PUSH__NSTEPS] = {
+#define PUSH_STEP_NEXT(name, next)	[PUSH_##name] = (next),
+	PUSH_STEPS(PUSH_STEP_NEXT)
+#undef PUSH_STEP_NEXT
+};
+#undef ITEM
+#undef S
+_Static_assert(PUSH__NSTEPS <= 32, "push_step_next holds 32 steps");
 
 struct push_item {
 	int	 manifest;
@@ -105,6 +158,7 @@ static struct push_mount	 push_mounts[PUSH_MOUNTS_MAX];
 static size_t			 push_mounts_next;
 
 static void	push_next(struct push *);
+static void	push_step_to(struct push *, enum push_step);
 
 static const char *
 push_mount_from(const struct push *p, const char *digest)
@@ -162,6 +216,7 @@ push_finish(struct push *p, const char *fmt, ...)
 {
 	va_list	ap;
 
+	push_step_to(p, fmt != NULL ? PUSH_FAILED : PUSH_DONE);
 	if (fmt != NULL) {
 		va_start(ap, fmt);
 		vsnprintf(p->err, sizeof(p->err), fmt, ap);
@@ -342,13 +397,22 @@ push_fail_reply(struct push *p, const char *what, const char *err,
 static void	push_done_cb(struct upstream_req *, const char *,
 		    struct evbuffer *, void *);
 
+/* Every change of step: one the table at the top does not allow after
+ * the current step is a bug. */
+static void
+push_step_to(struct push *p, enum push_step next)
+{
+	AN(push_step_next[p->step] & (1u << next));
+	p->step = next;
+}
+
 /* Every request, HEADs too, with the pull,push scope: one token serves
  * the whole push (and a registry may refuse pull on a new repository). */
 static void
 push_req(struct push *p, enum push_step step, enum evhttp_cmd_type m,
     const char *path, const struct upstream_body *body, const char *accept)
 {
-	p->step = step;
+	push_step_to(p, step);
 	p->status = 0;
 	free(p->req_path);
 	p->req_path = xstrdup(path);
@@ -371,31 +435,34 @@ push_location(struct push *p)
 	return out;
 }
 
-/* The next PATCH chunk, or the closing PUT ?digest=. */
+/* The next PATCH chunk, or the PUT ?digest= that ends the upload: with
+ * the whole blob (BLOB_PUT) or, after the chunks, empty (BLOB_CLOSE). */
 static void
 push_blob_send(struct push *p)
 {
 	struct push_item	*it = &p->items[p->cur];
 	struct upstream_body	 b;
 	char			*path, range[64], *ed;
+	enum push_step		 step;
 
 	memset(&b, 0, sizeof(b));
 	b.fd = p->fd;
 	b.content_type = "application/octet-stream";
 	if (p->size <= p->chunk || p->off == p->size) {
-		/* Monolithic (the whole blob with the PUT) or the end of a
-		 * chunked upload (an empty PUT). */
 		if (p->off == 0) {
+			step = PUSH_BLOB_PUT;
 			b.offset = 0;
 			b.len = (size_t)p->size;
 			p->sending = p->size;
-		} else
+		} else {
+			step = PUSH_BLOB_CLOSE;
 			b.fd = -1;
+		}
 		ed = evhttp_encode_uri(it->digest);
 		xasprintf(&path, "%s%sdigest=%s", p->location,
 		    strchr(p->location, '?') != NULL ? "&" : "?", ed);
 		free(ed);
-		push_req(p, PUSH_BLOB_PUT, EVHTTP_REQ_PUT, path, &b, NULL);
+		push_req(p, step, EVHTTP_REQ_PUT, path, &b, NULL);
 		free(path);
 		return;
 	}
@@ -421,7 +488,8 @@ push_upload_begin(struct push *p)
 		    p->r_location != NULL ? p->r_location : "");
 		return -1;
 	}
-	if (p->fd < 0 && cache_blob_open(it->digest, NULL, &p->fd, &p->size) != 0) {
+	if (p->fd < 0 &&
+	    cache_blob_open(it->digest, NULL, &p->fd, &p->size) != 0) {
 		push_finish(p, "blob %s is not cached", it->digest);
 		return -1;
 	}
@@ -441,138 +509,210 @@ push_blob_done(struct push *p)
 	push_next(p);
 }
 
+/* A new upload session for the current blob. */
 static void
-push_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
-    void *arg)
+push_blob_post(struct push *p)
 {
-	struct push		*p = arg;
-	struct push_item	*it;
-	char			*path, what[200], *loc;
+	char	*path;
+
+	xasprintf(&path, "/v2/%s/blobs/uploads/", p->repo);
+	push_req(p, PUSH_BLOB_POST, EVHTTP_REQ_POST, path, NULL, NULL);
+	free(path);
+}
+
+/*
+ * The answers, one handler per step (the table at the top).  Each either
+ * starts the next request or finishes the push; p may be gone when it
+ * returns.
+ */
+
+static void
+push_tag_head_done(struct push *p, struct upstream_req *ur, const char *err,
+    struct evbuffer *body)
+{
+	if (err == NULL && p->status == 200 && p->r_digest != NULL &&
+	    strcmp(p->r_digest, p->digest) == 0) {
+		p->st.unchanged = 1;
+		push_finish(p, NULL);
+		return;
+	}
+	if (err != NULL || (p->status != 200 && p->status != 404)) {
+		push_fail_reply(p, "HEAD of the tag", err, ur, body);
+		return;
+	}
+	p->cur = 0;
+	push_next(p);
+}
+
+static void
+push_blob_head_done(struct push *p, struct upstream_req *ur, const char *err,
+    struct evbuffer *body)
+{
+	struct push_item	*it = &p->items[p->cur];
+	char			*path, *ed, what[200];
 	const char		*from;
 
-	CHECK_OBJ_NOTNULL(p, PUSH_MAGIC);
-	it = p->cur < p->nitems ? &p->items[p->cur] : NULL;
-	if (err == NULL)
-		p->status = upstream_req_status(ur);
-	switch (p->step) {
-	case PUSH_TAG_HEAD:
-		if (err == NULL && p->status == 200 && p->r_digest != NULL &&
-		    strcmp(p->r_digest, p->digest) == 0) {
-			p->st.unchanged = 1;
-			push_finish(p, NULL);
-			return;
-		}
-		if (err != NULL || (p->status != 200 && p->status != 404)) {
-			push_fail_reply(p, "HEAD of the tag", err, ur, body);
-			return;
-		}
-		p->cur = 0;
+	if (err == NULL && p->status == 200) {
+		p->st.blobs_present++;
+		p->cur++;
 		push_next(p);
 		return;
-	case PUSH_BLOB_HEAD:
-		if (err == NULL && p->status == 200) {
-			p->st.blobs_present++;
-			p->cur++;
-			push_next(p);
-			return;
-		}
+	}
+	if (err != NULL || p->status != 404) {
 		snprintf(what, sizeof(what), "HEAD of blob %s", it->digest);
-		if (err != NULL || p->status != 404) {
-			push_fail_reply(p, what, err, ur, body);
-			return;
-		}
-		if ((from = push_mount_from(p, it->digest)) != NULL) {
-			char *ed = evhttp_encode_uri(it->digest);
-
-			xasprintf(&path, "/v2/%s/blobs/uploads/?mount=%s&"
-			    "from=%s", p->repo, ed, from);
-			free(ed);
-			push_req(p, PUSH_BLOB_MOUNT, EVHTTP_REQ_POST, path,
-			    NULL, NULL);
-		} else {
-			xasprintf(&path, "/v2/%s/blobs/uploads/", p->repo);
-			push_req(p, PUSH_BLOB_POST, EVHTTP_REQ_POST, path,
-			    NULL, NULL);
-		}
-		free(path);
+		push_fail_reply(p, what, err, ur, body);
 		return;
-	case PUSH_BLOB_MOUNT:
-		if (err == NULL && p->status == 201) {
-			p->st.blobs_mounted++;
-			push_blob_done(p);
-			return;
-		}
-		if (err != NULL || p->status != 202) {
-			/* Refused (no access to the other repository, say):
-			 * upload it instead. */
-			log_info("push %s/%s: mounting %s failed (%d): "
-			    "uploading it", upstream_name(p->u), p->repo,
-			    it->digest, p->status);
-			xasprintf(&path, "/v2/%s/blobs/uploads/", p->repo);
-			push_req(p, PUSH_BLOB_POST, EVHTTP_REQ_POST, path,
-			    NULL, NULL);
-			free(path);
-			return;
-		}
-		/* 202: the registry did not mount; upload to the session it
+	}
+	if ((from = push_mount_from(p, it->digest)) == NULL) {
+		push_blob_post(p);
+		return;
+	}
+	ed = evhttp_encode_uri(it->digest);
+	xasprintf(&path, "/v2/%s/blobs/uploads/?mount=%s&from=%s", p->repo,
+	    ed, from);
+	free(ed);
+	push_req(p, PUSH_BLOB_MOUNT, EVHTTP_REQ_POST, path, NULL, NULL);
+	free(path);
+}
+
+static void
+push_blob_mount_done(struct push *p, const char *err)
+{
+	if (err == NULL && p->status == 201) {
+		p->st.blobs_mounted++;
+		push_blob_done(p);
+		return;
+	}
+	if (err == NULL && p->status == 202) {
+		/* The registry did not mount: upload to the session it
 		 * opened instead. */
-		/* FALLTHROUGH */
-	case PUSH_BLOB_POST:
-		if (err == NULL && p->status == 202) {
-			(void)push_upload_begin(p);
-			return;
-		}
-		snprintf(what, sizeof(what), "starting the upload of blob %s",
-		    it->digest);
-		push_fail_reply(p, what, err, ur, body);
+		(void)push_upload_begin(p);
 		return;
-	case PUSH_BLOB_PATCH:
-		if (err == NULL && p->status == 202 &&
-		    (loc = push_location(p)) != NULL) {
-			free(p->location);
-			p->location = loc;
-			p->off += p->sending;
-			p->st.bytes += p->sending;
-			push_blob_send(p);
-			return;
-		}
-		snprintf(what, sizeof(what), "PATCH of blob %s at %" PRIu64,
-		    it->digest, p->off);
-		push_fail_reply(p, what, err, ur, body);
-		return;
-	case PUSH_BLOB_PUT:
-		if (err == NULL && p->status == 201) {
-			if (p->off == 0)
-				p->st.bytes += p->sending;
-			p->st.blobs_uploaded++;
-			push_blob_done(p);
-			return;
-		}
-		snprintf(what, sizeof(what), "PUT of blob %s", it->digest);
-		push_fail_reply(p, what, err, ur, body);
-		return;
-	case PUSH_MANIFEST_PUT:
-		if (err == NULL && p->status == 201) {
-			struct digest got;
+	}
+	/* Refused (no access to the other repository, say): upload it. */
+	log_info("push %s/%s: mounting %s failed (%d): uploading it",
+	    upstream_name(p->u), p->repo, p->items[p->cur].digest, p->status);
+	push_blob_post(p);
+}
 
-			if (p->r_digest != NULL &&
-			    strcmp(p->r_digest, it->digest) != 0) {
-				push_finish(p, "PUT of manifest %s: the "
-				    "registry stored it as %s", it->digest,
-				    digest_parse(p->r_digest, &got) == 0 ?
-				    got.str : "an invalid digest");
-				return;
-			}
-			p->st.manifests++;
-			p->cur++;
-			push_next(p);
-			return;
-		}
+static void
+push_blob_post_done(struct push *p, struct upstream_req *ur, const char *err,
+    struct evbuffer *body)
+{
+	char	what[200];
+
+	if (err == NULL && p->status == 202) {
+		(void)push_upload_begin(p);
+		return;
+	}
+	snprintf(what, sizeof(what), "starting the upload of blob %s",
+	    p->items[p->cur].digest);
+	push_fail_reply(p, what, err, ur, body);
+}
+
+static void
+push_blob_patch_done(struct push *p, struct upstream_req *ur,
+    const char *err, struct evbuffer *body)
+{
+	char	*loc, what[200];
+
+	if (err == NULL && p->status == 202 &&
+	    (loc = push_location(p)) != NULL) {
+		free(p->location);
+		p->location = loc;
+		p->off += p->sending;
+		p->st.bytes += p->sending;
+		push_blob_send(p);
+		return;
+	}
+	snprintf(what, sizeof(what), "PATCH of blob %s at %" PRIu64,
+	    p->items[p->cur].digest, p->off);
+	push_fail_reply(p, what, err, ur, body);
+}
+
+/* BLOB_PUT and BLOB_CLOSE: the PATCHes counted their bytes already. */
+static void
+push_blob_put_done(struct push *p, struct upstream_req *ur, const char *err,
+    struct evbuffer *body)
+{
+	char	what[200];
+
+	if (err == NULL && p->status == 201) {
+		if (p->step == PUSH_BLOB_PUT)
+			p->st.bytes += p->sending;
+		p->st.blobs_uploaded++;
+		push_blob_done(p);
+		return;
+	}
+	snprintf(what, sizeof(what), "PUT of blob %s",
+	    p->items[p->cur].digest);
+	push_fail_reply(p, what, err, ur, body);
+}
+
+static void
+push_manifest_put_done(struct push *p, struct upstream_req *ur,
+    const char *err, struct evbuffer *body)
+{
+	struct push_item	*it = &p->items[p->cur];
+	struct digest		 got;
+	char			 what[200];
+
+	if (err != NULL || p->status != 201) {
 		snprintf(what, sizeof(what), "PUT of manifest %s as %s",
 		    it->digest, it->ref);
 		push_fail_reply(p, what, err, ur, body);
 		return;
 	}
+	if (p->r_digest != NULL && strcmp(p->r_digest, it->digest) != 0) {
+		push_finish(p, "PUT of manifest %s: the registry stored it as "
+		    "%s", it->digest, digest_parse(p->r_digest, &got) == 0 ?
+		    got.str : "an invalid digest");
+		return;
+	}
+	p->st.manifests++;
+	p->cur++;
+	push_next(p);
+}
+
+static void
+push_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
+    void *arg)
+{
+	struct push	*p = arg;
+
+	CHECK_OBJ_NOTNULL(p, PUSH_MAGIC);
+	if (err == NULL)
+		p->status = upstream_req_status(ur);
+	switch (p->step) {
+	case PUSH_TAG_HEAD:
+		push_tag_head_done(p, ur, err, body);
+		return;
+	case PUSH_BLOB_HEAD:
+		push_blob_head_done(p, ur, err, body);
+		return;
+	case PUSH_BLOB_MOUNT:
+		push_blob_mount_done(p, err);
+		return;
+	case PUSH_BLOB_POST:
+		push_blob_post_done(p, ur, err, body);
+		return;
+	case PUSH_BLOB_PATCH:
+		push_blob_patch_done(p, ur, err, body);
+		return;
+	case PUSH_BLOB_PUT:
+	case PUSH_BLOB_CLOSE:
+		push_blob_put_done(p, ur, err, body);
+		return;
+	case PUSH_MANIFEST_PUT:
+		push_manifest_put_done(p, ur, err, body);
+		return;
+	case PUSH_NEW:
+	case PUSH_DONE:
+	case PUSH_FAILED:
+	case PUSH__NSTEPS:
+		break;
+	}
+	WRONG("push_done_cb: no request of this push in flight");
 }
 
 static void
@@ -652,7 +792,8 @@ sync_push_start(struct upstream_worker *w, struct upstream *u,
 		return -1;
 	}
 	xasprintf(&path, "/v2/%s/manifests/%s", repo, tag);
-	push_req(p, PUSH_TAG_HEAD, EVHTTP_REQ_HEAD, path, NULL, sync_accept_images);
+	push_req(p, PUSH_TAG_HEAD, EVHTTP_REQ_HEAD, path, NULL,
+	    sync_accept_images);
 	free(path);
 	return 0;
 }

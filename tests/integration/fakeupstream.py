@@ -7,6 +7,8 @@ produce. Loopback only; Python standard library only.
                     [--blob-size BYTES]
                     [--seed S] [--layout DIR] [--stall-seconds N]
                     [--slow-rate BYTES_PER_S] [--rate BYTES_PER_S]
+    fakeupstream.py --info-file INFO --proxy URL --fault-digest D
+                    [--mode ok|gate] [--stall-seconds N]
 
 It serves the pull API for one image: by default it makes one (an OCI
 manifest, a config blob and one layer of --blob-size random bytes, from
@@ -33,6 +35,10 @@ digest); only the body misbehaves:
               body; 429 and 503 carry "Retry-After: 1"
     slow      the exact body, paced at --slow-rate bytes per second
               (default 65536)
+    gate      half the body, then nothing until the mode is changed (PUT
+              /_mode: the release), then the rest; a body not released
+              within --stall-seconds is cut there instead (the connection
+              closed).  "held" is logged once the half is sent.
 
 Manifest faults apply to every GET and HEAD of /v2/<repo>/manifests/<ref>
 (by tag or digest); blobs are served normally in these modes:
@@ -41,6 +47,13 @@ Manifest faults apply to every GET and HEAD of /v2/<repo>/manifests/<ref>
                        on 429 and 503)
     manifest-hang      read the request, answer nothing until the client
                        closes (or --stall-seconds pass), then close
+
+With --proxy URL there is no image of its own: every GET and HEAD is
+forwarded to the registry at URL (path, query and headers) and answered
+with that registry's status, headers and body, so the content and its
+headers are a real registry's.  Only the gate mode applies, to GETs of
+--fault-digest (required) on the way through; a stall a real registry
+cannot make, in front of one.
 
 --rate N paces every blob body that is sent in full (the mode's own
 behaviour otherwise unchanged) at N bytes per second; 0 (the default) is
@@ -66,6 +79,7 @@ where blob is the fault blob.
 
 import argparse
 import hashlib
+import http.client
 import http.server
 import json
 import os
@@ -82,7 +96,11 @@ MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 MODES = ("ok", "corrupt", "truncate", "reset", "stall", "slow",
-         "manifest-hang")
+         "manifest-hang", "gate")
+# Not copied between the registry and the client of --proxy.
+HOP_HEADERS = ("connection", "keep-alive", "proxy-connection", "te",
+               "trailer", "transfer-encoding", "upgrade", "host")
+PROXY_CHUNK = 65536
 
 LOG_LOCK = threading.Lock()
 
@@ -271,6 +289,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.control(u)
             return
         self.count(u.path)
+        if self.server.proxy is not None:
+            self.forward(u)
+            return
         st = self.server.store
         if u.path == "/v2/" or u.path == "/v2":
             self.reply(200, b"{}")
@@ -376,6 +397,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
             os.close(self.connection.detach())
+        elif mode == "gate":
+            self.wfile.write(data[:half])
+            self.wfile.flush()
+            if not self.gate_hold(half):
+                return
+            self.wfile.write(data[half:])
+            self.access(200, len(data))
         elif mode == "stall":
             self.wfile.write(data[:half])
             self.access(200, half)
@@ -389,6 +417,71 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             raise AssertionError(mode)
+
+    def gate_hold(self, sent):
+        """gate: hold the body after sent bytes until the mode changes
+        (True) or --stall-seconds pass (False: the connection is closed,
+        the body cut)."""
+        log('fakeupstream "%s %s" held mode=gate sent=%d' %
+            (self.command, self.path, sent))
+        end = time.monotonic() + self.server.stall_seconds
+        while self.server.mode == "gate":
+            if time.monotonic() >= end:
+                self.access(200, sent)
+                self.close_connection = True
+                return False
+            time.sleep(0.02)
+        return True
+
+    def forward(self, u):
+        """--proxy: the request to the registry, its answer back (the
+        body held halfway when it is the gated blob)."""
+        up = self.server.proxy
+        conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+        conn.putrequest(self.command, self.path, skip_host=True,
+                        skip_accept_encoding=True)
+        conn.putheader("Host", up.netloc)
+        for k, v in self.headers.items():
+            if k.lower() not in HOP_HEADERS:
+                conn.putheader(k, v)
+        conn.endheaders()
+        resp = conn.getresponse()
+        headers = [(k, v) for k, v in resp.getheaders()
+                   if k.lower() not in HOP_HEADERS]
+        length = resp.getheader("Content-Length")
+        body = None
+        if self.command != "HEAD" and length is None:
+            body = resp.read()      # chunked: sent with a length
+            headers.append(("Content-Length", str(len(body))))
+        self.send_response_only(resp.status, resp.reason)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        sent = 0
+        if body is not None:
+            self.wfile.write(body)
+            sent = len(body)
+        elif self.command != "HEAD":
+            total = int(length)
+            gated = (self.command == "GET" and resp.status == 200 and
+                     self.server.mode == "gate" and
+                     u.path.endswith("/blobs/" + self.server.fault_digest))
+            hold_at = total // 2 if gated else -1
+            while sent < total:
+                if sent == hold_at:
+                    self.wfile.flush()
+                    if not self.gate_hold(sent):
+                        conn.close()
+                        return
+                n = PROXY_CHUNK if hold_at <= sent else min(
+                    PROXY_CHUNK, hold_at - sent)
+                data = resp.read(min(n, total - sent))
+                if not data:
+                    break
+                self.wfile.write(data)
+                sent += len(data)
+        conn.close()
+        self.access(resp.status, sent)
 
 
 def valid_mode(mode):
@@ -414,9 +507,13 @@ def main():
     ap.add_argument("--stall-seconds", type=float, default=30)
     ap.add_argument("--slow-rate", type=int, default=65536)
     ap.add_argument("--rate", type=int, default=0)
+    ap.add_argument("--proxy", help="forward to the registry at this URL")
     a = ap.parse_args()
     if not valid_mode(a.mode):
         ap.error("bad --mode %r" % a.mode)
+    if a.proxy:
+        proxy_main(a)
+        return
 
     store = Store()
     if a.layout:
@@ -444,6 +541,7 @@ def main():
     srv.rate = max(0, a.rate)
     srv.lock = threading.Lock()
     srv.counts = {}
+    srv.proxy = None
     info = {
         "port": srv.server_address[1],
         "repo": a.repo,
@@ -461,6 +559,38 @@ def main():
     os.rename(tmp, a.info_file)
     log("fakeupstream listening on 127.0.0.1:%d mode=%s repo=%s blob=%s" %
         (srv.server_address[1], a.mode, a.repo, fault))
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+def proxy_main(a):
+    """--proxy: a gate in front of a real registry."""
+    up = urllib.parse.urlsplit(a.proxy)
+    if (up.scheme != "http" or not up.port or
+            not (up.hostname or "").startswith("127.")):
+        sys.exit("--proxy wants http://127.x.y.z:PORT (loopback only)")
+    if not a.fault_digest:
+        sys.exit("--proxy needs --fault-digest")
+    if a.mode not in ("ok", "gate"):
+        sys.exit("--proxy: only the ok and gate modes")
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    srv.daemon_threads = True
+    srv.proxy = up
+    srv.mode = a.mode
+    srv.fault_digest = a.fault_digest
+    srv.stall_seconds = a.stall_seconds
+    srv.lock = threading.Lock()
+    srv.counts = {}
+    info = {"port": srv.server_address[1], "proxy": a.proxy,
+            "fault_digest": a.fault_digest}
+    tmp = a.info_file + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+    os.rename(tmp, a.info_file)
+    log("fakeupstream listening on 127.0.0.1:%d mode=%s proxy=%s blob=%s" %
+        (srv.server_address[1], a.mode, a.proxy, a.fault_digest))
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

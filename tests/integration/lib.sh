@@ -900,3 +900,13 @@ start_hubfake() {
 	printf -v "${var}_PID" %s "$pid"
 	printf -v "${var}_INFO" %s "$dir/info.json"
 }
+
+# mirror_metric ADMIN_URL NAME: counter regmirror_NAME from the mirror's
+# /metrics on its admin listener (empty when it has no such counter).
+mirror_metric() {
+	local body
+	# Whole, then awk: a reader that stops early would cut curl off.
+	body=$(curl -sf --max-time 10 "$1/metrics") ||
+		fail "GET $1/metrics failed"
+	awk -v m="regmirror_$2" '$1 == m { print $2 }' <<<"$body"
+}
