@@ -109,6 +109,7 @@ struct upstream_req {
 	int			 redirects;
 	int			 auth_tries;
 	int			 retries;
+	long			 retry_ms;	/* the approved wait, or -1 */
 	struct timespec		 started;	/* for the retry deadline */
 	struct event		*retry_ev;
 	struct event		*connect_ev;	/* [timeouts] connect */
@@ -371,25 +372,19 @@ upstream_elapsed_ms(const struct timespec *since)
 	    (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
-/* The delay before retry n (0-based): 100 ms doubling, plus jitter. */
-static long
-upstream_retry_delay_ms(int n)
-{
-	return upstream_retry_delay(n,
-	    arc4random_uniform(UPSTREAM_RETRY_JITTER_MS));
-}
-
 /*
  * Idempotent requests are retried with exponential backoff while the
- * retry deadline (first_byte) allows; a token request is not.
+ * retry deadline (first_byte) allows; a token request is not.  1 keeps
+ * the approved delay, jitter included, for upstream_req_retry.
  */
 static int
-upstream_req_may_retry(const struct upstream_req *r)
+upstream_req_may_retry(struct upstream_req *r)
 {
-	return upstream_retry_allowed(r->method, r->token_scope != NULL,
+	r->retry_ms = upstream_retry_next(r->method, r->token_scope != NULL,
 	    r->retries, upstream_elapsed_ms(&r->started),
 	    upstream_worker_timeout(r->w) * 1000,
-	    upstream_retry_delay_ms(r->retries));
+	    arc4random_uniform(UPSTREAM_RETRY_JITTER_MS));
+	return r->retry_ms >= 0;
 }
 
 /* Mark the current endpoint down and move to the next one, if any. */
@@ -426,13 +421,16 @@ upstream_req_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	upstream_req_exchange(r);
 }
 
+/* Only after upstream_req_may_retry said yes: its delay is the wait. */
 static void
 upstream_req_retry(struct upstream_req *r, const char *why)
 {
 	struct timeval	tv;
-	long		ms = upstream_retry_delay_ms(r->retries);
+	long		ms = r->retry_ms;
 	size_t		idx;
 
+	AN(ms >= 0);
+	r->retry_ms = -1;
 	r->retries++;
 	metric_inc(METRIC_UPSTREAM_RETRIES);
 	idx = r->url_idx;
@@ -698,6 +696,7 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 	t = xcalloc(1, sizeof(*t));
 	t->magic = UPSTREAM_REQ_MAGIC;
 	t->bfd = -1;
+	t->retry_ms = -1;
 	t->w = r->w;
 	t->u = r->u;
 	t->method = EVHTTP_REQ_GET;
@@ -1207,6 +1206,7 @@ upstream_req_new(struct upstream_worker *w, struct upstream *u,
 	r->done_cb = done_cb;
 	r->arg = arg;
 	clock_gettime(CLOCK_MONOTONIC, &r->started);
+	r->retry_ms = -1;
 	r->url_idx = upstream_url_pick(u);
 	b = &u->urls[r->url_idx];
 	r->url.tls = b->tls;

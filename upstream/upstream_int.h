@@ -137,7 +137,9 @@ char	*upstream_token_parse(const char *json, size_t len,
  * Whether a request may be retried now: 1 for GET and HEAD, not a token
  * request, under UPSTREAM_MAX_RETRIES retries so far, and when
  * elapsed_ms (since it started) plus the next delay ends before
- * deadline_ms; else 0.
+ * deadline_ms; else 0.  upstream_retry_next is the two in one, for one
+ * jitter: the delay of retry number retries when it is allowed, else -1;
+ * the caller waits that delay (or none), never one drawn again.
  */
 #define UPSTREAM_MAX_RETRIES		3
 #define UPSTREAM_RETRY_BASE_MS		100L
@@ -145,6 +147,8 @@ char	*upstream_token_parse(const char *json, size_t len,
 long	upstream_retry_delay(int n, uint32_t jitter);
 int	upstream_retry_allowed(enum evhttp_cmd_type method, int is_token,
 	    int retries, long elapsed_ms, long deadline_ms, long next_delay_ms);
+long	upstream_retry_next(enum evhttp_cmd_type method, int is_token,
+	    int retries, long elapsed_ms, long deadline_ms, uint32_t jitter);
 
 /* upstream_policy.c: where an upstream may send us (see there). */
 #define UPSTREAM_ADDR_CLASSES(X)					\
