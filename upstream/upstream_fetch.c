@@ -11,6 +11,8 @@
  *	RESOLVE		name unknown, or connect	RESOLVE (retried, next url
  *			timeout				first) or DONE
  *	EXCHANGE	final response headers		DELIVER (head cb)
+ *	EXCHANGE	an interim 100 head		EXCHANGE (the next
+ *							head is the answer)
  *	EXCHANGE	401 Bearer challenge		TOKEN
  *	EXCHANGE	401 Basic, have credentials	EXCHANGE (with Basic)
  *	EXCHANGE	3xx with Location (<= 5)	RESOLVE (new target,
@@ -504,6 +506,12 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 			log_debug("upstream %s: RateLimit-Remaining %s",
 			    r->u->cfg->name, v);
 	}
+	/*
+	 * An interim 100 (never asked for: we send no Expect): evhttp reads
+	 * the next head on the same request, and that one is the answer.
+	 */
+	if (r->status == 100)
+		return 0;
 	switch (r->status) {
 	case 301: case 302: case 303: case 307: case 308:
 		if ((v = evhttp_find_header(in, "Location")) != NULL &&

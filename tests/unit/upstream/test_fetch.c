@@ -1,0 +1,241 @@
+/*
+ * test_fetch.c — upstream/upstream_fetch.c, one request against a
+ * scripted upstream on 127.0.0.1 (a listener of the test's own that
+ * answers each request head it reads with the next response of a
+ * script, byte for byte): an interim 100 is not the answer the owner is
+ * given.
+ */
+#include "autoconf.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+
+#include "common/config.h"
+#include "common/xmalloc.h"
+#include "tests/lib/tap.h"
+#include "upstream/upstream.h"
+
+/*
+ * The scripted upstream: responses in order, one per request head; its
+ * open connections, freed at the end (pooled ones are still open then).
+ */
+#define FAKE_CONNS	64
+static struct {
+	const char *const	*script;
+	size_t			 next;
+	int			 requests;
+	struct bufferevent	*conns[FAKE_CONNS];
+} fake;
+
+static void
+fake_close(struct bufferevent *bev)
+{
+	size_t	i;
+
+	for (i = 0; i < FAKE_CONNS; i++)
+		if (fake.conns[i] == bev)
+			fake.conns[i] = NULL;
+	bufferevent_free(bev);
+}
+
+static void
+fake_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer_ptr	 end;
+
+	(void)arg;
+	for (;;) {
+		end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+		if (end.pos < 0)
+			return;
+		evbuffer_drain(in, (size_t)end.pos + 4);
+		fake.requests++;
+		if (fake.script[fake.next] == NULL) {
+			/* Out of script: hang up, before any response. */
+			fake_close(bev);
+			return;
+		}
+		bufferevent_write(bev, fake.script[fake.next],
+		    strlen(fake.script[fake.next]));
+		fake.next++;
+	}
+}
+
+static void
+fake_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)arg;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		fake_close(bev);
+}
+
+static void
+fake_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct bufferevent	*bev;
+	size_t			 i;
+
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	bev = bufferevent_socket_new(evconnlistener_get_base(l), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	for (i = 0; i < FAKE_CONNS && fake.conns[i] != NULL; i++)
+		;
+	if (i == FAKE_CONNS)
+		bail_out("more than 64 connections to the fake upstream");
+	fake.conns[i] = bev;
+	bufferevent_setcb(bev, fake_read_cb, NULL, fake_event_cb, NULL);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* What the owner's callbacks saw. */
+struct seen {
+	struct event_base	*base;
+	int			 heads;
+	int			 head_status;
+	int			 dones;
+	const char		*err;
+	char			 body[256];
+};
+
+static int
+t_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
+    int64_t clen, void *arg)
+{
+	struct seen	*s = arg;
+
+	(void)ur;
+	(void)h;
+	(void)clen;
+	s->heads++;
+	s->head_status = status;
+	return 0;
+}
+
+static void
+t_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
+    void *arg)
+{
+	struct seen	*s = arg;
+	size_t		 n;
+
+	(void)ur;
+	s->dones++;
+	s->err = err;
+	if (body != NULL) {
+		n = evbuffer_get_length(body);
+		if (n >= sizeof(s->body))
+			n = sizeof(s->body) - 1;
+		evbuffer_copyout(body, s->body, n);
+		s->body[n] = '\0';
+	}
+	event_base_loopbreak(s->base);
+}
+
+static void
+t_deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	bail_out("a request did not finish within 10 s");
+}
+
+static struct event_base	*base;
+static struct upstream_worker	*uw;
+static struct upstream		*up;
+
+/* Run one buffered GET against script; what the callbacks saw in *s. */
+static void
+fetch(const char *const *script, struct seen *s)
+{
+	struct event	*deadline;
+	struct timeval	 tv = { 10, 0 };
+
+	fake.script = script;
+	fake.next = 0;
+	fake.requests = 0;
+	memset(s, 0, sizeof(*s));
+	s->base = base;
+	deadline = evtimer_new(base, t_deadline_cb, NULL);
+	evtimer_add(deadline, &tv);
+	(void)upstream_req_start(uw, up, EVHTTP_REQ_GET,
+	    "/v2/app/manifests/v1", "app", NULL, 4096, t_head_cb, NULL,
+	    t_done_cb, s);
+	event_base_dispatch(base);
+	event_free(deadline);
+}
+
+static void
+test_interim_100(void)
+{
+	static const char *const script[] = {
+		"HTTP/1.1 100 Continue\r\n\r\n"
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+		NULL
+	};
+	struct seen	s;
+
+	fetch(script, &s);
+	is_int(s.heads, 1, "100, then 200: the head callback once");
+	is_int(s.head_status, 200, "  with the 200");
+	ok(s.err == NULL, "  done without an error");
+	is_str(s.body, "hi", "  and the 200's body");
+}
+
+int
+main(void)
+{
+	struct evconnlistener	*l;
+	struct sockaddr_in	 sin;
+	socklen_t		 slen = sizeof(sin);
+	struct config		*cfg;
+	size_t			 i;
+	char			 err[256], *text;
+
+	base = event_base_new();
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = evconnlistener_new_bind(base, fake_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+	    (struct sockaddr *)&sin, sizeof(sin));
+	if (l == NULL || getsockname(evconnlistener_get_fd(l),
+	    (struct sockaddr *)&sin, &slen) != 0)
+		bail_out("cannot listen on 127.0.0.1");
+	xasprintf(&text, "[timeouts]\nconnect = 2s\nfirst_byte = 5s\n"
+	    "[upstream \"test.example\"]\nurl = http://127.0.0.1:%d\n"
+	    "default = yes\n", ntohs(sin.sin_port));
+	if (config_load_string("test.conf", text, &cfg, err,
+	    sizeof(err)) != 0)
+		bail_out(err);
+	free(text);
+	if (upstream_init_all(cfg) != 0 || (up = upstream_default()) == NULL)
+		bail_out("upstream_init_all");
+	uw = upstream_worker_new(base, cfg, 1);
+
+	test_interim_100();
+
+	upstream_worker_free(uw);
+	upstream_fini_all();
+	config_free(cfg);
+	for (i = 0; i < FAKE_CONNS; i++)
+		if (fake.conns[i] != NULL)
+			fake_close(fake.conns[i]);
+	evconnlistener_free(l);
+	event_base_free(base);
+	return done_testing();
+}
