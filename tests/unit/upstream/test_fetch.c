@@ -1,9 +1,11 @@
 /*
- * test_fetch.c — upstream/upstream_fetch.c, one request against a
- * scripted upstream on 127.0.0.1 (a listener of the test's own that
- * answers each request head it reads with the next response of a
- * script, byte for byte): an interim 100 is not the answer the owner is
- * given.
+ * test_fetch.c — upstream/upstream_fetch.c: its state table, every pair
+ * of states against the transitions its header comment lists (and what
+ * follows from them: every state reached from NEW, DONE reached from
+ * every state, nothing after DONE); then requests against a scripted
+ * upstream on 127.0.0.1 (a listener of the test's own that answers each
+ * request head it reads with the next response of a script, byte for
+ * byte): an interim 100 is not the answer the owner is given.
  */
 #include "autoconf.h"
 
@@ -23,7 +25,102 @@
 #include "common/config.h"
 #include "common/xmalloc.h"
 #include "tests/lib/tap.h"
-#include "upstream/upstream.h"
+#include "upstream/upstream_int.h"
+
+#define S(st)	UPSTREAM_REQ_##st
+#define NS	UPSTREAM_REQ_NSTATES
+
+/* The second table of upstream_fetch.c's header comment, copied. */
+static const struct {
+	enum upstream_req_state	from;
+	enum upstream_req_state	to[NS];
+	int			n;
+} want[] = {
+	{ S(NEW), { S(QUEUE), S(RESOLVE), S(EXCHANGE) }, 3 },
+	{ S(QUEUE), { S(RESOLVE), S(EXCHANGE), S(DONE) }, 3 },
+	{ S(RESOLVE), { S(EXCHANGE), S(RETRY), S(DONE) }, 3 },
+	{ S(EXCHANGE), { S(QUEUE), S(RESOLVE), S(EXCHANGE), S(TOKEN),
+	    S(RETRY), S(DELIVER), S(DONE) }, 7 },
+	{ S(TOKEN), { S(QUEUE), S(RESOLVE), S(EXCHANGE), S(DONE) }, 4 },
+	{ S(RETRY), { S(QUEUE), S(RESOLVE), S(EXCHANGE), S(DONE) }, 4 },
+	{ S(DELIVER), { S(DONE) }, 1 },
+	{ S(DONE), { 0 }, 0 },		/* none */
+};
+
+static int
+wanted(enum upstream_req_state from, enum upstream_req_state to)
+{
+	size_t	i;
+	int	j;
+
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (want[i].from == from)
+			for (j = 0; j < want[i].n; j++)
+				if (want[i].to[j] == to)
+					return 1;
+	return 0;
+}
+
+static void
+test_table(void)
+{
+	static const char *const names[] = { "new", "queue", "resolve",
+	    "exchange", "token", "retry", "deliver", "done" };
+	int	from, to, bad = 0, changed, reach[NS];
+
+	is_int(NS, 8, "8 states");
+	is_int(sizeof(want) / sizeof(want[0]), NS, "  each with a row here");
+	for (from = 0; from < NS; from++)
+		is_str(upstream_req_state_str(from), names[from],
+		    "state %d is %s", from, names[from]);
+	for (from = 0; from < NS; from++)
+		for (to = 0; to < NS; to++)
+			if (upstream_req_transition_ok(from, to) !=
+			    wanted(from, to)) {
+				diag("%s -> %s: the code says %d",
+				    names[from], names[to],
+				    upstream_req_transition_ok(from, to));
+				bad++;
+			}
+	is_int(bad, 0, "all %d pairs as the header comment says", NS * NS);
+	ok(!upstream_req_transition_ok(S(DONE), S(DONE)) &&
+	    !upstream_req_transition_ok(S(DELIVER), S(DELIVER)),
+	    "DONE and DELIVER never again");
+	ok(!upstream_req_transition_ok(NS, S(DONE)) &&
+	    !upstream_req_transition_ok(S(NEW), NS) &&
+	    !upstream_req_transition_ok(-1, S(DONE)),
+	    "no state out of range");
+
+	/* Every state is reachable from NEW. */
+	memset(reach, 0, sizeof(reach));
+	reach[S(NEW)] = 1;
+	do {
+		changed = 0;
+		for (from = 0; from < NS; from++)
+			for (to = 0; to < NS; to++)
+				if (reach[from] && !reach[to] &&
+				    upstream_req_transition_ok(from, to))
+					reach[to] = changed = 1;
+	} while (changed);
+	for (bad = 0, to = 0; to < NS; to++)
+		bad += !reach[to];
+	is_int(bad, 0, "every state is reached from NEW");
+
+	/* DONE is reachable from every state (nothing is stuck). */
+	memset(reach, 0, sizeof(reach));
+	reach[S(DONE)] = 1;
+	do {
+		changed = 0;
+		for (from = 0; from < NS; from++)
+			for (to = 0; to < NS; to++)
+				if (reach[to] && !reach[from] &&
+				    upstream_req_transition_ok(from, to))
+					reach[from] = changed = 1;
+	} while (changed);
+	for (bad = 0, from = 0; from < NS; from++)
+		bad += !reach[from];
+	is_int(bad, 0, "DONE is reached from every state");
+}
 
 /*
  * The scripted upstream: responses in order, one per request head; its
@@ -205,6 +302,8 @@ main(void)
 	struct config		*cfg;
 	size_t			 i;
 	char			 err[256], *text;
+
+	test_table();
 
 	base = event_base_new();
 	memset(&sin, 0, sizeof(sin));
