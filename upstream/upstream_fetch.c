@@ -172,6 +172,9 @@ struct upstream_req {
 	int			 too_large;
 	int			 cancelled;
 	int			 herr;		/* evhttp error + 1, or 0 */
+	/* The final response's, from DELIVER on (the accessors). */
+	struct upstream_ratelimit rl;
+	char			 retry_after[10];	/* "" or digits */
 	char			*location;
 	char			*challenge;
 	struct evbuffer		*body;
@@ -549,31 +552,46 @@ upstream_req_retry(struct upstream_req *r, const char *why)
 	evtimer_add(r->retry_ev, &tv);
 }
 
+/* A RateLimit-* count: digits, then ";w=...", ',', ' ' or nothing. */
+static int
+upstream_ratelimit_count(const char *v, long *n)
+{
+	char	*end;
+
+	*n = strtol(v, &end, 10);
+	return end != v && (*end == '\0' || *end == ';' || *end == ',' ||
+	    *end == ' ');
+}
+
 /*
- * RateLimit-Remaining of any head (the floor replication and prefetch
- * obey counts what the upstream says, whatever the answer), with a warning
- * when it is nearly used up.
+ * RateLimit-* of any head, read once into *rl (for the accessors, if it
+ * is the final one).  The floor that replication and prefetch obey counts
+ * what every answer says (upstream_rate_remaining), with a warning when
+ * it is nearly used up.
  */
 static void
-upstream_req_ratelimit_note(struct upstream_req *r, struct evkeyvalq *in)
+upstream_req_ratelimit_note(struct upstream_req *r, struct evkeyvalq *in,
+    struct upstream_ratelimit *rl)
 {
 	const char	*v, *lim, *rst;
-	char		*end;
-	long		 left, reset;
+	long		 left, n;
 
+	rl->remaining = rl->limit = -1;
+	rl->reset = 0;
+	lim = evhttp_find_header(in, "RateLimit-Limit");
+	if (lim != NULL && upstream_ratelimit_count(lim, &n) && n >= 0)
+		rl->limit = n;
+	if ((rst = evhttp_find_header(in, "RateLimit-Reset")) != NULL &&
+	    (n = strtol(rst, NULL, 10)) > 0)
+		rl->reset = n;
 	if ((v = evhttp_find_header(in, "RateLimit-Remaining")) == NULL)
 		return;
-	/* Docker Hub: "76;w=21600". */
-	left = strtol(v, &end, 10);
-	lim = evhttp_find_header(in, "RateLimit-Limit");
-	rst = evhttp_find_header(in, "RateLimit-Reset");
-	reset = rst != NULL ? strtol(rst, NULL, 10) : 0;
-	/* Only a number (then ";w=..." or nothing) is a count. */
-	if (end != v && (*end == '\0' || *end == ';' || *end == ',' ||
-	    *end == ' ')) {
-		atomic_store(&r->u->rl_reset, reset > 0 ? reset : 0);
-		atomic_store(&r->u->rl_remaining, left < 0 ? 0 : left);
+	if (upstream_ratelimit_count(v, &left)) {
+		rl->remaining = left < 0 ? 0 : left;
+		atomic_store(&r->u->rl_reset, rl->reset);
+		atomic_store(&r->u->rl_remaining, rl->remaining);
 	}
+	/* Not a count at all ("abc") reads as 0: warn, as for a real 0. */
 	if (left <= 10)
 		log_warnx("upstream %s: rate limit nearly used up: "
 		    "RateLimit-Remaining %s, RateLimit-Limit %s",
@@ -621,15 +639,24 @@ upstream_req_then(struct upstream_req *r, struct evkeyvalq *in)
 	return UPSTREAM_THEN_NONE;
 }
 
-/* EXCHANGE -> DELIVER: the final head to the owner; -1 stops the body. */
+/*
+ * EXCHANGE -> DELIVER: the final head to the owner (and what it says
+ * about coming back, rl and Retry-After, to the accessors); -1 stops the
+ * body.
+ */
 static int
-upstream_req_deliver(struct upstream_req *r, struct evkeyvalq *in)
+upstream_req_deliver(struct upstream_req *r, struct evkeyvalq *in,
+    const struct upstream_ratelimit *rl)
 {
 	const char	*v;
 	int64_t		 cl = -1;
 	char		*end;
 
 	upstream_req_set_state(r, UPSTREAM_REQ_DELIVER);
+	r->rl = *rl;
+	v = text_retry_after(evhttp_find_header(in, "Retry-After"));
+	snprintf(r->retry_after, sizeof(r->retry_after), "%s",
+	    v != NULL ? v : "");
 	if ((v = evhttp_find_header(in, "Content-Length")) != NULL) {
 		errno = 0;
 		cl = strtoll(v, &end, 10);
@@ -659,6 +686,7 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 	struct evkeyval		*kv;
 	long			 nhdr = 0;
 	struct evkeyvalq	*in;
+	struct upstream_ratelimit rl;
 
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
 	AN(r->state == UPSTREAM_REQ_EXCHANGE);
@@ -684,7 +712,7 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 		    upstream_method_str(r->method), r->url.host, r->url.port,
 		    p, r->status);
 	}
-	upstream_req_ratelimit_note(r, in);
+	upstream_req_ratelimit_note(r, in, &rl);
 	/*
 	 * An interim 100 (never asked for: we send no Expect): evhttp reads
 	 * the next head on the same request, and that one is the answer.
@@ -693,7 +721,7 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 		return 0;
 	if ((r->then = upstream_req_then(r, in)) != UPSTREAM_THEN_NONE)
 		return 0;
-	return upstream_req_deliver(r, in);
+	return upstream_req_deliver(r, in, &rl);
 }
 
 static void
@@ -840,6 +868,7 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 	t->magic = UPSTREAM_REQ_MAGIC;
 	t->bfd = -1;
 	t->retry_ms = -1;
+	t->rl.remaining = t->rl.limit = -1;
 	t->w = r->w;
 	t->u = r->u;
 	t->method = EVHTTP_REQ_GET;
@@ -1396,6 +1425,7 @@ upstream_req_new(struct upstream_worker *w, struct upstream *u,
 	r->arg = arg;
 	clock_gettime(CLOCK_MONOTONIC, &r->started);
 	r->retry_ms = -1;
+	r->rl.remaining = r->rl.limit = -1;
 	r->url_idx = upstream_url_pick(u);
 	b = &u->urls[r->url_idx];
 	r->url.tls = b->tls;
@@ -1519,4 +1549,20 @@ upstream_req_status(const struct upstream_req *r)
 {
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
 	return r->status;
+}
+
+const char *
+upstream_req_retry_after(const struct upstream_req *r)
+{
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	return r->retry_after[0] != '\0' ? r->retry_after : NULL;
+}
+
+int
+upstream_req_ratelimit(const struct upstream_req *r,
+    struct upstream_ratelimit *out)
+{
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	*out = r->rl;
+	return r->rl.remaining >= 0;
 }

@@ -5,7 +5,11 @@
  * every state, nothing after DONE); then requests against a scripted
  * upstream on 127.0.0.1 (a listener of the test's own that answers each
  * request head it reads with the next response of a script, byte for
- * byte): an interim 100 is not the answer the owner is given.
+ * byte): an interim 100 is not the answer the owner is given; the
+ * final response's Retry-After and RateLimit-* through the accessors, in
+ * the head and the done callbacks, after a redirect, a retried 503 and a
+ * Basic round (whose own headers never count), none when the request
+ * failed before a final response, an HTTP-date or junk refused.
  */
 #include "autoconf.h"
 
@@ -14,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -198,6 +203,13 @@ fake_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/* What the accessors said in one callback. */
+struct said {
+	char			 retry_after[16];	/* "(null)" for NULL */
+	int			 counted;
+	struct upstream_ratelimit rl;
+};
+
 /* What the owner's callbacks saw. */
 struct seen {
 	struct event_base	*base;
@@ -206,7 +218,18 @@ struct seen {
 	int			 dones;
 	const char		*err;
 	char			 body[256];
+	struct said		 at_head, at_done;
 };
+
+static void
+ask(const struct upstream_req *ur, struct said *d)
+{
+	const char	*ra = upstream_req_retry_after(ur);
+
+	snprintf(d->retry_after, sizeof(d->retry_after), "%s",
+	    ra != NULL ? ra : "(null)");
+	d->counted = upstream_req_ratelimit(ur, &d->rl);
+}
 
 static int
 t_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
@@ -214,11 +237,11 @@ t_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
 {
 	struct seen	*s = arg;
 
-	(void)ur;
 	(void)h;
 	(void)clen;
 	s->heads++;
 	s->head_status = status;
+	ask(ur, &s->at_head);
 	return 0;
 }
 
@@ -229,9 +252,9 @@ t_done_cb(struct upstream_req *ur, const char *err, struct evbuffer *body,
 	struct seen	*s = arg;
 	size_t		 n;
 
-	(void)ur;
 	s->dones++;
 	s->err = err;
+	ask(ur, &s->at_done);
 	if (body != NULL) {
 		n = evbuffer_get_length(body);
 		if (n >= sizeof(s->body))
@@ -253,11 +276,16 @@ t_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 
 static struct event_base	*base;
 static struct upstream_worker	*uw;
-static struct upstream		*up;
+static struct upstream		*up, *up_basic;
+static int			 fake_port;
 
-/* Run one buffered GET against script; what the callbacks saw in *s. */
+/*
+ * Run one buffered GET against script (head callback or not); what the
+ * callbacks saw in *s.
+ */
 static void
-fetch(const char *const *script, struct seen *s)
+fetch_on(struct upstream *u, const char *const *script, int with_head,
+    struct seen *s)
 {
 	struct event	*deadline;
 	struct timeval	 tv = { 10, 0 };
@@ -269,11 +297,129 @@ fetch(const char *const *script, struct seen *s)
 	s->base = base;
 	deadline = evtimer_new(base, t_deadline_cb, NULL);
 	evtimer_add(deadline, &tv);
-	(void)upstream_req_start(uw, up, EVHTTP_REQ_GET,
-	    "/v2/app/manifests/v1", "app", NULL, 4096, t_head_cb, NULL,
-	    t_done_cb, s);
+	(void)upstream_req_start(uw, u, EVHTTP_REQ_GET,
+	    "/v2/app/manifests/v1", "app", NULL, 4096,
+	    with_head ? t_head_cb : NULL, NULL, t_done_cb, s);
 	event_base_dispatch(base);
 	event_free(deadline);
+}
+
+static void
+fetch(const char *const *script, struct seen *s)
+{
+	fetch_on(up, script, 1, s);
+}
+
+static void
+is_said(const struct said *d, const char *ra, int counted, long remaining,
+    long limit, long reset, const char *where)
+{
+	is_str(d->retry_after, ra, "  %s: Retry-After %s", where, ra);
+	is_int(d->counted, counted, "  %s: %s", where,
+	    counted ? "a RateLimit-Remaining count" : "no count");
+	ok(d->rl.remaining == remaining && d->rl.limit == limit &&
+	    d->rl.reset == reset, "  %s: remaining %ld limit %ld reset %ld "
+	    "(got %ld %ld %ld)", where, remaining, limit, reset,
+	    d->rl.remaining, d->rl.limit, d->rl.reset);
+}
+
+/* Past a redirect and a retried 503, what the 429 at the end says. */
+static void
+test_final_only(void)
+{
+	static const char *const script[] = {
+		"HTTP/1.1 307 Temporary Redirect\r\n"
+		"Location: /v2/app/manifests/v2\r\nRetry-After: 30\r\n"
+		"RateLimit-Limit: 60\r\nRateLimit-Remaining: 50;w=60\r\n"
+		"RateLimit-Reset: 9\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+		"RateLimit-Remaining: 40\r\nContent-Length: 4\r\n\r\nbusy",
+		"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n"
+		"RateLimit-Limit: 100;w=21600\r\n"
+		"RateLimit-Remaining: 0;w=21600\r\nRateLimit-Reset: 42\r\n"
+		"Content-Length: 2\r\n\r\n{}",
+		NULL
+	};
+	struct seen	s;
+	long		reset = -1;
+
+	fetch(script, &s);
+	is_int(fake.requests, 3, "307, 503, 429: three requests");
+	is_int(s.heads, 1, "  one head, the 429's");
+	is_int(s.head_status, 429, "  429");
+	ok(s.err == NULL, "  done without an error");
+	is_said(&s.at_head, "7", 1, 0, 100, 42, "in head");
+	is_said(&s.at_done, "7", 1, 0, 100, 42, "in done");
+	is_int(upstream_rate_remaining(up, &reset), 0,
+	    "  the upstream's floor counts the last answer");
+	is_int(reset, 42, "  and its RateLimit-Reset");
+}
+
+/* A Basic round: the 401's headers are not the answer's. */
+static void
+test_basic_round(void)
+{
+	static const char *const script[] = {
+		"HTTP/1.1 401 Unauthorized\r\n"
+		"WWW-Authenticate: Basic realm=\"r\"\r\nRetry-After: 30\r\n"
+		"RateLimit-Remaining: 5\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n"
+		"Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
+		"RateLimit-Remaining: lots\r\nRateLimit-Limit: many\r\n"
+		"Content-Length: 2\r\n\r\nok",
+		NULL
+	};
+	struct seen	s;
+
+	fetch_on(up_basic, script, 1, &s);
+	is_int(fake.requests, 2, "401 Basic, then 200: two requests");
+	is_int(s.head_status, 200, "  the head is the 200's");
+	is_said(&s.at_head, "(null)", 0, -1, -1, 0, "in head");
+	is_said(&s.at_done, "(null)", 0, -1, -1, 0, "in done");
+}
+
+/* Buffered without a head callback: the accessors in done. */
+static void
+test_no_head_cb(void)
+{
+	static const char *const script[] = {
+		"HTTP/1.1 404 Not Found\r\nRetry-After: 120\r\n"
+		"RateLimit-Remaining: 12\r\nContent-Length: 0\r\n\r\n",
+		NULL
+	};
+	struct seen	s;
+
+	fetch_on(up, script, 0, &s);
+	is_int(s.heads, 0, "no head callback");
+	is_said(&s.at_done, "120", 1, 12, -1, 0, "in done");
+}
+
+/*
+ * The token service fails: the request never had a final response, so
+ * the 401's Retry-After and RateLimit are not reported.
+ */
+static void
+test_no_final(void)
+{
+	static char	challenge[300];
+	static const char *script[] = {
+		challenge,
+		"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 9\r\n"
+		"Content-Length: 0\r\n\r\n",
+		NULL
+	};
+	struct seen	s;
+
+	snprintf(challenge, sizeof(challenge), "HTTP/1.1 401 Unauthorized\r\n"
+	    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\","
+	    "service=\"t\"\r\nRetry-After: 30\r\n"
+	    "RateLimit-Remaining: 5\r\nContent-Length: 0\r\n\r\n",
+	    fake_port);
+	fetch(script, &s);
+	is_int(fake.requests, 2, "401 Bearer, token service 503");
+	ok(s.err == upstream_err_auth, "  done with upstream_err_auth");
+	is_int(s.heads, 0, "  no head callback");
+	is_said(&s.at_done, "(null)", 0, -1, -1, 0, "in done");
 }
 
 static void
@@ -302,6 +448,8 @@ main(void)
 	struct config		*cfg;
 	size_t			 i;
 	char			 err[256], *text;
+	char			 pwfile[] = "/tmp/test_fetch.XXXXXX";
+	int			 pw;
 
 	test_table();
 
@@ -315,18 +463,31 @@ main(void)
 	if (l == NULL || getsockname(evconnlistener_get_fd(l),
 	    (struct sockaddr *)&sin, &slen) != 0)
 		bail_out("cannot listen on 127.0.0.1");
+	fake_port = ntohs(sin.sin_port);
+	if ((pw = mkstemp(pwfile)) < 0 || write(pw, "pass\n", 5) != 5)
+		bail_out("mkstemp");
+	close(pw);
 	xasprintf(&text, "[timeouts]\nconnect = 2s\nfirst_byte = 5s\n"
 	    "[upstream \"test.example\"]\nurl = http://127.0.0.1:%d\n"
-	    "default = yes\n", ntohs(sin.sin_port));
+	    "default = yes\n"
+	    "[upstream \"basic.example\"]\nurl = http://127.0.0.1:%d\n"
+	    "username = user\npassword_file = %s\n", fake_port, fake_port,
+	    pwfile);
 	if (config_load_string("test.conf", text, &cfg, err,
 	    sizeof(err)) != 0)
 		bail_out(err);
 	free(text);
-	if (upstream_init_all(cfg) != 0 || (up = upstream_default()) == NULL)
+	unlink(pwfile);
+	if (upstream_init_all(cfg) != 0 || (up = upstream_default()) == NULL ||
+	    (up_basic = upstream_find("basic.example")) == NULL)
 		bail_out("upstream_init_all");
 	uw = upstream_worker_new(base, cfg, 1);
 
 	test_interim_100();
+	test_final_only();
+	test_basic_round();
+	test_no_head_cb();
+	test_no_final();
 
 	upstream_worker_free(uw);
 	upstream_fini_all();
