@@ -31,6 +31,8 @@
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 
+#define PROXY_ROUTE_LIBRARY_LEN	(sizeof("library/") - 1)
+
 /* Fill err; returns -1 so that a refusal is one return statement. */
 static int __attribute__((format(printf, 4, 5)))
 proxy_route_refuse(struct proxy_route_err *err, int status, const char *code,
@@ -218,9 +220,14 @@ proxy_route_path(const struct proxy_route_cfg *cfg, char *path,
 	if (!ref_name_valid(name))
 		return proxy_route_refuse(err, 400, "NAME_INVALID",
 		    "invalid repository name");
-	if (cfg->docker_hub(up, cfg->arg) && strchr(name, '/') == NULL)
+	if (cfg->docker_hub(up, cfg->arg) && strchr(name, '/') == NULL) {
+		/* The limit is on the name the upstream is asked for. */
+		if (strlen(name) > REF_NAME_MAX - PROXY_ROUTE_LIBRARY_LEN)
+			return proxy_route_refuse(err, 400, "NAME_INVALID",
+			    "invalid repository name: over %d bytes with "
+			    "library/ in front", REF_NAME_MAX);
 		xasprintf(&out->repo, "library/%s", name);
-	else
+	} else
 		out->repo = xstrdup(name);
 	if (ref != NULL) {
 		if (digest_parse(ref, &out->digest) == 0)
