@@ -716,9 +716,14 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 	/*
 	 * An interim 100 (never asked for: we send no Expect): evhttp reads
 	 * the next head on the same request, and that one is the answer.
+	 * evhttp adds its fields to these, so they go now: none of the
+	 * interim's (a Content-Length, a Retry-After) may pass for the
+	 * answer's.
 	 */
-	if (r->status == 100)
+	if (r->status == 100) {
+		evhttp_clear_headers(in);
 		return 0;
+	}
 	if ((r->then = upstream_req_then(r, in)) != UPSTREAM_THEN_NONE)
 		return 0;
 	return upstream_req_deliver(r, in, &rl);

@@ -5,7 +5,8 @@
  * every state, nothing after DONE); then requests against a scripted
  * upstream on 127.0.0.1 (a listener of the test's own that answers each
  * request head it reads with the next response of a script, byte for
- * byte): an interim 100 is not the answer the owner is given; the
+ * byte): an interim 100 is not the answer the owner is given, nor are
+ * its fields (its Content-Length framed the answer's body); the
  * final response's Retry-After and RateLimit-* through the accessors, in
  * the head and the done callbacks, after a redirect, a retried 503 and a
  * Basic round (whose own headers never count), none when the request
@@ -215,6 +216,7 @@ struct seen {
 	struct event_base	*base;
 	int			 heads;
 	int			 head_status;
+	int			 fields;	/* in the head given */
 	int			 dones;
 	const char		*err;
 	char			 body[256];
@@ -237,11 +239,14 @@ t_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
 {
 	struct seen	*s = arg;
 
-	(void)h;
+	struct evkeyval	*kv;
+
 	(void)clen;
 	s->heads++;
 	s->head_status = status;
 	ask(ur, &s->at_head);
+	TAILQ_FOREACH(kv, h, next)
+		s->fields++;
 	return 0;
 }
 
@@ -430,6 +435,12 @@ test_interim_100(void)
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
 		NULL
 	};
+	static const char *const fields[] = {
+		"HTTP/1.1 100 Continue\r\nContent-Length: 1\r\n"
+		"Retry-After: 5\r\nX-Interim: 1\r\n\r\n"
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnone",
+		NULL
+	};
 	struct seen	s;
 
 	fetch(script, &s);
@@ -437,6 +448,13 @@ test_interim_100(void)
 	is_int(s.head_status, 200, "  with the 200");
 	ok(s.err == NULL, "  done without an error");
 	is_str(s.body, "hi", "  and the 200's body");
+
+	fetch(fields, &s);
+	is_int(s.head_status, 404, "a 100 with fields, then 404: the 404");
+	is_int(s.fields, 1, "  the head holds the 404's one field only");
+	is_str(s.body, "none", "  its whole body (not the 100's length)");
+	is_str(s.at_head.retry_after, "(null)",
+	    "  no Retry-After: the 100's is not the answer's");
 }
 
 int
