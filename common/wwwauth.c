@@ -172,6 +172,54 @@ wwwauth_set(struct wwwauth *c, const char *name, size_t namelen, char *value)
 	*slot = value;
 }
 
+/*
+ * The auth-param at p (its name namelen bytes, its value at vp, as
+ * wwwauth_param_at found them) into c.  Where the scan goes on (a ',' or
+ * the end), or NULL when the value is malformed or something follows it.
+ */
+static const char *
+wwwauth_param(struct wwwauth *c, const char *p, size_t namelen,
+    const char *vp)
+{
+	const char	*q;
+	char		*value;
+
+	if ((value = wwwauth_value(vp, &q)) == NULL)
+		return NULL;
+	wwwauth_set(c, p, namelen, value);
+	p = wwwauth_skip_ws(q);
+	return *p == ',' || *p == '\0' ? p : NULL;
+}
+
+static enum wwwauth_scheme
+wwwauth_scheme_of(const char *tok, size_t toklen)
+{
+	if (toklen == 6 && strncasecmp(tok, "bearer", 6) == 0)
+		return WWWAUTH_BEARER;
+	if (toklen == 5 && strncasecmp(tok, "basic", 5) == 0)
+		return WWWAUTH_BASIC;
+	return WWWAUTH_UNKNOWN;
+}
+
+/*
+ * A token68 at p: kept as syntax, never as a value we use.  Where the
+ * scan goes on (a ',' or the end), or NULL when it is not one.
+ */
+static const char *
+wwwauth_token68(const char *p)
+{
+	const char	*q = p;
+
+	while (wwwauth_is_t68char((unsigned char)*q))
+		q++;
+	if (q == p)
+		return NULL;
+	while (*q == '=')
+		q++;
+	p = wwwauth_skip_ws(q);
+	return *p == ',' || *p == '\0' ? p : NULL;
+}
+
 /* Move cur into best if it ranks higher (ties go to the earlier one). */
 static void
 wwwauth_choose(struct wwwauth *best, int *have_best, struct wwwauth *cur)
@@ -190,9 +238,8 @@ int
 wwwauth_parse(const char *header, struct wwwauth *out)
 {
 	struct wwwauth	 cur;
-	const char	*p, *tok, *vp, *q;
-	size_t		 toklen, namelen;
-	char		*value;
+	const char	*p, *tok, *vp;
+	size_t		 namelen;
 	int		 have_cur = 0, have_best = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -209,13 +256,8 @@ wwwauth_parse(const char *header, struct wwwauth *out)
 			break;
 
 		if (wwwauth_param_at(p, &namelen, &vp)) {
-			if (!have_cur)
-				goto fail;
-			if ((value = wwwauth_value(vp, &q)) == NULL)
-				goto fail;
-			wwwauth_set(&cur, p, namelen, value);
-			p = wwwauth_skip_ws(q);
-			if (*p != ',' && *p != '\0')
+			if (!have_cur ||
+			    (p = wwwauth_param(&cur, p, namelen, vp)) == NULL)
 				goto fail;
 			continue;
 		}
@@ -226,16 +268,10 @@ wwwauth_parse(const char *header, struct wwwauth *out)
 			p++;
 		if (p == tok)
 			goto fail;
-		toklen = (size_t)(p - tok);
 		if (have_cur)
 			wwwauth_choose(out, &have_best, &cur);
 		have_cur = 1;
-		if (toklen == 6 && strncasecmp(tok, "bearer", 6) == 0)
-			cur.scheme = WWWAUTH_BEARER;
-		else if (toklen == 5 && strncasecmp(tok, "basic", 5) == 0)
-			cur.scheme = WWWAUTH_BASIC;
-		else
-			cur.scheme = WWWAUTH_UNKNOWN;
+		cur.scheme = wwwauth_scheme_of(tok, (size_t)(p - tok));
 
 		if (*p == '\0' || *p == ',')
 			continue;
@@ -245,17 +281,7 @@ wwwauth_parse(const char *header, struct wwwauth *out)
 		if (*p == '\0' || *p == ',' ||
 		    wwwauth_param_at(p, &namelen, &vp))
 			continue;
-
-		/* token68: kept as syntax, never as a value we use. */
-		q = p;
-		while (wwwauth_is_t68char((unsigned char)*q))
-			q++;
-		if (q == p)
-			goto fail;
-		while (*q == '=')
-			q++;
-		p = wwwauth_skip_ws(q);
-		if (*p != ',' && *p != '\0')
+		if ((p = wwwauth_token68(p)) == NULL)
 			goto fail;
 	}
 	if (!have_cur)

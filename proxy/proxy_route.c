@@ -31,6 +31,8 @@
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 
+#define PROXY_ROUTE_LIBRARY_LEN	(sizeof("library/") - 1)
+
 /* Fill err; returns -1 so that a refusal is one return statement. */
 static int __attribute__((format(printf, 4, 5)))
 proxy_route_refuse(struct proxy_route_err *err, int status, const char *code,
@@ -127,6 +129,134 @@ proxy_route_query(const char *q, char **query, char **ns)
 }
 
 /*
+ * "/v2..." or "/<upstream>/v2..." (Docker mirror URLs with a path): in
+ * *rest what follows "/v2", in *up the upstream a prefix names (else
+ * NULL).  Modifies path.
+ */
+static int
+proxy_route_prefix(const struct proxy_route_cfg *cfg, char *path,
+    struct upstream **up, char **rest, struct proxy_route_err *err)
+{
+	char	*p;
+
+	*up = NULL;
+	*rest = NULL;
+	if (strncmp(path, "/v2/", 4) == 0 || strcmp(path, "/v2") == 0) {
+		*rest = path + 3;
+		return 0;
+	}
+	if (path[0] == '/' && (p = strstr(path + 1, "/v2")) != NULL &&
+	    (p[3] == '/' || p[3] == '\0') &&
+	    memchr(path + 1, '/', (size_t)(p - path - 1)) == NULL) {
+		*p = '\0';
+		if ((*up = cfg->find(path + 1, cfg->arg)) == NULL)
+			return proxy_route_refuse(err, 404, "NAME_UNKNOWN",
+			    "no upstream named '%s' is configured", path + 1);
+		*rest = p + 3;
+		return 0;
+	}
+	return proxy_route_refuse(err, 404, "NAME_UNKNOWN",
+	    "not a registry API path");
+}
+
+/*
+ * "<name>/tags/list" or "<name>/<kind>/<ref>", split in place: out->kind,
+ * *name and *ref (NULL for a tag list); -1 when it is neither.  From the
+ * right, since a name has slashes of its own.
+ */
+static int
+proxy_route_kind(char *rest, struct proxy_route *out, char **name,
+    char **ref)
+{
+	char	*p, *kind;
+
+	if ((p = strrchr(rest, '/')) == NULL)
+		return -1;
+	*ref = p + 1;
+	*p = '\0';
+	if (strcmp(*ref, "list") == 0 && (p = strrchr(rest, '/')) != NULL &&
+	    strcmp(p + 1, "tags") == 0) {
+		*p = '\0';
+		out->kind = PROXY_KIND_TAGS;
+		*ref = NULL;
+	} else {
+		if ((p = strrchr(rest, '/')) == NULL)
+			return -1;
+		kind = p + 1;
+		*p = '\0';
+		if (strcmp(kind, "manifests") == 0)
+			out->kind = PROXY_KIND_MANIFEST;
+		else if (strcmp(kind, "blobs") == 0)
+			out->kind = PROXY_KIND_BLOB;
+		else if (strcmp(kind, "referrers") == 0)
+			out->kind = PROXY_KIND_REFERRERS;
+		else
+			return -1;
+	}
+	*name = rest;
+	return 0;
+}
+
+/*
+ * The upstream, when neither ns nor a prefix named it (a podman/CRI-O
+ * first component that looks like a host, else the default), into
+ * out->up; then the repository name at it into out->repo.
+ */
+static int
+proxy_route_repo(const struct proxy_route_cfg *cfg, struct upstream *up,
+    char *name, struct proxy_route *out, struct proxy_route_err *err)
+{
+	char	*p;
+
+	/* podman/CRI-O: /v2/<upstream>/<name>/... */
+	if (up == NULL && (p = strchr(name, '/')) != NULL) {
+		*p = '\0';
+		if (strchr(name, '.') != NULL || strchr(name, ':') != NULL ||
+		    strcmp(name, "localhost") == 0)
+			up = cfg->find(name, cfg->arg);
+		if (up != NULL)
+			name = p + 1;
+		else
+			*p = '/';
+	}
+	if (up == NULL && (up = cfg->find(NULL, cfg->arg)) == NULL)
+		return proxy_route_refuse(err, 404, "NAME_UNKNOWN",
+		    "request names no upstream and none is the default");
+	out->up = up;
+	if (!ref_name_valid(name))
+		return proxy_route_refuse(err, 400, "NAME_INVALID",
+		    "invalid repository name");
+	if (cfg->docker_hub(up, cfg->arg) && strchr(name, '/') == NULL) {
+		/* The limit is on the name the upstream is asked for. */
+		if (strlen(name) > REF_NAME_MAX - PROXY_ROUTE_LIBRARY_LEN)
+			return proxy_route_refuse(err, 400, "NAME_INVALID",
+			    "invalid repository name: over %d bytes with "
+			    "library/ in front", REF_NAME_MAX);
+		xasprintf(&out->repo, "library/%s", name);
+	} else
+		out->repo = xstrdup(name);
+	return 0;
+}
+
+/* A tag (manifests only) or a digest, into out. */
+static int
+proxy_route_ref(const char *ref, struct proxy_route *out,
+    struct proxy_route_err *err)
+{
+	if (digest_parse(ref, &out->digest) == 0)
+		out->ref_is_digest = 1;
+	else if (out->kind != PROXY_KIND_MANIFEST || !ref_tag_valid(ref)) {
+		if (out->kind == PROXY_KIND_MANIFEST && strchr(ref, ':') == NULL)
+			return proxy_route_refuse(err, 400, "TAG_INVALID",
+			    "invalid tag");
+		return proxy_route_refuse(err, 400, "DIGEST_INVALID",
+		    "invalid or unsupported digest");
+	}
+	out->ref = xstrdup(ref);
+	return 0;
+}
+
+/*
  * Split path (modified in place) and route it.  What is learnt before a
  * refusal stays in out: the access log names the upstream of a request
  * whose repository name was invalid.
@@ -135,22 +265,11 @@ static int
 proxy_route_path(const struct proxy_route_cfg *cfg, char *path,
     const char *ns, struct proxy_route *out, struct proxy_route_err *err)
 {
-	struct upstream	*up = NULL;
-	char		*rest, *p, *name, *kind, *ref;
+	struct upstream	*up;
+	char		*rest, *name, *ref;
 
-	if (strncmp(path, "/v2/", 4) == 0 || strcmp(path, "/v2") == 0)
-		rest = path + 3;
-	else if (path[0] == '/' && (p = strstr(path + 1, "/v2")) != NULL &&
-	    (p[3] == '/' || p[3] == '\0') &&
-	    memchr(path + 1, '/', (size_t)(p - path - 1)) == NULL) {
-		*p = '\0';
-		if ((up = cfg->find(path + 1, cfg->arg)) == NULL)
-			return proxy_route_refuse(err, 404, "NAME_UNKNOWN",
-			    "no upstream named '%s' is configured", path + 1);
-		rest = p + 3;
-	} else
-		return proxy_route_refuse(err, 404, "NAME_UNKNOWN",
-		    "not a registry API path");
+	if (proxy_route_prefix(cfg, path, &up, &rest, err) != 0)
+		return -1;
 	if (ns != NULL) {
 		if ((up = cfg->find(ns, cfg->arg)) == NULL)
 			return proxy_route_refuse(err, 404, "NAME_UNKNOWN",
@@ -172,74 +291,13 @@ proxy_route_path(const struct proxy_route_cfg *cfg, char *path,
 		out->repo = xstrdup("_catalog");
 		return 0;
 	}
-	rest++;		/* past '/' */
-
-	/* <name>/tags/list or <name>/<kind>/<ref> */
-	if ((p = strrchr(rest, '/')) == NULL)
-		goto bad;
-	ref = p + 1;
-	*p = '\0';
-	if (strcmp(ref, "list") == 0 && (p = strrchr(rest, '/')) != NULL &&
-	    strcmp(p + 1, "tags") == 0) {
-		*p = '\0';
-		out->kind = PROXY_KIND_TAGS;
-		ref = NULL;
-	} else {
-		if ((p = strrchr(rest, '/')) == NULL)
-			goto bad;
-		kind = p + 1;
-		*p = '\0';
-		if (strcmp(kind, "manifests") == 0)
-			out->kind = PROXY_KIND_MANIFEST;
-		else if (strcmp(kind, "blobs") == 0)
-			out->kind = PROXY_KIND_BLOB;
-		else if (strcmp(kind, "referrers") == 0)
-			out->kind = PROXY_KIND_REFERRERS;
-		else
-			goto bad;
-	}
-	name = rest;
-
-	/* podman/CRI-O: /v2/<upstream>/<name>/... */
-	if (up == NULL && (p = strchr(name, '/')) != NULL) {
-		*p = '\0';
-		if (strchr(name, '.') != NULL || strchr(name, ':') != NULL ||
-		    strcmp(name, "localhost") == 0)
-			up = cfg->find(name, cfg->arg);
-		if (up != NULL)
-			name = p + 1;
-		else
-			*p = '/';
-	}
-	if (up == NULL && (up = cfg->find(NULL, cfg->arg)) == NULL)
+	/* Past the '/'. */
+	if (proxy_route_kind(rest + 1, out, &name, &ref) != 0)
 		return proxy_route_refuse(err, 404, "NAME_UNKNOWN",
-		    "request names no upstream and none is the default");
-	out->up = up;
-	if (!ref_name_valid(name))
-		return proxy_route_refuse(err, 400, "NAME_INVALID",
-		    "invalid repository name");
-	if (cfg->docker_hub(up, cfg->arg) && strchr(name, '/') == NULL)
-		xasprintf(&out->repo, "library/%s", name);
-	else
-		out->repo = xstrdup(name);
-	if (ref != NULL) {
-		if (digest_parse(ref, &out->digest) == 0)
-			out->ref_is_digest = 1;
-		else if (out->kind != PROXY_KIND_MANIFEST ||
-		    !ref_tag_valid(ref)) {
-			if (out->kind == PROXY_KIND_MANIFEST &&
-			    strchr(ref, ':') == NULL)
-				return proxy_route_refuse(err, 400,
-				    "TAG_INVALID", "invalid tag");
-			return proxy_route_refuse(err, 400, "DIGEST_INVALID",
-			    "invalid or unsupported digest");
-		}
-		out->ref = xstrdup(ref);
-	}
-	return 0;
-bad:
-	return proxy_route_refuse(err, 404, "NAME_UNKNOWN",
-	    "not a registry API path");
+		    "not a registry API path");
+	if (proxy_route_repo(cfg, up, name, out, err) != 0)
+		return -1;
+	return ref != NULL ? proxy_route_ref(ref, out, err) : 0;
 }
 
 /*

@@ -153,4 +153,33 @@ const char *upstream_req_errmsg(const struct upstream_req *);
 /* Status of the final response (0 if none). */
 int	upstream_req_status(const struct upstream_req *);
 
+/*
+ * What the final response said about coming back: the response the head
+ * callback is given (after any redirects, token or Basic round and
+ * retries: a 3xx, 401 or retried 5xx the request acts on itself never
+ * counts), read once as it arrives.  Valid from the head callback until
+ * done returns (in buffered mode without a head callback too, in done);
+ * before a final response, and in a done whose error came before one
+ * (refused, timed out, token service failed), there is none.
+ *
+ * upstream_req_retry_after: its Retry-After when that is delta-seconds
+ * (1 to 9 digits: what text_retry_after() accepts), else NULL (none, an
+ * HTTP-date or junk: the caller uses its own).  The string is the
+ * request's.
+ */
+const char *upstream_req_retry_after(const struct upstream_req *);
+/*
+ * upstream_req_ratelimit: 1 when the final response carried a
+ * RateLimit-Remaining count, else 0; *out is filled either way, -1 (0 for
+ * reset) where the response said nothing usable.  A count is the number
+ * before any ";w=..." (Docker Hub: "76;w=21600").
+ */
+struct upstream_ratelimit {
+	long	remaining;	/* RateLimit-Remaining, >= 0; -1: none */
+	long	limit;		/* RateLimit-Limit, >= 0; -1: none */
+	long	reset;		/* RateLimit-Reset seconds, > 0; 0: none */
+};
+int	upstream_req_ratelimit(const struct upstream_req *,
+	    struct upstream_ratelimit *out);
+
 #endif

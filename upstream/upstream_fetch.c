@@ -1,34 +1,65 @@
 /*
  * upstream_fetch.c — one logical request to an upstream registry, as a
- * small state machine over evhttp exchanges.
+ * small state machine over evhttp exchanges.  r->state changes only in
+ * upstream_req_set_state(), which aborts on a transition this table does
+ * not list; upstream_req_next[] below is the same table as data, and
+ * tests/unit/upstream/test_fetch.c holds it to this comment.
  *
  *	state		event				next
- *	RESOLVE		no idle pooled connection:	RESOLVE (evdns)
- *			the target's name is looked up
+ *	NEW		started				begin
+ *	QUEUE		a slot came free (from the	begin (holding the slot:
+ *			loop)				never QUEUE again)
+ *	QUEUE		[timeouts] queue passed		DONE (upstream_err_busy)
  *	RESOLVE		an address the redirect policy	EXCHANGE (connected to
  *			allows (upstream_policy.c)	that number)
  *	RESOLVE		no allowed address		DONE (upstream_err_policy)
- *	RESOLVE		name unknown, or connect	RESOLVE (retried, next url
- *			timeout				first) or DONE
- *	EXCHANGE	final response headers		DELIVER (head cb)
- *	EXCHANGE	401 Bearer challenge		TOKEN
- *	EXCHANGE	401 Basic, have credentials	EXCHANGE (with Basic)
- *	EXCHANGE	3xx with Location (<= 5)	RESOLVE (new target,
- *			the policy allows		no Authorization off
- *							the upstream's host)
- *	EXCHANGE	3xx the policy refuses,		DONE (upstream_err_policy)
- *			head over max_header_size or
- *			max_headers fields		DONE (protocol, no retry)
- *	EXCHANGE	failed before any response,	EXCHANGE (once; next url
- *			GET/HEAD			on connect failure)
- *	EXCHANGE	failed otherwise		DONE (error)
- *	TOKEN		realm outside the trust		DONE (upstream_err_policy)
- *			boundary (with or without
- *			credentials)
- *	TOKEN		token reply parsed		EXCHANGE (with token)
+ *	RESOLVE		name unknown, or [timeouts]	RETRY (next url first),
+ *			connect passed			or DONE when none is left
+ *	EXCHANGE	final response head		DELIVER (head cb)
+ *	EXCHANGE	an interim 100 head		(stays: the next head
+ *							is the answer)
+ *	EXCHANGE	401 Bearer challenge, realm	TOKEN (a token request
+ *			within the trust boundary	of its own)
+ *	EXCHANGE	401 Basic, have credentials	begin (with Basic)
+ *	EXCHANGE	3xx with Location (<= 5),	begin (new target, no
+ *			the policy allows		Authorization off the
+ *							upstream's host)
+ *	EXCHANGE	failed before any response	RETRY (GET/HEAD while the
+ *			(refused, reset, [timeouts]	deadline allows; next url
+ *			connect), or 502/503/504 once	first), or DONE (error)
+ *			its body is read
+ *	EXCHANGE	3xx or realm the policy		DONE (upstream_err_policy)
+ *			refuses
+ *	EXCHANGE	head over max_header_size or	DONE (protocol, no retry)
+ *			max_headers fields; a bad
+ *			challenge, realm or Location;
+ *			over 5 redirects
+ *	EXCHANGE	401 and no usable credentials	DONE (upstream_err_auth)
+ *	EXCHANGE	not sent; failed after a	DONE (error)
+ *			response began
+ *	TOKEN		token reply parsed		begin (with the token)
  *	TOKEN		token service failed		DONE (upstream_err_auth)
- *	DELIVER		body bytes			DELIVER (data cb)
- *	DELIVER		end of body / error		DONE (done cb, then free)
+ *	RETRY		its backoff passed		begin
+ *	DELIVER		body bytes			(stays: data cb)
+ *	DELIVER		end of body, or an error, a	DONE
+ *			body over the cap, head cb -1
+ *	QUEUE..DELIVER	upstream_req_cancel		DONE (upstream_err_cancelled)
+ *	DONE		done cb called; r is freed when it returns (a cancel
+ *			from inside it changes nothing)
+ *
+ * "begin" is upstream_req_exchange(): QUEUE while no exchange slot is free
+ * ([upstream] max_connections), else EXCHANGE on an idle pooled
+ * connection to the target, else RESOLVE (evdns looks the name up).  So
+ * the transitions, from each state to the next:
+ *
+ *	NEW		QUEUE RESOLVE EXCHANGE
+ *	QUEUE		RESOLVE EXCHANGE DONE
+ *	RESOLVE		EXCHANGE RETRY DONE
+ *	EXCHANGE	QUEUE RESOLVE EXCHANGE TOKEN RETRY DELIVER DONE
+ *	TOKEN		QUEUE RESOLVE EXCHANGE DONE
+ *	RETRY		QUEUE RESOLVE EXCHANGE DONE
+ *	DELIVER		DONE
+ *	DONE		-
  *
  * Everything runs on the worker's loop.  The owner's callbacks are never
  * called from inside upstream_req_start().
@@ -79,16 +110,25 @@ const char upstream_err_policy[] = "refused by the redirect policy";
 const char upstream_err_busy[] = "too many requests to the upstream in "
     "progress";
 
-/* What the deferred step event does next. */
+/* What the deferred step event does next (in the state it names). */
 enum upstream_step {
 	UPSTREAM_STEP_NONE = 0,
-	UPSTREAM_STEP_CONNECT,		/* the target is resolved */
-	UPSTREAM_STEP_FAIL,		/* the request could not be made */
-	UPSTREAM_STEP_GO,		/* a slot came free: exchange */
+	UPSTREAM_STEP_CONNECT,		/* RESOLVE: the target is resolved */
+	UPSTREAM_STEP_FAIL,		/* EXCHANGE: it could not be sent */
+	UPSTREAM_STEP_GO,		/* QUEUE: a slot came free */
+};
+
+/* What the end of an exchange leads to, decided when its head arrived. */
+enum upstream_then {
+	UPSTREAM_THEN_NONE = 0,		/* delivered, or no head yet */
+	UPSTREAM_THEN_REDIRECT,		/* 3xx with Location */
+	UPSTREAM_THEN_CHALLENGE,	/* 401 with WWW-Authenticate */
+	UPSTREAM_THEN_RETRY,		/* 502/503/504, retry approved */
 };
 
 struct upstream_req {
 	unsigned		 magic;
+	enum upstream_req_state	 state;		/* upstream_req_set_state */
 	struct upstream_worker	*w;
 	struct upstream		*u;
 	enum evhttp_cmd_type	 method;
@@ -109,6 +149,7 @@ struct upstream_req {
 	int			 redirects;
 	int			 auth_tries;
 	int			 retries;
+	long			 retry_ms;	/* the approved wait, or -1 */
 	struct timespec		 started;	/* for the retry deadline */
 	struct event		*retry_ev;
 	struct event		*connect_ev;	/* [timeouts] connect */
@@ -119,7 +160,7 @@ struct upstream_req {
 	struct event		*step_ev;
 	int			 hdr_refused;	/* too many header fields */
 	int			 slot;		/* holds an exchange slot */
-	int			 queued;	/* waits for one */
+	int			 queued;	/* waiter is on the wait list */
 	struct upstream_waiter	 waiter;
 	struct event		*queue_ev;	/* [timeouts] queue */
 
@@ -127,11 +168,13 @@ struct upstream_req {
 	struct evhttp_request	*hreq;
 	int			 status;
 	int			 got_response;
-	int			 internal;	/* 401/3xx we act upon */
-	int			 delivering;
+	enum upstream_then	 then;		/* 401/3xx/5xx we act upon */
 	int			 too_large;
 	int			 cancelled;
 	int			 herr;		/* evhttp error + 1, or 0 */
+	/* The final response's, from DELIVER on (the accessors). */
+	struct upstream_ratelimit rl;
+	char			 retry_after[10];	/* "" or digits */
 	char			*location;
 	char			*challenge;
 	struct evbuffer		*body;
@@ -146,7 +189,6 @@ struct upstream_req {
 	int			 bfd;		/* a file (-1: none) */
 	uint64_t		 boff;
 	size_t			 blen;
-	int			 finished;
 	char			 errmsg[512];
 };
 
@@ -181,14 +223,72 @@ upstream_url_same_host(const struct upstream_url *a,
 	    strcasecmp(a->host, b->host) == 0;
 }
 
+static const char *const upstream_req_state_names[] = {
+	UPSTREAM_REQ_STATES(UPSTREAM_REQ_NAME)
+};
+
+const char *
+upstream_req_state_str(enum upstream_req_state st)
+{
+	AN((unsigned)st < UPSTREAM_REQ_NSTATES);
+	return upstream_req_state_names[st];
+}
+
+#define UPSTREAM_REQ_TO(st)	(1U << UPSTREAM_REQ_##st)
+#define UPSTREAM_REQ_BEGIN						\
+	(UPSTREAM_REQ_TO(QUEUE) | UPSTREAM_REQ_TO(RESOLVE) |		\
+	UPSTREAM_REQ_TO(EXCHANGE))
+
+/* The second table of the header comment: where each state may go. */
+static const unsigned upstream_req_next[UPSTREAM_REQ_NSTATES] = {
+	[UPSTREAM_REQ_NEW] = UPSTREAM_REQ_BEGIN,
+	[UPSTREAM_REQ_QUEUE] = UPSTREAM_REQ_TO(RESOLVE) |
+	    UPSTREAM_REQ_TO(EXCHANGE) | UPSTREAM_REQ_TO(DONE),
+	[UPSTREAM_REQ_RESOLVE] = UPSTREAM_REQ_TO(EXCHANGE) |
+	    UPSTREAM_REQ_TO(RETRY) | UPSTREAM_REQ_TO(DONE),
+	[UPSTREAM_REQ_EXCHANGE] = UPSTREAM_REQ_BEGIN | UPSTREAM_REQ_TO(TOKEN) |
+	    UPSTREAM_REQ_TO(RETRY) | UPSTREAM_REQ_TO(DELIVER) |
+	    UPSTREAM_REQ_TO(DONE),
+	[UPSTREAM_REQ_TOKEN] = UPSTREAM_REQ_BEGIN | UPSTREAM_REQ_TO(DONE),
+	[UPSTREAM_REQ_RETRY] = UPSTREAM_REQ_BEGIN | UPSTREAM_REQ_TO(DONE),
+	[UPSTREAM_REQ_DELIVER] = UPSTREAM_REQ_TO(DONE),
+	[UPSTREAM_REQ_DONE] = 0,
+};
+
+int
+upstream_req_transition_ok(enum upstream_req_state from,
+    enum upstream_req_state to)
+{
+	if ((unsigned)from >= UPSTREAM_REQ_NSTATES ||
+	    (unsigned)to >= UPSTREAM_REQ_NSTATES)
+		return 0;
+	return (upstream_req_next[from] & (1U << to)) != 0;
+}
+
+/*
+ * Every change of r->state: one the table lists, or a bug (the request
+ * would go on with timers, a connection or a slot it should not hold).
+ */
+static void
+upstream_req_set_state(struct upstream_req *r, enum upstream_req_state to)
+{
+	if (!upstream_req_transition_ok(r->state, to)) {
+		log_warnx("upstream %s: request %s -> %s is not in the state "
+		    "table", r->u->cfg->name, upstream_req_state_str(r->state),
+		    upstream_req_state_str(to));
+		WRONG("upstream request state transition");
+	}
+	r->state = to;
+}
+
 static void
 upstream_req_finish(struct upstream_req *r, const char *err)
 {
 	struct evbuffer	*body = NULL;
 
-	if (r->finished)
-		return;
-	r->finished = 1;
+	if (r->state == UPSTREAM_REQ_DONE)
+		return;		/* cancelled from inside its done callback */
+	upstream_req_set_state(r, UPSTREAM_REQ_DONE);
 	if (err != NULL && r->errmsg[0] == '\0')
 		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %s %s:%d",
 		    r->u->cfg->name, err, r->url.host, r->url.port);
@@ -246,12 +346,15 @@ upstream_req_step_cb(evutil_socket_t fd, short ev, void *arg)
 	r->step = UPSTREAM_STEP_NONE;
 	switch (step) {
 	case UPSTREAM_STEP_CONNECT:
+		AN(r->state == UPSTREAM_REQ_RESOLVE);
 		upstream_req_connect(r);
 		break;
 	case UPSTREAM_STEP_FAIL:
+		AN(r->state == UPSTREAM_REQ_EXCHANGE);
 		upstream_req_finish(r, upstream_err_connect);
 		break;
 	case UPSTREAM_STEP_GO:
+		AN(r->state == UPSTREAM_REQ_QUEUE && r->slot);
 		upstream_req_exchange(r);
 		break;
 	case UPSTREAM_STEP_NONE:
@@ -336,6 +439,7 @@ upstream_req_slot(struct upstream_req *r)
 	r->waiter.arg = r;
 	upstream_slot_wait(r->w, r->u, &r->waiter);
 	r->queued = 1;
+	upstream_req_set_state(r, UPSTREAM_REQ_QUEUE);
 	if (r->queue_ev == NULL && (r->queue_ev = evtimer_new(
 	    upstream_worker_base(r->w), upstream_req_queue_cb, r)) == NULL)
 		fatalx("evtimer_new failed");
@@ -371,25 +475,19 @@ upstream_elapsed_ms(const struct timespec *since)
 	    (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
-/* The delay before retry n (0-based): 100 ms doubling, plus jitter. */
-static long
-upstream_retry_delay_ms(int n)
-{
-	return upstream_retry_delay(n,
-	    arc4random_uniform(UPSTREAM_RETRY_JITTER_MS));
-}
-
 /*
  * Idempotent requests are retried with exponential backoff while the
- * retry deadline (first_byte) allows; a token request is not.
+ * retry deadline (first_byte) allows; a token request is not.  1 keeps
+ * the approved delay, jitter included, for upstream_req_retry.
  */
 static int
-upstream_req_may_retry(const struct upstream_req *r)
+upstream_req_may_retry(struct upstream_req *r)
 {
-	return upstream_retry_allowed(r->method, r->token_scope != NULL,
+	r->retry_ms = upstream_retry_next(r->method, r->token_scope != NULL,
 	    r->retries, upstream_elapsed_ms(&r->started),
 	    upstream_worker_timeout(r->w) * 1000,
-	    upstream_retry_delay_ms(r->retries));
+	    arc4random_uniform(UPSTREAM_RETRY_JITTER_MS));
+	return r->retry_ms >= 0;
 }
 
 /* Mark the current endpoint down and move to the next one, if any. */
@@ -423,16 +521,21 @@ upstream_req_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	AN(r->state == UPSTREAM_REQ_RETRY);
 	upstream_req_exchange(r);
 }
 
+/* Only after upstream_req_may_retry said yes: its delay is the wait. */
 static void
 upstream_req_retry(struct upstream_req *r, const char *why)
 {
 	struct timeval	tv;
-	long		ms = upstream_retry_delay_ms(r->retries);
+	long		ms = r->retry_ms;
 	size_t		idx;
 
+	AN(ms >= 0);
+	r->retry_ms = -1;
+	upstream_req_set_state(r, UPSTREAM_REQ_RETRY);
 	r->retries++;
 	metric_inc(METRIC_UPSTREAM_RETRIES);
 	idx = r->url_idx;
@@ -449,6 +552,133 @@ upstream_req_retry(struct upstream_req *r, const char *why)
 	evtimer_add(r->retry_ev, &tv);
 }
 
+/* A RateLimit-* count: digits, then ";w=...", ',', ' ' or nothing. */
+static int
+upstream_ratelimit_count(const char *v, long *n)
+{
+	char	*end;
+
+	*n = strtol(v, &end, 10);
+	return end != v && (*end == '\0' || *end == ';' || *end == ',' ||
+	    *end == ' ');
+}
+
+/*
+ * RateLimit-* of any head, read once into *rl (for the accessors, if it
+ * is the final one).  The floor that replication and prefetch obey counts
+ * what every answer says (upstream_rate_remaining), with a warning when
+ * it is nearly used up.
+ */
+static void
+upstream_req_ratelimit_note(struct upstream_req *r, struct evkeyvalq *in,
+    struct upstream_ratelimit *rl)
+{
+	const char	*v, *lim, *rst;
+	long		 left, n;
+
+	rl->remaining = rl->limit = -1;
+	rl->reset = 0;
+	lim = evhttp_find_header(in, "RateLimit-Limit");
+	if (lim != NULL && upstream_ratelimit_count(lim, &n) && n >= 0)
+		rl->limit = n;
+	if ((rst = evhttp_find_header(in, "RateLimit-Reset")) != NULL &&
+	    (n = strtol(rst, NULL, 10)) > 0)
+		rl->reset = n;
+	if ((v = evhttp_find_header(in, "RateLimit-Remaining")) == NULL)
+		return;
+	if (upstream_ratelimit_count(v, &left)) {
+		rl->remaining = left < 0 ? 0 : left;
+		atomic_store(&r->u->rl_reset, rl->reset);
+		atomic_store(&r->u->rl_remaining, rl->remaining);
+	}
+	/* Not a count at all ("abc") reads as 0: warn, as for a real 0. */
+	if (left <= 10)
+		log_warnx("upstream %s: rate limit nearly used up: "
+		    "RateLimit-Remaining %s, RateLimit-Limit %s",
+		    r->u->cfg->name, v, lim != NULL ? lim : "?");
+	else
+		log_debug("upstream %s: RateLimit-Remaining %s",
+		    r->u->cfg->name, v);
+}
+
+/*
+ * Is this head one we act on ourselves (a redirect to follow, a challenge
+ * to answer, a 5xx to retry) rather than the answer?  What it says is
+ * kept for the end of the exchange, when its body has been drained.
+ */
+static enum upstream_then
+upstream_req_then(struct upstream_req *r, struct evkeyvalq *in)
+{
+	const char	*v;
+
+	switch (r->status) {
+	case 301: case 302: case 303: case 307: case 308:
+		if ((v = evhttp_find_header(in, "Location")) != NULL &&
+		    r->method != EVHTTP_REQ_PUT &&
+		    r->method != EVHTTP_REQ_POST &&
+		    r->method != EVHTTP_REQ_PATCH) {
+			free(r->location);
+			r->location = xstrdup(v);
+			return UPSTREAM_THEN_REDIRECT;
+		}
+		break;
+	case 401:
+		if (r->token_scope != NULL)	/* a token request itself */
+			break;
+		if (r->auth_tries < 2 && r->send_auth &&
+		    (v = evhttp_find_header(in, "WWW-Authenticate")) != NULL) {
+			free(r->challenge);
+			r->challenge = xstrdup(v);
+			return UPSTREAM_THEN_CHALLENGE;
+		}
+		break;
+	}
+	if ((r->status == 502 || r->status == 503 || r->status == 504) &&
+	    upstream_req_may_retry(r))
+		return UPSTREAM_THEN_RETRY;	/* maybe on the next url */
+	return UPSTREAM_THEN_NONE;
+}
+
+/*
+ * EXCHANGE -> DELIVER: the final head to the owner (and what it says
+ * about coming back, rl and Retry-After, to the accessors); -1 stops the
+ * body.
+ */
+static int
+upstream_req_deliver(struct upstream_req *r, struct evkeyvalq *in,
+    const struct upstream_ratelimit *rl)
+{
+	const char	*v;
+	int64_t		 cl = -1;
+	char		*end;
+
+	upstream_req_set_state(r, UPSTREAM_REQ_DELIVER);
+	r->rl = *rl;
+	v = text_retry_after(evhttp_find_header(in, "Retry-After"));
+	snprintf(r->retry_after, sizeof(r->retry_after), "%s",
+	    v != NULL ? v : "");
+	if ((v = evhttp_find_header(in, "Content-Length")) != NULL) {
+		errno = 0;
+		cl = strtoll(v, &end, 10);
+		if (errno != 0 || end == v || *end != '\0' || cl < 0)
+			cl = -1;
+	}
+	if (r->method == EVHTTP_REQ_HEAD && cl < 0)
+		cl = -1;
+	if (r->buffer_max > 0 && r->method != EVHTTP_REQ_HEAD && cl >= 0 &&
+	    (uint64_t)cl > r->buffer_max) {
+		r->too_large = 1;
+		return -1;
+	}
+	if (r->head_cb != NULL &&
+	    r->head_cb(r, r->status, in, cl, r->arg) != 0) {
+		r->cancelled = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* A response head (EXCHANGE): refused, interim, acted on, or delivered. */
 static int
 upstream_req_header_cb(struct evhttp_request *h, void *arg)
 {
@@ -456,11 +686,10 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 	struct evkeyval		*kv;
 	long			 nhdr = 0;
 	struct evkeyvalq	*in;
-	const char		*v;
-	int64_t			 cl = -1;
-	char			*end;
+	struct upstream_ratelimit rl;
 
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	AN(r->state == UPSTREAM_REQ_EXCHANGE);
 	r->got_response = 1;
 	r->status = evhttp_request_get_response_code(h);
 	in = evhttp_request_get_input_headers(h);
@@ -483,78 +712,21 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 		    upstream_method_str(r->method), r->url.host, r->url.port,
 		    p, r->status);
 	}
-	if ((v = evhttp_find_header(in, "RateLimit-Remaining")) != NULL) {
-		/* Docker Hub: "76;w=21600". */
-		char *rl_end;
-		long left = strtol(v, &rl_end, 10);
-		const char *lim = evhttp_find_header(in, "RateLimit-Limit");
-		const char *rst = evhttp_find_header(in, "RateLimit-Reset");
-		long reset = rst != NULL ? strtol(rst, NULL, 10) : 0;
-
-		/* Only a number (then ";w=..." or nothing) is a count. */
-		if (rl_end != v && (*rl_end == '\0' || *rl_end == ';' ||
-		    *rl_end == ',' || *rl_end == ' ')) {
-			atomic_store(&r->u->rl_reset, reset > 0 ? reset : 0);
-			atomic_store(&r->u->rl_remaining, left < 0 ? 0 : left);
-		}
-
-		if (left <= 10)
-			log_warnx("upstream %s: rate limit nearly used up: "
-			    "RateLimit-Remaining %s, RateLimit-Limit %s",
-			    r->u->cfg->name, v, lim != NULL ? lim : "?");
-		else
-			log_debug("upstream %s: RateLimit-Remaining %s",
-			    r->u->cfg->name, v);
-	}
-	switch (r->status) {
-	case 301: case 302: case 303: case 307: case 308:
-		if ((v = evhttp_find_header(in, "Location")) != NULL &&
-		    r->method != EVHTTP_REQ_PUT &&
-		    r->method != EVHTTP_REQ_POST &&
-		    r->method != EVHTTP_REQ_PATCH) {
-			r->internal = 1;
-			free(r->location);
-			r->location = xstrdup(v);
-			return 0;
-		}
-		break;
-	case 401:
-		if (r->token_scope != NULL)	/* a token request itself */
-			break;
-		if (r->auth_tries < 2 && r->send_auth &&
-		    (v = evhttp_find_header(in, "WWW-Authenticate")) != NULL) {
-			r->internal = 1;
-			free(r->challenge);
-			r->challenge = xstrdup(v);
-			return 0;
-		}
-		break;
-	}
-	if ((r->status == 502 || r->status == 503 || r->status == 504) &&
-	    upstream_req_may_retry(r)) {
-		r->internal = 1;	/* retried, maybe on the next url */
+	upstream_req_ratelimit_note(r, in, &rl);
+	/*
+	 * An interim 100 (never asked for: we send no Expect): evhttp reads
+	 * the next head on the same request, and that one is the answer.
+	 * evhttp adds its fields to these, so they go now: none of the
+	 * interim's (a Content-Length, a Retry-After) may pass for the
+	 * answer's.
+	 */
+	if (r->status == 100) {
+		evhttp_clear_headers(in);
 		return 0;
 	}
-	r->delivering = 1;
-	if ((v = evhttp_find_header(in, "Content-Length")) != NULL) {
-		errno = 0;
-		cl = strtoll(v, &end, 10);
-		if (errno != 0 || end == v || *end != '\0' || cl < 0)
-			cl = -1;
-	}
-	if (r->method == EVHTTP_REQ_HEAD && cl < 0)
-		cl = -1;
-	if (r->buffer_max > 0 && r->method != EVHTTP_REQ_HEAD && cl >= 0 &&
-	    (uint64_t)cl > r->buffer_max) {
-		r->too_large = 1;
-		return -1;
-	}
-	if (r->head_cb != NULL &&
-	    r->head_cb(r, r->status, in, cl, r->arg) != 0) {
-		r->cancelled = 1;
-		return -1;
-	}
-	return 0;
+	if ((r->then = upstream_req_then(r, in)) != UPSTREAM_THEN_NONE)
+		return 0;
+	return upstream_req_deliver(r, in, &rl);
 }
 
 static void
@@ -564,7 +736,8 @@ upstream_req_chunk_cb(struct evhttp_request *h, void *arg)
 	struct evbuffer		*buf = evhttp_request_get_input_buffer(h);
 
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
-	if (r->internal || r->cancelled || r->too_large)
+	/* Not delivering: the body of a 3xx, 401 or 5xx we act on. */
+	if (r->state != UPSTREAM_REQ_DELIVER || r->cancelled || r->too_large)
 		return;		/* evhttp drains what we leave */
 	if (r->buffer_max > 0) {
 		if (evbuffer_get_length(r->body) + evbuffer_get_length(buf) >
@@ -596,6 +769,7 @@ upstream_token_done(struct upstream_req *t, const char *err,
 	int			 status = upstream_req_status(t);
 
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	AN(r->state == UPSTREAM_REQ_TOKEN);
 	r->child = NULL;
 	if (err != NULL || status != 200 || body == NULL) {
 		/* Unreachable or broken token service: the upstream is
@@ -698,6 +872,8 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 	t = xcalloc(1, sizeof(*t));
 	t->magic = UPSTREAM_REQ_MAGIC;
 	t->bfd = -1;
+	t->retry_ms = -1;
+	t->rl.remaining = t->rl.limit = -1;
 	t->w = r->w;
 	t->u = r->u;
 	t->method = EVHTTP_REQ_GET;
@@ -740,6 +916,7 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 	t->send_auth = 1;
 	if (r->u->basic != NULL)
 		t->authz = xstrdup(r->u->basic);
+	upstream_req_set_state(r, UPSTREAM_REQ_TOKEN);
 	r->child = t;
 	upstream_req_exchange(t);
 	return NULL;
@@ -894,9 +1071,10 @@ upstream_req_connect_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
-	if (r->dns != NULL || r->step == UPSTREAM_STEP_CONNECT)
+	if (r->state == UPSTREAM_REQ_RESOLVE)
 		upstream_req_stop_connecting(r);	/* DNS was too slow */
-	else if (r->conn == NULL || r->hreq == NULL || r->got_response ||
+	else if (r->state != UPSTREAM_REQ_EXCHANGE || r->conn == NULL ||
+	    r->hreq == NULL || r->got_response ||
 	    upstream_conn_established(r->conn))
 		return;
 	else {
@@ -919,15 +1097,111 @@ upstream_req_connect_cb(evutil_socket_t fd, short ev, void *arg)
 	upstream_req_finish(r, upstream_err_timeout);
 }
 
+/* A misbehaving upstream, not a network fault: no retry. */
+static void
+upstream_req_bad_head(struct upstream_req *r)
+{
+	if (!r->hdr_refused)
+		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s sent a "
+		    "malformed response head, or one over %zu bytes "
+		    "(max_header_size)", r->u->cfg->name,
+		    r->u->cfg->max_header_size);
+	log_warnx("%s", r->errmsg);
+	metric_inc(METRIC_UPSTREAM_ERRORS);
+	upstream_req_finish(r, upstream_err_protocol);
+}
+
+/* The exchange failed with err and is not tried again. */
+static void
+upstream_req_give_up(struct upstream_req *r, const char *err)
+{
+	char	p[512];
+
+	text_url_for_log(p, sizeof(p), r->url.pathq);
+	log_warnx("upstream %s: %s %s:%d%s: %s%s%s", r->u->cfg->name,
+	    upstream_method_str(r->method), r->url.host, r->url.port, p, err,
+	    r->errmsg[0] != '\0' ? ": " : "", r->errmsg);
+	metric_inc(METRIC_UPSTREAM_ERRORS);
+	/* A push body cut short (a 401 sent before it was read) says
+	 * nothing about the endpoint's health. */
+	if (!r->got_response && r->send_auth && !r->push &&
+	    r->token_scope == NULL &&
+	    upstream_url_same_host(&r->url, &r->u->urls[r->url_idx]))
+		upstream_url_mark_down(r->u, r->url_idx, UPSTREAM_URL_BACKOFF);
+	upstream_req_finish(r, err);
+}
+
+/* DELIVER: the answer's body is over, whole or not. */
+static void
+upstream_req_delivered(struct upstream_req *r, int failed)
+{
+	AZ(r->hdr_refused);	/* such a head is never delivered */
+	if (r->cancelled)
+		upstream_req_finish(r, upstream_err_cancelled);
+	else if (r->too_large)
+		upstream_req_finish(r, upstream_err_too_large);
+	else if (r->herr == EVREQ_HTTP_INVALID_HEADER + 1)
+		upstream_req_bad_head(r);
+	else if (failed)
+		upstream_req_give_up(r, upstream_req_herr(r));
+	else
+		upstream_req_finish(r, NULL);
+}
+
+/*
+ * EXCHANGE: the exchange ended before an answer was delivered, failed or
+ * with a head we act on (upstream_req_then), now that its body is read.
+ */
+static void
+upstream_req_answered(struct upstream_req *r, int failed)
+{
+	enum upstream_then	 then = r->then;
+	const char		*err;
+	char			 why[32];
+
+	/* Only a delivered head can be refused by size or by the owner. */
+	AZ(r->cancelled);
+	AZ(r->too_large);
+	r->then = UPSTREAM_THEN_NONE;
+	if (r->hdr_refused || r->herr == EVREQ_HTTP_INVALID_HEADER + 1) {
+		upstream_req_bad_head(r);
+		return;
+	}
+	if (failed) {
+		err = upstream_req_herr(r);
+		if (!r->got_response && upstream_req_may_retry(r))
+			upstream_req_retry(r, err);
+		else
+			upstream_req_give_up(r, err);
+		return;
+	}
+	switch (then) {
+	case UPSTREAM_THEN_RETRY:
+		snprintf(why, sizeof(why), "status %d", r->status);
+		upstream_req_retry(r, why);
+		return;
+	case UPSTREAM_THEN_REDIRECT:
+		upstream_req_redirect(r);
+		return;
+	case UPSTREAM_THEN_CHALLENGE:
+		upstream_req_challenge(r);
+		return;
+	case UPSTREAM_THEN_NONE:
+		break;
+	}
+	/* Complete, yet no final head (evhttp never does this). */
+	upstream_req_finish(r, NULL);
+}
+
 static void
 upstream_req_done_cb(struct evhttp_request *h, void *arg)
 {
 	struct upstream_req	*r = arg;
-	const char		*err;
-	char			 p[512];
 	int			 failed;
 
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	AN(r->state == UPSTREAM_REQ_EXCHANGE ||
+	    r->state == UPSTREAM_REQ_DELIVER);
 	if (r->connect_ev != NULL)
 		evtimer_del(r->connect_ev);
 	failed = h == NULL || r->herr != 0 ||
@@ -936,65 +1210,10 @@ upstream_req_done_cb(struct evhttp_request *h, void *arg)
 		upstream_req_tls_error(r);
 	r->hreq = NULL;
 	upstream_req_put_conn(r, failed);
-
-	if (r->cancelled) {
-		upstream_req_finish(r, upstream_err_cancelled);
-		return;
-	}
-	if (r->too_large) {
-		upstream_req_finish(r, upstream_err_too_large);
-		return;
-	}
-	if (r->hdr_refused || r->herr == EVREQ_HTTP_INVALID_HEADER + 1) {
-		/* A misbehaving upstream, not a network fault: no retry. */
-		if (!r->hdr_refused)
-			snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s "
-			    "sent a malformed response head, or one over %zu "
-			    "bytes (max_header_size)", r->u->cfg->name,
-			    r->u->cfg->max_header_size);
-		log_warnx("%s", r->errmsg);
-		metric_inc(METRIC_UPSTREAM_ERRORS);
-		upstream_req_finish(r, upstream_err_protocol);
-		return;
-	}
-	if (failed) {
-		err = upstream_req_herr(r);
-		if (!r->got_response && upstream_req_may_retry(r)) {
-			upstream_req_retry(r, err);
-			return;
-		}
-		text_url_for_log(p, sizeof(p), r->url.pathq);
-		log_warnx("upstream %s: %s %s:%d%s: %s%s%s", r->u->cfg->name,
-		    upstream_method_str(r->method), r->url.host, r->url.port,
-		    p, err, r->errmsg[0] != '\0' ? ": " : "", r->errmsg);
-		metric_inc(METRIC_UPSTREAM_ERRORS);
-		/* A push body cut short (a 401 sent before it was read)
-		 * says nothing about the endpoint's health. */
-		if (!r->got_response && r->send_auth && !r->push &&
-		    r->token_scope == NULL &&
-		    upstream_url_same_host(&r->url, &r->u->urls[r->url_idx]))
-			upstream_url_mark_down(r->u, r->url_idx,
-			    UPSTREAM_URL_BACKOFF);
-		upstream_req_finish(r, err);
-		return;
-	}
-	if (r->internal && r->status >= 500) {
-		char why[32];
-
-		snprintf(why, sizeof(why), "status %d", r->status);
-		r->internal = 0;
-		upstream_req_retry(r, why);
-		return;
-	}
-	if (r->internal) {
-		r->internal = 0;
-		if (r->location != NULL && r->status >= 300 && r->status < 400)
-			upstream_req_redirect(r);
-		else
-			upstream_req_challenge(r);
-		return;
-	}
-	upstream_req_finish(r, NULL);
+	if (r->state == UPSTREAM_REQ_DELIVER)
+		upstream_req_delivered(r, failed);
+	else
+		upstream_req_answered(r, failed);
 }
 
 /* The push body, again for every exchange (a 401 means resending it).
@@ -1118,6 +1337,7 @@ upstream_req_connect(struct upstream_req *r)
 	r->conn = upstream_conn_open(r->w, r->u, &r->url, sa);
 	evutil_freeaddrinfo(r->ai);
 	r->ai = NULL;
+	upstream_req_set_state(r, UPSTREAM_REQ_EXCHANGE);
 	upstream_req_send(r);
 }
 
@@ -1154,14 +1374,16 @@ upstream_req_exchange(struct upstream_req *r)
 	r->got_response = 0;
 	r->herr = 0;
 	r->errmsg[0] = '\0';
-	r->internal = 0;
+	r->then = UPSTREAM_THEN_NONE;
 	if (r->body != NULL)
 		evbuffer_drain(r->body, evbuffer_get_length(r->body));
 	metric_inc(METRIC_UPSTREAM_REQUESTS);
 	if ((r->conn = upstream_conn_idle(r->w, r->u, &r->url)) != NULL) {
+		upstream_req_set_state(r, UPSTREAM_REQ_EXCHANGE);
 		upstream_req_send(r);
 		return;
 	}
+	upstream_req_set_state(r, UPSTREAM_REQ_RESOLVE);
 	if (upstream_worker_connect_timeout(r->w) > 0) {
 		struct timeval ctv = {
 			upstream_worker_connect_timeout(r->w), 0 };
@@ -1207,6 +1429,8 @@ upstream_req_new(struct upstream_worker *w, struct upstream *u,
 	r->done_cb = done_cb;
 	r->arg = arg;
 	clock_gettime(CLOCK_MONOTONIC, &r->started);
+	r->retry_ms = -1;
+	r->rl.remaining = r->rl.limit = -1;
 	r->url_idx = upstream_url_pick(u);
 	b = &u->urls[r->url_idx];
 	r->url.tls = b->tls;
@@ -1309,7 +1533,7 @@ upstream_req_pause(struct upstream_req *r, int pause)
 	struct bufferevent	*bev;
 
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
-	if (r->conn == NULL || r->finished)
+	if (r->conn == NULL || r->state == UPSTREAM_REQ_DONE)
 		return;
 	bev = evhttp_connection_get_bufferevent(upstream_conn_evcon(r->conn));
 	if (pause)
@@ -1330,4 +1554,20 @@ upstream_req_status(const struct upstream_req *r)
 {
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
 	return r->status;
+}
+
+const char *
+upstream_req_retry_after(const struct upstream_req *r)
+{
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	return r->retry_after[0] != '\0' ? r->retry_after : NULL;
+}
+
+int
+upstream_req_ratelimit(const struct upstream_req *r,
+    struct upstream_ratelimit *out)
+{
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	*out = r->rl;
+	return r->rl.remaining >= 0;
 }

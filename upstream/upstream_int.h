@@ -137,7 +137,9 @@ char	*upstream_token_parse(const char *json, size_t len,
  * Whether a request may be retried now: 1 for GET and HEAD, not a token
  * request, under UPSTREAM_MAX_RETRIES retries so far, and when
  * elapsed_ms (since it started) plus the next delay ends before
- * deadline_ms; else 0.
+ * deadline_ms; else 0.  upstream_retry_next is the two in one, for one
+ * jitter: the delay of retry number retries when it is allowed, else -1;
+ * the caller waits that delay (or none), never one drawn again.
  */
 #define UPSTREAM_MAX_RETRIES		3
 #define UPSTREAM_RETRY_BASE_MS		100L
@@ -145,6 +147,33 @@ char	*upstream_token_parse(const char *json, size_t len,
 long	upstream_retry_delay(int n, uint32_t jitter);
 int	upstream_retry_allowed(enum evhttp_cmd_type method, int is_token,
 	    int retries, long elapsed_ms, long deadline_ms, long next_delay_ms);
+long	upstream_retry_next(enum evhttp_cmd_type method, int is_token,
+	    int retries, long elapsed_ms, long deadline_ms, uint32_t jitter);
+
+/*
+ * upstream_fetch.c: the states of a request (its header comment has the
+ * table of events and transitions).  upstream_req_transition_ok says
+ * whether from -> to is one of the table's transitions: the only ones
+ * upstream_req_set_state lets a request make.
+ */
+#define UPSTREAM_REQ_STATES(X)						\
+	X(NEW, "new")							\
+	X(QUEUE, "queue")						\
+	X(RESOLVE, "resolve")						\
+	X(EXCHANGE, "exchange")						\
+	X(TOKEN, "token")						\
+	X(RETRY, "retry")						\
+	X(DELIVER, "deliver")						\
+	X(DONE, "done")
+#define UPSTREAM_REQ_ENUM(id, name)	UPSTREAM_REQ_##id,
+#define UPSTREAM_REQ_NAME(id, name)	name,
+enum upstream_req_state {
+	UPSTREAM_REQ_STATES(UPSTREAM_REQ_ENUM)
+	UPSTREAM_REQ_NSTATES
+};
+const char *upstream_req_state_str(enum upstream_req_state);
+int	upstream_req_transition_ok(enum upstream_req_state from,
+	    enum upstream_req_state to);
 
 /* upstream_policy.c: where an upstream may send us (see there). */
 #define UPSTREAM_ADDR_CLASSES(X)					\

@@ -8,7 +8,9 @@
  * Retry n (0-based) waits 100 ms << n plus a jitter under 100 ms (so a
  * burst of requests that failed together does not come back together):
  * 100-199, 200-299, 400-499 ms, at most UPSTREAM_MAX_RETRIES times, and
- * never when the wait would end past the request's deadline.
+ * never when the wait would end past the request's deadline.  The jitter
+ * is drawn once per retry (upstream_retry_next): the wait the deadline
+ * check approved is the wait the timer gets.
  */
 #include "autoconf.h"
 
@@ -42,4 +44,22 @@ upstream_retry_allowed(enum evhttp_cmd_type method, int is_token,
 	if (is_token || retries >= UPSTREAM_MAX_RETRIES)
 		return 0;
 	return elapsed_ms + next_delay_ms < deadline_ms;
+}
+
+/*
+ * One random number per retry: checking the deadline with one draw and
+ * arming the timer with another let a retry start up to 99 ms later than
+ * the check allowed, past the deadline.
+ */
+long
+upstream_retry_next(enum evhttp_cmd_type method, int is_token, int retries,
+    long elapsed_ms, long deadline_ms, uint32_t jitter)
+{
+	long	delay;
+
+	if (retries >= UPSTREAM_MAX_RETRIES)
+		return -1;
+	delay = upstream_retry_delay(retries, jitter);
+	return upstream_retry_allowed(method, is_token, retries, elapsed_ms,
+	    deadline_ms, delay) ? delay : -1;
 }

@@ -2,11 +2,11 @@
  * test_route.c — proxy/proxy_route.c, the routing of a request target: a
  * table of paths and queries, against upstreams with aliases, with and
  * without a default, to the upstream, repository (Docker Hub's library/
- * prefix), kind, reference and the query passed on; or to the exact
- * refusal (status, OCI code, message): absolute URIs, dot segments, //,
- * overlong paths, unknown ns, prefixes and first components, no default,
- * bad names, tags and digests, and the query rules (n, last,
- * artifactType, once each; ns).
+ * prefix, counted in the 255-byte limit), kind, reference and the query
+ * passed on; or to the exact refusal (status, OCI code, message):
+ * absolute URIs, dot segments, //, overlong paths, unknown ns, prefixes
+ * and first components, no default, bad names, tags and digests, and the
+ * query rules (n, last, artifactType, once each; ns).
  */
 #include "autoconf.h"
 
@@ -407,11 +407,46 @@ test_lengths(void)
 	is_str(err.code, "NAME_INVALID", "  NAME_INVALID");
 	proxy_route_fini(&rt);
 	free(uri);
-	/* Docker Hub: "library/" is added after the check. */
-	xasprintf(&uri, "/v2/%0*d/manifests/v1", 255, 0);
+	/*
+	 * Docker Hub: the limit holds for the name sent upstream, library/
+	 * and all: 247 bytes of one component pass, 248 (and the 253 that
+	 * once went upstream as 261) do not.
+	 */
+	xasprintf(&uri, "/v2/%0*d/manifests/v1", 255 - 8, 0);
 	is_int(proxy_route_parse(uri, &cfg_dflt, &rt, &err), 0,
-	    "a 255-byte single-component name on Docker Hub");
-	is_int(strlen(rt.repo), 255 + 8, "  library/ in front");
+	    "a 247-byte single-component name on Docker Hub");
+	is_int(strlen(rt.repo), 255, "  255 bytes with library/ in front");
+	ok(strncmp(rt.repo, "library/", 8) == 0, "  library/%.8s...",
+	    rt.repo + 8);
+	proxy_route_fini(&rt);
+	free(uri);
+	xasprintf(&uri, "/v2/%0*d/manifests/v1", 255 - 7, 0);
+	is_int(proxy_route_parse(uri, &cfg_dflt, &rt, &err), -1,
+	    "a 248-byte single-component name on Docker Hub");
+	is_int(err.status, 400, "  400");
+	is_str(err.code, "NAME_INVALID", "  NAME_INVALID");
+	is_str(err.msg, "invalid repository name: over 255 bytes with "
+	    "library/ in front", "  for its length with library/");
+	ok(rt.up == &test_ups[0] && rt.repo == NULL,
+	    "  its upstream known, no repository");
+	proxy_route_fini(&rt);
+	free(uri);
+	xasprintf(&uri, "/v2/%0*d/manifests/v1", 253, 0);
+	is_int(proxy_route_parse(uri, &cfg_dflt, &rt, &err), -1,
+	    "a 253-byte single-component name on Docker Hub");
+	proxy_route_fini(&rt);
+	free(uri);
+	xasprintf(&uri, "/v2/ghcr.io/%0*d/manifests/v1", 255, 0);
+	is_int(proxy_route_parse(uri, &cfg_dflt, &rt, &err), 0,
+	    "  255 bytes elsewhere (no library/)");
+	is_int(strlen(rt.repo), 255, "  kept whole");
+	proxy_route_fini(&rt);
+	free(uri);
+	xasprintf(&uri, "/v2/docker.io/library/%0*d/manifests/v1", 255 - 8,
+	    0);
+	is_int(proxy_route_parse(uri, &cfg_dflt, &rt, &err), 0,
+	    "  library/ and 247 bytes named so on Docker Hub");
+	is_int(strlen(rt.repo), 255, "  kept whole");
 	proxy_route_fini(&rt);
 	free(uri);
 

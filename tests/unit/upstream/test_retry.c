@@ -3,8 +3,10 @@
  * upstream requests, on a fake clock: delays of 100 ms doubling plus a
  * jitter under 100 ms, at most 3 retries, none that would end past the
  * first_byte deadline, none for POST, PUT, PATCH or DELETE or for token
- * requests; then whole requests that keep failing (refused at once, or
- * slowly) replayed attempt by attempt as upstream_fetch.c runs them.
+ * requests; one jitter per retry (the wait the deadline check approved is
+ * the wait, so no retry starts at or past the deadline); then whole
+ * requests that keep failing (refused at once, or slowly) replayed
+ * attempt by attempt as upstream_fetch.c runs them.
  */
 #include "autoconf.h"
 
@@ -107,10 +109,61 @@ test_allowed(void)
 }
 
 /*
+ * upstream_retry_next is upstream_retry_delay and upstream_retry_allowed
+ * for one jitter: the delay it approves is the one it returns, so a retry
+ * that waits it starts before the deadline, whatever the jitter.
+ */
+static void
+test_next(void)
+{
+	static const enum evhttp_cmd_type methods[] = { EVHTTP_REQ_GET,
+	    EVHTTP_REQ_HEAD, EVHTTP_REQ_POST, EVHTTP_REQ_PUT };
+	long	elapsed, got, delay;
+	int	retries, token, late = 0, differs = 0, mi;
+	uint32_t j;
+
+	is_int(upstream_retry_next(EVHTTP_REQ_GET, 0, 0, 0, 30000, 42), 142,
+	    "next: retry 0, jitter 42: 142 ms");
+	is_int(upstream_retry_next(EVHTTP_REQ_GET, 0, 2, 0, 30000, 7), 407,
+	    "next: retry 2, jitter 7: 407 ms");
+	is_int(upstream_retry_next(EVHTTP_REQ_GET, 0, 3, 0, 30000, 0), -1,
+	    "next: no 4th retry");
+	is_int(upstream_retry_next(EVHTTP_REQ_POST, 0, 0, 0, 30000, 0), -1,
+	    "next: POST is not retried");
+	is_int(upstream_retry_next(EVHTTP_REQ_GET, 1, 0, 0, 30000, 0), -1,
+	    "next: a token request is not retried");
+	/* 850 ms in, a 1 s deadline: jitter 49 ends at 999, 50 at 1000. */
+	is_int(upstream_retry_next(EVHTTP_REQ_GET, 0, 0, 850, 1000, 49), 149,
+	    "next: a wait ending 1 ms before the deadline is approved");
+	is_int(upstream_retry_next(EVHTTP_REQ_GET, 0, 0, 850, 1000, 50), -1,
+	    "  one ending at it is not");
+
+	/* Every case near a deadline, against the two functions it joins. */
+	for (mi = 0; mi < 4; mi++)
+	for (token = 0; token <= 1; token++)
+	for (retries = 0; retries <= UPSTREAM_MAX_RETRIES + 1; retries++)
+	for (elapsed = 0; elapsed <= 1000; elapsed += 7)
+	for (j = 0; j < 2 * UPSTREAM_RETRY_JITTER_MS; j += 3) {
+		got = upstream_retry_next(methods[mi], token, retries,
+		    elapsed, 1000, j);
+		delay = upstream_retry_delay(retries, j);
+		if (got >= 0 && elapsed + got >= 1000)
+			late++;
+		if (got != (retries < UPSTREAM_MAX_RETRIES &&
+		    upstream_retry_allowed(methods[mi], token, retries,
+		    elapsed, 1000, delay) ? delay : -1))
+			differs++;
+	}
+	is_int(late, 0, "next: no approved wait ends at or past the deadline");
+	is_int(differs, 0, "next: the delay of the check, or -1 when refused");
+}
+
+/*
  * A request that fails every time, fail_ms after each attempt starts, on
  * a fake clock from 0: the start times of its attempts in starts[] (at
  * most 8), their number returned.  The loop is upstream_fetch.c's: on a
- * failure, ask upstream_retry_allowed with the next delay, then wait it.
+ * failure, ask upstream_retry_next with one jitter, then wait what it
+ * approved.
  */
 static int
 run(enum evhttp_cmd_type method, int token, long fail_ms, long deadline_ms,
@@ -122,9 +175,9 @@ run(enum evhttp_cmd_type method, int token, long fail_ms, long deadline_ms,
 	for (;;) {
 		starts[n++] = now;
 		now += fail_ms;
-		delay = upstream_retry_delay(retries, jitter[retries]);
-		if (!upstream_retry_allowed(method, token, retries, now,
-		    deadline_ms, delay) || n == 8)
+		delay = upstream_retry_next(method, token, retries, now,
+		    deadline_ms, jitter[retries]);
+		if (delay < 0 || n == 8)
 			return n;
 		now += delay;
 		retries++;
@@ -172,6 +225,16 @@ test_schedule(void)
 	n = run(EVHTTP_REQ_GET, 1, 1, 30000, jit, s);
 	is_int(n, 1, "a token request: never retried");
 
+	/* A retry approved just in time starts in time: 850 ms failures,
+	 * a 1 s deadline, jitter 49 (the wait ends at 999 ms). */
+	{
+		static const uint32_t edge[] = { 49, 0, 0, 0, 0 };
+
+		n = run(EVHTTP_REQ_GET, 0, 850, 1000, edge, s);
+		is_int(n, 2, "a retry approved 1 ms before the deadline");
+		is_int(s[1], 999, "  starts at 999 ms, before it");
+	}
+
 	/* The longest a request can spend waiting between attempts. */
 	{
 		static const uint32_t worst[] = { 99, 99, 99, 99, 99 };
@@ -188,6 +251,7 @@ main(void)
 {
 	test_delay();
 	test_allowed();
+	test_next();
 	test_schedule();
 	return done_testing();
 }
