@@ -645,11 +645,9 @@ proxy_bfetch_head_cb(struct upstream_req *ur, int status,
     struct evkeyvalq *h, int64_t clen, void *arg)
 {
 	struct proxy_bfetch	*bf = arg;
-	const char		*v;
 
+	(void)h;
 	bf->ur = ur;
-	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
-		bf->retry_after = xstrdup(v);
 	if (status != 200)
 		return 0;	/* mapped in done, with the body read */
 	if (cache_fill_begin(bf->fill, clen) != 0)
@@ -758,6 +756,10 @@ proxy_bfetch_done_cb(struct upstream_req *ur, const char *err,
 
 	(void)body;
 	bf->ur = NULL;
+	/* The fill may end after the request is gone (disk full: pending
+	 * bytes still to go in): what to tell its readers is kept. */
+	if (upstream_req_retry_after(ur) != NULL)
+		bf->retry_after = xstrdup(upstream_req_retry_after(ur));
 	bf->err = err;
 	bf->status = upstream_req_status(ur);
 	snprintf(bf->errmsg, sizeof(bf->errmsg), "%s",
@@ -847,7 +849,6 @@ proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill,
 struct proxy_bhead {
 	struct proxy_req	*pr;
 	int64_t			 clen;
-	char			*retry_after;
 };
 
 static int
@@ -855,13 +856,11 @@ proxy_bhead_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
     int64_t clen, void *arg)
 {
 	struct proxy_bhead	*bh = arg;
-	const char		*v;
 
 	(void)ur;
 	(void)status;
+	(void)h;
 	bh->clen = clen;
-	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
-		bh->retry_after = xstrdup(v);
 	return 0;
 }
 
@@ -878,7 +877,7 @@ proxy_bhead_done_cb(struct upstream_req *ur, const char *err,
 	(void)body;
 	if (err != NULL || status != 200 || bh->clen < 0) {
 		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
-		    bh->retry_after);
+		    upstream_req_retry_after(ur));
 	} else if (pr->w->cfg->max_blob_size > 0 &&
 	    (uint64_t)bh->clen > pr->w->cfg->max_blob_size) {
 		proxy_error(pr, 403, "DENIED", "blob %s is %lld bytes, more "
@@ -899,7 +898,6 @@ proxy_bhead_done_cb(struct upstream_req *ur, const char *err,
 		evhttp_send_reply(pr->req, 200, "OK", NULL);
 		proxy_req_finish(pr);
 	}
-	free(bh->retry_after);
 	free(bh);
 }
 

@@ -91,7 +91,6 @@ struct proxy_mfetch {
 	int64_t			 old_validated;
 	char			*up_digest;	/* Docker-Content-Digest */
 	char			*ctype;
-	char			*retry_after;
 };
 
 static void	proxy_manifest_fetch(struct proxy_req *, int revalidate,
@@ -169,7 +168,6 @@ proxy_mfetch_free(struct proxy_mfetch *mf)
 {
 	free(mf->up_digest);
 	free(mf->ctype);
-	free(mf->retry_after);
 	free(mf);
 }
 
@@ -187,8 +185,6 @@ proxy_manifest_head_cb(struct upstream_req *ur, int status,
 		mf->up_digest = xstrdup(v);
 	if ((v = evhttp_find_header(h, "Content-Type")) != NULL)
 		mf->ctype = xstrdup(v);
-	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
-		mf->retry_after = xstrdup(v);
 	return 0;
 }
 
@@ -236,7 +232,7 @@ proxy_manifest_revalidated(struct proxy_mfetch *mf, struct upstream_req *ur,
 			return;
 	}
 	proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
-	    mf->retry_after);
+	    upstream_req_retry_after(ur));
 }
 
 /*
@@ -330,7 +326,7 @@ proxy_manifest_done_cb(struct upstream_req *ur, const char *err,
 		proxy_tag_gone(pr);
 	else if (err != NULL || status != 200)
 		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
-		    mf->retry_after);
+		    upstream_req_retry_after(ur));
 	else
 		proxy_manifest_take(mf, body);
 	proxy_mfetch_free(mf);
@@ -487,23 +483,7 @@ proxy_no_cache(const struct proxy_req *pr)
 struct proxy_lcheck {
 	struct proxy_req	*pr;
 	void			(*then)(struct proxy_req *);
-	char			*retry_after;
 };
-
-static int
-proxy_lcheck_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
-    int64_t clen, void *arg)
-{
-	struct proxy_lcheck	*lc = arg;
-	const char		*v;
-
-	(void)ur;
-	(void)status;
-	(void)clen;
-	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
-		lc->retry_after = xstrdup(v);
-	return 0;
-}
 
 static void
 proxy_lcheck_done_cb(struct upstream_req *ur, const char *err,
@@ -521,8 +501,7 @@ proxy_lcheck_done_cb(struct upstream_req *ur, const char *err,
 		lc->then(pr);
 	} else
 		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),
-		    lc->retry_after);
-	free(lc->retry_after);
+		    upstream_req_retry_after(ur));
 	free(lc);
 }
 
@@ -542,7 +521,7 @@ proxy_link_check(struct proxy_req *pr, void (*then)(struct proxy_req *))
 	    "manifests", pr->digest.str);
 	upstream_req_start(pr->w->up, pr->up, EVHTTP_REQ_HEAD, path, pr->repo,
 	    blob ? NULL : proxy_manifest_accept, blob ? 0 : PROXY_MANIFEST_MAX,
-	    proxy_lcheck_head_cb, NULL, proxy_lcheck_done_cb, lc);
+	    NULL, NULL, proxy_lcheck_done_cb, lc);
 	free(path);
 }
 
@@ -626,7 +605,6 @@ struct proxy_tfetch {
 	char			*key;		/* in the memory cache */
 	char			*ctype;
 	char			*link;
-	char			*retry_after;
 	char			*filters;
 };
 
@@ -644,8 +622,6 @@ proxy_tags_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
 		tf->ctype = xstrdup(v);
 	if ((v = evhttp_find_header(h, "Link")) != NULL)
 		tf->link = xstrdup(v);
-	if ((v = evhttp_find_header(h, "Retry-After")) != NULL)
-		tf->retry_after = xstrdup(v);
 	if ((v = evhttp_find_header(h, "OCI-Filters-Applied")) != NULL)
 		tf->filters = xstrdup(v);
 	return 0;
@@ -675,7 +651,8 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 			    upstream_name(pr->up));
 		else
 			proxy_error_upstream(pr, status, err,
-			    upstream_req_errmsg(ur), tf->retry_after);
+			    upstream_req_errmsg(ur),
+			    upstream_req_retry_after(ur));
 		goto done;
 	}
 	/*
@@ -705,7 +682,6 @@ done:
 	free(tf->key);
 	free(tf->ctype);
 	free(tf->link);
-	free(tf->retry_after);
 	free(tf->filters);
 	free(tf);
 }

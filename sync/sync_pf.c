@@ -118,7 +118,6 @@ struct pf_job {
 	long			 rate_floor;	/* RateLimit-Remaining */
 	int			 paused;	/* under the floor */
 	unsigned		 pauses;
-	int			 probe_saw_limit;
 	struct upstream_req	*probe;		/* in flight */
 	time_t			 paused_since;	/* first pause */
 	struct event		*pause_ev;
@@ -686,27 +685,11 @@ pf_rate_low(const struct pf_image *im, long floor, long *reset)
 }
 
 /*
- * A probe answered without RateLimit-Remaining (the limit is gone, or a
- * 404 for a tag deleted since) or not at all (the upstream is down): no
- * limit is known any more, and the job goes on (and fails, if it must,
+ * A probe answered without a RateLimit-Remaining count (the limit is gone,
+ * or a 404 for a tag deleted since) or not at all (the upstream is down):
+ * no limit is known any more, and the job goes on (and fails, if it must,
  * like any other).  Only an answer under the floor pauses it again.
  */
-static int
-pf_probe_head_cb(struct upstream_req *ur, int status, struct evkeyvalq *h,
-    int64_t cl, void *arg)
-{
-	struct pf_job	*j = arg;
-
-	CHECK_OBJ_NOTNULL(j, PF_JOB_MAGIC);
-
-	(void)ur;
-	(void)status;
-	(void)cl;
-	j->probe_saw_limit = evhttp_find_header(h, "RateLimit-Remaining") !=
-	    NULL;
-	return 0;
-}
-
 static void
 pf_probe_done_cb(struct upstream_req *ur, const char *err,
     struct evbuffer *body, void *arg)
@@ -714,15 +697,15 @@ pf_probe_done_cb(struct upstream_req *ur, const char *err,
 	struct pf_job	*j = arg;
 	struct pf_task	*t;
 	struct upstream	*u;
+	struct upstream_ratelimit rl;
 
 	CHECK_OBJ_NOTNULL(j, PF_JOB_MAGIC);
 	t = TAILQ_FIRST(&j->queue);
-	(void)ur;
 	(void)body;
 	j->probe = NULL;
 	if (err == upstream_err_cancelled)	/* the job is being freed */
 		return;
-	if ((err != NULL || !j->probe_saw_limit) && t != NULL &&
+	if ((err != NULL || upstream_req_ratelimit(ur, &rl) == 0) && t != NULL &&
 	    j->images[t->img].ns != NULL &&
 	    (u = upstream_find(j->images[t->img].ns)) != NULL)
 		upstream_rate_forget(u);
@@ -755,10 +738,8 @@ pf_probe_cb(evutil_socket_t fd, short ev, void *arg)
 	else
 		repo = xstrdup(im->repo);
 	xasprintf(&path, "/v2/%s/manifests/%s", repo, im->reference);
-	j->probe_saw_limit = 0;
 	j->probe = upstream_req_start(pf_up, u, EVHTTP_REQ_HEAD, path, repo,
-	    sync_accept_images, 64 * 1024, pf_probe_head_cb, NULL, pf_probe_done_cb,
-	    j);
+	    sync_accept_images, 64 * 1024, NULL, NULL, pf_probe_done_cb, j);
 	free(path);
 	free(repo);
 }
