@@ -223,8 +223,19 @@ int	cache_index_meta_put(struct cache_index *, const char *key,
 
 /* cache_admin.c: end the manager thread (cache_close() does). */
 void	 cache_manager_stop(void);
+
+/*
+ * cache_budget.c (the manager calls these every tick).  Calls only the
+ * index and cache_dir.c.
+ */
 /* [cache] max_size, for du in the daemon and the CLI alike. */
 void	 cache_budget_set(uint64_t max_bytes);
+/* Write the access times recorded since the last flush. */
+void	 cache_budget_flush(void);
+/* Over 95% of max_size (blobs and index): evict a batch towards 90%. */
+void	 cache_budget_keep(void);
+/* cache_du(), and its blob bytes become the running total.  0 or -1. */
+int	 cache_budget_recount(struct cache_du *);
 
 /*
  * cache_dir.c: the directory's layout, and the index opened in it
