@@ -277,7 +277,10 @@ cache_walk_one(struct cache_walk *w, const char *digest, int is_manifest)
 	w->cb(digest, is_manifest, w->arg);
 	if (!is_manifest || w->depth >= 4)
 		return;
-	if (cache_manifest_get(digest, NULL, &ctype, &data, &len) != 0)
+	/* The mirror's own walk (no upstream, no isolation check): from the
+	 * index, not through the store, which calls gc, which walks. */
+	if (cache_index_manifest_get(cache_idx, digest, &ctype, &data,
+	    &len) != 0)
 		return;
 	w->depth++;
 	if (cache_manifest_each(data, len, NULL, cache_walk_desc, w, err,
