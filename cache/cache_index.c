@@ -350,17 +350,93 @@ cache_index_manifest_body(const MDB_val *v)
 	    1;
 }
 
-int
-cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
+/*
+ * Create and open the environment in dir with its limits, MDB_NOTLS
+ * (worker threads share it) and MDB_NOMETASYNC.  An existing index
+ * keeps its map size if that is larger.  On failure ci->ci_env may be
+ * set: the caller closes it.
+ */
+static int
+cache_index_env_open(struct cache_index *ci, const char *fn, const char *dir)
+{
+	MDB_envinfo	info;
+	int		rc, dead, maxkey;
+
+	if ((rc = mdb_env_create(&ci->ci_env)) != 0) {
+		ci->ci_env = NULL;
+		cache_index_warn(ci, fn, "mdb_env_create", rc);
+		return -1;
+	}
+	if ((rc = mdb_env_set_maxdbs(ci->ci_env, CACHE_INDEX_MAXDBS)) != 0) {
+		cache_index_warn(ci, fn, "mdb_env_set_maxdbs", rc);
+		return -1;
+	}
+	if ((rc = mdb_env_set_maxreaders(ci->ci_env,
+	    CACHE_INDEX_MAXREADERS)) != 0) {
+		cache_index_warn(ci, fn, "mdb_env_set_maxreaders", rc);
+		return -1;
+	}
+	if ((rc = mdb_env_set_mapsize(ci->ci_env, ci->ci_mapsize)) != 0) {
+		cache_index_warn(ci, fn, "mdb_env_set_mapsize", rc);
+		return -1;
+	}
+	if ((rc = mdb_env_open(ci->ci_env, dir, MDB_NOTLS | MDB_NOMETASYNC,
+	    0600)) != 0) {
+		log_warnx("%s: mdb_env_open %s: %s", fn, dir, mdb_strerror(rc));
+		return -1;
+	}
+	if ((rc = mdb_env_info(ci->ci_env, &info)) != 0) {
+		cache_index_warn(ci, fn, "mdb_env_info", rc);
+		return -1;
+	}
+	ci->ci_mapsize = info.me_mapsize;
+	/* Free the reader slots of processes that died in a transaction. */
+	if ((rc = mdb_reader_check(ci->ci_env, &dead)) != 0) {
+		cache_index_warn(ci, fn, "mdb_reader_check", rc);
+		return -1;
+	}
+	if (dead > 0)
+		log_info("%s: %s: cleared %d stale reader slot(s)", fn, dir,
+		    dead);
+	maxkey = mdb_env_get_maxkeysize(ci->ci_env);
+	ci->ci_maxkey = (size_t)maxkey < CACHE_INDEX_KEYBUF ?
+	    (size_t)maxkey : CACHE_INDEX_KEYBUF;
+	return 0;
+}
+
+/* The named databases, created if new, in one write transaction. */
+static int
+cache_index_dbs_open(struct cache_index *ci, const char *fn)
 {
 	static const char *const names[] = { "blob", "manifest", "tag",
 	    "link", "meta", "origin", "mtime" };
-	MDB_dbi			*dbis[7];
+	MDB_dbi		*dbis[] = { &ci->ci_blob, &ci->ci_manifest,
+			    &ci->ci_tag, &ci->ci_link, &ci->ci_meta,
+			    &ci->ci_origin, &ci->ci_mtime };
+	MDB_txn		*txn;
+	size_t		 i;
+	int		 rc;
+
+	_Static_assert(sizeof(dbis) / sizeof(dbis[0]) ==
+	    sizeof(names) / sizeof(names[0]), "a handle for every name");
+	if (cache_index_begin(ci, fn, 0, &txn) == -1)
+		return -1;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE,
+		    dbis[i])) != 0) {
+			log_warnx("%s: mdb_dbi_open %s: %s", fn, names[i],
+			    mdb_strerror(rc));
+			mdb_txn_abort(txn);
+			return -1;
+		}
+	}
+	return cache_index_commit(ci, fn, txn);
+}
+
+int
+cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
+{
 	struct cache_index	*ci;
-	MDB_envinfo		 info;
-	MDB_txn			*txn = NULL;
-	size_t			 i;
-	int			 rc, dead, maxkey;
 
 	*out = NULL;
 	if (map_size == 0)
@@ -373,82 +449,18 @@ cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 	}
 #endif
 	ci = xcalloc(1, sizeof(*ci));
-	dbis[0] = &ci->ci_blob;
-	dbis[1] = &ci->ci_manifest;
-	dbis[2] = &ci->ci_tag;
-	dbis[3] = &ci->ci_link;
-	dbis[4] = &ci->ci_meta;
-	dbis[5] = &ci->ci_origin;
-	dbis[6] = &ci->ci_mtime;
 	ci->ci_mapsize = (size_t)map_size;
 	ci->ci_max_negative = UINT64_MAX;
 	if (pthread_mutex_init(&ci->ci_mtx, NULL) != 0)
 		fatalx("%s: pthread_mutex_init", __func__);
-
-	if ((rc = mdb_env_create(&ci->ci_env)) != 0) {
-		ci->ci_env = NULL;
-		cache_index_warn(ci, __func__, "mdb_env_create", rc);
+	if (cache_index_env_open(ci, __func__, dir) == -1 ||
+	    cache_index_dbs_open(ci, __func__) == -1 ||
+	    cache_index_recount(ci) == -1)
 		goto fail;
-	}
-	if ((rc = mdb_env_set_maxdbs(ci->ci_env, CACHE_INDEX_MAXDBS)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_env_set_maxdbs", rc);
-		goto fail;
-	}
-	if ((rc = mdb_env_set_maxreaders(ci->ci_env,
-	    CACHE_INDEX_MAXREADERS)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_env_set_maxreaders", rc);
-		goto fail;
-	}
-	if ((rc = mdb_env_set_mapsize(ci->ci_env, ci->ci_mapsize)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_env_set_mapsize", rc);
-		goto fail;
-	}
-	if ((rc = mdb_env_open(ci->ci_env, dir, MDB_NOTLS | MDB_NOMETASYNC,
-	    0600)) != 0) {
-		log_warnx("%s: mdb_env_open %s: %s", __func__, dir,
-		    mdb_strerror(rc));
-		goto fail;
-	}
-	/* An existing index keeps its size if that is larger. */
-	if ((rc = mdb_env_info(ci->ci_env, &info)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_env_info", rc);
-		goto fail;
-	}
-	ci->ci_mapsize = info.me_mapsize;
-	/* Free the reader slots of processes that died in a transaction. */
-	if ((rc = mdb_reader_check(ci->ci_env, &dead)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_reader_check", rc);
-		goto fail;
-	}
-	if (dead > 0)
-		log_info("%s: %s: cleared %d stale reader slot(s)", __func__,
-		    dir, dead);
-
-	maxkey = mdb_env_get_maxkeysize(ci->ci_env);
-	ci->ci_maxkey = (size_t)maxkey < CACHE_INDEX_KEYBUF ?
-	    (size_t)maxkey : CACHE_INDEX_KEYBUF;
-
-	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
-		goto fail;
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE,
-		    dbis[i])) != 0) {
-			log_warnx("%s: mdb_dbi_open %s: %s", __func__,
-			    names[i], mdb_strerror(rc));
-			goto fail;
-		}
-	}
-	rc = cache_index_commit(ci, __func__, txn);
-	txn = NULL;
-	if (rc == -1 || cache_index_recount(ci) == -1)
-		goto fail;
-
 	*out = ci;
 	return 0;
 
 fail:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
 	if (ci->ci_env != NULL)
 		mdb_env_close(ci->ci_env);
 	pthread_mutex_destroy(&ci->ci_mtx);

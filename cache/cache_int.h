@@ -1,6 +1,6 @@
 /*
  * cache_int.h — private to cache/: the LMDB index (cache_index.c, the only
- * file that includes lmdb.h), blob file paths (cache_store.c) and in-flight
+ * file that includes lmdb.h), blob file paths (cache_dir.c) and in-flight
  * fills (cache_fill.c).
  *
  * Index databases (one LMDB environment in <dir>/index, opened once per
@@ -223,11 +223,30 @@ int	cache_index_meta_put(struct cache_index *, const char *key,
 
 /* cache_admin.c: end the manager thread (cache_close() does). */
 void	 cache_manager_stop(void);
+
+/*
+ * cache_budget.c (the manager calls these every tick).  Calls only the
+ * index and cache_dir.c.
+ */
 /* [cache] max_size, for du in the daemon and the CLI alike. */
 void	 cache_budget_set(uint64_t max_bytes);
+/* Write the access times recorded since the last flush. */
+void	 cache_budget_flush(void);
+/* Over 95% of max_size (blobs and index): evict a batch towards 90%. */
+void	 cache_budget_keep(void);
+/* cache_du(), and its blob bytes become the running total.  0 or -1. */
+int	 cache_budget_recount(struct cache_du *);
 
-/* cache_store.c */
+/*
+ * cache_dir.c: the directory's layout, and the index opened in it
+ * (cache_open() opens it).  Calls nothing else in cache/.
+ */
 extern struct cache_index *cache_idx;
+/* The root that cache_dir() returns (a copy; NULL forgets it). */
+void	 cache_dir_set(const char *root);
+/* mkdir(2) that accepts an existing directory; _p makes the parents. */
+int	 cache_dir_mkdir(const char *path);
+int	 cache_dir_mkdir_p(const char *path);
 /* Path of a blob's file (malloc'd), NULL if digest is malformed. */
 char	*cache_blob_path(const char *digest);
 /* Make the blob's <algo>/<ab> directory. */

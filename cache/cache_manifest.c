@@ -128,94 +128,133 @@ cache_desc_platform(const json_t *plat, struct cache_desc *d, char *err,
 	return 0;
 }
 
+/* How one element of a list becomes a descriptor: d filled in, or -1. */
+typedef int (*cache_desc_elem_f)(const json_t *, struct cache_desc *d,
+    char *why, size_t whylen);
+
+/* An index's child: a manifest, with its platform. */
+static int
+cache_desc_child(const json_t *e, struct cache_desc *d, char *why,
+    size_t whylen)
+{
+	if (cache_desc_parse(e, CACHE_DESC_MANIFEST_MAX, d, why, whylen) != 0)
+		return -1;
+	return cache_desc_platform(json_object_get(e, "platform"), d, why,
+	    whylen);
+}
+
+static int
+cache_desc_layer(const json_t *e, struct cache_desc *d, char *why,
+    size_t whylen)
+{
+	if (cache_desc_parse(e, CACHE_DESC_BLOB_MAX, d, why, whylen) != 0)
+		return -1;
+	d->foreign = json_object_get(e, "urls") != NULL;
+	return 0;
+}
+
+/* Schema 1's fsLayers name a blobSum and nothing else. */
+static int
+cache_desc_blobsum(const json_t *e, struct cache_desc *d, char *why,
+    size_t whylen)
+{
+	if (digest_parse(json_string_value(json_object_get(e, "blobSum")),
+	    &d->dg) != 0) {
+		snprintf(why, whylen, "blobSum is not a valid digest");
+		return -1;
+	}
+	d->digest = d->dg.str;
+	d->media_type = NULL;
+	d->size = -1;
+	d->foreign = 0;
+	return 0;
+}
+
+/* One pass over a document: where descriptors go, and its errors. */
+struct cache_pass {
+	cache_desc_cb		*p_cb;		/* NULL: only check */
+	void			*p_arg;
+	char			*p_err;
+	size_t			 p_errlen;
+	struct cache_desc	 p_d;
+};
+
+static int
+cache_pass_give(struct cache_pass *p)
+{
+	return p->p_cb != NULL ? p->p_cb(&p->p_d, p->p_arg) : 0;
+}
+
 /*
- * Every descriptor of root in document order, each parsed into d and
- * given to cb when cb is not NULL.  0, the first nonzero cb value, or -1
- * with err.
+ * The list a (named name in errors) of descriptors of one kind, each
+ * read by elem and given out in order.  0, cb's nonzero, or -1.
+ */
+static int
+cache_pass_list(struct cache_pass *p, const json_t *a, const char *name,
+    enum cache_desc_kind kind, cache_desc_elem_f elem)
+{
+	const json_t	*e;
+	char		 why[200];
+	size_t		 i;
+	int		 rc;
+
+	if (!json_is_array(a)) {
+		snprintf(p->p_err, p->p_errlen, "%s is not a list", name);
+		return -1;
+	}
+	p->p_d.kind = kind;
+	json_array_foreach(a, i, e) {
+		if (elem(e, &p->p_d, why, sizeof(why)) != 0) {
+			snprintf(p->p_err, p->p_errlen, "%s[%zu]: %s", name, i,
+			    why);
+			return -1;
+		}
+		p->p_d.index = i;
+		if ((rc = cache_pass_give(p)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Every descriptor of root in document order, each parsed and given to
+ * cb when cb is not NULL: an index's manifests, else an image's config
+ * and then its layers, or schema 1's fsLayers when it has no layers.
+ * 0, the first nonzero cb value, or -1 with err.
  */
 static int
 cache_manifest_pass(const json_t *root, cache_desc_cb *cb, void *arg,
     char *err, size_t errlen)
 {
-	struct cache_desc	 d;
+	struct cache_pass	 p;
 	const json_t		*a, *e;
 	char			 why[200];
-	size_t			 i;
 	int			 rc;
 
-	memset(&d, 0, sizeof(d));
-	if ((a = json_object_get(root, "manifests")) != NULL) {
-		if (!json_is_array(a)) {
-			snprintf(err, errlen, "manifests is not a list");
-			return -1;
-		}
-		d.kind = CACHE_DESC_CHILD;
-		json_array_foreach(a, i, e) {
-			if (cache_desc_parse(e, CACHE_DESC_MANIFEST_MAX, &d,
-			    why, sizeof(why)) != 0 || cache_desc_platform(
-			    json_object_get(e, "platform"), &d, why,
-			    sizeof(why)) != 0) {
-				snprintf(err, errlen, "manifests[%zu]: %s", i,
-				    why);
-				return -1;
-			}
-			d.index = i;
-			if (cb != NULL && (rc = cb(&d, arg)) != 0)
-				return rc;
-		}
-		return 0;
-	}
+	memset(&p, 0, sizeof(p));
+	p.p_cb = cb;
+	p.p_arg = arg;
+	p.p_err = err;
+	p.p_errlen = errlen;
+	if ((a = json_object_get(root, "manifests")) != NULL)
+		return cache_pass_list(&p, a, "manifests", CACHE_DESC_CHILD,
+		    cache_desc_child);
 	if ((e = json_object_get(root, "config")) != NULL) {
-		d.kind = CACHE_DESC_CONFIG;
-		if (cache_desc_parse(e, CACHE_DESC_BLOB_MAX, &d, why,
+		p.p_d.kind = CACHE_DESC_CONFIG;
+		if (cache_desc_parse(e, CACHE_DESC_BLOB_MAX, &p.p_d, why,
 		    sizeof(why)) != 0) {
 			snprintf(err, errlen, "config: %s", why);
 			return -1;
 		}
-		if (cb != NULL && (rc = cb(&d, arg)) != 0)
+		if ((rc = cache_pass_give(&p)) != 0)
 			return rc;
 	}
-	d.kind = CACHE_DESC_LAYER;
-	if ((a = json_object_get(root, "layers")) != NULL) {
-		if (!json_is_array(a)) {
-			snprintf(err, errlen, "layers is not a list");
-			return -1;
-		}
-		json_array_foreach(a, i, e) {
-			if (cache_desc_parse(e, CACHE_DESC_BLOB_MAX, &d, why,
-			    sizeof(why)) != 0) {
-				snprintf(err, errlen, "layers[%zu]: %s", i,
-				    why);
-				return -1;
-			}
-			d.index = i;
-			d.foreign = json_object_get(e, "urls") != NULL;
-			if (cb != NULL && (rc = cb(&d, arg)) != 0)
-				return rc;
-		}
-		return 0;
-	}
-	if ((a = json_object_get(root, "fsLayers")) == NULL)
-		return 0;
-	if (!json_is_array(a)) {
-		snprintf(err, errlen, "fsLayers is not a list");
-		return -1;
-	}
-	d.media_type = NULL;
-	d.size = -1;
-	d.foreign = 0;
-	json_array_foreach(a, i, e) {
-		if (digest_parse(json_string_value(json_object_get(e,
-		    "blobSum")), &d.dg) != 0) {
-			snprintf(err, errlen, "fsLayers[%zu]: blobSum is not "
-			    "a valid digest", i);
-			return -1;
-		}
-		d.digest = d.dg.str;
-		d.index = i;
-		if (cb != NULL && (rc = cb(&d, arg)) != 0)
-			return rc;
-	}
+	if ((a = json_object_get(root, "layers")) != NULL)
+		return cache_pass_list(&p, a, "layers", CACHE_DESC_LAYER,
+		    cache_desc_layer);
+	if ((a = json_object_get(root, "fsLayers")) != NULL)
+		return cache_pass_list(&p, a, "fsLayers", CACHE_DESC_LAYER,
+		    cache_desc_blobsum);
 	return 0;
 }
 
@@ -277,7 +316,10 @@ cache_walk_one(struct cache_walk *w, const char *digest, int is_manifest)
 	w->cb(digest, is_manifest, w->arg);
 	if (!is_manifest || w->depth >= 4)
 		return;
-	if (cache_manifest_get(digest, NULL, &ctype, &data, &len) != 0)
+	/* The mirror's own walk (no upstream, no isolation check): from the
+	 * index, not through the store, which calls gc, which walks. */
+	if (cache_index_manifest_get(cache_idx, digest, &ctype, &data,
+	    &len) != 0)
 		return;
 	w->depth++;
 	if (cache_manifest_each(data, len, NULL, cache_walk_desc, w, err,

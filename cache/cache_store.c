@@ -1,14 +1,13 @@
 /*
  * cache_store.c — the cache directory: start-up (directories, the LOCK
- * flock, emptying tmp/, opening the index), blob file paths, and the thin
- * manifest/tag layer over the index.
+ * flock, emptying tmp/, opening the index), isolation, and the thin
+ * blob/manifest/tag layer over the index.  Where things are in the
+ * directory is cache_dir.c's.
  */
 #include "autoconf.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,41 +23,10 @@
 #include "common/rbuf.h"
 #include "common/xmalloc.h"
 
-static char			*cache_root;
 /* Upstreams with isolate = yes (names), from the config. */
 static char			**cache_iso;
 static size_t			 cache_niso;
 static int			 cache_lock_fd = -1;
-struct cache_index		*cache_idx;
-
-static int
-cache_mkdir(const char *path)
-{
-	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-		log_warn("mkdir %s", path);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-cache_mkdir_p(const char *path)
-{
-	char	buf[PATH_MAX], *p;
-
-	if (strlen(path) >= sizeof(buf))
-		return -1;
-	strcpy(buf, path);
-	for (p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (cache_mkdir(buf) != 0)
-			return -1;
-		*p = '/';
-	}
-	return cache_mkdir(buf);
-}
 
 /* Leftover fills from a previous run are never trusted: delete them. */
 static void
@@ -138,10 +106,10 @@ cache_open(const struct config *cfg)
 	cache_iso_init(cfg);
 	cache_fill_set_max(cfg->max_blob_size);
 	cache_mem_init(cfg->cache_memory);
-	cache_root = xstrdup(cfg->cache_dir);
-	if (cache_mkdir_p(cache_root) != 0)
+	cache_dir_set(cfg->cache_dir);
+	if (cache_dir_mkdir_p(cache_dir()) != 0)
 		return -1;
-	xasprintf(&p, "%s/LOCK", cache_root);
+	xasprintf(&p, "%s/LOCK", cache_dir());
 	cache_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (cache_lock_fd == -1) {
 		log_warn("open %s", p);
@@ -150,26 +118,27 @@ cache_open(const struct config *cfg)
 	}
 	if (flock(cache_lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		log_warn("cache directory %s is in use by another regmirror "
-		    "(flock %s)", cache_root, p);
+		    "(flock %s)", cache_dir(), p);
 		free(p);
 		return -1;
 	}
 	free(p);
-	xasprintf(&p, "%s/tmp", cache_root);
-	if (cache_mkdir(p) != 0) {
+	xasprintf(&p, "%s/tmp", cache_dir());
+	if (cache_dir_mkdir(p) != 0) {
 		free(p);
 		return -1;
 	}
 	cache_tmp_clean(p);
 	free(p);
-	xasprintf(&p, "%s/blobs", cache_root);
-	if (cache_mkdir(p) != 0) {
+	xasprintf(&p, "%s/blobs", cache_dir());
+	if (cache_dir_mkdir(p) != 0) {
 		free(p);
 		return -1;
 	}
 	free(p);
-	xasprintf(&p, "%s/index", cache_root);
-	if (cache_mkdir(p) != 0 || cache_index_open(p, 0, &cache_idx) != 0) {
+	xasprintf(&p, "%s/index", cache_dir());
+	if (cache_dir_mkdir(p) != 0 ||
+	    cache_index_open(p, 0, &cache_idx) != 0) {
 		log_warnx("cache: cannot open index in %s", p);
 		free(p);
 		return -1;
@@ -177,7 +146,7 @@ cache_open(const struct config *cfg)
 	free(p);
 	cache_index_set_max_negative(cache_idx, (uint64_t)cfg->max_negative);
 	cache_budget_set(cfg->max_size);
-	log_info("cache: %s", cache_root);
+	log_info("cache: %s", cache_dir());
 	return 0;
 }
 
@@ -187,11 +156,11 @@ cache_open_shared(const struct config *cfg)
 	char	*p;
 
 	cache_iso_init(cfg);
-	cache_root = xstrdup(cfg->cache_dir);
-	xasprintf(&p, "%s/index", cache_root);
+	cache_dir_set(cfg->cache_dir);
+	xasprintf(&p, "%s/index", cache_dir());
 	if (access(p, F_OK) != 0) {
 		log_warnx("cache: no index in %s (has the mirror run with "
-		    "this dir?)", cache_root);
+		    "this dir?)", cache_dir());
 		free(p);
 		return -1;
 	}
@@ -215,48 +184,11 @@ cache_close(void)
 	if (cache_lock_fd != -1)
 		close(cache_lock_fd);
 	cache_lock_fd = -1;
-	free(cache_root);
-	cache_root = NULL;
+	cache_dir_set(NULL);
 	while (cache_niso > 0)
 		free(cache_iso[--cache_niso]);
 	free(cache_iso);
 	cache_iso = NULL;
-}
-
-const char *
-cache_dir(void)
-{
-	return cache_root;
-}
-
-/* "<dir>/blobs/sha256/ab/abcdef..." for a valid digest string. */
-char *
-cache_blob_path(const char *digest)
-{
-	struct digest	 d;
-	char		*p;
-
-	if (digest_parse(digest, &d) != 0)
-		return NULL;
-	xasprintf(&p, "%s/blobs/%s/%.2s/%s", cache_root,
-	    digest_algo_name(d.algo), d.hex, d.hex);
-	return p;
-}
-
-int
-cache_blob_dir_make(const char *digest)
-{
-	struct digest	 d;
-	char		*p;
-	int		 rc;
-
-	if (digest_parse(digest, &d) != 0)
-		return -1;
-	xasprintf(&p, "%s/blobs/%s/%.2s", cache_root,
-	    digest_algo_name(d.algo), d.hex);
-	rc = cache_mkdir_p(p);
-	free(p);
-	return rc;
 }
 
 int

@@ -1,16 +1,39 @@
 /*
  * text.c — escaping outside bytes for logs, error messages and JSON (see
- * text.h for the rules).  Depends on nothing.
+ * text.h for the rules).  Depends on nothing, not even xmalloc: the log
+ * escapes through it and xmalloc dies through the log, so text is the
+ * bottom of the three (log -> text, xmalloc -> log).
  */
 #include "autoconf.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/text.h"
-#include "common/xmalloc.h"
 
 static const char text_hex[] = "0123456789abcdef";
+
+/* Bytes c takes escaped: 1, 2 ("\\") or 4 ("\xNN"). */
+static size_t
+text_escape_unit(unsigned char c)
+{
+	return c == '\\' ? 2 : c < 0x20 || c >= 0x7f ? 4 : 1;
+}
+
+/* Write c's escape, unit bytes (text_escape_unit), at dst. */
+static void
+text_escape_put(char *dst, unsigned char c, size_t unit)
+{
+	if (unit == 2) {
+		dst[0] = '\\';
+		dst[1] = '\\';
+	} else if (unit == 4) {
+		dst[0] = '\\';
+		dst[1] = 'x';
+		dst[2] = text_hex[c >> 4];
+		dst[3] = text_hex[c & 15];
+	} else
+		dst[0] = (char)c;
+}
 
 /*
  * src did not fit: keep the longest run of whole escapes in dst[0..n)
@@ -46,38 +69,57 @@ text_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 		return 0;
 	for (i = 0; i < srclen && src[i] != '\0'; i++) {
 		c = (unsigned char)src[i];
-		need = c == '\\' ? 2 : c < 0x20 || c >= 0x7f ? 4 : 1;
+		need = text_escape_unit(c);
 		if (n + need >= dstlen) {
 			n = text_escape_cut(dst, n, dstlen);
 			break;
 		}
-		if (c == '\\') {
-			dst[n++] = '\\';
-			dst[n++] = '\\';
-		} else if (need == 4) {
-			dst[n++] = '\\';
-			dst[n++] = 'x';
-			dst[n++] = text_hex[c >> 4];
-			dst[n++] = text_hex[c & 15];
-		} else
-			dst[n++] = (char)c;
+		text_escape_put(dst + n, c, need);
+		n += need;
 	}
 	dst[n] = '\0';
 	return n;
 }
 
+/*
+ * Escaping only lengthens, so it is done from the end, with no copy:
+ * first how many bytes fit (text_escape's rule, cut included: whole
+ * escapes, then "..." if there is room), then each byte's escape is
+ * written backwards, where it lands at or after the byte itself, which
+ * has been read by then.
+ */
 void
 text_escape_inplace(char *s, size_t len)
 {
-	char	*tmp;
-	size_t	 n;
+	unsigned char	c;
+	size_t		n, k, out = 0, end, unit;
 
 	if (len == 0)
 		return;
 	n = strnlen(s, len - 1);
-	tmp = xstrndup(s, n);
-	text_escape(s, len, tmp, n);
-	free(tmp);
+	for (k = 0; k < n; k++) {
+		unit = text_escape_unit((unsigned char)s[k]);
+		if (out + unit >= len)
+			break;
+		out += unit;
+	}
+	end = out;
+	if (k < n) {
+		while (k > 0 && out + 3 >= len)
+			out -= text_escape_unit((unsigned char)s[--k]);
+		end = out;
+		if (out + 3 < len) {
+			memcpy(s + out, "...", 3);
+			end = out + 3;
+		}
+	}
+	s[end] = '\0';
+	while (k > 0) {
+		c = (unsigned char)s[--k];
+		unit = text_escape_unit(c);
+		out -= unit;
+		text_escape_put(s + out, c, unit);
+	}
 }
 
 int

@@ -1,0 +1,99 @@
+/*
+ * cache_dir.c — where things are in the cache directory: its root, the
+ * file of each blob (blobs/<algo>/<ab>/<hex>) and the directories on the
+ * way, and the index opened in it (cache_idx).  cache_open()
+ * (cache_store.c) sets them; the store, fills, reconcile, the budget, gc
+ * and verify read them.
+ *
+ * It calls nothing else in cache/.  It is small, but it is the bottom of
+ * the module's call graph: every file that needs a blob's path gets it
+ * here instead of from the store, which calls most of them.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cache/cache.h"
+#include "cache/cache_int.h"
+#include "common/digest.h"
+#include "common/log.h"
+#include "common/xmalloc.h"
+
+static char		*cache_root;
+struct cache_index	*cache_idx;
+
+void
+cache_dir_set(const char *root)
+{
+	free(cache_root);
+	cache_root = root != NULL ? xstrdup(root) : NULL;
+}
+
+const char *
+cache_dir(void)
+{
+	return cache_root;
+}
+
+int
+cache_dir_mkdir(const char *path)
+{
+	if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+		log_warn("mkdir %s", path);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cache_dir_mkdir_p(const char *path)
+{
+	char	buf[PATH_MAX], *p;
+
+	if (strlen(path) >= sizeof(buf))
+		return -1;
+	strcpy(buf, path);
+	for (p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (cache_dir_mkdir(buf) != 0)
+			return -1;
+		*p = '/';
+	}
+	return cache_dir_mkdir(buf);
+}
+
+/* "<dir>/blobs/sha256/ab/abcdef..." for a valid digest string. */
+char *
+cache_blob_path(const char *digest)
+{
+	struct digest	 d;
+	char		*p;
+
+	if (digest_parse(digest, &d) != 0)
+		return NULL;
+	xasprintf(&p, "%s/blobs/%s/%.2s/%s", cache_root,
+	    digest_algo_name(d.algo), d.hex, d.hex);
+	return p;
+}
+
+int
+cache_blob_dir_make(const char *digest)
+{
+	struct digest	 d;
+	char		*p;
+	int		 rc;
+
+	if (digest_parse(digest, &d) != 0)
+		return -1;
+	xasprintf(&p, "%s/blobs/%s/%.2s", cache_root,
+	    digest_algo_name(d.algo), d.hex);
+	rc = cache_dir_mkdir_p(p);
+	free(p);
+	return rc;
+}
