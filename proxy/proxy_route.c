@@ -33,9 +33,14 @@
 
 #define PROXY_ROUTE_LIBRARY_LEN	(sizeof("library/") - 1)
 
-/* Fill err; returns -1 so that a refusal is one return statement. */
-static int __attribute__((format(printf, 4, 5)))
-proxy_route_refuse(struct proxy_route_err *err, int status, const char *code,
+/*
+ * Fill err.  proxy_route_refuse() is the same as an expression worth -1,
+ * so that a refusal is one return statement, and so that the -1 can be
+ * seen where it is returned (scan-build does not look into a variadic
+ * function, and took a refusal for a success).
+ */
+static void __attribute__((format(printf, 4, 5)))
+proxy_route_err_set(struct proxy_route_err *err, int status, const char *code,
     const char *fmt, ...)
 {
 	va_list	ap;
@@ -45,8 +50,9 @@ proxy_route_refuse(struct proxy_route_err *err, int status, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
-	return -1;
 }
+
+#define proxy_route_refuse(...)	(proxy_route_err_set(__VA_ARGS__), -1)
 
 static unsigned
 proxy_route_query_bit(const char *key)

@@ -119,10 +119,20 @@ upstream_init_all(const struct config *cfg)
 
 static void	upstream_token_drop(struct upstream *, struct upstream_token *);
 
+/* A token's memory, its value wiped first. */
+static void
+upstream_token_free(struct upstream_token *t)
+{
+	free(t->scope);
+	explicit_bzero(t->value, strlen(t->value));
+	free(t->value);
+	free(t);
+}
+
 void
 upstream_fini_all(void)
 {
-	struct upstream_token	*t;
+	struct upstream_token	*t, *next;
 	size_t			 i, j;
 
 	for (i = 0; i < nupstreams; i++) {
@@ -133,9 +143,12 @@ upstream_fini_all(void)
 		free(u->urls);
 		SSL_CTX_free(u->ssl_ctx);
 		free(u->basic);
+		/* Freed without LIST_REMOVE: the lists go with u. */
 		for (j = 0; j < UPSTREAM_TOKEN_BUCKETS; j++)
-			while ((t = LIST_FIRST(&u->tokens[j])) != NULL)
-				upstream_token_drop(u, t);
+			for (t = LIST_FIRST(&u->tokens[j]); t != NULL; t = next) {
+				next = LIST_NEXT(t, entry);
+				upstream_token_free(t);
+			}
 		pthread_mutex_destroy(&u->tok_mtx);
 	}
 	free(upstreams);
@@ -257,10 +270,7 @@ upstream_token_drop(struct upstream *u, struct upstream_token *t)
 {
 	LIST_REMOVE(t, entry);
 	u->ntokens--;
-	free(t->scope);
-	explicit_bzero(t->value, strlen(t->value));
-	free(t->value);
-	free(t);
+	upstream_token_free(t);
 }
 
 /*
