@@ -580,9 +580,10 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	AN(f->state == CACHE_FILL_WAITING);
 	if (size >= 0 && (uint64_t)size > cache_fill_max) {
-		cache_fill_fail(f, 403, "DENIED", NULL, "blob %s is %lld bytes, "
-		    "more than this mirror's max_blob_size (%llu)", f->digest,
-		    (long long)size, (unsigned long long)cache_fill_max);
+		cache_fill_fail(f, 403, "DENIED", NULL, "blob %s is %lld "
+		    "bytes, more than this mirror's max_blob_size (%llu)",
+		    f->digest, (long long)size,
+		    (unsigned long long)cache_fill_max);
 		return -1;
 	}
 	xasprintf(&path, "%s/tmp/%.16s.XXXXXX", cache_dir(), f->want.hex);

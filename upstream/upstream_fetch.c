@@ -1306,14 +1306,17 @@ static const struct sockaddr *
 upstream_req_pick_addr(struct upstream_req *r, const struct evutil_addrinfo *ai,
     char *why, size_t whylen)
 {
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+
 	for (; ai != NULL; ai = ai->ai_next) {
-		if (ai->ai_family == AF_INET)
-			((struct sockaddr_in *)(void *)ai->ai_addr)->sin_port =
-			    htons((uint16_t)r->url.port);
-		else if (ai->ai_family == AF_INET6)
-			((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_port =
-			    htons((uint16_t)r->url.port);
-		else
+		if (ai->ai_family == AF_INET) {
+			sin = (struct sockaddr_in *)(void *)ai->ai_addr;
+			sin->sin_port = htons((uint16_t)r->url.port);
+		} else if (ai->ai_family == AF_INET6) {
+			sin6 = (struct sockaddr_in6 *)(void *)ai->ai_addr;
+			sin6->sin6_port = htons((uint16_t)r->url.port);
+		} else
 			continue;
 		if (upstream_addr_allowed(r->u, r->purpose, &r->url,
 		    ai->ai_addr, why, whylen))
