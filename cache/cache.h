@@ -158,7 +158,8 @@ struct cache_desc {
 	const char		*digest;	/* canonical */
 	const char		*media_type;	/* NULL: absent */
 	int64_t			 size;		/* -1: absent */
-	const char		*os, *arch, *variant;	/* CHILD; NULL: absent */
+	/* CHILD only; NULL: absent. */
+	const char		*os, *arch, *variant;
 	int			 foreign;	/* LAYER with urls */
 	struct digest		 dg;
 };

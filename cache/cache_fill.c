@@ -2,17 +2,22 @@
  * cache_fill.c — in-flight fills: one object per digest being fetched,
  * with the readers that stream it from the growing temp file.
  *
- *	state		event				next		who
- *	WAITING		upstream 200 (begin)		STREAMING	filler
- *	WAITING		failure before any body		FAILED		filler
- *	STREAMING	bytes written			STREAMING	filler
- *	STREAMING	end of body, verified		PUBLISHING	filler
- *	STREAMING	end of body, verified, the	PASSED		filler
- *			disk filled up on the way
- *	STREAMING	short, long or corrupt body,	FAILED		filler
- *			write error, max_blob_size
- *	PUBLISHING	fsync, rename, commit done	DONE		publish thread
- *	PUBLISHING	fsync, rename or commit failed	PASSED		publish thread
+ *	state		event			next		who
+ *	WAITING		upstream 200 (begin)	STREAMING	filler
+ *	WAITING		failure before any	FAILED		filler
+ *			body
+ *	STREAMING	bytes written		STREAMING	filler
+ *	STREAMING	end of body, verified	PUBLISHING	filler
+ *	STREAMING	end of body, verified,	PASSED		filler
+ *			the disk filled up on
+ *			the way
+ *	STREAMING	short, long or corrupt	FAILED		filler
+ *			body, write error,
+ *			max_blob_size
+ *	PUBLISHING	fsync, rename, commit	DONE		publish thread
+ *			done
+ *	PUBLISHING	fsync, rename or	PASSED		publish thread
+ *			commit failed
  *
  * DONE, PASSED and FAILED are final.  Once verified (PUBLISHING) a fill
  * cannot fail: a late failure is ignored, the publish thread decides.
@@ -575,9 +580,10 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	AN(f->state == CACHE_FILL_WAITING);
 	if (size >= 0 && (uint64_t)size > cache_fill_max) {
-		cache_fill_fail(f, 403, "DENIED", NULL, "blob %s is %lld bytes, "
-		    "more than this mirror's max_blob_size (%llu)", f->digest,
-		    (long long)size, (unsigned long long)cache_fill_max);
+		cache_fill_fail(f, 403, "DENIED", NULL, "blob %s is %lld "
+		    "bytes, more than this mirror's max_blob_size (%llu)",
+		    f->digest, (long long)size,
+		    (unsigned long long)cache_fill_max);
 		return -1;
 	}
 	xasprintf(&path, "%s/tmp/%.16s.XXXXXX", cache_dir(), f->want.hex);

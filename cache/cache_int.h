@@ -56,7 +56,7 @@ struct cache_blob_rec {
 
 struct cache_tag_rec {
 	char		digest[DIGEST_STR_MAX];	/* or CACHE_TAG_NEGATIVE */
-	int64_t		validated;	/* unix seconds of last upstream check */
+	int64_t		validated;	/* unix time of last upstream check */
 };
 
 /* A tag with its key, as a walk saw it (batched removal). */

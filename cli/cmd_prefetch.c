@@ -80,7 +80,8 @@ cli_http(const char *base_url, const char *path, const char *body,
 	port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
 	memset(&r, 0, sizeof(r));
 	r.base = event_base_new();
-	c = evhttp_connection_base_new(r.base, NULL, host, (unsigned short)port);
+	c = evhttp_connection_base_new(r.base, NULL, host,
+	    (unsigned short)port);
 	evhttp_connection_set_timeout(c, 30);
 	req = evhttp_request_new(cli_http_cb, &r);
 	snprintf(hostport, sizeof(hostport), "%s:%d", host, port);

@@ -22,8 +22,10 @@
 #define CONFIG_DEFAULT_PATH	"/etc/regmirror/mirror.conf"
 
 struct config_upstream {
-	char			*name;		/* section name: registry host */
-	char			**urls;		/* >= 1, "http(s)://host[:port]" */
+	/* The section name: a registry host. */
+	char			*name;
+	/* At least one, each "http(s)://host[:port]". */
+	char			**urls;
 	size_t			 nurls;
 	char			**aliases;
 	size_t			 naliases;
@@ -43,7 +45,7 @@ struct config_upstream {
 	long			 negative_ttl;	/* default 30s */
 	size_t			 max_header_size; /* of a response (64K) */
 	long			 max_headers;	/* fields in a response (100) */
-	char			**redirect_hosts; /* may be on private addresses */
+	char			**redirect_hosts; /* may be on private IPs */
 	size_t			 nredirect_hosts;
 	int			 isolate;	/* its content serves it only */
 	long			 max_fills;	/* blob fetches at once (64) */

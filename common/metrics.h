@@ -18,7 +18,8 @@
 	    "Responses cut short (client gone or fill failed)")		\
 	X(HTTP_BYTES, "http_sent_bytes_total", "Body bytes queued to clients") \
 	X(BLOB_HITS, "blob_hits_total", "Blob requests served from cache") \
-	X(BLOB_MISSES, "blob_misses_total", "Blob requests that started a fill") \
+	X(BLOB_MISSES, "blob_misses_total",				\
+	    "Blob requests that started a fill")			\
 	X(BLOB_ATTACHES, "blob_attaches_total",				\
 	    "Blob requests that joined a fill in progress")		\
 	X(MANIFEST_HITS, "manifest_hits_total",				\
@@ -45,14 +46,17 @@
 	    "Fills failed (upstream error, short or corrupt body)")	\
 	X(FILLS_PASSED, "fills_passed_through_total",			\
 	    "Fills passed through uncached because the disk was full")	\
-	X(FILL_BYTES, "fill_bytes_total", "Bytes received from upstreams for blobs") \
+	X(FILL_BYTES, "fill_bytes_total",				\
+	    "Bytes received from upstreams for blobs")			\
 	X(FILL_QUEUE_TIMEOUTS, "fill_queue_timeouts_total",		\
 	    "Fills that waited [timeouts] queue for a max_fills slot")	\
-	X(EVICTIONS, "cache_evictions_total", "Blobs removed by the budget, gc or evict") \
+	X(EVICTIONS, "cache_evictions_total",				\
+	    "Blobs removed by the budget, gc or evict")			\
 	X(CONN_REFUSED, "connections_refused_total",			\
 	    "Client connections refused: over a connection cap")	\
 	X(CONN_DEADLINES, "connections_timed_out_total",		\
-	    "Client connections closed: request head or TLS handshake too slow") \
+	    "Client connections closed: request head or TLS "		\
+	    "handshake too slow")					\
 	X(ACCEPT_ERRORS, "accept_errors_total",				\
 	    "accept() failures (EMFILE pauses the listener)")		\
 	X(MISS_LIMITED, "manifest_misses_limited_total",		\

@@ -2,8 +2,8 @@
  * ref.h — the OCI distribution-spec grammar for repository names, tags and
  * references, checked before anything touches the disk or an upstream.
  *
- *   name:  [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
- *          at most 255 characters in all
+ *   name:  component(/component)*, at most 255 characters in all,
+ *          where component is [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
  *   tag:   [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
  *   reference: a tag or a digest (see digest.h)
  *   media type: "type/subtype[; parameters]", printable ASCII (space

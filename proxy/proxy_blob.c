@@ -60,7 +60,8 @@
 #include "upstream/upstream.h"
 
 #define PROXY_READER_MAGIC	0x72656164
-#define PROXY_OUT_HIWAT		(4 * 1024 * 1024) /* file bytes queued per client */
+/* File bytes queued per client. */
+#define PROXY_OUT_HIWAT		(4 * 1024 * 1024)
 /* TLS cannot sendfile: bytes are read into memory, at most [server]
  * send_buffer queued per client, in chunks of this. */
 #define PROXY_TLS_CHUNK		(64 * 1024)
@@ -130,7 +131,8 @@ struct proxy_bfetch {
 	struct evbuffer		*pending;
 	struct event		*tick;
 	int			 paused;
-	int			 done;		/* upstream done, pending left */
+	/* The upstream is done; pending still holds bytes. */
+	int			 done;
 	const char		*err;
 	int			 status;
 	char			 errmsg[512];
@@ -218,9 +220,10 @@ static int
 proxy_reader_status(struct proxy_reader *rd, int *status)
 {
 	struct proxy_req	*pr = rd->pr;
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	struct evkeyvalq	*out;
 	char			 clen[32], crange[96];
 
+	out = evhttp_request_get_output_headers(pr->req);
 	proxy_req_common_headers(pr);
 	rd->sent = 0;
 	rd->end = rd->size;
@@ -336,7 +339,7 @@ proxy_reader_end(struct proxy_reader *rd, int abort_conn)
 			    IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
 		}
 		if (abort_conn && !rd->gone) {
-			/* A short body, then EOF: never a complete wrong one. */
+			/* A short body then EOF: never a complete wrong one. */
 			evhttp_connection_free(rd->evcon);
 		} else {
 			if (!rd->gone)	/* back to evhttp's idle timeouts */
@@ -828,10 +831,10 @@ proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill,
 	    !TAILQ_EMPTY(&bf->slots->queue)) {
 		/* At most as many wait as may run: the rest fail at once. */
 		if (bf->slots->nqueued >= bf->slots->cap) {
-			cache_fill_fail(fill, 503, "UNAVAILABLE", "5", "%u blob "
-			    "fetches from upstream %s are in progress and %u "
-			    "wait (max_fills)", bf->slots->active, bf->upname,
-			    bf->slots->nqueued);
+			cache_fill_fail(fill, 503, "UNAVAILABLE", "5",
+			    "%u blob fetches from upstream %s are in progress "
+			    "and %u wait (max_fills)", bf->slots->active,
+			    bf->upname, bf->slots->nqueued);
 			proxy_bfetch_free(bf);
 			return;
 		}
@@ -870,10 +873,11 @@ proxy_bhead_done_cb(struct upstream_req *ur, const char *err,
 {
 	struct proxy_bhead	*bh = arg;
 	struct proxy_req	*pr = bh->pr;
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	struct evkeyvalq	*out;
 	int			 status = upstream_req_status(ur);
 	char			 clen[32];
 
+	out = evhttp_request_get_output_headers(pr->req);
 	(void)body;
 	if (err != NULL || status != 200 || bh->clen < 0) {
 		proxy_error_upstream(pr, status, err, upstream_req_errmsg(ur),

@@ -133,8 +133,8 @@ static pthread_mutex_t		 proxy_listeners_mtx =
 				    PTHREAD_MUTEX_INITIALIZER;
 
 #define PROXY_BUSY_BODY							\
-    "{\"errors\":[{\"code\":\"UNAVAILABLE\",\"message\":\"too many "		\
-    "connections\",\"detail\":null}]}\n"
+    "{\"errors\":[{\"code\":\"UNAVAILABLE\",\"message\":"		\
+    "\"too many connections\",\"detail\":null}]}\n"
 static const char proxy_busy_reply[] =
     "HTTP/1.1 503 Service Unavailable\r\n"
     "Content-Type: application/json\r\n"
@@ -444,8 +444,9 @@ proxy_conn_attach_cb(evutil_socket_t unused, short ev, void *arg)
 		metric_inc(METRIC_CONN_REFUSED);
 		if (proxy_ratelimit_ok(&proxy_rl_caps, &more))
 			log_warnx("client connection refused: over [server] "
-			    "max_connections (%u) or max_connections_per_client "
-			    "(%u) (%llu more since the last warning)",
+			    "max_connections (%u) or "
+			    "max_connections_per_client (%u) (%llu more "
+			    "since the last warning)",
 			    proxy_max_conns, proxy_max_per_client,
 			    (unsigned long long)more);
 		if (!pc->tls)

@@ -78,7 +78,8 @@ struct proxy_req {
 	uint64_t		 bytes;
 	const char		*src;		/* hit, miss, attach, ... */
 	int			 tls;		/* came on a TLS listener */
-	int			 linked;	/* repo known to hold the blob */
+	/* The repository is known to hold the blob. */
+	int			 linked;
 	int			 done;
 	struct proxy_mflight	*mflight;	/* leads this manifest fetch */
 	/* Told of the reply before it is sent (then cleared): a flight's

@@ -77,7 +77,8 @@ proxy_manifest_type_ok(const char *ctype)
 	while (n > 0 && (ctype[n - 1] == ' ' || ctype[n - 1] == '\t'))
 		n--;
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		if (strlen(types[i]) == n && strncasecmp(ctype, types[i], n) == 0)
+		if (strlen(types[i]) == n &&
+		    strncasecmp(ctype, types[i], n) == 0)
 			return 1;
 	return 0;
 }
@@ -103,9 +104,10 @@ static void
 proxy_manifest_send(struct proxy_req *pr, const char *digest,
     const char *ctype, struct rbuf *rb, const char *warning)
 {
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	struct evkeyvalq	*out;
 	char			 etag[DIGEST_STR_MAX + 2];
 
+	out = evhttp_request_get_output_headers(pr->req);
 	evhttp_add_header(out, "Docker-Content-Digest", digest);
 	snprintf(etag, sizeof(etag), "\"%s\"", digest);
 	evhttp_add_header(out, "Etag", etag);
@@ -633,11 +635,12 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 {
 	struct proxy_tfetch	*tf = arg;
 	struct proxy_req	*pr = tf->pr;
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	struct evkeyvalq	*out;
 	int			 status = upstream_req_status(ur);
 	const char		*ctype, *link, *filters;
 	struct rbuf		*rb;
 
+	out = evhttp_request_get_output_headers(pr->req);
 	if (err != NULL || status != 200) {
 		if (status == 404 && pr->kind == PROXY_KIND_REFERRERS)
 			/* No referrers API there: clients fall back to the
@@ -698,9 +701,10 @@ proxy_tags_get(struct proxy_req *pr)
 {
 	struct proxy_tfetch	*tf;
 	struct cache_mem_hold	 h;
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	struct evkeyvalq	*out;
 	char			*path, *key;
 
+	out = evhttp_request_get_output_headers(pr->req);
 	if (pr->kind == PROXY_KIND_CATALOG)
 		xasprintf(&path, "/v2/_catalog%s%s",
 		    pr->query != NULL ? "?" : "",
@@ -787,8 +791,8 @@ proxy_oci_route_take(struct proxy_req *pr, struct proxy_route *rt)
 	proxy_route_fini(rt);
 }
 
-static void	proxy_oci_request(struct evhttp_request *, struct proxy_worker *,
-		    int);
+static void	proxy_oci_request(struct evhttp_request *,
+		    struct proxy_worker *, int);
 
 void
 proxy_oci_request_cb(struct evhttp_request *req, void *arg)

@@ -37,9 +37,11 @@
 void
 proxy_req_common_headers(struct proxy_req *pr)
 {
-	struct evkeyvalq	*out = evhttp_request_get_output_headers(pr->req);
+	struct evkeyvalq	*out;
 
-	if (evhttp_find_header(out, "Docker-Distribution-API-Version") == NULL) {
+	out = evhttp_request_get_output_headers(pr->req);
+	if (evhttp_find_header(out,
+	    "Docker-Distribution-API-Version") == NULL) {
 		evhttp_add_header(out, "Docker-Distribution-API-Version",
 		    "registry/2.0");
 		/* No browser may take a body for anything but its type. */

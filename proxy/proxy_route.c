@@ -252,7 +252,8 @@ proxy_route_ref(const char *ref, struct proxy_route *out,
 	if (digest_parse(ref, &out->digest) == 0)
 		out->ref_is_digest = 1;
 	else if (out->kind != PROXY_KIND_MANIFEST || !ref_tag_valid(ref)) {
-		if (out->kind == PROXY_KIND_MANIFEST && strchr(ref, ':') == NULL)
+		if (out->kind == PROXY_KIND_MANIFEST &&
+		    strchr(ref, ':') == NULL)
 			return proxy_route_refuse(err, 400, "TAG_INVALID",
 			    "invalid tag");
 		return proxy_route_refuse(err, 400, "DIGEST_INVALID",

@@ -51,7 +51,7 @@ struct sync_pf_params {
 	size_t			 nimages;
 	const char *const	*platforms;	/* none: all */
 	size_t			 nplatforms;
-	long			 pin;		/* seconds; 0 none, -1 forever */
+	long			 pin;		/* seconds; 0 off, -1 forever */
 	int			 revalidate;	/* Cache-Control: no-cache */
 	unsigned		 concurrency;	/* requests at once; 0: 4 */
 	long			 rate_floor;	/* RateLimit-Remaining */

@@ -105,7 +105,7 @@ struct pf_job {
 	size_t			 nimages;
 	char			**platforms;
 	size_t			 nplatforms;
-	long			 pin;		/* seconds; 0 none, -1 forever */
+	long			 pin;		/* seconds; 0 off, -1 forever */
 	enum pf_state		 state;
 	time_t			 created, finished;
 	unsigned		 running;
@@ -128,7 +128,8 @@ struct pf_job {
 	LIST_ENTRY(pf_job)	 entry;
 };
 
-static LIST_HEAD(, pf_job)		 pf_jobs = LIST_HEAD_INITIALIZER(pf_jobs);
+static LIST_HEAD(, pf_job)		 pf_jobs =
+					    LIST_HEAD_INITIALIZER(pf_jobs);
 static size_t				 pf_njobs;
 static struct event_base		*pf_base;
 static struct upstream_worker		*pf_up;
@@ -705,8 +706,8 @@ pf_probe_done_cb(struct upstream_req *ur, const char *err,
 	j->probe = NULL;
 	if (err == upstream_err_cancelled)	/* the job is being freed */
 		return;
-	if ((err != NULL || upstream_req_ratelimit(ur, &rl) == 0) && t != NULL &&
-	    j->images[t->img].ns != NULL &&
+	if ((err != NULL || upstream_req_ratelimit(ur, &rl) == 0) &&
+	    t != NULL && j->images[t->img].ns != NULL &&
 	    (u = upstream_find(j->images[t->img].ns)) != NULL)
 		upstream_rate_forget(u);
 	j->paused = 0;
@@ -1250,8 +1251,8 @@ sync_pf_stats(const struct pf_job *j, unsigned *ok, unsigned *failed,
 		else {
 			(*failed)++;
 			if (err[0] == '\0')
-				snprintf(err, errlen, "%s: %s", j->images[i].ref,
-				    j->images[i].error);
+				snprintf(err, errlen, "%s: %s",
+				    j->images[i].ref, j->images[i].error);
 		}
 	}
 }

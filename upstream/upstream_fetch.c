@@ -5,45 +5,56 @@
  * not list; upstream_req_next[] below is the same table as data, and
  * tests/unit/upstream/test_fetch.c holds it to this comment.
  *
- *	state		event				next
- *	NEW		started				begin
- *	QUEUE		a slot came free (from the	begin (holding the slot:
- *			loop)				never QUEUE again)
- *	QUEUE		[timeouts] queue passed		DONE (upstream_err_busy)
- *	RESOLVE		an address the redirect policy	EXCHANGE (connected to
- *			allows (upstream_policy.c)	that number)
- *	RESOLVE		no allowed address		DONE (upstream_err_policy)
- *	RESOLVE		name unknown, or [timeouts]	RETRY (next url first),
- *			connect passed			or DONE when none is left
- *	EXCHANGE	final response head		DELIVER (head cb)
- *	EXCHANGE	an interim 100 head		(stays: the next head
- *							is the answer)
- *	EXCHANGE	401 Bearer challenge, realm	TOKEN (a token request
- *			within the trust boundary	of its own)
- *	EXCHANGE	401 Basic, have credentials	begin (with Basic)
- *	EXCHANGE	3xx with Location (<= 5),	begin (new target, no
- *			the policy allows		Authorization off the
- *							upstream's host)
- *	EXCHANGE	failed before any response	RETRY (GET/HEAD while the
- *			(refused, reset, [timeouts]	deadline allows; next url
- *			connect), or 502/503/504 once	first), or DONE (error)
- *			its body is read
- *	EXCHANGE	3xx or realm the policy		DONE (upstream_err_policy)
- *			refuses
- *	EXCHANGE	head over max_header_size or	DONE (protocol, no retry)
- *			max_headers fields; a bad
- *			challenge, realm or Location;
- *			over 5 redirects
- *	EXCHANGE	401 and no usable credentials	DONE (upstream_err_auth)
- *	EXCHANGE	not sent; failed after a	DONE (error)
- *			response began
- *	TOKEN		token reply parsed		begin (with the token)
- *	TOKEN		token service failed		DONE (upstream_err_auth)
- *	RETRY		its backoff passed		begin
- *	DELIVER		body bytes			(stays: data cb)
- *	DELIVER		end of body, or an error, a	DONE
- *			body over the cap, head cb -1
- *	QUEUE..DELIVER	upstream_req_cancel		DONE (upstream_err_cancelled)
+ *	state		event			next
+ *	NEW		started			begin
+ *	QUEUE		a slot came free (from	begin (holding the slot: never
+ *			the loop)		QUEUE again)
+ *	QUEUE		[timeouts] queue	DONE (upstream_err_busy)
+ *			passed
+ *	RESOLVE		an address the		EXCHANGE (connected to that
+ *			redirect policy allows	number)
+ *			(upstream_policy.c)
+ *	RESOLVE		no allowed address	DONE (upstream_err_policy)
+ *	RESOLVE		name unknown, or	RETRY (next url first), or DONE
+ *			[timeouts] connect	when none is left
+ *			passed
+ *	EXCHANGE	final response head	DELIVER (head cb)
+ *	EXCHANGE	an interim 100 head	(stays: the next head is the
+ *						answer)
+ *	EXCHANGE	401 Bearer challenge,	TOKEN (a token request of its
+ *			realm within the trust	own)
+ *			boundary
+ *	EXCHANGE	401 Basic, have		begin (with Basic)
+ *			credentials
+ *	EXCHANGE	3xx with Location	begin (new target, no
+ *			(<= 5), the policy	Authorization off the
+ *			allows			upstream's host)
+ *	EXCHANGE	failed before any	RETRY (GET/HEAD while the
+ *			response (refused,	deadline allows; next url
+ *			reset, [timeouts]	first), or DONE (error)
+ *			connect), or
+ *			502/503/504 once its
+ *			body is read
+ *	EXCHANGE	3xx or realm the	DONE (upstream_err_policy)
+ *			policy refuses
+ *	EXCHANGE	head over		DONE (protocol, no retry)
+ *			max_header_size or
+ *			max_headers fields; a
+ *			bad challenge, realm or
+ *			Location; over 5
+ *			redirects
+ *	EXCHANGE	401 and no usable	DONE (upstream_err_auth)
+ *			credentials
+ *	EXCHANGE	not sent; failed after	DONE (error)
+ *			a response began
+ *	TOKEN		token reply parsed	begin (with the token)
+ *	TOKEN		token service failed	DONE (upstream_err_auth)
+ *	RETRY		its backoff passed	begin
+ *	DELIVER		body bytes		(stays: data cb)
+ *	DELIVER		end of body, or an	DONE
+ *			error, a body over the
+ *			cap, head cb -1
+ *	QUEUE..DELIVER	upstream_req_cancel	DONE (upstream_err_cancelled)
  *	DONE		done cb called; r is freed when it returns (a cancel
  *			from inside it changes nothing)
  *
@@ -1295,14 +1306,17 @@ static const struct sockaddr *
 upstream_req_pick_addr(struct upstream_req *r, const struct evutil_addrinfo *ai,
     char *why, size_t whylen)
 {
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+
 	for (; ai != NULL; ai = ai->ai_next) {
-		if (ai->ai_family == AF_INET)
-			((struct sockaddr_in *)(void *)ai->ai_addr)->sin_port =
-			    htons((uint16_t)r->url.port);
-		else if (ai->ai_family == AF_INET6)
-			((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_port =
-			    htons((uint16_t)r->url.port);
-		else
+		if (ai->ai_family == AF_INET) {
+			sin = (struct sockaddr_in *)(void *)ai->ai_addr;
+			sin->sin_port = htons((uint16_t)r->url.port);
+		} else if (ai->ai_family == AF_INET6) {
+			sin6 = (struct sockaddr_in6 *)(void *)ai->ai_addr;
+			sin6->sin6_port = htons((uint16_t)r->url.port);
+		} else
 			continue;
 		if (upstream_addr_allowed(r->u, r->purpose, &r->url,
 		    ai->ai_addr, why, whylen))

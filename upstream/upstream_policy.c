@@ -20,9 +20,10 @@
  *    private, unspecified, multicast or reserved, unless it is the address
  *    and port of one of the upstream's own endpoints, or the host is
  *    listed in `redirect_hosts` (or, for realms, in `realms`): another
- *    port of a private registry's host may be anything.  The address checked is the address connected to:
- *    names are resolved by us and the connection is made to the address
- *    that passed (no DNS rebinding between check and connect).
+ *    port of a private registry's host may be anything.  The address
+ *    checked is the address connected to: names are resolved by us and
+ *    the connection is made to the address that passed (no DNS rebinding
+ *    between check and connect).
  */
 #include "autoconf.h"
 
@@ -88,7 +89,8 @@ upstream_addr_class4(const unsigned char *a)
 	uint32_t	v = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 |
 			    (uint32_t)a[2] << 8 | a[3];
 
-#define IN4(net, bits)	((v >> (32 - (bits))) == ((uint32_t)(net) >> (32 - (bits))))
+#define IN4(net, bits)							\
+	((v >> (32 - (bits))) == ((uint32_t)(net) >> (32 - (bits))))
 	if (IN4(0x00000000, 8))
 		return UPSTREAM_ADDR_UNSPECIFIED;
 	if (IN4(0x7f000000, 8))

@@ -50,7 +50,8 @@ wait_final(struct cache_fill *f, struct cache_fill_view *v)
 
 	for (i = 0; i < 2000; i++) {
 		cache_fill_view(f, v);
-		if (v->state == CACHE_FILL_DONE || v->state == CACHE_FILL_FAILED)
+		if (v->state == CACHE_FILL_DONE ||
+		    v->state == CACHE_FILL_FAILED)
 			break;
 		nanosleep(&ts, NULL);
 	}
@@ -74,7 +75,8 @@ test_transitions(void)
 			want = 0;
 			for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]);
 			    i++)
-				if (allowed[i][0] == from && allowed[i][1] == to)
+				if (allowed[i][0] == from &&
+				    allowed[i][1] == to)
 					want = 1;
 			if (cache_fill_transition_ok((enum cache_fill_state)
 			    from, (enum cache_fill_state)to) != want) {
@@ -103,7 +105,8 @@ main(void)
 	struct digest		 d;
 	struct event_base	*base;
 	struct event		*ev;
-	char			 tmpl[] = "/tmp/test_fill.XXXXXX", *dir, *tmpdir;
+	char			 tmpl[] = "/tmp/test_fill.XXXXXX";
+	char			*dir, *tmpdir;
 	unsigned char		 data[262144];	/* 2 write batches */
 	uint64_t		 size;
 	int			 created, fd;
@@ -155,8 +158,8 @@ main(void)
 	cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL, "late");
 	ok(wait_final(f, &v) == CACHE_FILL_DONE, "fill is DONE");
 	ok(v.avail == sizeof(data), "all bytes available once verified");
-	ok(cache_blob_open(d.str, NULL, &fd, &size) == 0 && size == sizeof(data),
-	    "now a hit of the right size");
+	ok(cache_blob_open(d.str, NULL, &fd, &size) == 0 &&
+	    size == sizeof(data), "now a hit of the right size");
 	close(fd);
 	ok(count_dir(tmpdir) == 0, "tmp/ is empty after publishing");
 	g = cache_fill_get(d.str, "docker.io", "library/x", &created);
@@ -178,7 +181,8 @@ main(void)
 	ok(v.state == CACHE_FILL_FAILED && v.fail_status == 502,
 	    "digest mismatch fails with 502");
 	ok(v.avail == 0, "nothing available after failure");
-	ok(cache_blob_open(d.str, NULL, &fd, &size) == 1, "corrupt blob not cached");
+	ok(cache_blob_open(d.str, NULL, &fd, &size) == 1,
+	    "corrupt blob not cached");
 	ok(count_dir(tmpdir) == 0, "temp file removed");
 	cache_fill_unref(f, "test");
 

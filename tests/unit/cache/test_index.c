@@ -342,7 +342,8 @@ test_commit(struct cache_index *ci)
 
 	test_digest(d, 6, 1);
 	is_int(cache_index_manifest_commit(ci, "ghcr.io", "org/app", "v1", d,
-	    type, m1, sizeof(m1), 1700000000, NULL), 0, "commit: manifest with tag");
+	    type, m1, sizeof(m1), 1700000000, NULL), 0,
+	    "commit: manifest with tag");
 	is_int(cache_index_manifest_get(ci, d, &mt, &data, &len), 0,
 	    "commit: manifest stored");
 	ok(len == sizeof(m1) && memcmp(data, m1, len) == 0,
@@ -386,7 +387,8 @@ test_commit(struct cache_index *ci)
 	/* A bad tag must not leave a half-done transaction behind. */
 	test_digest(d2, 6, 3);
 	is_int(cache_index_manifest_commit(ci, "ghcr.io", "org/app",
-	    "", d2, type, m2, sizeof(m2), 1, NULL), -1, "commit: empty tag -> -1");
+	    "", d2, type, m2, sizeof(m2), 1, NULL), -1,
+	    "commit: empty tag -> -1");
 	is_int(cache_index_manifest_get(ci, d2, &mt, &data, &len), 1,
 	    "commit: nothing stored after a rejected commit");
 

@@ -81,7 +81,8 @@ static const char hub_index[] =
 static const char docker_image[] =
     "{\"schemaVersion\":2,"
     "\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
-    "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\","
+    "\"config\":{\"mediaType\":"
+    "\"application/vnd.docker.container.image.v1+json\","
     "\"size\":1472,\"digest\":\"" DA "\"},"
     "\"layers\":["
     "{\"mediaType\":\"application/vnd.docker.image.rootfs.diff.tar.gzip\","
@@ -92,10 +93,12 @@ static const char docker_image[] =
 static const char windows_image[] =
     "{\"schemaVersion\":2,"
     "\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
-    "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\","
+    "\"config\":{\"mediaType\":"
+    "\"application/vnd.docker.container.image.v1+json\","
     "\"size\":2312,\"digest\":\"" DA "\"},"
     "\"layers\":["
-    "{\"mediaType\":\"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip\","
+    "{\"mediaType\":"
+    "\"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip\","
     "\"size\":1432414908,\"digest\":\"" DB "\","
     "\"urls\":[\"https://mcr.microsoft.com/v2/windows/servercore/blobs/" DB
     "\"]},"

@@ -180,7 +180,8 @@ test_realms(void)
 	free_upstream(u);
 
 	u = mk_upstream(ecr, 1, NULL);
-	ok(!realm_ok(u, "https://999999999999.dkr.ecr.us-east-1.amazonaws.com/"),
+	ok(!realm_ok(u,
+	    "https://999999999999.dkr.ecr.us-east-1.amazonaws.com/"),
 	    "ECR: not another account's registry");
 	free_upstream(u);
 

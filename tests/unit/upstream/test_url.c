@@ -163,13 +163,13 @@ test_parse(void)
 	memset(host253, 'a', sizeof(host253));
 	memcpy(host253, "http://", 7);
 	host253[7 + 253] = '\0';
-	c = (struct url_case){ host253, 1, 0, host253 + 7, 80, "/" };
+	c = (struct url_case) { host253, 1, 0, host253 + 7, 80, "/" };
 	check_url("parse", &c, &u, upstream_url_parse(host253, &u));
 	upstream_url_fini(&u);
 	memset(host254, 'a', sizeof(host254));
 	memcpy(host254, "http://", 7);
 	host254[7 + 254] = '\0';
-	c = (struct url_case){ host254, 0, 0, NULL, 0, NULL };
+	c = (struct url_case) { host254, 0, 0, NULL, 0, NULL };
 	check_url("parse", &c, &u, upstream_url_parse(host254, &u));
 
 	ok(upstream_url_parse("https://h/x", &u) == 0, "fini");
