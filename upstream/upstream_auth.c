@@ -145,7 +145,8 @@ upstream_fini_all(void)
 		free(u->basic);
 		/* Freed without LIST_REMOVE: the lists go with u. */
 		for (j = 0; j < UPSTREAM_TOKEN_BUCKETS; j++)
-			for (t = LIST_FIRST(&u->tokens[j]); t != NULL; t = next) {
+			for (t = LIST_FIRST(&u->tokens[j]); t != NULL;
+			    t = next) {
 				next = LIST_NEXT(t, entry);
 				upstream_token_free(t);
 			}
