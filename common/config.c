@@ -712,11 +712,42 @@ done:
 }
 
 int
+config_read_fd(int fd, size_t max, char **bufp, size_t *lenp)
+{
+	char	*buf;
+	size_t	 len = 0;
+	ssize_t	 n;
+	int	 saved;
+
+	buf = xmalloc(max + 2);
+	for (;;) {
+		n = read(fd, buf + len, max + 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			saved = errno;
+			free(buf);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			free(buf);
+			return -2;
+		}
+	}
+	*bufp = buf;
+	*lenp = len;
+	return 0;
+}
+
+int
 config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
 	char		*buf, *nul;
-	size_t		 len = 0;
-	ssize_t		 n;
+	size_t		 len;
 	unsigned long	 line;
 	int		 fd, rc, saved;
 
@@ -726,31 +757,18 @@ config_load(const char *path, struct config **out, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	buf = xmalloc(CONFIG_FILE_MAX + 2);
-	for (;;) {
-		n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			saved = errno;
-			close(fd);
-			free(buf);
-			snprintf(err, errlen, "%s:0: cannot read: %s", path,
-			    strerror(saved));
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > CONFIG_FILE_MAX) {
-			close(fd);
-			free(buf);
-			snprintf(err, errlen, "%s:0: file is larger than "
-			    "1 MiB", path);
-			return -1;
-		}
-	}
+	rc = config_read_fd(fd, CONFIG_FILE_MAX, &buf, &len);
+	saved = errno;
 	close(fd);
+	if (rc == -1) {
+		snprintf(err, errlen, "%s:0: cannot read: %s", path,
+		    strerror(saved));
+		return -1;
+	}
+	if (rc == -2) {
+		snprintf(err, errlen, "%s:0: file is larger than 1 MiB", path);
+		return -1;
+	}
 	if ((nul = memchr(buf, '\0', len)) != NULL) {
 		line = 1;
 		for (char *c = buf; c < nul; c++)

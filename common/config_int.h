@@ -181,6 +181,12 @@ config_is_digit(char c)
 
 /* An upstream name or alias: [A-Za-z0-9.-]+ with an optional :port. */
 int	config_registry_valid(const char *);
+/*
+ * Read fd to its end into a new buffer of max + 2 bytes (room for a NUL):
+ * 0 with *buf and *len; -1 and errno on a read error; -2 when the file
+ * holds more than max bytes.  *buf is set only on 0; fd stays open.
+ */
+int	config_read_fd(int fd, size_t max, char **buf, size_t *len);
 /* Trim whitespace at both ends, in place. */
 char	*config_trim(char *);
 void	config_strv_add(char ***, size_t *, const char *);

@@ -865,9 +865,8 @@ static int
 config_read_secret(struct config_parser *p, const char *path, char **out)
 {
 	char		*buf;
-	size_t		 len = 0;
-	ssize_t		 n;
-	int		 fd, saved;
+	size_t		 len;
+	int		 fd, rc, saved;
 	struct stat	 st;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
@@ -876,31 +875,15 @@ config_read_secret(struct config_parser *p, const char *path, char **out)
 	if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH) != 0)
 		config_warning(p, p->cp_line, "password_file '%s' is readable "
 		    "by every user (chmod o-r)", path);
-	buf = xmalloc(CONFIG_SECRET_MAX + 1);
-	for (;;) {
-		n = read(fd, buf + len, CONFIG_SECRET_MAX + 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			saved = errno;
-			close(fd);
-			free(buf);
-			return config_error(p,
-			    "cannot read password_file '%s': %s", path,
-			    strerror(saved));
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > CONFIG_SECRET_MAX) {
-			close(fd);
-			free(buf);
-			return config_error(p,
-			    "password_file '%s' is larger than %d bytes", path,
-			    CONFIG_SECRET_MAX);
-		}
-	}
+	rc = config_read_fd(fd, CONFIG_SECRET_MAX, &buf, &len);
+	saved = errno;
 	close(fd);
+	if (rc == -1)
+		return config_error(p, "cannot read password_file '%s': %s",
+		    path, strerror(saved));
+	if (rc == -2)
+		return config_error(p, "password_file '%s' is larger than %d "
+		    "bytes", path, CONFIG_SECRET_MAX);
 	if (len > 0 && buf[len - 1] == '\n') {
 		len--;
 		if (len > 0 && buf[len - 1] == '\r')

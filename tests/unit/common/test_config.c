@@ -1125,6 +1125,30 @@ test_password_file(void)
 		config_free(cf);
 	ok(strstr(err, "has a NUL byte") != NULL, "NUL in password: %s", err);
 	free(text);
+	/* At the limit (64 KiB, a secret file's cap) and one byte over. */
+	{
+		char	*big = xmalloc(64 * 1024 + 1), want[256];
+
+		memset(big, 'p', 64 * 1024 + 1);
+		path = tmpfile_with(big, 64 * 1024);
+		xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+		    "password_file = %s\n", path);
+		cf = load(text);
+		ok(cf != NULL && strlen(cf->upstreams->password) == 64 * 1024,
+		    "a password file of 64 KiB loads whole");
+		config_free(cf);
+		free(text);
+		unlink(path);
+		path = tmpfile_with(big, 64 * 1024 + 1);
+		xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+		    "password_file = %s\n", path);
+		snprintf(want, sizeof(want), "mirror.conf:4: password_file "
+		    "'%s' is larger than 65536 bytes", path);
+		load_fails(text, want);
+		free(text);
+		unlink(path);
+		free(big);
+	}
 	path = tmpfile_with("pw\n", 3);
 	xasprintf(&text, MINIMAL_UPSTREAM "password_file = %s\n", path);
 	if (config_load_string("mirror.conf", text, &cf, err,
