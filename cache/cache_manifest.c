@@ -21,6 +21,11 @@
  * One bad field refuses the document: no descriptor is handed out, and
  * the error names the field (never quoting it: it may hold anything).
  * Digests are handed out in canonical form (digest_parse).
+ *
+ * Those rules are for what the mirror fetches or pushes
+ * (cache_manifest_each).  What it keeps (cache_manifest_walk: gc's roots,
+ * pins) is read leniently: every digest a stored document names, foreign
+ * layers included, however odd the rest of it.
  */
 #include "autoconf.h"
 
@@ -170,14 +175,38 @@ cache_desc_blobsum(const json_t *e, struct cache_desc *d, char *why,
 	return 0;
 }
 
-/* One pass over a document: where descriptors go, and its errors. */
+/*
+ * One pass over a document: where descriptors go, and its errors.  A
+ * lenient pass (the keep walk) refuses nothing: what is not a valid
+ * descriptor is handed out by its digest alone if that parses, and
+ * skipped otherwise.
+ */
 struct cache_pass {
 	cache_desc_cb		*p_cb;		/* NULL: only check */
 	void			*p_arg;
 	char			*p_err;
 	size_t			 p_errlen;
+	int			 p_lenient;
 	struct cache_desc	 p_d;
 };
+
+/* The lenient reading of e: its digest (or blobSum) only; -1: none. */
+static int
+cache_desc_digest_only(const json_t *e, struct cache_desc *d)
+{
+	const char	*s;
+
+	if ((s = json_string_value(json_object_get(e, "digest"))) == NULL)
+		s = json_string_value(json_object_get(e, "blobSum"));
+	if (digest_parse(s, &d->dg) != 0)
+		return -1;
+	d->digest = d->dg.str;
+	d->media_type = NULL;
+	d->size = -1;
+	d->foreign = json_object_get(e, "urls") != NULL;
+	d->os = d->arch = d->variant = NULL;
+	return 0;
+}
 
 static int
 cache_pass_give(struct cache_pass *p)
@@ -199,15 +228,24 @@ cache_pass_list(struct cache_pass *p, const json_t *a, const char *name,
 	int		 rc;
 
 	if (!json_is_array(a)) {
+		if (p->p_lenient)
+			return 0;
 		snprintf(p->p_err, p->p_errlen, "%s is not a list", name);
 		return -1;
 	}
 	p->p_d.kind = kind;
 	json_array_foreach(a, i, e) {
 		if (elem(e, &p->p_d, why, sizeof(why)) != 0) {
-			snprintf(p->p_err, p->p_errlen, "%s[%zu]: %s", name, i,
-			    why);
-			return -1;
+			if (p->p_lenient &&
+			    cache_desc_digest_only(e, &p->p_d) == 0)
+				;	/* handed out by its digest */
+			else if (p->p_lenient)
+				continue;
+			else {
+				snprintf(p->p_err, p->p_errlen, "%s[%zu]: %s",
+				    name, i, why);
+				return -1;
+			}
 		}
 		p->p_d.index = i;
 		if ((rc = cache_pass_give(p)) != 0)
@@ -290,6 +328,48 @@ cache_manifest_each(const void *data, size_t len, int *is_index,
 	return rc;
 }
 
+/*
+ * The keep walk's reading of a document (gc roots, pins): every digest
+ * it names, whatever else is wrong with it — an index's manifests, the
+ * config, layers (foreign ones too: a client may have pulled one through
+ * the mirror) and fsLayers.  Keeping too much costs disk; keeping too
+ * little loses what a tag still needs.  The strict reading above is for
+ * what the mirror will fetch or push.
+ */
+static void
+cache_manifest_keep_pass(const json_t *root, cache_desc_cb *cb, void *arg)
+{
+	static const struct {
+		const char		*name;
+		enum cache_desc_kind	 kind;
+		cache_desc_elem_f	 elem;
+	} lists[] = {
+		{ "manifests", CACHE_DESC_CHILD, cache_desc_child },
+		{ "layers", CACHE_DESC_LAYER, cache_desc_layer },
+		{ "fsLayers", CACHE_DESC_LAYER, cache_desc_blobsum },
+	};
+	struct cache_pass	 p;
+	const json_t		*e;
+	char			 err[200];
+	size_t			 i;
+
+	memset(&p, 0, sizeof(p));
+	p.p_cb = cb;
+	p.p_arg = arg;
+	p.p_err = err;
+	p.p_errlen = sizeof(err);
+	p.p_lenient = 1;
+	if ((e = json_object_get(root, "config")) != NULL &&
+	    cache_desc_digest_only(e, &p.p_d) == 0) {
+		p.p_d.kind = CACHE_DESC_CONFIG;
+		(void)cache_pass_give(&p);
+	}
+	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		(void)cache_pass_list(&p, json_object_get(root,
+		    lists[i].name), lists[i].name, lists[i].kind,
+		    lists[i].elem);
+}
+
 struct cache_walk {
 	void	(*cb)(const char *digest, int is_manifest, void *);
 	void	 *arg;
@@ -301,17 +381,17 @@ static void	cache_walk_one(struct cache_walk *, const char *, int);
 static int
 cache_walk_desc(const struct cache_desc *d, void *arg)
 {
-	if (!d->foreign)
-		cache_walk_one(arg, d->digest, d->kind == CACHE_DESC_CHILD);
+	cache_walk_one(arg, d->digest, d->kind == CACHE_DESC_CHILD);
 	return 0;
 }
 
 static void
 cache_walk_one(struct cache_walk *w, const char *digest, int is_manifest)
 {
-	char		*ctype, err[256];
+	char		*ctype;
 	unsigned char	*data;
 	size_t		 len;
+	json_t		*root;
 
 	w->cb(digest, is_manifest, w->arg);
 	if (!is_manifest || w->depth >= 4)
@@ -322,10 +402,13 @@ cache_walk_one(struct cache_walk *w, const char *digest, int is_manifest)
 	    &len) != 0)
 		return;
 	w->depth++;
-	if (cache_manifest_each(data, len, NULL, cache_walk_desc, w, err,
-	    sizeof(err)) < 0)
-		log_debug("manifest %s: %s: nothing below it walked", digest,
-		    err);
+	if ((root = json_loadb((const char *)data, len, 0, NULL)) != NULL) {
+		if (json_is_object(root))
+			cache_manifest_keep_pass(root, cache_walk_desc, w);
+		json_decref(root);
+	} else
+		log_debug("manifest %s: not JSON: nothing below it walked",
+		    digest);
 	w->depth--;
 	free(ctype);
 	free(data);

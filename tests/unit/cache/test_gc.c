@@ -322,6 +322,73 @@ check_cap(void)
 	    "cap: positive tags are not limited by it");
 }
 
+static int	keep_blobs;
+
+static void
+keep_count(const char *digest, int is_manifest, void *arg)
+{
+	(void)digest;
+	(void)arg;
+	keep_blobs += !is_manifest;
+}
+
+/*
+ * What gc and pins keep is read leniently (cache_manifest_walk): a
+ * foreign layer a client pulled through the mirror, and the children of
+ * an index one of whose fields the strict walker would refuse (an empty
+ * variant), stay with their tag.
+ */
+static void
+check_keep_walk(const struct config *cfg)
+{
+	struct cache_gc_opts	o = { cfg, 3600, 1, 0 };
+	struct cache_gc_result	r;
+	char			img[DIGEST_STR_MAX], cfg1[DIGEST_STR_MAX];
+	char			lay1[DIGEST_STR_MAX], fl1[DIGEST_STR_MAX];
+	char			idx[DIGEST_STR_MAX], child[DIGEST_STR_MAX];
+	char			cfg2[DIGEST_STR_MAX], lay2[DIGEST_STR_MAX];
+	char			*m;
+	uint64_t		size;
+
+	dg(img, 101), dg(cfg1, 102), dg(lay1, 103), dg(fl1, 104);
+	dg(idx, 110), dg(child, 111), dg(cfg2, 112), dg(lay2, 113);
+	put_blob(cfg1, now - 7200, 0), put_blob(lay1, now - 7200, 0);
+	put_blob(fl1, now - 7200, 0), put_blob(cfg2, now - 7200, 0);
+	put_blob(lay2, now - 7200, 0);
+	xasprintf(&m, "{\"schemaVersion\":2,\"config\":{\"digest\":\"%s\"},"
+	    "\"layers\":[{\"mediaType\":\"application/vnd.docker.image."
+	    "rootfs.foreign.diff.tar.gzip\",\"digest\":\"%s\",\"urls\":"
+	    "[\"https://mcr.example/x\"]},{\"digest\":\"%s\"}]}", cfg1, fl1,
+	    lay1);
+	if (cache_index_manifest_commit(cache_idx, "a.example", "app", "win",
+	    img, IMG_TYPE, (unsigned char *)m, strlen(m), now - 7200,
+	    NULL) != 0)
+		bail_out("manifest commit");
+	free(m);
+	put_image(child, NULL, cfg2, lay2, now - 7200);
+	xasprintf(&m, "{\"schemaVersion\":2,\"manifests\":[{\"digest\":"
+	    "\"%s\",\"platform\":{\"os\":\"linux\",\"architecture\":"
+	    "\"arm\",\"variant\":\"\"}}]}", child);
+	if (cache_index_manifest_commit(cache_idx, "a.example", "app",
+	    "multi", idx, IDX_TYPE, (unsigned char *)m, strlen(m),
+	    now - 7200, NULL) != 0)
+		bail_out("manifest commit");
+	free(m);
+
+	keep_blobs = 0;
+	cache_manifest_walk(img, keep_count, NULL);
+	is_int(keep_blobs, 3, "keep walk: config, layer and foreign layer");
+	keep_blobs = 0;
+	cache_manifest_walk(idx, keep_count, NULL);
+	is_int(keep_blobs, 2, "keep walk: an odd index's child's blobs");
+	is_int(cache_gc(&o, &r), 0, "gc with the odd manifests");
+	ok(cache_blob_stat(fl1, &size) == 0, "gc keeps a tagged foreign "
+	    "layer");
+	ok(has_manifest(child), "gc keeps the child of an odd tagged index");
+	ok(cache_blob_stat(cfg2, &size) == 0 &&
+	    cache_blob_stat(lay2, &size) == 0, "  and the child's blobs");
+}
+
 int
 main(void)
 {
@@ -352,6 +419,7 @@ main(void)
 	check_dry_run(cfg, &f);
 	check_pass(cfg, &f);
 	check_cap();
+	check_keep_walk(cfg);
 
 	cache_close();
 	config_free(cfg);
