@@ -346,7 +346,7 @@ proxy_workers_new(struct proxy_server *sv)
 			w->https = proxy_http_new(w, 1, sv->fds + sv->nplain,
 			    sv->ntls);
 		w->up = upstream_worker_new(w->base, sv->cfg,
-		    (unsigned)sv->nw);
+		    (unsigned)sv->nw + 1, (unsigned)i);
 		proxy_fill_slots_init(w, sv->nw);
 	}
 }
@@ -365,7 +365,9 @@ proxy_jobs_start(struct proxy_server *sv)
 {
 	if ((sv->jobs = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	sv->jobs_up = upstream_worker_new(sv->jobs, sv->cfg, (unsigned)sv->nw);
+	/* The last of nw + 1 shares of each upstream's max_connections. */
+	sv->jobs_up = upstream_worker_new(sv->jobs, sv->cfg,
+	    (unsigned)sv->nw + 1, (unsigned)sv->nw);
 	if (sync_init(sv->jobs, sv->jobs_up, sv->cfg, sv->nplain > 0) != 0)
 		log_warnx("prefetch and replication are off");
 	if (sv->cfg->admin_listen != NULL) {

@@ -84,9 +84,13 @@ void	upstream_rate_forget(struct upstream *);
 int	upstream_location_path(const struct upstream *u, const char *loc,
 	    const char *base, char **out);
 
-/* Per worker loop (one of nworkers: they share the per-upstream caps). */
+/*
+ * Per loop: client index of nclients (the workers and the jobs' loop),
+ * which share each [upstream] max_connections out exactly: max / n each,
+ * one more for the first max % n, and at least 1.
+ */
 struct upstream_worker *upstream_worker_new(struct event_base *,
-	    const struct config *, unsigned nworkers);
+	    const struct config *, unsigned nclients, unsigned index);
 void	upstream_worker_free(struct upstream_worker *);
 
 /*

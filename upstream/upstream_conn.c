@@ -246,11 +246,12 @@ upstream_url_fini(struct upstream_url *url)
 
 struct upstream_worker *
 upstream_worker_new(struct event_base *base, const struct config *cfg,
-    unsigned nworkers)
+    unsigned nclients, unsigned index)
 {
 	struct upstream_worker		*w;
 	const struct config_upstream	*cu;
 	size_t				 i;
+	unsigned long			 n;
 
 	w = xcalloc(1, sizeof(*w));
 	w->base = base;
@@ -258,12 +259,15 @@ upstream_worker_new(struct event_base *base, const struct config *cfg,
 	w->connect_timeout = cfg->connect_timeout;
 	w->queue_timeout = cfg->queue_timeout;
 	TAILQ_INIT(&w->conns);
-	/* [upstream] max_connections, shared out between the workers. */
+	/* [upstream] max_connections, shared out between the clients. */
 	w->nslots = cfg->nupstreams;
 	w->slots = xcalloc(w->nslots, sizeof(*w->slots));
+	if (nclients == 0)
+		nclients = 1;
 	for (cu = cfg->upstreams, i = 0; cu != NULL; cu = cu->next, i++) {
-		w->slots[i].cap = (unsigned)((cu->max_connections +
-		    (long)nworkers - 1) / (long)(nworkers > 0 ? nworkers : 1));
+		n = (unsigned long)cu->max_connections / nclients +
+		    (index < (unsigned long)cu->max_connections % nclients);
+		w->slots[i].cap = n > 0 ? (unsigned)n : 1;
 		TAILQ_INIT(&w->slots[i].wait);
 	}
 	w->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |

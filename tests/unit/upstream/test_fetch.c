@@ -466,6 +466,39 @@ test_interim_100(void)
 	    "  no Retry-After: the 100's is not the answer's");
 }
 
+/*
+ * [upstream] max_connections (128 here) shared out exactly between the
+ * loops that talk to upstreams (the workers and the jobs' loop), each
+ * with at least one.
+ */
+static void
+test_slot_shares(const struct config *cfg, const struct upstream *u)
+{
+	struct upstream_worker	*w;
+	unsigned		 idx, total = 0, got, lo = ~0U, hi = 0, i;
+
+	for (idx = 0; idx < 3; idx++) {
+		w = upstream_worker_new(base, cfg, 3, idx);
+		for (got = 0; upstream_slot_take(w, u) == 0; got++)
+			;
+		for (i = 0; i < got; i++)
+			upstream_slot_give(w, u);
+		upstream_worker_free(w);
+		total += got;
+		lo = got < lo ? got : lo;
+		hi = got > hi ? got : hi;
+	}
+	is_int(total, 128, "3 loops share max_connections 128 exactly");
+	ok(hi - lo <= 1, "  evenly (%u to %u)", lo, hi);
+	w = upstream_worker_new(base, cfg, 200, 199);
+	for (got = 0; upstream_slot_take(w, u) == 0; got++)
+		;
+	for (i = 0; i < got; i++)
+		upstream_slot_give(w, u);
+	upstream_worker_free(w);
+	is_int(got, 1, "more loops than max_connections: one each");
+}
+
 int
 main(void)
 {
@@ -508,8 +541,9 @@ main(void)
 	if (upstream_init_all(cfg) != 0 || (up = upstream_default()) == NULL ||
 	    (up_basic = upstream_find("basic.example")) == NULL)
 		bail_out("upstream_init_all");
-	uw = upstream_worker_new(base, cfg, 1);
+	uw = upstream_worker_new(base, cfg, 1, 0);
 
+	test_slot_shares(cfg, up);
 	test_interim_100();
 	test_final_only();
 	test_basic_round();
