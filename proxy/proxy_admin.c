@@ -1,9 +1,11 @@
 /*
  * proxy_admin.c — the admin listener ([server] admin_listen): health,
  * readiness, Prometheus metrics and cache statistics, as JSON or text.
- * It runs on the first worker's loop; keep it off public interfaces.
+ * It runs on the jobs' loop (sync/); keep it off public interfaces.
  *
- *	GET /healthz		200 {"status":"ok"} while the process serves
+ *	GET /healthz		200 {"status":"ok"} while the process serves;
+ *				503 {"status":"stalled"} when a worker's loop
+ *				has not run for PROXY_STALL_SECONDS
  *	GET /readyz		200 once listeners and cache are up
  *	GET /metrics		counters (common/metrics.h) and cache gauges
  *	GET /api/v1/cache	blobs, manifests, tags, negative entries,
@@ -29,6 +31,9 @@
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "sync/sync.h"
+
+/* A worker loop silent this long makes /healthz fail. */
+#define PROXY_STALL_SECONDS	10
 
 static void
 proxy_admin_json(struct evhttp_request *req, int status, json_t *j)
@@ -122,7 +127,7 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 			    evhttp_request_get_evhttp_uri(req));
 	struct cache_du	 du;
 	json_t		*out;
-	int		 status;
+	int		 status, stalled;
 
 	if (path == NULL)
 		path = "";
@@ -136,7 +141,11 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 		    "method not allowed"));
 		return;
 	}
-	if (strcmp(path, "/healthz") == 0)
+	if (strcmp(path, "/healthz") == 0 &&
+	    (stalled = proxy_workers_stalled(PROXY_STALL_SECONDS)) >= 0)
+		proxy_admin_json(req, 503, json_pack("{s:s,s:i}", "status",
+		    "stalled", "worker", stalled));
+	else if (strcmp(path, "/healthz") == 0)
 		proxy_admin_json(req, 200, json_pack("{s:s}", "status", "ok"));
 	else if (strcmp(path, "/readyz") == 0)
 		proxy_admin_json(req, 200, json_pack("{s:b}", "ready", 1));

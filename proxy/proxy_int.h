@@ -5,6 +5,7 @@
 #ifndef PROXY_PROXY_INT_H
 #define PROXY_PROXY_INT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -41,7 +42,15 @@ struct proxy_worker {
 	struct upstream_worker	*up;
 	void			*conns;		/* proxy_conn.c's trackers */
 	struct proxy_fill_slots	*fills;		/* by upstream index */
+	struct event		*beat_ev;	/* every second: beat */
+	_Atomic int64_t		 beat;		/* monotonic s, last run */
 };
+
+/*
+ * A worker whose loop has not run for max_age seconds (blocked, or
+ * spinning in one callback), or -1: /healthz asks, from the jobs' loop.
+ */
+int	proxy_workers_stalled(int64_t max_age);
 
 enum proxy_kind {
 	PROXY_KIND_BASE = 0,

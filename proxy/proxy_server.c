@@ -259,6 +259,43 @@ proxy_fill_slots_init(struct proxy_worker *w, int nw)
 	}
 }
 
+static struct proxy_worker	*proxy_beat_workers;
+static int			 proxy_beat_nw;
+
+static int64_t
+proxy_mono_seconds(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* Each worker's loop says, every second, that it still runs. */
+static void
+proxy_worker_beat_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct proxy_worker	*w = arg;
+
+	(void)fd;
+	(void)ev;
+	atomic_store_explicit(&w->beat, proxy_mono_seconds(),
+	    memory_order_relaxed);
+}
+
+int
+proxy_workers_stalled(int64_t max_age)
+{
+	int64_t	now = proxy_mono_seconds();
+	int	i;
+
+	for (i = 0; i < proxy_beat_nw; i++)
+		if (now - atomic_load_explicit(&proxy_beat_workers[i].beat,
+		    memory_order_relaxed) > max_age)
+			return i;
+	return -1;
+}
+
 static void *
 proxy_worker_main(void *arg)
 {
@@ -328,7 +365,8 @@ proxy_listeners_open(struct proxy_server *sv)
 static void
 proxy_workers_new(struct proxy_server *sv)
 {
-	int	i;
+	const struct timeval	second = { 1, 0 };
+	int			i;
 
 	sv->nw = proxy_workers_count(sv->cfg);
 	sv->workers = xcalloc((size_t)sv->nw, sizeof(*sv->workers));
@@ -348,7 +386,14 @@ proxy_workers_new(struct proxy_server *sv)
 		w->up = upstream_worker_new(w->base, sv->cfg,
 		    (unsigned)sv->nw + 1, (unsigned)i);
 		proxy_fill_slots_init(w, sv->nw);
+		atomic_store(&w->beat, proxy_mono_seconds());
+		w->beat_ev = event_new(w->base, -1, EV_PERSIST,
+		    proxy_worker_beat_cb, w);
+		if (w->beat_ev == NULL || event_add(w->beat_ev, &second) != 0)
+			fatalx("worker %d: heartbeat timer", i);
 	}
+	proxy_beat_workers = sv->workers;
+	proxy_beat_nw = sv->nw;
 }
 
 static void *
@@ -417,6 +462,7 @@ proxy_server_stop(struct proxy_server *sv)
 	for (i = 0; i < sv->nw; i++)
 		pthread_join(sv->threads[i], NULL);
 	pthread_join(sv->jobs_thread, NULL);
+	proxy_beat_nw = 0;
 	if (sv->admin != NULL)
 		evhttp_free(sv->admin);
 	sync_fini();
@@ -428,6 +474,7 @@ proxy_server_stop(struct proxy_server *sv)
 		if (sv->workers[i].https != NULL)
 			evhttp_free(sv->workers[i].https);
 		upstream_worker_free(sv->workers[i].up);
+		event_free(sv->workers[i].beat_ev);
 		free(sv->workers[i].fills);
 		event_base_free(sv->workers[i].base);
 	}
