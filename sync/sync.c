@@ -34,6 +34,7 @@ sync_init(struct event_base *base, struct upstream_worker *up,
     const struct config *cfg, int have_plain)
 {
 	sync_secret_init();
+	/* Replication fetches through prefetch jobs: without them, neither. */
 	if (sync_pf_init(base, up, cfg, have_plain) != 0)
 		return -1;
 	sync_repl_init(base, up, cfg);

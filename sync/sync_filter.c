@@ -8,6 +8,7 @@
 
 #include <fnmatch.h>
 #include <regex.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,34 +117,33 @@ sync_repo_wanted(const struct config_replication *cr, const char *repo)
 	return in;
 }
 
-/*
- * Version order: numbers compared as numbers ("v1.10" after "v1.9"); two
- * versions semver reads are in its order, a pre-release before its
- * release ("v2.0-rc1" before "v2.0").
- */
-int
-sync_version_cmp(const char *x, const char *y)
+/* x[0..xl) and y[0..yl) with runs of digits compared as numbers. */
+static int
+sync_natural_cmp(const char *x, size_t xl, const char *y, size_t yl)
 {
-	struct semver	sx, sy;
-	int		c;
+	const char	*xe = x + xl, *ye = y + yl;
 
-	if (semver_parse(x, &sx) == 0 && semver_parse(y, &sy) == 0 &&
-	    (c = semver_cmp(&sx, &sy)) != 0)
-		return c;
-	if (*x == 'v')
-		x++;
-	if (*y == 'v')
-		y++;
-	while (*x != '\0' && *y != '\0') {
+	while (x < xe && y < ye) {
 		if (*x >= '0' && *x <= '9' && *y >= '0' && *y <= '9') {
-			char *ex, *ey;
-			unsigned long long nx = strtoull(x, &ex, 10);
-			unsigned long long ny = strtoull(y, &ey, 10);
+			unsigned long long	nx = 0, ny = 0;
+			int			ox = 0, oy = 0;
 
+			for (; x < xe && *x >= '0' && *x <= '9'; x++) {
+				ox |= nx > (ULLONG_MAX - 9) / 10;
+				nx = nx * 10 + (unsigned)(*x - '0');
+			}
+			for (; y < ye && *y >= '0' && *y <= '9'; y++) {
+				oy |= ny > (ULLONG_MAX - 9) / 10;
+				ny = ny * 10 + (unsigned)(*y - '0');
+			}
+			/* Past 64 bits: after every other, equal to each
+			 * other. */
+			if (ox)
+				nx = ULLONG_MAX;
+			if (oy)
+				ny = ULLONG_MAX;
 			if (nx != ny)
 				return nx < ny ? -1 : 1;
-			x = ex;
-			y = ey;
 			continue;
 		}
 		if (*x != *y)
@@ -151,7 +151,42 @@ sync_version_cmp(const char *x, const char *y)
 		x++;
 		y++;
 	}
-	return (*x != '\0') - (*y != '\0');
+	return (x < xe) - (y < ye);
+}
+
+/*
+ * Version order, a total order whatever the tags: a leading "v" is
+ * ignored; the release part (up to the first '-') is compared with
+ * numbers as numbers ("v1.10" after "v1.9"); with equal releases, a
+ * pre-release comes before its release ("v2.0-rc1" before "v2.0"), and
+ * pre-releases are compared the same way ("rc2" before "rc10").  (Semver's
+ * own order is not used here: mixed with this one for tags it cannot
+ * read, it was not transitive, and keep_newest then kept a different tag
+ * for each order the registry listed them in.)
+ */
+int
+sync_version_cmp(const char *x, const char *y)
+{
+	const char	*px, *py;
+	size_t		 xl, yl;
+	int		 c;
+
+	if (*x == 'v')
+		x++;
+	if (*y == 'v')
+		y++;
+	px = strchr(x, '-');
+	py = strchr(y, '-');
+	xl = px != NULL ? (size_t)(px - x) : strlen(x);
+	yl = py != NULL ? (size_t)(py - y) : strlen(y);
+	if ((c = sync_natural_cmp(x, xl, y, yl)) != 0)
+		return c;
+	if ((px == NULL) != (py == NULL))
+		return px != NULL ? -1 : 1;
+	if (px == NULL)
+		return 0;
+	return sync_natural_cmp(px + 1, strlen(px + 1), py + 1,
+	    strlen(py + 1));
 }
 
 static int

@@ -51,6 +51,7 @@
 #define PF_PAUSE_MAX	3600
 #define PF_PAUSE_TOTAL	(6 * 3600)	/* then the floor is ignored */
 #define PF_JOBS_KEPT	100
+#define PF_SETTLE_MAX	120	/* seconds to wait for fills to publish */
 #define PF_429_TRIES	5	/* 429s obeyed per request */
 #define PF_429_MAX_WAIT	120	/* seconds, whatever Retry-After says */
 #define PF_PIN_MAX	(10L * 365 * 86400)	/* ten years, in seconds */
@@ -114,6 +115,8 @@ struct pf_job {
 	void			(*done_cb)(struct pf_job *, void *);
 	void			*done_arg;
 	int			 settling;
+	time_t			 settle_start;	/* 0: not yet */
+	struct event		*settle_ev;	/* PF_SETTLE_MAX passed */
 	unsigned		 max_running;
 	long			 rate_floor;	/* RateLimit-Remaining */
 	int			 paused;	/* under the floor */
@@ -342,6 +345,7 @@ pf_blob_chunk_cb(struct evhttp_request *req, void *arg)
 struct pf_settle {
 	int64_t		 until;
 	int		 pin;
+	unsigned	 final;		/* 0: count busy; 1: pin, count lost */
 	unsigned	 busy;		/* fills still publishing */
 	unsigned	 lost;		/* fetched, never to be stored */
 	const struct pf_job *job;
@@ -366,15 +370,41 @@ pf_settle_cb(const char *digest, int is_manifest, void *arg)
 		}
 		/* It may have been committed between the two looks. */
 		if (cache_blob_stat(digest, &size) != 0) {
-			s->lost++;	/* passed through, or it failed */
+			s->lost += s->final;	/* passed through, or failed */
 			return;
 		}
 	}
-	if (s->pin)
+	/* Pins only once the job ends: a write transaction per blob. */
+	if (s->pin && s->final)
 		cache_blob_pin(digest, s->until);
 }
 
+/* Walk every image the job fetched with s (s->final says what for). */
+static void
+pf_settle_walk(const struct pf_job *j, struct pf_settle *s)
+{
+	size_t	i;
+
+	for (i = 0; i < j->nimages; i++)
+		if (j->images[i].state == PF_DONE)
+			cache_manifest_walk(j->images[i].digest,
+			    pf_settle_cb, s);
+}
+
 static void	pf_job_settle(struct pf_job *);
+
+/* The job's blobs have had PF_SETTLE_MAX to publish. */
+static void
+pf_job_settle_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pf_job	*j = arg;
+
+	CHECK_OBJ_NOTNULL(j, PF_JOB_MAGIC);
+	(void)fd;
+	(void)ev;
+	if (j->settling && j->state == PF_RUNNING)
+		pf_job_settle(j);
+}
 
 static void
 pf_fill_end_cb(evutil_socket_t fd, short ev, void *arg)
@@ -399,21 +429,32 @@ static void
 pf_job_settle(struct pf_job *j)
 {
 	struct pf_settle	 s;
+	struct timeval		 tv = { PF_SETTLE_MAX, 0 };
 	size_t			 i;
 	int			 failed = 0;
+	time_t			 now = time(NULL);
 
 	memset(&s, 0, sizeof(s));
 	s.job = j;
 	s.pin = j->pin != 0;
-	s.until = j->pin < 0 ? -1 : (int64_t)time(NULL) + j->pin;
-	for (i = 0; i < j->nimages; i++) {
-		if (j->images[i].state == PF_DONE)
-			cache_manifest_walk(j->images[i].digest,
-			    pf_settle_cb, &s);
-		failed |= j->images[i].state == PF_FAILED;
+	s.until = j->pin < 0 ? -1 : (int64_t)now + j->pin;
+	if (j->settle_start == 0) {
+		j->settle_start = now;
+		evtimer_add(j->settle_ev, &tv);
 	}
+	pf_settle_walk(j, &s);
+	/* pf_fill_end_cb comes back when one ends, settle_ev at the end. */
+	if (s.busy > 0 && now - j->settle_start < PF_SETTLE_MAX)
+		return;
 	if (s.busy > 0)
-		return;		/* pf_fill_end_cb comes back when one ends */
+		log_warnx("prefetch job %s: %u blobs still publishing after "
+		    "%d s: not waited for", j->id, s.busy, PF_SETTLE_MAX);
+	evtimer_del(j->settle_ev);
+	s.busy = 0;
+	s.final = 1;
+	pf_settle_walk(j, &s);
+	for (i = 0; i < j->nimages; i++)
+		failed |= j->images[i].state == PF_FAILED;
 	if (s.lost > 0)
 		log_warnx("prefetch job %s: %u blobs were fetched but not "
 		    "stored", j->id, s.lost);
@@ -838,6 +879,8 @@ pf_job_free(struct pf_job *j)
 		event_free(j->pause_ev);
 	if (j->check_ev != NULL)
 		event_free(j->check_ev);
+	if (j->settle_ev != NULL)
+		event_free(j->settle_ev);
 	j->magic = 0;
 	free(j);
 }
@@ -1010,6 +1053,7 @@ pf_job_new(const struct config *cfg, const struct sync_pf_params *pp,
 	j->magic = PF_JOB_MAGIC;
 	TAILQ_INIT(&j->queue);
 	j->check_ev = evtimer_new(pf_base, pf_job_check_cb, j);
+	j->settle_ev = evtimer_new(pf_base, pf_job_settle_cb, j);
 	j->seen = json_object();
 	if (pf_job_images(j, cfg, pp->images, pp->nimages, fixed,
 	    pp->admin ? (size_t)cfg->max_job_images : SIZE_MAX, err,

@@ -139,6 +139,52 @@ sorted(char **v, size_t n)
 	return 1;
 }
 
+/*
+ * Version order is a total order on any tags (review: semver's order
+ * mixed with plain order had 1.2.0-rc1 < 1.2.0 < 1.2.0- < 1.2.0-rc1), so
+ * keep_newest keeps the same tag whatever order the registry lists them.
+ */
+static void
+test_version_order_total(void)
+{
+	static const char *const t[] = { "1.2.0-rc1", "1.2.0", "1.2.0-",
+	    "1.2.0.1", "1.2.0_1", "1.2", "1.2-rc1", "1.10", "1.9.0-beta",
+	    "1.2.0a", "1.2.0-rc1-x", "v1.2.0", "1.2.0b", "1.3.0-rc1",
+	    "1.2.0-rc0", "1.2.1-rc1", "latest", "v", "", "-", "v-1", "01.2",
+	    "1.02", "99999999999999999999", "1.0.0-alpha.1",
+	    "1.0.0-alpha.beta", "1.0.0-rc.10", "1.0.0-rc.9" };
+	const size_t	n = sizeof(t) / sizeof(t[0]);
+	size_t		a, b, c, bad = 0, anti = 0;
+	char		*v[3];
+	const char	*kept[6];
+	int		p, same = 1;
+	static const int perm[6][3] = { { 0, 1, 2 }, { 0, 2, 1 },
+	    { 1, 0, 2 }, { 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 } };
+
+	for (a = 0; a < n; a++)
+		for (b = 0; b < n; b++) {
+			int ab = sync_version_cmp(t[a], t[b]);
+			int ba = sync_version_cmp(t[b], t[a]);
+
+			anti += (ab > 0) != (ba < 0) || (ab == 0) != (ba == 0);
+			for (c = 0; c < n; c++)
+				bad += ab <= 0 &&
+				    sync_version_cmp(t[b], t[c]) <= 0 &&
+				    sync_version_cmp(t[a], t[c]) > 0;
+		}
+	is_int((long long)anti, 0, "version order: antisymmetric");
+	is_int((long long)bad, 0, "version order: transitive (%zu^3 triples)",
+	    n);
+	for (p = 0; p < 6; p++) {
+		v[perm[p][0]] = (char *)"1.2.0-rc1";
+		v[perm[p][1]] = (char *)"1.2.0";
+		v[perm[p][2]] = (char *)"1.2.0-";
+		kept[p] = v[sync_keep_newest(v, 3, 1)];
+		same &= strcmp(kept[p], kept[0]) == 0;
+	}
+	ok(same, "keep_newest = 1 keeps %s in every listing order", kept[0]);
+}
+
 static void
 test_keep_newest(void)
 {
@@ -217,6 +263,7 @@ main(void)
 	test_platform_match();
 	test_tag_wanted();
 	test_repo_wanted();
+	test_version_order_total();
 	test_keep_newest();
 	test_self_addr();
 	return done_testing();
