@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/cidr.h"
 #include "common/config.h"
 #include "common/config_int.h"
 #include "common/obj.h"
@@ -351,6 +353,7 @@ config_upstream_open(struct config_parser *p, const char *name)
 		    "used by upstream '%s')", name, other->name);
 	up = xcalloc(1, sizeof(*up));
 	up->name = xstrdup(name);
+	up->line = p->cp_line;
 	*p->cp_tail = up;
 	p->cp_tail = &up->next;
 	p->cp_cf->nupstreams++;
@@ -379,6 +382,27 @@ config_replication_open(struct config_parser *p, const char *name)
 	p->cp_repl = r;
 	config_section_defaults(p, CONFIG_SECT_REPLICATION, r);
 	config_key_lines_reset(p, CONFIG_SECT_REPLICATION);
+	return 0;
+}
+
+static int
+config_access_open(struct config_parser *p, const char *name)
+{
+	struct config_access	*a;
+
+	for (a = p->cp_cf->access; a != NULL; a = a->next)
+		if (strcmp(a->name, name) == 0)
+			return config_error(p, "duplicate access rule '%s'",
+			    name);
+	a = xcalloc(1, sizeof(*a));
+	a->name = xstrdup(name);
+	a->line = p->cp_line;
+	*p->cp_access_tail = a;
+	p->cp_access_tail = &a->next;
+	p->cp_cf->naccess++;
+	p->cp_access = a;
+	config_section_defaults(p, CONFIG_SECT_ACCESS, a);
+	config_key_lines_reset(p, CONFIG_SECT_ACCESS);
 	return 0;
 }
 
@@ -446,7 +470,24 @@ config_parse_section(struct config_parser *p, char *s)
 		return config_error(p, "unknown section [%s]", word);
 	p->cp_sect = (enum config_section)i;
 	p->cp_repl = NULL;
+	p->cp_access = NULL;
 	switch (p->cp_sect) {
+	case CONFIG_SECT_ACCESS:
+		if (arg == NULL || *arg == '\0')
+			return config_error(p, "[access] needs a quoted "
+			    "name: [access \"%s\"]",
+			    config_section_examples[i]);
+		return config_access_open(p, arg);
+	case CONFIG_SECT_AUTH:
+		if (arg != NULL)
+			return config_error(p, "section [%s] takes no name",
+			    word);
+		if (p->cp_cf->auth)
+			return config_error(p, "duplicate section [auth] "
+			    "(first on line %lu)", p->cp_cf->auth_line);
+		p->cp_cf->auth = 1;
+		p->cp_cf->auth_line = p->cp_line;
+		return 0;
 	case CONFIG_SECT_REPLICATION:
 		if (arg == NULL || *arg == '\0')
 			return config_error(p, "[replication] needs a quoted "
@@ -520,6 +561,8 @@ config_section_label(const struct config_parser *p, char *buf, size_t len)
 {
 	if (p->cp_sect == CONFIG_SECT_UPSTREAM && p->cp_up != NULL)
 		snprintf(buf, len, "[upstream \"%s\"]", p->cp_up->name);
+	else if (p->cp_sect == CONFIG_SECT_ACCESS && p->cp_access != NULL)
+		snprintf(buf, len, "[access \"%s\"]", p->cp_access->name);
 	else
 		snprintf(buf, len, "[%s]", config_section_names[p->cp_sect]);
 	return buf;
@@ -619,6 +662,201 @@ config_finish_replication(struct config_parser *p,
 	return 0;
 }
 
+/* The line key name of (unnamed) section sect was given on, or 0. */
+static unsigned long
+config_sect_line(const struct config_parser *p, enum config_section sect,
+    const char *name)
+{
+	const struct config_key	*k = config_key_find(sect, name);
+
+	AN(k != NULL);
+	return p->cp_key_line[k - config_keys];
+}
+
+/* "host:port", "[v6]:port", ":port": on a loopback address only? */
+static int
+config_listen_loopback(const char *addr)
+{
+	char		 host[256];
+	const char	*end;
+	size_t		 len;
+
+	if (addr[0] == '[') {
+		if ((end = strchr(addr, ']')) == NULL)
+			return 0;
+		addr++;
+	} else if ((end = strrchr(addr, ':')) == NULL)
+		end = addr + strlen(addr);
+	len = (size_t)(end - addr);
+	if (len == 0 || len >= sizeof(host))
+		return 0;		/* ":5000" is every address */
+	memcpy(host, addr, len);
+	host[len] = '\0';
+	return cidr_is_loopback_str(host);
+}
+
+/* The first listener (plain or HTTPS) off loopback, or NULL. */
+static const char *
+config_public_listener(const struct config *cf)
+{
+	size_t	i;
+
+	for (i = 0; i < cf->nlisten; i++)
+		if (!config_listen_loopback(cf->listen[i]))
+			return cf->listen[i];
+	for (i = 0; i < cf->ntls_listen; i++)
+		if (!config_listen_loopback(cf->tls_listen[i]))
+			return cf->tls_listen[i];
+	return NULL;
+}
+
+/* Does glob's upstream part (up to its first '/') cover upstream up? */
+static int
+config_glob_covers(const char *glob, const struct config_upstream *up)
+{
+	char	first[300];
+	size_t	len = strcspn(glob, "/");
+
+	if (len >= sizeof(first))
+		return 0;
+	memcpy(first, glob, len);
+	first[len] = '\0';
+	if (fnmatch(first, up->name, FNM_CASEFOLD) == 0)
+		return 1;
+	for (size_t i = 0; i < up->naliases; i++)
+		if (fnmatch(first, up->aliases[i], FNM_CASEFOLD) == 0)
+			return 1;
+	return 0;
+}
+
+/* A rule that lets anyone, from anywhere, pull from up; or NULL. */
+static const struct config_access *
+config_rule_opens(const struct config *cf, const struct config_upstream *up)
+{
+	const struct config_access	*a;
+	size_t				 i, j;
+
+	for (a = cf->access; a != NULL; a = a->next) {
+		if (!(a->allow & CONFIG_ALLOW_PULL) || a->nfrom > 0)
+			continue;
+		for (i = 0; i < a->nusers; i++)
+			if (strcmp(a->users[i], "anonymous") == 0)
+				break;
+		if (i == a->nusers)
+			continue;
+		for (j = 0; j < a->nrepos; j++)
+			if (config_glob_covers(a->repos[j], up))
+				return a;
+	}
+	return NULL;
+}
+
+/*
+ * Fail closed: an upstream's credentials reach what anonymous clients
+ * could not; off loopback, someone must be kept out of them.  Refused:
+ * credentials, a listener off loopback, and no rule in the way (no
+ * [auth] or [access] at all, or a rule letting anonymous clients from
+ * anywhere pull from it), unless the upstream says public = yes.
+ */
+static int
+config_finish_fail_closed(struct config_parser *p)
+{
+	const struct config		*cf = p->cp_cf;
+	const struct config_upstream	*up;
+	const struct config_access	*a;
+	const char			*pub;
+
+	if ((pub = config_public_listener(cf)) == NULL)
+		return 0;
+	for (up = cf->upstreams; up != NULL; up = up->next) {
+		if (up->username == NULL || up->public)
+			continue;
+		if (!cf->auth && cf->naccess == 0)
+			return config_error_at(p, up->line, "upstream '%s' "
+			    "has credentials and listener %s is not on "
+			    "loopback, but no [auth] or [access] rule says "
+			    "who may pull from it (add rules, or say public "
+			    "= yes if its credentials may serve anyone)",
+			    up->name, pub);
+		if ((a = config_rule_opens(cf, up)) != NULL)
+			return config_error_at(p, a->line, "access '%s' lets "
+			    "anonymous clients from anywhere pull from "
+			    "upstream '%s', which has credentials, through "
+			    "listener %s (restrict users or from, or say "
+			    "public = yes in [upstream \"%s\"])", a->name,
+			    up->name, pub, up->name);
+	}
+	return 0;
+}
+
+/* The admin listener: off loopback and unix sockets, locked. */
+static int
+config_finish_admin(struct config_parser *p)
+{
+	const struct config	*cf = p->cp_cf;
+	unsigned long		 line;
+
+	line = config_sect_line(p, CONFIG_SECT_SERVER, "admin_tls_cert");
+	if ((cf->admin_tls_cert == NULL) != (cf->admin_tls_key == NULL))
+		return config_error_at(p, line != 0 ? line :
+		    config_sect_line(p, CONFIG_SECT_SERVER, "admin_tls_key"),
+		    "admin_tls_cert and admin_tls_key go together");
+	if (cf->admin_client_ca != NULL && cf->admin_tls_cert == NULL)
+		return config_error_at(p, config_sect_line(p,
+		    CONFIG_SECT_SERVER, "admin_client_ca"), "admin_client_ca "
+		    "requires admin_tls_cert and admin_tls_key");
+	if (cf->admin_listen == NULL ||
+	    strncmp(cf->admin_listen, "unix:", 5) == 0 ||
+	    config_listen_loopback(cf->admin_listen))
+		return 0;
+	if (cf->admin_client_ca != NULL ||
+	    (cf->admin_token_file != NULL && cf->admin_tls_cert != NULL))
+		return 0;
+	return config_error_at(p, config_sect_line(p, CONFIG_SECT_SERVER,
+	    "admin_listen"), "admin_listen %s is not on loopback or a unix "
+	    "socket: it needs admin_token_file with admin_tls_cert and "
+	    "admin_tls_key, or admin_client_ca", cf->admin_listen);
+}
+
+/* [auth] and [access]: complete, and naming what exists. */
+static int
+config_finish_access(struct config_parser *p)
+{
+	const struct config		*cf = p->cp_cf;
+	const struct config_access	*a;
+	const struct config_upstream	*up;
+	size_t				 i;
+
+	for (a = cf->access; a != NULL; a = a->next) {
+		if (a->nusers == 0)
+			return config_error_at(p, a->line, "access '%s' has "
+			    "no users (names, *, or anonymous)", a->name);
+		if (a->nrepos == 0)
+			return config_error_at(p, a->line, "access '%s' has "
+			    "no repositories (UPSTREAM/REPO globs)", a->name);
+		for (i = 0; i < a->nrepos; i++) {
+			for (up = cf->upstreams; up != NULL; up = up->next)
+				if (config_glob_covers(a->repos[i], up))
+					break;
+			if (up == NULL)
+				return config_error_at(p, a->line, "access "
+				    "'%s': repository glob '%s' covers no "
+				    "[upstream] section", a->name,
+				    a->repos[i]);
+		}
+	}
+	if (cf->auth && cf->htpasswd == NULL && cf->client_ca == NULL)
+		return config_error_at(p, cf->auth_line, "[auth] names no way "
+		    "to log in: set htpasswd or client_ca");
+	if (cf->client_ca != NULL && cf->tls_cert == NULL)
+		return config_error_at(p, config_sect_line(p,
+		    CONFIG_SECT_AUTH, "client_ca"), "client_ca needs an "
+		    "HTTPS listener (tls_cert and tls_key)");
+	if (config_finish_admin(p) == -1)
+		return -1;
+	return config_finish_fail_closed(p);
+}
+
 /* Checks and defaults that need the whole file. */
 static int
 config_finish(struct config_parser *p)
@@ -648,7 +886,7 @@ config_finish(struct config_parser *p)
 	if (cf->nlisten == 0 && cf->ntls_listen == 0)
 		config_key_default(p, config_key_find(CONFIG_SECT_SERVER,
 		    "listen"), cf);
-	return 0;
+	return config_finish_access(p);
 }
 
 int
@@ -676,10 +914,12 @@ config_load_string(const char *fname, const char *text, struct config **out,
 	p.cp_cf->path = xstrdup(fname);
 	p.cp_tail = &p.cp_cf->upstreams;
 	p.cp_repl_tail = &p.cp_cf->replications;
+	p.cp_access_tail = &p.cp_cf->access;
 	p.cp_key_line = xcalloc(config_nkeys, sizeof(*p.cp_key_line));
 	config_section_defaults(&p, CONFIG_SECT_SERVER, p.cp_cf);
 	config_section_defaults(&p, CONFIG_SECT_CACHE, p.cp_cf);
 	config_section_defaults(&p, CONFIG_SECT_TIMEOUTS, p.cp_cf);
+	config_section_defaults(&p, CONFIG_SECT_AUTH, p.cp_cf);
 
 	line = xmalloc(CONFIG_LINE_MAX + 1);
 	for (s = text; *s != '\0'; s = nl + 1) {
@@ -789,6 +1029,7 @@ config_free(struct config *cf)
 {
 	struct config_upstream		*up;
 	struct config_replication	*r;
+	struct config_access		*a;
 
 	if (cf == NULL)
 		return;
@@ -810,9 +1051,16 @@ config_free(struct config *cf)
 		free(r->name);
 		free(r);
 	}
+	while ((a = cf->access) != NULL) {
+		cf->access = a->next;
+		config_section_free(CONFIG_SECT_ACCESS, a);
+		free(a->name);
+		free(a);
+	}
 	config_section_free(CONFIG_SECT_SERVER, cf);
 	config_section_free(CONFIG_SECT_CACHE, cf);
 	config_section_free(CONFIG_SECT_TIMEOUTS, cf);
+	config_section_free(CONFIG_SECT_AUTH, cf);
 	config_strv_free(cf->warnings, cf->nwarnings);
 	free(cf->path);
 	free(cf);

@@ -50,7 +50,27 @@ struct config_upstream {
 	int			 isolate;	/* its content serves it only */
 	long			 max_fills;	/* blob fetches at once (64) */
 	long			 max_connections; /* at once (128) */
+	int			 public;	/* its credentials: anyone */
+	unsigned long		 line;		/* of its section header */
 	struct config_upstream	*next;		/* in file order */
+};
+
+/* What an [access] rule grants (allow = pull, catalog; none: 0). */
+#define CONFIG_ALLOW_PULL	0x01
+#define CONFIG_ALLOW_CATALOG	0x02
+
+/* [access "NAME"]: one rule; the first that matches a request decides. */
+struct config_access {
+	char			*name;
+	char			**users;	/* names, "*", "anonymous" */
+	size_t			 nusers;
+	char			**from;		/* CIDRs; none: any address */
+	size_t			 nfrom;
+	char			**repos;	/* UPSTREAM/REPO globs */
+	size_t			 nrepos;
+	unsigned		 allow;		/* CONFIG_ALLOW_* */
+	unsigned long		 line;
+	struct config_access	*next;		/* in file order */
 };
 
 /* [replication "NAME"]: pull matching tags from source into the cache. */
@@ -94,7 +114,14 @@ struct config {
 	size_t			 nlisten;
 	char			**tls_listen;	/* HTTPS listeners */
 	size_t			 ntls_listen;
-	char			*admin_listen;	/* NULL: none */
+	char			*admin_listen;	/* NULL: none; or "unix:PATH" */
+	char			*admin_token_file; /* tokens, one a line */
+	char			*admin_tls_cert; /* the admin API over TLS */
+	char			*admin_tls_key;
+	char			*admin_client_ca; /* admin client certs */
+	char			*events_token_file; /* webhook tokens */
+	char			**trusted_proxies; /* CIDRs: X-Forwarded-For */
+	size_t			 ntrusted_proxies;
 	char			*tls_cert;	/* with no tls_listen: every */
 	char			*tls_key;	/* listen is HTTPS */
 	int			 workers;	/* 0 = auto (one per core) */
@@ -134,6 +161,24 @@ struct config {
 	size_t			 nupstreams;
 	struct config_replication *replications;
 	size_t			 nreplications;
+
+	/* [auth]: who a client is (docs: README, Access control). */
+	int			 auth;		/* the section is given */
+	unsigned long		 auth_line;
+	char			*htpasswd;	/* bcrypt entries */
+	char			*client_ca;	/* TLS client certificates */
+	char			*token_path;	/* default /token */
+	long			 token_ttl;	/* seconds, default 5m */
+	char			*token_key;	/* NULL: <dir>/token.key */
+	char			*token_service;	/* default "regmirror" */
+	char			*token_realm;	/* NULL: from the Host */
+	long			 login_cache_ttl;	/* default 1m */
+	long			 max_login_failures;	/* a window (5) */
+	long			 login_failure_window;	/* default 1m */
+	long			 max_cached_logins;	/* default 10000 */
+	/* [access "NAME"] rules, in file order. */
+	struct config_access	*access;
+	size_t			 naccess;
 
 	/* "FILE:LINE: warning: ..." for what loads but is unsafe (shown by
 	 * check-config and logged at start-up). */

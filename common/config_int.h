@@ -24,7 +24,9 @@ struct config_replication;
 	X(CACHE,	"cache",	NULL)				\
 	X(TIMEOUTS,	"timeouts",	NULL)				\
 	X(UPSTREAM,	"upstream",	"registry.example.com")		\
-	X(REPLICATION,	"replication",	"prod-images")
+	X(REPLICATION,	"replication",	"prod-images")			\
+	X(AUTH,		"auth",		NULL)				\
+	X(ACCESS,	"access",	"team-a")
 
 enum config_section {
 #define CONFIG_SECTION_ENUM(id, name, example)	CONFIG_SECT_##id,
@@ -144,6 +146,8 @@ struct config_parser {
 	struct config_upstream	**cp_tail;
 	struct config_replication *cp_repl;	/* the current [replication] */
 	struct config_replication **cp_repl_tail;
+	struct config_access	*cp_access;	/* the current [access] */
+	struct config_access	**cp_access_tail;
 	/* [config_nkeys]: the line each key was last given on in its
 	 * section (for [upstream] and [replication], in this one); 0: not
 	 * given. */

@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/cidr.h"
 #include "common/config.h"
 #include "common/config_int.h"
 #include "common/obj.h"
@@ -40,10 +41,13 @@
 #define CONFIG_SECRET_MAX	(64 * 1024)
 
 static config_set_f	config_set_default, config_set_password_file,
-			config_set_semver, config_set_destination;
+			config_set_semver, config_set_destination,
+			config_set_admin_listen, config_set_token_path,
+			config_set_realm_url, config_set_allow;
 static config_item_f	config_url_item, config_alias_item,
 			config_ttl_for_item, config_regex_item,
-			config_platform_item;
+			config_platform_item, config_cidr_item,
+			config_user_item, config_repo_glob_item;
 
 /* The struct that holds a section's fields. */
 #define CONFIG_STRUCT_SERVER		struct config
@@ -51,6 +55,8 @@ static config_item_f	config_url_item, config_alias_item,
 #define CONFIG_STRUCT_TIMEOUTS		struct config
 #define CONFIG_STRUCT_UPSTREAM		struct config_upstream
 #define CONFIG_STRUCT_REPLICATION	struct config_replication
+#define CONFIG_STRUCT_AUTH		struct config
+#define CONFIG_STRUCT_ACCESS		struct config_access
 
 #define CONFIG_FIELD_OF(type, field)					\
 	.ck_off = offsetof(type, field),				\
@@ -89,8 +95,23 @@ const struct config_key config_keys[] = {
 	CONFIG_LIST(SERVER, "listen", ADDRESSES, listen, REPEAT,
 	    "0.0.0.0:5000",
 	    "Registry API listener; \":5000\" is every IPv4 address"),
-	CONFIG_KEY(SERVER, "admin_listen", ADDRESS, admin_listen, 0, NULL,
-	    "Admin API and /metrics listener; unset: none"),
+	CONFIG_KEY(SERVER, "admin_listen", CUSTOM, admin_listen, 0, NULL,
+	    "Admin API and /metrics listener; unset: none",
+	    .ck_set = config_set_admin_listen,
+	    .ck_what = "host:port, [v6]:port, :port or unix:PATH"),
+	CONFIG_KEY(SERVER, "admin_token_file", FILE, admin_token_file, 0,
+	    NULL, "Bearer tokens the admin API accepts, one a line"),
+	CONFIG_KEY(SERVER, "admin_tls_cert", PATH, admin_tls_cert, 0, NULL,
+	    "Admin API over HTTPS: PEM certificate chain"),
+	CONFIG_KEY(SERVER, "admin_tls_key", PATH, admin_tls_key, 0, NULL,
+	    "Admin API over HTTPS: the PEM key of admin_tls_cert"),
+	CONFIG_KEY(SERVER, "admin_client_ca", FILE, admin_client_ca, 0, NULL,
+	    "Admin API: client certificates from this CA are admins"),
+	CONFIG_KEY(SERVER, "events_token_file", FILE, events_token_file, 0,
+	    NULL, "Bearer tokens the registry event webhook may send"),
+	CONFIG_LIST(SERVER, "trusted_proxies", CUSTOM, trusted_proxies,
+	    REPEAT, NULL, "Peers whose X-Forwarded-For names the client",
+	    .ck_item = config_cidr_item, .ck_what = "list of CIDRs"),
 	CONFIG_KEY(SERVER, "workers", INTEGER, workers, AUTO, "auto",
 	    "Worker threads, an event loop each; auto: one per core",
 	    .ck_min = 1, .ck_max = 256),
@@ -230,6 +251,8 @@ const struct config_key config_keys[] = {
 	CONFIG_KEY(UPSTREAM, "max_connections", INTEGER, max_connections, 0,
 	    "128", "HTTP exchanges with this upstream at once",
 	    .ck_min = 1, .ck_max = 100000),
+	CONFIG_KEY(UPSTREAM, "public", BOOL, public, 0, "no",
+	    "Its credentials may serve anyone: no [access] rule needed"),
 
 	CONFIG_KEY(REPLICATION, "source", UPSTREAM, source, 0, NULL,
 	    "The [upstream] to replicate from"),
@@ -283,6 +306,50 @@ const struct config_key config_keys[] = {
 	CONFIG_KEY(REPLICATION, "max_tags", INTEGER, max_tags, 0, "100000",
 	    "Tags one run reads in all",
 	    .ck_min = 1, .ck_max = 10000000),
+
+	CONFIG_KEY(AUTH, "htpasswd", FILE, htpasswd, 0, NULL,
+	    "Users: htpasswd -B (bcrypt) entries; reread on SIGHUP"),
+	CONFIG_KEY(AUTH, "client_ca", FILE, client_ca, 0, NULL,
+	    "HTTPS listeners ask for client certificates; CN is the user"),
+	CONFIG_KEY(AUTH, "token_path", CUSTOM, token_path, 0, "/token",
+	    "Where the mirror's own token service answers",
+	    .ck_set = config_set_token_path, .ck_what = "absolute path"),
+	CONFIG_KEY(AUTH, "token_ttl", DURATION, token_ttl, 0, "5m",
+	    "How long a token the mirror issues is valid",
+	    .ck_min = 10, .ck_max = 86400),
+	CONFIG_KEY(AUTH, "token_key", PATH, token_key, 0, NULL,
+	    "Token signing key; unset: <dir>/token.key, made at start"),
+	CONFIG_KEY(AUTH, "token_service", STRING, token_service, 0,
+	    "regmirror", "The service= the mirror's tokens are for"),
+	CONFIG_KEY(AUTH, "token_realm", CUSTOM, token_realm, 0, NULL,
+	    "Token URL in challenges; unset: from the request's Host",
+	    .ck_set = config_set_realm_url, .ck_what = "http(s) URL"),
+	CONFIG_KEY(AUTH, "login_cache_ttl", DURATION, login_cache_ttl, 0,
+	    "1m", "A good password is not checked again for this long",
+	    .ck_min = 0, .ck_max = 3600),
+	CONFIG_KEY(AUTH, "max_login_failures", INTEGER, max_login_failures,
+	    0, "5", "Failed logins from one address a window; then 429",
+	    .ck_min = 1, .ck_max = 1000000),
+	CONFIG_KEY(AUTH, "login_failure_window", DURATION,
+	    login_failure_window, 0, "1m", "The window of max_login_failures",
+	    .ck_min = 1, .ck_max = 86400),
+	CONFIG_KEY(AUTH, "max_cached_logins", INTEGER, max_cached_logins, 0,
+	    "10000", "Good logins remembered (login_cache_ttl) at most",
+	    .ck_min = 0, .ck_max = 1000000),
+
+	CONFIG_LIST(ACCESS, "users", CUSTOM, users, REPEAT, NULL,
+	    "Who: user names, * (any logged-in user), anonymous",
+	    .ck_item = config_user_item, .ck_what = "list of users"),
+	CONFIG_LIST(ACCESS, "from", CUSTOM, from, REPEAT, NULL,
+	    "Only from these client addresses; unset: any",
+	    .ck_item = config_cidr_item, .ck_what = "list of CIDRs"),
+	CONFIG_LIST(ACCESS, "repositories", CUSTOM, repos, REPEAT, NULL,
+	    "UPSTREAM/REPO globs; * within a component, ** across /",
+	    .ck_item = config_repo_glob_item, .ck_what = "list of globs"),
+	CONFIG_KEY(ACCESS, "allow", CUSTOM, allow, 0, "pull",
+	    "What the rule grants: pull, catalog, or none",
+	    .ck_set = config_set_allow,
+	    .ck_what = "list of pull, catalog, none"),
 };
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 
@@ -996,6 +1063,151 @@ config_set_destination(struct config_parser *p, const struct config_key *k,
 	return 0;
 }
 
+/* admin_listen: a listen address, or unix:/absolute/path. */
+static int
+config_set_admin_listen(struct config_parser *p, const struct config_key *k,
+    void *base, const char *value)
+{
+	if (strncmp(value, "unix:", 5) == 0) {
+		if (value[5] != '/' || strlen(value + 5) >= 108)
+			return config_error(p, "bad %s '%s' (want unix: and an "
+			    "absolute path under 108 bytes)", k->ck_name,
+			    value);
+	} else if (!config_listen_valid(value))
+		return config_error(p, "bad listen address '%s' for %s (want "
+		    "host:port, [v6]:port, :port or unix:PATH)", value,
+		    k->ck_name);
+	config_store_string(base, k, value);
+	return 0;
+}
+
+/* token_path: "/...", printable, and not inside the registry API. */
+static int
+config_set_token_path(struct config_parser *p, const struct config_key *k,
+    void *base, const char *value)
+{
+	size_t	i, len = strlen(value);
+
+	for (i = 0; i < len; i++)
+		if (value[i] <= 0x20 || value[i] >= 0x7f || value[i] == '?' ||
+		    value[i] == '#' || value[i] == '%')
+			break;
+	if (value[0] != '/' || len < 2 || len > 128 || i < len ||
+	    strncmp(value, "/v2", 3) == 0)
+		return config_error(p, "bad %s '%s' (want an absolute path "
+		    "outside /v2, such as /token)", k->ck_name, value);
+	config_store_string(base, k, value);
+	return 0;
+}
+
+/* token_realm: the URL clients are sent to for tokens. */
+static int
+config_set_realm_url(struct config_parser *p, const struct config_key *k,
+    void *base, const char *value)
+{
+	size_t	i, len = strlen(value);
+
+	for (i = 0; i < len; i++)
+		if (value[i] <= 0x20 || value[i] >= 0x7f || value[i] == '"' ||
+		    value[i] == '\\')
+			break;
+	if (i < len || len > 512 || (strncmp(value, "https://", 8) != 0 &&
+	    strncmp(value, "http://", 7) != 0))
+		return config_error(p, "bad %s '%s' (want an http:// or "
+		    "https:// URL)", k->ck_name, value);
+	config_store_string(base, k, value);
+	return 0;
+}
+
+/* allow: pull, catalog (a list), or none alone. */
+static int
+config_set_allow(struct config_parser *p, const struct config_key *k,
+    void *base, const char *value)
+{
+	unsigned	*allow = CONFIG_FIELD(base, k, unsigned);
+	char		**v;
+	size_t		  n, i;
+	unsigned	  bits = 0, none = 0;
+
+	if ((v = config_list_split(value, &n)) == NULL)
+		return config_error(p, "empty element in %s list '%s'",
+		    k->ck_name, value);
+	for (i = 0; i < n; i++) {
+		if (strcasecmp(v[i], "pull") == 0)
+			bits |= CONFIG_ALLOW_PULL;
+		else if (strcasecmp(v[i], "catalog") == 0)
+			bits |= CONFIG_ALLOW_CATALOG;
+		else if (strcasecmp(v[i], "none") == 0)
+			none = 1;
+		else {
+			config_error(p, "bad %s '%s' (want pull, catalog or "
+			    "none)", k->ck_name, v[i]);
+			config_strv_free(v, n);
+			return -1;
+		}
+	}
+	config_strv_free(v, n);
+	if (none && bits != 0)
+		return config_error(p, "%s: none cannot go with pull or "
+		    "catalog", k->ck_name);
+	*allow = bits;
+	return 0;
+}
+
+/* CIDR lists: 10.0.0.0/8, fd00::/8, 192.0.2.7. */
+static int
+config_cidr_item(struct config_parser *p, const struct config_key *k,
+    void *base, char *item)
+{
+	struct cidr	c;
+
+	if (cidr_parse(item, &c) != 0)
+		return config_error(p, "bad %s entry '%s' (want an address "
+		    "or a prefix such as 10.0.0.0/8, without host bits)",
+		    k->ck_name, item);
+	config_list_add(base, k, item);
+	return 0;
+}
+
+/* users: a name (letters, digits, . _ - @), "*" or "anonymous". */
+static int
+config_user_item(struct config_parser *p, const struct config_key *k,
+    void *base, char *item)
+{
+	size_t	i, len = strlen(item);
+
+	for (i = 0; i < len; i++)
+		if (!((item[i] >= 'a' && item[i] <= 'z') ||
+		    (item[i] >= 'A' && item[i] <= 'Z') ||
+		    config_is_digit(item[i]) || item[i] == '.' ||
+		    item[i] == '_' || item[i] == '-' || item[i] == '@'))
+			break;
+	if (strcmp(item, "*") != 0 && (i < len || len > 128))
+		return config_error(p, "bad user '%s' in %s (want a name, * "
+		    "or anonymous)", item, k->ck_name);
+	config_list_add(base, k, item);
+	return 0;
+}
+
+/* repositories: UPSTREAM/REPO, printable, no spaces; checked whole later. */
+static int
+config_repo_glob_item(struct config_parser *p, const struct config_key *k,
+    void *base, char *item)
+{
+	size_t	i, len = strlen(item);
+
+	for (i = 0; i < len; i++)
+		if (item[i] <= 0x20 || item[i] >= 0x7f)
+			break;
+	if (i < len || len > 512 || strchr(item, '/') == NULL ||
+	    item[0] == '/')
+		return config_error(p, "bad %s glob '%s' (want UPSTREAM/REPO, "
+		    "e.g. ghcr.io/team-a/** or docker.io/library/*)",
+		    k->ck_name, item);
+	config_list_add(base, k, item);
+	return 0;
+}
+
 /* The struct of the section k belongs to, as the parser has it now. */
 static void *
 config_key_base(struct config_parser *p, const struct config_key *k)
@@ -1005,6 +1217,8 @@ config_key_base(struct config_parser *p, const struct config_key *k)
 		return p->cp_up;
 	case CONFIG_SECT_REPLICATION:
 		return p->cp_repl;
+	case CONFIG_SECT_ACCESS:
+		return p->cp_access;
 	default:
 		return p->cp_cf;
 	}

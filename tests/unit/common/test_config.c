@@ -122,6 +122,7 @@ test_full(void)
 	    "default = yes\n"
 	    "username = bob\n"
 	    "password_file = %s\n"
+	    "public = yes\n"
 	    "tag_ttl = 1h\n"
 	    "\n"
 	    "[upstream \"ghcr.io\"]\n"
@@ -291,7 +292,8 @@ test_syntax(void)
 	    "[Upstream \"docker.io\"] # comment\n"
 	    "URL = https://r ; comment\n"
 	    "username = u;v#w   # trailing\n"
-	    "password_file = \"%s\"\n", tmpfile_with("pw", 2));
+	    "password_file = \"%s\"\n"
+	    "Public = Yes\n", tmpfile_with("pw", 2));
 	cf = load(text);
 	free(text);
 	if (ok(cf != NULL, "comments, case, whitespace")) {
@@ -512,7 +514,7 @@ test_errors(void)
 	    "mirror.conf:2: empty element in listen list ':80,,:81'");
 	load_fails("[server]\nadmin_listen = :80, :81\n",
 	    "mirror.conf:2: bad listen address ':80, :81' for admin_listen "
-	    "(want host:port, [v6]:port or :port)");
+	    "(want host:port, [v6]:port, :port or unix:PATH)");
 	load_fails("[server]\nworkers = 0\n",
 	    "mirror.conf:2: workers '0' is out of range (1..256)");
 	load_fails("[server]\nworkers = 257\n",
@@ -912,7 +914,10 @@ test_did_you_mean(void)
 	    "section [upstreams] (did you mean [upstream]?)");
 	load_fails("[replicaton \"x\"]\n", "mirror.conf:1: unknown section "
 	    "[replicaton] (did you mean [replication]?)");
-	load_fails("[auth]\n", "mirror.conf:1: unknown section [auth]");
+	load_fails("[authn]\n", "mirror.conf:1: unknown section [authn] "
+	    "(did you mean [auth]?)");
+	load_fails("[acess \"a\"]\n", "mirror.conf:1: unknown section "
+	    "[acess] (did you mean [access]?)");
 	load_fails("[nonsense]\n", "mirror.conf:1: unknown section "
 	    "[nonsense]");
 }
@@ -1083,7 +1088,8 @@ test_password_file(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		path = tmpfile_with(cases[i].data, cases[i].len);
 		xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
-		    "password_file = %s\n", path);
+		    "password_file = %s\n"
+		    "public = yes\n", path);
 		cf = load(text);
 		free(text);
 		if (!ok(cf != NULL, "password file %zu loads", i)) {
@@ -1132,7 +1138,8 @@ test_password_file(void)
 		memset(big, 'p', 64 * 1024 + 1);
 		path = tmpfile_with(big, 64 * 1024);
 		xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
-		    "password_file = %s\n", path);
+		    "password_file = %s\n"
+		    "public = yes\n", path);
 		cf = load(text);
 		ok(cf != NULL && strlen(cf->upstreams->password) == 64 * 1024,
 		    "a password file of 64 KiB loads whole");
@@ -1251,7 +1258,7 @@ test_print_defaults(void)
 	struct config_replication	*r;
 	struct config_upstream		*up;
 	struct config			*cf, *min;
-	char				*text = NULL;
+	char				*text = NULL, *line;
 	size_t				 len = 0;
 	FILE				*f;
 
@@ -1263,7 +1270,9 @@ test_print_defaults(void)
 	    strstr(text, "\n[cache]\n") != NULL &&
 	    strstr(text, "\n[timeouts]\n") != NULL &&
 	    strstr(text, "\n[upstream \"registry.example.com\"]\n") != NULL &&
-	    strstr(text, "\n[replication \"prod-images\"]\n") != NULL,
+	    strstr(text, "\n[replication \"prod-images\"]\n") != NULL &&
+	    strstr(text, "\n[auth]\n") != NULL &&
+	    strstr(text, "\n[access \"team-a\"]\n") != NULL,
 	    "  every section");
 	ok(strstr(text, "\nlisten = 0.0.0.0:5000\n") != NULL, "  listen");
 	ok(strstr(text, "\n# admin_listen =\n") != NULL,
@@ -1277,6 +1286,13 @@ test_print_defaults(void)
 	text = replace_line(text, "# source =",
 	    "source = registry.example.com");
 	text = replace_line(text, "# repositories =", "repositories = a/b");
+	/* [auth] needs a way to log in, [access] who and what. */
+	xasprintf(&line, "htpasswd = %s", tmpfile_with("u:x\n", 4));
+	text = replace_line(text, "# htpasswd =", line);
+	free(line);
+	text = replace_line(text, "# users =", "users = anonymous");
+	text = replace_line(text, "# repositories =",
+	    "repositories = registry.example.com/**");
 	cf = load(text);
 	free(text);
 	min = load("[upstream \"registry.example.com\"]\nurl = https://r\n"
@@ -1579,7 +1595,8 @@ test_limits(void)
 		chmod(pw, 0644);
 		xasprintf(&text, "[upstream \"r.example\"]\n"
 		    "url = http://r.example\nusername = u\n"
-		    "password_file = %s\n", pw);
+		    "password_file = %s\n"
+		    "public = yes\n", pw);
 		cf = load(text);
 		free(text);
 		if (ok(cf != NULL, "warnings: loads") &&
@@ -1594,6 +1611,211 @@ test_limits(void)
 			    "path can read them", "  credentials over http");
 		}
 		config_free(cf);
+	}
+}
+
+/*
+ * [auth], [access], the admin listener's locks, and fail closed: what
+ * loads, and the exact FILE:LINE of each refusal.
+ */
+static void
+test_access(void)
+{
+	struct config			*cf;
+	const struct config_access	*a;
+	const char			*htp = tmpfile_with("alice:x\n", 8);
+	const char			*pw = tmpfile_with("pw\n", 3);
+	char				*text, want[600];
+
+	xasprintf(&text, "[server]\nlisten = 127.0.0.1:5000\n"
+	    "trusted_proxies = 10.0.0.0/8, ::1\n"
+	    "[auth]\nhtpasswd = %s\ntoken_ttl = 2m\n"
+	    "token_realm = https://m.example/token\n"
+	    "[access \"team-a\"]\nusers = alice, *\n"
+	    "from = 10.1.0.0/16, fd00::/8\n"
+	    "repositories = docker.io/team-a/**, docker.io/x\n"
+	    "allow = pull, catalog\n"
+	    "[access \"nobody\"]\nusers = anonymous\n"
+	    "repositories = **/x\nallow = none\n" MINIMAL_UPSTREAM, htp);
+	cf = load(text);
+	free(text);
+	if (ok(cf != NULL, "access: a full file loads")) {
+		a = cf->access;
+		ok(cf->auth && strcmp(cf->htpasswd, htp) == 0 &&
+		    cf->token_ttl == 120 && strcmp(cf->token_path, "/token") ==
+		    0 && strcmp(cf->token_service, "regmirror") == 0 &&
+		    cf->max_login_failures == 5 &&
+		    cf->login_failure_window == 60, "  [auth] and defaults");
+		ok(cf->naccess == 2 && strcmp(a->name, "team-a") == 0 &&
+		    a->nusers == 2 && a->nfrom == 2 && a->nrepos == 2 &&
+		    a->allow == (CONFIG_ALLOW_PULL | CONFIG_ALLOW_CATALOG),
+		    "  the first rule");
+		ok(a->next->allow == 0 && a->next->next == NULL,
+		    "  allow = none, in file order");
+		ok(cf->ntrusted_proxies == 2, "  trusted_proxies");
+		config_free(cf);
+	}
+
+	load_fails("[access]\n", "mirror.conf:1: [access] needs a quoted "
+	    "name: [access \"team-a\"]");
+	load_fails("[access \"a\"]\nrepositories = docker.io/**\n"
+	    MINIMAL_UPSTREAM, "mirror.conf:1: access 'a' has no users "
+	    "(names, *, or anonymous)");
+	load_fails("[access \"a\"]\nusers = *\n" MINIMAL_UPSTREAM,
+	    "mirror.conf:1: access 'a' has no repositories (UPSTREAM/REPO "
+	    "globs)");
+	load_fails("[access \"a\"]\nusers = *\nrepositories = ghcr.io/x/**\n"
+	    MINIMAL_UPSTREAM, "mirror.conf:1: access 'a': repository glob "
+	    "'ghcr.io/x/**' covers no [upstream] section");
+	load_fails("[access \"a\"]\nrepositories = x\n", "mirror.conf:2: bad "
+	    "repositories glob 'x' (want UPSTREAM/REPO, e.g. "
+	    "ghcr.io/team-a/** or docker.io/library/*)");
+	load_fails("[access \"a\"]\nallow = push\n", "mirror.conf:2: bad "
+	    "allow 'push' (want pull, catalog or none)");
+	load_fails("[access \"a\"]\nallow = none, pull\n", "mirror.conf:2: "
+	    "allow: none cannot go with pull or catalog");
+	load_fails("[access \"a\"]\nfrom = 10.1.2.3/16\n", "mirror.conf:2: "
+	    "bad from entry '10.1.2.3/16' (want an address or a prefix such "
+	    "as 10.0.0.0/8, without host bits)");
+	load_fails("[access \"a\"]\nfrom = 300.0.0.0/8\n", "mirror.conf:2: "
+	    "bad from entry '300.0.0.0/8' (want an address or a prefix such "
+	    "as 10.0.0.0/8, without host bits)");
+	load_fails("[access \"a\"]\nusers = al ice\n", "mirror.conf:2: bad "
+	    "user 'al ice' in users (want a name, * or anonymous)");
+	load_fails("[access \"a\"]\n[access \"a\"]\n", "mirror.conf:2: "
+	    "duplicate access rule 'a'");
+	load_fails("[auth]\n" MINIMAL_UPSTREAM, "mirror.conf:1: [auth] names "
+	    "no way to log in: set htpasswd or client_ca");
+	xasprintf(&text, "[auth]\nhtpasswd = %s\n[auth]\n", htp);
+	load_fails(text, "mirror.conf:3: duplicate section [auth] (first on "
+	    "line 1)");
+	free(text);
+	xasprintf(&text, "[auth]\nclient_ca = %s\n" MINIMAL_UPSTREAM, htp);
+	load_fails(text, "mirror.conf:2: client_ca needs an HTTPS listener "
+	    "(tls_cert and tls_key)");
+	free(text);
+	load_fails("[auth]\ntoken_path = token\n", "mirror.conf:2: bad "
+	    "token_path 'token' (want an absolute path outside /v2, such as "
+	    "/token)");
+	load_fails("[auth]\ntoken_path = /v2/token\n", "mirror.conf:2: bad "
+	    "token_path '/v2/token' (want an absolute path outside /v2, such "
+	    "as /token)");
+	load_fails("[auth]\ntoken_realm = ftp://x/token\n", "mirror.conf:2: "
+	    "bad token_realm 'ftp://x/token' (want an http:// or https:// "
+	    "URL)");
+	load_fails("[auth]\ntoken_ttl = 5\n", "mirror.conf:2: token_ttl "
+	    "must be at least 10s, not '5'");
+
+	/* The admin listener: loopback, a unix socket, or locked. */
+	cf = load("[server]\nadmin_listen = unix:/run/rm/admin.sock\n"
+	    MINIMAL_UPSTREAM);
+	ok(cf != NULL && strcmp(cf->admin_listen, "unix:/run/rm/admin.sock")
+	    == 0, "admin_listen on a unix socket");
+	config_free(cf);
+	load_fails("[server]\nadmin_listen = unix:rel.sock\n", "mirror.conf:2: "
+	    "bad admin_listen 'unix:rel.sock' (want unix: and an absolute "
+	    "path under 108 bytes)");
+	load_fails("[server]\nadmin_listen = 0.0.0.0:5001\n" MINIMAL_UPSTREAM,
+	    "mirror.conf:2: admin_listen 0.0.0.0:5001 is not on loopback or "
+	    "a unix socket: it needs admin_token_file with admin_tls_cert "
+	    "and admin_tls_key, or admin_client_ca");
+	xasprintf(&text, "[server]\nadmin_listen = 0.0.0.0:5001\n"
+	    "admin_token_file = %s\n" MINIMAL_UPSTREAM, pw);
+	load_fails(text, "mirror.conf:2: admin_listen 0.0.0.0:5001 is not on "
+	    "loopback or a unix socket: it needs admin_token_file with "
+	    "admin_tls_cert and admin_tls_key, or admin_client_ca");
+	free(text);
+	xasprintf(&text, "[server]\nadmin_listen = 0.0.0.0:5001\n"
+	    "admin_token_file = %s\nadmin_tls_cert = /c.pem\n"
+	    "admin_tls_key = /k.pem\n" MINIMAL_UPSTREAM, pw);
+	cf = load(text);
+	ok(cf != NULL, "admin_listen off loopback with a token and TLS");
+	config_free(cf);
+	free(text);
+	load_fails("[server]\nadmin_tls_cert = /c.pem\n" MINIMAL_UPSTREAM,
+	    "mirror.conf:2: admin_tls_cert and admin_tls_key go together");
+	xasprintf(&text, "[server]\nadmin_client_ca = %s\n" MINIMAL_UPSTREAM,
+	    pw);
+	load_fails(text, "mirror.conf:2: admin_client_ca requires "
+	    "admin_tls_cert and admin_tls_key");
+	free(text);
+
+	/* Fail closed: credentials, off loopback, nobody kept out. */
+	xasprintf(&text, MINIMAL_UPSTREAM "username = u\npassword_file = %s\n",
+	    pw);
+	load_fails(text, "mirror.conf:1: upstream 'docker.io' has credentials "
+	    "and listener 0.0.0.0:5000 is not on loopback, but no [auth] or "
+	    "[access] rule says who may pull from it (add rules, or say "
+	    "public = yes if its credentials may serve anyone)");
+	free(text);
+	{
+		static const char *const loopback[] = { "127.0.0.1:5000",
+		    "[::1]:5000", "localhost:5000", "127.9.9.9:1" };
+		size_t	i;
+
+		for (i = 0; i < 4; i++) {
+			xasprintf(&text, "[server]\nlisten = %s\n"
+			    MINIMAL_UPSTREAM "username = u\n"
+			    "password_file = %s\n", loopback[i], pw);
+			cf = load(text);
+			ok(cf != NULL, "credentials, listener on %s: loads",
+			    loopback[i]);
+			config_free(cf);
+			free(text);
+		}
+	}
+	xasprintf(&text, "[server]\nlisten = 127.0.0.1:5000\n"
+	    "tls_listen = [::]:5443\ntls_cert = /c\ntls_key = /k\n"
+	    MINIMAL_UPSTREAM "username = u\npassword_file = %s\n", pw);
+	load_fails(text, "mirror.conf:6: upstream 'docker.io' has credentials "
+	    "and listener [::]:5443 is not on loopback, but no [auth] or "
+	    "[access] rule says who may pull from it (add rules, or say "
+	    "public = yes if its credentials may serve anyone)");
+	free(text);
+	xasprintf(&text, MINIMAL_UPSTREAM "username = u\npassword_file = %s\n"
+	    "[access \"open\"]\nusers = anonymous, *\n"
+	    "repositories = docker.io/**\n", pw);
+	snprintf(want, sizeof(want), "mirror.conf:5: access 'open' lets "
+	    "anonymous clients from anywhere pull from upstream 'docker.io', "
+	    "which has credentials, through listener 0.0.0.0:5000 (restrict "
+	    "users or from, or say public = yes in [upstream \"docker.io\"])");
+	load_fails(text, want);
+	free(text);
+	xasprintf(&text, MINIMAL_UPSTREAM "username = u\npassword_file = %s\n"
+	    "[access \"open\"]\nusers = anonymous\n"
+	    "repositories = */library/**\n", pw);
+	load_fails(text, "mirror.conf:5: access 'open' lets anonymous clients "
+	    "from anywhere pull from upstream 'docker.io', which has "
+	    "credentials, through listener 0.0.0.0:5000 (restrict users or "
+	    "from, or say public = yes in [upstream \"docker.io\"])");
+	free(text);
+	{
+		static const char *const closed[] = {
+		    "public = yes\n",
+		    "[access \"lan\"]\nusers = anonymous\nfrom = 10.0.0.0/8\n"
+		    "repositories = docker.io/**\n",
+		    "[access \"team\"]\nusers = *\n"
+		    "repositories = docker.io/**\n",
+		    "[access \"none\"]\nusers = anonymous\n"
+		    "repositories = docker.io/**\nallow = none\n",
+		};
+		size_t	i;
+
+		for (i = 0; i < 4; i++) {
+			xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+			    "password_file = %s\n%s", pw, closed[i]);
+			cf = load(text);
+			ok(cf != NULL, "credentials off loopback, restricted "
+			    "(%zu): loads", i);
+			config_free(cf);
+			free(text);
+		}
+		xasprintf(&text, MINIMAL_UPSTREAM "username = u\n"
+		    "password_file = %s\n[auth]\nhtpasswd = %s\n", pw, htp);
+		cf = load(text);
+		ok(cf != NULL, "credentials off loopback, [auth] alone: loads");
+		config_free(cf);
+		free(text);
 	}
 }
 
@@ -1613,6 +1835,7 @@ main(void)
 	test_example();
 	test_print_defaults();
 	test_limits();
+	test_access();
 	tmpfiles_remove();
 	return done_testing();
 }
