@@ -1199,8 +1199,8 @@ config_repo_glob_item(struct config_parser *p, const struct config_key *k,
 	for (i = 0; i < len; i++)
 		if (item[i] <= 0x20 || item[i] >= 0x7f)
 			break;
-	if (i < len || len > 512 || strchr(item, '/') == NULL ||
-	    item[0] == '/')
+	if (i < len || len > 512 || item[0] == '/' ||
+	    (strchr(item, '/') == NULL && strcmp(item, "**") != 0))
 		return config_error(p, "bad %s glob '%s' (want UPSTREAM/REPO, "
 		    "e.g. ghcr.io/team-a/** or docker.io/library/*)",
 		    k->ck_name, item);

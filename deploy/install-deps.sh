@@ -11,7 +11,7 @@
 # none exists) tells invoke-rc.d not to start anything.
 set -eu
 
-BUILD="build-essential autoconf automake pkg-config libevent-dev libssl-dev
+BUILD="build-essential autoconf automake pkg-config libevent-dev libssl-dev libcrypt-dev
 liblmdb-dev libjansson-dev libpsl-dev publicsuffix"
 TEST="clang clang-tools curl jq openssl lmdb-utils docker-registry skopeo podman
 docker.io containerd nginx apache2-utils python3 python3-jwt
