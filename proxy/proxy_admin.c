@@ -113,6 +113,7 @@ proxy_admin_metrics(struct evhttp_request *req)
 		    metric_name(m), metric_help(m), metric_name(m),
 		    metric_name(m), (unsigned long long)metric_get(m));
 	proxy_admin_cache_gauges(b);
+	proxy_access_metrics(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, NULL, b);

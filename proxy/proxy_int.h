@@ -94,7 +94,31 @@ struct proxy_req {
 	/* Told of the reply before it is sent (then cleared): a flight's
 	 * leader hands the same reply to its waiters (proxy_oci.c). */
 	proxy_reply_hook	 on_reply;
+	/* Access control (proxy_access.c): the client's address (the peer,
+	 * or X-Forwarded-For behind trusted_proxies), who it is ("" when
+	 * anonymous), the rule that decided, and what serves it then. */
+	char			 client[64];
+	char			 user[129];
+	int			 how;		/* enum access_how */
+	const char		*user_how;	/* "cert:" for a CN, or NULL */
+	const char		*rule;
+	void			(*access_ok)(struct proxy_req *);
 };
+
+/* proxy_access.c */
+struct evbuffer;
+int	proxy_access_init(const struct config *);
+void	proxy_access_fini(void);
+int	proxy_access_reload(void);
+/* Serve pr with ok if the rules allow it; else 401, 403 or 429. */
+void	proxy_access_check(struct proxy_req *, void (*ok)(struct proxy_req *));
+/* The token service: uri is its path (proxy_token_path), serve it. */
+int	proxy_token_path(const char *uri);
+void	proxy_token_serve(struct proxy_req *);
+/* Decisions by rule, in the Prometheus text format. */
+void	proxy_access_metrics(struct evbuffer *);
+/* A _catalog answer cut to what pr's client may see (a reference). */
+struct rbuf *proxy_access_catalog(struct proxy_req *, struct rbuf *);
 
 /*
  * proxy_conn.c: client connections — caps, head and handshake deadlines,
@@ -251,6 +275,9 @@ struct proxy_route_err {
 };
 int	proxy_route_parse(const char *uri, const struct proxy_route_cfg *cfg,
 	    struct proxy_route *out, struct proxy_route_err *err);
+/* The same against the configured upstreams (proxy_oci.c). */
+int	proxy_oci_route(const char *uri, struct proxy_route *out,
+	    struct proxy_route_err *err);
 void	proxy_route_fini(struct proxy_route *);
 
 #endif

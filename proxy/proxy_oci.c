@@ -389,6 +389,29 @@ static const char *const proxy_mflight_headers[] = {
 	"OCI-Filters-Applied",
 };
 
+/*
+ * A list's reply: a _catalog is cut, for each client, to what its rules
+ * let it see (proxy_access.c); everything else goes as it is.
+ */
+static void
+proxy_list_reply(struct proxy_req *pr, int status, const char *ctype,
+    struct rbuf *rb)
+{
+	struct rbuf	*mine;
+
+	if (status != 200 || pr->kind != PROXY_KIND_CATALOG) {
+		proxy_reply_rbuf(pr, status, ctype, rb);
+		return;
+	}
+	if ((mine = proxy_access_catalog(pr, rb)) == NULL) {
+		proxy_error(pr, 502, "UNKNOWN", "upstream %s sent a catalog "
+		    "that is not one", upstream_name(pr->up));
+		return;
+	}
+	proxy_reply_rbuf(pr, status, ctype, mine);
+	rbuf_unref(mine);
+}
+
 /* The leader's reply (its on_reply hook): the same to every waiter. */
 static void
 proxy_mflight_land(struct proxy_req *pr, int status, const char *ctype,
@@ -413,7 +436,7 @@ proxy_mflight_land(struct proxy_req *pr, int status, const char *ctype,
 				evhttp_add_header(out,
 				    proxy_mflight_headers[k], v);
 		w->src = "coalesced";
-		proxy_reply_rbuf(w, status, ctype, rb);
+		proxy_list_reply(w, status, ctype, rb);
 	}
 	free(fl->waiters);
 	free(fl->key);
@@ -639,6 +662,7 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 	int			 status = upstream_req_status(ur);
 	const char		*ctype, *link, *filters;
 	struct rbuf		*rb;
+	proxy_reply_hook	 hook;
 
 	out = evhttp_request_get_output_headers(pr->req);
 	if (err != NULL || status != 200) {
@@ -679,7 +703,12 @@ proxy_tags_done_cb(struct upstream_req *ur, const char *err,
 	rb = rbuf_new(evbuffer_pullup(body, -1), evbuffer_get_length(body));
 	if (pr->w->cfg->list_ttl > 0)
 		cache_mem_put(tf->key, rbuf_ref(rb), ctype, link, filters);
-	proxy_reply_rbuf(pr, 200, ctype, rb);
+	/* Waiters get the whole list, each to be cut by its own rules. */
+	if ((hook = pr->on_reply) != NULL) {
+		pr->on_reply = NULL;
+		hook(pr, 200, ctype, rb);
+	}
+	proxy_list_reply(pr, 200, ctype, rb);
 	rbuf_unref(rb);
 done:
 	free(tf->key);
@@ -726,7 +755,7 @@ proxy_tags_get(struct proxy_req *pr)
 			evhttp_add_header(out, "OCI-Filters-Applied",
 			    h.filters);
 		pr->src = "hit";
-		proxy_reply_rbuf(pr, 200, h.ctype, h.body);
+		proxy_list_reply(pr, 200, h.ctype, h.body);
 		cache_mem_release(&h);
 		free(key);
 		free(path);
@@ -772,6 +801,13 @@ static const struct proxy_route_cfg proxy_oci_routes = {
 	proxy_oci_route_find, proxy_oci_route_docker_hub, NULL
 };
 
+int
+proxy_oci_route(const char *uri, struct proxy_route *out,
+    struct proxy_route_err *err)
+{
+	return proxy_route_parse(uri, &proxy_oci_routes, out, err);
+}
+
 /* Move what routing learnt into pr, refused or not (the access log and
  * the counters name the upstream and kind of a refused request too). */
 static void
@@ -793,6 +829,7 @@ proxy_oci_route_take(struct proxy_req *pr, struct proxy_route *rt)
 
 static void	proxy_oci_request(struct evhttp_request *,
 		    struct proxy_worker *, int);
+static void	proxy_oci_serve(struct proxy_req *);
 
 void
 proxy_oci_request_cb(struct evhttp_request *req, void *arg)
@@ -886,6 +923,10 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 	pr = proxy_req_new(req, w, tls);
 	if (proxy_req_admit(pr) != 0)
 		return;
+	if (proxy_token_path(evhttp_request_get_uri(req))) {
+		proxy_token_serve(pr);
+		return;
+	}
 	rc = proxy_route_parse(evhttp_request_get_uri(req), &proxy_oci_routes,
 	    &rt, &rerr);
 	proxy_oci_route_take(pr, &rt);
@@ -893,6 +934,13 @@ proxy_oci_request(struct evhttp_request *req, struct proxy_worker *w, int tls)
 		proxy_error(pr, rerr.status, rerr.code, "%s", rerr.msg);
 		return;
 	}
+	proxy_access_check(pr, proxy_oci_serve);
+}
+
+/* A routed request the rules allow. */
+static void
+proxy_oci_serve(struct proxy_req *pr)
+{
 	switch (pr->kind) {
 	case PROXY_KIND_BASE:
 		pr->src = "-";

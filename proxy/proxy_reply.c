@@ -94,11 +94,15 @@ proxy_req_finish(struct proxy_req *pr)
 	proxy_req_count(pr);
 	ms = (now.tv_sec - pr->start.tv_sec) * 1000 +
 	    (now.tv_nsec - pr->start.tv_nsec) / 1000000;
-	log_info("access r%llu %s \"%s %s\" %d %llu %ldms up=%s src=%s",
-	    (unsigned long long)pr->id, pr->peer,
+	log_info("access r%llu %s \"%s %s\" %d %llu %ldms user=%s%s rule=%s "
+	    "up=%s src=%s", (unsigned long long)pr->id, pr->client[0] !=
+	    '\0' ? pr->client : pr->peer,
 	    pr->method == EVHTTP_REQ_HEAD ? "HEAD" :
 	    pr->method == EVHTTP_REQ_GET ? "GET" : "OTHER", pr->uri,
 	    pr->status, (unsigned long long)pr->bytes, ms,
+	    pr->user_how != NULL && pr->user[0] != '\0' ? pr->user_how : "",
+	    pr->user[0] != '\0' ? pr->user : "-",
+	    pr->rule != NULL ? pr->rule : "-",
 	    pr->up != NULL ? upstream_name(pr->up) : "-",
 	    pr->src != NULL ? pr->src : "-");
 	free(pr->uri);

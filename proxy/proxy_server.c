@@ -440,6 +440,7 @@ proxy_signals_wait(struct proxy_server *sv, sigset_t *set)
 			continue;
 		if (sig != SIGHUP)
 			return sig;
+		proxy_access_reload();
 		if (sv->ntls == 0) {
 			log_info("SIGHUP: nothing to reload");
 			continue;
@@ -482,6 +483,7 @@ proxy_server_stop(struct proxy_server *sv)
 	free(sv->threads);
 	SSL_CTX_free(proxy_tls_ctx);
 	proxy_tls_ctx = NULL;
+	proxy_access_fini();
 }
 
 int
@@ -504,6 +506,8 @@ proxy_run(const struct config *cfg)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (proxy_listeners_open(&sv) != 0)
+		return -1;
+	if (proxy_access_init(cfg) != 0)
 		return -1;
 	proxy_conn_init(cfg);
 	proxy_workers_new(&sv);

@@ -561,7 +561,8 @@ _mirror_ready() {
 	is_alive "$MIRROR_PID" || fail "regmirror exited during start-up"
 	hdr=$(curl -s -D - -o /dev/null --max-time 5 "$MIRROR_URL/v2/") ||
 		return 1
-	printf '%s' "$hdr" | head -n 1 | grep -q ' 200' || return 1
+	printf '%s' "$hdr" | head -n 1 | grep -q " ${MIRROR_READY_CODE:-200}" ||
+		return 1
 	printf '%s' "$hdr" | tr -d '\r' |
 		grep -qi '^Docker-Distribution-API-Version: registry/2.0$'
 }
@@ -592,10 +593,12 @@ and Docker-Distribution-API-Version: registry/2.0 within 20s"
 		hard_error "regmirror (pid $MIRROR_PID) does not own :$MIRROR_PORT (port taken by another process?)"
 }
 
-# mirror_alive: the mirror process is still running and answers /v2/.
+# mirror_alive: the mirror process is still running and answers /v2/
+# (with MIRROR_READY_CODE, 200 unless access control makes it 401).
 mirror_alive() {
 	is_alive "$MIRROR_PID" || fail "regmirror (pid $MIRROR_PID) died"
-	assert_eq 200 "$(http_code "$MIRROR_URL/v2/")" "GET /v2/ on the mirror"
+	assert_eq "${MIRROR_READY_CODE:-200}" "$(http_code "$MIRROR_URL/v2/")" \
+		"GET /v2/ on the mirror"
 }
 
 # count_mirror_requests METHOD URI_PREFIX [FROM_LINE]: access lines in the

@@ -110,7 +110,8 @@ static void
 test_rules(const char *htp)
 {
 	struct config		*cf;
-	struct access_who	 alice = who(ACCESS_PASSWORD, "alice", "10.9.0.1");
+	struct access_who	 alice = who(ACCESS_PASSWORD, "alice",
+				    "10.9.0.1");
 	struct access_who	 bob = who(ACCESS_CERT, "bob", "192.0.2.1");
 	struct access_who	 anon = who(ACCESS_ANONYMOUS, "", "192.0.2.1");
 	struct access_who	 lan = who(ACCESS_ANONYMOUS, "", "10.1.2.3");

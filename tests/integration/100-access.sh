@@ -1,0 +1,228 @@
+#!/bin/bash
+# Access control with real clients (README "Access control",
+# docs/SECURITY.md).  One registry upstream (reg.test) holding
+# team-a/app:v1, team-b/app:v1 and library/pub:v1; htpasswd users alice
+# and bob (bcrypt, htpasswd -B); rules:
+#	team-a	alice		reg.test/team-a/**	pull
+#	team-b	bob		reg.test/team-b/**	pull, catalog
+#	public	anonymous, *	reg.test/library/**	pull
+#  a. anonymous: library/pub served; team-a/app 401 UNAUTHORIZED with a
+#     Bearer challenge (realm = this listener's /token, service, scope);
+#     _catalog 401.
+#  b. Basic up front: alice pulls team-a (manifest and blob), gets 403
+#     DENIED for team-b's manifest and for a team-b blob bob's pull put
+#     in the cache, and 404 asking for that blob through team-a (never
+#     linked there); _catalog 403 for alice, 200 for bob listing only
+#     team-b/.
+#  c. The token flow: /token with alice's Basic gives a token granting
+#     team-a only (token, access_token, expires_in, issued_at); with it,
+#     team-a is served and team-b is 403; an anonymous token grants
+#     library/ only; a forged token is not honoured.
+#  d. Real clients: skopeo --src-creds alice pulls team-a (it follows
+#     the Bearer challenge) and fails for team-b; podman logged in to the
+#     mirror (auth.json) pulls team-a through a registries.conf mirror
+#     entry; ctr --user bob pulls team-b through hosts.toml.
+#  e. Audit: access lines carry user= and rule=; /metrics counts
+#     decisions by rule; a password never reaches the log.
+#  f. A wrong password is 401 (and, where anonymous may pull, ignored);
+#     after max_login_failures (3 here) the address gets 429 with
+#     Retry-After, even with the right password.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/lib.sh" || exit 99
+need docker-registry skopeo curl jq htpasswd podman containerd ctr timeout
+need_regmirror
+
+mkimage "$T_DIR/a" single --seed t100a --ref v1 --layers 1500,40000
+mkimage "$T_DIR/b" single --seed t100b --ref v1 --layers 1600,41000
+mkimage "$T_DIR/p" single --seed t100p --ref v1 --layers 1700
+start_registry up
+seed_image "$T_DIR/a" v1 "$UP_HOST" team-a/app:v1
+seed_image "$T_DIR/b" v1 "$UP_HOST" team-b/app:v1
+seed_image "$T_DIR/p" v1 "$UP_HOST" library/pub:v1
+A_TOP=$(layout_top "$T_DIR/a")
+B_TOP=$(layout_top "$T_DIR/b")
+B_LAYER=$(jq -r '.layers[-1].digest' "$T_DIR/b/blobs/sha256/${B_TOP#sha256:}")
+A_LAYER=$(jq -r '.layers[-1].digest' "$T_DIR/a/blobs/sha256/${A_TOP#sha256:}")
+
+htpasswd -Bbc "$T_DIR/htpasswd" alice apass-1 2>/dev/null
+htpasswd -Bb "$T_DIR/htpasswd" bob bpass-2 2>/dev/null
+PORT=$(free_port)
+APORT=$(free_port)
+cat >"$T_DIR/mirror.conf" <<EOF
+[server]
+listen = 127.0.0.1:$PORT
+admin_listen = 127.0.0.1:$APORT
+workers = 2
+[cache]
+dir = $T_DIR/cache
+[auth]
+htpasswd = $T_DIR/htpasswd
+max_login_failures = 3
+[access "team-a"]
+users = alice
+repositories = reg.test/team-a/**
+[access "team-b"]
+users = bob
+repositories = reg.test/team-b/**
+allow = pull, catalog
+[access "public"]
+users = anonymous, *
+repositories = reg.test/library/**
+[upstream "reg.test"]
+url = $UP_URL
+default = yes
+EOF
+"$REGMIRROR" check-config -c "$T_DIR/mirror.conf" >/dev/null ||
+	fail "check-config refused the test's config"
+MIRROR_READY_CODE=401	# /v2/ wants credentials (or a token) now
+start_mirror "$T_DIR/mirror.conf"
+M=$MIRROR_URL
+ACCEPT="Accept: application/vnd.oci.image.manifest.v1+json"
+
+# -- a. anonymous -------------------------------------------------------------
+rq "$M/v2/library/pub/manifests/v1" -H "$ACCEPT"
+assert_eq 200 "$RQ_CODE" "anonymous: library/pub (rule public)"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT"
+assert_eq 401 "$RQ_CODE" "anonymous: team-a/app"
+assert_eq UNAUTHORIZED "$(rq_oci_code)" "  its OCI code"
+assert_eq "Bearer realm=\"http://127.0.0.1:$PORT/token\",service=\"regmirror\",scope=\"repository:team-a/app:pull\"" \
+	"$(rq_header WWW-Authenticate)" "  its challenge"
+rq "$M/v2/_catalog"
+assert_eq 401 "$RQ_CODE" "anonymous: _catalog"
+
+# -- b. Basic up front --------------------------------------------------------
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -u alice:apass-1
+assert_eq 200 "$RQ_CODE" "alice: team-a/app"
+assert_eq "$A_TOP" "sha256:$(rq_sha)" "  its manifest"
+rq "$M/v2/team-a/app/blobs/$A_LAYER" -u alice:apass-1
+assert_eq 200 "$RQ_CODE" "alice: a team-a blob"
+rq "$M/v2/team-b/app/manifests/v1" -H "$ACCEPT" -u alice:apass-1
+assert_eq 403 "$RQ_CODE" "alice: team-b/app"
+assert_eq DENIED "$(rq_oci_code)" "  its OCI code"
+rq "$M/v2/team-b/app/blobs/$B_LAYER" -u bob:bpass-2
+assert_eq 200 "$RQ_CODE" "bob: a team-b blob (now in the cache)"
+rq "$M/v2/team-b/app/blobs/$B_LAYER" -u alice:apass-1
+assert_eq 403 "$RQ_CODE" "alice: team-b's cached blob by digest"
+[ "$RQ_BYTES" -lt 1000 ] || fail "alice was sent $RQ_BYTES bytes of it"
+rq "$M/v2/team-a/app/blobs/$B_LAYER" -u alice:apass-1
+assert_eq 404 "$RQ_CODE" "alice: team-b's blob asked for through team-a"
+rq "$M/v2/_catalog" -u alice:apass-1
+assert_eq 403 "$RQ_CODE" "alice: _catalog (no rule grants her catalog)"
+rq "$M/v2/_catalog" -u bob:bpass-2
+assert_eq 200 "$RQ_CODE" "bob: _catalog"
+assert_eq '["team-b/app"]' "$(jq -c .repositories "$T_DIR/rq.body")" \
+	"  lists only what his rule covers"
+
+# -- c. the token flow --------------------------------------------------------
+rq "$M/token?service=regmirror&scope=repository:team-a/app:pull&scope=repository:team-b/app:pull" \
+	-u alice:apass-1
+assert_eq 200 "$RQ_CODE" "/token for alice"
+TOK=$(jq -r .token "$T_DIR/rq.body")
+assert_eq "$TOK" "$(jq -r .access_token "$T_DIR/rq.body")" "  access_token"
+assert_eq 300 "$(jq -r .expires_in "$T_DIR/rq.body")" "  expires_in (5m)"
+jq -e '.issued_at | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T")' "$T_DIR/rq.body" \
+	>/dev/null || fail "  issued_at: $(cat "$T_DIR/rq.body")"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -H "Authorization: Bearer $TOK"
+assert_eq 200 "$RQ_CODE" "alice's token: team-a/app"
+rq "$M/v2/team-b/app/manifests/v1" -H "$ACCEPT" -H "Authorization: Bearer $TOK"
+assert_eq 403 "$RQ_CODE" "alice's token: team-b/app (not granted)"
+rq "$M/token?service=regmirror&scope=repository:team-a/app:pull&scope=repository:library/pub:pull"
+ATOK=$(jq -r .token "$T_DIR/rq.body")
+rq "$M/v2/library/pub/manifests/v1" -H "$ACCEPT" -H "Authorization: Bearer $ATOK"
+assert_eq 200 "$RQ_CODE" "an anonymous token: library/pub"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -H "Authorization: Bearer $ATOK"
+assert_eq 401 "$RQ_CODE" "an anonymous token: team-a/app (a new challenge)"
+FORGED="${TOK%.*}.$(printf 'x%.0s' $(seq 43))"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -H "Authorization: Bearer $FORGED"
+assert_eq 401 "$RQ_CODE" "a token with a forged signature"
+
+# -- d. real clients ----------------------------------------------------------
+skopeo_ copy -q --src-tls-verify=false --src-creds alice:apass-1 \
+	"docker://127.0.0.1:$PORT/team-a/app:v1" "oci:$T_DIR/sa:x" \
+	>"$T_DIR/skopeo-a.out" 2>&1 ||
+	{ cat "$T_DIR/skopeo-a.out" >&2; fail "skopeo --src-creds alice: team-a"; }
+layout_same "$T_DIR/a" "$T_DIR/sa"
+if skopeo_ copy -q --src-tls-verify=false --src-creds alice:apass-1 \
+	"docker://127.0.0.1:$PORT/team-b/app:v1" "oci:$T_DIR/sb:x" \
+	>"$T_DIR/skopeo-b.out" 2>&1; then
+	fail "skopeo --src-creds alice pulled team-b"
+fi
+
+# podman, logged in to the mirror (auth.json for 127.0.0.1:PORT), pulls
+# reg.test/team-a/app through the registries.conf mirror entry (the
+# registry host arrives as the first path component).
+PM=$(mktemp -d /tmp/pm.XXXXXX)
+T_EXTRA_DIRS+=("$PM")
+cat >"$CONTAINERS_REGISTRIES_CONF" <<EOF2
+unqualified-search-registries = []
+[[registry]]
+prefix = "reg.test"
+location = "reg.test"
+[[registry.mirror]]
+location = "127.0.0.1:$PORT/reg.test"
+insecure = true
+EOF2
+export CONTAINERS_CONF="$T_DIR/containers.conf"
+printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nevents_logfile_path = "%s"\n' \
+	"$T_DIR/podman-events.log" >"$CONTAINERS_CONF"
+export REGISTRY_AUTH_FILE="$T_DIR/auth.json"
+printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}\n' "$PORT" \
+	"$(printf 'alice:apass-1' | base64)" >"$REGISTRY_AUTH_FILE"
+timeout 60 podman --root "$PM/r" --runroot "$PM/rr" --tmpdir "$PM/t" \
+	--storage-driver vfs --cgroup-manager cgroupfs pull \
+	--signature-policy "$T_DIR/policy.json" reg.test/team-a/app:v1 \
+	>"$T_DIR/podman.out" 2>&1 ||
+	{ tail -n 20 "$T_DIR/podman.out" >&2; fail "podman (alice) pull of team-a"; }
+mirror_access_grep '"GET /v2/reg.test/team-a/app/manifests/.*" 200 .* user=alice rule=team-a ' \
+	>/dev/null || fail "podman's pull was not served to alice by team-a"
+
+# ctr --user bob through hosts.toml (?ns=reg.test on every request).
+mkdir -p "$T_DIR/hosts/reg.test"
+cat >"$T_DIR/hosts/reg.test/hosts.toml" <<EOF2
+server = "http://reg.test"
+[host."http://127.0.0.1:$PORT"]
+  capabilities = ["pull", "resolve"]
+EOF2
+start_containerd
+timeout 60 ctr -a "$CONTAINERD_SOCK" -n test images pull --snapshotter native \
+	--hosts-dir "$T_DIR/hosts" --user bob:bpass-2 reg.test/team-b/app:v1 \
+	>"$T_DIR/ctr.out" 2>&1 ||
+	{ tail -n 20 "$T_DIR/ctr.out" >&2; fail "ctr --user bob pull of team-b"; }
+mirror_access_grep '"GET /v2/team-b/app/blobs/.*ns=reg.test" 200 .* user=bob rule=team-b ' \
+	>/dev/null || fail "ctr's pull was not served to bob by team-b"
+if timeout 60 ctr -a "$CONTAINERD_SOCK" -n test images pull \
+	--snapshotter native --hosts-dir "$T_DIR/hosts" --user bob:bpass-2 \
+	reg.test/team-a/app:v1 >"$T_DIR/ctr2.out" 2>&1; then
+	fail "ctr --user bob pulled team-a"
+fi
+
+# -- e. audit -----------------------------------------------------------------
+mirror_access_grep '"GET /v2/team-a/app/manifests/v1" 200 .* user=alice rule=team-a ' \
+	>/dev/null || fail "no access line with user=alice rule=team-a"
+mirror_access_grep '"GET /v2/team-b/app/manifests/v1" 403 .* user=alice rule=- ' \
+	>/dev/null || fail "no access line for alice's 403"
+mirror_access_grep '"GET /v2/team-a/app/manifests/v1" 401 .* user=- rule=- ' \
+	>/dev/null || fail "no access line for the anonymous 401"
+curl -s "http://127.0.0.1:$APORT/metrics" >"$T_DIR/metrics"
+grep -q '^regmirror_access_decisions_total{rule="team-a",decision="allowed"} [1-9]' \
+	"$T_DIR/metrics" || fail "metrics: team-a allowed: $(grep access_dec "$T_DIR/metrics")"
+grep -q '^regmirror_access_decisions_total{rule="-",decision="denied"} [1-9]' \
+	"$T_DIR/metrics" || fail "metrics: default denied"
+
+# -- f. wrong passwords -------------------------------------------------------
+rq "$M/v2/library/pub/manifests/v1" -H "$ACCEPT" -u alice:wrong-pw
+assert_eq 200 "$RQ_CODE" "a wrong password where anonymous may pull: ignored"
+for i in 1 2 3; do
+	rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -u alice:wrong-pw
+	assert_eq 401 "$RQ_CODE" "wrong password $i"
+done
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -u alice:apass-1
+assert_eq 429 "$RQ_CODE" "after 3 failures, even the right password"
+ra=$(rq_header Retry-After)
+[ -n "$ra" ] && [ "$ra" -ge 1 ] && [ "$ra" -le 60 ] ||
+	fail "Retry-After '$ra' (want 1..60)"
+if grep -q -e 'wrong-pw' -e 'apass-1' -e 'bpass-2' "$MIRROR_LOG"; then
+	fail "a password in the mirror's log"
+fi
+mirror_alive
+pass
