@@ -38,11 +38,15 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "access/access.h"
 #include "common/cidr.h"
@@ -592,6 +596,46 @@ proxy_client_addr(struct proxy_req *pr)
 	}
 }
 
+/*
+ * A client certificate that verified against [auth] client_ca names the
+ * user: its subject's CN, if it is a name [access] users could give.
+ * 1 and pr->user set, or 0.
+ */
+static int
+proxy_cert_user(struct proxy_req *pr)
+{
+	struct evhttp_connection	*evcon;
+	struct bufferevent		*bev;
+	SSL				*ssl;
+	X509				*x;
+	char				 cn[ACCESS_USER_MAX + 2];
+	int				 n, i;
+
+	if (!pr->tls || proxy_access_cfg->client_ca == NULL ||
+	    (evcon = evhttp_request_get_connection(pr->req)) == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
+	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL ||
+	    (x = SSL_get1_peer_certificate(ssl)) == NULL)
+		return 0;
+	n = SSL_get_verify_result(ssl) == X509_V_OK ?
+	    X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+	    NID_commonName, cn, sizeof(cn)) : -1;
+	X509_free(x);
+	if (n <= 0 || n > ACCESS_USER_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((cn[i] >= 'a' && cn[i] <= 'z') ||
+		    (cn[i] >= 'A' && cn[i] <= 'Z') ||
+		    (cn[i] >= '0' && cn[i] <= '9') || cn[i] == '.' ||
+		    cn[i] == '_' || cn[i] == '-' || cn[i] == '@'))
+			return 0;
+	memcpy(pr->user, cn, (size_t)n);
+	pr->user[n] = '\0';
+	pr->how = ACCESS_CERT;
+	pr->user_how = "cert:";
+	return 1;
+}
+
 void
 proxy_access_check(struct proxy_req *pr, void (*ok)(struct proxy_req *))
 {
@@ -608,6 +652,13 @@ proxy_access_check(struct proxy_req *pr, void (*ok)(struct proxy_req *))
 		return;
 	}
 	w.addr = pr->client;
+	/* A verified client certificate is who the client is. */
+	if (proxy_cert_user(pr)) {
+		w.how = ACCESS_CERT;
+		snprintf(w.user, sizeof(w.user), "%s", pr->user);
+		proxy_access_end(pr, proxy_access_allowed(pr, &w), 1);
+		return;
+	}
 	h = evhttp_find_header(evhttp_request_get_input_headers(pr->req),
 	    "Authorization");
 	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
@@ -782,6 +833,12 @@ proxy_token_serve(struct proxy_req *pr)
 	w.addr = pr->client;
 	pr->rule = "token";
 	pr->src = "token";
+	if (proxy_cert_user(pr)) {
+		w.how = ACCESS_CERT;
+		snprintf(w.user, sizeof(w.user), "%s", pr->user);
+		proxy_token_issue(pr, &w, 1);
+		return;
+	}
 	h = evhttp_find_header(evhttp_request_get_input_headers(pr->req),
 	    "Authorization");
 	if (h == NULL || proxy_basic_parse(h, user, sizeof(user),

@@ -97,6 +97,26 @@ proxy_tls_ctx_new(const struct config *cfg)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	/* [auth] client_ca: ask for a certificate; one that verifies names
+	 * the user (proxy_access.c), none at all is anonymous. */
+	if (cfg->client_ca != NULL) {
+		STACK_OF(X509_NAME)	*names;
+
+		if (SSL_CTX_load_verify_locations(ctx, cfg->client_ca,
+		    NULL) != 1 ||
+		    (names = SSL_load_client_CA_file(cfg->client_ca)) ==
+		    NULL) {
+			log_ssl_errors("tls");
+			log_warnx("tls: cannot load client_ca %s",
+			    cfg->client_ca);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_session_id_context(ctx,
+		    (const unsigned char *)"regmirror", 9);
+	}
 	return ctx;
 }
 
