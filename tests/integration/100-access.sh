@@ -27,6 +27,13 @@
 #  f. A wrong password is 401 (and, where anonymous may pull, ignored);
 #     after max_login_failures (3 here) the address gets 429 with
 #     Retry-After, even with the right password.
+#  g. Behind a trusted proxy the client is the rightmost X-Forwarded-For
+#     address that is not a trusted proxy: [access] from applies to it,
+#     a forged entry before an untrusted hop does not count.
+#  h. SIGHUP rereads htpasswd (a user added is known at once).
+#  i. Fail closed: an upstream with credentials, a listener off loopback
+#     and no rule restricting it: check-config (exit 2) and serve refuse
+#     with FILE:LINE.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo curl jq htpasswd podman containerd ctr timeout
@@ -52,6 +59,7 @@ cat >"$T_DIR/mirror.conf" <<EOF
 [server]
 listen = 127.0.0.1:$PORT
 admin_listen = 127.0.0.1:$APORT
+trusted_proxies = 127.0.0.1
 workers = 2
 [cache]
 dir = $T_DIR/cache
@@ -68,6 +76,10 @@ allow = pull, catalog
 [access "public"]
 users = anonymous, *
 repositories = reg.test/library/**
+[access "lan"]
+users = anonymous
+from = 10.9.0.0/16
+repositories = reg.test/team-a/**
 [upstream "reg.test"]
 url = $UP_URL
 default = yes
@@ -209,6 +221,31 @@ grep -q '^regmirror_access_decisions_total{rule="team-a",decision="allowed"} [1-
 grep -q '^regmirror_access_decisions_total{rule="-",decision="denied"} [1-9]' \
 	"$T_DIR/metrics" || fail "metrics: default denied"
 
+# -- g. behind a trusted proxy ------------------------------------------------
+# 127.0.0.1 is a trusted proxy here: the rightmost X-Forwarded-For
+# address that is not one is the client ([access "lan"] from 10.9/16).
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -H "X-Forwarded-For: 10.9.1.2"
+assert_eq 200 "$RQ_CODE" "anonymous from 10.9.1.2 (X-Forwarded-For): rule lan"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" \
+	-H "X-Forwarded-For: 10.9.1.2, 127.0.0.1"
+assert_eq 200 "$RQ_CODE" "  through two trusted hops"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" \
+	-H "X-Forwarded-For: 10.9.1.2, 192.0.2.7"
+assert_eq 401 "$RQ_CODE" "a forged 10.9.1.2 before an untrusted hop"
+mirror_access_grep '"GET /v2/team-a/app/manifests/v1" 200 .* user=- rule=lan ' \
+	>/dev/null || fail "no access line for rule lan"
+grep -q 'access r[0-9]* 10\.9\.1\.2 "GET /v2/team-a/app/manifests/v1" 200' \
+	"$MIRROR_LOG" || fail "the access line does not name the client 10.9.1.2"
+
+# -- h. SIGHUP rereads htpasswd ----------------------------------------------
+htpasswd -Bb "$T_DIR/htpasswd" carol cpass-3 2>/dev/null
+mark=$(wc -l <"$MIRROR_LOG")
+kill -HUP "$MIRROR_PID"
+reloaded() { tail -n +"$mark" "$MIRROR_LOG" | grep -q 'SIGHUP: reloaded'; }
+wait_for 20 reloaded || fail "no 'SIGHUP: reloaded' in the log"
+rq "$M/v2/_catalog" -u carol:cpass-3
+assert_eq 403 "$RQ_CODE" "carol, added and reloaded: known (403, not 401)"
+
 # -- f. wrong passwords -------------------------------------------------------
 rq "$M/v2/library/pub/manifests/v1" -H "$ACCEPT" -u alice:wrong-pw
 assert_eq 200 "$RQ_CODE" "a wrong password where anonymous may pull: ignored"
@@ -225,4 +262,26 @@ if grep -q -e 'wrong-pw' -e 'apass-1' -e 'bpass-2' "$MIRROR_LOG"; then
 	fail "a password in the mirror's log"
 fi
 mirror_alive
+
+# -- i. fail closed -----------------------------------------------------------
+# An upstream with credentials, a listener off loopback, and no rule in
+# the way: check-config and serve refuse, with FILE:LINE.
+printf 'pw\n' >"$T_DIR/pw"
+cat >"$T_DIR/open.conf" <<EOF
+[server]
+listen = 0.0.0.0:$(free_port)
+[cache]
+dir = $T_DIR/cache2
+[upstream "reg.test"]
+url = $UP_URL
+username = u
+password_file = $T_DIR/pw
+EOF
+want="$T_DIR/open.conf:5: upstream 'reg.test' has credentials and listener"
+out=$("$REGMIRROR" check-config -c "$T_DIR/open.conf" 2>&1) && rc=0 || rc=$?
+assert_eq 2 "$rc" "check-config of an open upstream with credentials"
+case $out in *"$want"*) ;; *) fail "check-config said: $out" ;; esac
+out=$(timeout 20 "$REGMIRROR" serve -c "$T_DIR/open.conf" 2>&1) && rc=0 || rc=$?
+[ "$rc" -ne 0 ] || fail "serve started with it"
+case $out in *"$want"*) ;; *) fail "serve said: $out" ;; esac
 pass

@@ -531,8 +531,8 @@ main(void)
 	    "[upstream \"test.example\"]\nurl = http://127.0.0.1:%d\n"
 	    "default = yes\n"
 	    "[upstream \"basic.example\"]\nurl = http://127.0.0.1:%d\n"
-	    "username = user\npassword_file = %s\n", fake_port, fake_port,
-	    pwfile);
+	    "username = user\npassword_file = %s\npublic = yes\n",
+	    fake_port, fake_port, pwfile);
 	if (config_load_string("test.conf", text, &cfg, err,
 	    sizeof(err)) != 0)
 		bail_out(err);
