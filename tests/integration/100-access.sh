@@ -40,7 +40,7 @@ need docker-registry skopeo curl jq htpasswd podman containerd ctr timeout
 need_regmirror
 
 mkimage "$T_DIR/a" single --seed t100a --ref v1 --layers 1500,40000
-mkimage "$T_DIR/b" single --seed t100b --ref v1 --layers 1600,41000
+mkimage "$T_DIR/b" single --seed t100b --ref v1 --layers 1600,41000,3000000
 mkimage "$T_DIR/p" single --seed t100p --ref v1 --layers 1700
 start_registry up
 seed_image "$T_DIR/a" v1 "$UP_HOST" team-a/app:v1
@@ -48,7 +48,13 @@ seed_image "$T_DIR/b" v1 "$UP_HOST" team-b/app:v1
 seed_image "$T_DIR/p" v1 "$UP_HOST" library/pub:v1
 A_TOP=$(layout_top "$T_DIR/a")
 B_TOP=$(layout_top "$T_DIR/b")
-B_LAYER=$(jq -r '.layers[-1].digest' "$T_DIR/b/blobs/sha256/${B_TOP#sha256:}")
+B_LAYER=$(jq -r '.layers[1].digest' "$T_DIR/b/blobs/sha256/${B_TOP#sha256:}")
+B_BIG=$(jq -r '.layers[2].digest' "$T_DIR/b/blobs/sha256/${B_TOP#sha256:}")
+B_BIG_SIZE=$(jq -r '.layers[2].size' "$T_DIR/b/blobs/sha256/${B_TOP#sha256:}")
+# The upstream, through a gate that can hold B_BIG's body (a fill that
+# streams for as long as the test needs).
+start_fakeupstream gate --proxy "$UP_URL" --mode gate --fault-digest "$B_BIG" \
+	--stall-seconds 60
 A_LAYER=$(jq -r '.layers[-1].digest' "$T_DIR/a/blobs/sha256/${A_TOP#sha256:}")
 
 htpasswd -Bbc "$T_DIR/htpasswd" alice apass-1 2>/dev/null
@@ -81,7 +87,7 @@ users = anonymous
 from = 10.9.0.0/16
 repositories = reg.test/team-a/**
 [upstream "reg.test"]
-url = $UP_URL
+url = $GATE_URL
 default = yes
 EOF
 "$REGMIRROR" check-config -c "$T_DIR/mirror.conf" >/dev/null ||
@@ -118,6 +124,23 @@ assert_eq 403 "$RQ_CODE" "alice: team-b's cached blob by digest"
 [ "$RQ_BYTES" -lt 1000 ] || fail "alice was sent $RQ_BYTES bytes of it"
 rq "$M/v2/team-a/app/blobs/$B_LAYER" -u alice:apass-1
 assert_eq 404 "$RQ_CODE" "alice: team-b's blob asked for through team-a"
+# A fill bob started, still streaming: alice gets 403 and no byte.
+curl -s --max-time 60 -o "$T_DIR/big.bob" -u bob:bpass-2 \
+	"$M/v2/team-b/app/blobs/$B_BIG" &
+register_pid $! curl
+gate_held() { grep -q "\"GET /v2/team-b/app/blobs/$B_BIG\" held mode=gate" "$GATE_LOG"; }
+wait_for 20 gate_held || fail "the gate never held bob's blob"
+rq "$M/v2/team-b/app/blobs/$B_BIG" -u alice:apass-1
+assert_eq 403 "$RQ_CODE" "alice: the blob of a fill bob started, streaming"
+[ "$RQ_BYTES" -lt 1000 ] || fail "alice was sent $RQ_BYTES bytes of it"
+rq "$M/v2/team-a/app/blobs/$B_BIG" -u alice:apass-1
+assert_eq 404 "$RQ_CODE" "alice: that fill through team-a (not there)"
+[ ! -e "$(cache_blob_file "$T_DIR/cache" "$B_BIG")" ] ||
+	fail "the blob is cached while its body is held"
+fake_mode "$GATE_URL" ok || hard_error "could not release the gate"
+done_bob() { [ "$(stat -c %s "$T_DIR/big.bob" 2>/dev/null)" = "$B_BIG_SIZE" ]; }
+wait_for 30 done_bob || fail "bob's download did not finish"
+assert_eq "$B_BIG" "sha256:$(sha256_of "$T_DIR/big.bob")" "bob's blob, whole"
 rq "$M/v2/_catalog" -u alice:apass-1
 assert_eq 403 "$RQ_CODE" "alice: _catalog (no rule grants her catalog)"
 rq "$M/v2/_catalog" -u bob:bpass-2
