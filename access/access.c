@@ -277,6 +277,54 @@ access_anonymous_pulls(const char *addr)
 	return 0;
 }
 
+/*
+ * "Basic base64(user:password)" into user and password (malloc'd): 0, or
+ * -1 when it is not Basic credentials the mirror could check.
+ */
+int
+access_basic_parse(const char *h, char *user, size_t ulen, char **password)
+{
+	unsigned char	*buf;
+	size_t		 len, blen;
+	int		 n;
+	char		*colon;
+
+	if (strncasecmp(h, "Basic ", 6) != 0)
+		return -1;
+	h += 6;
+	while (*h == ' ')
+		h++;
+	len = strlen(h);
+	if (len == 0 || len > 4 * ((ACCESS_USER_MAX + ACCESS_PASSWORD_MAX +
+	    3) / 3) || len % 4 != 0)
+		return -1;
+	buf = xmalloc(len / 4 * 3 + 1);
+	if ((n = EVP_DecodeBlock(buf, (const unsigned char *)h, (int)len)) <
+	    0) {
+		free(buf);
+		return -1;
+	}
+	blen = (size_t)n;
+	while (blen > 0 && len > 0 && h[len - 1] == '=') {
+		blen--;
+		len--;
+	}
+	buf[blen] = '\0';
+	if (memchr(buf, '\0', blen) != NULL ||
+	    (colon = strchr((char *)buf, ':')) == NULL ||
+	    colon == (char *)buf || (size_t)(colon - (char *)buf) >= ulen) {
+		explicit_bzero(buf, blen);
+		free(buf);
+		return -1;
+	}
+	*colon = '\0';
+	snprintf(user, ulen, "%s", (char *)buf);
+	*password = xstrdup(colon + 1);
+	explicit_bzero(buf, blen);
+	free(buf);
+	return 0;
+}
+
 /* ---- htpasswd ---------------------------------------------------- */
 
 static void

@@ -133,6 +133,14 @@ void	access_token_free(struct access_token *);
 int	access_token_grants(const struct access_token *, const char *upstream,
 	    const char *repo, unsigned want);
 
+/*
+ * An Authorization header's "Basic base64(user:password)": 0 with user
+ * (at most ulen - 1 bytes) and *password (malloc'd; wipe and free it), or
+ * -1 when it is not Basic credentials the mirror could check.
+ */
+int	access_basic_parse(const char *header, char *user, size_t ulen,
+	    char **password);
+
 /* "**" and "*" globs over '/'-separated names (exposed for tests). */
 int	access_glob_match(const char *glob, const char *name);
 

@@ -289,54 +289,6 @@ proxy_login(struct proxy_req *pr, const char *user, const char *password,
 	return 0;
 }
 
-/*
- * "Basic base64(user:password)" into user and password (malloc'd): 0, or
- * -1 when it is not Basic credentials the mirror could check.
- */
-static int
-proxy_basic_parse(const char *h, char *user, size_t ulen, char **password)
-{
-	unsigned char	*buf;
-	size_t		 len, blen;
-	int		 n;
-	char		*colon;
-
-	if (strncasecmp(h, "Basic ", 6) != 0)
-		return -1;
-	h += 6;
-	while (*h == ' ')
-		h++;
-	len = strlen(h);
-	if (len == 0 || len > 4 * ((ACCESS_USER_MAX + ACCESS_PASSWORD_MAX +
-	    3) / 3) || len % 4 != 0)
-		return -1;
-	buf = xmalloc(len / 4 * 3 + 1);
-	if ((n = EVP_DecodeBlock(buf, (const unsigned char *)h, (int)len)) <
-	    0) {
-		free(buf);
-		return -1;
-	}
-	blen = (size_t)n;
-	while (blen > 0 && len > 0 && h[len - 1] == '=') {
-		blen--;
-		len--;
-	}
-	buf[blen] = '\0';
-	if (memchr(buf, '\0', blen) != NULL ||
-	    (colon = strchr((char *)buf, ':')) == NULL ||
-	    colon == (char *)buf || (size_t)(colon - (char *)buf) >= ulen) {
-		explicit_bzero(buf, blen);
-		free(buf);
-		return -1;
-	}
-	*colon = '\0';
-	snprintf(user, ulen, "%s", (char *)buf);
-	*password = xstrdup(colon + 1);
-	explicit_bzero(buf, blen);
-	free(buf);
-	return 0;
-}
-
 /* ---- challenges ---------------------------------------------------- */
 
 /* A Host header fit to be put in a URL and a quoted header value. */
@@ -665,7 +617,7 @@ proxy_access_check(struct proxy_req *pr, void (*ok)(struct proxy_req *))
 		proxy_access_bearer(pr, h + 7);
 		return;
 	}
-	if (h != NULL && proxy_basic_parse(h, user, sizeof(user),
+	if (h != NULL && access_basic_parse(h, user, sizeof(user),
 	    &password) == 0) {
 		if (access_login_blocked(pr->client, &retry)) {
 			char	ra[32];
@@ -841,7 +793,7 @@ proxy_token_serve(struct proxy_req *pr)
 	}
 	h = evhttp_find_header(evhttp_request_get_input_headers(pr->req),
 	    "Authorization");
-	if (h == NULL || proxy_basic_parse(h, user, sizeof(user),
+	if (h == NULL || access_basic_parse(h, user, sizeof(user),
 	    &password) != 0) {
 		proxy_token_issue(pr, &w, 1);
 		return;
