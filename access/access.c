@@ -83,38 +83,67 @@ access_enabled(void)
 	    (access_cfg->auth || access_cfg->naccess > 0);
 }
 
-/* "*" within a component, "**" across them, "?" one character. */
+/*
+ * The glob matcher over (glob position, name position), each pair decided
+ * once (memo): "*" and "**" backtrack, and a glob of many stars against a
+ * long name must stay quadratic, not exponential.  memo[gi * (sl + 1) +
+ * si]: 0 not yet, 1 no, 2 yes.
+ */
+struct access_glob {
+	const char	*g, *s;
+	size_t		 gl, sl;
+	unsigned char	*memo;
+};
+
+static int
+access_glob_at(struct access_glob *m, size_t gi, size_t si)
+{
+	unsigned char	*memo = &m->memo[gi * (m->sl + 1) + si];
+	const char	*g = m->g;
+	size_t		 t;
+	int		 r;
+
+	if (*memo != 0)
+		return *memo == 2;
+	if (gi == m->gl)
+		r = si == m->sl;
+	else if (g[gi] == '*' && gi + 1 < m->gl && g[gi + 1] == '*') {
+		/* "**": any run, '/' too; "**" then "/y" also matches "y". */
+		r = gi + 2 < m->gl && g[gi + 2] == '/' &&
+		    access_glob_at(m, gi + 3, si);
+		for (t = si; !r && t <= m->sl; t++)
+			r = access_glob_at(m, gi + 2, t);
+	} else if (g[gi] == '*') {
+		for (r = 0, t = si; !r && t <= m->sl; t++) {
+			r = access_glob_at(m, gi + 1, t);
+			if (t < m->sl && m->s[t] == '/')
+				break;
+		}
+	} else
+		r = si < m->sl && (g[gi] == '?' ? m->s[si] != '/' :
+		    tolower((unsigned char)g[gi]) ==
+		    tolower((unsigned char)m->s[si])) &&
+		    access_glob_at(m, gi + 1, si + 1);
+	*memo = r ? 2 : 1;
+	return r;
+}
+
 int
 access_glob_match(const char *g, const char *s)
 {
-	const char	*t;
+	struct access_glob	m;
+	int			r;
 
-	for (; *g != '\0'; g++, s++) {
-		if (g[0] == '*' && g[1] == '*') {
-			g += 2;
-			/* "**" then "/y" also matches "y": zero components. */
-			if (*g == '/' && access_glob_match(g + 1, s))
-				return 1;
-			for (t = s;; t++) {
-				if (access_glob_match(g, t))
-					return 1;
-				if (*t == '\0')
-					return 0;
-			}
-		}
-		if (*g == '*') {
-			for (t = s;; t++) {
-				if (access_glob_match(g + 1, t))
-					return 1;
-				if (*t == '\0' || *t == '/')
-					return 0;
-			}
-		}
-		if (*s == '\0' || (*g == '?' ? *s == '/' :
-		    tolower((unsigned char)*g) != tolower((unsigned char)*s)))
-			return 0;
-	}
-	return *s == '\0';
+	m.g = g;
+	m.s = s;
+	m.gl = strlen(g);
+	m.sl = strlen(s);
+	if (m.gl > 1024 || m.sl > 1024)
+		return 0;
+	m.memo = xcalloc((m.gl + 1) * (m.sl + 1), 1);
+	r = access_glob_at(&m, 0, 0);
+	free(m.memo);
+	return r;
 }
 
 /* glob against "NAME/repo" for the upstream's name and each alias. */
