@@ -35,6 +35,9 @@
 #define ACCESS_BUCKETS		1024
 #define ACCESS_FAIL_MAX		10000	/* addresses with failures kept */
 #define ACCESS_HTPASSWD_MAX	(4 * 1024 * 1024)
+/* bcrypt of a random password at cost 5, for unknown users. */
+#define ACCESS_DUMMY_HASH \
+	"$2y$05$lofOhYudqFVtDIvvVflaj.QPWk2dKWwHeKNPnI1suQckZ2Dit96X2"
 
 const struct config	*access_cfg;
 
@@ -560,7 +563,7 @@ access_password_check(const char *user, const char *password)
 	const char		*out;
 	char			*hash = NULL;
 	size_t			 i;
-	int			 good = 0;
+	int			 good = 0, unknown = 0;
 
 	if (strlen(password) > ACCESS_PASSWORD_MAX)
 		return 0;
@@ -570,12 +573,18 @@ access_password_check(const char *user, const char *password)
 			hash = xstrdup(access_users[i].hash);
 			break;
 		}
+	/* An unknown user costs a bcrypt too (the first user's hash, or a
+	 * fixed one): the answer's time does not tell who exists. */
+	if (hash == NULL) {
+		unknown = 1;
+		hash = xstrdup(access_nusers > 0 ? access_users[0].hash :
+		    ACCESS_DUMMY_HASH);
+	}
 	pthread_rwlock_unlock(&access_users_lock);
-	if (hash == NULL)
-		return 0;
 	cd = xcalloc(1, sizeof(*cd));
 	out = crypt_r(password, hash, cd);
-	good = out != NULL && out[0] != '*' && strlen(out) == strlen(hash) &&
+	good = !unknown && out != NULL && out[0] != '*' &&
+	    strlen(out) == strlen(hash) &&
 	    CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
