@@ -167,6 +167,7 @@ struct config {
 	unsigned long		 auth_line;
 	char			*htpasswd;	/* bcrypt entries */
 	char			*client_ca;	/* TLS client certificates */
+	char			*challenge;	/* "bearer" or "basic" */
 	char			*token_path;	/* default /token */
 	long			 token_ttl;	/* seconds, default 5m */
 	char			*token_key;	/* NULL: <dir>/token.key */

@@ -87,6 +87,10 @@ static config_item_f	config_url_item, config_alias_item,
 #define MiB	(KiB * 1024)
 #define GiB	(MiB * 1024)
 
+static const char *const config_challenges[] = {
+	"bearer", "basic", NULL,
+};
+
 static const char *const config_log_levels[] = {
 	"error", "warn", "info", "debug", NULL,		/* log_level_parse */
 };
@@ -311,6 +315,9 @@ const struct config_key config_keys[] = {
 	    "Users: htpasswd -B (bcrypt) entries; reread on SIGHUP"),
 	CONFIG_KEY(AUTH, "client_ca", FILE, client_ca, 0, NULL,
 	    "HTTPS listeners ask for client certificates; CN is the user"),
+	CONFIG_KEY(AUTH, "challenge", WORD, challenge, 0, "bearer",
+	    "401s ask for a token (bearer) or for Basic credentials",
+	    .ck_words = config_challenges),
 	CONFIG_KEY(AUTH, "token_path", CUSTOM, token_path, 0, "/token",
 	    "Where the mirror's own token service answers",
 	    .ck_set = config_set_token_path, .ck_what = "absolute path"),

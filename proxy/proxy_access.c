@@ -374,8 +374,11 @@ proxy_challenge(struct proxy_req *pr)
 	    strpbrk(name, "\"\\ ,") == NULL)
 		snprintf(scope, sizeof(scope), ",scope=\"repository:%s:pull\"",
 		    name);
-	snprintf(hdr, sizeof(hdr), "Bearer realm=\"%s\",service=\"%s\"%s",
-	    realm, cf->token_service, scope);
+	if (strcmp(cf->challenge, "basic") == 0)
+		snprintf(hdr, sizeof(hdr), "Basic realm=\"regmirror\"");
+	else
+		snprintf(hdr, sizeof(hdr), "Bearer realm=\"%s\","
+		    "service=\"%s\"%s", realm, cf->token_service, scope);
 	evhttp_add_header(out, "WWW-Authenticate", hdr);
 	proxy_error(pr, 401, "UNAUTHORIZED", "authentication required");
 }

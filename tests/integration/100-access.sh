@@ -19,7 +19,8 @@
 #     team-a is served and team-b is 403; an anonymous token grants
 #     library/ only; a forged token is not honoured.
 #  d. Real clients: skopeo --src-creds alice pulls team-a (it follows
-#     the Bearer challenge) and fails for team-b; podman logged in to the
+#     the Bearer challenge: the token flow; Basic in j) and fails for
+#     team-b; podman logged in to the
 #     mirror (auth.json) pulls team-a through a registries.conf mirror
 #     entry; ctr --user bob pulls team-b through hosts.toml.
 #  e. Audit: access lines carry user= and rule=; /metrics counts
@@ -34,6 +35,8 @@
 #  i. Fail closed: an upstream with credentials, a listener off loopback
 #     and no rule restricting it: check-config (exit 2) and serve refuse
 #     with FILE:LINE.
+#  j. challenge = basic: 401s carry a Basic challenge and skopeo
+#     --src-creds pulls with Basic on each request, no token.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo curl jq htpasswd podman containerd ctr timeout
@@ -285,6 +288,34 @@ if grep -q -e 'wrong-pw' -e 'apass-1' -e 'bpass-2' "$MIRROR_LOG"; then
 	fail "a password in the mirror's log"
 fi
 mirror_alive
+
+# -- j. a Basic challenge ----------------------------------------------------
+# challenge = basic: 401s ask for Basic credentials, and skopeo sends
+# them on each request (no token).
+PORT2=$(free_port)
+sed -e "s/^listen = 127.0.0.1:$PORT$/listen = 127.0.0.1:$PORT2/" \
+	-e "/^admin_listen/d" -e "s|^dir = .*|dir = $T_DIR/cache-basic|" \
+	-e 's/^max_login_failures = 3$/max_login_failures = 3\nchallenge = basic/' \
+	"$T_DIR/mirror.conf" >"$T_DIR/basic.conf"
+start_mirror "$T_DIR/basic.conf" basic
+rq "$MIRROR_URL/v2/team-a/app/manifests/v1" -H "$ACCEPT"
+assert_eq 401 "$RQ_CODE" "challenge = basic: anonymous team-a/app"
+assert_eq 'Basic realm="regmirror"' "$(rq_header WWW-Authenticate)" \
+	"  a Basic challenge"
+skopeo_ copy -q --src-tls-verify=false --src-creds alice:apass-1 \
+	"docker://127.0.0.1:$PORT2/team-a/app:v1" "oci:$T_DIR/sbasic:x" \
+	>"$T_DIR/skopeo-basic.out" 2>&1 ||
+	{ cat "$T_DIR/skopeo-basic.out" >&2; fail "skopeo (Basic) alice: team-a"; }
+layout_same "$T_DIR/a" "$T_DIR/sbasic"
+[ "$(grep -c '"GET /token' "$MIRROR_LOG")" = 0 ] ||
+	fail "skopeo asked for a token under a Basic challenge"
+mirror_access_grep '"GET /v2/team-a/app/manifests/v1" 200 .* user=alice rule=team-a ' \
+	>/dev/null || fail "the Basic pull was not served to alice"
+if skopeo_ copy -q --src-tls-verify=false --src-creds bob:bpass-2 \
+	"docker://127.0.0.1:$PORT2/team-a/app:v1" "oci:$T_DIR/sbasic2:x" \
+	>"$T_DIR/skopeo-basic2.out" 2>&1; then
+	fail "skopeo (Basic) bob pulled team-a"
+fi
 
 # -- i. fail closed -----------------------------------------------------------
 # An upstream with credentials, a listener off loopback, and no rule in
