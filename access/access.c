@@ -595,6 +595,19 @@ access_password_check(const char *user, const char *password)
 	return good;
 }
 
+int
+access_user_known(const char *user)
+{
+	size_t	i;
+	int	known = 0;
+
+	pthread_rwlock_rdlock(&access_users_lock);
+	for (i = 0; i < access_nusers && !known; i++)
+		known = strcmp(access_users[i].name, user) == 0;
+	pthread_rwlock_unlock(&access_users_lock);
+	return known;
+}
+
 /* ---- failed logins ------------------------------------------------- */
 
 int

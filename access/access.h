@@ -96,6 +96,8 @@ int	access_catalog_covers(const struct access_who *, const char *upstream,
  */
 int	access_password_cached(const char *user, const char *password);
 int	access_password_check(const char *user, const char *password);
+/* Whether htpasswd has user (cheap, any thread). */
+int	access_user_known(const char *user);
 
 /*
  * Failed logins per client address: access_login_blocked says 1 (with the

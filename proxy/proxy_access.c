@@ -15,9 +15,14 @@
  *	   Bearer challenge for the scope.  Denied and authenticated: 403
  *	   DENIED.  Credentials that do not verify, where the anonymous
  *	   answer would be allowed, are treated as anonymous (dockerd sends
- *	   its Docker Hub login to mirrors); where it would not, they count
- *	   as a failed login, and after max_login_failures in a window the
- *	   address gets 429 with Retry-After.
+ *	   its Docker Hub login to mirrors), logged, and counted as a
+ *	   failed login when htpasswd has that user (a guess at a real
+ *	   login: the answer, e.g. a token's sub, tells a right password
+ *	   from a wrong one); where anonymous would not be allowed, they
+ *	   count as a failed login.  After max_login_failures in a window
+ *	   the address's passwords are not checked at all: what anonymous
+ *	   may do is served as anonymous, the rest gets 429 with
+ *	   Retry-After.
  *
  * The token service answers GET token_path?service=&scope=... with a
  * token granting what was asked for and the rules allow, for the Basic
@@ -243,8 +248,7 @@ proxy_login_done_cb(evutil_socket_t fd, short ev, void *arg)
 	explicit_bzero(l->password, strlen(l->password));
 	free(l->password);
 	event_free(l->ev);
-	if (l->good)
-		snprintf(l->pr->user, sizeof(l->pr->user), "%s", l->user);
+	snprintf(l->pr->user, sizeof(l->pr->user), "%s", l->user);
 	l->then(l->pr, l->good);
 	l->magic = 0;
 	free(l);
@@ -252,7 +256,8 @@ proxy_login_done_cb(evutil_socket_t fd, short ev, void *arg)
 
 /*
  * Check (user, password): at once when remembered, else on a login
- * thread; then(pr, good) runs on pr's loop.  -1: the queue is full.
+ * thread; then(pr, good) runs on pr's loop, with pr->user the name tried
+ * (a bad one's to be cleared by then).  -1: the queue is full.
  */
 static int
 proxy_login(struct proxy_req *pr, const char *user, const char *password,
@@ -266,6 +271,7 @@ proxy_login(struct proxy_req *pr, const char *user, const char *password,
 		return 0;
 	}
 	if (!proxy_login_started) {	/* no htpasswd: no one logs in */
+		snprintf(pr->user, sizeof(pr->user), "%s", user);
 		then(pr, 0);
 		return 0;
 	}
@@ -428,17 +434,35 @@ proxy_access_end(struct proxy_req *pr, int allowed, int authenticated)
 	    pr->kind == PROXY_KIND_CATALOG ? "list" : "pull");
 }
 
+/*
+ * A password for pr->user that did not verify, where anonymous is
+ * enough: logged (the address only), counted when htpasswd has the user
+ * (else guesses at a real user's password would be free; a name it does
+ * not have, as dockerd's Docker Hub login usually is, blocks nobody),
+ * and forgotten.
+ */
+static void
+proxy_login_ignored(struct proxy_req *pr, const char *where)
+{
+	if (access_user_known(pr->user))
+		access_login_failed(pr->client);
+	log_info("r%llu %s: failed login%s: anonymous",
+	    (unsigned long long)pr->id, pr->client, where);
+	pr->user[0] = '\0';
+}
+
 /* A Basic login failed: anonymous if that is enough, else 401. */
 static void
 proxy_access_bad_login(struct proxy_req *pr)
 {
 	struct access_who	w = { ACCESS_ANONYMOUS, "", pr->client };
 
-	pr->user[0] = '\0';
 	if (proxy_access_allowed(pr, &w)) {
+		proxy_login_ignored(pr, "");
 		proxy_access_end(pr, 1, 0);
 		return;
 	}
+	pr->user[0] = '\0';
 	access_login_failed(pr->client);
 	log_info("r%llu %s: failed login", (unsigned long long)pr->id,
 	    pr->client);
@@ -625,7 +649,14 @@ proxy_access_check(struct proxy_req *pr, void (*ok)(struct proxy_req *))
 		if (access_login_blocked(pr->client, &retry)) {
 			char	ra[32];
 
+			explicit_bzero(password, strlen(password));
 			free(password);
+			/* Not checked: anonymous if that is enough. */
+			if (proxy_access_allowed(pr, &w)) {
+				proxy_access_end(pr, 1, 0);
+				return;
+			}
+			pr->rule = "-";
 			snprintf(ra, sizeof(ra), "%ld", retry);
 			evhttp_add_header(evhttp_request_get_output_headers(
 			    pr->req), "Retry-After", ra);
@@ -762,12 +793,13 @@ proxy_token_login_cb(struct proxy_req *pr, int good)
 	}
 	/* Credentials it cannot verify: an anonymous token if that grants
 	 * something asked for (dockerd sends its Docker Hub login). */
-	pr->user[0] = '\0';
 	w.how = ACCESS_ANONYMOUS;
 	if (proxy_token_issue(pr, &w, 0) > 0) {
+		proxy_login_ignored(pr, " at the token service");
 		proxy_token_issue(pr, &w, 1);
 		return;
 	}
+	pr->user[0] = '\0';
 	access_login_failed(pr->client);
 	log_info("r%llu %s: failed login at the token service",
 	    (unsigned long long)pr->id, pr->client);
@@ -804,6 +836,11 @@ proxy_token_serve(struct proxy_req *pr)
 	if (access_login_blocked(pr->client, &retry)) {
 		explicit_bzero(password, strlen(password));
 		free(password);
+		/* Not checked: an anonymous token if that grants something. */
+		if (proxy_token_issue(pr, &w, 0) > 0) {
+			proxy_token_issue(pr, &w, 1);
+			return;
+		}
 		snprintf(ra, sizeof(ra), "%ld", retry);
 		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
 		    "Retry-After", ra);

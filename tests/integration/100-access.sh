@@ -25,9 +25,14 @@
 #     entry; ctr --user bob pulls team-b through hosts.toml.
 #  e. Audit: access lines carry user= and rule=; /metrics counts
 #     decisions by rule; a password never reaches the log.
-#  f. A wrong password is 401 (and, where anonymous may pull, ignored);
-#     after max_login_failures (3 here) the address gets 429 with
-#     Retry-After, even with the right password.
+#  f. A wrong password is 401, and where anonymous may pull it is served
+#     as anonymous (logged as a failed login); a user name htpasswd does
+#     not have (dockerd's Docker Hub login) is not counted, so four of
+#     them block nobody; alice's are, wherever they land: after
+#     max_login_failures (3 here) the address gets 429 with Retry-After,
+#     even with the right password, and where anonymous may pull the
+#     right password is no longer checked (an anonymous answer, and an
+#     anonymous token: no password oracle in the token's sub).
 #  g. Behind a trusted proxy the client is the rightmost X-Forwarded-For
 #     address that is not a trusted proxy: [access] from applies to it,
 #     a forged entry before an untrusted hop does not count.
@@ -273,9 +278,23 @@ rq "$M/v2/_catalog" -u carol:cpass-3
 assert_eq 403 "$RQ_CODE" "carol, added and reloaded: known (403, not 401)"
 
 # -- f. wrong passwords -------------------------------------------------------
+for i in 1 2 3 4; do
+	rq "$M/v2/library/pub/manifests/v1" -H "$ACCEPT" -u hubuser:hubpass
+	assert_eq 200 "$RQ_CODE" "an unknown user where anonymous may pull ($i)"
+done
+rq "$M/token?service=regmirror&scope=repository:library/pub:pull" \
+	-u hubuser:hubpass
+assert_eq 200 "$RQ_CODE" "/token for an unknown user, anonymous scope"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -u alice:apass-1
+assert_eq 200 "$RQ_CODE" "alice after 5 unknown-user logins: not blocked"
+m=$(log_mark "$MIRROR_LOG")
 rq "$M/v2/library/pub/manifests/v1" -H "$ACCEPT" -u alice:wrong-pw
-assert_eq 200 "$RQ_CODE" "a wrong password where anonymous may pull: ignored"
-for i in 1 2 3; do
+assert_eq 200 "$RQ_CODE" "a wrong password where anonymous may pull: anonymous"
+mirror_access_grep '"GET /v2/library/pub/manifests/v1" 200 .* user=- rule=public ' \
+	"$m" | grep -q . || fail "alice's wrong password was not served as anonymous"
+tail -n +"$((m + 1))" "$MIRROR_LOG" | grep -q ': failed login: anonymous$' ||
+	fail "alice's wrong password (served as anonymous) was not logged"
+for i in 2 3; do
 	rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -u alice:wrong-pw
 	assert_eq 401 "$RQ_CODE" "wrong password $i"
 done
@@ -284,6 +303,17 @@ assert_eq 429 "$RQ_CODE" "after 3 failures, even the right password"
 ra=$(rq_header Retry-After)
 [ -n "$ra" ] && [ "$ra" -ge 1 ] && [ "$ra" -le 60 ] ||
 	fail "Retry-After '$ra' (want 1..60)"
+m=$(log_mark "$MIRROR_LOG")
+rq "$M/v2/library/pub/manifests/v1" -H "$ACCEPT" -u alice:apass-1
+assert_eq 200 "$RQ_CODE" "blocked, where anonymous may pull: served"
+mirror_access_grep '"GET /v2/library/pub/manifests/v1" 200 .* user=- rule=public ' \
+	"$m" | grep -q . || fail "blocked: the right password was checked"
+rq "$M/token?service=regmirror&scope=repository:library/pub:pull" \
+	-u alice:apass-1
+assert_eq 200 "$RQ_CODE" "blocked: /token where anonymous may pull"
+assert_eq '""' "$(jq -r .token "$T_DIR/rq.body" | cut -d. -f2 |
+	tr '_-' '/+' | awk '{ while (length($0) % 4) $0 = $0 "="; print }' |
+	base64 -d | jq -c .sub)" "  the token's sub (the password unchecked)"
 if grep -q -e 'wrong-pw' -e 'apass-1' -e 'bpass-2' "$MIRROR_LOG"; then
 	fail "a password in the mirror's log"
 fi

@@ -238,6 +238,10 @@ test_passwords(const char *htp)
 	    "is not in the file)");
 	ok(access_password_check("bob", "pa:ss word"), "a password with ':' "
 	    "and a space");
+	ok(access_user_known("alice") && access_user_known("bob"),
+	    "alice and bob are known users");
+	ok(!access_user_known("nobody") && !access_user_known("alic") &&
+	    !access_user_known(""), "  nobody, alic and \"\" are not");
 	if (access_reload(cf, err, sizeof(err)) != 0)
 		bail_out(err);
 	ok(!access_password_cached("alice", "s3cret"), "reload forgets the "
