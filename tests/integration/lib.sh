@@ -614,7 +614,9 @@ count_mirror_requests() {
 # start_dockerd [dockerd options...]: a private dockerd (vfs, no
 # networking setup) under a short /tmp path. Exports DOCKERD_PID,
 # DOCKERD_SOCK, DOCKERD_LOG, DOCKERD_DIR. It starts its own containerd
-# (a child, stopped by dockerd on TERM).
+# (a child, stopped by dockerd on TERM). DOCKERD_WRAP, an array, is a
+# command prefix that must exec dockerd in the end (nsenter, unshare):
+# the PID registered is dockerd's.
 start_dockerd() {
 	need dockerd "$DOCKER"
 	DOCKERD_DIR=$(mktemp -d /tmp/dk.XXXXXX)
@@ -622,7 +624,8 @@ start_dockerd() {
 	DOCKERD_SOCK="$DOCKERD_DIR/s"
 	DOCKERD_LOG="$T_DIR/dockerd.log"
 	printf '{}\n' >"$DOCKERD_DIR/daemon.json"
-	dockerd --iptables=false --ip6tables=false --bridge=none \
+	${DOCKERD_WRAP[@]+"${DOCKERD_WRAP[@]}"} \
+		dockerd --iptables=false --ip6tables=false --bridge=none \
 		--storage-driver=vfs --data-root "$DOCKERD_DIR/d" \
 		--exec-root "$DOCKERD_DIR/e" --pidfile "$DOCKERD_DIR/p" \
 		-H "unix://$DOCKERD_SOCK" --config-file "$DOCKERD_DIR/daemon.json" \
@@ -772,15 +775,15 @@ make_test_ca() {
 		{ cat "$1/openssl.log" >&2; hard_error "openssl: test CA"; }
 }
 
-# make_server_cert CADIR OUT_PREFIX SERIAL: a server certificate for
-# 127.0.0.1 (IP SAN) signed by CADIR's CA, with SERIAL (hex, e.g. 1001):
-# OUT_PREFIX.crt and OUT_PREFIX.key.
+# make_server_cert CADIR OUT_PREFIX SERIAL [IP]: a server certificate
+# for IP (IP SAN; default 127.0.0.1) signed by CADIR's CA, with SERIAL
+# (hex, e.g. 1001): OUT_PREFIX.crt and OUT_PREFIX.key.
 make_server_cert() {
-	local ca=$1 out=$2 serial=$3
+	local ca=$1 out=$2 serial=$3 ip=${4:-127.0.0.1}
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$out.key" -out "$out.csr" -subj "/CN=127.0.0.1" \
+		-keyout "$out.key" -out "$out.csr" -subj "/CN=$ip" \
 		>>"$ca/openssl.log" 2>&1 &&
-	printf '%s\n' "subjectAltName = IP:127.0.0.1" \
+	printf '%s\n' "subjectAltName = IP:$ip" \
 		"basicConstraints = CA:FALSE" \
 		"keyUsage = critical, digitalSignature" \
 		"extendedKeyUsage = serverAuth" >"$out.ext" &&
@@ -789,6 +792,24 @@ make_server_cert() {
 		-out "$out.crt" >>"$ca/openssl.log" 2>&1 ||
 		{ cat "$ca/openssl.log" >&2;
 		  hard_error "openssl: server certificate $out"; }
+}
+
+# make_client_cert CADIR OUT_PREFIX SERIAL CN: a TLS client certificate
+# (clientAuth) with subject CN, signed by CADIR's CA: OUT_PREFIX.crt and
+# OUT_PREFIX.key.
+make_client_cert() {
+	local ca=$1 out=$2 serial=$3 cn=$4
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$out.key" -out "$out.csr" -subj "/CN=$cn" \
+		>>"$ca/openssl.log" 2>&1 &&
+	printf '%s\n' "basicConstraints = CA:FALSE" \
+		"keyUsage = critical, digitalSignature" \
+		"extendedKeyUsage = clientAuth" >"$out.ext" &&
+	openssl x509 -req -in "$out.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" \
+		-set_serial "0x$serial" -days 2 -extfile "$out.ext" \
+		-out "$out.crt" >>"$ca/openssl.log" 2>&1 ||
+		{ cat "$ca/openssl.log" >&2;
+		  hard_error "openssl: client certificate $out"; }
 }
 
 # at_exit CMD: run the shell command CMD (eval'd) when the scenario exits,
