@@ -511,7 +511,7 @@ proxy_access_bearer(struct proxy_req *pr, const char *token)
 	}
 	if (t.user[0] == '\0')
 		w.how = ACCESS_ANONYMOUS;
-	pr->how = w.how;
+	pr->how = (int)w.how;
 	snprintf(w.user, sizeof(w.user), "%s", t.user);
 	snprintf(pr->user, sizeof(pr->user), "%s", t.user);
 	rules = pr->kind == PROXY_KIND_BASE || proxy_access_allowed(pr, &w);
@@ -876,7 +876,7 @@ proxy_token_path(const char *uri)
 struct rbuf *
 proxy_access_catalog(struct proxy_req *pr, struct rbuf *rb)
 {
-	struct access_who	 w = { pr->how, "", pr->client };
+	struct access_who	 w = { ACCESS_ANONYMOUS, "", pr->client };
 	json_t			*in, *repos, *out, *e;
 	size_t			 i;
 	char			*s;
@@ -884,6 +884,7 @@ proxy_access_catalog(struct proxy_req *pr, struct rbuf *rb)
 
 	if (!access_enabled() || proxy_req_is_job(pr))
 		return rbuf_ref(rb);
+	w.how = (enum access_how)pr->how;
 	snprintf(w.user, sizeof(w.user), "%s", pr->user);
 	in = json_loadb((const char *)rb->data, rb->len, 0, NULL);
 	if (in == NULL ||
