@@ -642,17 +642,73 @@ bad:
 	return CLI_REPLY_BAD;
 }
 
+/* What a reply's head says about its body. */
+struct cli_reply_head {
+	int	rh_status;
+	int	rh_chunked;
+	int	rh_have_length;
+	size_t	rh_length;
+};
+
+/* The head buf[0..hlen) (ending in the blank line): 0 and *h, or -1. */
+static int
+cli_reply_head(const char *buf, size_t hlen, struct cli_reply_head *h)
+{
+	const char	*p, *nl, *v, *end = buf + hlen;
+	size_t		 n, vlen, c;
+
+	memset(h, 0, sizeof(*h));
+	if (hlen > CLI_REPLY_HEAD_MAX || hlen < 14 ||
+	    (memcmp(buf, "HTTP/1.1 ", 9) != 0 &&
+	    memcmp(buf, "HTTP/1.0 ", 9) != 0) ||
+	    buf[9] < '2' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' ||
+	    buf[11] < '0' || buf[11] > '9' || (buf[12] != ' ' &&
+	    buf[12] != '\r'))
+		return -1;	/* 1xx too: never asked for (no Expect) */
+	h->rh_status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 +
+	    buf[11] - '0';
+	/* Each header line, after the status line, before the blank one. */
+	p = (const char *)memchr(buf, '\n', hlen) + 1;
+	while (p < end - 2) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL || nl == p || nl[-1] != '\r')
+			return -1;
+		n = (size_t)(nl - 1 - p);
+		if ((v = cli_reply_header(p, n, "Content-Length",
+		    &vlen)) != NULL) {
+			if (cli_reply_number(v, vlen, CLI_REPLY_BODY_MAX,
+			    &c) != 0 || (h->rh_have_length &&
+			    c != h->rh_length))
+				return -1;
+			h->rh_length = c;
+			h->rh_have_length = 1;
+		} else if ((v = cli_reply_header(p, n, "Transfer-Encoding",
+		    &vlen)) != NULL) {
+			if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
+				return -1;
+			h->rh_chunked = 1;
+		}
+		p = nl + 1;
+	}
+	if (h->rh_chunked && h->rh_have_length)
+		return -1;
+	if (h->rh_status == 204 || h->rh_status == 304) {
+		h->rh_length = 0;
+		h->rh_have_length = 1;
+	}
+	return 0;
+}
+
 enum cli_reply
 cli_reply_parse(const char *buf, size_t len, int eof, int *status,
     char **body, size_t *bodylen)
 {
-	const char	*head_end, *p, *nl, *v;
-	size_t		 hlen, vlen, clen = 0, n;
-	int		 chunked = 0, have_clen = 0, code;
+	struct cli_reply_head	 h;
+	const char		*head_end = NULL, *p;
+	size_t			 n;
 
 	*body = NULL;
 	*bodylen = 0;
-	head_end = NULL;
 	for (p = buf; p + 3 < buf + len; p++)
 		if (memcmp(p, "\r\n\r\n", 4) == 0) {
 			head_end = p + 4;
@@ -661,51 +717,14 @@ cli_reply_parse(const char *buf, size_t len, int eof, int *status,
 	if (head_end == NULL)
 		return eof || len > CLI_REPLY_HEAD_MAX ? CLI_REPLY_BAD :
 		    CLI_REPLY_MORE;
-	hlen = (size_t)(head_end - buf);
-	if (hlen > CLI_REPLY_HEAD_MAX || hlen < 14 ||
-	    (memcmp(buf, "HTTP/1.1 ", 9) != 0 &&
-	    memcmp(buf, "HTTP/1.0 ", 9) != 0) ||
-	    buf[9] < '1' || buf[9] > '5' || buf[10] < '0' || buf[10] > '9' ||
-	    buf[11] < '0' || buf[11] > '9' || (buf[12] != ' ' &&
-	    buf[12] != '\r'))
+	if (cli_reply_head(buf, (size_t)(head_end - buf), &h) != 0)
 		return CLI_REPLY_BAD;
-	code = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + buf[11] - '0';
-	if (code < 200)
-		return CLI_REPLY_BAD;	/* never asked for (no Expect) */
-	/* Each header line, after the status line, before the blank one. */
-	p = (const char *)memchr(buf, '\n', hlen) + 1;
-	while (p < head_end - 2) {
-		nl = memchr(p, '\n', (size_t)(head_end - p));
-		if (nl == NULL || nl == p || nl[-1] != '\r')
-			return CLI_REPLY_BAD;
-		n = (size_t)(nl - 1 - p);
-		if ((v = cli_reply_header(p, n, "Content-Length",
-		    &vlen)) != NULL) {
-			size_t	c;
-
-			if (cli_reply_number(v, vlen, CLI_REPLY_BODY_MAX,
-			    &c) != 0 || (have_clen && c != clen))
-				return CLI_REPLY_BAD;
-			clen = c;
-			have_clen = 1;
-		} else if ((v = cli_reply_header(p, n, "Transfer-Encoding",
-		    &vlen)) != NULL) {
-			if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
-				return CLI_REPLY_BAD;
-			chunked = 1;
-		}
-		p = nl + 1;
-	}
-	if (chunked && have_clen)
-		return CLI_REPLY_BAD;
-	n = len - hlen;
-	if (code == 204 || code == 304)
-		clen = 0, have_clen = 1;
-	if (have_clen) {
-		if (n < clen)
+	n = len - (size_t)(head_end - buf);
+	if (h.rh_have_length) {
+		if (n < h.rh_length)
 			return eof ? CLI_REPLY_BAD : CLI_REPLY_MORE;
-		n = clen;
-	} else if (chunked) {
+		n = h.rh_length;
+	} else if (h.rh_chunked) {
 		/* Read to the close (Connection: close), then decode. */
 		if (!eof)
 			return n > CLI_REPLY_BODY_MAX * 2 ? CLI_REPLY_BAD :
@@ -713,7 +732,7 @@ cli_reply_parse(const char *buf, size_t len, int eof, int *status,
 		if (cli_reply_unchunk(head_end, n, body, bodylen) !=
 		    CLI_REPLY_DONE)
 			return CLI_REPLY_BAD;
-		*status = code;
+		*status = h.rh_status;
 		return CLI_REPLY_DONE;
 	} else if (n > CLI_REPLY_BODY_MAX)
 		return CLI_REPLY_BAD;
@@ -723,6 +742,6 @@ cli_reply_parse(const char *buf, size_t len, int eof, int *status,
 	memcpy(*body, head_end, n);
 	(*body)[n] = '\0';
 	*bodylen = n;
-	*status = code;
+	*status = h.rh_status;
 	return CLI_REPLY_DONE;
 }
