@@ -113,10 +113,11 @@ static char *
 file_with(const char *text)
 {
 	static char	path[64];
-	FILE		*f;
+	FILE		*f = NULL;
+	int		 fd;
 
 	snprintf(path, sizeof(path), "/tmp/test_tokens.XXXXXX");
-	if (mkstemp(path) == -1 || (f = fopen(path, "w")) == NULL)
+	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL)
 		bail_out("mkstemp");
 	fputs(text, f);
 	fclose(f);
