@@ -490,6 +490,7 @@ struct proxy_server {
 	struct upstream_worker	*jobs_up;
 	pthread_t		 jobs_thread;
 	struct proxy_admin	*admin;
+	evutil_socket_t		 admin_fd;	/* its listening socket */
 	int			 admin_tls;	/* the admin API is HTTPS */
 	int			 admin_unix;	/* on a unix socket */
 	struct stat		 admin_sock;	/* its socket file */
@@ -569,11 +570,12 @@ proxy_jobs_main(void *arg)
 }
 
 /*
- * The admin API's credentials and TLS, before anything listens: a token
- * file that cannot be used, or a certificate that does not load, stops
- * the start.  On a unix socket the API is plain HTTP (the socket file's
- * mode is its guard, and TLS between two processes of one host protects
- * nothing): admin TLS and client certificates are not used there.
+ * The admin API's credentials, TLS and listening socket, before any other
+ * listener: a token file that cannot be used, a certificate that does not
+ * load, or an address or socket path that cannot be had stops the start.
+ * On a unix socket the API is plain HTTP (the socket file's mode is its
+ * guard, and TLS between two processes of one host protects nothing):
+ * admin TLS and client certificates are not used there.
  */
 static int
 proxy_admin_open(struct proxy_server *sv)
@@ -591,21 +593,32 @@ proxy_admin_open(struct proxy_server *sv)
 		    "admin_token_file no admin request can authenticate" : "");
 	if ((sv->admin = proxy_admin_new(cfg, !sv->admin_unix)) == NULL)
 		return -1;
-	if (cfg->admin_tls_cert == NULL || sv->admin_unix)
-		return 0;
-	sv->admin_tls = 1;
-	proxy_tls_admin.pt_cert = cfg->admin_tls_cert;
-	proxy_tls_admin.pt_key = cfg->admin_tls_key;
-	proxy_tls_admin.pt_ca = cfg->admin_client_ca;
-	return proxy_tls_load(&proxy_tls_admin);
+	if (cfg->admin_tls_cert != NULL && !sv->admin_unix) {
+		sv->admin_tls = 1;
+		proxy_tls_admin.pt_cert = cfg->admin_tls_cert;
+		proxy_tls_admin.pt_key = cfg->admin_tls_key;
+		proxy_tls_admin.pt_ca = cfg->admin_client_ca;
+		if (proxy_tls_load(&proxy_tls_admin) != 0)
+			goto fail;
+	}
+	/* It listens now; the jobs' loop accepts once it runs. */
+	sv->admin_fd = sv->admin_unix ? proxy_listen_unix(cfg->admin_listen,
+	    &sv->admin_sock) : proxy_listen(cfg->admin_listen, sv->admin_tls);
+	if (sv->admin_fd == -1)
+		goto fail;
+	return 0;
+fail:
+	proxy_tls_unload(&proxy_tls_admin);
+	proxy_admin_free(sv->admin);
+	sv->admin = NULL;
+	return -1;
 }
 
 /* The jobs' loop, thread and upstream client, and the admin API on it. */
-static int
+static void
 proxy_jobs_start(struct proxy_server *sv)
 {
 	const struct config	*cfg = sv->cfg;
-	evutil_socket_t		 afd;
 
 	if ((sv->jobs = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
@@ -615,20 +628,14 @@ proxy_jobs_start(struct proxy_server *sv)
 	if (sync_init(sv->jobs, sv->jobs_up, cfg, sv->nplain > 0) != 0)
 		log_warnx("prefetch and replication are off");
 	if (sv->admin != NULL) {
-		afd = sv->admin_unix ? proxy_listen_unix(cfg->admin_listen,
-		    &sv->admin_sock) : proxy_listen(cfg->admin_listen,
-		    sv->admin_tls);
-		if (afd == -1)
-			return -1;
-		proxy_admin_serve(sv->admin, sv->jobs, afd, sv->admin_tls ?
-		    proxy_admin_tls_bev_cb : NULL);
+		proxy_admin_serve(sv->admin, sv->jobs, sv->admin_fd,
+		    sv->admin_tls ? proxy_admin_tls_bev_cb : NULL);
 		log_info("admin API on %s%s", cfg->admin_listen,
 		    sv->admin_tls ? " (https)" : "");
 	}
 	if (pthread_create(&sv->jobs_thread, NULL, proxy_jobs_main,
 	    sv->jobs) != 0)
 		fatal("pthread_create");
-	return 0;
 }
 
 /* SIGHUP: the TLS certificates and keys, the admin API's tokens. */
@@ -733,12 +740,20 @@ proxy_run(const struct config *cfg)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (proxy_admin_open(&sv) != 0 || proxy_listeners_open(&sv) != 0)
+	if (proxy_admin_open(&sv) != 0)
 		return -1;
+	if (proxy_listeners_open(&sv) != 0) {
+		if (sv.admin != NULL) {
+			close(sv.admin_fd);
+			proxy_admin_free(sv.admin);
+		}
+		if (sv.admin_unix)
+			proxy_unlisten_unix(cfg->admin_listen, &sv.admin_sock);
+		return -1;
+	}
 	proxy_conn_init(cfg);
 	proxy_workers_new(&sv);
-	if (proxy_jobs_start(&sv) != 0)
-		return -1;
+	proxy_jobs_start(&sv);
 	for (i = 0; i < sv.nw; i++)
 		if (pthread_create(&sv.threads[i], NULL, proxy_worker_main,
 		    &sv.workers[i]) != 0)
