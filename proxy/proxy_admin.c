@@ -1,7 +1,8 @@
 /*
  * proxy_admin.c — the admin listener ([server] admin_listen): health,
  * readiness, Prometheus metrics and cache statistics, as JSON or text.
- * It runs on the jobs' loop (sync/); keep it off public interfaces.
+ * It runs on the jobs' loop (sync/).  Off loopback and off a unix socket
+ * the config check wants it locked (below) and on TLS.
  *
  *	GET /healthz		200 {"status":"ok"} while the process serves;
  *				503 {"status":"stalled"} when a worker's loop
