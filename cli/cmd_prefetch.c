@@ -9,7 +9,8 @@
  * failed.
  *
  * "regmirror sync" (cmd_sync, at the end) is here too: the same admin API
- * client, another route.
+ * client (cli_admin.c, with its --token-file, --cacert, --cert and --key),
+ * another route.
  */
 #include "autoconf.h"
 
@@ -19,94 +20,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 #include "common/config.h"
 #include "common/ref.h"
 #include "common/xmalloc.h"
+#include "cli/cli_int.h"
 #include "cli/cmd.h"
 
-struct cli_resp {
-	struct event_base	*base;
-	int			 status;
-	char			*body;
-};
-
-static void
-cli_http_cb(struct evhttp_request *req, void *arg)
-{
-	struct cli_resp	*r = arg;
-	struct evbuffer	*b;
-	size_t		 n;
-
-	if (req != NULL && (r->status = evhttp_request_get_response_code(req))
-	    != 0) {
-		b = evhttp_request_get_input_buffer(req);
-		n = evbuffer_get_length(b);
-		r->body = xmalloc(n + 1);
-		evbuffer_remove(b, r->body, n);
-		r->body[n] = '\0';
-	}
-	event_base_loopexit(r->base, NULL);
-}
-
-/* One synchronous HTTP request; the parsed JSON reply or NULL. */
-static json_t *
-cli_http(const char *base_url, const char *path, const char *body,
-    int *status)
-{
-	struct evhttp_uri	*uri;
-	struct evhttp_connection *c;
-	struct evhttp_request	*req;
-	struct cli_resp		 r;
-	json_error_t		 jerr;
-	json_t			*j = NULL;
-	char			 hostport[300];
-	const char		*host;
-	int			 port;
-
-	*status = 0;
-	if ((uri = evhttp_uri_parse(base_url)) == NULL ||
-	    (host = evhttp_uri_get_host(uri)) == NULL) {
-		fprintf(stderr, "regmirror prefetch: bad mirror URL %s\n",
-		    base_url);
-		evhttp_uri_free(uri);
-		return NULL;
-	}
-	port = evhttp_uri_get_port(uri) > 0 ? evhttp_uri_get_port(uri) : 80;
-	memset(&r, 0, sizeof(r));
-	r.base = event_base_new();
-	c = evhttp_connection_base_new(r.base, NULL, host,
-	    (unsigned short)port);
-	evhttp_connection_set_timeout(c, 30);
-	req = evhttp_request_new(cli_http_cb, &r);
-	snprintf(hostport, sizeof(hostport), "%s:%d", host, port);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Host",
-	    hostport);
-	if (body != NULL) {
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Content-Type", "application/json");
-		evbuffer_add(evhttp_request_get_output_buffer(req), body,
-		    strlen(body));
-	}
-	if (evhttp_make_request(c, req, body != NULL ? EVHTTP_REQ_POST :
-	    EVHTTP_REQ_GET, path) == 0)
-		event_base_dispatch(r.base);
-	evhttp_connection_free(c);
-	event_base_free(r.base);
-	evhttp_uri_free(uri);
-	*status = r.status;
-	if (r.body != NULL)
-		j = json_loads(r.body, 0, &jerr);
-	free(r.body);
-	return j;
-}
-
 struct cli_job {
+	struct cli_admin *admin;
 	const char	*mirror;
 	char		 id[64];
 	json_t		*last;		/* last job state */
@@ -125,7 +48,8 @@ cli_job_post(struct cli_job *cj, json_t *images, json_t *plats,
 		json_object_set_new(req, "pin", json_string(pin));
 	body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	resp = cli_http(cj->mirror, "/api/v1/prefetch", body, &status);
+	resp = cli_admin_call(cj->admin, cj->mirror, "/api/v1/prefetch", body,
+	    &status);
 	free(body);
 	if (status != 202 || resp == NULL ||
 	    !json_is_string(json_object_get(resp, "id"))) {
@@ -153,8 +77,8 @@ cli_job_poll(struct cli_job *cj)
 	const char	*st;
 
 	snprintf(path, sizeof(path), "/api/v1/jobs/%s", cj->id);
-	if ((j = cli_http(cj->mirror, path, NULL, &status)) == NULL ||
-	    status != 200) {
+	if ((j = cli_admin_call(cj->admin, cj->mirror, path, NULL,
+	    &status)) == NULL || status != 200) {
 		json_decref(j);
 		return -1;
 	}
@@ -253,24 +177,6 @@ cli_sleep_poll(void)
 	nanosleep(&ts, NULL);	/* the polling interval, not a sync */
 }
 
-/* The admin API of -c's config (admin_listen), when no --mirror was
- * given: a URL to free, or NULL (said on stderr: exit 2). */
-static char *
-cli_mirror_default(const struct config *cfg, const char *cmd)
-{
-	char	*url;
-
-	if (cfg == NULL || cfg->admin_listen == NULL) {
-		fprintf(stderr, "regmirror %s: give --mirror "
-		    "http://HOST:ADMINPORT, or a config with admin_listen\n",
-		    cmd);
-		return NULL;
-	}
-	xasprintf(&url, "http://%s%s", cfg->admin_listen[0] == ':' ?
-	    "127.0.0.1" : "", cfg->admin_listen);
-	return url;
-}
-
 /* "regmirror prefetch" as asked. */
 struct cli_pf_args {
 	json_t		*images, *plats;	/* JSON arrays of strings */
@@ -278,6 +184,7 @@ struct cli_pf_args {
 	char		**mirrors;		/* URLs, from argv */
 	size_t		 nm;
 	int		 wait;
+	struct cli_admin admin;			/* how to reach them */
 };
 
 /* 0, or the exit status (2: a bad option, no image). */
@@ -285,9 +192,15 @@ static int
 cli_pf_args_parse(struct cli_pf_args *a, int argc, char **argv)
 {
 	size_t	i;
+	int	r;
 
 	for (i = 0; i < (size_t)argc; i++) {
-		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc) {
+		if ((r = cli_admin_option(&a->admin, "prefetch", argc, argv,
+		    &i)) != 0) {
+			if (r < 0)
+				return 2;
+		} else if (strcmp(argv[i], "--mirror") == 0 &&
+		    i + 1 < (size_t)argc) {
 			a->mirrors = xreallocarray(a->mirrors, a->nm + 1,
 			    sizeof(*a->mirrors));
 			a->mirrors[a->nm++] = argv[++i];
@@ -308,7 +221,7 @@ cli_pf_args_parse(struct cli_pf_args *a, int argc, char **argv)
 	if (json_array_size(a->images) == 0) {
 		fprintf(stderr, "usage: regmirror prefetch [--mirror URL]... "
 		    "[--platform OS/ARCH]... [--pin DURATION] [--wait] "
-		    "IMAGE...\n");
+		    CLI_ADMIN_USAGE " IMAGE...\n");
 		return 2;
 	}
 	return 0;
@@ -437,16 +350,22 @@ cmd_prefetch(const struct config *cfg, int argc, char **argv)
 	if ((rc = cli_pf_args_parse(&a, argc, argv)) != 0)
 		goto done;
 	if (a.nm == 0) {
-		if ((url = cli_mirror_default(cfg, "prefetch")) == NULL) {
+		if ((url = cli_admin_default(cfg, "prefetch")) == NULL) {
 			rc = 2;
 			goto done;
 		}
 		a.mirrors = xcalloc(1, sizeof(*a.mirrors));
 		a.mirrors[a.nm++] = url;
 	}
+	/* The config's own token only for the config's own admin API. */
+	if ((rc = cli_admin_ready(&a.admin, "prefetch", url != NULL ? cfg :
+	    NULL)) != 0)
+		goto done;
 	jobs = xcalloc(a.nm, sizeof(*jobs));
-	for (k = 0; k < a.nm; k++)
+	for (k = 0; k < a.nm; k++) {
+		jobs[k].admin = &a.admin;
 		jobs[k].mirror = a.mirrors[k];
+	}
 
 	/* The first mirror resolves every tag. */
 	if (cli_job_post(&jobs[0], a.images, a.plats, a.pin) != 0 ||
@@ -473,13 +392,15 @@ done:
 	free(a.mirrors);
 	json_decref(a.images);
 	json_decref(a.plats);
+	cli_admin_fini(&a.admin);
 	return rc;
 }
 
 /* Ask mirror to run every policy, or one: its reply ({"policies": [...]},
  * each with the runs so far), or NULL (said on stderr). */
 static json_t *
-cli_sync_trigger(const char *mirror, const char *policy)
+cli_sync_trigger(struct cli_admin *ca, const char *mirror,
+    const char *policy)
 {
 	char	 path[300];
 	json_t	*resp;
@@ -490,7 +411,7 @@ cli_sync_trigger(const char *mirror, const char *policy)
 		    policy);
 	else
 		snprintf(path, sizeof(path), "/api/v1/replication/sync");
-	resp = cli_http(mirror, path, "{}", &status);
+	resp = cli_admin_call(ca, mirror, path, "{}", &status);
 	if (status != 202 || resp == NULL) {
 		fprintf(stderr, "regmirror sync: %s answered %d%s%s\n", mirror,
 		    status, resp != NULL ? ": " : "", resp != NULL &&
@@ -542,13 +463,14 @@ cli_sync_select(json_t *now, json_t *want)
 /* --wait: poll until the policies triggered have run; *resp becomes their
  * state then (unchanged if they never settle). */
 static void
-cli_sync_wait(const char *mirror, json_t **resp)
+cli_sync_wait(struct cli_admin *ca, const char *mirror, json_t **resp)
 {
 	json_t	*now, *want = json_object_get(*resp, "policies");
 	int	 status, tries;
 
 	for (tries = 0; tries < 5 * 60 * 30; tries++) {
-		now = cli_http(mirror, "/api/v1/replication", NULL, &status);
+		now = cli_admin_call(ca, mirror, "/api/v1/replication", NULL,
+		    &status);
 		if (cli_sync_settled(now, want)) {
 			/* Report the policies asked for, as they are now. */
 			json_t *sel = cli_sync_select(now, want);
@@ -599,20 +521,27 @@ cli_sync_print(json_t *policies, int wait)
 }
 
 /*
- * "regmirror sync [POLICY] [--mirror URL] [--wait]": trigger replication
- * now on a mirror's admin API and show each policy's status.
+ * "regmirror sync [POLICY] [--mirror URL] [--wait] [admin options]":
+ * trigger replication now on a mirror's admin API and show each policy's
+ * status.
  */
 int
 cmd_sync(const struct config *cfg, int argc, char **argv)
 {
-	const char	*mirror = NULL, *policy = NULL;
-	char		*url = NULL;
-	json_t		*resp;
-	size_t		 i;
-	int		 wait = 0, rc;
+	struct cli_admin	 ca;
+	const char		*mirror = NULL, *policy = NULL;
+	char			*url = NULL;
+	json_t			*resp;
+	size_t			 i;
+	int			 wait = 0, rc, r;
 
+	memset(&ca, 0, sizeof(ca));
 	for (i = 0; i < (size_t)argc; i++) {
-		if (strcmp(argv[i], "--mirror") == 0 && i + 1 < (size_t)argc)
+		if ((r = cli_admin_option(&ca, "sync", argc, argv, &i)) != 0) {
+			if (r < 0)
+				return 2;
+		} else if (strcmp(argv[i], "--mirror") == 0 &&
+		    i + 1 < (size_t)argc)
 			mirror = argv[++i];
 		else if (strcmp(argv[i], "--wait") == 0)
 			wait = 1;
@@ -624,18 +553,23 @@ cmd_sync(const struct config *cfg, int argc, char **argv)
 			policy = argv[i];
 	}
 	if (mirror == NULL) {
-		if ((url = cli_mirror_default(cfg, "sync")) == NULL)
+		if ((url = cli_admin_default(cfg, "sync")) == NULL)
 			return 2;
 		mirror = url;
 	}
-	if ((resp = cli_sync_trigger(mirror, policy)) == NULL) {
-		free(url);
-		return 1;
+	if ((rc = cli_admin_ready(&ca, "sync", url != NULL ? cfg : NULL)) !=
+	    0)
+		goto done;
+	if ((resp = cli_sync_trigger(&ca, mirror, policy)) == NULL) {
+		rc = 1;
+		goto done;
 	}
 	if (wait)
-		cli_sync_wait(mirror, &resp);
+		cli_sync_wait(&ca, mirror, &resp);
 	rc = cli_sync_print(json_object_get(resp, "policies"), wait);
 	json_decref(resp);
+done:
+	cli_admin_fini(&ca);
 	free(url);
 	return rc;
 }

@@ -60,7 +60,9 @@
 	X(ACCEPT_ERRORS, "accept_errors_total",				\
 	    "accept() failures (EMFILE pauses the listener)")		\
 	X(MISS_LIMITED, "manifest_misses_limited_total",		\
-	    "Manifest misses refused 429 by miss_limit")
+	    "Manifest misses refused 429 by miss_limit")		\
+	X(ADMIN_DENIED, "admin_requests_denied_total",			\
+	    "Admin API requests refused 401: no or a wrong token")
 
 enum metric {
 #define METRIC_ENUM(id, name, help) METRIC_##id,

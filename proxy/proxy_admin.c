@@ -1,7 +1,8 @@
 /*
  * proxy_admin.c — the admin listener ([server] admin_listen): health,
  * readiness, Prometheus metrics and cache statistics, as JSON or text.
- * It runs on the jobs' loop (sync/); keep it off public interfaces.
+ * It runs on the jobs' loop (sync/).  Off loopback and off a unix socket
+ * the config check wants it locked (below) and on TLS.
  *
  *	GET /healthz		200 {"status":"ok"} while the process serves;
  *				503 {"status":"stalled"} when a worker's loop
@@ -12,28 +13,74 @@
  *				links, index size, budget (JSON; the fields
  *				of "regmirror cache du --json")
  *	POST /api/v1/prefetch, GET /api/v1/jobs[/ID]	(sync_pf.c)
+ *	/api/v1/replication..., POST /api/v1/events	(sync_repl.c)
+ *
+ * Who may ask.  GET and HEAD of /healthz and /readyz are open (load
+ * balancers' checks).  Once admin_token_file or admin_client_ca is set,
+ * every other request needs "Authorization: Bearer TOKEN" with one of the
+ * file's tokens, or a client certificate admin_client_ca verified: else
+ * 401 with WWW-Authenticate: Bearer realm="regmirror-admin" and a JSON
+ * error.  POST /api/v1/events (registry notifications, which can send a
+ * configured Authorization header) also takes a token of
+ * events_token_file; with that file set it needs one of the two even
+ * when the other routes are open.  Neither set: open, as the config
+ * check allows only on loopback or a unix socket.  A token never goes
+ * into the log.
  */
 #include "autoconf.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "cache/cache.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/tokens.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "sync/sync.h"
 
 /* A worker loop silent this long makes /healthz fail. */
 #define PROXY_STALL_SECONDS	10
+/* Bounds on what a request to the admin API may send. */
+#define PROXY_ADMIN_HEAD_MAX	(64 * 1024)
+#define PROXY_ADMIN_BODY_MAX	(1024 * 1024)
+
+#define PROXY_ADMIN_REALM	"Bearer realm=\"regmirror-admin\""
+
+struct proxy_admin {
+	const struct config	*pa_cfg;
+	struct evhttp		*pa_http;
+	int			 pa_tcp;	/* not on a unix socket */
+	int			 pa_certs;	/* verified certs are admins */
+	int			 pa_locked;	/* routes need credentials */
+	int			 pa_events_locked; /* /api/v1/events does */
+	/* The token sets, swapped by SIGHUP on the main thread. */
+	pthread_mutex_t		 pa_mtx;
+	struct tokens		*pa_admin_tokens;
+	struct tokens		*pa_events_tokens;
+};
+
+/* How a request to the admin API was authenticated. */
+enum proxy_admin_cred {
+	PROXY_ADMIN_NONE,	/* nothing offered */
+	PROXY_ADMIN_BAD,	/* a token no file holds, or not Bearer */
+	PROXY_ADMIN_EVENTS,	/* a token of events_token_file */
+	PROXY_ADMIN_TOKEN,	/* a token of admin_token_file */
+	PROXY_ADMIN_CERT,	/* a client certificate admin_client_ca took */
+};
 
 static void
 proxy_admin_json(struct evhttp_request *req, int status, json_t *j)
@@ -120,10 +167,149 @@ proxy_admin_metrics(struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+static const char *
+proxy_admin_method(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	default:
+		return "OTHER";
+	}
+}
+
+/* Whether req came with a client certificate the admin TLS context
+ * verified (against admin_client_ca: the only CA it asks for). */
+static int
+proxy_admin_peer_cert(struct evhttp_request *req, char *cn, size_t cnlen)
+{
+	struct evhttp_connection	*evcon;
+	struct bufferevent		*bev;
+	SSL				*ssl;
+	X509				*x;
+
+	cn[0] = '\0';
+	if ((evcon = evhttp_request_get_connection(req)) == NULL ||
+	    (bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
+	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL ||
+	    (x = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return 0;
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+	    NID_commonName, cn, (int)cnlen) < 0)
+		snprintf(cn, cnlen, "?");
+	return 1;
+}
+
+static enum proxy_admin_cred
+proxy_admin_cred(struct proxy_admin *pa, struct evhttp_request *req,
+    char *cn, size_t cnlen)
+{
+	const char		*h, *tok;
+	size_t			 len;
+	enum proxy_admin_cred	 c = PROXY_ADMIN_NONE;
+
+	if (pa->pa_certs && proxy_admin_peer_cert(req, cn, cnlen))
+		return PROXY_ADMIN_CERT;
+	h = evhttp_find_header(evhttp_request_get_input_headers(req),
+	    "Authorization");
+	if (h == NULL)
+		return PROXY_ADMIN_NONE;
+	if ((tok = tokens_bearer(h, &len)) == NULL)
+		return PROXY_ADMIN_BAD;
+	pthread_mutex_lock(&pa->pa_mtx);
+	/* Both sets, always: which one matched shows in no timing. */
+	if (tokens_match(pa->pa_events_tokens, tok, len))
+		c = PROXY_ADMIN_EVENTS;
+	if (tokens_match(pa->pa_admin_tokens, tok, len))
+		c = PROXY_ADMIN_TOKEN;
+	pthread_mutex_unlock(&pa->pa_mtx);
+	return c != PROXY_ADMIN_NONE ? c : PROXY_ADMIN_BAD;
+}
+
+/* Who sent req, for the log. */
+static const char *
+proxy_admin_peer(const struct proxy_admin *pa, struct evhttp_request *req)
+{
+	struct evhttp_connection	*evcon;
+	char				*addr = NULL;
+	ev_uint16_t			 port = 0;
+
+	if (!pa->pa_tcp)
+		return "the unix socket";
+	if ((evcon = evhttp_request_get_connection(req)) != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	return addr != NULL ? addr : "?";
+}
+
+/* 401, with the challenge (RFC 6750) and a JSON error. */
+static void
+proxy_admin_refuse(const struct proxy_admin *pa, struct evhttp_request *req,
+    const char *path, enum proxy_admin_cred c)
+{
+	metric_inc(METRIC_ADMIN_DENIED);
+	log_info("admin: 401 %s %s from %s: %s", proxy_admin_method(
+	    evhttp_request_get_command(req)), path, proxy_admin_peer(pa, req),
+	    c == PROXY_ADMIN_NONE ? "no credentials" :
+	    c == PROXY_ADMIN_EVENTS ? "an events token outside /api/v1/events" :
+	    "a token no token file holds");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "WWW-Authenticate", c == PROXY_ADMIN_NONE ? PROXY_ADMIN_REALM :
+	    PROXY_ADMIN_REALM ", error=\"invalid_token\"");
+	proxy_admin_json(req, 401, json_pack("{s:s}", "error", c ==
+	    PROXY_ADMIN_NONE ? "authentication required: Authorization: "
+	    "Bearer TOKEN (admin_token_file) or a client certificate" :
+	    "invalid token"));
+}
+
+/*
+ * Whether req may go on to its route; if not it is answered 401 here.
+ * The log names the peer, the method and path, and what was offered
+ * (never the token); requests that change something are logged with who
+ * sent them.
+ */
+static int
+proxy_admin_allow(struct proxy_admin *pa, struct evhttp_request *req,
+    const char *path)
+{
+	enum evhttp_cmd_type	 m = evhttp_request_get_command(req);
+	enum proxy_admin_cred	 c;
+	char			 cn[256];
+	int			 events;
+
+	if ((m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) &&
+	    (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0))
+		return 1;
+	events = strcmp(path, "/api/v1/events") == 0;
+	if (!pa->pa_locked && !(events && pa->pa_events_locked))
+		return 1;
+	c = proxy_admin_cred(pa, req, cn, sizeof(cn));
+	if (c != PROXY_ADMIN_TOKEN && c != PROXY_ADMIN_CERT &&
+	    !(events && c == PROXY_ADMIN_EVENTS)) {
+		proxy_admin_refuse(pa, req, path, c);
+		return 0;
+	}
+	if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD)
+		log_info("admin: %s %s from %s by %s%s", proxy_admin_method(m),
+		    path, proxy_admin_peer(pa, req), c == PROXY_ADMIN_CERT ?
+		    "certificate CN=" : c == PROXY_ADMIN_EVENTS ?
+		    "events token" : "token", c == PROXY_ADMIN_CERT ? cn : "");
+	return 1;
+}
+
 static void
 proxy_admin_cb(struct evhttp_request *req, void *arg)
 {
-	const struct config *cfg = arg;
+	struct proxy_admin *pa = arg;
+	const struct config *cfg = pa->pa_cfg;
 	const char	*path = evhttp_uri_get_path(
 			    evhttp_request_get_evhttp_uri(req));
 	struct cache_du	 du;
@@ -132,6 +318,8 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
+	if (!proxy_admin_allow(pa, req, path))
+		return;
 	if (sync_admin_route(req, path, cfg, &status, &out) == 0) {
 		proxy_admin_json(req, status, out);
 		return;
@@ -179,17 +367,108 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 		    "not found"));
 }
 
-struct evhttp *
-proxy_admin_new(struct event_base *base, evutil_socket_t fd,
-    const struct config *cfg)
+/* Both token files into *admin and *events (NULL when not set): 0, or
+ * -1 with the reason logged. */
+static int
+proxy_admin_tokens_load(const struct config *cfg, struct tokens **admin,
+    struct tokens **events)
+{
+	char	err[512];
+
+	*admin = *events = NULL;
+	if (cfg->admin_token_file != NULL && tokens_load(
+	    cfg->admin_token_file, admin, err, sizeof(err)) != 0) {
+		log_warnx("admin_token_file %s", err);
+		return -1;
+	}
+	if (cfg->events_token_file != NULL && tokens_load(
+	    cfg->events_token_file, events, err, sizeof(err)) != 0) {
+		log_warnx("events_token_file %s", err);
+		tokens_free(*admin);
+		*admin = NULL;
+		return -1;
+	}
+	if (*admin != NULL || *events != NULL)
+		log_info("admin: %zu admin token%s, %zu events token%s",
+		    tokens_count(*admin), tokens_count(*admin) == 1 ? "" : "s",
+		    tokens_count(*events), tokens_count(*events) == 1 ? "" :
+		    "s");
+	return 0;
+}
+
+struct proxy_admin *
+proxy_admin_new(const struct config *cfg, int tcp)
+{
+	struct proxy_admin	*pa;
+
+	pa = xcalloc(1, sizeof(*pa));
+	pa->pa_cfg = cfg;
+	pa->pa_tcp = tcp;
+	pa->pa_certs = tcp && cfg->admin_client_ca != NULL;
+	/* Fail closed: a client CA on a unix socket locks the routes even
+	 * though no certificate can arrive there. */
+	pa->pa_locked = cfg->admin_token_file != NULL ||
+	    cfg->admin_client_ca != NULL;
+	pa->pa_events_locked = pa->pa_locked ||
+	    cfg->events_token_file != NULL;
+	if (pthread_mutex_init(&pa->pa_mtx, NULL) != 0)
+		fatalx("pthread_mutex_init");
+	if (proxy_admin_tokens_load(cfg, &pa->pa_admin_tokens,
+	    &pa->pa_events_tokens) != 0) {
+		log_warnx("admin: not starting without the admin API's "
+		    "tokens");
+		proxy_admin_free(pa);
+		return NULL;
+	}
+	return pa;
+}
+
+void
+proxy_admin_serve(struct proxy_admin *pa, struct event_base *base,
+    evutil_socket_t fd, struct bufferevent *(*bevcb)(struct event_base *,
+    void *))
 {
 	struct evhttp	*http;
 
 	http = evhttp_new(base);
-	evhttp_set_gencb(http, proxy_admin_cb, (void *)(uintptr_t)cfg);
+	evhttp_set_gencb(http, proxy_admin_cb, pa);
+	if (bevcb != NULL)
+		evhttp_set_bevcb(http, bevcb, pa);
 	evhttp_set_timeout(http, 30);
-	evhttp_set_max_body_size(http, 1024 * 1024);
+	evhttp_set_max_headers_size(http, PROXY_ADMIN_HEAD_MAX);
+	evhttp_set_max_body_size(http, PROXY_ADMIN_BODY_MAX);
 	if (evhttp_accept_socket(http, fd) != 0)
 		fatal("admin: evhttp_accept_socket");
-	return http;
+	pa->pa_http = http;
+}
+
+int
+proxy_admin_reload(struct proxy_admin *pa)
+{
+	struct tokens	*admin, *events, *old_admin, *old_events;
+
+	if (proxy_admin_tokens_load(pa->pa_cfg, &admin, &events) != 0)
+		return -1;
+	pthread_mutex_lock(&pa->pa_mtx);
+	old_admin = pa->pa_admin_tokens;
+	old_events = pa->pa_events_tokens;
+	pa->pa_admin_tokens = admin;
+	pa->pa_events_tokens = events;
+	pthread_mutex_unlock(&pa->pa_mtx);
+	tokens_free(old_admin);
+	tokens_free(old_events);
+	return 0;
+}
+
+void
+proxy_admin_free(struct proxy_admin *pa)
+{
+	if (pa == NULL)
+		return;
+	if (pa->pa_http != NULL)
+		evhttp_free(pa->pa_http);
+	tokens_free(pa->pa_admin_tokens);
+	tokens_free(pa->pa_events_tokens);
+	pthread_mutex_destroy(&pa->pa_mtx);
+	free(pa);
 }

@@ -160,9 +160,25 @@ size_t	proxy_head_cap(const struct config *);
 int	proxy_req_is_job(const struct proxy_req *);
 long	proxy_tag_ttl(const struct proxy_req *);
 
-/* proxy_admin.c: the admin API on an already listening socket. */
-struct evhttp	*proxy_admin_new(struct event_base *, evutil_socket_t fd,
-		    const struct config *);
+/*
+ * proxy_admin.c: the admin API ([server] admin_listen) and who may use
+ * it.  proxy_admin_new loads its token files (admin_token_file,
+ * events_token_file): NULL when one cannot be used (said in the log);
+ * tcp is 0 on a unix socket, where no client certificate (admin_client_ca)
+ * can arrive.  proxy_admin_serve answers on base,
+ * accepting on the listening socket fd (which it takes); bevcb, when not
+ * NULL, makes each connection's bufferevent (TLS).  proxy_admin_reload
+ * rereads the token files (SIGHUP, from another thread): 0, or -1 with
+ * the old tokens kept.  proxy_admin_free after base stopped.
+ */
+struct proxy_admin;
+struct proxy_admin	*proxy_admin_new(const struct config *, int tcp);
+void			 proxy_admin_serve(struct proxy_admin *,
+			    struct event_base *base, evutil_socket_t fd,
+			    struct bufferevent *(*bevcb)(struct event_base *,
+			    void *));
+int			 proxy_admin_reload(struct proxy_admin *);
+void			 proxy_admin_free(struct proxy_admin *);
 
 /* proxy_oci.c */
 /* HEAD pr's digest in its repository upstream: on 200 link it there and

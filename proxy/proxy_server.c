@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,15 +68,52 @@ proxy_req_is_job(const struct proxy_req *pr)
 }
 
 /*
- * The server TLS context.  SIGHUP builds a new one and swaps it in; new
- * connections take the new one, open connections keep theirs (each SSL
- * holds a reference to its context).
+ * A TLS context of a kind of listener: the registry's HTTPS listeners
+ * (tls_cert) and the admin API's (admin_tls_cert, with admin_client_ca
+ * the CA whose client certificates it asks for and verifies).  SIGHUP
+ * builds a new context and swaps it in; new connections take the new
+ * one, open connections keep theirs (each SSL holds a reference to its
+ * context).
  */
-static pthread_mutex_t		proxy_tls_mtx = PTHREAD_MUTEX_INITIALIZER;
-static SSL_CTX			*proxy_tls_ctx;
+struct proxy_tls {
+	const char	*pt_what;	/* in logs: "tls", "admin tls" */
+	const char	*pt_cert;
+	const char	*pt_key;
+	const char	*pt_ca;		/* client certificates: or NULL */
+	pthread_mutex_t	 pt_mtx;
+	SSL_CTX		*pt_ctx;
+};
+
+static struct proxy_tls	proxy_tls_main = {
+	.pt_what = "tls", .pt_mtx = PTHREAD_MUTEX_INITIALIZER };
+static struct proxy_tls	proxy_tls_admin = {
+	.pt_what = "admin tls", .pt_mtx = PTHREAD_MUTEX_INITIALIZER };
+
+/* Ask for client certificates and verify them against t's CA; a client
+ * without one still connects (it may carry a token instead). */
+static int
+proxy_tls_client_ca(SSL_CTX *ctx, const struct proxy_tls *t)
+{
+	STACK_OF(X509_NAME)	*names;
+	static const char	 sid[] = "regmirror";
+
+	if (SSL_CTX_load_verify_locations(ctx, t->pt_ca, NULL) != 1 ||
+	    (names = SSL_load_client_CA_file(t->pt_ca)) == NULL) {
+		log_ssl_errors(t->pt_what);
+		log_warnx("%s: cannot load the client CA %s", t->pt_what,
+		    t->pt_ca);
+		return -1;
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* Resumed sessions keep their verified certificate. */
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid,
+	    sizeof(sid) - 1);
+	return 0;
+}
 
 static SSL_CTX *
-proxy_tls_ctx_new(const struct config *cfg)
+proxy_tls_ctx_new(const struct proxy_tls *t)
 {
 	SSL_CTX	*ctx;
 
@@ -88,53 +127,71 @@ proxy_tls_ctx_new(const struct config *cfg)
 	/* TLS 1.2: forward-secret AEAD suites only; 1.3 keeps its own. */
 	if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:"
 	    "!aNULL:!eNULL:!MD5:!RC4:!3DES") != 1 ||
-	    SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key,
+	    SSL_CTX_use_certificate_chain_file(ctx, t->pt_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, t->pt_key,
 	    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		log_ssl_errors("tls");
-		log_warnx("tls: cannot load certificate %s and key %s",
-		    cfg->tls_cert, cfg->tls_key);
+		log_ssl_errors(t->pt_what);
+		log_warnx("%s: cannot load certificate %s and key %s",
+		    t->pt_what, t->pt_cert, t->pt_key);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	/* [auth] client_ca: ask for a certificate; one that verifies names
-	 * the user (proxy_access.c), none at all is anonymous. */
-	if (cfg->client_ca != NULL) {
-		STACK_OF(X509_NAME)	*names;
-
-		if (SSL_CTX_load_verify_locations(ctx, cfg->client_ca,
-		    NULL) != 1 ||
-		    (names = SSL_load_client_CA_file(cfg->client_ca)) ==
-		    NULL) {
-			log_ssl_errors("tls");
-			log_warnx("tls: cannot load client_ca %s",
-			    cfg->client_ca);
-			SSL_CTX_free(ctx);
-			return NULL;
-		}
-		SSL_CTX_set_client_CA_list(ctx, names);
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-		SSL_CTX_set_session_id_context(ctx,
-		    (const unsigned char *)"regmirror", 9);
+	if (t->pt_ca != NULL && proxy_tls_client_ca(ctx, t) != 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
 	}
 	return ctx;
 }
 
-/* (Re)load the certificate and key; on failure the old ones stay. */
+/* (Re)load the certificate and key (and CA); on failure the old ones
+ * stay. */
 static int
-proxy_tls_load(const struct config *cfg)
+proxy_tls_load(struct proxy_tls *t)
 {
 	SSL_CTX	*ctx, *old;
 
-	if ((ctx = proxy_tls_ctx_new(cfg)) == NULL)
+	if ((ctx = proxy_tls_ctx_new(t)) == NULL)
 		return -1;
-	pthread_mutex_lock(&proxy_tls_mtx);
-	old = proxy_tls_ctx;
-	proxy_tls_ctx = ctx;
-	pthread_mutex_unlock(&proxy_tls_mtx);
+	pthread_mutex_lock(&t->pt_mtx);
+	old = t->pt_ctx;
+	t->pt_ctx = ctx;
+	pthread_mutex_unlock(&t->pt_mtx);
 	SSL_CTX_free(old);
-	log_info("tls: loaded certificate %s", cfg->tls_cert);
+	log_info("%s: loaded certificate %s%s%s", t->pt_what, t->pt_cert,
+	    t->pt_ca != NULL ? ", client CA " : "",
+	    t->pt_ca != NULL ? t->pt_ca : "");
 	return 0;
+}
+
+static void
+proxy_tls_unload(struct proxy_tls *t)
+{
+	SSL_CTX_free(t->pt_ctx);
+	t->pt_ctx = NULL;
+}
+
+/* A server-side TLS bufferevent on t's current context, for evhttp to
+ * give its accepted socket; NULL on failure. */
+static struct bufferevent *
+proxy_tls_bev_new(struct proxy_tls *t, struct event_base *base)
+{
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	pthread_mutex_lock(&t->pt_mtx);
+	ssl = SSL_new(t->pt_ctx);
+	pthread_mutex_unlock(&t->pt_mtx);
+	if (ssl == NULL) {
+		log_ssl_errors("SSL_new");
+		return NULL;
+	}
+	/* XXX: evhttp shuts a socket down after freeing its bufferevent;
+	 * with CLOSE_ON_FREE (needed for SSL_free) that is after close. */
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
 }
 
 /* evhttp's constructor for connections on a plain listener. */
@@ -150,23 +207,17 @@ proxy_plain_bev_cb(struct event_base *base, void *arg)
 static struct bufferevent *
 proxy_tls_bev_cb(struct event_base *base, void *arg)
 {
-	struct bufferevent	*bev;
-	SSL			*ssl;
+	return proxy_conn_bev_new(arg, proxy_tls_bev_new(&proxy_tls_main,
+	    base), 1);
+}
 
-	pthread_mutex_lock(&proxy_tls_mtx);
-	ssl = SSL_new(proxy_tls_ctx);
-	pthread_mutex_unlock(&proxy_tls_mtx);
-	if (ssl == NULL) {
-		log_ssl_errors("SSL_new");
-		return NULL;
-	}
-	/* XXX: evhttp shuts a socket down after freeing its bufferevent;
-	 * with CLOSE_ON_FREE (needed for SSL_free) that is after close. */
-	bev = bufferevent_openssl_socket_new(base, -1, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (bev != NULL)
-		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return proxy_conn_bev_new(arg, bev, 1);
+/* evhttp's constructor for connections to the admin API over TLS (not
+ * client connections: no connection tracking, no per-client caps). */
+static struct bufferevent *
+proxy_admin_tls_bev_cb(struct event_base *base, void *arg)
+{
+	(void)arg;
+	return proxy_tls_bev_new(&proxy_tls_admin, base);
 }
 
 uint64_t	proxy_req_next_id(void);
@@ -222,6 +273,94 @@ proxy_listen(const char *spec, int tls)
 	evutil_make_socket_nonblocking(fd);
 	log_info("listening on %s%s", spec, tls ? " (https)" : "");
 	return fd;
+}
+
+/* Whether a process accepts connections on the socket file at sun. */
+static int
+proxy_unix_in_use(const struct sockaddr_un *sun)
+{
+	int	fd, rc;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+	close(fd);
+	return rc;
+}
+
+/*
+ * unix:PATH to a bound, listening unix socket of mode 0660 (the owner
+ * and the daemon's group may connect).  A stale socket file at PATH (a
+ * daemon that was killed) is removed first; any other file there is an
+ * error.  The mode is set between bind and listen, so nobody connects
+ * under the umask's mode.  *st gets the socket file's identity, so that
+ * shutdown removes that file and not one a later daemon made.
+ */
+static evutil_socket_t
+proxy_listen_unix(const char *spec, struct stat *st)
+{
+	struct sockaddr_un	 sun;
+	const char		*path = spec + 5;
+	evutil_socket_t		 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("listen %s: path too long", spec);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	if (lstat(path, st) == 0) {
+		if (!S_ISSOCK(st->st_mode)) {
+			log_warnx("listen %s: %s exists and is not a socket",
+			    spec, path);
+			return -1;
+		}
+		if (proxy_unix_in_use(&sun)) {
+			log_warnx("listen %s: another process serves on it",
+			    spec);
+			return -1;
+		}
+		if (unlink(path) != 0) {
+			log_warn("listen %s: unlink of the old socket", spec);
+			return -1;
+		}
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("socket for %s", spec);
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		log_warn("bind %s", spec);
+		close(fd);
+		return -1;
+	}
+	if (chmod(path, 0660) != 0 || lstat(path, st) != 0) {
+		log_warn("listen %s: chmod 0660", spec);
+		goto fail;
+	}
+	if (listen(fd, 128) != 0) {
+		log_warn("listen %s", spec);
+		goto fail;
+	}
+	evutil_make_socket_nonblocking(fd);
+	log_info("listening on %s (mode 0660)", spec);
+	return fd;
+fail:
+	unlink(path);
+	close(fd);
+	return -1;
+}
+
+/* Remove the socket file proxy_listen_unix made, if it is still ours. */
+static void
+proxy_unlisten_unix(const char *spec, const struct stat *made)
+{
+	struct stat	st;
+
+	if (lstat(spec + 5, &st) == 0 && st.st_dev == made->st_dev &&
+	    st.st_ino == made->st_ino && unlink(spec + 5) != 0)
+		log_warn("unlink %s", spec + 5);
 }
 
 /* evhttp's hard cap on a request head (the configured one is checked
@@ -350,7 +489,11 @@ struct proxy_server {
 	struct event_base	*jobs;
 	struct upstream_worker	*jobs_up;
 	pthread_t		 jobs_thread;
-	struct evhttp		*admin;
+	struct proxy_admin	*admin;
+	evutil_socket_t		 admin_fd;	/* its listening socket */
+	int			 admin_tls;	/* the admin API is HTTPS */
+	int			 admin_unix;	/* on a unix socket */
+	struct stat		 admin_sock;	/* its socket file */
 };
 
 /* Bind every listener: plain ones first, then HTTPS.  0 or -1. */
@@ -368,7 +511,12 @@ proxy_listeners_open(struct proxy_server *sv)
 		sv->nplain = cfg->nlisten;
 		sv->ntls = cfg->ntls_listen;
 	}
-	if (sv->ntls > 0 && proxy_tls_load(cfg) != 0)
+	proxy_tls_main.pt_cert = cfg->tls_cert;
+	proxy_tls_main.pt_key = cfg->tls_key;
+	/* [auth] client_ca: a certificate that verifies names the user
+	 * (proxy_access.c); none at all is anonymous. */
+	proxy_tls_main.pt_ca = cfg->client_ca;
+	if (sv->ntls > 0 && proxy_tls_load(&proxy_tls_main) != 0)
 		return -1;
 	sv->fds = xcalloc(cfg->nlisten + cfg->ntls_listen, sizeof(*sv->fds));
 	for (l = 0; l < cfg->nlisten; l++)
@@ -424,29 +572,106 @@ proxy_jobs_main(void *arg)
 	return NULL;
 }
 
-/* The jobs' loop, thread and upstream client, and the admin API on it. */
+/*
+ * The admin API's credentials, TLS and listening socket, before any other
+ * listener: a token file that cannot be used, a certificate that does not
+ * load, or an address or socket path that cannot be had stops the start.
+ * On a unix socket the API is plain HTTP (the socket file's mode is its
+ * guard, and TLS between two processes of one host protects nothing):
+ * admin TLS and client certificates are not used there.
+ */
 static int
+proxy_admin_open(struct proxy_server *sv)
+{
+	const struct config	*cfg = sv->cfg;
+
+	if (cfg->admin_listen == NULL)
+		return 0;
+	sv->admin_unix = strncmp(cfg->admin_listen, "unix:", 5) == 0;
+	if (sv->admin_unix && cfg->admin_tls_cert != NULL)
+		log_warnx("admin_listen %s is a unix socket: admin_tls_cert, "
+		    "admin_tls_key and admin_client_ca are not used on it%s",
+		    cfg->admin_listen, cfg->admin_client_ca != NULL &&
+		    cfg->admin_token_file == NULL ? "; without "
+		    "admin_token_file no admin request can authenticate" : "");
+	if ((sv->admin = proxy_admin_new(cfg, !sv->admin_unix)) == NULL)
+		return -1;
+	if (cfg->admin_tls_cert != NULL && !sv->admin_unix) {
+		sv->admin_tls = 1;
+		proxy_tls_admin.pt_cert = cfg->admin_tls_cert;
+		proxy_tls_admin.pt_key = cfg->admin_tls_key;
+		proxy_tls_admin.pt_ca = cfg->admin_client_ca;
+		if (proxy_tls_load(&proxy_tls_admin) != 0)
+			goto fail;
+	}
+	/* It listens now; the jobs' loop accepts once it runs. */
+	sv->admin_fd = sv->admin_unix ? proxy_listen_unix(cfg->admin_listen,
+	    &sv->admin_sock) : proxy_listen(cfg->admin_listen, sv->admin_tls);
+	if (sv->admin_fd == -1)
+		goto fail;
+	return 0;
+fail:
+	proxy_tls_unload(&proxy_tls_admin);
+	proxy_admin_free(sv->admin);
+	sv->admin = NULL;
+	return -1;
+}
+
+/* The jobs' loop, thread and upstream client, and the admin API on it. */
+static void
 proxy_jobs_start(struct proxy_server *sv)
 {
+	const struct config	*cfg = sv->cfg;
+
 	if ((sv->jobs = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	/* The last of nw + 1 shares of each upstream's max_connections. */
-	sv->jobs_up = upstream_worker_new(sv->jobs, sv->cfg,
+	sv->jobs_up = upstream_worker_new(sv->jobs, cfg,
 	    (unsigned)sv->nw + 1, (unsigned)sv->nw);
-	if (sync_init(sv->jobs, sv->jobs_up, sv->cfg, sv->nplain > 0) != 0)
+	if (sync_init(sv->jobs, sv->jobs_up, cfg, sv->nplain > 0) != 0)
 		log_warnx("prefetch and replication are off");
-	if (sv->cfg->admin_listen != NULL) {
-		evutil_socket_t afd = proxy_listen(sv->cfg->admin_listen, 0);
-
-		if (afd == -1)
-			return -1;
-		sv->admin = proxy_admin_new(sv->jobs, afd, sv->cfg);
-		log_info("admin API on %s", sv->cfg->admin_listen);
+	if (sv->admin != NULL) {
+		proxy_admin_serve(sv->admin, sv->jobs, sv->admin_fd,
+		    sv->admin_tls ? proxy_admin_tls_bev_cb : NULL);
+		log_info("admin API on %s%s", cfg->admin_listen,
+		    sv->admin_tls ? " (https)" : "");
 	}
 	if (pthread_create(&sv->jobs_thread, NULL, proxy_jobs_main,
 	    sv->jobs) != 0)
 		fatal("pthread_create");
-	return 0;
+}
+
+/* SIGHUP: the TLS certificates and keys, the admin API's tokens. */
+static void
+proxy_reload(struct proxy_server *sv)
+{
+	const struct config	*cfg = sv->cfg;
+
+	if (sv->ntls == 0 && !sv->admin_tls && (sv->admin == NULL ||
+	    (cfg->admin_token_file == NULL &&
+	    cfg->events_token_file == NULL))) {
+		log_info("SIGHUP: nothing to reload");
+		return;
+	}
+	if (sv->ntls > 0) {
+		log_info("SIGHUP: reloading the TLS certificate and key");
+		if (proxy_tls_load(&proxy_tls_main) != 0)
+			log_warnx("SIGHUP: reload failed, keeping the old "
+			    "certificate");
+	}
+	if (sv->admin_tls) {
+		log_info("SIGHUP: reloading the admin TLS certificate and "
+		    "key");
+		if (proxy_tls_load(&proxy_tls_admin) != 0)
+			log_warnx("SIGHUP: admin TLS reload failed, keeping "
+			    "the old certificate");
+	}
+	if (sv->admin == NULL || (cfg->admin_token_file == NULL &&
+	    cfg->events_token_file == NULL))
+		return;
+	log_info("SIGHUP: rereading the admin API's token files");
+	if (proxy_admin_reload(sv->admin) != 0)
+		log_warnx("SIGHUP: keeping the admin API's old tokens");
 }
 
 /* Until SIGTERM or SIGINT; SIGHUP reloads what it can.  The signal. */
@@ -461,14 +686,7 @@ proxy_signals_wait(struct proxy_server *sv, sigset_t *set)
 		if (sig != SIGHUP)
 			return sig;
 		proxy_access_reload();
-		if (sv->ntls == 0) {
-			log_info("SIGHUP: nothing to reload");
-			continue;
-		}
-		log_info("SIGHUP: reloading the TLS certificate and key");
-		if (proxy_tls_load(sv->cfg) != 0)
-			log_warnx("SIGHUP: reload failed, keeping the old "
-			    "certificate");
+		proxy_reload(sv);
 	}
 }
 
@@ -485,7 +703,9 @@ proxy_server_stop(struct proxy_server *sv)
 	pthread_join(sv->jobs_thread, NULL);
 	proxy_beat_nw = 0;
 	if (sv->admin != NULL)
-		evhttp_free(sv->admin);
+		proxy_admin_free(sv->admin);
+	if (sv->admin_unix)
+		proxy_unlisten_unix(sv->cfg->admin_listen, &sv->admin_sock);
 	sync_fini();
 	upstream_worker_free(sv->jobs_up);
 	event_base_free(sv->jobs);
@@ -501,8 +721,8 @@ proxy_server_stop(struct proxy_server *sv)
 	}
 	free(sv->workers);
 	free(sv->threads);
-	SSL_CTX_free(proxy_tls_ctx);
-	proxy_tls_ctx = NULL;
+	proxy_tls_unload(&proxy_tls_main);
+	proxy_tls_unload(&proxy_tls_admin);
 	proxy_access_fini();
 }
 
@@ -525,14 +745,25 @@ proxy_run(const struct config *cfg)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (proxy_listeners_open(&sv) != 0)
-		return -1;
 	if (proxy_access_init(cfg) != 0)
 		return -1;
+	if (proxy_admin_open(&sv) != 0) {
+		proxy_access_fini();
+		return -1;
+	}
+	if (proxy_listeners_open(&sv) != 0) {
+		if (sv.admin != NULL) {
+			close(sv.admin_fd);
+			proxy_admin_free(sv.admin);
+		}
+		if (sv.admin_unix)
+			proxy_unlisten_unix(cfg->admin_listen, &sv.admin_sock);
+		proxy_access_fini();
+		return -1;
+	}
 	proxy_conn_init(cfg);
 	proxy_workers_new(&sv);
-	if (proxy_jobs_start(&sv) != 0)
-		return -1;
+	proxy_jobs_start(&sv);
 	for (i = 0; i < sv.nw; i++)
 		if (pthread_create(&sv.threads[i], NULL, proxy_worker_main,
 		    &sv.workers[i]) != 0)

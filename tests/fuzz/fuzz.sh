@@ -24,8 +24,8 @@ fuzz_max_len() {
 	range|digest|semver)	echo 256 ;;
 	ref|url)		echo 2048 ;;
 	wwwauth|link|error)	echo 8192 ;;
-	token)			echo 16384 ;;
-	config|manifest|events)	echo 65536 ;;
+	token|bearer)		echo 16384 ;;
+	config|manifest|events|reply) echo 65536 ;;
 	*)			echo 4096 ;;
 	esac
 }
