@@ -274,7 +274,6 @@ access_token_init(const struct config *cfg, char *err, size_t errlen)
 {
 	char		*path;
 	struct stat	 st;
-	ssize_t		 n;
 	int		 fd;
 
 	if (cfg->token_key != NULL)
@@ -301,7 +300,7 @@ access_token_init(const struct config *cfg, char *err, size_t errlen)
 		return 0;
 	}
 	if (fd == -1 || fstat(fd, &st) != 0 ||
-	    (n = read(fd, access_key, sizeof(access_key))) !=
+	    read(fd, access_key, sizeof(access_key)) !=
 	    (ssize_t)sizeof(access_key)) {
 		snprintf(err, errlen, "%s: cannot read %d bytes of token key: "
 		    "%s", path, ACCESS_KEY_LEN, fd == -1 ? strerror(errno) :
