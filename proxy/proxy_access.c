@@ -67,6 +67,8 @@
 #define PROXY_LOGIN_THREADS	2
 #define PROXY_LOGIN_QUEUE	1024	/* checks waiting; more: 503 */
 #define PROXY_LOGIN_MAGIC	0x6c6f6731
+#define PROXY_XFF_MAX		8192	/* bytes of X-Forwarded-For read */
+#define PROXY_LOGINS_PER_ADDR	8	/* bcrypt checks queued per client */
 
 /* One bcrypt check, queued for a login thread, answered on pr's loop. */
 struct proxy_login {
@@ -77,13 +79,18 @@ struct proxy_login {
 	int				 good;
 	struct event			*ev;
 	void				(*then)(struct proxy_req *, int);
-	TAILQ_ENTRY(proxy_login)	 entry;
+	TAILQ_ENTRY(proxy_login)	 entry;		/* proxy_logins */
+	TAILQ_ENTRY(proxy_login)	 all;		/* proxy_logins_all */
 };
 
 static pthread_mutex_t		 proxy_login_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t		 proxy_login_cv = PTHREAD_COND_INITIALIZER;
 static TAILQ_HEAD(, proxy_login) proxy_logins =
     TAILQ_HEAD_INITIALIZER(proxy_logins);
+/* Every login not yet answered: queued, being checked, or checked and
+ * waiting for its loop (so that a stop can free them all). */
+static TAILQ_HEAD(, proxy_login) proxy_logins_all =
+    TAILQ_HEAD_INITIALIZER(proxy_logins_all);
 static size_t			 proxy_nlogins;
 static int			 proxy_login_stop;
 static pthread_t		 proxy_login_threads[PROXY_LOGIN_THREADS];
@@ -193,9 +200,13 @@ proxy_access_init(const struct config *cfg)
 	return 0;
 }
 
-/* After the worker loops stopped: checks still queued are dropped. */
+/*
+ * After the worker loops stopped and before they are freed: the login
+ * threads are joined (a check under way finishes, its event_active on a
+ * loop still there) and every login not answered is dropped.
+ */
 void
-proxy_access_fini(void)
+proxy_access_stop(void)
 {
 	struct proxy_login	*l;
 	int			 i;
@@ -209,13 +220,20 @@ proxy_access_fini(void)
 			pthread_join(proxy_login_threads[i], NULL);
 		proxy_login_started = 0;
 	}
-	while ((l = TAILQ_FIRST(&proxy_logins)) != NULL) {
-		TAILQ_REMOVE(&proxy_logins, l, entry);
+	TAILQ_INIT(&proxy_logins);
+	while ((l = TAILQ_FIRST(&proxy_logins_all)) != NULL) {
+		TAILQ_REMOVE(&proxy_logins_all, l, all);
 		event_free(l->ev);
 		explicit_bzero(l->password, strlen(l->password));
 		free(l->password);
 		free(l);
 	}
+}
+
+void
+proxy_access_fini(void)
+{
+	proxy_access_stop();
 	free(proxy_counts);
 	proxy_counts = NULL;
 	proxy_ncounts = 0;
@@ -245,6 +263,9 @@ proxy_login_done_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	CHECK_OBJ_NOTNULL(l, PROXY_LOGIN_MAGIC);
+	pthread_mutex_lock(&proxy_login_mtx);
+	TAILQ_REMOVE(&proxy_logins_all, l, all);
+	pthread_mutex_unlock(&proxy_login_mtx);
 	explicit_bzero(l->password, strlen(l->password));
 	free(l->password);
 	event_free(l->ev);
@@ -289,6 +310,7 @@ proxy_login(struct proxy_req *pr, const char *user, const char *password,
 	l->ev = event_new(pr->w->base, -1, 0, proxy_login_done_cb, l);
 	AN(l->ev != NULL);
 	TAILQ_INSERT_TAIL(&proxy_logins, l, entry);
+	TAILQ_INSERT_TAIL(&proxy_logins_all, l, all);
 	proxy_nlogins++;
 	pthread_cond_signal(&proxy_login_cv);
 	pthread_mutex_unlock(&proxy_login_mtx);
@@ -545,34 +567,86 @@ proxy_trusted(const char *addr)
  * rightmost X-Forwarded-For address that is not itself a trusted proxy
  * (each proxy appends the address it saw; only trusted ones' word counts).
  */
+/* One X-Forwarded-For entry, trimmed, a port cut off: an address, or 0. */
+static int
+proxy_xff_entry(const char *p, size_t len, char *out, size_t outlen)
+{
+	struct cidr	 c;
+	const char	*colon;
+
+	while (len > 0 && (*p == ' ' || *p == '\t'))
+		p++, len--;
+	while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	if (len > 0 && *p == '[') {		/* [v6] or [v6]:port */
+		if ((colon = memchr(p, ']', len)) == NULL)
+			return 0;
+		p++;
+		len = (size_t)(colon - p);
+	} else if ((colon = memchr(p, ':', len)) != NULL &&
+	    memchr(colon + 1, ':', len - (size_t)(colon - p) - 1) == NULL)
+		len = (size_t)(colon - p);	/* v4:port */
+	if (len == 0 || len >= outlen)
+		return 0;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return cidr_parse(out, &c) == 0;
+}
+
+/*
+ * The client's address: the peer, or behind [server] trusted_proxies the
+ * rightmost X-Forwarded-For address that is not itself a trusted proxy
+ * (each proxy appends the address it saw; only trusted ones' word counts).
+ * Every X-Forwarded-For line counts, in order, and all of the list: what
+ * a proxy appended is at its end.  A list too long, or an entry that is
+ * not an address where the walk needs one: "unknown", which no from
+ * rule matches.
+ */
 static void
 proxy_client_addr(struct proxy_req *pr)
 {
 	const struct config	*cf = proxy_access_cfg;
-	const char		*xff;
-	char			 list[1024], *e[32], *p, *save;
-	struct cidr		 c;
-	size_t			 n = 0;
+	struct evkeyval		*kv;
+	struct evbuffer		*b;
+	char			*list, *end, *comma, addr[64];
+	size_t			 len;
 
 	snprintf(pr->client, sizeof(pr->client), "%s", pr->peer);
 	if (cf == NULL || cf->ntrusted_proxies == 0 ||
-	    (xff = evhttp_find_header(evhttp_request_get_input_headers(
-	    pr->req), "X-Forwarded-For")) == NULL)
+	    !proxy_trusted(pr->client))
 		return;
-	snprintf(list, sizeof(list), "%s", xff);
-	for (p = strtok_r(list, ",", &save); p != NULL && n < 32;
-	    p = strtok_r(NULL, ",", &save)) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		p[strcspn(p, " \t")] = '\0';
-		e[n++] = p;
+	b = evbuffer_new();
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(pr->req), next)
+		if (strcasecmp(kv->key, "X-Forwarded-For") == 0)
+			evbuffer_add_printf(b, "%s%s", evbuffer_get_length(b) >
+			    0 ? "," : "", kv->value);
+	len = evbuffer_get_length(b);
+	if (len == 0) {
+		evbuffer_free(b);
+		return;
 	}
-	while (n > 0 && proxy_trusted(pr->client)) {
-		p = e[--n];
-		if (strlen(p) >= sizeof(pr->client) || cidr_parse(p, &c) != 0)
-			return;		/* not an address: stop at the proxy */
-		snprintf(pr->client, sizeof(pr->client), "%s", p);
+	if (len > PROXY_XFF_MAX) {
+		evbuffer_free(b);
+		snprintf(pr->client, sizeof(pr->client), "unknown");
+		return;
 	}
+	list = xstrndup((char *)evbuffer_pullup(b, -1), len);
+	evbuffer_free(b);
+	end = list + strlen(list);
+	while (proxy_trusted(pr->client)) {
+		if (end == list)	/* all trusted: the first one is it */
+			break;
+		for (comma = end; comma > list && comma[-1] != ','; comma--)
+			;
+		if (!proxy_xff_entry(comma, (size_t)(end - comma), addr,
+		    sizeof(addr))) {
+			snprintf(pr->client, sizeof(pr->client), "unknown");
+			break;
+		}
+		snprintf(pr->client, sizeof(pr->client), "%s", addr);
+		end = comma > list ? comma - 1 : list;
+	}
+	free(list);
 }
 
 /*
@@ -734,7 +808,7 @@ proxy_token_issue(struct proxy_req *pr, const struct access_who *w,
 	struct evkeyval		*kv;
 	struct access_grant	 g[ACCESS_SCOPES_MAX];
 	const char		*query, *ns;
-	size_t			 n = 0, asked = 0, i;
+	size_t			 n = 0, asked = 0, i, fit;
 	int			 catalog = 0, rc;
 	char			*token, issued[40];
 	time_t			 now = time(NULL);
@@ -755,8 +829,15 @@ proxy_token_issue(struct proxy_req *pr, const struct access_who *w,
 	}
 	evhttp_clear_headers(&q);
 	if (reply) {
-		token = access_token_issue(w->how == ACCESS_ANONYMOUS ? NULL :
-		    w->user, g, n, catalog, now);
+		/* What fits in a token the mirror accepts back: fewer grants
+		 * (the first ones) rather than a token it would refuse. */
+		for (fit = n;; fit--) {
+			token = access_token_issue(w->how == ACCESS_ANONYMOUS ?
+			    NULL : w->user, g, fit, catalog, now);
+			if (strlen(token) <= ACCESS_TOKEN_MAX || fit == 0)
+				break;
+			free(token);
+		}
 		strftime(issued, sizeof(issued), "%Y-%m-%dT%H:%M:%SZ",
 		    gmtime(&now));
 		j = json_pack("{s:s,s:s,s:I,s:s}", "token", token,
@@ -866,6 +947,13 @@ proxy_token_path(const char *uri)
 	n = strlen(proxy_access_cfg->token_path);
 	return strncmp(uri, proxy_access_cfg->token_path, n) == 0 &&
 	    (uri[n] == '\0' || uri[n] == '?');
+}
+
+/* Whether pr's lists are cut to its rules (proxy_access_catalog). */
+int
+proxy_access_cuts(const struct proxy_req *pr)
+{
+	return access_enabled() && !proxy_req_is_job(pr);
 }
 
 /*

@@ -108,6 +108,8 @@ struct proxy_req {
 /* proxy_access.c */
 struct evbuffer;
 int	proxy_access_init(const struct config *);
+/* The login threads stopped, before the worker loops are freed. */
+void	proxy_access_stop(void);
 void	proxy_access_fini(void);
 int	proxy_access_reload(void);
 /* Serve pr with ok if the rules allow it; else 401, 403 or 429. */
@@ -117,7 +119,8 @@ int	proxy_token_path(const char *uri);
 void	proxy_token_serve(struct proxy_req *);
 /* Decisions by rule, in the Prometheus text format. */
 void	proxy_access_metrics(struct evbuffer *);
-/* A _catalog answer cut to what pr's client may see (a reference). */
+/* Whether pr's lists are cut to its rules; the cut answer (a ref). */
+int	proxy_access_cuts(const struct proxy_req *);
 struct rbuf *proxy_access_catalog(struct proxy_req *, struct rbuf *);
 
 /*

@@ -403,6 +403,13 @@ proxy_list_reply(struct proxy_req *pr, int status, const char *ctype,
 		proxy_reply_rbuf(pr, status, ctype, rb);
 		return;
 	}
+	/*
+	 * A cut list pages no further: the upstream's Link names the next
+	 * repository ("last=..."), which may be one the client may not see.
+	 */
+	if (proxy_access_cuts(pr))
+		evhttp_remove_header(evhttp_request_get_output_headers(
+		    pr->req), "Link");
 	if ((mine = proxy_access_catalog(pr, rb)) == NULL) {
 		proxy_error(pr, 502, "UNKNOWN", "upstream %s sent a catalog "
 		    "that is not one", upstream_name(pr->up));

@@ -701,6 +701,7 @@ proxy_server_stop(struct proxy_server *sv)
 	for (i = 0; i < sv->nw; i++)
 		pthread_join(sv->threads[i], NULL);
 	pthread_join(sv->jobs_thread, NULL);
+	proxy_access_stop();
 	proxy_beat_nw = 0;
 	if (sv->admin != NULL)
 		proxy_admin_free(sv->admin);

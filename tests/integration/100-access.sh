@@ -155,6 +155,9 @@ rq "$M/v2/_catalog" -u bob:bpass-2
 assert_eq 200 "$RQ_CODE" "bob: _catalog"
 assert_eq '["team-b/app"]' "$(jq -c .repositories "$T_DIR/rq.body")" \
 	"  lists only what his rule covers"
+rq "$M/v2/_catalog?n=1" -u bob:bpass-2
+assert_eq 200 "$RQ_CODE" "bob: _catalog?n=1"
+assert_eq "" "$(rq_header Link)" "  no Link (it would name the next repository)"
 
 # -- c. the token flow --------------------------------------------------------
 rq "$M/token?service=regmirror&scope=repository:team-a/app:pull&scope=repository:team-b/app:pull" \
@@ -175,6 +178,11 @@ rq "$M/v2/library/pub/manifests/v1" -H "$ACCEPT" -H "Authorization: Bearer $ATOK
 assert_eq 200 "$RQ_CODE" "an anonymous token: library/pub"
 rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -H "Authorization: Bearer $ATOK"
 assert_eq 401 "$RQ_CODE" "an anonymous token: team-a/app (a new challenge)"
+# 32 long scopes: the token still fits what the mirror accepts back.
+scopes=$(for i in $(seq 32); do printf '&scope=repository:library/pub%0200d:pull' "$i"; done)
+rq "$M/token?service=regmirror${scopes}&scope=repository:library/pub:pull"
+BIG=$(jq -r .token "$T_DIR/rq.body")
+[ "${#BIG}" -le 8192 ] || fail "a token of ${#BIG} bytes (over 8 KiB)"
 FORGED="${TOK%.*}.$(printf 'x%.0s' $(seq 43))"
 rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -H "Authorization: Bearer $FORGED"
 assert_eq 401 "$RQ_CODE" "a token with a forged signature"
@@ -263,6 +271,26 @@ assert_eq 200 "$RQ_CODE" "  through two trusted hops"
 rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" \
 	-H "X-Forwarded-For: 10.9.1.2, 192.0.2.7"
 assert_eq 401 "$RQ_CODE" "a forged 10.9.1.2 before an untrusted hop"
+# Forgeries that must not pass (review): 40 forged entries before the
+# real one, a header long enough to push the real one off, the forged
+# address on a line of its own before the proxy's, an unreadable last
+# entry (it makes the client "unknown", never the proxy itself).
+many=$(for i in $(seq 40); do printf '10.9.1.2, '; done)
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" \
+	-H "X-Forwarded-For: ${many}192.0.2.7"
+assert_eq 401 "$RQ_CODE" "40 forged entries before the real client"
+pad=$(printf 'x%.0s' $(seq 1013))
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" \
+	-H "X-Forwarded-For: $pad, 10.9.1.2, 192.0.2.7"
+assert_eq 401 "$RQ_CODE" "a 1 KiB pad before a forged entry"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" \
+	-H "X-Forwarded-For: 10.9.1.2" -H "X-Forwarded-For: 192.0.2.7"
+assert_eq 401 "$RQ_CODE" "a forged line before the proxy's own"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" -H "X-Forwarded-For: unknown"
+assert_eq 401 "$RQ_CODE" "an unreadable entry: not the proxy's address"
+rq "$M/v2/team-a/app/manifests/v1" -H "$ACCEPT" \
+	-H "X-Forwarded-For: 10.9.1.2:5555"
+assert_eq 200 "$RQ_CODE" "an address with a port"
 mirror_access_grep '"GET /v2/team-a/app/manifests/v1" 200 .* user=- rule=lan ' \
 	>/dev/null || fail "no access line for rule lan"
 grep -q 'access r[0-9]* 10\.9\.1\.2 "GET /v2/team-a/app/manifests/v1" 200' \
