@@ -68,11 +68,18 @@ static LIST_HEAD(, access_login) access_logins[ACCESS_BUCKETS];
 static size_t		access_nlogins;
 static unsigned char	access_login_salt[32];
 
-/* Failed logins of one address in its current window. */
+/*
+ * Failed logins of one address in its current window, and the distinct
+ * logins of it being checked now (a burst of guesses in parallel counts
+ * before its answers do).
+ */
+#define ACCESS_INFLIGHT_MAX	8
 struct access_fail {
 	char				addr[64];
 	time_t				start;
 	long				count;
+	unsigned char			inflight[ACCESS_INFLIGHT_MAX][32];
+	int				ninflight;
 	LIST_ENTRY(access_fail)		entry;
 };
 static pthread_mutex_t	access_fail_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -635,6 +642,90 @@ access_login_blocked(const char *addr, long *retry_after)
 	return blocked;
 }
 
+/* addr's entry under access_fail_mtx, made if need be (NULL: full). */
+static struct access_fail *
+access_fail_get(const char *addr, time_t now)
+{
+	struct access_fail	*f, *next;
+	uint32_t		 b = hash_str(addr) % ACCESS_BUCKETS;
+
+	for (f = LIST_FIRST(&access_fails[b]); f != NULL; f = next) {
+		next = LIST_NEXT(f, entry);
+		if (strcmp(f->addr, addr) == 0)
+			break;
+		/* Idle ones past their window go on the way (bounded). */
+		if (f->ninflight == 0 && now - f->start >=
+		    access_cfg->login_failure_window) {
+			LIST_REMOVE(f, entry);
+			access_nfails--;
+			free(f);
+		}
+	}
+	if (f == NULL && access_nfails < ACCESS_FAIL_MAX) {
+		f = xcalloc(1, sizeof(*f));
+		snprintf(f->addr, sizeof(f->addr), "%s", addr);
+		f->start = now;
+		LIST_INSERT_HEAD(&access_fails[b], f, entry);
+		access_nfails++;
+	}
+	if (f != NULL && now - f->start >= access_cfg->login_failure_window) {
+		f->start = now;
+		f->count = 0;
+	}
+	return f;
+}
+
+int
+access_login_reserve(const char *addr, const char *user, const char *pw,
+    unsigned char key[32], int *reserved)
+{
+	struct access_fail	*f;
+	int			 i, rc = 0;
+
+	*reserved = 0;
+	access_login_key(user, pw, key);
+	pthread_mutex_lock(&access_fail_mtx);
+	if ((f = access_fail_get(addr, time(NULL))) == NULL)
+		goto done;		/* full: as before tracking began */
+	for (i = 0; i < f->ninflight; i++)
+		if (memcmp(f->inflight[i], key, 32) == 0)
+			goto done;	/* the same login, already asked */
+	if (f->count + f->ninflight >= access_cfg->max_login_failures ||
+	    f->ninflight >= ACCESS_INFLIGHT_MAX) {
+		rc = -1;
+		goto done;
+	}
+	memcpy(f->inflight[f->ninflight++], key, 32);
+	*reserved = 1;
+done:
+	pthread_mutex_unlock(&access_fail_mtx);
+	return rc;
+}
+
+void
+access_login_release(const char *addr, const unsigned char key[32],
+    int reserved)
+{
+	struct access_fail	*f;
+	uint32_t		 b = hash_str(addr) % ACCESS_BUCKETS;
+	int			 i;
+
+	if (!reserved)
+		return;
+	pthread_mutex_lock(&access_fail_mtx);
+	LIST_FOREACH(f, &access_fails[b], entry)
+		if (strcmp(f->addr, addr) == 0)
+			break;
+	for (i = 0; f != NULL && i < f->ninflight; i++)
+		if (memcmp(f->inflight[i], key, 32) == 0) {
+			memmove(f->inflight[i], f->inflight[i + 1],
+			    (size_t)(f->ninflight - i - 1) * 32);
+			f->ninflight--;
+			break;
+		}
+	pthread_mutex_unlock(&access_fail_mtx);
+}
+
 void
 access_login_failed(const char *addr)
 {
@@ -650,7 +741,8 @@ access_login_failed(const char *addr)
 		if (strcmp(f->addr, addr) == 0)
 			break;
 		/* Windows long past are dropped on the way. */
-		if (now - f->start >= access_cfg->login_failure_window) {
+		if (now - f->start >= access_cfg->login_failure_window &&
+		    f->ninflight == 0) {
 			LIST_REMOVE(f, entry);
 			access_nfails--;
 			free(f);

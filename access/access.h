@@ -106,6 +106,18 @@ int	access_user_known(const char *user);
  */
 int	access_login_blocked(const char *addr, long *retry_after);
 void	access_login_failed(const char *addr);
+/*
+ * Before a bcrypt check of (user, password) from addr: -1 when it must
+ * not be checked (the failures so far plus the distinct logins of addr
+ * being checked reach max_login_failures, or 8 are being checked), else
+ * 0, with *reserved 1 when this login now counts as being checked (0: the
+ * same one already is, or the table is full).  key is filled for
+ * access_login_release, which the answer must call.
+ */
+int	access_login_reserve(const char *addr, const char *user,
+	    const char *password, unsigned char key[32], int *reserved);
+void	access_login_release(const char *addr, const unsigned char key[32],
+	    int reserved);
 
 /* One scope a token grants, resolved to the upstream's names. */
 struct access_grant {

@@ -68,7 +68,7 @@
 #define PROXY_LOGIN_QUEUE	1024	/* checks waiting; more: 503 */
 #define PROXY_LOGIN_MAGIC	0x6c6f6731
 #define PROXY_XFF_MAX		8192	/* bytes of X-Forwarded-For read */
-#define PROXY_LOGINS_PER_ADDR	8	/* bcrypt checks queued per client */
+#define PROXY_LOGIN_RETRY	5	/* Retry-After: logins under way */
 
 /* One bcrypt check, queued for a login thread, answered on pr's loop. */
 struct proxy_login {
@@ -77,6 +77,9 @@ struct proxy_login {
 	char				 user[ACCESS_USER_MAX + 1];
 	char				*password;
 	int				 good;
+	char				 client[64];	/* pr->client */
+	unsigned char			 key[32];	/* reserved as */
+	int				 reserved;
 	struct event			*ev;
 	void				(*then)(struct proxy_req *, int);
 	TAILQ_ENTRY(proxy_login)	 entry;		/* proxy_logins */
@@ -223,6 +226,7 @@ proxy_access_stop(void)
 	TAILQ_INIT(&proxy_logins);
 	while ((l = TAILQ_FIRST(&proxy_logins_all)) != NULL) {
 		TAILQ_REMOVE(&proxy_logins_all, l, all);
+		access_login_release(l->client, l->key, l->reserved);
 		event_free(l->ev);
 		explicit_bzero(l->password, strlen(l->password));
 		free(l->password);
@@ -266,6 +270,7 @@ proxy_login_done_cb(evutil_socket_t fd, short ev, void *arg)
 	pthread_mutex_lock(&proxy_login_mtx);
 	TAILQ_REMOVE(&proxy_logins_all, l, all);
 	pthread_mutex_unlock(&proxy_login_mtx);
+	access_login_release(l->client, l->key, l->reserved);
 	explicit_bzero(l->password, strlen(l->password));
 	free(l->password);
 	event_free(l->ev);
@@ -278,31 +283,45 @@ proxy_login_done_cb(evutil_socket_t fd, short ev, void *arg)
 /*
  * Check (user, password): at once when remembered, else on a login
  * thread; then(pr, good) runs on pr's loop, with pr->user the name tried
- * (a bad one's to be cleared by then).  -1: the queue is full.
+ * (a bad one's to be cleared by then).  -1: the queue is full; -2: not
+ * checked, as if the address were blocked (access_login_reserve).
  */
 static int
 proxy_login(struct proxy_req *pr, const char *user, const char *password,
     void (*then)(struct proxy_req *, int))
 {
 	struct proxy_login	*l;
+	unsigned char		 key[32];
+	int			 reserved;
 
-	if (access_password_cached(user, password)) {
-		snprintf(pr->user, sizeof(pr->user), "%s", user);
-		then(pr, 1);
-		return 0;
-	}
 	if (!proxy_login_started) {	/* no htpasswd: no one logs in */
 		snprintf(pr->user, sizeof(pr->user), "%s", user);
 		then(pr, 0);
 		return 0;
 	}
+	/* Guesses sent in parallel count before their answers: past the
+	 * limit (failures plus distinct logins under way), no check, not
+	 * even a remembered one (a guess must not learn it was right). */
+	if (access_login_reserve(pr->client, user, password, key,
+	    &reserved) != 0)
+		return -2;
+	if (access_password_cached(user, password)) {
+		access_login_release(pr->client, key, reserved);
+		snprintf(pr->user, sizeof(pr->user), "%s", user);
+		then(pr, 1);
+		return 0;
+	}
 	pthread_mutex_lock(&proxy_login_mtx);
 	if (proxy_nlogins >= PROXY_LOGIN_QUEUE) {
 		pthread_mutex_unlock(&proxy_login_mtx);
+		access_login_release(pr->client, key, reserved);
 		return -1;
 	}
 	l = xcalloc(1, sizeof(*l));
 	l->magic = PROXY_LOGIN_MAGIC;
+	snprintf(l->client, sizeof(l->client), "%s", pr->client);
+	memcpy(l->key, key, sizeof(l->key));
+	l->reserved = reserved;
 	l->pr = pr;
 	snprintf(l->user, sizeof(l->user), "%s", user);
 	l->password = xstrdup(password);
@@ -696,6 +715,7 @@ proxy_access_check(struct proxy_req *pr, void (*ok)(struct proxy_req *))
 	const char		*h;
 	char			 user[ACCESS_USER_MAX + 1], *password;
 	long			 retry;
+	int			 rc;
 
 	proxy_client_addr(pr);
 	pr->access_ok = ok;
@@ -720,9 +740,13 @@ proxy_access_check(struct proxy_req *pr, void (*ok)(struct proxy_req *))
 	}
 	if (h != NULL && access_basic_parse(h, user, sizeof(user),
 	    &password) == 0) {
-		if (access_login_blocked(pr->client, &retry)) {
+		rc = access_login_blocked(pr->client, &retry) ? -2 :
+		    proxy_login(pr, user, password, proxy_access_login_cb);
+		if (rc == -2) {
 			char	ra[32];
 
+			if (retry <= 0)
+				retry = PROXY_LOGIN_RETRY;
 			explicit_bzero(password, strlen(password));
 			free(password);
 			/* Not checked: anonymous if that is enough. */
@@ -738,11 +762,9 @@ proxy_access_check(struct proxy_req *pr, void (*ok)(struct proxy_req *))
 			    "failed logins from this address");
 			return;
 		}
-		if (proxy_login(pr, user, password, proxy_access_login_cb) !=
-		    0) {
+		if (rc == -1)
 			proxy_error(pr, 503, "UNAVAILABLE", "too many logins "
 			    "being checked");
-		}
 		explicit_bzero(password, strlen(password));
 		free(password);
 		return;
@@ -896,6 +918,7 @@ proxy_token_serve(struct proxy_req *pr)
 	const char		*h;
 	char			 user[ACCESS_USER_MAX + 1], *password, ra[32];
 	long			 retry;
+	int			 rc;
 
 	proxy_client_addr(pr);
 	w.addr = pr->client;
@@ -914,7 +937,11 @@ proxy_token_serve(struct proxy_req *pr)
 		proxy_token_issue(pr, &w, 1);
 		return;
 	}
-	if (access_login_blocked(pr->client, &retry)) {
+	rc = access_login_blocked(pr->client, &retry) ? -2 :
+	    proxy_login(pr, user, password, proxy_token_login_cb);
+	if (rc == -2) {
+		if (retry <= 0)
+			retry = PROXY_LOGIN_RETRY;
 		explicit_bzero(password, strlen(password));
 		free(password);
 		/* Not checked: an anonymous token if that grants something. */
@@ -929,7 +956,7 @@ proxy_token_serve(struct proxy_req *pr)
 		    "logins from this address");
 		return;
 	}
-	if (proxy_login(pr, user, password, proxy_token_login_cb) != 0)
+	if (rc == -1)
 		proxy_error(pr, 503, "UNAVAILABLE", "too many logins being "
 		    "checked");
 	explicit_bzero(password, strlen(password));

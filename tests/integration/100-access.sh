@@ -33,6 +33,9 @@
 #     even with the right password, and where anonymous may pull the
 #     right password is no longer checked (an anonymous answer, and an
 #     anonymous token: no password oracle in the token's sub).
+#     Guesses sent in parallel (20 at once, the right one last) count
+#     before their answers: at most max_login_failures are checked, the
+#     rest 429, and the right password does not get in (f2).
 #  g. Behind a trusted proxy the client is the rightmost X-Forwarded-For
 #     address that is not a trusted proxy: [access] from applies to it,
 #     a forged entry before an untrusted hop does not count.
@@ -345,6 +348,29 @@ assert_eq '""' "$(jq -r .token "$T_DIR/rq.body" | cut -d. -f2 |
 if grep -q -e 'wrong-pw' -e 'apass-1' -e 'bpass-2' "$MIRROR_LOG"; then
 	fail "a password in the mirror's log"
 fi
+# -- f2. max_login_failures holds for guesses sent in parallel ----------------
+# 20 guesses at once from 127.0.0.21, the right password last: at most
+# max_login_failures (3) may be checked; the right one must not get in.
+"$PY" - "$PORT" >"$T_DIR/par.out" <<'EOPY'
+import base64, socket, sys
+port = int(sys.argv[1]); socks = []
+for i in range(20):
+    pw = "apass-1" if i == 19 else "guess%d" % i
+    s = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.21", 0))
+    s.settimeout(60); socks.append(s)
+    s.sendall(("GET /v2/team-a/app/manifests/v1 HTTP/1.1\r\nHost: x\r\n"
+        "Authorization: Basic %s\r\nConnection: close\r\n\r\n" %
+        base64.b64encode(("alice:" + pw).encode()).decode()).encode())
+for s in socks:
+    print(s.makefile("rb").readline().split()[1].decode())
+EOPY
+[ "$(grep -c '^429$' "$T_DIR/par.out")" -ge 17 ] ||
+	fail "$(grep -c '^429$' "$T_DIR/par.out") of 20 parallel guesses got 429: $(tr '\n' ' ' <"$T_DIR/par.out")"
+[ "$(grep -c '^401$' "$T_DIR/par.out")" -le 3 ] ||
+	fail "$(grep -c '^401$' "$T_DIR/par.out") of 20 parallel guesses were checked (max_login_failures = 3)"
+[ "$(tail -n 1 "$T_DIR/par.out")" != 200 ] ||
+	fail "the 20th parallel guess (the right password) got in"
+
 mirror_alive
 
 # -- j. a Basic challenge ----------------------------------------------------
