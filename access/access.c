@@ -156,6 +156,22 @@ access_glob_match(const char *g, const char *s)
 	return r;
 }
 
+/* Is up Docker Hub (by its name or an alias), where library/ applies? */
+static int
+access_upstream_is_hub(const struct config_upstream *up)
+{
+	static const char *const hub[] = { "docker.io", "index.docker.io",
+	    "registry-1.docker.io" };
+	size_t			 i, j;
+
+	for (i = 0; i <= up->naliases; i++)
+		for (j = 0; j < sizeof(hub) / sizeof(hub[0]); j++)
+			if (strcasecmp(i == 0 ? up->name : up->aliases[i - 1],
+			    hub[j]) == 0)
+				return 1;
+	return 0;
+}
+
 /* glob against "NAME/repo" for the upstream's name and each alias. */
 static int
 access_glob_covers(const char *glob, const char *upstream, const char *repo)
@@ -172,6 +188,18 @@ access_glob_covers(const char *glob, const char *upstream, const char *repo)
 		if (access_glob_match(glob, subject))
 			return 1;
 	}
+	/*
+	 * Docker Hub's official images: the router has made "pub" into
+	 * "library/pub", the name users write in rules is either.
+	 */
+	if (strncmp(repo, "library/", 8) == 0 && strchr(repo + 8, '/') ==
+	    NULL && access_upstream_is_hub(up))
+		for (i = 0; i <= up->naliases; i++) {
+			snprintf(subject, sizeof(subject), "%s/%s", i == 0 ?
+			    up->name : up->aliases[i - 1], repo + 8);
+			if (access_glob_match(glob, subject))
+				return 1;
+		}
 	return 0;
 }
 

@@ -374,8 +374,11 @@ proxy_client_name(const struct proxy_req *pr, char *name, size_t nlen,
 		return;
 	if (v2 != u)
 		snprintf(ns, nslen, "%.*s", (int)(v2 - u - 1), u + 1);
-	if ((q = strstr(u, "ns=")) != NULL && (q[-1] == '?' || q[-1] == '&'))
-		snprintf(ns, nslen, "%.*s", (int)strcspn(q + 3, "&"), q + 3);
+	/* The last ns= wins, as in the router. */
+	for (q = strstr(u, "ns="); q != NULL; q = strstr(q + 3, "ns="))
+		if (q[-1] == '?' || q[-1] == '&')
+			snprintf(ns, nslen, "%.*s", (int)strcspn(q + 3, "&"),
+			    q + 3);
 	v2 += 4;
 	for (end = NULL, i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		const char *k = strstr(v2, kinds[i]), *last = NULL;
@@ -840,7 +843,11 @@ proxy_token_issue(struct proxy_req *pr, const struct access_who *w,
 	query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(pr->req));
 	if (query != NULL)
 		evhttp_parse_query_str(query, &q);
-	ns = evhttp_find_header(&q, "ns");
+	ns = NULL;
+	/* The last ns= wins, as in the router. */
+	TAILQ_FOREACH(kv, &q, next)
+		if (strcmp(kv->key, "ns") == 0)
+			ns = kv->value;
 	TAILQ_FOREACH(kv, &q, next) {
 		if (strcmp(kv->key, "scope") != 0 || asked >= ACCESS_SCOPES_MAX)
 			continue;

@@ -201,6 +201,24 @@ test_rules(const char *htp)
 	access_fini();
 	config_free(cf);
 
+	/* Docker Hub: a rule may name an official image without library/. */
+	xasprintf(&text, "[server]\nlisten = 127.0.0.1:1\n[cache]\ndir = %s\n"
+	    "[access \"nopub\"]\nusers = anonymous\n"
+	    "repositories = docker.io/pub\nallow = none\n"
+	    "[access \"hub\"]\nusers = anonymous\nrepositories = docker.io/**\n"
+	    "[upstream \"docker.io\"]\nurl = https://r\n"
+	    "[upstream \"ghcr.io\"]\nurl = https://g\n", dir);
+	cf = load(text);
+	free(text);
+	if (access_init(cf, err, sizeof(err)) != 0)
+		bail_out(err);
+	is_int(allows(&anon, "docker.io", "library/pub", ACCESS_WANT_PULL,
+	    "nopub"), 0, "docker.io/pub covers Docker Hub's library/pub");
+	is_int(allows(&anon, "docker.io", "library/other", ACCESS_WANT_PULL,
+	    "hub"), 1, "  and nothing else");
+	access_fini();
+	config_free(cf);
+
 	/* Neither: everyone pulls. */
 	cf = load("[server]\nlisten = 127.0.0.1:1\n"
 	    "[upstream \"docker.io\"]\nurl = https://r\n");
