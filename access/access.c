@@ -56,6 +56,9 @@ struct access_user {
 static pthread_rwlock_t		 access_users_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct access_user	*access_users;
 static size_t			 access_nusers;
+/* The hash with the highest bcrypt cost (or a fixed one), for unknown
+ * users; under access_users_lock. */
+static char			 access_costliest[128];
 
 /* A good login, by a keyed digest of (user, password), until expires. */
 struct access_login {
@@ -455,7 +458,7 @@ static int
 access_users_load(const char *path, char *err, size_t errlen)
 {
 	struct access_user	*u, *old;
-	size_t			 n, oldn;
+	size_t			 n, oldn, i;
 	char			*text;
 	FILE			*f;
 	size_t			 len;
@@ -487,6 +490,13 @@ access_users_load(const char *path, char *err, size_t errlen)
 	oldn = access_nusers;
 	access_users = u;
 	access_nusers = n;
+	snprintf(access_costliest, sizeof(access_costliest), "%s",
+	    ACCESS_DUMMY_HASH);
+	for (i = 0; i < n; i++)		/* "$2y$NN$": NN is the cost */
+		if (strlen(u[i].hash) < sizeof(access_costliest) &&
+		    strncmp(u[i].hash + 4, access_costliest + 4, 2) > 0)
+			snprintf(access_costliest, sizeof(access_costliest),
+			    "%s", u[i].hash);
 	pthread_rwlock_unlock(&access_users_lock);
 	access_users_free(old, oldn);
 	return 0;
@@ -608,12 +618,11 @@ access_password_check(const char *user, const char *password)
 			hash = xstrdup(access_users[i].hash);
 			break;
 		}
-	/* An unknown user costs a bcrypt too (the first user's hash, or a
-	 * fixed one): the answer's time does not tell who exists. */
+	/* An unknown user costs a bcrypt too, at the file's highest cost:
+	 * the answer's time does not tell who exists. */
 	if (hash == NULL) {
 		unknown = 1;
-		hash = xstrdup(access_nusers > 0 ? access_users[0].hash :
-		    ACCESS_DUMMY_HASH);
+		hash = xstrdup(access_costliest);
 	}
 	pthread_rwlock_unlock(&access_users_lock);
 	cd = xcalloc(1, sizeof(*cd));

@@ -729,6 +729,19 @@ config_glob_covers(const char *glob, const struct config_upstream *up)
 	return 0;
 }
 
+/* No from, or a from with a /0 in it (0.0.0.0/0, ::/0): anywhere. */
+static int
+config_from_anywhere(const struct config_access *a)
+{
+	struct cidr	c;
+	size_t		i;
+
+	for (i = 0; i < a->nfrom; i++)
+		if (cidr_parse(a->from[i], &c) == 0 && c.bits == 0)
+			return 1;
+	return a->nfrom == 0;
+}
+
 /* A rule that lets anyone, from anywhere, pull from up; or NULL. */
 static const struct config_access *
 config_rule_opens(const struct config *cf, const struct config_upstream *up)
@@ -737,7 +750,7 @@ config_rule_opens(const struct config *cf, const struct config_upstream *up)
 	size_t				 i, j;
 
 	for (a = cf->access; a != NULL; a = a->next) {
-		if (!(a->allow & CONFIG_ALLOW_PULL) || a->nfrom > 0)
+		if (!(a->allow & CONFIG_ALLOW_PULL) || !config_from_anywhere(a))
 			continue;
 		for (i = 0; i < a->nusers; i++)
 			if (strcmp(a->users[i], "anonymous") == 0)

@@ -1782,6 +1782,14 @@ test_access(void)
 	load_fails(text, want);
 	free(text);
 	xasprintf(&text, MINIMAL_UPSTREAM "username = u\npassword_file = %s\n"
+	    "[access \"open\"]\nusers = anonymous\nfrom = 10.0.0.0/8, ::/0\n"
+	    "repositories = docker.io/**\n", pw);
+	load_fails(text, "mirror.conf:5: access 'open' lets anonymous clients "
+	    "from anywhere pull from upstream 'docker.io', which has "
+	    "credentials, through listener 0.0.0.0:5000 (restrict users or "
+	    "from, or say public = yes in [upstream \"docker.io\"])");
+	free(text);
+	xasprintf(&text, MINIMAL_UPSTREAM "username = u\npassword_file = %s\n"
 	    "[access \"open\"]\nusers = anonymous\n"
 	    "repositories = */library/**\n", pw);
 	load_fails(text, "mirror.conf:5: access 'open' lets anonymous clients "
