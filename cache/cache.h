@@ -85,6 +85,10 @@ uint64_t cache_usage_bytes(void);
 uint64_t cache_budget_bytes(void);
 /* Measure (scans the index): for the CLI and the admin API. */
 int	cache_du(struct cache_du *);
+/* du's fields as a JSON object ("regmirror cache du --json", the admin
+ * API's /api/v1/cache): a new reference. */
+struct json_t;
+struct json_t *cache_du_json(const struct cache_du *);
 int	cache_stats(struct cache_stats *);
 /* Remove a blob (index, then file).  0 done, 1 absent, -1 error. */
 int	cache_blob_remove(const char *digest, const char *why);

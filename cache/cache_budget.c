@@ -36,11 +36,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cache/cache.h"
 #include "cache/cache_int.h"
 #include "common/digest.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/obj.h"
 #include "common/xmalloc.h"
 
 #define CACHE_TOUCH_MAX		4096	/* access times kept between flushes */
@@ -192,6 +195,27 @@ cache_du(struct cache_du *du)
 	du->max_negative = st.is_max_negative;
 	du->max_bytes = cache_max_bytes;
 	return 0;
+}
+
+json_t *
+cache_du_json(const struct cache_du *du)
+{
+	json_t	*j;
+
+	j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+	    "s:I}", "blobs", (json_int_t)du->blobs, "bytes",
+	    (json_int_t)du->bytes, "pinned_blobs",
+	    (json_int_t)du->pinned_blobs, "pinned_bytes",
+	    (json_int_t)du->pinned_bytes, "tags", (json_int_t)du->tags,
+	    "max_bytes", (json_int_t)du->max_bytes, "manifests",
+	    (json_int_t)du->manifests, "manifest_bytes",
+	    (json_int_t)du->manifest_bytes, "negative_tags",
+	    (json_int_t)du->negative_tags, "max_negative",
+	    (json_int_t)du->max_negative, "links", (json_int_t)du->links,
+	    "index_bytes", (json_int_t)du->index_bytes, "used_bytes",
+	    (json_int_t)du->used_bytes);
+	AN(j != NULL);		/* numbers and fixed keys only */
+	return j;
 }
 
 /* No walk: counts from LMDB, bytes from the running totals. */

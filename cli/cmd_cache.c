@@ -128,19 +128,7 @@ cmd_du(struct cmd_opts *o)
 	if (cache_du(&du) != 0)
 		return 1;
 	if (o->json) {
-		cmd_json_print(json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-		    "s:I,s:I,s:I,s:I,s:I}", "blobs", (json_int_t)du.blobs,
-		    "bytes", (json_int_t)du.bytes, "pinned_blobs",
-		    (json_int_t)du.pinned_blobs, "pinned_bytes",
-		    (json_int_t)du.pinned_bytes, "tags", (json_int_t)du.tags,
-		    "max_bytes", (json_int_t)du.max_bytes, "manifests",
-		    (json_int_t)du.manifests, "manifest_bytes",
-		    (json_int_t)du.manifest_bytes, "negative_tags",
-		    (json_int_t)du.negative_tags, "max_negative",
-		    (json_int_t)du.max_negative, "links",
-		    (json_int_t)du.links, "index_bytes",
-		    (json_int_t)du.index_bytes, "used_bytes",
-		    (json_int_t)du.used_bytes));
+		cmd_json_print(cache_du_json(&du));
 		return 0;
 	}
 	cmd_human(du.bytes, a, sizeof(a));

@@ -346,22 +346,10 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 			    "cache index unavailable"));
 			return;
 		}
-		proxy_admin_json(req, 200, json_pack(
-		    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-		    "s:I}", "blobs",
-		    (json_int_t)du.blobs, "bytes", (json_int_t)du.bytes,
-		    "pinned_blobs", (json_int_t)du.pinned_blobs,
-		    "pinned_bytes", (json_int_t)du.pinned_bytes,
-		    "tags", (json_int_t)du.tags, "max_bytes",
-		    (json_int_t)du.max_bytes, "disk_full_pass_throughs",
-		    (json_int_t)cache_fill_spills(), "manifests",
-		    (json_int_t)du.manifests, "manifest_bytes",
-		    (json_int_t)du.manifest_bytes, "negative_tags",
-		    (json_int_t)du.negative_tags, "max_negative",
-		    (json_int_t)du.max_negative, "links",
-		    (json_int_t)du.links, "index_bytes",
-		    (json_int_t)du.index_bytes, "used_bytes",
-		    (json_int_t)du.used_bytes));
+		out = cache_du_json(&du);
+		json_object_set_new(out, "disk_full_pass_throughs",
+		    json_integer((json_int_t)cache_fill_spills()));
+		proxy_admin_json(req, 200, out);
 	} else
 		proxy_admin_json(req, 404, json_pack("{s:s}", "error",
 		    "not found"));
