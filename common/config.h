@@ -124,6 +124,11 @@ struct config {
 	size_t			 ntrusted_proxies;
 	char			*tls_cert;	/* with no tls_listen: every */
 	char			*tls_key;	/* listen is HTTPS */
+	char			*front;		/* NULL: jobs use our own */
+	char			*job_token_file; /* shared job secret */
+	long			 drain;		/* SIGTERM: seconds, 5 */
+	long			 shutdown_timeout; /* then: seconds, 60 */
+	int			 ready_after_reconcile; /* yes */
 	int			 workers;	/* 0 = auto (one per core) */
 	char			*log_level;	/* "info" */
 	size_t			 max_header_size;	/* default 16K */

@@ -43,7 +43,8 @@
 static config_set_f	config_set_default, config_set_password_file,
 			config_set_semver, config_set_destination,
 			config_set_admin_listen, config_set_token_path,
-			config_set_realm_url, config_set_allow;
+			config_set_realm_url, config_set_allow,
+			config_set_front;
 static config_item_f	config_url_item, config_alias_item,
 			config_ttl_for_item, config_regex_item,
 			config_platform_item, config_cidr_item,
@@ -158,6 +159,20 @@ const struct config_key config_keys[] = {
 	    "HTTPS: the PEM key of tls_cert"),
 	CONFIG_LIST(SERVER, "tls_listen", ADDRESSES, tls_listen, REPEAT,
 	    NULL, "HTTPS listeners; with them, listen stays plain HTTP"),
+	CONFIG_KEY(SERVER, "front", CUSTOM, front, 0, NULL,
+	    "The tier's front door; jobs fetch through it; unset: own",
+	    .ck_set = config_set_front, .ck_what = "http(s)://host[:port]"),
+	CONFIG_KEY(SERVER, "job_token_file", FILE, job_token_file, 0, NULL,
+	    "A tier's shared secret for jobs; unset: made at start-up"),
+	CONFIG_KEY(SERVER, "drain", DURATION, drain, 0, "5s",
+	    "SIGTERM: not ready at once, stop accepting after this long",
+	    .ck_min = 0, .ck_max = 3600),
+	CONFIG_KEY(SERVER, "shutdown_timeout", DURATION, shutdown_timeout,
+	    0, "60s", "SIGTERM: then in-flight requests get this long",
+	    .ck_min = 0, .ck_max = 86400),
+	CONFIG_KEY(SERVER, "ready_after_reconcile", BOOL,
+	    ready_after_reconcile, 0, "yes",
+	    "/readyz says 503 until start-up reconcile has finished"),
 
 	CONFIG_KEY(CACHE, "dir", PATH, cache_dir, 0, "/var/lib/regmirror",
 	    "Blobs and the LMDB index; one daemon per directory"),
@@ -1123,6 +1138,21 @@ config_set_realm_url(struct config_parser *p, const struct config_key *k,
 		return config_error(p, "bad %s '%s' (want an http:// or "
 		    "https:// URL)", k->ck_name, value);
 	config_store_string(base, k, value);
+	return 0;
+}
+
+/* front: a URL as upstream urls are (http(s)://host[:port], no path). */
+static int
+config_set_front(struct config_parser *p, const struct config_key *k,
+    void *base, const char *value)
+{
+	char	*url;
+
+	if (config_url_parse(value, &url) == -1)
+		return config_error(p, "bad front '%s' (want http(s)://host"
+		    "[:port] with no path)", value);
+	config_store_string(base, k, url);
+	free(url);
 	return 0;
 }
 
