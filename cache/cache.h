@@ -25,6 +25,8 @@ struct event;
 int	cache_open(const struct config *);
 void	cache_close(void);
 const char *cache_dir(void);
+/* 0 when a file can be made in it, else -1 and why (/readyz). */
+int	cache_dir_writable(char *err, size_t errlen);
 
 /*
  * Isolation ([upstream] isolate = yes): bytes fetched from an isolated
@@ -183,6 +185,8 @@ int	cache_open_shared(const struct config *);
 
 /* Reconcile disk and index in the background (cache_reconcile.c). */
 void	cache_reconcile_start(void);
+/* 1 once it has finished. */
+int	cache_reconciled(void);
 /* Is the blob known to be in (upstream, repo)?  0 yes, 1 no, -1 error. */
 int	cache_blob_linked(const char *upstream, const char *repo,
 	    const char *digest);
@@ -330,6 +334,8 @@ struct cache_fill *cache_fill_get(const char *digest, const char *upstream,
  */
 void	cache_fill_end_watch(struct event *ev);
 void	cache_fill_end_unwatch(struct event *ev);
+/* Fills under way (SIGTERM waits for them). */
+unsigned cache_fills_running(void);
 /* Is a fill of digest (any isolation domain) still under way? */
 int	cache_fill_busy(const char *digest);
 /* Has the fill any reader now? */

@@ -13,9 +13,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cache/cache.h"
 #include "cache/cache_int.h"
@@ -37,6 +39,36 @@ const char *
 cache_dir(void)
 {
 	return cache_root;
+}
+
+/*
+ * Can the cache take a new file?  A probe file is made in tmp/ (where
+ * fills start) with one byte written and removed: a read-only mount, a
+ * full disk or a lost directory all show (root ignores modes, so
+ * access(2) would not).  0, or -1 and why in err.
+ */
+int
+cache_dir_writable(char *err, size_t errlen)
+{
+	char	*path;
+	int	 fd, rc = 0;
+
+	if (cache_root == NULL) {
+		snprintf(err, errlen, "no cache directory");
+		return -1;
+	}
+	xasprintf(&path, "%s/tmp/.probe.XXXXXX", cache_root);
+	if ((fd = mkstemp(path)) == -1 || write(fd, "", 1) != 1) {
+		snprintf(err, errlen, "%s/tmp: %s", cache_root,
+		    strerror(errno));
+		rc = -1;
+	}
+	if (fd != -1) {
+		close(fd);
+		unlink(path);
+	}
+	free(path);
+	return rc;
 }
 
 int

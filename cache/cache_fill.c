@@ -121,6 +121,7 @@ static size_t			 fill_nend_watchers;
 #define CACHE_FILL_BUCKETS	1024
 LIST_HEAD(cache_fill_list, cache_fill);
 static struct cache_fill_list	 fill_table[CACHE_FILL_BUCKETS];
+static unsigned			 fill_count;	/* in the table */
 
 static struct cache_fill_list *
 cache_fill_bucket(const char *digest)
@@ -182,6 +183,7 @@ cache_fill_leave_table(struct cache_fill *f)
 	if (f->in_table) {
 		LIST_REMOVE(f, entry);
 		f->in_table = 0;
+		fill_count--;
 	}
 	for (i = 0; i < fill_nend_watchers; i++)
 		event_active(fill_end_watchers[i], EV_READ, 0);
@@ -227,6 +229,17 @@ cache_fill_busy(const char *digest)
 	return busy;
 }
 
+unsigned
+cache_fills_running(void)
+{
+	unsigned	n;
+
+	pthread_mutex_lock(&fill_table_mtx);
+	n = fill_count;
+	pthread_mutex_unlock(&fill_table_mtx);
+	return n;
+}
+
 struct cache_fill *
 cache_fill_get(const char *digest, const char *upstream, const char *repo,
     int *created)
@@ -260,6 +273,7 @@ cache_fill_get(const char *digest, const char *upstream, const char *repo,
 	f->fd = -1;
 	LIST_INIT(&f->watchers);
 	f->in_table = 1;
+	fill_count++;
 	LIST_INSERT_HEAD(cache_fill_bucket(digest), f, entry);
 	pthread_mutex_unlock(&fill_table_mtx);
 	*created = 1;

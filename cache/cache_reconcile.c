@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@
 #include "cache/cache_int.h"
 #include "common/log.h"
 #include "common/xmalloc.h"
+
+/* Set once the thread has finished (or could not start): /readyz. */
+static atomic_int	cache_reconcile_done;
 
 struct cache_reconcile_list {
 	char	**v;
@@ -61,6 +65,7 @@ cache_reconcile_file(const char *algo, const char *dir, const char *name,
 	struct cache_blob_rec	 rec;
 	struct digest		 want, got;
 	char			*path, *ds;
+	struct stat		 st;
 	uint64_t		 size;
 	int			 fd, ok;
 
@@ -74,14 +79,18 @@ cache_reconcile_file(const char *algo, const char *dir, const char *name,
 	}
 	if (cache_index_blob_get(cache_idx, want.str, &rec) == 0)
 		goto done;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	/* Not a FIFO or a device to hang on, not a link to follow. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+	    O_NOFOLLOW)) == -1 && errno != ELOOP)
 		goto done;
-	ok = digest_file(want.algo, fd, &got, &size) == 0 &&
+	ok = fd != -1 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    digest_file(want.algo, fd, &got, &size) == 0 &&
 	    strcmp(got.str, want.str) == 0;
-	close(fd);
+	if (fd != -1)
+		close(fd);
 	if (!ok) {
-		log_warnx("cache: removing %s: its content does not match its "
-		    "digest", path);
+		log_warnx("cache: removing %s: not a regular file whose "
+		    "content matches its digest", path);
 		unlink(path);
 		(*removed)++;
 		goto done;
@@ -146,7 +155,14 @@ cache_reconcile_thread(void *arg)
 	}
 	log_info("cache: reconciled: %zu index entries dropped, %u files "
 	    "adopted, %u removed", l.n, adopted, removed);
+	atomic_store(&cache_reconcile_done, 1);
 	return NULL;
+}
+
+int
+cache_reconciled(void)
+{
+	return atomic_load(&cache_reconcile_done);
 }
 
 void
@@ -157,7 +173,9 @@ cache_reconcile_start(void)
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, cache_reconcile_thread, NULL) != 0)
+	if (pthread_create(&th, &attr, cache_reconcile_thread, NULL) != 0) {
 		log_warn("cache: cannot start the reconcile thread");
+		atomic_store(&cache_reconcile_done, 1);
+	}
 	pthread_attr_destroy(&attr);
 }

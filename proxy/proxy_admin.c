@@ -7,7 +7,8 @@
  *	GET /healthz		200 {"status":"ok"} while the process serves;
  *				503 {"status":"stalled"} when a worker's loop
  *				has not run for PROXY_STALL_SECONDS
- *	GET /readyz		200 once listeners and cache are up
+ *	GET /readyz		200 when it should get traffic, else 503
+ *				(draining, reconciling, cache not writable)
  *	GET /metrics		counters (common/metrics.h) and cache gauges
  *	GET /api/v1/cache	blobs, manifests, tags, negative entries,
  *				links, index size, budget (JSON; the fields
@@ -305,6 +306,31 @@ proxy_admin_allow(struct proxy_admin *pa, struct evhttp_request *req,
 	return 1;
 }
 
+/*
+ * /readyz, the load balancer's health check: 503 and the reason while
+ * draining (SIGTERM), while start-up reconcile runs (with
+ * ready_after_reconcile), or while the cache cannot take a new file
+ * (read-only, full or lost): a member that can only fail fills should
+ * get no traffic.  /healthz stays about the process (a stalled loop).
+ */
+static void
+proxy_admin_ready(struct evhttp_request *req, const struct config *cfg)
+{
+	char	why[512];
+
+	if (proxy_draining())
+		proxy_admin_json(req, 503, json_pack("{s:b,s:s}", "ready", 0,
+		    "reason", "draining"));
+	else if (cfg->ready_after_reconcile && !cache_reconciled())
+		proxy_admin_json(req, 503, json_pack("{s:b,s:s}", "ready", 0,
+		    "reason", "reconciling the cache"));
+	else if (cache_dir_writable(why, sizeof(why)) != 0)
+		proxy_admin_json(req, 503, json_pack("{s:b,s:s,s:s}", "ready",
+		    0, "reason", "cache not writable", "detail", why));
+	else
+		proxy_admin_json(req, 200, json_pack("{s:b}", "ready", 1));
+}
+
 static void
 proxy_admin_cb(struct evhttp_request *req, void *arg)
 {
@@ -337,7 +363,7 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/healthz") == 0)
 		proxy_admin_json(req, 200, json_pack("{s:s}", "status", "ok"));
 	else if (strcmp(path, "/readyz") == 0)
-		proxy_admin_json(req, 200, json_pack("{s:b}", "ready", 1));
+		proxy_admin_ready(req, cfg);
 	else if (strcmp(path, "/metrics") == 0)
 		proxy_admin_metrics(req);
 	else if (strcmp(path, "/api/v1/cache") == 0) {

@@ -124,8 +124,11 @@ static long		 proxy_tls_timeout;
 
 /* Listeners, to pause and resume them (set up before workers run). */
 struct proxy_listener {
-	struct evconnlistener	*lev;
+	struct evconnlistener	*lev;	/* NULL once closed (SIGTERM) */
 	struct event		*resume;
+	struct proxy_worker	*w;
+	struct evhttp		*http;
+	struct evhttp_bound_socket *bound;
 };
 static struct proxy_listener	*proxy_listeners;
 static size_t			 proxy_nlisteners;
@@ -538,6 +541,9 @@ proxy_conn_complete_cb(struct evhttp_request *req, void *arg)
 
 	(void)req;
 	CHECK_OBJ_NOTNULL(pc, PROXY_CONN_MAGIC);
+	/* Draining: a reply started before SIGTERM is the last one. */
+	if (proxy_draining() && proxy_conn_alive(pc))
+		shutdown(pc->fd, SHUT_RDWR);
 	if (evbuffer_get_length(bufferevent_get_input(pc->bev)) > 0)
 		proxy_conn_arm(pc, PROXY_CONN_HEAD, proxy_head_timeout);
 	else
@@ -554,6 +560,10 @@ proxy_conn_request(struct proxy_worker *w, struct evhttp_request *req)
 	    (pc = proxy_conn_find(w, evcon)) == NULL)
 		return;
 	proxy_conn_arm(pc, PROXY_CONN_SERVING, 0);
+	/* Draining: evhttp closes the connection after this reply. */
+	if (proxy_draining())
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
 	if (pc->evcon == NULL) {
 		pc->evcon = evcon;
 		evhttp_connection_set_closecb(evcon, proxy_conn_close_cb, pc);
@@ -633,6 +643,9 @@ proxy_conn_listen(struct proxy_worker *w, struct evhttp *http,
 	    proxy_nlisteners + 1, sizeof(*proxy_listeners));
 	l = &proxy_listeners[proxy_nlisteners++];
 	l->lev = lev;
+	l->w = w;
+	l->http = http;
+	l->bound = bound;
 	l->resume = evtimer_new(w->base, proxy_conn_resume_cb, lev);
 	AN(l->resume);
 	pthread_mutex_unlock(&proxy_listeners_mtx);
@@ -676,4 +689,52 @@ unsigned
 proxy_conn_count(void)
 {
 	return atomic_load(&proxy_nconns);
+}
+
+/* Trackers of connections waiting for a request: pc->fd is alive. */
+static void
+proxy_conn_idle_cb(const void *node, VISIT v, void *arg)
+{
+	struct proxy_conn	*pc = *(struct proxy_conn *const *)node;
+	struct proxy_conn_sweep	*sw = arg;
+
+	if ((v != postorder && v != leaf) || (pc->state != PROXY_CONN_IDLE &&
+	    pc->state != PROXY_CONN_FIRST) || !proxy_conn_alive(pc))
+		return;
+	if (sw->n == sw->cap) {
+		sw->cap = sw->cap * 2 + 16;
+		sw->dead = xreallocarray(sw->dead, sw->cap, sizeof(*sw->dead));
+	}
+	sw->dead[sw->n++] = pc;
+}
+
+/*
+ * SIGTERM, after [server] drain, on w's own thread: w's listening
+ * sockets are closed (once every worker's dup is, the kernel refuses new
+ * connections and the load balancer goes elsewhere at once), and the
+ * connections waiting for a request are shut down.  evhttp sees each end
+ * as a client's close and frees it; a connection whose request is being
+ * served closes after the reply (proxy_conn_complete_cb).
+ */
+void
+proxy_conn_unlisten(struct proxy_worker *w)
+{
+	struct proxy_conn_sweep	sw = { NULL, 0, 0 };
+	size_t			i;
+
+	pthread_mutex_lock(&proxy_listeners_mtx);
+	for (i = 0; i < proxy_nlisteners; i++) {
+		struct proxy_listener *l = &proxy_listeners[i];
+
+		if (l->w != w || l->lev == NULL)
+			continue;
+		evtimer_del(l->resume);
+		evhttp_del_accept_socket(l->http, l->bound);
+		l->lev = NULL;
+	}
+	pthread_mutex_unlock(&proxy_listeners_mtx);
+	twalk_r(w->conns, proxy_conn_idle_cb, &sw);
+	for (i = 0; i < sw.n; i++)
+		shutdown(sw.dead[i]->fd, SHUT_RDWR);
+	free(sw.dead);
 }

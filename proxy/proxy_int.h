@@ -144,6 +144,10 @@ int	proxy_conn_on_close(struct proxy_worker *, struct evhttp_connection *,
 	    proxy_conn_close_f cb, void *arg);
 /* Client connections open now. */
 unsigned proxy_conn_count(void);
+/* SIGTERM: close w's listeners and idle connections (w's thread). */
+void	proxy_conn_unlisten(struct proxy_worker *);
+/* 1 from SIGTERM on: /readyz 503, every reply "Connection: close". */
+int	proxy_draining(void);
 
 /*
  * proxy_limit.c: a request the cache cannot answer is about to go

@@ -36,6 +36,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "cache/cache.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -47,6 +48,13 @@
 #include "upstream/upstream.h"
 
 static atomic_uint_fast64_t	proxy_next_id = 1;
+static atomic_int		proxy_drain_flag;	/* SIGTERM seen */
+
+int
+proxy_draining(void)
+{
+	return atomic_load_explicit(&proxy_drain_flag, memory_order_relaxed);
+}
 
 /*
  * The mirror's own jobs (sync/) are clients of its listener like any
@@ -674,19 +682,93 @@ proxy_reload(struct proxy_server *sv)
 		log_warnx("SIGHUP: keeping the admin API's old tokens");
 }
 
-/* Until SIGTERM or SIGINT; SIGHUP reloads what it can.  The signal. */
+/*
+ * The next stop signal (SIGTERM, SIGINT) within ms milliseconds (-1:
+ * for ever); SIGHUP reloads what it can on the way.  The signal, or 0
+ * when the time is up.
+ */
 static int
-proxy_signals_wait(struct proxy_server *sv, sigset_t *set)
+proxy_signals_wait(struct proxy_server *sv, sigset_t *set, long ms)
 {
-	int	sig;
+	struct timespec	ts;
+	int		sig;
 
 	for (;;) {
-		if (sigwait(set, &sig) != 0)
+		if (ms < 0)
+			sig = sigwaitinfo(set, NULL);
+		else {
+			ts.tv_sec = ms / 1000;
+			ts.tv_nsec = (ms % 1000) * 1000000;
+			if ((sig = sigtimedwait(set, NULL, &ts)) == -1 &&
+			    errno == EAGAIN)
+				return 0;
+		}
+		if (sig == -1)
 			continue;
 		if (sig != SIGHUP)
 			return sig;
 		proxy_access_reload();
 		proxy_reload(sv);
+	}
+}
+
+static int64_t
+proxy_mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* On a worker's thread: its part of closing the listeners. */
+static void
+proxy_worker_unlisten_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	proxy_conn_unlisten(arg);
+}
+
+/*
+ * SIGTERM (the load balancer's way out, as nginx and HAProxy members do
+ * it): /readyz says 503 at once and every reply closes its connection;
+ * after [server] drain (the balancer's checks have seen it) the listeners
+ * close, so new connections are refused and go to another member; the
+ * requests and fills in flight get shutdown_timeout to finish.  Another
+ * SIGTERM or SIGINT on the way stops at once.  0 when everything
+ * finished, else the signal or -1 (time up).
+ */
+static int
+proxy_drain(struct proxy_server *sv, sigset_t *set)
+{
+	const struct config	*cfg = sv->cfg;
+	struct timeval		 now = { 0, 0 };
+	int64_t			 until;
+	unsigned		 conns, fills;
+	int			 i, sig;
+
+	atomic_store(&proxy_drain_flag, 1);
+	log_info("draining: not ready; listeners close in %ld s, then "
+	    "requests in flight get %ld s", cfg->drain, cfg->shutdown_timeout);
+	if ((sig = proxy_signals_wait(sv, set, cfg->drain * 1000)) != 0)
+		return sig;
+	for (i = 0; i < sv->nw; i++)
+		event_base_once(sv->workers[i].base, -1, EV_TIMEOUT,
+		    proxy_worker_unlisten_cb, &sv->workers[i], &now);
+	until = proxy_mono_ms() + cfg->shutdown_timeout * 1000;
+	for (;;) {
+		conns = proxy_conn_count();
+		fills = cache_fills_running();
+		if (conns == 0 && fills == 0)
+			return 0;
+		if (proxy_mono_ms() >= until) {
+			log_warnx("draining: shutdown_timeout: %u connections "
+			    "and %u fills cut", conns, fills);
+			return -1;
+		}
+		if ((sig = proxy_signals_wait(sv, set, 100)) != 0)
+			return sig;
 	}
 }
 
@@ -774,8 +856,13 @@ proxy_run(const struct config *cfg)
 	free(sv.fds);
 	log_info("regmirror %s serving with %d worker%s", PACKAGE_VERSION,
 	    sv.nw, sv.nw == 1 ? "" : "s");
-	sig = proxy_signals_wait(&sv, &set);
-	log_info("signal %d: shutting down", sig);
+	sig = proxy_signals_wait(&sv, &set, -1);
+	if (sig == SIGTERM && (sig = proxy_drain(&sv, &set)) > 0)
+		log_info("signal %d: stopping now", sig);
+	else if (sig == SIGINT)
+		log_info("signal %d: shutting down", sig);
+	else
+		log_info("drained: shutting down");
 	proxy_server_stop(&sv);
 	return 0;
 }
