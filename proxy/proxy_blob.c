@@ -990,6 +990,45 @@ proxy_blob_fill(struct proxy_req *pr)
 	cache_fill_watch(fill, rd->wake);
 }
 
+/*
+ * "Cache-Control: only-if-cached" (RFC 9111 5.2.1.7): answer from the
+ * cache or with 504, never from upstream.  A job of a tier asks its
+ * blobs' owners so through the front door to know they have landed.
+ */
+static int
+proxy_only_if_cached(const struct proxy_req *pr)
+{
+	const char *cc = evhttp_find_header(
+	    evhttp_request_get_input_headers(pr->req), "Cache-Control");
+
+	return cc != NULL && strstr(cc, "only-if-cached") != NULL;
+}
+
+/*
+ * A job's "X-Regmirror-Pin: UNTIL" (a Unix time, or -1: for ever) on a
+ * request this mirror answers from its cache: the blob is pinned here,
+ * on the member that holds it (prefetch --pin through a tier's front).
+ */
+static void
+proxy_blob_job_pin(const struct proxy_req *pr)
+{
+	const char	*v = evhttp_find_header(
+			    evhttp_request_get_input_headers(pr->req),
+			    "X-Regmirror-Pin");
+	char		*end;
+	long long	 until;
+
+	if (v == NULL || !proxy_req_is_job(pr))
+		return;
+	errno = 0;
+	until = strtoll(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || until < -1)
+		return;
+	if (cache_blob_pin(pr->digest.str, (int64_t)until) != 0)
+		log_warnx("r%llu: cannot pin %s", (unsigned long long)pr->id,
+		    pr->digest.str);
+}
+
 void
 proxy_blob_get(struct proxy_req *pr)
 {
@@ -1004,15 +1043,23 @@ proxy_blob_get(struct proxy_req *pr)
 			/* Cached for another repository: does this one hold
 			 * it?  Upstream decides (no cross-repository leak). */
 			close(fd);
+			if (proxy_only_if_cached(pr))
+				break;
 			proxy_link_check(pr, proxy_blob_get);
 			return;
 		}
+		proxy_blob_job_pin(pr);
 		proxy_blob_hit(pr, fd, size);
 		return;
 	case 1:
 		break;
 	default:
 		proxy_error(pr, 503, "UNAVAILABLE", "cache index error");
+		return;
+	}
+	if (proxy_only_if_cached(pr)) {
+		proxy_error(pr, 504, "UNAVAILABLE", "not in this mirror's "
+		    "cache (only-if-cached)");
 		return;
 	}
 	if (pr->method == EVHTTP_REQ_HEAD)

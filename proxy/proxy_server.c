@@ -756,6 +756,8 @@ proxy_drain(struct proxy_server *sv, sigset_t *set)
 	for (i = 0; i < sv->nw; i++)
 		event_base_once(sv->workers[i].base, -1, EV_TIMEOUT,
 		    proxy_worker_unlisten_cb, &sv->workers[i], &now);
+	log_info("draining: listeners closed; %u connections and %u fills "
+	    "in flight", proxy_conn_count(), cache_fills_running());
 	until = proxy_mono_ms() + cfg->shutdown_timeout * 1000;
 	for (;;) {
 		conns = proxy_conn_count();
@@ -856,13 +858,15 @@ proxy_run(const struct config *cfg)
 	free(sv.fds);
 	log_info("regmirror %s serving with %d worker%s", PACKAGE_VERSION,
 	    sv.nw, sv.nw == 1 ? "" : "s");
+	/* SIGINT (a terminal's ^C) stops at once; SIGTERM drains. */
 	sig = proxy_signals_wait(&sv, &set, -1);
-	if (sig == SIGTERM && (sig = proxy_drain(&sv, &set)) > 0)
+	if (sig == SIGTERM)
+		sig = proxy_drain(&sv, &set);
+	if (sig > 0)
 		log_info("signal %d: stopping now", sig);
-	else if (sig == SIGINT)
-		log_info("signal %d: shutting down", sig);
 	else
-		log_info("drained: shutting down");
+		log_info("%s: shutting down", sig == 0 ? "drained" :
+		    "shutdown_timeout");
 	proxy_server_stop(&sv);
 	return 0;
 }

@@ -6,34 +6,64 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/tokens.h"
 
 #include "sync/sync.h"
 #include "sync/sync_int.h"
 
-char	sync_secret[33];
+static char	 sync_random[33];
+static char	*sync_shared;	/* [server] job_token_file */
 
-static void
-sync_secret_init(void)
+/*
+ * The secret the jobs' requests carry (X-Regmirror-Job): the first token
+ * of [server] job_token_file, shared by every member of a tier so that a
+ * job reaching another member through the front door is known there;
+ * else one made at start-up, known to this process only.
+ */
+static int
+sync_secret_init(const struct config *cfg)
 {
 	unsigned char	r[16];
+	char		err[512];
 	size_t		i;
 
 	arc4random_buf(r, sizeof(r));
 	for (i = 0; i < sizeof(r); i++)
-		snprintf(sync_secret + 2 * i, 3, "%02x", r[i]);
+		snprintf(sync_random + 2 * i, 3, "%02x", r[i]);
+	if (cfg->job_token_file == NULL)
+		return 0;
+	free(sync_shared);
+	if ((sync_shared = tokens_first_file(cfg->job_token_file, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("job_token_file %s", err);
+		return -1;
+	}
+	if (strlen(sync_shared) < 16) {
+		log_warnx("job_token_file %s: the secret is shorter than 16 "
+		    "bytes", cfg->job_token_file);
+		free(sync_shared);
+		sync_shared = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 const char *
 sync_token(void)
 {
-	return sync_secret;
+	return sync_shared != NULL ? sync_shared : sync_random;
 }
 
 int
 sync_init(struct event_base *base, struct upstream_worker *up,
     const struct config *cfg, int have_plain)
 {
-	sync_secret_init();
+	if (sync_secret_init(cfg) != 0)
+		fatalx("cannot use job_token_file %s", cfg->job_token_file);
 	/* Replication fetches through prefetch jobs: without them, neither. */
 	if (sync_pf_init(base, up, cfg, have_plain) != 0)
 		return -1;
@@ -44,6 +74,8 @@ sync_init(struct event_base *base, struct upstream_worker *up,
 void
 sync_fini(void)
 {
+	free(sync_shared);
+	sync_shared = NULL;
 	sync_pf_fini();
 }
 

@@ -118,6 +118,5 @@ int	sync_repl_events_parse(const char *body, size_t len,
 	    sync_repl_event_f cb, void *arg, size_t *invalid);
 
 /* sync.c */
-extern char	sync_secret[33];
 
 #endif

@@ -32,6 +32,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "cache/cache.h"
 #include "common/config.h"
@@ -99,6 +100,14 @@ struct pf_task {
 
 #define PF_JOB_MAGIC	0x70666a62
 
+/* Has a blob of the job landed on its owner?  Asked through the front. */
+struct pf_probe {
+	struct pf_job		*job;
+	size_t			 img;
+	char			*digest;
+	TAILQ_ENTRY(pf_probe)	 entry;
+};
+
 struct pf_job {
 	unsigned		 magic;
 	char			 id[24];
@@ -127,6 +136,12 @@ struct pf_job {
 	struct event		*check_ev;	/* deferred pf_job_check */
 	int			 admin;		/* posted: counts to max_jobs */
 	json_t			*seen;		/* every image's digests */
+	/* Settling through a front door (pf_front_settle). */
+	TAILQ_HEAD(, pf_probe)	 probes;	/* to ask */
+	TAILQ_HEAD(, pf_probe)	 probes_later;	/* "not yet": again */
+	unsigned		 probes_running;
+	unsigned		 probes_lost;
+	struct event		*probe_ev;	/* probes_later's timer */
 	TAILQ_HEAD(, pf_task)	 queue;
 	LIST_ENTRY(pf_job)	 entry;
 };
@@ -139,6 +154,7 @@ static struct upstream_worker		*pf_up;
 static SSL_CTX				*pf_ssl_ctx;	/* TLS-only */
 static char				*pf_host;	/* loopback listener */
 static int				 pf_port;
+static char				*pf_front;	/* front's host:port */
 static struct evhttp_connection		*pf_conns[PF_CONNS];
 static struct event			*pf_end_ev;	/* a fill ended */
 static unsigned				 pf_next_conn;
@@ -200,6 +216,41 @@ sync_self_addr(const char *l, char **host, int *port)
  * none, the first HTTPS one (our own certificate, on loopback: it is not
  * verified, as it may not name 127.0.0.1).
  */
+/*
+ * [server] front = http(s)://host[:port] (as config_url_parse left it):
+ * the jobs' requests go there, to the tier's balancer, which sends each
+ * to the member that owns it.  An https front is verified against the
+ * system's CAs, for its name.
+ */
+static int
+pf_front_init(const char *url)
+{
+	int		 tls = strncmp(url, "https://", 8) == 0;
+	const char	*hp = url + (tls ? 8 : 7), *colon;
+	char		*spec;
+	int		 rc;
+
+	pf_front = xstrdup(hp);
+	colon = strrchr(hp, ':');
+	if (colon == NULL || (hp[0] == '[' && colon < strchr(hp, ']')))
+		xasprintf(&spec, "%s:%d", hp, tls ? 443 : 80);
+	else
+		spec = xstrdup(hp);
+	/* sync_self_addr maps a wildcard to loopback; a front is not. */
+	rc = sync_self_addr(spec, &pf_host, &pf_port);
+	free(spec);
+	if (rc != 0)
+		return -1;
+	if (tls) {
+		if ((pf_ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+		    SSL_CTX_set_default_verify_paths(pf_ssl_ctx) != 1)
+			return -1;
+		SSL_CTX_set_verify(pf_ssl_ctx, SSL_VERIFY_PEER, NULL);
+	}
+	log_info("jobs fetch through the front door %s", url);
+	return 0;
+}
+
 int
 sync_pf_init(struct event_base *base, struct upstream_worker *up,
     const struct config *cfg, int have_plain)
@@ -211,6 +262,8 @@ sync_pf_init(struct event_base *base, struct upstream_worker *up,
 	if ((pf_end_ev = event_new(base, -1, 0, pf_fill_end_cb, NULL)) == NULL)
 		return -1;
 	cache_fill_end_watch(pf_end_ev);
+	if (cfg->front != NULL)
+		return pf_front_init(cfg->front);
 	if (have_plain)
 		l = cfg->listen[0];
 	else {
@@ -262,7 +315,8 @@ pf_task_add(struct pf_job *j, size_t img, enum pf_kind kind, const char *ref)
 	if (kind != PF_ROOT) {
 		if (json_object_get(im->seen, ref) != NULL)
 			return;
-		json_object_set_new(im->seen, ref, json_true());
+		json_object_set_new(im->seen, ref,
+		    json_integer((json_int_t)kind));
 		json_object_set_new(j->seen, ref, json_true());
 		if (kind == PF_BLOB)
 			im->blobs++;
@@ -392,6 +446,174 @@ pf_settle_walk(const struct pf_job *j, struct pf_settle *s)
 }
 
 static void	pf_job_settle(struct pf_job *);
+static void	pf_job_finish(struct pf_job *, unsigned busy, unsigned lost);
+static struct evhttp_connection *pf_conn(void);
+static void	pf_req_headers(struct evhttp_request *, const char *);
+
+#define PF_PROBE_MS	100	/* between asks of a blob not landed yet */
+#define PF_PROBES_MAX	8	/* asks in flight per job */
+
+static void	pf_probes_pump(struct pf_job *);
+
+static void
+pf_probe_free(struct pf_probe *p)
+{
+	free(p->digest);
+	free(p);
+}
+
+/* Every queued probe of j, counted and freed: the job ends without. */
+static unsigned
+pf_probes_drop(struct pf_job *j)
+{
+	struct pf_probe	*p;
+	unsigned	 n = 0;
+
+	while ((p = TAILQ_FIRST(&j->probes)) != NULL ||
+	    (p = TAILQ_FIRST(&j->probes_later)) != NULL) {
+		if (p == TAILQ_FIRST(&j->probes))
+			TAILQ_REMOVE(&j->probes, p, entry);
+		else
+			TAILQ_REMOVE(&j->probes_later, p, entry);
+		pf_probe_free(p);
+		n++;
+	}
+	return n;
+}
+
+static void
+pf_landed_done_cb(struct evhttp_request *req, void *arg)
+{
+	struct pf_probe		*p = arg;
+	struct pf_job		*j = p->job;
+	struct timeval		 tv = { 0, PF_PROBE_MS * 1000 };
+	int			 code;
+
+	CHECK_OBJ_NOTNULL(j, PF_JOB_MAGIC);
+	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+	j->probes_running--;
+	if (code == 504 || code == 503 || code == 0) {
+		/* Still publishing on its owner, or the owner is moving. */
+		TAILQ_INSERT_TAIL(&j->probes_later, p, entry);
+		if (!evtimer_pending(j->probe_ev, NULL))
+			evtimer_add(j->probe_ev, &tv);
+	} else {
+		if (code != 200) {
+			j->probes_lost++;
+			log_warnx("prefetch job %s: %s of %s: front door "
+			    "answered %d", j->id, p->digest,
+			    j->images[p->img].ref, code);
+		}
+		pf_probe_free(p);
+	}
+	pf_probes_pump(j);
+}
+
+static void
+pf_landed_later_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct pf_job	*j = arg;
+
+	(void)fd;
+	(void)ev;
+	TAILQ_CONCAT(&j->probes, &j->probes_later, entry);
+	pf_probes_pump(j);
+}
+
+/* HEAD /v2/REPO/blobs/D, only-if-cached, through the front. */
+static int
+pf_landed_send(struct pf_job *j, struct pf_probe *p)
+{
+	struct pf_image		*im = &j->images[p->img];
+	struct evhttp_connection *c;
+	struct evhttp_request	*req;
+	struct evkeyvalq	*h;
+	char			*path, *ens = NULL, pin[32];
+	int			 rc;
+
+	if ((c = pf_conn()) == NULL)
+		return -1;
+	req = evhttp_request_new(pf_landed_done_cb, p);
+	pf_req_headers(req, "regmirror-prefetch");
+	h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Cache-Control", "only-if-cached");
+	if (j->pin != 0) {
+		snprintf(pin, sizeof(pin), "%lld", j->pin < 0 ? -1LL :
+		    (long long)time(NULL) + j->pin);
+		evhttp_add_header(h, "X-Regmirror-Pin", pin);
+	}
+	if (im->ns != NULL)
+		ens = evhttp_encode_uri(im->ns);
+	xasprintf(&path, "/v2/%s/blobs/%s%s%s", im->repo, p->digest,
+	    ens != NULL ? "?ns=" : "", ens != NULL ? ens : "");
+	free(ens);
+	rc = evhttp_make_request(c, req, EVHTTP_REQ_HEAD, path);
+	free(path);
+	return rc;
+}
+
+static void
+pf_probes_pump(struct pf_job *j)
+{
+	struct pf_probe	*p;
+
+	while (j->probes_running < PF_PROBES_MAX &&
+	    (p = TAILQ_FIRST(&j->probes)) != NULL) {
+		TAILQ_REMOVE(&j->probes, p, entry);
+		if (pf_landed_send(j, p) != 0) {
+			j->probes_lost++;
+			pf_probe_free(p);
+			continue;
+		}
+		j->probes_running++;
+	}
+	if (j->probes_running == 0 && TAILQ_EMPTY(&j->probes) &&
+	    TAILQ_EMPTY(&j->probes_later) && j->state == PF_RUNNING)
+		pf_job_finish(j, 0, j->probes_lost);
+}
+
+/*
+ * Through a front door the job's blobs land on the members that own
+ * them, not here: each is asked, through the front, with a HEAD that
+ * says only-if-cached (and pins it there, with --pin) until its owner
+ * answers 200; 504 is "not yet", asked again.  PF_SETTLE_MAX bounds the
+ * wait as it does for local fills.
+ */
+static void
+pf_front_settle(struct pf_job *j)
+{
+	struct timeval	 tv = { PF_SETTLE_MAX, 0 };
+	struct pf_probe	*p;
+	const char	*d;
+	json_t		*v;
+	size_t		 i;
+	unsigned	 busy;
+
+	if (j->settle_start != 0) {
+		/* The settle timer: what has not landed is not waited for. */
+		if (time(NULL) - j->settle_start < PF_SETTLE_MAX)
+			return;
+		busy = pf_probes_drop(j) + j->probes_running;
+		pf_job_finish(j, busy, j->probes_lost);
+		return;
+	}
+	j->settle_start = time(NULL);
+	evtimer_add(j->settle_ev, &tv);
+	for (i = 0; i < j->nimages; i++) {
+		if (j->images[i].state != PF_DONE)
+			continue;
+		json_object_foreach(j->images[i].seen, d, v) {
+			if (json_integer_value(v) != PF_BLOB)
+				continue;
+			p = xcalloc(1, sizeof(*p));
+			p->job = j;
+			p->img = i;
+			p->digest = xstrdup(d);
+			TAILQ_INSERT_TAIL(&j->probes, p, entry);
+		}
+	}
+	pf_probes_pump(j);
+}
 
 /* The job's blobs have had PF_SETTLE_MAX to publish. */
 static void
@@ -430,10 +652,13 @@ pf_job_settle(struct pf_job *j)
 {
 	struct pf_settle	 s;
 	struct timeval		 tv = { PF_SETTLE_MAX, 0 };
-	size_t			 i;
-	int			 failed = 0;
+	unsigned		 busy;
 	time_t			 now = time(NULL);
 
+	if (pf_front != NULL) {
+		pf_front_settle(j);
+		return;
+	}
 	memset(&s, 0, sizeof(s));
 	s.job = j;
 	s.pin = j->pin != 0;
@@ -446,18 +671,29 @@ pf_job_settle(struct pf_job *j)
 	/* pf_fill_end_cb comes back when one ends, settle_ev at the end. */
 	if (s.busy > 0 && now - j->settle_start < PF_SETTLE_MAX)
 		return;
-	if (s.busy > 0)
-		log_warnx("prefetch job %s: %u blobs still publishing after "
-		    "%d s: not waited for", j->id, s.busy, PF_SETTLE_MAX);
-	evtimer_del(j->settle_ev);
+	busy = s.busy;
 	s.busy = 0;
 	s.final = 1;
 	pf_settle_walk(j, &s);
+	pf_job_finish(j, busy, s.lost);
+}
+
+/* The job's end: its blobs have landed (but busy and lost of them). */
+static void
+pf_job_finish(struct pf_job *j, unsigned busy, unsigned lost)
+{
+	size_t	i;
+	int	failed = 0;
+
+	if (busy > 0)
+		log_warnx("prefetch job %s: %u blobs still publishing after "
+		    "%d s: not waited for", j->id, busy, PF_SETTLE_MAX);
+	evtimer_del(j->settle_ev);
 	for (i = 0; i < j->nimages; i++)
 		failed |= j->images[i].state == PF_FAILED;
-	if (s.lost > 0)
+	if (lost > 0)
 		log_warnx("prefetch job %s: %u blobs were fetched but not "
-		    "stored", j->id, s.lost);
+		    "stored", j->id, lost);
 	j->state = failed ? PF_FAILED : PF_DONE;
 	j->finished = time(NULL);
 	log_info("prefetch job %s %s", j->id, pf_state_names[j->state]);
@@ -603,8 +839,25 @@ pf_task_done_cb(struct evhttp_request *req, void *arg)
 	pf_job_check(j);
 }
 
+/* SNI and the name (or address) the front's certificate must show. */
+static int
+pf_tls_name(SSL *ssl)
+{
+	struct in6_addr	a6;
+	struct in_addr	a4;
+
+	if (inet_pton(AF_INET, pf_host, &a4) == 1 ||
+	    inet_pton(AF_INET6, pf_host, &a6) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    pf_host) == 1 ? 0 : -1;
+	if (SSL_set_tlsext_host_name(ssl, pf_host) != 1 ||
+	    SSL_set1_host(ssl, pf_host) != 1)
+		return -1;
+	return 0;
+}
+
 /*
- * A connection to our own listener.  Plain: one of a small pool, kept
+ * A connection to our own listener (or the front door).  Plain: one of a small pool, kept
  * alive.  HTTPS: a new one per request, freed when it completes (an evhttp
  * connection cannot redo a TLS handshake when it reconnects).
  */
@@ -628,6 +881,11 @@ pf_conn(void)
 	}
 	if ((ssl = SSL_new(pf_ssl_ctx)) == NULL)
 		return NULL;
+	/* A front door is someone else's server: its name is checked. */
+	if (pf_front != NULL && pf_tls_name(ssl) != 0) {
+		SSL_free(ssl);
+		return NULL;
+	}
 	bev = bufferevent_openssl_socket_new(pf_base, -1, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE |
 	    BEV_OPT_DEFER_CALLBACKS);
@@ -654,7 +912,7 @@ pf_req_headers(struct evhttp_request *req, const char *host)
 {
 	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
 
-	evhttp_add_header(h, "Host", host);
+	evhttp_add_header(h, "Host", pf_front != NULL ? pf_front : host);
 	evhttp_add_header(h, "User-Agent", "regmirror-prefetch/"
 	    PACKAGE_VERSION);
 	evhttp_add_header(h, "X-Regmirror-Job", sync_token());
@@ -881,6 +1139,10 @@ pf_job_free(struct pf_job *j)
 		event_free(j->check_ev);
 	if (j->settle_ev != NULL)
 		event_free(j->settle_ev);
+	if (j->probe_ev != NULL) {
+		pf_probes_drop(j);
+		event_free(j->probe_ev);
+	}
 	j->magic = 0;
 	free(j);
 }
@@ -1054,6 +1316,9 @@ pf_job_new(const struct config *cfg, const struct sync_pf_params *pp,
 	TAILQ_INIT(&j->queue);
 	j->check_ev = evtimer_new(pf_base, pf_job_check_cb, j);
 	j->settle_ev = evtimer_new(pf_base, pf_job_settle_cb, j);
+	j->probe_ev = evtimer_new(pf_base, pf_landed_later_cb, j);
+	TAILQ_INIT(&j->probes);
+	TAILQ_INIT(&j->probes_later);
 	j->seen = json_object();
 	if (pf_job_images(j, cfg, pp->images, pp->nimages, fixed,
 	    pp->admin ? (size_t)cfg->max_job_images : SIZE_MAX, err,

@@ -90,10 +90,14 @@ need_regmirror() {
 
 # stop_pid PID [SECONDS]: TERM, wait up to SECONDS (default 10), then
 # KILL; returns 1 when KILL was needed.
+# stop_pid PID [TIMEOUT]: its stop signal (TERM, or what T_STOPSIG
+# names for it), then KILL after TIMEOUT seconds.  regmirror's is INT:
+# TERM drains for [server] drain first, which only the drain tests want.
+declare -A T_STOPSIG=()
 stop_pid() {
 	local pid=$1 t=${2:-10} i
 	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-	kill -TERM "$pid" 2>/dev/null || true
+	kill "-${T_STOPSIG[$pid]:-TERM}" "$pid" 2>/dev/null || true
 	for ((i = 0; i < t * 20; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
@@ -584,6 +588,7 @@ start_mirror() {
 	"$REGMIRROR" serve -c "$conf" >>"$MIRROR_LOG" 2>&1 &
 	MIRROR_PID=$!
 	register_pid "$MIRROR_PID" regmirror "$MIRROR_LOG"
+	T_STOPSIG[$MIRROR_PID]=INT
 	export MIRROR_PID MIRROR_PORT MIRROR_URL MIRROR_HOST MIRROR_LOG
 	wait_for 20 _mirror_ready || rc=$?
 	is_alive "$MIRROR_PID" || fail "regmirror exited during start-up"
@@ -933,4 +938,81 @@ mirror_metric() {
 	body=$(curl -sf --max-time 10 "$1/metrics") ||
 		fail "GET $1/metrics failed"
 	awk -v m="regmirror_$2" '$1 == m { print $2 }' <<<"$body"
+}
+
+# ---------------------------------------------------------------------------
+# A regional tier: members behind Debian's haproxy with the shipped
+# deploy/haproxy/regmirror.cfg (ports through its environment variables).
+
+# write_member_conf NAME UPSTREAM_URL [SERVER_LINE...]: $T_DIR/NAME.conf,
+# a member with its own port, admin port and cache dir; exports
+# NAME_PORT, NAME_ADMIN_PORT, NAME_ADMIN, NAME_CACHE (NAME upper-cased).
+write_member_conf() {
+	local name=$1 url=$2 var port aport
+	shift 2
+	var=$(echo "$name" | tr 'a-z-' 'A-Z_')
+	port=$(free_port)
+	aport=$(free_port)
+	write_mirror_base "$T_DIR/$name.conf" "$port" "$T_DIR/cache-$name" 5m \
+		"admin_listen = 127.0.0.1:$aport" \
+		"trusted_proxies = 127.0.0.1" "$@"
+	cat >>"$T_DIR/$name.conf" <<EOC
+
+[upstream "docker.io"]
+url = $url
+default = yes
+EOC
+	printf -v "${var}_PORT" %s "$port"
+	printf -v "${var}_ADMIN_PORT" %s "$aport"
+	printf -v "${var}_ADMIN" %s "http://127.0.0.1:$aport"
+	printf -v "${var}_CACHE" %s "$T_DIR/cache-$name"
+	export "${var}_PORT" "${var}_ADMIN_PORT" "${var}_ADMIN" "${var}_CACHE"
+}
+
+# start_member NAME: start_mirror on $T_DIR/NAME.conf; exports NAME_PID,
+# NAME_LOG.
+start_member() {
+	local var
+	var=$(echo "$1" | tr 'a-z-' 'A-Z_')
+	start_mirror "$T_DIR/$1.conf" "$1"
+	printf -v "${var}_PID" %s "$MIRROR_PID"
+	printf -v "${var}_LOG" %s "$MIRROR_LOG"
+	export "${var}_PID" "${var}_LOG"
+}
+
+_haproxy_up() {
+	is_alive "$HAPROXY_PID" || hard_error "haproxy exited during start-up"
+	[ "$(http_code "$FRONT_URL/v2/")" = 200 ]
+}
+
+# start_haproxy: the shipped config in front of members a, b and c
+# (write_member_conf first).  Exports FRONT_PORT, FRONT_URL, FRONT_HOST,
+# HAPROXY_PID, HAPROXY_LOG.
+start_haproxy() {
+	need haproxy
+	FRONT_PORT=$(free_port)
+	FRONT_HOST=127.0.0.1:$FRONT_PORT
+	FRONT_URL=http://$FRONT_HOST
+	HAPROXY_LOG=$T_DIR/haproxy.log
+	REGMIRROR_FRONT=$FRONT_HOST \
+	REGMIRROR_A=127.0.0.1:$A_PORT REGMIRROR_A_ADMIN_PORT=$A_ADMIN_PORT \
+	REGMIRROR_B=127.0.0.1:$B_PORT REGMIRROR_B_ADMIN_PORT=$B_ADMIN_PORT \
+	REGMIRROR_C=127.0.0.1:$C_PORT REGMIRROR_C_ADMIN_PORT=$C_ADMIN_PORT \
+		haproxy -db -f "$top_srcdir/deploy/haproxy/regmirror.cfg" \
+		>>"$HAPROXY_LOG" 2>&1 &
+	HAPROXY_PID=$!
+	register_pid "$HAPROXY_PID" haproxy "$HAPROXY_LOG"
+	export FRONT_PORT FRONT_HOST FRONT_URL HAPROXY_PID HAPROXY_LOG
+	wait_for 20 _haproxy_up || hard_error "haproxy did not answer on :$FRONT_PORT"
+}
+
+# blob_holders DIGEST: the members (of a b c) whose cache holds DIGEST.
+blob_holders() {
+	local m out=''
+	for m in a b c; do
+		local v
+		v=$(echo "$m" | tr a-z A-Z)_CACHE
+		[ -f "$(cache_blob_file "${!v}" "$1")" ] && out="$out$m"
+	done
+	echo "${out:--}"
 }

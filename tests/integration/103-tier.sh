@@ -1,0 +1,119 @@
+#!/bin/bash
+# A regional tier: three members behind Debian's haproxy running the
+# shipped deploy/haproxy/regmirror.cfg.
+#  a. skopeo and podman pull a multi-layer image through the front: every
+#     blob is fetched from upstream exactly once across the tier and
+#     stored on exactly one member (hashing by digest); the manifest by
+#     tag is asked of one member per path form (hashing by repository).
+#  b. one member is killed (SIGKILL) while 10 clients pull: every pull
+#     completes (haproxy retries and redispatches; skopeo retries a layer
+#     cut in the middle), and only that member's share is fetched again,
+#     once.
+[ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
+. "$(dirname "$0")/lib.sh" || exit 99
+need docker-registry skopeo podman haproxy jq timeout
+need_regmirror
+[ "$(id -u)" = 0 ] || hard_error "podman runs as root here (vfs, cgroupfs)"
+
+mkimage "$T_DIR/img" single --seed t103 --ref v1 \
+	--layers 210000,320000,430000,540000,650000,760000
+start_registry up
+seed_image "$T_DIR/img" v1 "$UP_HOST" app/demo:v1
+mapfile -t BLOBS < <(jq -r '.images[0].config.digest,
+	.images[0].layers[].digest' "$T_DIR/img.json")
+
+for m in a b c; do write_member_conf $m "$UP_URL"; done
+for m in a b c; do start_member $m; done
+start_haproxy
+
+log "a. skopeo through the front"
+mark=$(log_mark "$UP_LOG")
+skopeo_ copy -q --src-tls-verify=false "docker://$FRONT_HOST/app/demo:v1" \
+	"oci:$T_DIR/out-skopeo:v1" >"$T_DIR/skopeo-a.out" 2>&1 ||
+	{ cat "$T_DIR/skopeo-a.out" >&2; fail "skopeo copy through the front"; }
+layout_same "$T_DIR/img" "$T_DIR/out-skopeo"
+
+log "a. podman through the front"
+PM=$(mktemp -d /tmp/pm.XXXXXX)
+T_EXTRA_DIRS+=("$PM")
+printf '%s\n' 'unqualified-search-registries = []' '[[registry]]' \
+	'prefix = "docker.io"' 'location = "docker.io"' '[[registry.mirror]]' \
+	"location = \"$FRONT_HOST/docker.io\"" 'insecure = true' \
+	>"$CONTAINERS_REGISTRIES_CONF"
+export CONTAINERS_CONF="$T_DIR/containers.conf"
+printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nevents_logfile_path = "%s"\n' \
+	"$T_DIR/podman-events.log" >"$CONTAINERS_CONF"
+export CONTAINERS_STORAGE_CONF="$T_DIR/storage.conf"
+printf '[storage]\ndriver = "vfs"\nrunroot = "%s"\ngraphroot = "%s"\n' \
+	"$PM/rr" "$PM/r" >"$CONTAINERS_STORAGE_CONF"
+podman_() {
+	podman --root "$PM/r" --runroot "$PM/rr" --tmpdir "$PM/t" \
+		--storage-driver vfs --cgroup-manager cgroupfs "$@"
+}
+timeout 120 podman --root "$PM/r" --runroot "$PM/rr" --tmpdir "$PM/t" \
+	--storage-driver vfs --cgroup-manager cgroupfs \
+	pull --signature-policy "$T_DIR/policy.json" \
+	docker.io/app/demo:v1 >"$T_DIR/podman.out" 2>&1 ||
+	{ tail -n 20 "$T_DIR/podman.out" >&2; fail "podman pull through the front"; }
+CONFIG=$(jq -r '.images[0].config.digest' "$T_DIR/img.json")
+assert_eq "${CONFIG#sha256:}" \
+	"$(podman_ image inspect --format '{{.Id}}' docker.io/app/demo:v1)" \
+	"podman's image id"
+
+registry_log_sync up
+declare -A OWNER
+spread=''
+for d in "${BLOBS[@]}"; do
+	assert_eq 1 "$(count_upstream_gets_ok "$UP_LOG" "/v2/app/demo/blobs/$d" "$mark")" \
+		"upstream GETs of $d across the tier (skopeo, then podman)"
+	h=$(blob_holders "$d")
+	[ "${#h}" = 1 ] || fail "$d is held by members '$h', want exactly one"
+	OWNER[$d]=$h
+	case $spread in *"$h"*) ;; *) spread="$spread$h" ;; esac
+done
+[ "${#spread}" -ge 2 ] || fail "every blob landed on member $spread: no spread"
+log "blobs spread over members: $spread"
+# The manifest by tag, in skopeo's path form and in podman's
+# (/v2/docker.io/...): each form hashes to one member.
+for form in /v2/app/demo/manifests/v1 /v2/docker.io/app/demo/manifests/v1; do
+	n=0
+	for m in A B C; do
+		v=${m}_LOG
+		if grep -qF "\"GET $form" "${!v}"; then n=$((n + 1)); fi
+	done
+	assert_eq 1 "$n" "members that answered GET $form"
+done
+
+log "b. SIGKILL of one member while 10 clients pull"
+# The owner of the largest layer: it is busy when the pulls start.
+victim=${OWNER[${BLOBS[6]}]}
+V=$(echo "$victim" | tr a-z A-Z)
+vpid=${V}_PID
+vlog=${V}_LOG
+mark=$(log_mark "$UP_LOG")
+vmark=$(log_mark "${!vlog}")
+pids=()
+for i in $(seq 1 10); do
+	skopeo_ copy -q --retry-times 5 --src-tls-verify=false \
+		"docker://$FRONT_HOST/app/demo:v1" "oci:$T_DIR/out-$i:v1" \
+		>"$T_DIR/skopeo-b$i.out" 2>&1 &
+	pids+=($!)
+done
+victim_busy() {
+	[ "$(tail -n +"$((vmark + 1))" "${!vlog}" | grep -c ' access r')" -gt 0 ]
+}
+wait_for 60 victim_busy || fail "no request reached member $victim"
+kill -KILL "${!vpid}"
+for i in $(seq 1 10); do
+	wait "${pids[i - 1]}" ||
+		{ cat "$T_DIR/skopeo-b$i.out" >&2; fail "pull $i failed after the SIGKILL"; }
+	layout_same "$T_DIR/img" "$T_DIR/out-$i"
+done
+registry_log_sync up
+for d in "${BLOBS[@]}"; do
+	want=0
+	[ "${OWNER[$d]}" != "$victim" ] || want=1
+	assert_eq "$want" "$(count_upstream_gets_ok "$UP_LOG" "/v2/app/demo/blobs/$d" "$mark")" \
+		"upstream GETs of $d after member $victim (owner ${OWNER[$d]}) died"
+done
+pass
