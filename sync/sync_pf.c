@@ -857,9 +857,10 @@ pf_tls_name(SSL *ssl)
 }
 
 /*
- * A connection to our own listener (or the front door).  Plain: one of a small pool, kept
- * alive.  HTTPS: a new one per request, freed when it completes (an evhttp
- * connection cannot redo a TLS handshake when it reconnects).
+ * A connection to our own listener (or the front door).  Plain: one of
+ * a small pool, kept alive.  HTTPS: a new one per request, freed when it
+ * completes (an evhttp connection cannot redo a TLS handshake when it
+ * reconnects).
  */
 static struct evhttp_connection *
 pf_conn(void)
