@@ -986,11 +986,11 @@ _haproxy_up() {
 }
 
 # start_haproxy: the shipped config in front of members a, b and c
-# (write_member_conf first).  Exports FRONT_PORT, FRONT_URL, FRONT_HOST,
-# HAPROXY_PID, HAPROXY_LOG.
+# (write_member_conf first), on FRONT_PORT (a free port unless set).
+# Exports FRONT_PORT, FRONT_URL, FRONT_HOST, HAPROXY_PID, HAPROXY_LOG.
 start_haproxy() {
 	need haproxy
-	FRONT_PORT=$(free_port)
+	: "${FRONT_PORT:=$(free_port)}"
 	FRONT_HOST=127.0.0.1:$FRONT_PORT
 	FRONT_URL=http://$FRONT_HOST
 	HAPROXY_LOG=$T_DIR/haproxy.log
