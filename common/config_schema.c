@@ -705,6 +705,9 @@ config_set_duration(struct config_parser *p, const struct config_key *k,
 	if ((uint64_t)v < k->ck_min)
 		return config_error(p, "%s must be at least %" PRIu64 "s, "
 		    "not '%s'", k->ck_name, k->ck_min, value);
+	if (k->ck_max != 0 && (uint64_t)v > k->ck_max)
+		return config_error(p, "%s must be at most %" PRIu64 "s, "
+		    "not '%s'", k->ck_name, k->ck_max, value);
 	config_store_number(base, k, (uint64_t)v);
 	return 0;
 }

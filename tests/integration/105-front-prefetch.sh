@@ -57,6 +57,19 @@ for d in $(blobs_of "$T_DIR/img.json"); do
 		"upstream GETs of $d by the prefetch"
 done
 
+# only-if-cached never goes upstream, and never leaks another
+# repository's blob: 504 there (the link check would have to ask).
+D0=$(jq -r '.images[0].layers[0].digest' "$T_DIR/img.json")
+mark=$(log_mark "$UP_LOG")
+assert_eq 504 "$(http_code "$FRONT_URL/v2/other/repo/blobs/$D0" -I \
+	-H 'Cache-Control: only-if-cached')" "only-if-cached HEAD in another repository"
+assert_eq 200 "$(http_code "$FRONT_URL/v2/app/demo/blobs/$D0" -I \
+	-H 'Cache-Control: only-if-cached')" "only-if-cached HEAD where it is stored"
+registry_log_sync up
+assert_eq 0 "$(($(count_upstream_requests "$UP_LOG" /v2/other/ "$mark") +
+	$(count_upstream_requests "$UP_LOG" /v2/app/ "$mark")))" \
+	"upstream requests of the only-if-cached HEADs"
+
 log "b. a pull through the front costs no upstream request"
 mark=$(log_mark "$UP_LOG")
 skopeo_ copy -q --src-tls-verify=false "docker://$FRONT_HOST/app/demo:v1" \

@@ -1827,6 +1827,55 @@ test_access(void)
 	}
 }
 
+/*
+ * A member of a tier ([server] front, job_token_file, drain,
+ * shutdown_timeout, ready_after_reconcile): defaults, bounds, bad values.
+ * Durations with a maximum enforce it (they did not: login_cache_ttl).
+ */
+static void
+test_tier(void)
+{
+	struct config	*cf;
+
+	cf = load(MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "tier: defaults")) {
+		ok(cf->front == NULL, "  front unset");
+		ok(cf->job_token_file == NULL, "  job_token_file unset");
+		is_int(cf->drain, 5, "  drain 5s");
+		is_int(cf->shutdown_timeout, 60, "  shutdown_timeout 60s");
+		is_int(cf->ready_after_reconcile, 1, "  ready_after_reconcile");
+		config_free(cf);
+	}
+	cf = load("[server]\nfront = https://lb.example\ndrain = 0\n"
+	    "shutdown_timeout = 1d\nready_after_reconcile = no\n"
+	    MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "tier: at the bounds")) {
+		is_str(cf->front, "https://lb.example", "  front normalised");
+		is_int(cf->drain, 0, "  drain 0");
+		is_int(cf->shutdown_timeout, 86400, "  shutdown_timeout 1d");
+		is_int(cf->ready_after_reconcile, 0, "  not after reconcile");
+		config_free(cf);
+	}
+	cf = load("[server]\ndrain = 1h\n" MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "tier: drain 1h"))
+		config_free(cf);
+	load_fails("[server]\ndrain = 61m\n",
+	    "mirror.conf:2: drain must be at most 3600s, not '61m'");
+	load_fails("[server]\nshutdown_timeout = 2d\n",
+	    "mirror.conf:2: shutdown_timeout must be at most 86400s, not '2d'");
+	load_fails("[auth]\nlogin_cache_ttl = 2h\n",
+	    "mirror.conf:2: login_cache_ttl must be at most 3600s, not '2h'");
+	load_fails("[server]\nfront = ftp://lb\n",
+	    "mirror.conf:2: bad front 'ftp://lb' (want http(s)://host[:port] "
+	    "with no path)");
+	load_fails("[server]\nfront = http://lb:5000/v2\n",
+	    "mirror.conf:2: bad front 'http://lb:5000/v2' (want "
+	    "http(s)://host[:port] with no path)");
+	load_fails("[server]\njob_token_file = /nonexistent/job.token\n",
+	    "mirror.conf:2: cannot read job_token_file "
+	    "'/nonexistent/job.token': No such file or directory");
+}
+
 int
 main(void)
 {
@@ -1843,6 +1892,7 @@ main(void)
 	test_example();
 	test_print_defaults();
 	test_limits();
+	test_tier();
 	test_access();
 	tmpfiles_remove();
 	return done_testing();
