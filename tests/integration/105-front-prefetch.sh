@@ -8,7 +8,9 @@
 #     twice), fetched from upstream once;
 #  b. a pull through the front right after costs no upstream request;
 #  c. --pin pins each blob on its owner (asked through the front);
-#  d. the shared secret (job_token_file) is honoured by the other
+#  d. replication (sync --wait) lists tags and lands blobs through the
+#     front the same way;
+#  e. the shared secret (job_token_file) is honoured by the other
 #     members (miss_limit = 1 lets the jobs' misses through); without it
 #     a job reaching another member is an ordinary client there (429).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
@@ -32,6 +34,15 @@ for m in a b c; do
 	write_member_conf $m "$UP_URL" "front = http://127.0.0.1:$FRONT_PORT" \
 		"job_token_file = $T_DIR/job.token" "miss_limit = 1"
 done
+# Member a also replicates app/demo's r* tags (run on demand below).
+cat >>"$T_DIR/a.conf" <<EOC
+
+[replication "rel"]
+source = docker.io
+repositories = app/demo
+tags = r.*
+interval = 24h
+EOC
 for m in a b c; do start_member $m; done
 start_haproxy
 grep -q "jobs fetch through the front door http://127.0.0.1:$FRONT_PORT" "$A_LOG" ||
@@ -93,7 +104,29 @@ for d in $(blobs_of "$T_DIR/img2.json"); do
 		fail "$d on member $h ($H) is not pinned (pinned_until $until)"
 done
 
-log "d. the shared secret is honoured by the other members"
+log "d. replication through the front"
+mkimage "$T_DIR/rel" single --seed t105-r --ref r1 --layers 310000,320000,330000,340000
+seed_image "$T_DIR/rel" r1 "$UP_HOST" app/demo:r1
+mark=$(log_mark "$UP_LOG")
+"$REGMIRROR" sync rel --mirror "$A_ADMIN" --wait >"$T_DIR/sync.out" 2>&1 ||
+	fail "sync rel failed: $(cat "$T_DIR/sync.out")"
+spread=''
+for d in $(blobs_of "$T_DIR/rel.json"); do
+	h=$(blob_holders "$d")
+	[ "${#h}" = 1 ] || fail "replicated $d is on members '$h', want one"
+	case $spread in *"$h"*) ;; *) spread="$spread$h" ;; esac
+done
+[ "${#spread}" -ge 2 ] || fail "every replicated blob on member $spread"
+registry_log_sync up
+for d in $(blobs_of "$T_DIR/rel.json"); do
+	assert_eq 1 "$(count_upstream_gets_ok "$UP_LOG" "/v2/app/demo/blobs/$d" "$mark")" \
+		"upstream GETs of replicated $d"
+done
+# The tag list was asked of the repository's owner through the front.
+n=$(cat "$A_LOG" "$B_LOG" "$C_LOG" | grep -c '"GET /v2/app/demo/tags/list' || true)
+[ "$n" -ge 1 ] || fail "no tags/list through the front"
+
+log "e. the shared secret is honoured by the other members"
 # miss_limit = 1: the repository's owner let both jobs' manifest misses
 # (v1, then v2, within the minute) through: they carry the tier's secret.
 n=$(cat "$A_LOG" "$B_LOG" "$C_LOG" |
