@@ -20,6 +20,11 @@
 #     with each region's .env (certificates generated for the test; the
 #     only warnings are the members' names not resolving here), and each
 #     .env's member ports are its region's listen and admin_listen ports.
+#     Then for real, in front of one member with HTTPS registry and admin
+#     listeners: skopeo copies an image through the TLS front door (every
+#     blob verified) and the /readyz checks over TLS never mark it down;
+#     with another CA for the members, the check fails the handshake
+#     (Layer6) and the front answers 503.
 #  5. Client configs: every daemon.json parses (jq) and names its
 #     region's front door as its only mirror; every hosts.toml and
 #     registries.conf.d file parses (python3 tomllib) and sends its
@@ -199,6 +204,79 @@ for r in $PRODUCTION primary; do
 	[ -f "$EX/haproxy/$r.env" ] || fail "no haproxy/$r.env"
 done
 
+# The TLS parts for real: one member (HTTPS registry and admin
+# listeners, certificates from the members' CA) behind haproxy with this
+# config, the three server lines pointing at it.  Its /readyz checks pass
+# over TLS and skopeo copies an image through the front door, verifying
+# the front's certificate; a haproxy given another CA for the members
+# answers 503 and logs the failed check (verify required holds).
+mkimage "$T_DIR/roll" multi --seed t113-roll --ref v1 --layers 3000,90000
+seed_image "$T_DIR/roll" v1 "$UP_HOST" app/roll:v1
+D1=$(layout_top "$T_DIR/roll")
+make_server_cert "$T_DIR/ca" "$T_DIR/member" 1003
+printf 'member-token-113\n' >"$T_DIR/member.tok"
+chmod 600 "$T_DIR/member.tok"
+MP=$(free_port) MA=$(free_port)
+write_mirror_base "$T_DIR/member.conf" "$MP" "$T_DIR/cache-member" 5m \
+	"admin_listen = 127.0.0.1:$MA" "drain = 0s" \
+	"admin_token_file = $T_DIR/member.tok" \
+	"admin_tls_cert = $T_DIR/member.crt" "admin_tls_key = $T_DIR/member.key" \
+	"tls_cert = $T_DIR/member.crt" "tls_key = $T_DIR/member.key" \
+	"trusted_proxies = 127.0.0.1" "max_connections_per_client = 0"
+printf '[upstream "docker.io"]\nurl = %s\n' "$UP_URL" >>"$T_DIR/member.conf"
+"$REGMIRROR" serve -c "$T_DIR/member.conf" >>"$T_DIR/member.log" 2>&1 &
+MEMBER_PID=$!
+register_pid "$MEMBER_PID" "regmirror member" "$T_DIR/member.log"
+member_ready() {
+	is_alive "$MEMBER_PID" || fail "the TLS member exited"
+	[ "$(http_code "https://127.0.0.1:$MA/readyz" \
+		--cacert "$T_DIR/ca/ca.crt")" = 200 ]
+}
+wait_for 20 member_ready || fail "the TLS member is not ready"
+# start_haproxy NAME MEMBERS_CA: exports NAME_PORT (its front door).
+# -n 4000: the config's maxconn 20000 wants 40023 descriptors, more than
+# a test machine's hard limit may allow (systemd gives haproxy plenty).
+start_haproxy() {
+	local name=$1 port pid
+	port=$(free_port)
+	env REGMIRROR_FRONT="127.0.0.1:$port" \
+		REGMIRROR_FRONT_CERT="$T_DIR/front.pem" \
+		REGMIRROR_MEMBERS_CA="$2" \
+		REGMIRROR_A="127.0.0.1:$MP" REGMIRROR_B="127.0.0.1:$MP" \
+		REGMIRROR_C="127.0.0.1:$MP" REGMIRROR_A_ADMIN_PORT="$MA" \
+		REGMIRROR_B_ADMIN_PORT="$MA" REGMIRROR_C_ADMIN_PORT="$MA" \
+		haproxy -n 4000 -db -f "$EX/haproxy/regmirror-tls.cfg" \
+		>>"$T_DIR/haproxy-$name.log" 2>&1 &
+	pid=$!
+	register_pid "$pid" "haproxy $name" "$T_DIR/haproxy-$name.log"
+	wait_for 20 pid_listens "$pid" "$port" ||
+		hard_error "haproxy $name did not listen on :$port"
+	printf -v "${name^^}_PORT" %s "$port"
+}
+start_haproxy good "$T_DIR/ca/ca.crt"
+front_ok() {
+	[ "$(http_code "https://127.0.0.1:$GOOD_PORT/v2/" \
+		--cacert "$T_DIR/ca/ca.crt")" = 200 ]
+}
+wait_for 20 front_ok || fail "GET /v2/ through the TLS front door"
+mkdir -p "$T_DIR/certs" && cp "$T_DIR/ca/ca.crt" "$T_DIR/certs/"
+skopeo_ copy -q --all --src-cert-dir "$T_DIR/certs" \
+	"docker://127.0.0.1:$GOOD_PORT/app/roll:v1" "oci:$T_DIR/via-front:x" \
+	>"$T_DIR/skopeo-front.log" 2>&1 ||
+	fail "skopeo through the TLS front: $(cat "$T_DIR/skopeo-front.log")"
+layout_same "$T_DIR/roll" "$T_DIR/via-front"
+grep -q "\"GET /v2/app/roll/manifests/v1\" 200 " "$T_DIR/member.log" ||
+	fail "the member did not serve the pull through the front"
+make_test_ca "$T_DIR/ca2"
+start_haproxy bad "$T_DIR/ca2/ca.crt"
+bad_logged() {
+	grep -q 'Server regmirror/a is DOWN, reason: Layer6' \
+		"$T_DIR/haproxy-bad.log"
+}
+wait_for 20 bad_logged || fail "no failed check with the wrong members' CA"
+assert_eq 503 "$(http_code "https://127.0.0.1:$BAD_PORT/v2/" \
+	--cacert "$T_DIR/ca/ca.crt")" "GET /v2/ with the wrong members' CA"
+
 # -- 5. client configs -----------------------------------------------------
 for r in $PRODUCTION $STAGING; do
 	d=$EX/clients/$r/etc
@@ -226,11 +304,9 @@ EOPY
 done
 
 # -- 6. deploy/rollout.sh end to end -----------------------------------------
-mkimage "$T_DIR/roll" multi --seed t113-roll --ref v1 --layers 3000,90000
 mkimage "$T_DIR/other" single --seed t113-other --ref v1 --layers 2000,40000
-seed_image "$T_DIR/roll" v1 "$UP_HOST" app/roll:v1
 seed_image "$T_DIR/other" v1 "$UP_HOST" app/other:v2
-D1=$(layout_top "$T_DIR/roll") D2=$(layout_top "$T_DIR/other")
+D2=$(layout_top "$T_DIR/other")
 
 make_server_cert "$T_DIR/ca" "$T_DIR/admin" 1002
 printf 'rollout-token-113\n' >"$T_DIR/admin.tok"
@@ -327,5 +403,10 @@ rollout bad "$T_DIR/regions-bad" app/roll:v1
 assert_eq 2 "$ROLL_RC" "rollout exit for a bad regions line"
 grep -qx "$T_DIR/regions-bad:1: want NAME ADMIN_URL TOKEN_FILE CACERT" \
 	"$T_DIR/bad.err" || fail "bad regions line: $(cat "$T_DIR/bad.err")"
+
+# The good haproxy's TLS checks of the member's /readyz passed all along
+# (the bad one shows that a failing check is logged).
+! grep -q 'is DOWN' "$T_DIR/haproxy-good.log" ||
+	fail "haproxy marked the TLS member down: $(cat "$T_DIR/haproxy-good.log")"
 
 pass
