@@ -19,8 +19,9 @@
 #  4. HAProxy: "haproxy -c" accepts deploy/examples/haproxy/regmirror-tls.cfg
 #     with each region's .env (certificates generated for the test; the
 #     only warnings are the members' names not resolving here), and each
-#     .env's member ports are its region's listen and admin_listen ports.
-#     Then for real, in front of one member with HTTPS registry and admin
+#     .env's member ports are its region's listen and admin_listen ports;
+#     its directives are deploy/haproxy/regmirror.cfg's plus the TLS ones
+#     (no drift in hashing, checks, retries, timeouts).  Then for real, in front of one member with HTTPS registry and admin
 #     listeners: skopeo copies an image through the TLS front door (every
 #     blob verified) and the /readyz checks over TLS never mark it down;
 #     with another CA for the members, the check fails the handshake
@@ -176,6 +177,19 @@ done
 make_test_ca "$T_DIR/ca"
 make_server_cert "$T_DIR/ca" "$T_DIR/front" 1001
 cat "$T_DIR/front.crt" "$T_DIR/front.key" >"$T_DIR/front.pem"
+# The TLS config is the shipped one plus TLS: their directives, without
+# comments and with the TLS additions taken out, are the same.
+directives() {	# directives FILE: its directive lines, TLS additions out
+	sed -e 's/[[:space:]]*#.*//' -e '/^[[:space:]]*$/d' \
+		-e '/^[[:space:]]*ssl-default-/d' \
+		-e '/X-Forwarded-Proto/d' \
+		-e 's/ ssl crt .*//' \
+		-e 's/ ssl verify required .* check-ssl init-addr last,libc,none$//' \
+		"$1"
+}
+diff <(directives "$top_srcdir/deploy/haproxy/regmirror.cfg") \
+	<(directives "$EX/haproxy/regmirror-tls.cfg") >"$T_DIR/cfg.diff" ||
+	fail "regmirror-tls.cfg drifted from regmirror.cfg: $(cat "$T_DIR/cfg.diff")"
 for e in "$EX"/haproxy/*.env; do
 	r=$(basename "$e" .env)
 	[ -f "$EX/$r/mirror.conf" ] || fail "$e: no region $r"
@@ -233,10 +247,8 @@ member_ready() {
 		--cacert "$T_DIR/ca/ca.crt")" = 200 ]
 }
 wait_for 20 member_ready || fail "the TLS member is not ready"
-# start_haproxy NAME MEMBERS_CA: exports NAME_PORT (its front door).
-# -n 4000: the config's maxconn 20000 wants 40023 descriptors, more than
-# a test machine's hard limit may allow (systemd gives haproxy plenty).
-start_haproxy() {
+# start_tls_haproxy NAME MEMBERS_CA: exports NAME_PORT (its front door).
+start_tls_haproxy() {
 	local name=$1 port pid
 	port=$(free_port)
 	env REGMIRROR_FRONT="127.0.0.1:$port" \
@@ -245,7 +257,7 @@ start_haproxy() {
 		REGMIRROR_A="127.0.0.1:$MP" REGMIRROR_B="127.0.0.1:$MP" \
 		REGMIRROR_C="127.0.0.1:$MP" REGMIRROR_A_ADMIN_PORT="$MA" \
 		REGMIRROR_B_ADMIN_PORT="$MA" REGMIRROR_C_ADMIN_PORT="$MA" \
-		haproxy -n 4000 -db -f "$EX/haproxy/regmirror-tls.cfg" \
+		haproxy -db -f "$EX/haproxy/regmirror-tls.cfg" \
 		>>"$T_DIR/haproxy-$name.log" 2>&1 &
 	pid=$!
 	register_pid "$pid" "haproxy $name" "$T_DIR/haproxy-$name.log"
@@ -253,7 +265,7 @@ start_haproxy() {
 		hard_error "haproxy $name did not listen on :$port"
 	printf -v "${name^^}_PORT" %s "$port"
 }
-start_haproxy good "$T_DIR/ca/ca.crt"
+start_tls_haproxy good "$T_DIR/ca/ca.crt"
 front_ok() {
 	[ "$(http_code "https://127.0.0.1:$GOOD_PORT/v2/" \
 		--cacert "$T_DIR/ca/ca.crt")" = 200 ]
@@ -268,7 +280,7 @@ layout_same "$T_DIR/roll" "$T_DIR/via-front"
 grep -q "\"GET /v2/app/roll/manifests/v1\" 200 " "$T_DIR/member.log" ||
 	fail "the member did not serve the pull through the front"
 make_test_ca "$T_DIR/ca2"
-start_haproxy bad "$T_DIR/ca2/ca.crt"
+start_tls_haproxy bad "$T_DIR/ca2/ca.crt"
 bad_logged() {
 	grep -q 'Server regmirror/a is DOWN, reason: Layer6' \
 		"$T_DIR/haproxy-bad.log"
