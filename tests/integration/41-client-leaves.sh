@@ -29,6 +29,10 @@ assert_eq 1048576 "$(stat -c %s "$T_DIR/part")" "bytes the leaving client read"
 
 wait_for 60 test -f "$FILE" ||
 	fail "the blob was not published after its first client left"
+# The file is renamed in before the fill leaves the table: a GET in
+# between attaches to the (verified) fill instead of hitting the cache.
+stored() { grep -q "fill $DG: stored" "$MIRROR_LOG"; }
+wait_for 30 stored || fail "the fill did not finish publishing"
 got=$(curl -sf "$MIRROR_URL$BLOB" | sha256sum | cut -d' ' -f1) ||
 	fail "GET after the fill failed"
 assert_eq "${DG#sha256:}" "$got" "body sha256 after the fill"
