@@ -16,7 +16,7 @@ M8=$top_srcdir/docs/regmirror.8
 [ -r "$M5" ] && [ -r "$M8" ] || hard_error "no $M5 or $M8"
 
 for m in "$M5" "$M8"; do
-	w=$(LC_ALL=C groff -mandoc -ww -z "$m" 2>&1 &&
+	w=$(LC_ALL=C groff -Tutf8 -mandoc -ww -z "$m" 2>&1 &&
 	    LC_ALL=C MANWIDTH=80 man --warnings -l "$m" 2>&1 >/dev/null) ||
 		fail "$(basename "$m") does not render: $w"
 	[ -z "$w" ] || fail "$(basename "$m"): warnings: $w"
