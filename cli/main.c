@@ -92,6 +92,7 @@ usage(FILE *f)
 "Options:\n"
 "  -c, --config FILE        configuration file (default %s)\n"
 "  -d, --debug              log at debug level (overrides log_level)\n"
+"  --cache-dir DIR          serve, cache: use DIR instead of [cache] dir\n"
 "  -h, --help               this text\n"
 "\n"
 "See mirror.conf.example for every configuration key.\n",
@@ -111,12 +112,28 @@ load(const char *path)
 	return cfg;
 }
 
-/* What -c, -d, -h and --print-defaults said (serve, check-config). */
+/* What -c, -d, -h, --cache-dir and --print-defaults said (serve,
+ * check-config). */
 struct main_opts {
 	const char	*path;
+	const char	*cache_dir;
 	int		 debug;
 	int		 defaults;
 };
+
+/*
+ * --cache-dir DIR replaces [cache] dir: trying the mirror out of a source
+ * tree with the example config needs a directory the user can write,
+ * without editing the config (which keeps the packaged default).
+ */
+static void
+main_cache_dir(struct config *cfg, const char *dir)
+{
+	if (dir == NULL)
+		return;
+	free(cfg->cache_dir);
+	cfg->cache_dir = xstrdup(dir);
+}
 
 struct main_cmd;
 typedef int	(*main_cmd_f)(const struct main_cmd *, int argc, char **argv,
@@ -160,12 +177,12 @@ main_version(const struct main_cmd *c, int argc, char **argv,
 
 /*
  * The subcommands' own arguments: -c FILE may come anywhere among them
- * (it sets *path and *have_c); the rest go to rest[], in order.  The count
- * of them.
+ * (it sets *path and *have_c), and so may --cache-dir DIR where cache_dir
+ * is not NULL; the rest go to rest[], in order.  The count of them.
  */
 static int
 main_split_config(int argc, char **argv, const char **path, int *have_c,
-    char **rest)
+    const char **cache_dir, char **rest)
 {
 	int	n = 0, i;
 
@@ -174,7 +191,11 @@ main_split_config(int argc, char **argv, const char **path, int *have_c,
 		    strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
 			*path = argv[++i];
 			*have_c = 1;
-		} else
+		} else if (cache_dir != NULL &&
+		    strcmp(argv[i], "--cache-dir") == 0 && i + 1 < argc &&
+		    argv[i + 1][0] != '\0')
+			*cache_dir = argv[++i];
+		else
 			rest[n++] = argv[i];
 	}
 	return n;
@@ -192,7 +213,7 @@ main_job(const struct main_cmd *c, int argc, char **argv,
 	int		  n, have_c = 0, rc;
 
 	(void)o;
-	n = main_split_config(argc, argv, &path, &have_c, rest);
+	n = main_split_config(argc, argv, &path, &have_c, NULL, rest);
 	cfg = have_c || access(path, R_OK) == 0 ? load(path) : NULL;
 	rc = c->sub(cfg, n, rest);
 	free(rest);
@@ -206,14 +227,15 @@ static int
 main_cache(const struct main_cmd *c, int argc, char **argv,
     const struct main_opts *o)
 {
-	const char	*path = CONFIG_DEFAULT_PATH;
+	const char	*path = CONFIG_DEFAULT_PATH, *dir = NULL;
 	struct config	*cfg;
 	char		**rest = xcalloc((size_t)argc, sizeof(*rest));
 	int		  n, have_c = 0, rc;
 
 	(void)o;
-	n = main_split_config(argc, argv, &path, &have_c, rest);
+	n = main_split_config(argc, argv, &path, &have_c, &dir, rest);
 	cfg = load(path);
+	main_cache_dir(cfg, dir);
 	log_set_level(LOG_LEVEL_WARN);
 	rc = c->sub(cfg, n, rest);
 	free(rest);
@@ -253,6 +275,7 @@ main_serve(const struct main_cmd *c, int argc, char **argv,
 	(void)argc;
 	(void)argv;
 	cfg = load(o->path);
+	main_cache_dir(cfg, o->cache_dir);
 	if (o->debug)
 		log_set_level(LOG_LEVEL_DEBUG);
 	else if ((lvl = log_level_parse(cfg->log_level)) >= 0)
@@ -298,6 +321,7 @@ main_getopt(int argc, char **argv, struct main_opts *o)
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "print-defaults", no_argument, NULL, 'P' },
+		{ "cache-dir", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int	ch;
@@ -317,6 +341,13 @@ main_getopt(int argc, char **argv, struct main_opts *o)
 		case 'P':
 			o->defaults = 1;
 			break;
+		case 'C':
+			if (optarg[0] == '\0') {
+				usage(stderr);
+				return 2;
+			}
+			o->cache_dir = optarg;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -329,7 +360,7 @@ int
 main(int argc, char *argv[])
 {
 	const struct main_cmd	*c = NULL;
-	struct main_opts	 o = { CONFIG_DEFAULT_PATH, 0, 0 };
+	struct main_opts	 o = { CONFIG_DEFAULT_PATH, NULL, 0, 0 };
 	size_t			 i;
 	int			 rc;
 

@@ -2,7 +2,9 @@
 # install-deps.sh [--test] — install what regmirror needs from Debian 12's
 # packages: the build dependencies, and with --test also the real
 # registries and clients the test suite runs (docker-registry, skopeo,
-# podman, dockerd, containerd, nginx, ...).
+# podman, dockerd, containerd, nginx, ...) and what tests/pkg uses
+# (debhelper, dpkg-dev and fakeroot build the .deb; systemd gives
+# systemd-analyze verify; man-db and groff check the man pages).
 #
 # Package maintainer scripts of docker.io, containerd, nginx and
 # docker-registry try to start system services; the tests start their own
@@ -15,7 +17,8 @@ BUILD="build-essential autoconf automake pkg-config libevent-dev libssl-dev libc
 liblmdb-dev libjansson-dev libpsl-dev publicsuffix"
 TEST="clang clang-tools curl jq openssl lmdb-utils docker-registry skopeo podman
 docker.io containerd nginx apache2-utils python3 python3-jwt
-python3-cryptography uidmap iproute2 haproxy"
+python3-cryptography uidmap iproute2 haproxy
+debhelper dpkg-dev fakeroot adduser systemd man-db groff-base libsystemd-dev"
 
 pkgs=$BUILD
 [ "${1:-}" = "--test" ] && pkgs="$BUILD $TEST"
