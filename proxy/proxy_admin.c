@@ -153,15 +153,11 @@ static void
 proxy_admin_metrics(struct evhttp_request *req)
 {
 	struct evbuffer	*b = evbuffer_new();
-	enum metric	 m;
 
-	for (m = 0; m < METRIC__MAX; m++)
-		evbuffer_add_printf(b, "# HELP regmirror_%s %s\n"
-		    "# TYPE regmirror_%s counter\nregmirror_%s %llu\n",
-		    metric_name(m), metric_help(m), metric_name(m),
-		    metric_name(m), (unsigned long long)metric_get(m));
+	metrics_write(b);
 	proxy_admin_cache_gauges(b);
 	proxy_access_metrics(b);
+	sync_metrics(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, NULL, b);

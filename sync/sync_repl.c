@@ -54,6 +54,7 @@
 #include "common/config.h"
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/obj.h"
 #include "common/ref.h"
 #include "common/text.h"
@@ -110,6 +111,12 @@ struct repl {
 	unsigned	 last_pushed, last_push_failed;
 	uint64_t	 total_pushed, push_bytes;
 	unsigned	 blobs_uploaded, blobs_mounted;
+	/* For /metrics: the last run that ended without an error (start,
+	 * end), runs by outcome, and since when this process has had the
+	 * policy (the lag before any success). */
+	time_t		 ok_start, ok_end, since;
+	uint64_t	 ok_runs, failed_runs;
+	int		 last_run_failed;
 };
 
 static struct repl		*repls;
@@ -200,6 +207,15 @@ repl_save(const struct repl *r)
 	    r->total_pushed));
 	json_object_set_new(j, "push_bytes", json_integer((json_int_t)
 	    r->push_bytes));
+	json_object_set_new(j, "ok_start", json_integer((json_int_t)
+	    r->ok_start));
+	json_object_set_new(j, "ok_end", json_integer((json_int_t)r->ok_end));
+	json_object_set_new(j, "ok_runs", json_integer((json_int_t)
+	    r->ok_runs));
+	json_object_set_new(j, "failed_runs", json_integer((json_int_t)
+	    r->failed_runs));
+	json_object_set_new(j, "last_run_failed",
+	    json_boolean(r->last_run_failed));
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	snprintf(key, sizeof(key), "replication/%s", r->cr->name);
@@ -207,6 +223,20 @@ repl_save(const struct repl *r)
 		log_warnx("replication %s: cannot save its state",
 		    r->cr->name);
 	free(s);
+}
+
+static void
+repl_load_ok(struct repl *r, json_t *j)
+{
+	r->ok_start = (time_t)json_integer_value(json_object_get(j,
+	    "ok_start"));
+	r->ok_end = (time_t)json_integer_value(json_object_get(j, "ok_end"));
+	r->ok_runs = (uint64_t)json_integer_value(json_object_get(j,
+	    "ok_runs"));
+	r->failed_runs = (uint64_t)json_integer_value(json_object_get(j,
+	    "failed_runs"));
+	r->last_run_failed = json_is_true(json_object_get(j,
+	    "last_run_failed"));
 }
 
 static void
@@ -249,6 +279,7 @@ repl_load(struct repl *r)
 		    json_object_get(j, "pushed"));
 		r->push_bytes = (uint64_t)json_integer_value(
 		    json_object_get(j, "push_bytes"));
+		repl_load_ok(r, j);
 		r->resumed = json_is_true(json_object_get(j, "running"));
 		if (r->resumed)
 			log_info("replication %s: run %u was cut short by a "
@@ -268,6 +299,15 @@ repl_done(struct repl *r)
 	r->job = NULL;
 	r->state = REPL_IDLE;
 	r->last_end = time(NULL);
+	/* Every failure of a run went through repl_error(). */
+	r->last_run_failed = r->last_error[0] != '\0';
+	if (r->last_run_failed)
+		r->failed_runs++;
+	else {
+		r->ok_runs++;
+		r->ok_start = r->last_start;
+		r->ok_end = r->last_end;
+	}
 	repl_arm(r, r->rerun ? REPL_EVENT_DELAY : r->cr->interval);
 	r->rerun = 0;
 	repl_save(r);
@@ -1054,8 +1094,87 @@ sync_repl_init(struct event_base *base, struct upstream_worker *up,
 		repls[i].magic = REPL_MAGIC;
 		repls[i].cr = cr;
 		repls[i].timer = evtimer_new(base, repl_timer_cb, &repls[i]);
+		repls[i].since = time(NULL);
 		repl_load(&repls[i]);
 		repl_arm(&repls[i], 1);	/* first run soon after start */
+	}
+}
+
+static void
+repl_metric_family(struct evbuffer *b, const char *name, const char *type,
+    const char *help)
+{
+	evbuffer_add_printf(b, "# HELP regmirror_replication_%s %s\n"
+	    "# TYPE regmirror_replication_%s %s\n", name, help, name, type);
+}
+
+/* Per-policy figures for one family; which is picked by name. */
+static void
+repl_metric_values(struct evbuffer *b, const char *name, time_t now)
+{
+	const struct repl	*r;
+	char			 pol[512];
+	size_t			 i;
+	long long		 v;
+
+	for (i = 0; i < nrepls; i++) {
+		r = &repls[i];
+		metrics_label_escape(pol, sizeof(pol), r->cr->name);
+		if (strcmp(name, "runs_total") == 0) {
+			evbuffer_add_printf(b, "regmirror_replication_"
+			    "runs_total{policy=\"%s\",result=\"ok\"} %llu\n"
+			    "regmirror_replication_runs_total{policy=\"%s\","
+			    "result=\"failed\"} %llu\n", pol,
+			    (unsigned long long)r->ok_runs, pol,
+			    (unsigned long long)r->failed_runs);
+			continue;
+		}
+		if (strcmp(name, "lag_seconds") == 0)
+			v = (long long)(now - (r->ok_start != 0 ? r->ok_start :
+			    r->since));
+		else if (strcmp(name, "last_success_timestamp_seconds") == 0)
+			v = (long long)r->ok_end;
+		else if (strcmp(name, "last_run_failed") == 0)
+			v = r->last_run_failed;
+		else if (strcmp(name, "running") == 0)
+			v = r->state != REPL_IDLE;
+		else if (strcmp(name, "tags_synced_total") == 0)
+			v = (long long)r->total_tags;
+		else
+			v = (long long)r->total_failed;
+		evbuffer_add_printf(b, "regmirror_replication_%s{policy=\"%s\"} "
+		    "%lld\n", name, pol, v > 0 ? v : 0);
+	}
+}
+
+void
+sync_repl_metrics(struct evbuffer *b)
+{
+	static const struct {
+		const char	*name, *type, *help;
+	} fams[] = {
+		{ "lag_seconds", "gauge", "Seconds since the start of the "
+		    "policy's last run that ended without an error (before "
+		    "any: since start-up); what the source had then is here" },
+		{ "last_success_timestamp_seconds", "gauge", "When the last "
+		    "run without an error ended (Unix time; 0: never)" },
+		{ "last_run_failed", "gauge", "1 if the last run ended with "
+		    "an error (a list, a tag or a push failed)" },
+		{ "running", "gauge", "1 while a run is under way" },
+		{ "runs_total", "counter", "Runs ended, by result" },
+		{ "tags_synced_total", "counter", "Tags brought in sync" },
+		{ "tags_failed_total", "counter", "Tags that failed to sync "
+		    "or push" },
+	};
+	time_t	now = time(NULL);
+	size_t	i;
+
+	if (nrepls == 0)
+		return;
+	for (i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		repl_metric_family(b, fams[i].name, fams[i].type,
+		    fams[i].help);
+		repl_metric_values(b, fams[i].name, now);
 	}
 }
 
