@@ -133,7 +133,8 @@ proxy_req_log_json(const struct proxy_req *pr, long ms)
 	    "user", pr->user[0] != '\0' ? user : NULL,
 	    "auth", (size_t)pr->how < sizeof(proxy_how_names) /
 	    sizeof(proxy_how_names[0]) ? proxy_how_names[pr->how] : "?",
-	    "rule", pr->rule,
+	    "rule", pr->rule != NULL && strcmp(pr->rule, "-") != 0 ?
+	    pr->rule : NULL,
 	    "method", proxy_method_name(pr->method),
 	    "path", path,
 	    "route", (size_t)pr->kind < sizeof(proxy_kind_names) /

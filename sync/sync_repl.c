@@ -1100,82 +1100,98 @@ sync_repl_init(struct event_base *base, struct upstream_worker *up,
 	}
 }
 
-static void
-repl_metric_family(struct evbuffer *b, const char *name, const char *type,
-    const char *help)
+/* The per-policy families of /metrics, in the order they are written. */
+enum repl_metric {
+	REPL_M_LAG, REPL_M_OK_AT, REPL_M_FAILED, REPL_M_RUNNING,
+	REPL_M_INTERVAL, REPL_M_RUNS, REPL_M_TAGS, REPL_M_TAGS_FAILED,
+	REPL_M__MAX
+};
+
+static const struct {
+	const char	*name, *type, *help;
+} repl_metrics[REPL_M__MAX] = {
+	[REPL_M_LAG] = { "lag_seconds", "gauge", "Seconds since the start "
+	    "of the policy's last run that ended without an error (before "
+	    "any: since start-up); what the source had then is here" },
+	[REPL_M_OK_AT] = { "last_success_timestamp_seconds", "gauge",
+	    "When the last run without an error ended (Unix time; 0: "
+	    "never)" },
+	[REPL_M_FAILED] = { "last_run_failed", "gauge", "1 if the last run "
+	    "ended with an error (a list, a tag or a push failed)" },
+	[REPL_M_RUNNING] = { "running", "gauge", "1 while a run is under "
+	    "way" },
+	[REPL_M_INTERVAL] = { "interval_seconds", "gauge", "The policy's "
+	    "interval: lag alerts compare with it" },
+	[REPL_M_RUNS] = { "runs_total", "counter", "Runs ended, by result" },
+	[REPL_M_TAGS] = { "tags_synced_total", "counter", "Tags brought in "
+	    "sync" },
+	[REPL_M_TAGS_FAILED] = { "tags_failed_total", "counter", "Tags that "
+	    "failed to sync or push" },
+};
+
+static long long
+repl_metric_value(const struct repl *r, enum repl_metric m, time_t now)
 {
-	evbuffer_add_printf(b, "# HELP regmirror_replication_%s %s\n"
-	    "# TYPE regmirror_replication_%s %s\n", name, help, name, type);
+	switch (m) {
+	case REPL_M_LAG:
+		return (long long)(now - (r->ok_start != 0 ? r->ok_start :
+		    r->since));
+	case REPL_M_OK_AT:
+		return (long long)r->ok_end;
+	case REPL_M_FAILED:
+		return r->last_run_failed;
+	case REPL_M_RUNNING:
+		return r->state != REPL_IDLE;
+	case REPL_M_INTERVAL:
+		return r->cr->interval;
+	case REPL_M_TAGS:
+		return (long long)r->total_tags;
+	case REPL_M_TAGS_FAILED:
+		return (long long)r->total_failed;
+	default:
+		WRONG("repl_metric_value");
+	}
 }
 
-/* Per-policy figures for one family; which is picked by name. */
 static void
-repl_metric_values(struct evbuffer *b, const char *name, time_t now)
+repl_metric_write(struct evbuffer *b, enum repl_metric m, time_t now)
 {
-	const struct repl	*r;
-	char			 pol[512];
-	size_t			 i;
-	long long		 v;
+	const char	*name = repl_metrics[m].name;
+	char		 pol[512];
+	long long	 v;
+	size_t		 i;
 
+	evbuffer_add_printf(b, "# HELP regmirror_replication_%s %s\n"
+	    "# TYPE regmirror_replication_%s %s\n", name,
+	    repl_metrics[m].help, name, repl_metrics[m].type);
 	for (i = 0; i < nrepls; i++) {
-		r = &repls[i];
-		metrics_label_escape(pol, sizeof(pol), r->cr->name);
-		if (strcmp(name, "runs_total") == 0) {
+		metrics_label_escape(pol, sizeof(pol), repls[i].cr->name);
+		if (m == REPL_M_RUNS) {
 			evbuffer_add_printf(b, "regmirror_replication_"
 			    "runs_total{policy=\"%s\",result=\"ok\"} %llu\n"
 			    "regmirror_replication_runs_total{policy=\"%s\","
 			    "result=\"failed\"} %llu\n", pol,
-			    (unsigned long long)r->ok_runs, pol,
-			    (unsigned long long)r->failed_runs);
+			    (unsigned long long)repls[i].ok_runs, pol,
+			    (unsigned long long)repls[i].failed_runs);
 			continue;
 		}
-		if (strcmp(name, "lag_seconds") == 0)
-			v = (long long)(now - (r->ok_start != 0 ? r->ok_start :
-			    r->since));
-		else if (strcmp(name, "last_success_timestamp_seconds") == 0)
-			v = (long long)r->ok_end;
-		else if (strcmp(name, "last_run_failed") == 0)
-			v = r->last_run_failed;
-		else if (strcmp(name, "running") == 0)
-			v = r->state != REPL_IDLE;
-		else if (strcmp(name, "tags_synced_total") == 0)
-			v = (long long)r->total_tags;
-		else
-			v = (long long)r->total_failed;
-		evbuffer_add_printf(b, "regmirror_replication_%s{policy=\"%s\"} "
-		    "%lld\n", name, pol, v > 0 ? v : 0);
+		v = repl_metric_value(&repls[i], m, now);
+		evbuffer_add_printf(b, "regmirror_replication_%s"
+		    "{policy=\"%s\"} %lld\n", name, pol, v > 0 ? v : 0);
 	}
 }
 
+/* On the jobs' loop, as the admin listener that asks. */
 void
 sync_repl_metrics(struct evbuffer *b)
 {
-	static const struct {
-		const char	*name, *type, *help;
-	} fams[] = {
-		{ "lag_seconds", "gauge", "Seconds since the start of the "
-		    "policy's last run that ended without an error (before "
-		    "any: since start-up); what the source had then is here" },
-		{ "last_success_timestamp_seconds", "gauge", "When the last "
-		    "run without an error ended (Unix time; 0: never)" },
-		{ "last_run_failed", "gauge", "1 if the last run ended with "
-		    "an error (a list, a tag or a push failed)" },
-		{ "running", "gauge", "1 while a run is under way" },
-		{ "runs_total", "counter", "Runs ended, by result" },
-		{ "tags_synced_total", "counter", "Tags brought in sync" },
-		{ "tags_failed_total", "counter", "Tags that failed to sync "
-		    "or push" },
-	};
-	time_t	now = time(NULL);
-	size_t	i;
+	time_t		 now = time(NULL);
+	enum repl_metric m;
 
 	if (nrepls == 0)
 		return;
-	for (i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
-		repl_metric_family(b, fams[i].name, fams[i].type,
-		    fams[i].help);
-		repl_metric_values(b, fams[i].name, now);
-	}
+	for (m = 0; m < REPL_M__MAX; m++)
+		repl_metric_write(b, m, now);
 }
 
 static json_t *
