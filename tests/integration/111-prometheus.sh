@@ -269,6 +269,21 @@ broken_pending() {
 wait_for 30 broken_pending || fail "alerts: $(alerts | tr '\n' ';')"
 alerts | grep -q '^RegmirrorDown ' && fail "RegmirrorDown fired"
 
+# A path with a byte >= 0x80, an ESC and a quote (sent raw): its JSON
+# line still parses, the bytes escaped (\xff) or replaced (?), not raw.
+"$PY" - "$PA" <<'EOPY' || fail "raw request to A"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b'GET /v2/h\xff\x1b"x/manifests/v1 HTTP/1.1\r\nHost: a\r\n'
+          b'Connection: close\r\n\r\n')
+while s.recv(65536):
+    pass
+EOPY
+hostile() { grep -q '"path":"/v2/h\\\\xff??x/manifests/v1"' "$A_LOG"; }
+wait_for 10 hostile ||
+	fail "the hostile path's line: $(grep '/v2/h' "$A_LOG" | cat -v)"
+LC_ALL=C grep -q $'[\x80-\xff\x1b]' "$A_LOG" && fail "raw bytes in A's log"
+
 # A's access log: JSON lines only, one per request, every field.
 grep -q ' access r' "$A_LOG" && fail "A (access_log = json) wrote text lines"
 grep '^{' "$A_LOG" >"$T_DIR/a.jsonl" || fail "no JSON lines in A's log"
@@ -285,8 +300,9 @@ jq -se --argjson f "$fields" 'all(.[]; (keys == $f) and
 	and (.bytes | type == "number") and (.time | test("Z$")) and
 	.client == "127.0.0.1" and .user == null and .auth == "anonymous" and
 	.rule == null and .method == "GET" and .tls == false and
-	(.path == "/v2/" or (.upstream == "primary.test:5000" and
-	.repository == "app/a")))' "$T_DIR/a.jsonl" \
+	((.path | startswith("/v2/app/") | not) or
+	(.upstream == "primary.test:5000" and .repository == "app/a")))' \
+	"$T_DIR/a.jsonl" \
 	>/dev/null || fail "a JSON line lacks a field: $(head -n 1 "$T_DIR/a.jsonl")"
 line=$(jq -c 'select(.path == "/v2/app/a/manifests/v1")' "$T_DIR/a.jsonl" |
 	head -n 1)
