@@ -102,11 +102,12 @@ main(void)
 	    "blob misses");
 	HAS("regmirror_cache_requests_total{kind=\"manifest\",result=\"hit\"} "
 	    "0", "manifest hit there before any");
-	HAS("regmirror_cache_requests_total{kind=\"manifest\",result=\"other\"}"
-	    " 1", "an unknown src is other");
+	HAS("regmirror_cache_requests_total{kind=\"manifest\","
+	    "result=\"other\"} 1", "an unknown src is other");
 	HAS("regmirror_cache_requests_total{kind=\"other\",result=\"none\"} 1",
 	    "NULL src is none");
-	HAS("regmirror_served_bytes_total{source=\"cache\"} 300", "cache bytes");
+	HAS("regmirror_served_bytes_total{source=\"cache\"} 300",
+	    "cache bytes");
 	HAS("regmirror_served_bytes_total{source=\"upstream\"} 1000",
 	    "upstream bytes");
 	HAS("regmirror_served_bytes_total{source=\"passthrough\"} 7",
