@@ -107,6 +107,7 @@ struct cache_fill {
 	const char		*fail_code;
 	char			 fail_msg[256];
 	char			 retry_after[32];
+	struct timespec		 created;	/* for the duration histogram */
 	LIST_HEAD(, cache_fill_watcher) watchers;
 	LIST_ENTRY(cache_fill)	 entry;
 };
@@ -271,6 +272,7 @@ cache_fill_get(const char *digest, const char *upstream, const char *repo,
 	f->state = CACHE_FILL_WAITING;
 	f->size = -1;
 	f->fd = -1;
+	clock_gettime(CLOCK_MONOTONIC, &f->created);
 	LIST_INIT(&f->watchers);
 	f->in_table = 1;
 	fill_count++;
@@ -560,6 +562,19 @@ cache_fill_fail_locked(struct cache_fill *f, int status, const char *code,
 	cache_fill_set_state_locked(f, CACHE_FILL_FAILED);
 }
 
+/* f ended as res: its time since the first request, into the histogram. */
+static void
+cache_fill_observe(const struct cache_fill *f, enum metric_fill res)
+{
+	struct timespec	now;
+	int64_t		usec;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	usec = (int64_t)(now.tv_sec - f->created.tv_sec) * 1000000 +
+	    (now.tv_nsec - f->created.tv_nsec) / 1000;
+	metric_fill_observe(res, usec > 0 ? (uint64_t)usec : 0);
+}
+
 void
 cache_fill_fail(struct cache_fill *f, int status, const char *code,
     const char *retry_after, const char *fmt, ...)
@@ -580,6 +595,7 @@ cache_fill_fail(struct cache_fill *f, int status, const char *code,
 	cache_fill_leave_table(f);
 	pthread_mutex_lock(&f->mtx);
 	metric_inc(METRIC_FILLS_FAILED);
+	cache_fill_observe(f, METRIC_FILL_FAILED);
 	cache_fill_fail_locked(f, status, code, retry_after, msg);
 	pthread_mutex_unlock(&f->mtx);
 	log_info("fill %s: failed: %s", f->digest, msg);
@@ -802,6 +818,8 @@ cache_fill_publish_thread(void *arg)
 		cache_fill_set_state_locked(f, CACHE_FILL_DONE);
 	}
 	pthread_mutex_unlock(&f->mtx);
+	cache_fill_observe(f, why == NULL ? METRIC_FILL_STORED :
+	    METRIC_FILL_PASSED);
 	if (why == NULL) {
 		metric_inc(METRIC_FILLS_STORED);
 		cache_usage_add((int64_t)f->written);
@@ -853,6 +871,7 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 		cache_fill_set_state_locked(f, CACHE_FILL_PASSED);
 		pthread_mutex_unlock(&f->mtx);
 		metric_inc(METRIC_FILLS_PASSED);
+		cache_fill_observe(f, METRIC_FILL_PASSED);
 		log_info("fill %s: passed through %llu bytes, not cached (disk "
 		    "full)", f->digest, (unsigned long long)got_bytes);
 		return;

@@ -131,6 +131,7 @@ struct config {
 	int			 ready_after_reconcile; /* yes */
 	int			 workers;	/* 0 = auto (one per core) */
 	char			*log_level;	/* "info" */
+	char			*access_log;	/* "text" or "json" */
 	size_t			 max_header_size;	/* default 16K */
 	long			 max_connections;	/* 0: auto */
 	long			 max_connections_per_client; /* 0: none */

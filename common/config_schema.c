@@ -92,6 +92,10 @@ static const char *const config_challenges[] = {
 	"bearer", "basic", NULL,
 };
 
+static const char *const config_access_logs[] = {
+	"text", "json", NULL,
+};
+
 static const char *const config_log_levels[] = {
 	"error", "warn", "info", "debug", NULL,		/* log_level_parse */
 };
@@ -123,6 +127,9 @@ const struct config_key config_keys[] = {
 	CONFIG_KEY(SERVER, "log_level", WORD, log_level, 0, "info",
 	    "Lines above this level are dropped",
 	    .ck_words = config_log_levels),
+	CONFIG_KEY(SERVER, "access_log", WORD, access_log, 0, "text",
+	    "Access lines: text, or json (one JSON object a line)",
+	    .ck_words = config_access_logs),
 	CONFIG_KEY(SERVER, "max_header_size", SIZE, max_header_size, 0,
 	    "16K", "Largest request head a client may send; larger: 431",
 	    .ck_min = 1 * KiB, .ck_max = 1 * MiB),

@@ -83,6 +83,34 @@ log_vformat(char *line, enum log_level level, int with_errno,
 	return n;
 }
 
+void
+log_timestamp(char *buf, size_t len)
+{
+	struct timespec	 ts;
+	struct tm	 tm;
+	size_t		 n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+void
+log_line(enum log_level level, const char *s, size_t len)
+{
+	char	line[LOG_LINE_MAX];
+
+	if (level > log_level)
+		return;
+	/* One write(2), as every line: lines of threads never mix. */
+	if (len > LOG_LINE_MAX - 1)
+		len = LOG_LINE_MAX - 1;
+	memcpy(line, s, len);
+	line[len++] = '\n';
+	(void)!write(STDERR_FILENO, line, len);
+}
+
 static void
 log_vwrite(enum log_level level, int with_errno, int saved_errno,
     const char *fmt, va_list ap)

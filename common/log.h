@@ -44,6 +44,13 @@ void	log_warnx(const char *fmt, ...)
 size_t	log_vformat(char *line, enum log_level level, int with_errno,
 	    int saved_errno, const char *fmt, va_list ap)
 	    __attribute__((format(printf, 5, 0)));
+/*
+ * s (len bytes, no newline) as a line of its own at level: no timestamp
+ * and no escaping, for lines an encoder made safe (the JSON access log).
+ */
+void	log_line(enum log_level level, const char *s, size_t len);
+/* Now as "2026-01-02T03:04:05.678Z" into buf (at least 32 bytes). */
+void	log_timestamp(char *buf, size_t len);
 /* Log every queued OpenSSL error with the given prefix. */
 void	log_ssl_errors(const char *prefix);
 void	fatal(const char *fmt, ...)

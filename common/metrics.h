@@ -1,6 +1,8 @@
 /*
  * metrics.h — the one table of counters (Prometheus counters, monotonic),
- * shared by every module and exposed on the admin listener's /metrics.
+ * shared by every module and exposed on the admin listener's /metrics,
+ * and the few labelled families an operator's dashboards need (hit
+ * ratio, upstream statuses, fill durations, bytes by source).
  * Increments are relaxed atomics: safe from any thread, no locks.
  */
 #ifndef COMMON_METRICS_H
@@ -77,5 +79,58 @@ uint64_t	 metric_get(enum metric);
 /* Name without the "regmirror_" prefix, and help text. */
 const char	*metric_name(enum metric);
 const char	*metric_help(enum metric);
+
+/*
+ * Labelled families (each label's values a fixed set, or the config's
+ * names: bounded).  The counts are relaxed atomics too.
+ */
+
+/* What a request was, for regmirror_cache_requests_total{kind}. */
+enum metric_kind {
+	METRIC_KIND_BLOB = 0,
+	METRIC_KIND_MANIFEST,
+	METRIC_KIND_OTHER,	/* /v2/, lists, referrers, token */
+	METRIC_KIND__MAX
+};
+/*
+ * A request that ended: its kind, its src (the access log's src=: "hit",
+ * "miss", ...; NULL or "-": none) and the body bytes it was sent.  An
+ * unknown src counts as "other".
+ */
+void		 metric_request(enum metric_kind, const char *src,
+		    uint64_t bytes);
+/* The result label of src ("none" for NULL or "-"). */
+const char	*metric_src_result(const char *src);
+/* The label of the access log src a source of bytes: "cache",
+ * "upstream", "passthrough" or "local". */
+const char	*metric_src_source(const char *src);
+
+/* How a fill ended, for regmirror_fill_duration_seconds{result}. */
+enum metric_fill {
+	METRIC_FILL_STORED = 0,
+	METRIC_FILL_FAILED,
+	METRIC_FILL_PASSED,	/* verified, not stored */
+	METRIC_FILL__MAX
+};
+/* A fill that lasted usec microseconds ended. */
+void		 metric_fill_observe(enum metric_fill, uint64_t usec);
+
+/*
+ * Upstream HTTP exchanges by upstream and status: names, in the config's
+ * order (upstream_index()), before any count; called once at start-up.
+ */
+void		 metric_upstreams_init(const char *const *names, size_t n);
+/* An exchange of upstream idx ended with status (0: no response). */
+void		 metric_upstream_status(size_t idx, int status);
+
+struct evbuffer;
+/* Every counter, then the labelled families, in the text format. */
+void		 metrics_write(struct evbuffer *);
+/* A sample line with a fixed name, for modules' own gauges. */
+void		 metrics_write_sample(struct evbuffer *, const char *name,
+		    const char *type, const char *help, uint64_t v);
+/* v escaped as a label value (\\, \" and \n), into dst (always
+ * terminated). */
+void		 metrics_label_escape(char *dst, size_t dstlen, const char *v);
 
 #endif

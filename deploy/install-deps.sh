@@ -17,7 +17,7 @@ BUILD="build-essential autoconf automake pkg-config libevent-dev libssl-dev libc
 liblmdb-dev libjansson-dev libpsl-dev publicsuffix"
 TEST="clang clang-tools curl jq openssl lmdb-utils docker-registry skopeo podman
 docker.io containerd nginx apache2-utils python3 python3-jwt
-python3-cryptography uidmap iproute2 haproxy
+python3-cryptography uidmap iproute2 haproxy prometheus
 debhelper dpkg-dev fakeroot adduser systemd man-db groff-base libsystemd-dev"
 
 pkgs=$BUILD

@@ -149,19 +149,22 @@ proxy_admin_cache_gauges(struct evbuffer *b)
 	    s.used_bytes);
 }
 
+static const char *proxy_admin_unready(const struct config *, char *, size_t);
+
 static void
-proxy_admin_metrics(struct evhttp_request *req)
+proxy_admin_metrics(struct evhttp_request *req, const struct config *cfg)
 {
 	struct evbuffer	*b = evbuffer_new();
-	enum metric	 m;
+	char		 why[512];
 
-	for (m = 0; m < METRIC__MAX; m++)
-		evbuffer_add_printf(b, "# HELP regmirror_%s %s\n"
-		    "# TYPE regmirror_%s counter\nregmirror_%s %llu\n",
-		    metric_name(m), metric_help(m), metric_name(m),
-		    metric_name(m), (unsigned long long)metric_get(m));
+	metrics_write(b);
+	/* What /readyz answers, for an alert that needs no probe. */
+	metrics_write_sample(b, "ready", "gauge", "1 when /readyz answers 200 "
+	    "(not draining, reconciled, cache writable)",
+	    proxy_admin_unready(cfg, why, sizeof(why)) == NULL);
 	proxy_admin_cache_gauges(b);
 	proxy_access_metrics(b);
+	sync_metrics(b);
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, NULL, b);
@@ -313,22 +316,42 @@ proxy_admin_allow(struct proxy_admin *pa, struct evhttp_request *req,
  * (read-only, full or lost): a member that can only fail fills should
  * get no traffic.  /healthz stays about the process (a stalled loop).
  */
+/*
+ * Why this member should get no traffic now, or NULL: draining
+ * (SIGTERM), start-up reconcile under way (with ready_after_reconcile),
+ * or a cache that cannot take a new file (read-only, full or lost; why
+ * gets the detail): a member that can only fail fills should get none.
+ */
+static const char *
+proxy_admin_unready(const struct config *cfg, char *why, size_t whylen)
+{
+	why[0] = '\0';
+	if (proxy_draining())
+		return "draining";
+	if (cfg->ready_after_reconcile && !cache_reconciled())
+		return "reconciling the cache";
+	if (cache_dir_writable(why, whylen) != 0)
+		return "cache not writable";
+	return NULL;
+}
+
+/* /readyz, the load balancer's health check: 503 and the reason while
+ * proxy_admin_unready() says so.  /healthz stays about the process (a
+ * stalled loop). */
 static void
 proxy_admin_ready(struct evhttp_request *req, const struct config *cfg)
 {
-	char	why[512];
+	char		 why[512];
+	const char	*reason = proxy_admin_unready(cfg, why, sizeof(why));
 
-	if (proxy_draining())
-		proxy_admin_json(req, 503, json_pack("{s:b,s:s}", "ready", 0,
-		    "reason", "draining"));
-	else if (cfg->ready_after_reconcile && !cache_reconciled())
-		proxy_admin_json(req, 503, json_pack("{s:b,s:s}", "ready", 0,
-		    "reason", "reconciling the cache"));
-	else if (cache_dir_writable(why, sizeof(why)) != 0)
-		proxy_admin_json(req, 503, json_pack("{s:b,s:s,s:s}", "ready",
-		    0, "reason", "cache not writable", "detail", why));
-	else
+	if (reason == NULL)
 		proxy_admin_json(req, 200, json_pack("{s:b}", "ready", 1));
+	else if (why[0] != '\0')
+		proxy_admin_json(req, 503, json_pack("{s:b,s:s,s:s}", "ready",
+		    0, "reason", reason, "detail", why));
+	else
+		proxy_admin_json(req, 503, json_pack("{s:b,s:s}", "ready", 0,
+		    "reason", reason));
 }
 
 static void
@@ -365,7 +388,7 @@ proxy_admin_cb(struct evhttp_request *req, void *arg)
 	else if (strcmp(path, "/readyz") == 0)
 		proxy_admin_ready(req, cfg);
 	else if (strcmp(path, "/metrics") == 0)
-		proxy_admin_metrics(req);
+		proxy_admin_metrics(req, cfg);
 	else if (strcmp(path, "/api/v1/cache") == 0) {
 		if (cache_du(&du) != 0) {
 			proxy_admin_json(req, 503, json_pack("{s:s}", "error",

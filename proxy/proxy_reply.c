@@ -25,6 +25,8 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "access/access.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/obj.h"
@@ -58,6 +60,9 @@ proxy_req_count(const struct proxy_req *pr)
 
 	metric_inc(METRIC_HTTP_REQUESTS);
 	metric_add(METRIC_HTTP_BYTES, pr->bytes);
+	metric_request(blob ? METRIC_KIND_BLOB : pr->kind ==
+	    PROXY_KIND_MANIFEST ? METRIC_KIND_MANIFEST : METRIC_KIND_OTHER,
+	    pr->src, pr->bytes);
 	if (pr->status == 499)
 		metric_inc(METRIC_HTTP_ABORTED);
 	else if (pr->status >= 500)
@@ -80,6 +85,81 @@ proxy_req_count(const struct proxy_req *pr)
 		metric_inc(METRIC_MANIFEST_STALE);
 }
 
+static const char *const proxy_kind_names[] = {
+	[PROXY_KIND_BASE] = "base",
+	[PROXY_KIND_MANIFEST] = "manifest",
+	[PROXY_KIND_BLOB] = "blob",
+	[PROXY_KIND_TAGS] = "tags",
+	[PROXY_KIND_REFERRERS] = "referrers",
+	[PROXY_KIND_CATALOG] = "catalog",
+};
+
+static const char *const proxy_how_names[] = {
+	[ACCESS_ANONYMOUS] = "anonymous",
+	[ACCESS_PASSWORD] = "password",
+	[ACCESS_TOKEN] = "token",
+	[ACCESS_CERT] = "cert",
+};
+
+static const char *
+proxy_method_name(enum evhttp_cmd_type m)
+{
+	return m == EVHTTP_REQ_HEAD ? "HEAD" : m == EVHTTP_REQ_GET ? "GET" :
+	    "OTHER";
+}
+
+/*
+ * [server] access_log = json: the access line as one JSON object, built
+ * by jansson.  What a client sent (the path, a user name) is escaped to
+ * printable ASCII first (jansson refuses invalid UTF-8), within bounds
+ * that keep the line under LOG_LINE_MAX.
+ */
+static void
+proxy_req_log_json(const struct proxy_req *pr, long ms)
+{
+	char	 path[2048], user[4 * sizeof(pr->user)], when[32], id[32];
+	char	*s;
+	json_t	*j;
+
+	text_escape(path, sizeof(path), pr->uri, strlen(pr->uri));
+	text_escape(user, sizeof(user), pr->user, strlen(pr->user));
+	log_timestamp(when, sizeof(when));
+	snprintf(id, sizeof(id), "r%llu", (unsigned long long)pr->id);
+	j = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s,s:s?,s:s,s:s,s:s,s:s?,"
+	    "s:s?,s:s,s:s?,s:s,s:i,s:I,s:I,s:b}", "time", when,
+	    "request_id", id,
+	    "client", pr->client[0] != '\0' ? pr->client : pr->peer,
+	    "peer", pr->peer,
+	    "user", pr->user[0] != '\0' ? user : NULL,
+	    "auth", (size_t)pr->how < sizeof(proxy_how_names) /
+	    sizeof(proxy_how_names[0]) ? proxy_how_names[pr->how] : "?",
+	    "rule", pr->rule != NULL && strcmp(pr->rule, "-") != 0 ?
+	    pr->rule : NULL,
+	    "method", proxy_method_name(pr->method),
+	    "path", path,
+	    "route", (size_t)pr->kind < sizeof(proxy_kind_names) /
+	    sizeof(proxy_kind_names[0]) ? proxy_kind_names[pr->kind] : "?",
+	    "upstream", pr->up != NULL ? upstream_name(pr->up) : NULL,
+	    "repository", pr->repo,
+	    "cache", metric_src_result(pr->src),
+	    "src", pr->src != NULL && strcmp(pr->src, "-") != 0 ? pr->src :
+	    NULL,
+	    "source", metric_src_source(pr->src),
+	    "status", pr->status,
+	    "bytes", (json_int_t)pr->bytes,
+	    "duration_ms", (json_int_t)ms,
+	    "tls", pr->tls);
+	if (j == NULL || (s = json_dumps(j, JSON_COMPACT)) == NULL) {
+		log_warnx("access %s: the JSON access line could not be made",
+		    id);
+		json_decref(j);
+		return;
+	}
+	log_line(LOG_LEVEL_INFO, s, strlen(s));
+	free(s);
+	json_decref(j);
+}
+
 /* The access log line, then free.  The evhttp request is not touched. */
 void
 proxy_req_finish(struct proxy_req *pr)
@@ -94,17 +174,20 @@ proxy_req_finish(struct proxy_req *pr)
 	proxy_req_count(pr);
 	ms = (now.tv_sec - pr->start.tv_sec) * 1000 +
 	    (now.tv_nsec - pr->start.tv_nsec) / 1000000;
-	log_info("access r%llu %s \"%s %s\" %d %llu %ldms user=%s%s rule=%s "
-	    "up=%s src=%s", (unsigned long long)pr->id, pr->client[0] !=
-	    '\0' ? pr->client : pr->peer,
-	    pr->method == EVHTTP_REQ_HEAD ? "HEAD" :
-	    pr->method == EVHTTP_REQ_GET ? "GET" : "OTHER", pr->uri,
-	    pr->status, (unsigned long long)pr->bytes, ms,
-	    pr->user_how != NULL && pr->user[0] != '\0' ? pr->user_how : "",
-	    pr->user[0] != '\0' ? pr->user : "-",
-	    pr->rule != NULL ? pr->rule : "-",
-	    pr->up != NULL ? upstream_name(pr->up) : "-",
-	    pr->src != NULL ? pr->src : "-");
+	if (pr->w->cfg->access_log != NULL &&
+	    strcmp(pr->w->cfg->access_log, "json") == 0)
+		proxy_req_log_json(pr, ms);
+	else
+		log_info("access r%llu %s \"%s %s\" %d %llu %ldms user=%s%s "
+		    "rule=%s up=%s src=%s", (unsigned long long)pr->id,
+		    pr->client[0] != '\0' ? pr->client : pr->peer,
+		    proxy_method_name(pr->method), pr->uri, pr->status,
+		    (unsigned long long)pr->bytes, ms, pr->user_how != NULL &&
+		    pr->user[0] != '\0' ? pr->user_how : "",
+		    pr->user[0] != '\0' ? pr->user : "-",
+		    pr->rule != NULL ? pr->rule : "-",
+		    pr->up != NULL ? upstream_name(pr->up) : "-",
+		    pr->src != NULL ? pr->src : "-");
 	free(pr->uri);
 	free(pr->repo);
 	free(pr->ref);

@@ -88,3 +88,9 @@ sync_admin_route(struct evhttp_request *req, const char *path,
 		return 0;
 	return -1;
 }
+
+void
+sync_metrics(struct evbuffer *b)
+{
+	sync_repl_metrics(b);
+}

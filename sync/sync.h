@@ -40,6 +40,11 @@ void	sync_fini(void);
 int	sync_admin_route(struct evhttp_request *, const char *path,
 	    const struct config *, int *status, struct json_t **out);
 
+struct evbuffer;
+/* The jobs' figures (replication policies) for /metrics, in the
+ * Prometheus text format.  On base's thread. */
+void	sync_metrics(struct evbuffer *);
+
 /*
  * The secret the jobs send in X-Regmirror-Job: only requests that carry
  * it may force a revalidation or skip the miss limits (proxy_oci.c).

@@ -89,6 +89,9 @@ int	sync_push_start(struct upstream_worker *, struct upstream *,
 	    uint64_t chunk, push_done_f, void *arg, char *err, size_t errlen);
 
 /* sync_repl.c */
+struct evbuffer;
+/* The policies' figures for /metrics (Prometheus text). */
+void	sync_repl_metrics(struct evbuffer *);
 void	sync_repl_init(struct event_base *, struct upstream_worker *,
 	    const struct config *);
 int	sync_repl_route(struct evhttp_request *, const char *path,

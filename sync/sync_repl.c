@@ -54,6 +54,7 @@
 #include "common/config.h"
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/obj.h"
 #include "common/ref.h"
 #include "common/text.h"
@@ -110,6 +111,12 @@ struct repl {
 	unsigned	 last_pushed, last_push_failed;
 	uint64_t	 total_pushed, push_bytes;
 	unsigned	 blobs_uploaded, blobs_mounted;
+	/* For /metrics: the last run that ended without an error (start,
+	 * end), runs by outcome, and since when this process has had the
+	 * policy (the lag before any success). */
+	time_t		 ok_start, ok_end, since;
+	uint64_t	 ok_runs, failed_runs;
+	int		 last_run_failed;
 };
 
 static struct repl		*repls;
@@ -200,6 +207,15 @@ repl_save(const struct repl *r)
 	    r->total_pushed));
 	json_object_set_new(j, "push_bytes", json_integer((json_int_t)
 	    r->push_bytes));
+	json_object_set_new(j, "ok_start", json_integer((json_int_t)
+	    r->ok_start));
+	json_object_set_new(j, "ok_end", json_integer((json_int_t)r->ok_end));
+	json_object_set_new(j, "ok_runs", json_integer((json_int_t)
+	    r->ok_runs));
+	json_object_set_new(j, "failed_runs", json_integer((json_int_t)
+	    r->failed_runs));
+	json_object_set_new(j, "last_run_failed",
+	    json_boolean(r->last_run_failed));
 	s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	snprintf(key, sizeof(key), "replication/%s", r->cr->name);
@@ -207,6 +223,20 @@ repl_save(const struct repl *r)
 		log_warnx("replication %s: cannot save its state",
 		    r->cr->name);
 	free(s);
+}
+
+static void
+repl_load_ok(struct repl *r, json_t *j)
+{
+	r->ok_start = (time_t)json_integer_value(json_object_get(j,
+	    "ok_start"));
+	r->ok_end = (time_t)json_integer_value(json_object_get(j, "ok_end"));
+	r->ok_runs = (uint64_t)json_integer_value(json_object_get(j,
+	    "ok_runs"));
+	r->failed_runs = (uint64_t)json_integer_value(json_object_get(j,
+	    "failed_runs"));
+	r->last_run_failed = json_is_true(json_object_get(j,
+	    "last_run_failed"));
 }
 
 static void
@@ -249,6 +279,7 @@ repl_load(struct repl *r)
 		    json_object_get(j, "pushed"));
 		r->push_bytes = (uint64_t)json_integer_value(
 		    json_object_get(j, "push_bytes"));
+		repl_load_ok(r, j);
 		r->resumed = json_is_true(json_object_get(j, "running"));
 		if (r->resumed)
 			log_info("replication %s: run %u was cut short by a "
@@ -268,6 +299,15 @@ repl_done(struct repl *r)
 	r->job = NULL;
 	r->state = REPL_IDLE;
 	r->last_end = time(NULL);
+	/* Every failure of a run went through repl_error(). */
+	r->last_run_failed = r->last_error[0] != '\0';
+	if (r->last_run_failed)
+		r->failed_runs++;
+	else {
+		r->ok_runs++;
+		r->ok_start = r->last_start;
+		r->ok_end = r->last_end;
+	}
 	repl_arm(r, r->rerun ? REPL_EVENT_DELAY : r->cr->interval);
 	r->rerun = 0;
 	repl_save(r);
@@ -1054,9 +1094,104 @@ sync_repl_init(struct event_base *base, struct upstream_worker *up,
 		repls[i].magic = REPL_MAGIC;
 		repls[i].cr = cr;
 		repls[i].timer = evtimer_new(base, repl_timer_cb, &repls[i]);
+		repls[i].since = time(NULL);
 		repl_load(&repls[i]);
 		repl_arm(&repls[i], 1);	/* first run soon after start */
 	}
+}
+
+/* The per-policy families of /metrics, in the order they are written. */
+enum repl_metric {
+	REPL_M_LAG, REPL_M_OK_AT, REPL_M_FAILED, REPL_M_RUNNING,
+	REPL_M_INTERVAL, REPL_M_RUNS, REPL_M_TAGS, REPL_M_TAGS_FAILED,
+	REPL_M__MAX
+};
+
+static const struct {
+	const char	*name, *type, *help;
+} repl_metrics[REPL_M__MAX] = {
+	[REPL_M_LAG] = { "lag_seconds", "gauge", "Seconds since the start "
+	    "of the policy's last run that ended without an error (before "
+	    "any: since start-up); what the source had then is here" },
+	[REPL_M_OK_AT] = { "last_success_timestamp_seconds", "gauge",
+	    "When the last run without an error ended (Unix time; 0: "
+	    "never)" },
+	[REPL_M_FAILED] = { "last_run_failed", "gauge", "1 if the last run "
+	    "ended with an error (a list, a tag or a push failed)" },
+	[REPL_M_RUNNING] = { "running", "gauge", "1 while a run is under "
+	    "way" },
+	[REPL_M_INTERVAL] = { "interval_seconds", "gauge", "The policy's "
+	    "interval: lag alerts compare with it" },
+	[REPL_M_RUNS] = { "runs_total", "counter", "Runs ended, by result" },
+	[REPL_M_TAGS] = { "tags_synced_total", "counter", "Tags brought in "
+	    "sync" },
+	[REPL_M_TAGS_FAILED] = { "tags_failed_total", "counter", "Tags that "
+	    "failed to sync or push" },
+};
+
+static long long
+repl_metric_value(const struct repl *r, enum repl_metric m, time_t now)
+{
+	switch (m) {
+	case REPL_M_LAG:
+		return (long long)(now - (r->ok_start != 0 ? r->ok_start :
+		    r->since));
+	case REPL_M_OK_AT:
+		return (long long)r->ok_end;
+	case REPL_M_FAILED:
+		return r->last_run_failed;
+	case REPL_M_RUNNING:
+		return r->state != REPL_IDLE;
+	case REPL_M_INTERVAL:
+		return r->cr->interval;
+	case REPL_M_TAGS:
+		return (long long)r->total_tags;
+	case REPL_M_TAGS_FAILED:
+		return (long long)r->total_failed;
+	default:
+		WRONG("repl_metric_value");
+	}
+}
+
+static void
+repl_metric_write(struct evbuffer *b, enum repl_metric m, time_t now)
+{
+	const char	*name = repl_metrics[m].name;
+	char		 pol[512];
+	long long	 v;
+	size_t		 i;
+
+	evbuffer_add_printf(b, "# HELP regmirror_replication_%s %s\n"
+	    "# TYPE regmirror_replication_%s %s\n", name,
+	    repl_metrics[m].help, name, repl_metrics[m].type);
+	for (i = 0; i < nrepls; i++) {
+		metrics_label_escape(pol, sizeof(pol), repls[i].cr->name);
+		if (m == REPL_M_RUNS) {
+			evbuffer_add_printf(b, "regmirror_replication_"
+			    "runs_total{policy=\"%s\",result=\"ok\"} %llu\n"
+			    "regmirror_replication_runs_total{policy=\"%s\","
+			    "result=\"failed\"} %llu\n", pol,
+			    (unsigned long long)repls[i].ok_runs, pol,
+			    (unsigned long long)repls[i].failed_runs);
+			continue;
+		}
+		v = repl_metric_value(&repls[i], m, now);
+		evbuffer_add_printf(b, "regmirror_replication_%s"
+		    "{policy=\"%s\"} %lld\n", name, pol, v > 0 ? v : 0);
+	}
+}
+
+/* On the jobs' loop, as the admin listener that asks. */
+void
+sync_repl_metrics(struct evbuffer *b)
+{
+	time_t		 now = time(NULL);
+	enum repl_metric m;
+
+	if (nrepls == 0)
+		return;
+	for (m = 0; m < REPL_M__MAX; m++)
+		repl_metric_write(b, m, now);
 }
 
 static json_t *

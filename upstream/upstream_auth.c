@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <fnmatch.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #include "common/hash.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/obj.h"
 #include "common/xmalloc.h"
 #include "upstream/upstream_int.h"
@@ -79,11 +81,17 @@ upstream_init_all(const struct config *cfg)
 {
 	const struct config_upstream	*cu;
 	struct upstream			*u;
+	const char			**names;
 	size_t				 i;
 
 	upstream_policy_init();
 	nupstreams = cfg->nupstreams;
 	upstreams = xcalloc(nupstreams, sizeof(*upstreams));
+	names = xcalloc(nupstreams + 1, sizeof(*names));
+	for (cu = cfg->upstreams, i = 0; cu != NULL; cu = cu->next, i++)
+		names[i] = cu->name;
+	metric_upstreams_init(names, nupstreams);
+	free(names);
 	for (cu = cfg->upstreams, u = upstreams; cu != NULL;
 	    cu = cu->next, u++) {
 		u->magic = UPSTREAM_MAGIC;

@@ -179,6 +179,8 @@ struct upstream_req {
 	struct evhttp_request	*hreq;
 	int			 status;
 	int			 got_response;
+	/* An exchange not yet counted by status (metric_upstream_status) */
+	int			 uncounted;
 	enum upstream_then	 then;		/* 401/3xx/5xx we act upon */
 	int			 too_large;
 	int			 cancelled;
@@ -292,6 +294,17 @@ upstream_req_set_state(struct upstream_req *r, enum upstream_req_state to)
 	r->state = to;
 }
 
+/* The exchange under way ended with status (0: no response, as an
+ * exchange ends that is retried, cancelled or given up before one). */
+static void
+upstream_req_count(struct upstream_req *r, int status)
+{
+	if (!r->uncounted)
+		return;
+	r->uncounted = 0;
+	metric_upstream_status(r->u->idx, status);
+}
+
 static void
 upstream_req_finish(struct upstream_req *r, const char *err)
 {
@@ -299,6 +312,7 @@ upstream_req_finish(struct upstream_req *r, const char *err)
 
 	if (r->state == UPSTREAM_REQ_DONE)
 		return;		/* cancelled from inside its done callback */
+	upstream_req_count(r, 0);
 	upstream_req_set_state(r, UPSTREAM_REQ_DONE);
 	if (err != NULL && r->errmsg[0] == '\0')
 		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %s %s:%d",
@@ -735,6 +749,7 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 		evhttp_clear_headers(in);
 		return 0;
 	}
+	upstream_req_count(r, r->status);
 	if ((r->then = upstream_req_then(r, in)) != UPSTREAM_THEN_NONE)
 		return 0;
 	return upstream_req_deliver(r, in, &rl);
@@ -1392,6 +1407,8 @@ upstream_req_exchange(struct upstream_req *r)
 	if (r->body != NULL)
 		evbuffer_drain(r->body, evbuffer_get_length(r->body));
 	metric_inc(METRIC_UPSTREAM_REQUESTS);
+	upstream_req_count(r, 0);
+	r->uncounted = 1;
 	if ((r->conn = upstream_conn_idle(r->w, r->u, &r->url)) != NULL) {
 		upstream_req_set_state(r, UPSTREAM_REQ_EXCHANGE);
 		upstream_req_send(r);

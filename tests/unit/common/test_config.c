@@ -226,6 +226,7 @@ test_defaults(void)
 	is_str(cf->tls_key, NULL, "no tls_key");
 	is_int(cf->workers, 0, "workers auto");
 	is_str(cf->log_level, "info", "log_level info");
+	is_str(cf->access_log, "text", "access_log text");
 	is_int(cf->max_header_size, 16 * 1024, "max_header_size 16K");
 	is_str(cf->cache_dir, "/var/lib/regmirror", "cache dir");
 	ok(cf->max_size == 0, "max_size unlimited");
@@ -333,6 +334,12 @@ test_syntax(void)
 	cf = load("[server]\nlog_level = WARN\n" MINIMAL_UPSTREAM);
 	if (ok(cf != NULL, "log_level is case-insensitive")) {
 		is_str(cf->log_level, "warn", "  stored in lower case");
+		config_free(cf);
+	}
+
+	cf = load("[server]\naccess_log = JSON\n" MINIMAL_UPSTREAM);
+	if (ok(cf != NULL, "access_log json")) {
+		is_str(cf->access_log, "json", "  stored in lower case");
 		config_free(cf);
 	}
 }
@@ -537,6 +544,8 @@ test_errors(void)
 	load_fails("[server]\nlog_level = verbose\n",
 	    "mirror.conf:2: bad log_level 'verbose' (want error, warn, info "
 	    "or debug)");
+	load_fails("[server]\naccess_log = yaml\n",
+	    "mirror.conf:2: bad access_log 'yaml' (want text or json)");
 	load_fails("[server]\nmax_header_size = 512\n",
 	    "mirror.conf:2: max_header_size '512' is out of range (1K..1M)");
 	load_fails("[server]\nmax_header_size = 2M\n",
