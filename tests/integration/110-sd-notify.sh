@@ -8,7 +8,7 @@
 #     workers"; a manifest of the real upstream (docker-registry) is
 #     served.  WATCHDOG_USEC=500000: WATCHDOG=1 pings keep coming.
 #     SIGHUP: RELOADING=1 (with MONOTONIC_USEC) then READY=1.  SIGTERM:
-#     STOPPING=1, no ping after it, exit 0.
+#     STOPPING=1, then the drain's STATUS=, no ping after it, exit 0.
 #  2. A stalled worker (68-health-stall's mechanism: stderr a pipe nobody
 #     reads) stops the pings, so systemd's WatchdogSec would restart the
 #     service; once the workers run again the pings resume.
@@ -82,6 +82,8 @@ stop_and_check() {
 PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 write_mirror_conf "$T_DIR/m1.conf" "$PORT" "$T_DIR/cache1" "$UP_URL"
+# SIGTERM drains: not ready at once, listeners close after drain.
+sed -i "s|^listen = 127.0.0.1:$PORT|&\ndrain = 1s|" "$T_DIR/m1.conf"
 LOG="$T_DIR/m1.log"
 T_LOGS+=("$LOG")
 start_notify n1 --probe "$URL/v2/" --log "$LOG"
@@ -150,6 +152,10 @@ sync_notify
 st=$(first_with STOPPING=1 "$from")
 [ -n "$st" ] || fail "SIGTERM: no STOPPING=1: $(tail -n 5 "$N_OUT")"
 line_of "$st" | grep -qF 'STATUS=stopping' || fail "no STATUS=stopping"
+# Then the drain says where it is; no pings while it lasts (systemd stops
+# the watchdog of a unit that is stopping).
+[ -n "$(first_with 'STATUS=draining: not ready, listeners close in 1 s' \
+	"$st")" ] || fail "no draining status after STOPPING=1"
 assert_eq 0 "$(count_with WATCHDOG=1 "$st")" "WATCHDOG=1 after STOPPING=1"
 
 # -- 2. a stalled worker stops the pings -------------------------------------
@@ -163,6 +169,7 @@ ADMIN="http://127.0.0.1:$APORT"
 write_mirror_conf "$T_DIR/m2.conf" "$PORT" "$T_DIR/cache2" "$UP_URL"
 sed -i "s|^listen = 127.0.0.1:$PORT|&\nadmin_listen = 127.0.0.1:$APORT|" \
 	"$T_DIR/m2.conf"
+sed -i "s|^listen = 127.0.0.1:$PORT|&\ndrain = 1s|" "$T_DIR/m2.conf"
 start_notify n2
 mkfifo "$T_DIR/stderr"
 exec 3<>"$T_DIR/stderr"		# held open, not read: the pipe fills
