@@ -17,6 +17,7 @@
 #include "cache/cache.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sdnotify.h"
 #include "common/xmalloc.h"
 #include "cli/cmd.h"
 #include "proxy/proxy.h"
@@ -282,6 +283,7 @@ main_serve(const struct main_cmd *c, int argc, char **argv,
 		log_set_level((enum log_level)lvl);
 	for (size_t i = 0; i < cfg->nwarnings; i++)
 		log_warnx("%s", cfg->warnings[i]);
+	sdnotify_status("starting: opening the cache in %s", cfg->cache_dir);
 	if (cache_open(cfg) != 0)
 		fatalx("cannot open the cache in %s", cfg->cache_dir);
 	/* The budget's running total first, then reconcile adjusts it. */

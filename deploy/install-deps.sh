@@ -14,7 +14,7 @@
 set -eu
 
 BUILD="build-essential autoconf automake pkg-config libevent-dev libssl-dev libcrypt-dev
-liblmdb-dev libjansson-dev libpsl-dev publicsuffix"
+liblmdb-dev libjansson-dev libpsl-dev publicsuffix libsystemd-dev"
 TEST="clang clang-tools curl jq openssl lmdb-utils docker-registry skopeo podman
 docker.io containerd nginx apache2-utils python3 python3-jwt
 python3-cryptography uidmap iproute2 haproxy prometheus

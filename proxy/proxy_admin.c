@@ -53,8 +53,6 @@
 #include "proxy/proxy_int.h"
 #include "sync/sync.h"
 
-/* A worker loop silent this long makes /healthz fail. */
-#define PROXY_STALL_SECONDS	10
 /* Bounds on what a request to the admin API may send. */
 #define PROXY_ADMIN_HEAD_MAX	(64 * 1024)
 #define PROXY_ADMIN_BODY_MAX	(1024 * 1024)

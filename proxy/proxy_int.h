@@ -5,6 +5,7 @@
 #ifndef PROXY_PROXY_INT_H
 #define PROXY_PROXY_INT_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -48,9 +49,31 @@ struct proxy_worker {
 
 /*
  * A worker whose loop has not run for max_age seconds (blocked, or
- * spinning in one callback), or -1: /healthz asks, from the jobs' loop.
+ * spinning in one callback), or -1: /healthz asks, from the jobs' loop,
+ * and so does the main thread before each systemd watchdog ping.
  */
 int	proxy_workers_stalled(int64_t max_age);
+/* A worker loop silent this long makes /healthz fail and stops the
+ * WATCHDOG=1 pings (one threshold: systemd restarts what /healthz calls
+ * stalled). */
+#define PROXY_STALL_SECONDS	10
+
+/*
+ * The systemd watchdog (proxy_watchdog.c): the main thread waits for its
+ * signals with proxy_watchdog_sigwait(), which sends WATCHDOG=1 meanwhile
+ * when systemd asks for it, while no worker has stalled.
+ */
+struct proxy_watchdog {
+	uint64_t	half;		/* us between pings; 0: no watchdog */
+	uint64_t	next;		/* monotonic us of the next ping */
+	int		stalled;	/* the stalled worker, or -1 */
+	uint64_t	since;		/* monotonic us it was found */
+	int		nw;		/* workers, for the status line */
+};
+
+void	proxy_watchdog_init(struct proxy_watchdog *, int nw);
+/* The next signal of set, or -1 (none yet: call again). */
+int	proxy_watchdog_sigwait(struct proxy_watchdog *, const sigset_t *);
 
 enum proxy_kind {
 	PROXY_KIND_BASE = 0,

@@ -2,7 +2,8 @@
  * proxy_server.c — listeners and worker loops (memcached's model): every
  * worker thread runs its own event_base with its own evhttp, accepting on
  * its own dup of every listening socket, and its own upstream connection
- * pool.  The main thread only waits for SIGTERM/SIGINT and stops them.
+ * pool.  The main thread waits for SIGTERM/SIGINT (pinging the systemd
+ * watchdog meanwhile: proxy_watchdog.c) and stops them.
  *
  * Also the per-request bookkeeping: ids, common headers and the one access
  * log line written when a request ends.
@@ -12,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +43,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/obj.h"
+#include "common/sdnotify.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy.h"
 #include "proxy/proxy_int.h"
@@ -682,20 +685,32 @@ proxy_reload(struct proxy_server *sv)
 		log_warnx("SIGHUP: keeping the admin API's old tokens");
 }
 
+/* READY=1 with the status `systemctl status` shows while serving. */
+static void
+proxy_notify_ready(int nw)
+{
+	sdnotify_ready("serving with %d worker%s", nw, nw == 1 ? "" : "s");
+}
+
 /*
  * The next stop signal (SIGTERM, SIGINT) within ms milliseconds (-1:
- * for ever); SIGHUP reloads what it can on the way.  The signal, or 0
- * when the time is up.
+ * for ever, pinging the systemd watchdog meanwhile); SIGHUP reloads what
+ * it can on the way (systemd told RELOADING=1, then READY=1, unless
+ * draining).  The signal, or 0 when the time is up.
  */
 static int
 proxy_signals_wait(struct proxy_server *sv, sigset_t *set, long ms)
 {
-	struct timespec	ts;
-	int		sig;
+	struct proxy_watchdog	wd;
+	struct timespec		ts;
+	int			sig;
 
+	memset(&wd, 0, sizeof(wd));
+	if (ms < 0)
+		proxy_watchdog_init(&wd, sv->nw);
 	for (;;) {
 		if (ms < 0)
-			sig = sigwaitinfo(set, NULL);
+			sig = proxy_watchdog_sigwait(&wd, set);
 		else {
 			ts.tv_sec = ms / 1000;
 			ts.tv_nsec = (ms % 1000) * 1000000;
@@ -707,8 +722,12 @@ proxy_signals_wait(struct proxy_server *sv, sigset_t *set, long ms)
 			continue;
 		if (sig != SIGHUP)
 			return sig;
+		if (ms < 0)
+			sdnotify_reloading();
 		proxy_access_reload();
 		proxy_reload(sv);
+		if (ms < 0)
+			proxy_notify_ready(sv->nw);
 	}
 }
 
@@ -745,12 +764,14 @@ proxy_drain(struct proxy_server *sv, sigset_t *set)
 	const struct config	*cfg = sv->cfg;
 	struct timeval		 now = { 0, 0 };
 	int64_t			 until;
-	unsigned		 conns, fills;
+	unsigned		 conns, fills, told_c = UINT_MAX, told_f = 0;
 	int			 i, sig;
 
 	atomic_store(&proxy_drain_flag, 1);
 	log_info("draining: not ready; listeners close in %ld s, then "
 	    "requests in flight get %ld s", cfg->drain, cfg->shutdown_timeout);
+	sdnotify_status("draining: not ready, listeners close in %ld s",
+	    cfg->drain);
 	if ((sig = proxy_signals_wait(sv, set, cfg->drain * 1000)) != 0)
 		return sig;
 	for (i = 0; i < sv->nw; i++)
@@ -764,6 +785,12 @@ proxy_drain(struct proxy_server *sv, sigset_t *set)
 		fills = cache_fills_running();
 		if (conns == 0 && fills == 0)
 			return 0;
+		if (conns != told_c || fills != told_f) {	/* systemd */
+			told_c = conns;
+			told_f = fills;
+			sdnotify_status("draining: %u connections, %u fills",
+			    conns, fills);
+		}
 		if (proxy_mono_ms() >= until) {
 			log_warnx("draining: shutdown_timeout: %u connections "
 			    "and %u fills cut", conns, fills);
@@ -858,8 +885,10 @@ proxy_run(const struct config *cfg)
 	free(sv.fds);
 	log_info("regmirror %s serving with %d worker%s", PACKAGE_VERSION,
 	    sv.nw, sv.nw == 1 ? "" : "s");
+	proxy_notify_ready(sv.nw);	/* listeners bound, cache open */
 	/* SIGINT (a terminal's ^C) stops at once; SIGTERM drains. */
 	sig = proxy_signals_wait(&sv, &set, -1);
+	sdnotify_stopping();
 	if (sig == SIGTERM)
 		sig = proxy_drain(&sv, &set);
 	if (sig > 0)
