@@ -45,8 +45,17 @@ exe=$(sed -n 's/^ExecStart=\([^ ]*\) serve -c .*/\1/p' "$unit")
 grep -qx "ExecStartPre=$exe check-config -c [^ ]*/regmirror/mirror.conf" \
 	"$unit" || fail "no ExecStartPre check-config"
 
-for d in Type=notify NotifyAccess=main 'ExecReload=/bin/kill -HUP $MAINPID' \
-    WatchdogSec=30s User=regmirror StateDirectory=regmirror \
+# Type=notify and the watchdog only where the build can tell systemd.
+if [ "${REGMIRROR_SYSTEMD:-yes}" = yes ]; then
+	notify="Type=notify WatchdogSec=30s"
+else
+	notify="Type=simple"
+	grep -q '^WatchdogSec=' "$unit" &&
+		fail "a build without libsystemd has WatchdogSec= (systemd would kill it)"
+fi
+# shellcheck disable=SC2086
+for d in $notify NotifyAccess=main 'ExecReload=/bin/kill -HUP $MAINPID' \
+    User=regmirror StateDirectory=regmirror \
     ProtectSystem=strict ProtectHome=yes PrivateTmp=yes PrivateDevices=yes \
     ProtectKernelTunables=yes ProtectKernelModules=yes ProtectKernelLogs=yes \
     ProtectControlGroups=yes NoNewPrivileges=yes \
