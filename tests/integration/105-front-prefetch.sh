@@ -78,7 +78,7 @@ assert_eq 200 "$(http_code "$FRONT_URL/v2/app/demo/blobs/$D0" -I \
 	-H 'Cache-Control: only-if-cached')" "only-if-cached HEAD where it is stored"
 registry_log_sync up
 assert_eq 0 "$(($(count_upstream_requests "$UP_LOG" /v2/other/ "$mark") +
-	$(count_upstream_requests "$UP_LOG" /v2/app/ "$mark")))" \
+	$(count_upstream_requests "$UP_LOG" /v2/app/demo/blobs/ "$mark")))" \
 	"upstream requests of the only-if-cached HEADs"
 
 log "b. a pull through the front costs no upstream request"
