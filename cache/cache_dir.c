@@ -13,10 +13,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
@@ -45,29 +47,50 @@ cache_dir(void)
  * Can the cache take a new file?  A probe file is made in tmp/ (where
  * fills start) with one byte written and removed: a read-only mount, a
  * full disk or a lost directory all show (root ignores modes, so
- * access(2) would not).  0, or -1 and why in err.
+ * access(2) would not).  The answer is kept for a second: /readyz and
+ * /metrics may be asked often, by anyone who reaches the admin port.
+ * The probe's name has no leading dot, so a start-up after a crash
+ * empties it from tmp/ with the fills' leftovers.  0, or -1 and why.
  */
 int
 cache_dir_writable(char *err, size_t errlen)
 {
-	char	*path;
-	int	 fd, rc = 0;
+	static pthread_mutex_t	 mtx = PTHREAD_MUTEX_INITIALIZER;
+	static time_t		 last;
+	static int		 last_rc;
+	static char		 last_err[256];
+	char			*path;
+	int			 fd, rc = 0;
+	time_t			 now = time(NULL);
 
+	pthread_mutex_lock(&mtx);
+	if (last != 0 && now == last) {
+		snprintf(err, errlen, "%s", last_err);
+		rc = last_rc;
+		pthread_mutex_unlock(&mtx);
+		return rc;
+	}
+	last_err[0] = '\0';
 	if (cache_root == NULL) {
-		snprintf(err, errlen, "no cache directory");
-		return -1;
-	}
-	xasprintf(&path, "%s/tmp/.probe.XXXXXX", cache_root);
-	if ((fd = mkstemp(path)) == -1 || write(fd, "", 1) != 1) {
-		snprintf(err, errlen, "%s/tmp: %s", cache_root,
-		    strerror(errno));
+		snprintf(last_err, sizeof(last_err), "no cache directory");
 		rc = -1;
+	} else {
+		xasprintf(&path, "%s/tmp/readyz-probe.XXXXXX", cache_root);
+		if ((fd = mkstemp(path)) == -1 || write(fd, "", 1) != 1) {
+			snprintf(last_err, sizeof(last_err), "%s/tmp: %s",
+			    cache_root, strerror(errno));
+			rc = -1;
+		}
+		if (fd != -1) {
+			close(fd);
+			unlink(path);
+		}
+		free(path);
 	}
-	if (fd != -1) {
-		close(fd);
-		unlink(path);
-	}
-	free(path);
+	last = now;
+	last_rc = rc;
+	snprintf(err, errlen, "%s", last_err);
+	pthread_mutex_unlock(&mtx);
 	return rc;
 }
 

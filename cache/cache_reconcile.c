@@ -47,8 +47,10 @@ cache_reconcile_check_cb(const char *digest, const struct cache_blob_rec *rec,
 	struct stat			 st;
 	char				*path;
 
+	/* A link or a FIFO in a blob's place is not the blob. */
 	if ((path = cache_blob_path(digest)) == NULL ||
-	    stat(path, &st) != 0 || (uint64_t)st.st_size != rec->size) {
+	    lstat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != rec->size) {
 		cache_usage_add(-(int64_t)rec->size);
 		l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
 		l->v[l->n++] = xstrdup(digest);

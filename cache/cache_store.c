@@ -218,12 +218,13 @@ cache_blob_open(const char *digest, const char *upstream, int *fdp,
 		return 1;
 	if ((path = cache_blob_path(digest)) == NULL)
 		return 1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1 || fstat(fd, &st) != 0 ||
+	/* Never a link to follow or a FIFO to hang a worker on. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd == -1 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size != rec.size) {
 		/* The index is ahead of the disk: forget the record. */
 		log_warnx("cache: blob %s: file %s, dropping index entry",
-		    digest, fd == -1 ? "missing" : "has the wrong size");
+		    digest, fd == -1 ? "missing" : "is not the blob");
 		if (fd != -1)
 			close(fd);
 		cache_index_blob_del(cache_idx, digest);

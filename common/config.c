@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cidr.h"
@@ -870,6 +871,36 @@ config_finish_access(struct config_parser *p)
 	return config_finish_fail_closed(p);
 }
 
+/*
+ * The tier's job secret travels in every job request to the front door:
+ * over plain http off loopback anyone on the path can read it, and with
+ * it skip every member's access rules.  And like any secret file, it
+ * must not be readable by every user.
+ */
+static void
+config_finish_front(struct config_parser *p)
+{
+	const struct config	*cf = p->cp_cf;
+	const char		*h;
+	struct stat		 st;
+
+	if (cf->job_token_file == NULL)
+		return;
+	if (stat(cf->job_token_file, &st) == 0 && (st.st_mode & S_IROTH))
+		config_warning(p, config_server_line(p, "job_token_file"),
+		    "job_token_file '%s' is readable by every user (chmod "
+		    "o-r)", cf->job_token_file);
+	if (cf->front == NULL || strncmp(cf->front, "http://", 7) != 0)
+		return;
+	h = cf->front + 7;
+	if (strncmp(h, "127.", 4) != 0 && strncmp(h, "[::1]", 5) != 0 &&
+	    strncmp(h, "localhost", 9) != 0)
+		config_warning(p, config_server_line(p, "front"),
+		    "front %s is plain http: the job secret (job_token_file) "
+		    "crosses the network readable; use https or a network "
+		    "only the tier's hosts reach", cf->front);
+}
+
 /* Checks and defaults that need the whole file. */
 static int
 config_finish(struct config_parser *p)
@@ -890,6 +921,7 @@ config_finish(struct config_parser *p)
 		    "tls_listen requires tls_cert and tls_key");
 	if (cf->nupstreams == 0)
 		return config_error_at(p, 0, "no [upstream] section");
+	config_finish_front(p);
 	for (r = cf->replications; r != NULL; r = r->next)
 		if (config_finish_replication(p, r) == -1)
 			return -1;

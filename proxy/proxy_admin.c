@@ -342,14 +342,22 @@ proxy_admin_ready(struct evhttp_request *req, const struct config *cfg)
 	char		 why[512];
 	const char	*reason = proxy_admin_unready(cfg, why, sizeof(why));
 
-	if (reason == NULL)
+	/* The detail (a path, an errno) is for the log, not for whoever
+	 * can reach this unauthenticated route. */
+	static char	 logged[512];	/* the admin loop's only */
+
+	if (reason == NULL) {
+		logged[0] = '\0';
 		proxy_admin_json(req, 200, json_pack("{s:b}", "ready", 1));
-	else if (why[0] != '\0')
-		proxy_admin_json(req, 503, json_pack("{s:b,s:s,s:s}", "ready",
-		    0, "reason", reason, "detail", why));
-	else
+	} else {
+		/* Once per cause, not once per check. */
+		if (why[0] != '\0' && strcmp(why, logged) != 0) {
+			log_warnx("readyz: %s: %s", reason, why);
+			snprintf(logged, sizeof(logged), "%s", why);
+		}
 		proxy_admin_json(req, 503, json_pack("{s:b,s:s}", "ready", 0,
 		    "reason", reason));
+	}
 }
 
 static void

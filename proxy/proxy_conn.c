@@ -699,7 +699,8 @@ proxy_conn_idle_cb(const void *node, VISIT v, void *arg)
 	struct proxy_conn_sweep	*sw = arg;
 
 	if ((v != postorder && v != leaf) || (pc->state != PROXY_CONN_IDLE &&
-	    pc->state != PROXY_CONN_FIRST) || !proxy_conn_alive(pc))
+	    pc->state != PROXY_CONN_FIRST && pc->state != PROXY_CONN_HEAD) ||
+	    !proxy_conn_alive(pc))
 		return;
 	if (sw->n == sw->cap) {
 		sw->cap = sw->cap * 2 + 16;
@@ -712,9 +713,11 @@ proxy_conn_idle_cb(const void *node, VISIT v, void *arg)
  * SIGTERM, after [server] drain, on w's own thread: w's listening
  * sockets are closed (once every worker's dup is, the kernel refuses new
  * connections and the load balancer goes elsewhere at once), and the
- * connections waiting for a request are shut down.  evhttp sees each end
- * as a client's close and frees it; a connection whose request is being
- * served closes after the reply (proxy_conn_complete_cb).
+ * connections not being served (idle, or still sending a request head)
+ * are shut down.  evhttp sees each end as a client's close and frees it;
+ * a connection whose request is being served closes after the reply
+ * (proxy_conn_complete_cb).  The trackers of connections evhttp frees
+ * before their first request are not told: proxy_conn_drain_sweep.
  */
 void
 proxy_conn_unlisten(struct proxy_worker *w)
@@ -737,4 +740,12 @@ proxy_conn_unlisten(struct proxy_worker *w)
 	for (i = 0; i < sw.n; i++)
 		shutdown(sw.dead[i]->fd, SHUT_RDWR);
 	free(sw.dead);
+}
+
+/* Draining: free the trackers of connections that are gone, so that
+ * they are not counted (else each holds the drain to its deadline). */
+void
+proxy_conn_drain_sweep(struct proxy_worker *w)
+{
+	(void)proxy_conn_sweep(w);
 }

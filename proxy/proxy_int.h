@@ -169,6 +169,7 @@ int	proxy_conn_on_close(struct proxy_worker *, struct evhttp_connection *,
 unsigned proxy_conn_count(void);
 /* SIGTERM: close w's listeners and idle connections (w's thread). */
 void	proxy_conn_unlisten(struct proxy_worker *);
+void	proxy_conn_drain_sweep(struct proxy_worker *);
 /* 1 from SIGTERM on: /readyz 503, every reply "Connection: close". */
 int	proxy_draining(void);
 

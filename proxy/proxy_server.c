@@ -36,6 +36,7 @@
 #include <event2/util.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 
 #include "cache/cache.h"
@@ -69,13 +70,19 @@ proxy_draining(void)
 int
 proxy_req_is_job(const struct proxy_req *pr)
 {
-	const char *v = evhttp_find_header(
-	    evhttp_request_get_input_headers(pr->req), "X-Regmirror-Job");
-	const char *secret = sync_token();
+	const char	*v = evhttp_find_header(
+			    evhttp_request_get_input_headers(pr->req),
+			    "X-Regmirror-Job");
+	const char	*secret = sync_token();
+	unsigned char	 a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
 
-	return v != NULL && secret[0] != '\0' &&
-	    strlen(v) == strlen(secret) &&
-	    CRYPTO_memcmp(v, secret, strlen(secret)) == 0;
+	if (v == NULL || secret[0] == '\0')
+		return 0;
+	/* Digests of equal length: neither the length nor a prefix of the
+	 * tier's secret shows in the time a guess takes. */
+	SHA256((const unsigned char *)v, strlen(v), a);
+	SHA256((const unsigned char *)secret, strlen(secret), b);
+	return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
 }
 
 /*
@@ -692,6 +699,15 @@ proxy_notify_ready(int nw)
 	sdnotify_ready("serving with %d worker%s", nw, nw == 1 ? "" : "s");
 }
 
+static int64_t
+proxy_mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
  * The next stop signal (SIGTERM, SIGINT) within ms milliseconds (-1:
  * for ever, pinging the systemd watchdog meanwhile); SIGHUP reloads what
@@ -703,6 +719,7 @@ proxy_signals_wait(struct proxy_server *sv, sigset_t *set, long ms)
 {
 	struct proxy_watchdog	wd;
 	struct timespec		ts;
+	int64_t			until = proxy_mono_ms() + ms, left;
 	int			sig;
 
 	memset(&wd, 0, sizeof(wd));
@@ -712,8 +729,11 @@ proxy_signals_wait(struct proxy_server *sv, sigset_t *set, long ms)
 		if (ms < 0)
 			sig = proxy_watchdog_sigwait(&wd, set);
 		else {
-			ts.tv_sec = ms / 1000;
-			ts.tv_nsec = (ms % 1000) * 1000000;
+			/* A SIGHUP on the way does not restart the wait. */
+			if ((left = until - proxy_mono_ms()) <= 0)
+				return 0;
+			ts.tv_sec = (time_t)(left / 1000);
+			ts.tv_nsec = (long)(left % 1000) * 1000000;
 			if ((sig = sigtimedwait(set, NULL, &ts)) == -1 &&
 			    errno == EAGAIN)
 				return 0;
@@ -731,13 +751,13 @@ proxy_signals_wait(struct proxy_server *sv, sigset_t *set, long ms)
 	}
 }
 
-static int64_t
-proxy_mono_ms(void)
+/* On a worker's thread: forget connections that ended unseen. */
+static void
+proxy_worker_sweep_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	(void)fd;
+	(void)ev;
+	proxy_conn_drain_sweep(arg);
 }
 
 /* On a worker's thread: its part of closing the listeners. */
@@ -777,8 +797,8 @@ proxy_drain(struct proxy_server *sv, sigset_t *set)
 	for (i = 0; i < sv->nw; i++)
 		event_base_once(sv->workers[i].base, -1, EV_TIMEOUT,
 		    proxy_worker_unlisten_cb, &sv->workers[i], &now);
-	log_info("draining: listeners closed; %u connections and %u fills "
-	    "in flight", proxy_conn_count(), cache_fills_running());
+	log_info("draining: closing the listeners; %u connections and %u "
+	    "fills in flight", proxy_conn_count(), cache_fills_running());
 	until = proxy_mono_ms() + cfg->shutdown_timeout * 1000;
 	for (;;) {
 		conns = proxy_conn_count();
@@ -798,6 +818,10 @@ proxy_drain(struct proxy_server *sv, sigset_t *set)
 		}
 		if ((sig = proxy_signals_wait(sv, set, 100)) != 0)
 			return sig;
+		/* Trackers of connections evhttp closed unseen go now. */
+		for (i = 0; i < sv->nw; i++)
+			event_base_once(sv->workers[i].base, -1, EV_TIMEOUT,
+			    proxy_worker_sweep_cb, &sv->workers[i], &now);
 	}
 }
 

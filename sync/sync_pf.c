@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -139,6 +140,7 @@ struct pf_job {
 	/* Settling through a front door (pf_front_settle). */
 	TAILQ_HEAD(, pf_probe)	 probes;	/* to ask */
 	TAILQ_HEAD(, pf_probe)	 probes_later;	/* "not yet": again */
+	TAILQ_HEAD(, pf_probe)	 probes_flight;	/* asked, no answer yet */
 	unsigned		 probes_running;
 	unsigned		 probes_lost;
 	struct event		*probe_ev;	/* probes_later's timer */
@@ -155,6 +157,7 @@ static SSL_CTX				*pf_ssl_ctx;	/* TLS-only */
 static char				*pf_host;	/* loopback listener */
 static int				 pf_port;
 static char				*pf_front;	/* front's host:port */
+static struct evdns_base		*pf_dns;	/* a front's name */
 static struct evhttp_connection		*pf_conns[PF_CONNS];
 static struct event			*pf_end_ev;	/* a fill ended */
 static unsigned				 pf_next_conn;
@@ -216,6 +219,17 @@ sync_self_addr(const char *l, char **host, int *port)
  * none, the first HTTPS one (our own certificate, on loopback: it is not
  * verified, as it may not name 127.0.0.1).
  */
+/* Is pf_host an address (no name to resolve)? */
+static int
+pf_host_is_addr(void)
+{
+	struct in6_addr	a6;
+	struct in_addr	a4;
+
+	return inet_pton(AF_INET, pf_host, &a4) == 1 ||
+	    inet_pton(AF_INET6, pf_host, &a6) == 1;
+}
+
 /*
  * [server] front = http(s)://host[:port] (as config_url_parse left it):
  * the jobs' requests go there, to the tier's balancer, which sends each
@@ -236,10 +250,16 @@ pf_front_init(const char *url)
 		xasprintf(&spec, "%s:%d", hp, tls ? 443 : 80);
 	else
 		spec = xstrdup(hp);
-	/* sync_self_addr maps a wildcard to loopback; a front is not. */
+	/* (A front door at a wildcard address would mean loopback, as
+	 * sync_self_addr maps it.) */
 	rc = sync_self_addr(spec, &pf_host, &pf_port);
 	free(spec);
 	if (rc != 0)
+		return -1;
+	/* A name is resolved on the jobs' loop without blocking it (the
+	 * admin API, /readyz included, runs there too). */
+	if (!pf_host_is_addr() && (pf_dns = evdns_base_new(pf_base,
+	    EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL)
 		return -1;
 	if (tls) {
 		if ((pf_ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
@@ -462,12 +482,23 @@ pf_probe_free(struct pf_probe *p)
 	free(p);
 }
 
-/* Every queued probe of j, counted and freed: the job ends without. */
+/*
+ * Every probe of j, counted: the queued ones freed, the ones in flight
+ * let go (their answer frees them, job or no job): the job ends without.
+ */
 static unsigned
 pf_probes_drop(struct pf_job *j)
 {
 	struct pf_probe	*p;
 	unsigned	 n = 0;
+
+	while ((p = TAILQ_FIRST(&j->probes_flight)) != NULL) {
+		TAILQ_REMOVE(&j->probes_flight, p, entry);
+		p->job = NULL;
+		n++;
+	}
+	j->probes_running = 0;
+	evtimer_del(j->probe_ev);
 
 	while ((p = TAILQ_FIRST(&j->probes)) != NULL ||
 	    (p = TAILQ_FIRST(&j->probes_later)) != NULL) {
@@ -489,7 +520,12 @@ pf_landed_done_cb(struct evhttp_request *req, void *arg)
 	struct timeval		 tv = { 0, PF_PROBE_MS * 1000 };
 	int			 code;
 
+	if (j == NULL) {	/* its job has ended */
+		pf_probe_free(p);
+		return;
+	}
 	CHECK_OBJ_NOTNULL(j, PF_JOB_MAGIC);
+	TAILQ_REMOVE(&j->probes_flight, p, entry);
 	code = req != NULL ? evhttp_request_get_response_code(req) : 0;
 	j->probes_running--;
 	if (code == 504 || code == 503 || code == 0) {
@@ -565,6 +601,7 @@ pf_probes_pump(struct pf_job *j)
 			pf_probe_free(p);
 			continue;
 		}
+		TAILQ_INSERT_TAIL(&j->probes_flight, p, entry);
 		j->probes_running++;
 	}
 	if (j->probes_running == 0 && TAILQ_EMPTY(&j->probes) &&
@@ -593,7 +630,7 @@ pf_front_settle(struct pf_job *j)
 		/* The settle timer: what has not landed is not waited for. */
 		if (time(NULL) - j->settle_start < PF_SETTLE_MAX)
 			return;
-		busy = pf_probes_drop(j) + j->probes_running;
+		busy = pf_probes_drop(j);
 		pf_job_finish(j, busy, j->probes_lost);
 		return;
 	}
@@ -843,11 +880,7 @@ pf_task_done_cb(struct evhttp_request *req, void *arg)
 static int
 pf_tls_name(SSL *ssl)
 {
-	struct in6_addr	a6;
-	struct in_addr	a4;
-
-	if (inet_pton(AF_INET, pf_host, &a4) == 1 ||
-	    inet_pton(AF_INET6, pf_host, &a6) == 1)
+	if (pf_host_is_addr())
 		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
 		    pf_host) == 1 ? 0 : -1;
 	if (SSL_set_tlsext_host_name(ssl, pf_host) != 1 ||
@@ -873,8 +906,8 @@ pf_conn(void)
 	if (pf_ssl_ctx == NULL) {
 		k = pf_next_conn++ % PF_CONNS;
 		if (pf_conns[k] == NULL) {
-			pf_conns[k] = evhttp_connection_base_new(pf_base, NULL,
-			    pf_host, (unsigned short)pf_port);
+			pf_conns[k] = evhttp_connection_base_new(pf_base,
+			    pf_dns, pf_host, (unsigned short)pf_port);
 			evhttp_connection_set_timeout(pf_conns[k], 600);
 			evhttp_connection_set_retries(pf_conns[k], 1);
 		}
@@ -895,8 +928,8 @@ pf_conn(void)
 		return NULL;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	c = evhttp_connection_base_bufferevent_new(pf_base, NULL, bev, pf_host,
-	    (unsigned short)pf_port);
+	c = evhttp_connection_base_bufferevent_new(pf_base, pf_dns, bev,
+	    pf_host, (unsigned short)pf_port);
 	if (c == NULL) {
 		bufferevent_free(bev);
 		return NULL;
@@ -1320,6 +1353,7 @@ pf_job_new(const struct config *cfg, const struct sync_pf_params *pp,
 	j->probe_ev = evtimer_new(pf_base, pf_landed_later_cb, j);
 	TAILQ_INIT(&j->probes);
 	TAILQ_INIT(&j->probes_later);
+	TAILQ_INIT(&j->probes_flight);
 	j->seen = json_object();
 	if (pf_job_images(j, cfg, pp->images, pp->nimages, fixed,
 	    pp->admin ? (size_t)cfg->max_job_images : SIZE_MAX, err,

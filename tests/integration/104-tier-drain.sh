@@ -5,8 +5,10 @@
 #  - new requests for what it owns go to another member while it drains
 #    (none reaches it once haproxy has marked it down);
 #  - its listener closes after [server] drain (connections refused);
-#  - the download in flight (a cold fill, read slowly) completes with the
-#    right bytes, the fill is stored, and only then does it exit, 0.
+#  - the download in flight (read slowly; its cold fill is stored long
+#    before) completes with the right bytes, and only then does the
+#    member exit, 0.  (A fill that outlives its clients holds the exit
+#    too: 106-readyz-drain e.)
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo haproxy curl jq

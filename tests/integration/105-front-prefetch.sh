@@ -66,6 +66,11 @@ registry_log_sync up
 for d in $(blobs_of "$T_DIR/img.json"); do
 	assert_eq 1 "$(count_upstream_gets_ok "$UP_LOG" "/v2/app/demo/blobs/$d" "$mark")" \
 		"upstream GETs of $d by the prefetch"
+	# The job asked the owner, through the front, until it said stored.
+	h=$(blob_holders "$d")
+	H=$(echo "$h" | tr a-z A-Z)_LOG
+	grep -qF "\"HEAD /v2/app/demo/blobs/$d?ns=docker.io\" 200 " "${!H}" ||
+		fail "the job did not confirm $d with its owner $h (only-if-cached HEAD)"
 done
 
 # only-if-cached never goes upstream, and never leaks another

@@ -1880,6 +1880,36 @@ test_tier(void)
 	load_fails("[server]\nfront = http://lb:5000/v2\n",
 	    "mirror.conf:2: bad front 'http://lb:5000/v2' (want "
 	    "http(s)://host[:port] with no path)");
+	/* The job secret: readable by everyone, over plain http. */
+	{
+		const char	*jt = tmpfile_with("0123456789abcdef01\n", 19);
+		char		*text;
+
+		chmod(jt, 0644);
+		xasprintf(&text, "[server]\nfront = http://lb.example:5000\n"
+		    "job_token_file = %s\n" MINIMAL_UPSTREAM, jt);
+		cf = load(text);
+		free(text);
+		if (ok(cf != NULL, "tier warnings: loads") &&
+		    is_int(cf->nwarnings, 2, "  two warnings")) {
+			ok(strstr(cf->warnings[0], "mirror.conf:3: warning: "
+			    "job_token_file") != NULL && strstr(cf->warnings[0],
+			    "readable by every user") != NULL,
+			    "  the readable job_token_file, at its line");
+			ok(strstr(cf->warnings[1], "mirror.conf:2: warning: "
+			    "front http://lb.example:5000 is plain http") !=
+			    NULL, "  the secret over http, at front's line");
+		}
+		config_free(cf);
+		chmod(jt, 0600);
+		xasprintf(&text, "[server]\nfront = http://127.0.0.1:5000\n"
+		    "job_token_file = %s\n" MINIMAL_UPSTREAM, jt);
+		cf = load(text);
+		free(text);
+		if (ok(cf != NULL, "tier: loopback front, private secret"))
+			is_int(cf->nwarnings, 0, "  no warning");
+		config_free(cf);
+	}
 	load_fails("[server]\njob_token_file = /nonexistent/job.token\n",
 	    "mirror.conf:2: cannot read job_token_file "
 	    "'/nonexistent/job.token': No such file or directory");
