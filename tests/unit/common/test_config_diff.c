@@ -224,6 +224,33 @@ test_rules(void)
 	config_free(a);
 }
 
+/*
+ * A reload's rules and credentials against the listeners that still run
+ * (proxy_reload.c): a file that is fine on loopback fails closed where
+ * the mirror still listens off loopback.
+ */
+static void
+test_fail_closed(void)
+{
+	struct config	*a, mix;
+	static char	 addr[] = "0.0.0.0:5000";
+	char		*pub[] = { addr }, err[512];
+
+	a = load("[server]\nlisten = %s\n"
+	    "[upstream \"reg.example\"]\nurl = https://r\n"
+	    "username = u\npassword_file = %s\n", "127.0.0.1:5000", pw1);
+	is_int(config_fail_closed_check(a, err, sizeof(err)), 0,
+	    "fail closed: credentials, no rules, loopback: fine");
+	mix = *a;
+	mix.listen = pub;
+	mix.nlisten = 1;
+	is_int(config_fail_closed_check(&mix, err, sizeof(err)), -1,
+	    "  the same with a listener off loopback: refused");
+	ok(strncmp(err, "mirror.conf:3: upstream 'reg.example' has "
+	    "credentials", 40) == 0, "  naming FILE:LINE: %s", err);
+	config_free(a);
+}
+
 int
 main(void)
 {
@@ -233,6 +260,7 @@ main(void)
 	test_sections();
 	test_policies();
 	test_rules();
+	test_fail_closed();
 	unlink(pw1);
 	unlink(pw2);
 	return done_testing();
