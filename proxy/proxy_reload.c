@@ -103,6 +103,38 @@ proxy_reload_creds(const struct config *run, const struct config *cf,
 	return n;
 }
 
+/*
+ * cf's policies, taken out of it, less those whose source or destination
+ * the running mirror does not have (an upstream added waits for a
+ * restart, and so does a policy that needs it).
+ */
+static struct config_replication *
+proxy_reload_policies(const struct config *run, struct config *cf)
+{
+	struct config_replication	*list = NULL, **tail = &list, *cr;
+	const char			*missing;
+
+	while ((cr = cf->replications) != NULL) {
+		cf->replications = cr->next;
+		cr->next = NULL;
+		missing = config_upstream_find(run, cr->source) == NULL ?
+		    cr->source : cr->destination != NULL &&
+		    config_upstream_find(run, cr->destination) == NULL ?
+		    cr->destination : NULL;
+		if (missing != NULL) {
+			log_warnx("SIGHUP: [replication \"%s\"] names upstream "
+			    "%s, which is not running: its old keys stay "
+			    "(needs a restart)", cr->name, missing);
+			config_replication_free(cr);
+			continue;
+		}
+		*tail = cr;
+		tail = &cr->next;
+	}
+	cf->nreplications = 0;
+	return list;
+}
+
 int
 proxy_config_reload(const struct config *run)
 {
@@ -136,9 +168,7 @@ proxy_config_reload(const struct config *run)
 		log_info("SIGHUP: [access] rules reloaded (%zu rule%s)",
 		    nrules, nrules == 1 ? "" : "s");
 	ncreds += proxy_reload_creds(run, cf, 0);
-	repls = cf->replications;
-	cf->replications = NULL;
-	cf->nreplications = 0;
+	repls = proxy_reload_policies(run, cf);
 	sync_reload(repls);
 	log_info("SIGHUP: reread %s; %u upstream credential%s changed; %u "
 	    "change%s need%s a restart", run->path, ncreds, ncreds == 1 ?

@@ -16,8 +16,10 @@
 #     the tag it now excludes and takes the one it still matches.
 #  d. A config with an error: the log names FILE:LINE and "config has
 #     errors, nothing reloaded"; the rule edited alongside did not apply.
-#  e. listen changed: the log says it needs a restart; the old listener
-#     still serves, nothing listens on the new port.
+#  e. listen changed, an upstream added and the policy's source moved to
+#     it: the log says the first two need a restart and the policy keeps
+#     its old keys; the old listener still serves, nothing listens on the
+#     new port, the policy still syncs from its old source.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo curl jq htpasswd
@@ -48,7 +50,8 @@ PORT=$(free_port)
 APORT=$(free_port)
 CONF=$T_DIR/mirror.conf
 
-# write_conf RULE_NAME RULE_REPOS EXCLUDE_TAGS [LISTEN_PORT [SERVER_LINE]]
+# write_conf RULE_NAME RULE_REPOS EXCLUDE_TAGS [LISTEN_PORT [SERVER_LINE
+#   [POLICY_SOURCE [MORE]]]]
 write_conf() {
 	cat >"$CONF" <<EOF
 [server]
@@ -72,11 +75,12 @@ default = yes
 username = up
 password_file = $T_DIR/up.pw
 [replication "rel"]
-source = reg.test
+source = ${6:-reg.test}
 repositories = rel/app
 tags = v1\..*
 exclude_tags = $3
 interval = 1h
+${7:-}
 EOF
 }
 write_conf team-a 'reg.test/team-a/**' 'none'
@@ -192,10 +196,20 @@ assert_eq 403 "$RQ_CODE" "ann: team-a still denied"
 
 # -- e. listen changed --------------------------------------------------------
 P2=$(free_port)
-write_conf team-b-now 'reg.test/team-b/**' '.*-rc.*' "$P2"
+write_conf team-b-now 'reg.test/team-b/**' '.*-rc.*' "$P2" '' new.test \
+	"[upstream \"new.test\"]
+url = http://127.0.0.1:1"
 hup 'SIGHUP: \[server\] listen changed; needs a restart'
-grep -q 'SIGHUP: reread .*; 0 upstream credentials changed; 1 change needs a restart' \
+grep -q 'SIGHUP: \[upstream "new.test"\] added; needs a restart' \
+	<<<"$HUP_LOG" || fail "no line for the upstream added: $HUP_LOG"
+grep -q 'SIGHUP: \[replication "rel"\] names upstream new.test, which is not running' \
+	<<<"$HUP_LOG" || fail "no line for the policy kept: $HUP_LOG"
+grep -q 'SIGHUP: reread .*; 0 upstream credentials changed; 2 changes need a restart' \
 	<<<"$HUP_LOG" || fail "no summary line: $HUP_LOG"
+"$REGMIRROR" sync --mirror "http://127.0.0.1:$APORT" --wait \
+	>"$T_DIR/sync3.out" || fail "sync after the kept policy: $(cat "$T_DIR/sync3.out")"
+grep -q '^rel: idle, run [0-9]*: 3 tags in sync, 0 failed$' "$T_DIR/sync3.out" ||
+	fail "the policy did not sync from its old source: $(cat "$T_DIR/sync3.out")"
 rq "$M/v2/team-b/app/manifests/v1" -H "$ACCEPT" -u ann:apass-1
 assert_eq 200 "$RQ_CODE" "the old listener still serves"
 assert_eq 000 "$(http_code "http://127.0.0.1:$P2/v2/")" \
