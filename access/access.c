@@ -62,7 +62,7 @@ static struct config_access	*access_rules_owned;
  * request keeps its rule's name for its log line however long it runs,
  * across reloads.  It grows only by the names a reload brings that were
  * never loaded before (an operator's edits); freed by access_fini.
- * Changed on the main thread only, under access_rules_lock.
+ * Changed on the main thread only (access_init, access_rules_reload).
  */
 struct access_name {
 	struct access_name	*next;
@@ -893,19 +893,24 @@ access_rules_free(struct access_rule *rules, size_t n)
 }
 
 int
-access_rules_reload(struct config_access *list, size_t n)
+access_rules_reload(struct config_access *list, size_t n,
+    void (*cb)(const char *, void *), void *arg)
 {
 	struct access_rule	*rules, *old;
 	struct config_access	*old_owned;
-	size_t			 old_n;
+	size_t			 i, old_n;
 
 	if (config_access_equal(access_rules_owned != NULL ?
 	    access_rules_owned : access_cfg->access, list)) {
 		config_access_list_free(list);
 		return 0;
 	}
-	pthread_rwlock_wrlock(&access_rules_lock);
+	/* Built, and the names interned, on this thread alone: only the
+	 * main thread changes access_names. */
 	rules = access_rules_new(list, n);
+	for (i = 0; cb != NULL && i < n; i++)
+		cb(rules[i].name, arg);
+	pthread_rwlock_wrlock(&access_rules_lock);
 	old = access_rules;
 	old_n = access_nrules;
 	old_owned = access_rules_owned;

@@ -263,10 +263,7 @@ proxy_access_rules_reload(struct config_access *list, size_t n)
 		config_access_list_free(list);
 		return 0;
 	}
-	if (access_rules_reload(list, n) == 0)
-		return 0;
-	access_rule_names(proxy_access_counts_add, NULL);
-	return 1;
+	return access_rules_reload(list, n, proxy_access_counts_add, NULL);
 }
 
 int

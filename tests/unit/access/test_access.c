@@ -262,7 +262,7 @@ rules_reload(struct config *cf)
 	cf->access = NULL;
 	cf->naccess = 0;
 	config_free(cf);
-	return access_rules_reload(list, n);
+	return access_rules_reload(list, n, NULL, NULL);
 }
 
 struct hammer {
