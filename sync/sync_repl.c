@@ -316,9 +316,10 @@ repl_take_keys(struct repl *r)
 	r->cr_owned = 1;
 	log_info("replication %s: reloaded keys in use from run %u on",
 	    r->cr->name, r->runs + 1);
-	/* A new interval counts from the end of the last run. */
+	/* A new interval counts from the end of the last run (none yet:
+	 * the first run stays where start-up put it). */
 	if (old->interval != r->cr->interval && r->state == REPL_IDLE &&
-	    evtimer_pending(r->timer, NULL)) {
+	    r->last_end != 0 && evtimer_pending(r->timer, NULL)) {
 		wait = (long)(r->last_end + r->cr->interval - time(NULL));
 		evtimer_del(r->timer);
 		repl_arm(r, wait < 1 ? 1 : wait);
