@@ -5,7 +5,10 @@
  * Shared state, each under its own lock: the user table (a read-write
  * lock: every login reads it, SIGHUP replaces it), the login cache and
  * the failure table (mutexes; both bounded tables of chained buckets).
- * The rules are the config's, read-only once loaded.
+ * The rules: read-only once loaded; a SIGHUP replaces them whole under a
+ * read-write lock that each decision holds while it runs (nothing keeps
+ * a pointer into them after: a decision's rule name is an interned copy
+ * that lives until exit).
  */
 #include "autoconf.h"
 
@@ -41,13 +44,31 @@
 
 const struct config	*access_cfg;
 
-/* A rule's from list, parsed once. */
+/* A rule's from list, parsed once, and its name (access_names). */
 struct access_rule {
 	const struct config_access	*a;
+	const char			*name;
 	struct cidr			*from;
 };
+static pthread_rwlock_t		 access_rules_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct access_rule	*access_rules;
 static size_t			 access_nrules;
+/* The rules' config_access list when a reload gave it (freed with the
+ * rules); NULL: the start-up config's (which lives until exit). */
+static struct config_access	*access_rules_owned;
+
+/*
+ * Every rule name ever loaded, once each: decisions hand them out, and a
+ * request keeps its rule's name for its log line however long it runs,
+ * across reloads.  It grows only by the names a reload brings that were
+ * never loaded before (an operator's edits); freed by access_fini.
+ * Changed on the main thread only (access_init, access_rules_reload).
+ */
+struct access_name {
+	struct access_name	*next;
+	char			 name[];
+};
+static struct access_name	*access_names;
 
 struct access_user {
 	char	*name;
@@ -290,25 +311,36 @@ access_rule_find(const struct access_who *w, const char *upstream,
 	return NULL;
 }
 
-void
-access_decide(const struct access_who *w, const char *upstream,
+/* access_decide under access_rules_lock (held by the caller). */
+static void
+access_decide_locked(const struct access_who *w, const char *upstream,
     const char *repo, unsigned want, struct access_decision *d)
 {
 	const struct access_rule	*r;
 
 	d->rule = "-";
-	if (!access_enabled()) {
-		d->allowed = 1;
-		return;
-	}
 	if ((r = access_rule_find(w, upstream, repo)) != NULL) {
-		d->rule = r->a->name;
+		d->rule = r->name;
 		d->allowed = (r->a->allow & want) == want;
 		return;
 	}
 	/* [auth] without rules: logged-in users pull; no one lists. */
 	d->allowed = access_nrules == 0 && w->how != ACCESS_ANONYMOUS &&
 	    want == ACCESS_WANT_PULL;
+}
+
+void
+access_decide(const struct access_who *w, const char *upstream,
+    const char *repo, unsigned want, struct access_decision *d)
+{
+	if (!access_enabled()) {
+		d->rule = "-";
+		d->allowed = 1;
+		return;
+	}
+	pthread_rwlock_rdlock(&access_rules_lock);
+	access_decide_locked(w, upstream, repo, want, d);
+	pthread_rwlock_unlock(&access_rules_lock);
 }
 
 int
@@ -318,17 +350,22 @@ access_catalog_covers(const struct access_who *w, const char *upstream,
 	const struct access_rule	*r;
 	struct access_decision		 d;
 	size_t				 j;
+	int				 rc = 0;
 
 	if (!access_enabled())
 		return 1;
-	if ((r = access_rule_find(w, upstream, NULL)) == NULL)
-		return 0;
-	for (j = 0; j < r->a->nrepos; j++)
-		if (access_glob_covers(r->a->repos[j], upstream, repo)) {
-			access_decide(w, upstream, repo, ACCESS_WANT_PULL, &d);
-			return d.allowed;
-		}
-	return 0;
+	pthread_rwlock_rdlock(&access_rules_lock);
+	if ((r = access_rule_find(w, upstream, NULL)) != NULL)
+		for (j = 0; j < r->a->nrepos; j++)
+			if (access_glob_covers(r->a->repos[j], upstream,
+			    repo)) {
+				access_decide_locked(w, upstream, repo,
+				    ACCESS_WANT_PULL, &d);
+				rc = d.allowed;
+				break;
+			}
+	pthread_rwlock_unlock(&access_rules_lock);
+	return rc;
 }
 
 int
@@ -336,15 +373,17 @@ access_anonymous_pulls(const char *addr)
 {
 	struct access_who	w = { ACCESS_ANONYMOUS, "", addr };
 	size_t			i;
+	int			rc = 0;
 
 	if (!access_enabled())
 		return 1;
-	for (i = 0; i < access_nrules; i++)
-		if (access_users_match(access_rules[i].a, &w) &&
+	pthread_rwlock_rdlock(&access_rules_lock);
+	for (i = 0; i < access_nrules && !rc; i++)
+		rc = access_users_match(access_rules[i].a, &w) &&
 		    access_from_match(&access_rules[i], addr) &&
-		    (access_rules[i].a->allow & CONFIG_ALLOW_PULL))
-			return 1;
-	return 0;
+		    (access_rules[i].a->allow & CONFIG_ALLOW_PULL);
+	pthread_rwlock_unlock(&access_rules_lock);
+	return rc;
 }
 
 /*
@@ -807,25 +846,104 @@ access_login_failed(const char *addr)
 
 /* ---- set-up -------------------------------------------------------- */
 
+/* The one copy of name in access_names (added if new). */
+static const char *
+access_name_intern(const char *name)
+{
+	struct access_name	*n;
+	size_t			 len = strlen(name);
+
+	for (n = access_names; n != NULL; n = n->next)
+		if (strcmp(n->name, name) == 0)
+			return n->name;
+	n = xmalloc(sizeof(*n) + len + 1);
+	memcpy(n->name, name, len + 1);
+	n->next = access_names;
+	access_names = n;
+	return n->name;
+}
+
+/* The rules of list (n of them; validated by config_load). */
+static struct access_rule *
+access_rules_new(const struct config_access *list, size_t n)
+{
+	const struct config_access	*a;
+	struct access_rule		*rules;
+	size_t				 i, j;
+
+	rules = xcalloc(n + 1, sizeof(*rules));
+	for (a = list, i = 0; a != NULL && i < n; a = a->next, i++) {
+		rules[i].a = a;
+		rules[i].name = access_name_intern(a->name);
+		rules[i].from = xcalloc(a->nfrom + 1, sizeof(struct cidr));
+		for (j = 0; j < a->nfrom; j++)
+			AZ(cidr_parse(a->from[j], &rules[i].from[j]));
+	}
+	return rules;
+}
+
+static void
+access_rules_free(struct access_rule *rules, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(rules[i].from);
+	free(rules);
+}
+
+int
+access_rules_reload(struct config_access *list, size_t n,
+    void (*cb)(const char *, void *), void *arg)
+{
+	struct access_rule	*rules, *old;
+	struct config_access	*old_owned;
+	size_t			 i, old_n;
+
+	if (config_access_equal(access_rules_owned != NULL ?
+	    access_rules_owned : access_cfg->access, list)) {
+		config_access_list_free(list);
+		return 0;
+	}
+	/* Built, and the names interned, on this thread alone: only the
+	 * main thread changes access_names. */
+	rules = access_rules_new(list, n);
+	for (i = 0; cb != NULL && i < n; i++)
+		cb(rules[i].name, arg);
+	pthread_rwlock_wrlock(&access_rules_lock);
+	old = access_rules;
+	old_n = access_nrules;
+	old_owned = access_rules_owned;
+	access_rules = rules;
+	access_nrules = n;
+	access_rules_owned = list;
+	pthread_rwlock_unlock(&access_rules_lock);
+	/* No decision is under way on the old ones: each held the lock. */
+	access_rules_free(old, old_n);
+	config_access_list_free(old_owned);
+	return 1;
+}
+
+void
+access_rule_names(void (*cb)(const char *, void *), void *arg)
+{
+	size_t	i;
+
+	pthread_rwlock_rdlock(&access_rules_lock);
+	for (i = 0; i < access_nrules; i++)
+		cb(access_rules[i].name, arg);
+	pthread_rwlock_unlock(&access_rules_lock);
+}
+
 int
 access_init(const struct config *cfg, char *err, size_t errlen)
 {
-	const struct config_access	*a;
-	size_t				 i, j;
-
 	access_cfg = cfg;
 	if (RAND_bytes(access_login_salt, sizeof(access_login_salt)) != 1) {
 		snprintf(err, errlen, "no random bytes for the login cache");
 		return -1;
 	}
-	access_rules = xcalloc(cfg->naccess + 1, sizeof(*access_rules));
-	for (a = cfg->access, i = 0; a != NULL; a = a->next, i++) {
-		access_rules[i].a = a;
-		access_rules[i].from = xcalloc(a->nfrom + 1,
-		    sizeof(struct cidr));
-		for (j = 0; j < a->nfrom; j++)
-			AZ(cidr_parse(a->from[j], &access_rules[i].from[j]));
-	}
+	access_rules = access_rules_new(cfg->access, cfg->naccess);
 	access_nrules = cfg->naccess;
 	if (cfg->htpasswd != NULL &&
 	    access_users_load(cfg->htpasswd, err, errlen) != 0)
@@ -850,13 +968,18 @@ void
 access_fini(void)
 {
 	struct access_fail	*f;
+	struct access_name	*n;
 	size_t			 i;
 
-	for (i = 0; i < access_nrules; i++)
-		free(access_rules[i].from);
-	free(access_rules);
+	access_rules_free(access_rules, access_nrules);
 	access_rules = NULL;
 	access_nrules = 0;
+	config_access_list_free(access_rules_owned);
+	access_rules_owned = NULL;
+	while ((n = access_names) != NULL) {
+		access_names = n->next;
+		free(n);
+	}
 	pthread_rwlock_wrlock(&access_users_lock);
 	access_users_free(access_users, access_nusers);
 	access_users = NULL;

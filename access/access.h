@@ -75,6 +75,21 @@ int	access_init(const struct config *, char *err, size_t errlen);
 void	access_fini(void);
 /* Reread htpasswd (SIGHUP); 0, or -1 with err (the old users stay). */
 int	access_reload(const struct config *, char *err, size_t errlen);
+/*
+ * SIGHUP: the [access] rules list (n of them, from a config that
+ * validated; taken, and freed when replaced) replace the rules in force,
+ * unless they are the same (then list is freed): 1 replaced, 0 the same.
+ * Before the swap, cb(name, arg) for each new rule's name (which lives
+ * until exit), so that a counter can be there before the first decision.
+ * Decisions under way finish on the old rules.  Not for turning access
+ * control on or off (that needs a restart).  Main thread.
+ */
+struct config_access;
+int	access_rules_reload(struct config_access *list, size_t n,
+	    void (*cb)(const char *, void *), void *arg);
+/* cb(name, arg) for each rule in force, in order (names live until
+ * exit). */
+void	access_rule_names(void (*cb)(const char *, void *), void *arg);
 /* Whether any access control is configured at all. */
 int	access_enabled(void);
 /* Whether anonymous clients may pull anything at all (from addr). */

@@ -902,6 +902,20 @@ config_finish_front(struct config_parser *p)
 }
 
 /* Checks and defaults that need the whole file. */
+int
+config_fail_closed_check(const struct config *cf, char *err, size_t errlen)
+{
+	struct config_parser	p;
+
+	memset(&p, 0, sizeof(p));
+	p.cp_fname = cf->path;
+	p.cp_err = err;
+	p.cp_errlen = errlen;
+	/* Only read: the check reports errors, it adds no warnings. */
+	p.cp_cf = (struct config *)(uintptr_t)cf;
+	return config_finish_fail_closed(&p);
+}
+
 static int
 config_finish(struct config_parser *p)
 {
@@ -1074,7 +1088,6 @@ config_free(struct config *cf)
 {
 	struct config_upstream		*up;
 	struct config_replication	*r;
-	struct config_access		*a;
 
 	if (cf == NULL)
 		return;
@@ -1092,16 +1105,10 @@ config_free(struct config *cf)
 	}
 	while ((r = cf->replications) != NULL) {
 		cf->replications = r->next;
-		config_section_free(CONFIG_SECT_REPLICATION, r);
-		free(r->name);
-		free(r);
+		config_replication_free(r);
 	}
-	while ((a = cf->access) != NULL) {
-		cf->access = a->next;
-		config_section_free(CONFIG_SECT_ACCESS, a);
-		free(a->name);
-		free(a);
-	}
+	config_access_list_free(cf->access);
+	cf->access = NULL;
 	config_section_free(CONFIG_SECT_SERVER, cf);
 	config_section_free(CONFIG_SECT_CACHE, cf);
 	config_section_free(CONFIG_SECT_TIMEOUTS, cf);

@@ -211,6 +211,37 @@ struct config_upstream *config_upstream_find(const struct config *,
 	    const char *name);
 
 /*
+ * SIGHUP (proxy/proxy_reload.c, common/config_diff.c).  A reload takes
+ * over the [access] rules, each upstream's username and password
+ * (password_file is read again) and the keys of each replication policy;
+ * every other difference needs a restart.  config_diff_restart calls
+ * cb(section, key) for each of those ("[server]", "listen"; an upstream
+ * or policy added or removed has key "added" or "removed") and returns
+ * how many there were; a pure function of the two configs.
+ */
+typedef void	config_diff_f(const char *section, const char *key, void *);
+unsigned	config_diff_restart(const struct config *running,
+		    const struct config *read, config_diff_f *cb, void *arg);
+/* Whether two upstreams' credentials, two policies' keys, or two lists of
+ * [access] rules (names and keys, in order) are the same. */
+int	config_upstream_creds_equal(const struct config_upstream *,
+	    const struct config_upstream *);
+int	config_replication_equal(const struct config_replication *,
+	    const struct config_replication *);
+int	config_access_equal(const struct config_access *,
+	    const struct config_access *);
+/* Free one policy; a list of rules (parts a reload took out of a config). */
+void	config_replication_free(struct config_replication *);
+void	config_access_list_free(struct config_access *);
+/*
+ * The fail-closed check of config_load() again, on cf as given (a reload
+ * checks the rules and credentials it read against the listeners that
+ * still run): 0, or -1 with "FILE:LINE: what".
+ */
+int	config_fail_closed_check(const struct config *cf, char *err,
+	    size_t errlen);
+
+/*
  * Write every section and key, in the order the parser knows them, each
  * under a comment line with its documentation and what its value may be:
  * "key = DEFAULT", or "# key =" for a key without a default

@@ -236,7 +236,7 @@ const struct config_key config_keys[] = {
 	CONFIG_KEY(UPSTREAM, "username", STRING, username, 0, NULL,
 	    "User for Basic auth or the token service, with password_file"),
 	CONFIG_KEY(UPSTREAM, "password_file", CUSTOM, password_file, 0, NULL,
-	    "File holding the password, read at start-up",
+	    "File holding the password, read at start-up and on SIGHUP",
 	    .ck_set = config_set_password_file,
 	    .ck_what = "path of a readable file"),
 	CONFIG_KEY(UPSTREAM, "ca_file", FILE, ca_file, 0, NULL,

@@ -101,50 +101,66 @@ static int			 proxy_login_started;
 static const struct config	*proxy_access_cfg;
 
 /*
- * Decisions by rule, for /metrics: one pair of counters per [access]
- * rule in file order, and one for "-" (no rule: the default).
+ * Decisions by rule, for /metrics: one pair of counters for "-" (no
+ * rule: the default), then one per [access] rule in file order.  A
+ * reload appends the rules it brings that have none yet (a counter never
+ * goes away: Prometheus counters only grow), so readers on any thread
+ * walk the list without a lock: a node is complete before it is linked.
  */
 struct proxy_access_counts {
-	const char	*rule;
-	_Atomic uint64_t allowed, denied;
+	const char			*rule;	/* access_rule_names' */
+	_Atomic uint64_t		 allowed, denied;
+	struct proxy_access_counts	*_Atomic next;
 };
-static struct proxy_access_counts	*proxy_counts;
-static size_t				 proxy_ncounts;
+static struct proxy_access_counts	*_Atomic proxy_counts;
 
 static void
 proxy_access_count(const char *rule, int allowed)
 {
-	size_t	i;
+	struct proxy_access_counts	*c;
 
-	for (i = 0; i < proxy_ncounts; i++)
-		if (proxy_counts[i].rule == rule ||
-		    strcmp(proxy_counts[i].rule, rule) == 0) {
-			atomic_fetch_add_explicit(allowed ?
-			    &proxy_counts[i].allowed : &proxy_counts[i].denied,
-			    1, memory_order_relaxed);
+	for (c = atomic_load(&proxy_counts); c != NULL;
+	    c = atomic_load(&c->next))
+		if (c->rule == rule || strcmp(c->rule, rule) == 0) {
+			atomic_fetch_add_explicit(allowed ? &c->allowed :
+			    &c->denied, 1, memory_order_relaxed);
 			return;
 		}
+}
+
+/* A counter for rule, at the end, if it has none (main thread). */
+static void
+proxy_access_counts_add(const char *rule, void *arg)
+{
+	struct proxy_access_counts	*c, *_Atomic *tail = &proxy_counts;
+
+	(void)arg;
+	for (; (c = atomic_load(tail)) != NULL; tail = &c->next)
+		if (strcmp(c->rule, rule) == 0)
+			return;
+	c = xcalloc(1, sizeof(*c));
+	c->rule = rule;
+	atomic_store(tail, c);
 }
 
 void
 proxy_access_metrics(struct evbuffer *b)
 {
-	size_t	i;
+	struct proxy_access_counts	*c;
 
-	if (proxy_ncounts == 0)
+	if ((c = atomic_load(&proxy_counts)) == NULL)
 		return;
 	evbuffer_add_printf(b, "# HELP regmirror_access_decisions_total "
 	    "Registry requests allowed and denied, by the [access] rule that "
 	    "decided (- : none, the default)\n"
 	    "# TYPE regmirror_access_decisions_total counter\n");
-	for (i = 0; i < proxy_ncounts; i++)
+	for (; c != NULL; c = atomic_load(&c->next))
 		evbuffer_add_printf(b, "regmirror_access_decisions_total"
 		    "{rule=\"%s\",decision=\"allowed\"} %llu\n"
 		    "regmirror_access_decisions_total"
 		    "{rule=\"%s\",decision=\"denied\"} %llu\n",
-		    proxy_counts[i].rule, (unsigned long long)atomic_load(
-		    &proxy_counts[i].allowed), proxy_counts[i].rule,
-		    (unsigned long long)atomic_load(&proxy_counts[i].denied));
+		    c->rule, (unsigned long long)atomic_load(&c->allowed),
+		    c->rule, (unsigned long long)atomic_load(&c->denied));
 }
 
 static void *
@@ -177,21 +193,14 @@ proxy_access_init(const struct config *cfg)
 	char				 err[512];
 	int				 i;
 
-	const struct config_access	*a;
-	size_t				 n;
-
 	proxy_access_cfg = cfg;
 	if (access_init(cfg, err, sizeof(err)) != 0) {
 		log_warnx("%s", err);
 		return -1;
 	}
 	if (access_enabled()) {
-		proxy_counts = xcalloc(cfg->naccess + 1,
-		    sizeof(*proxy_counts));
-		for (a = cfg->access, n = 0; a != NULL; a = a->next, n++)
-			proxy_counts[n].rule = a->name;
-		proxy_counts[n].rule = "-";
-		proxy_ncounts = n + 1;
+		proxy_access_counts_add("-", NULL);
+		access_rule_names(proxy_access_counts_add, NULL);
 	}
 	if (!access_enabled() || cfg->htpasswd == NULL)
 		return 0;
@@ -237,11 +246,24 @@ proxy_access_stop(void)
 void
 proxy_access_fini(void)
 {
+	struct proxy_access_counts	*c;
+
 	proxy_access_stop();
-	free(proxy_counts);
-	proxy_counts = NULL;
-	proxy_ncounts = 0;
+	while ((c = atomic_load(&proxy_counts)) != NULL) {
+		atomic_store(&proxy_counts, atomic_load(&c->next));
+		free(c);
+	}
 	access_fini();
+}
+
+int
+proxy_access_rules_reload(struct config_access *list, size_t n)
+{
+	if (!access_enabled()) {
+		config_access_list_free(list);
+		return 0;
+	}
+	return access_rules_reload(list, n, proxy_access_counts_add, NULL);
 }
 
 int

@@ -128,6 +128,10 @@ struct proxy_req {
 	void			(*access_ok)(struct proxy_req *);
 };
 
+/* proxy_reload.c: SIGHUP's config reread (running: the start-up
+ * config); 0, or -1 when it has errors and nothing may be reloaded. */
+int	proxy_config_reload(const struct config *running);
+
 /* proxy_access.c */
 struct evbuffer;
 int	proxy_access_init(const struct config *);
@@ -135,6 +139,10 @@ int	proxy_access_init(const struct config *);
 void	proxy_access_stop(void);
 void	proxy_access_fini(void);
 int	proxy_access_reload(void);
+/* SIGHUP: new [access] rules (taken); 1 replaced, 0 the same (or no
+ * access control: turning it on needs a restart). */
+struct config_access;
+int	proxy_access_rules_reload(struct config_access *, size_t);
 /* Serve pr with ok if the rules allow it; else 401, 403 or 429. */
 void	proxy_access_check(struct proxy_req *, void (*ok)(struct proxy_req *));
 /* The token service: uri is its path (proxy_token_path), serve it. */

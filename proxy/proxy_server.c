@@ -659,16 +659,20 @@ proxy_jobs_start(struct proxy_server *sv)
 		fatal("pthread_create");
 }
 
-/* SIGHUP: the TLS certificates and keys, the admin API's tokens. */
+/* SIGHUP: the config (proxy_reload.c), htpasswd, the TLS certificates and
+ * keys, the admin API's tokens; nothing if the config has errors. */
 static void
 proxy_reload(struct proxy_server *sv)
 {
 	const struct config	*cfg = sv->cfg;
 
+	if (proxy_config_reload(cfg) != 0)
+		return;
+	proxy_access_reload();
 	if (sv->ntls == 0 && !sv->admin_tls && (sv->admin == NULL ||
 	    (cfg->admin_token_file == NULL &&
 	    cfg->events_token_file == NULL))) {
-		log_info("SIGHUP: nothing to reload");
+		log_info("SIGHUP: no certificate or admin token to reload");
 		return;
 	}
 	if (sv->ntls > 0) {
@@ -744,7 +748,6 @@ proxy_signals_wait(struct proxy_server *sv, sigset_t *set, long ms)
 			return sig;
 		if (ms < 0)
 			sdnotify_reloading();
-		proxy_access_reload();
 		proxy_reload(sv);
 		if (ms < 0)
 			proxy_notify_ready(sv->nw);

@@ -72,6 +72,12 @@ sync_init(struct event_base *base, struct upstream_worker *up,
 }
 
 void
+sync_reload(struct config_replication *list)
+{
+	sync_repl_reload(list);
+}
+
+void
 sync_fini(void)
 {
 	free(sync_shared);

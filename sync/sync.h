@@ -28,6 +28,15 @@ struct upstream_worker;
  */
 int	sync_init(struct event_base *base, struct upstream_worker *up,
 	    const struct config *, int have_plain);
+/*
+ * SIGHUP: the [replication] policies of a config that validated (the
+ * list is taken).  Each policy takes the keys of its namesake when it is
+ * next idle: at once, or when its run under way ends.  Policies the
+ * running mirror does not have are dropped (adding one needs a
+ * restart).  Any thread; the work is done on base's.
+ */
+struct config_replication;
+void	sync_reload(struct config_replication *);
 /* Stop every job and free what sync_init made (on base's thread). */
 void	sync_fini(void);
 

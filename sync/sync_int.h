@@ -94,6 +94,7 @@ struct evbuffer;
 void	sync_repl_metrics(struct evbuffer *);
 void	sync_repl_init(struct event_base *, struct upstream_worker *,
 	    const struct config *);
+void	sync_repl_reload(struct config_replication *);
 int	sync_repl_route(struct evhttp_request *, const char *path,
 	    int *status, struct json_t **out);
 int	sync_pf_route(struct evhttp_request *, const char *path,

@@ -37,6 +37,7 @@
  */
 #include "autoconf.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,15 @@ struct repl_push {
 struct repl {
 	unsigned	 magic;
 	const struct config_replication *cr;
+	/*
+	 * A SIGHUP's keys for this policy: taken over when the policy is
+	 * idle (at once, or when the run under way ends), so a run reads
+	 * one set of keys from start to end.  cr_owned: cr came from a
+	 * reload and is freed when replaced (the start-up config's lives
+	 * until exit).  On the jobs' loop only.
+	 */
+	struct config_replication *next_cr;
+	int		 cr_owned;
 	enum repl_state	 state;
 	struct event	*timer;
 	time_t		 last_start, last_end, next_run;
@@ -124,6 +134,10 @@ static size_t			 nrepls;
 static struct event_base	*repl_base;
 static struct upstream_worker	*repl_up;
 static const struct config	*repl_cfg;
+/* Policies a SIGHUP read, handed from the main thread to the jobs'
+ * loop (a newer reload replaces ones not yet taken). */
+static pthread_mutex_t		 repl_reload_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct config_replication *repl_reload_list;
 
 static void	repl_run(struct repl *);
 
@@ -289,6 +303,32 @@ repl_load(struct repl *r)
 	free(s);
 }
 
+/* An idle policy takes the keys a SIGHUP gave it. */
+static void
+repl_take_keys(struct repl *r)
+{
+	const struct config_replication	*old = r->cr;
+	int				 owned = r->cr_owned;
+	long				 wait;
+
+	r->cr = r->next_cr;
+	r->next_cr = NULL;
+	r->cr_owned = 1;
+	log_info("replication %s: reloaded keys in use from run %u on",
+	    r->cr->name, r->runs + 1);
+	/* A new interval counts from the end of the last run (none yet:
+	 * the first run stays where start-up put it). */
+	if (old->interval != r->cr->interval && r->state == REPL_IDLE &&
+	    r->last_end != 0 && evtimer_pending(r->timer, NULL)) {
+		wait = (long)(r->last_end + r->cr->interval - time(NULL));
+		evtimer_del(r->timer);
+		repl_arm(r, wait < 1 ? 1 : wait);
+	}
+	if (owned)
+		config_replication_free((struct config_replication *)
+		    (uintptr_t)old);
+}
+
 /* End of a run, however it ended: an event during it means run again. */
 static void
 repl_done(struct repl *r)
@@ -308,6 +348,8 @@ repl_done(struct repl *r)
 		r->ok_start = r->last_start;
 		r->ok_end = r->last_end;
 	}
+	if (r->next_cr != NULL)
+		repl_take_keys(r);
 	repl_arm(r, r->rerun ? REPL_EVENT_DELAY : r->cr->interval);
 	r->rerun = 0;
 	repl_save(r);
@@ -1192,6 +1234,66 @@ sync_repl_metrics(struct evbuffer *b)
 		return;
 	for (m = 0; m < REPL_M__MAX; m++)
 		repl_metric_write(b, m, now);
+}
+
+/* On the jobs' loop: take the policies repl_reload_list holds. */
+static void
+repl_reload_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct config_replication	*list, *cr;
+	struct repl			*r;
+	size_t				 i;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	pthread_mutex_lock(&repl_reload_mtx);
+	list = repl_reload_list;
+	repl_reload_list = NULL;
+	pthread_mutex_unlock(&repl_reload_mtx);
+	while ((cr = list) != NULL) {
+		list = cr->next;
+		cr->next = NULL;
+		for (i = 0, r = NULL; i < nrepls && r == NULL; i++)
+			if (strcmp(repls[i].cr->name, cr->name) == 0)
+				r = &repls[i];
+		/* A new policy needs a restart (proxy_reload.c says so). */
+		if (r == NULL || config_replication_equal(r->next_cr != NULL ?
+		    r->next_cr : r->cr, cr)) {
+			config_replication_free(cr);
+			continue;
+		}
+		config_replication_free(r->next_cr);
+		r->next_cr = cr;
+		if (r->state == REPL_IDLE)
+			repl_take_keys(r);
+		else
+			log_info("replication %s: reloaded keys taken when "
+			    "run %u ends", cr->name, r->runs);
+	}
+}
+
+void
+sync_repl_reload(struct config_replication *list)
+{
+	struct config_replication	*old, *cr;
+
+	if (repl_base == NULL || nrepls == 0) {
+		old = list;
+	} else {
+		pthread_mutex_lock(&repl_reload_mtx);
+		old = repl_reload_list;
+		repl_reload_list = list;
+		pthread_mutex_unlock(&repl_reload_mtx);
+		if (event_base_once(repl_base, -1, EV_TIMEOUT, repl_reload_cb,
+		    NULL, NULL) != 0)
+			log_warnx("SIGHUP: cannot hand the replication "
+			    "policies to the jobs' loop");
+	}
+	while ((cr = old) != NULL) {
+		old = cr->next;
+		config_replication_free(cr);
+	}
 }
 
 static json_t *

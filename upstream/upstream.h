@@ -52,6 +52,14 @@ extern const char upstream_err_busy[];		/* max_connections: waited
 /* Build every upstream of the config (TLS contexts, credentials). */
 int	upstream_init_all(const struct config *);
 void	upstream_fini_all(void);
+/*
+ * SIGHUP: the upstream named name now logs in as user with password
+ * (user NULL: anonymously).  Requests from now on use them; its cached
+ * tokens are dropped, and a token fetched with the old ones is not
+ * cached.  1 changed, 0 the same, -1 no such upstream.  Any thread.
+ */
+int	upstream_credentials_set(const char *name, const char *user,
+	    const char *password);
 /* By section name or alias, or the default; NULL if none. */
 struct upstream *upstream_find(const char *name);
 struct upstream *upstream_default(void);

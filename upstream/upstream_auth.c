@@ -76,6 +76,15 @@ upstream_basic_new(const char *user, const char *pass)
 	return out;
 }
 
+static void
+upstream_basic_free(char *b)
+{
+	if (b != NULL) {
+		explicit_bzero(b, strlen(b));
+		free(b);
+	}
+}
+
 int
 upstream_init_all(const struct config *cfg)
 {
@@ -150,7 +159,7 @@ upstream_fini_all(void)
 			upstream_url_fini(&u->urls[j]);
 		free(u->urls);
 		SSL_CTX_free(u->ssl_ctx);
-		free(u->basic);
+		upstream_basic_free(u->basic);
 		/* Freed without LIST_REMOVE: the lists go with u. */
 		for (j = 0; j < UPSTREAM_TOKEN_BUCKETS; j++)
 			for (t = LIST_FIRST(&u->tokens[j]); t != NULL;
@@ -329,7 +338,7 @@ upstream_token_get(struct upstream *u, const char *scope)
 
 void
 upstream_token_put(struct upstream *u, const char *scope, const char *value,
-    long expires_in)
+    long expires_in, unsigned gen)
 {
 	struct upstream_token	*t;
 	time_t			 now = time(NULL);
@@ -339,6 +348,11 @@ upstream_token_put(struct upstream *u, const char *scope, const char *value,
 	if (expires_in > UPSTREAM_TOKEN_TTL_MAX)
 		expires_in = UPSTREAM_TOKEN_TTL_MAX;
 	pthread_mutex_lock(&u->tok_mtx);
+	if (gen != u->cred_gen) {
+		/* Got with credentials a SIGHUP has replaced since. */
+		pthread_mutex_unlock(&u->tok_mtx);
+		return;
+	}
 	LIST_FOREACH(t, upstream_token_bucket(u, scope), entry)
 		if (strcmp(t->scope, scope) == 0)
 			break;
@@ -438,4 +452,63 @@ upstream_location_path(const struct upstream *u, const char *loc,
 		*out = xstrdup(url.pathq);
 	upstream_url_fini(&url);
 	return ours ? 0 : -1;
+}
+
+char *
+upstream_basic_dup(struct upstream *u, unsigned *gen)
+{
+	char	*v;
+
+	pthread_mutex_lock(&u->tok_mtx);
+	v = u->basic != NULL ? xstrdup(u->basic) : NULL;
+	if (gen != NULL)
+		*gen = u->cred_gen;
+	pthread_mutex_unlock(&u->tok_mtx);
+	return v;
+}
+
+int
+upstream_has_basic(struct upstream *u)
+{
+	int	has;
+
+	pthread_mutex_lock(&u->tok_mtx);
+	has = u->basic != NULL;
+	pthread_mutex_unlock(&u->tok_mtx);
+	return has;
+}
+
+int
+upstream_credentials_set(const char *name, const char *user,
+    const char *password)
+{
+	struct upstream_token	*t, *next;
+	struct upstream		*u;
+	char			*b, *old;
+	size_t			 i;
+
+	if ((u = upstream_find(name)) == NULL)
+		return -1;
+	b = user != NULL ? upstream_basic_new(user, password != NULL ?
+	    password : "") : NULL;
+	pthread_mutex_lock(&u->tok_mtx);
+	if (b == NULL ? u->basic == NULL : u->basic != NULL &&
+	    strcmp(b, u->basic) == 0) {
+		pthread_mutex_unlock(&u->tok_mtx);
+		upstream_basic_free(b);
+		return 0;
+	}
+	old = u->basic;
+	u->basic = b;
+	u->cred_gen++;
+	/* Tokens the old credentials got may grant what the new ones do
+	 * not (or be why they were changed). */
+	for (i = 0; i < UPSTREAM_TOKEN_BUCKETS; i++)
+		for (t = LIST_FIRST(&u->tokens[i]); t != NULL; t = next) {
+			next = LIST_NEXT(t, entry);
+			upstream_token_drop(u, t);
+		}
+	pthread_mutex_unlock(&u->tok_mtx);
+	upstream_basic_free(old);
+	return 1;
 }

@@ -157,6 +157,7 @@ struct upstream_req {
 	size_t			 url_idx;	/* which of u->urls */
 	int			 send_auth;	/* target is the upstream */
 	char			*authz;		/* Authorization value */
+	unsigned		 cred_gen;	/* of the Basic in authz */
 	int			 redirects;
 	int			 auth_tries;
 	int			 retries;
@@ -821,7 +822,7 @@ upstream_token_done(struct upstream_req *t, const char *err,
 		upstream_req_finish(r, upstream_err_auth);
 		return;
 	}
-	upstream_token_put(r->u, t->token_scope, tok, exp);
+	upstream_token_put(r->u, t->token_scope, tok, exp, t->cred_gen);
 	metric_inc(METRIC_UPSTREAM_TOKENS);
 	free(r->authz);
 	r->authz = tok;
@@ -932,7 +933,7 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 	if (!upstream_realm_allowed(r->u, &r->url, &t->url, why,
 	    sizeof(why))) {
 		snprintf(r->errmsg, sizeof(r->errmsg), "upstream %s: %s%s",
-		    r->u->cfg->name, why, r->u->basic != NULL ?
+		    r->u->cfg->name, why, upstream_has_basic(r->u) ?
 		    "; credentials not sent" : "");
 		log_warnx("%s", r->errmsg);
 		metric_inc(METRIC_UPSTREAM_REFUSED);
@@ -940,8 +941,7 @@ upstream_token_fetch(struct upstream_req *r, const struct wwwauth *wa,
 		return upstream_err_policy;
 	}
 	t->send_auth = 1;
-	if (r->u->basic != NULL)
-		t->authz = xstrdup(r->u->basic);
+	t->authz = upstream_basic_dup(r->u, &t->cred_gen);
 	upstream_req_set_state(r, UPSTREAM_REQ_TOKEN);
 	r->child = t;
 	upstream_req_exchange(t);
@@ -970,10 +970,10 @@ upstream_req_challenge(struct upstream_req *r)
 			    r->push ? "pull,push" : "pull");
 		if ((terr = upstream_token_fetch(r, &wa, scope)) != NULL)
 			upstream_req_finish(r, terr);
-	} else if (wa.scheme == WWWAUTH_BASIC && r->u->basic != NULL) {
+	} else if (wa.scheme == WWWAUTH_BASIC && upstream_has_basic(r->u)) {
 		r->u->wants_basic = 1;
 		free(r->authz);
-		r->authz = xstrdup(r->u->basic);
+		r->authz = upstream_basic_dup(r->u, NULL);
 		r->auth_tries = 2;	/* one try with Basic is enough */
 		upstream_req_exchange(r);
 	} else {
@@ -1484,8 +1484,8 @@ upstream_req_go(struct upstream_req *r)
 	    r->push ? "pull,push" : "pull");
 	r->authz = upstream_token_get(r->u, scope);
 	free(scope);
-	if (r->authz == NULL && r->u->wants_basic && r->u->basic != NULL)
-		r->authz = xstrdup(r->u->basic);
+	if (r->authz == NULL && r->u->wants_basic)
+		r->authz = upstream_basic_dup(r->u, NULL);
 	upstream_req_exchange(r);
 }
 

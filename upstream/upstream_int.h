@@ -55,7 +55,10 @@ struct upstream {
 	struct upstream_url	*urls;
 	size_t			 nurls;
 	SSL_CTX			*ssl_ctx;
-	char			*basic;		/* "Basic ..." or NULL */
+	/* "Basic ..." or NULL, and how many times a SIGHUP changed it:
+	 * both under tok_mtx (upstream_basic_dup). */
+	char			*basic;
+	unsigned		 cred_gen;
 	int			 docker_hub;
 	pthread_mutex_t		 tok_mtx;
 	/* Bearer tokens by scope: hashed, at most UPSTREAM_TOKENS_MAX (a
@@ -125,7 +128,12 @@ void	 upstream_url_mark_down(struct upstream *, size_t idx, int seconds);
 /* The cached "Bearer x" for scope, malloc'd, or NULL. */
 char	*upstream_token_get(struct upstream *, const char *scope);
 void	 upstream_token_put(struct upstream *, const char *scope,
-	    const char *value, long expires_in);
+	    const char *value, long expires_in, unsigned gen);
+/* A copy of u's "Basic ..." (NULL: no credentials), with *gen the
+ * credentials' generation: a token fetched with them is cached only while
+ * it is still the current one. */
+char	*upstream_basic_dup(struct upstream *, unsigned *gen);
+int	 upstream_has_basic(struct upstream *);
 /* Parse a token service reply; malloc'd token or NULL. */
 char	*upstream_token_parse(const char *json, size_t len,
 	    long *expires_in);

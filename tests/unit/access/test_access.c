@@ -2,13 +2,17 @@
  * test_access.c — access/: globs, the rules' decisions (first match,
  * users, from, repositories, allow, [auth] alone), htpasswd passwords and
  * the login cache, failed logins per address, and the mirror's tokens
- * (round trip, every way of forging one, expiry, the key kept on disk).
+ * (round trip, every way of forging one, expiry, the key kept on disk),
+ * and SIGHUP's swap of the rules while another thread decides.
  */
 #include "autoconf.h"
 
 #include <sys/stat.h>
 
 #include <crypt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +235,112 @@ test_rules(const char *htp)
 	config_free(cf);
 }
 
+/* Rules named NAME for alice on docker.io/REPOS, as a reload takes them. */
+static struct config *
+rules_conf(const char *htp, const char *name, const char *repos)
+{
+	struct config	*cf;
+	char		*text;
+
+	xasprintf(&text, "[server]\nlisten = 127.0.0.1:1\n[cache]\ndir = %s\n"
+	    "[auth]\nhtpasswd = %s\n"
+	    "[access \"%s\"]\nusers = alice\nrepositories = docker.io/%s\n"
+	    "[upstream \"docker.io\"]\nurl = https://r\n", dir, htp, name,
+	    repos);
+	cf = load(text);
+	free(text);
+	return cf;
+}
+
+/* Take cf's rules (as proxy_reload.c does) and free the rest. */
+static int
+rules_reload(struct config *cf)
+{
+	struct config_access	*list = cf->access;
+	size_t			 n = cf->naccess;
+
+	cf->access = NULL;
+	cf->naccess = 0;
+	config_free(cf);
+	return access_rules_reload(list, n, NULL, NULL);
+}
+
+struct hammer {
+	atomic_int	stop;
+	atomic_ulong	n;
+	unsigned long	bad;
+};
+
+/* A worker deciding all the time: every answer is one rule's. */
+static void *
+hammer_main(void *arg)
+{
+	struct hammer		*h = arg;
+	struct access_who	 alice = who(ACCESS_PASSWORD, "alice",
+				    "10.0.0.1");
+	struct access_decision	 d;
+
+	while (!atomic_load(&h->stop)) {
+		access_decide(&alice, "docker.io", "team-a/app",
+		    ACCESS_WANT_PULL, &d);
+		if (!(strcmp(d.rule, "one") == 0 && d.allowed) &&
+		    !(strcmp(d.rule, "two") == 0 && !d.allowed))
+			h->bad++;
+		atomic_fetch_add(&h->n, 1);
+	}
+	return NULL;
+}
+
+static void
+test_reload(const char *htp)
+{
+	struct config		*cf;
+	struct access_who	 alice = who(ACCESS_PASSWORD, "alice",
+				    "10.0.0.1");
+	struct access_decision	 d0, d;
+	struct hammer		 h;
+	pthread_t		 t;
+	char			 err[256];
+	int			 i, swapped = 0;
+
+	cf = rules_conf(htp, "one", "team-a/**");
+	if (access_init(cf, err, sizeof(err)) != 0)
+		bail_out(err);
+	access_decide(&alice, "docker.io", "team-a/app", ACCESS_WANT_PULL,
+	    &d0);
+	is_str(d0.rule, "one", "reload: rule one decides first");
+	is_int(rules_reload(rules_conf(htp, "one", "team-a/**")), 0,
+	    "reload: the same rules are not swapped");
+	memset(&h, 0, sizeof(h));
+	if (pthread_create(&t, NULL, hammer_main, &h) != 0)
+		bail_out("pthread_create");
+	for (i = 0; i < 200; i++) {
+		unsigned long n = atomic_load(&h.n);
+
+		/* Interleaved: the worker decides between any two swaps. */
+		while (atomic_load(&h.n) == n)
+			sched_yield();
+		swapped += rules_reload(i % 2 == 0 ?
+		    rules_conf(htp, "two", "team-a/**\nallow = none") :
+		    rules_conf(htp, "one", "team-a/**"));
+	}
+	atomic_store(&h.stop, 1);
+	pthread_join(t, NULL);
+	is_int(swapped, 200, "reload: 200 swaps");
+	ok(atomic_load(&h.n) >= 200 && h.bad == 0, "reload: %lu decisions on "
+	    "another thread, each one rule's whole answer (%lu not)",
+	    atomic_load(&h.n), h.bad);
+	is_int(rules_reload(rules_conf(htp, "two", "team-a/**\nallow = none")),
+	    1, "reload: rule two now");
+	access_decide(&alice, "docker.io", "team-a/app", ACCESS_WANT_PULL,
+	    &d);
+	ok(!d.allowed && strcmp(d.rule, "two") == 0, "  decides the next "
+	    "request");
+	is_str(d0.rule, "one", "  a decision's rule name outlives its rules");
+	access_fini();
+	config_free(cf);
+}
+
 static void
 test_passwords(const char *htp)
 {
@@ -393,6 +503,7 @@ main(void)
 
 	test_globs();
 	test_rules(htp);
+	test_reload(htp);
 	test_passwords(htp);
 	test_tokens(htp);
 	{

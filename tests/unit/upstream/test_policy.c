@@ -287,14 +287,15 @@ test_tokens(void)
 		LIST_INIT(&u->tokens[i]);
 	for (i = 0; i < UPSTREAM_TOKENS_MAX + 500; i++) {
 		snprintf(scope, sizeof(scope), "repository:r%zu:pull", i);
-		upstream_token_put(u, scope, "Bearer t", 300);
+		upstream_token_put(u, scope, "Bearer t", 300, 0);
 	}
 	is_int(u->ntokens, UPSTREAM_TOKENS_MAX, "tokens: capped at %d",
 	    UPSTREAM_TOKENS_MAX);
 	v = upstream_token_get(u, scope);
 	is_str(v, "Bearer t", "tokens: the newest is kept");
 	free(v);
-	upstream_token_put(u, "repository:long:pull", "Bearer l", 86400 * 300);
+	upstream_token_put(u, "repository:long:pull", "Bearer l",
+	    86400 * 300, 0);
 	ok(u->ntokens == UPSTREAM_TOKENS_MAX, "tokens: still capped");
 	{
 		struct upstream_token *t;
