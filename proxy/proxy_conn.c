@@ -749,3 +749,16 @@ proxy_conn_drain_sweep(struct proxy_worker *w)
 {
 	(void)proxy_conn_sweep(w);
 }
+
+/* At exit, after w's evhttp is freed: the trackers of connections that
+ * ended unseen (the others went with their connections). */
+void
+proxy_conn_fini(struct proxy_worker *w)
+{
+	struct proxy_conn	*pc;
+
+	while (w->conns != NULL) {
+		pc = *(struct proxy_conn **)w->conns;
+		proxy_conn_free(pc);
+	}
+}

@@ -178,6 +178,7 @@ unsigned proxy_conn_count(void);
 /* SIGTERM: close w's listeners and idle connections (w's thread). */
 void	proxy_conn_unlisten(struct proxy_worker *);
 void	proxy_conn_drain_sweep(struct proxy_worker *);
+void	proxy_conn_fini(struct proxy_worker *);
 /* 1 from SIGTERM on: /readyz 503, every reply "Connection: close". */
 int	proxy_draining(void);
 

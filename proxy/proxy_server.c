@@ -853,6 +853,7 @@ proxy_server_stop(struct proxy_server *sv)
 			evhttp_free(sv->workers[i].http);
 		if (sv->workers[i].https != NULL)
 			evhttp_free(sv->workers[i].https);
+		proxy_conn_fini(&sv->workers[i]);
 		upstream_worker_free(sv->workers[i].up);
 		event_free(sv->workers[i].beat_ev);
 		free(sv->workers[i].fills);
