@@ -102,47 +102,38 @@ proxy_admin_json(struct evhttp_request *req, int status, json_t *j)
 	json_decref(j);
 }
 
-static void
-proxy_admin_sample(struct evbuffer *b, const char *name, const char *type,
-    const char *help, uint64_t v)
-{
-	evbuffer_add_printf(b, "# HELP regmirror_%s %s\n# TYPE regmirror_%s "
-	    "%s\nregmirror_%s %llu\n", name, help, name, type, name,
-	    (unsigned long long)v);
-}
-
 /* Cache figures that cost no walk of the index (cache_stats()). */
 static void
 proxy_admin_cache_gauges(struct evbuffer *b)
 {
 	struct cache_stats	s;
 
-	proxy_admin_sample(b, "cache_bytes", "gauge", "Bytes of stored blobs",
+	metrics_write_sample(b, "cache_bytes", "gauge", "Bytes of stored blobs",
 	    cache_usage_bytes());
-	proxy_admin_sample(b, "cache_max_bytes", "gauge",
+	metrics_write_sample(b, "cache_max_bytes", "gauge",
 	    "The byte budget (0: unlimited)", cache_budget_bytes());
 	if (cache_stats(&s) != 0)
 		return;
-	proxy_admin_sample(b, "cache_blobs", "gauge", "Stored blobs",
+	metrics_write_sample(b, "cache_blobs", "gauge", "Stored blobs",
 	    s.blobs);
-	proxy_admin_sample(b, "cache_manifests", "gauge", "Stored manifests",
+	metrics_write_sample(b, "cache_manifests", "gauge", "Stored manifests",
 	    s.manifests);
-	proxy_admin_sample(b, "cache_manifest_bytes", "gauge",
+	metrics_write_sample(b, "cache_manifest_bytes", "gauge",
 	    "Bytes of stored manifests", s.manifest_bytes);
-	proxy_admin_sample(b, "cache_tags", "gauge", "Cached tags",
+	metrics_write_sample(b, "cache_tags", "gauge", "Cached tags",
 	    s.tags);
-	proxy_admin_sample(b, "cache_negative_tags", "gauge",
+	metrics_write_sample(b, "cache_negative_tags", "gauge",
 	    "Remembered upstream 404s for tags", s.negative_tags);
-	proxy_admin_sample(b, "cache_max_negative", "gauge",
+	metrics_write_sample(b, "cache_max_negative", "gauge",
 	    "The cap on remembered 404s", s.max_negative);
-	proxy_admin_sample(b, "cache_negative_refused_total", "counter",
+	metrics_write_sample(b, "cache_negative_refused_total", "counter",
 	    "Upstream 404s not remembered: at the cap", s.negative_refused);
-	proxy_admin_sample(b, "cache_links", "gauge",
+	metrics_write_sample(b, "cache_links", "gauge",
 	    "Repository links (which repository holds which digest)",
 	    s.links);
-	proxy_admin_sample(b, "cache_index_bytes", "gauge",
+	metrics_write_sample(b, "cache_index_bytes", "gauge",
 	    "Index pages in use (manifests, tags, links)", s.index_bytes);
-	proxy_admin_sample(b, "cache_used_bytes", "gauge",
+	metrics_write_sample(b, "cache_used_bytes", "gauge",
 	    "Blobs plus index: what max_size is compared with",
 	    s.used_bytes);
 }

@@ -26,6 +26,29 @@ start_registry up
 seed_image "$T_DIR/img" v1 "$UP_HOST" app/demo:v1
 seed_image "$T_DIR/img2" v2 "$UP_HOST" app/demo:v2
 blobs_of() { jq -r '.images[0].config.digest, .images[0].layers[].digest' "$1"; }
+# landed WHAT IMAGE_JSON MARK: right now every blob of the image is on
+# exactly one member, the blobs are spread over two or more members
+# (so they went through the front), and each was fetched from upstream
+# once since line MARK of its log, and confirmed with its owner by the
+# job (an only-if-cached HEAD answered 200).
+landed() {
+	local what=$1 json=$2 mark=$3 d h spread='' H
+	for d in $(blobs_of "$json"); do
+		h=$(blob_holders "$d")
+		[ "${#h}" = 1 ] || fail "$what: $d is on members '$h', want one"
+		case $spread in *"$h"*) ;; *) spread="$spread$h" ;; esac
+	done
+	[ "${#spread}" -ge 2 ] ||
+		fail "$what: every blob on member $spread: not through the front"
+	registry_log_sync up
+	for d in $(blobs_of "$json"); do
+		assert_eq 1 "$(count_upstream_gets_ok "$UP_LOG" "/v2/app/demo/blobs/$d" "$mark")" \
+			"$what: upstream GETs of $d"
+		H=$(blob_holders "$d" | tr a-z A-Z)_LOG
+		grep -qF "\"HEAD /v2/app/demo/blobs/$d?ns=docker.io\" 200 " "${!H}" ||
+			fail "$what: $d was not confirmed with its owner (only-if-cached HEAD)"
+	done
+}
 
 FRONT_PORT=$(free_port)
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T_DIR/job.token"
@@ -55,23 +78,7 @@ out=$("$REGMIRROR" prefetch --mirror "$A_ADMIN" --wait app/demo:v1 2>"$T_DIR/pro
 	fail "prefetch failed: $(cat "$T_DIR/progress")"
 assert_eq "app/demo:v1@$TOP" "$out" "prefetch output"
 # No polling: --wait has returned, so every blob is on its owner now.
-spread=''
-for d in $(blobs_of "$T_DIR/img.json"); do
-	h=$(blob_holders "$d")
-	[ "${#h}" = 1 ] || fail "$d is on members '$h' right after --wait, want one"
-	case $spread in *"$h"*) ;; *) spread="$spread$h" ;; esac
-done
-[ "${#spread}" -ge 2 ] || fail "every blob on member $spread: the job did not go through the front"
-registry_log_sync up
-for d in $(blobs_of "$T_DIR/img.json"); do
-	assert_eq 1 "$(count_upstream_gets_ok "$UP_LOG" "/v2/app/demo/blobs/$d" "$mark")" \
-		"upstream GETs of $d by the prefetch"
-	# The job asked the owner, through the front, until it said stored.
-	h=$(blob_holders "$d")
-	H=$(echo "$h" | tr a-z A-Z)_LOG
-	grep -qF "\"HEAD /v2/app/demo/blobs/$d?ns=docker.io\" 200 " "${!H}" ||
-		fail "the job did not confirm $d with its owner $h (only-if-cached HEAD)"
-done
+landed prefetch "$T_DIR/img.json" "$mark"
 
 # only-if-cached never goes upstream, and never leaks another
 # repository's blob: 504 there (the link check would have to ask).
@@ -118,18 +125,7 @@ seed_image "$T_DIR/rel" r1 "$UP_HOST" app/demo:r1
 mark=$(log_mark "$UP_LOG")
 "$REGMIRROR" sync rel --mirror "$A_ADMIN" --wait >"$T_DIR/sync.out" 2>&1 ||
 	fail "sync rel failed: $(cat "$T_DIR/sync.out")"
-spread=''
-for d in $(blobs_of "$T_DIR/rel.json"); do
-	h=$(blob_holders "$d")
-	[ "${#h}" = 1 ] || fail "replicated $d is on members '$h', want one"
-	case $spread in *"$h"*) ;; *) spread="$spread$h" ;; esac
-done
-[ "${#spread}" -ge 2 ] || fail "every replicated blob on member $spread"
-registry_log_sync up
-for d in $(blobs_of "$T_DIR/rel.json"); do
-	assert_eq 1 "$(count_upstream_gets_ok "$UP_LOG" "/v2/app/demo/blobs/$d" "$mark")" \
-		"upstream GETs of replicated $d"
-done
+landed replication "$T_DIR/rel.json" "$mark"
 # The tag list was asked of the repository's owner through the front.
 n=$(cat "$A_LOG" "$B_LOG" "$C_LOG" | grep -c '"GET /v2/app/demo/tags/list' || true)
 [ "$n" -ge 1 ] || fail "no tags/list through the front"

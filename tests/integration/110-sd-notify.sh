@@ -179,19 +179,7 @@ wait_for 20 up || fail "m2 does not serve"
 from=$(nlines)
 wait_for 10 has_at_least WATCHDOG=1 3 "$from" || fail "m2: no pings"
 
-for i in $(seq 1 2000); do echo "url = \"$URL/v2/\""; done >"$T_DIR/urls"
-# (--max-time is per URL: the whole run is bounded by timeout(1).)
-timeout 20 curl -s --max-time 2 -K "$T_DIR/urls" >/dev/null || true
-for i in 1 2 3 4; do	# each worker's next request blocks too
-	curl -s -o /dev/null --max-time 2 "$URL/v2/" &
-	register_pid $! curl
-done
-stalled() {
-	curl -s --max-time 2 "$ADMIN/healthz" >"$T_DIR/h.json" 2>/dev/null
-	grep -q '"stalled"' "$T_DIR/h.json"
-}
-wait_for 40 stalled || fail "/healthz did not report the blocked workers: \
-$(cat "$T_DIR/h.json")"
+stall_workers "$URL" "$ADMIN"
 # quiet SECONDS: no WATCHDOG=1 received for that long (systemd, with
 # WatchdogSec=0.5s, would have restarted the service by then).
 quiet() {

@@ -31,21 +31,8 @@ up() { [ "$(http_code "$MIRROR_URL/v2/")" = 200 ]; }
 wait_for 20 up || fail "the mirror did not start"
 assert_eq 200 "$(http_code "$ADMIN/healthz")" "/healthz of a running mirror"
 
-# Fill the pipe with access lines: requests until one is not answered.
-for url in $(seq 1 2000); do echo "url = \"$MIRROR_URL/v2/\""; done \
-	>"$T_DIR/urls"
-# (--max-time is per URL: the whole run is bounded by timeout(1).)
-timeout 20 curl -s --max-time 2 -K "$T_DIR/urls" >/dev/null || true
-for i in 1 2 3 4; do	# each worker's next request blocks too
-	curl -s -o /dev/null --max-time 2 "$MIRROR_URL/v2/" &
-	register_pid $! curl
-done
-stalled() {
-	curl -s --max-time 2 "$ADMIN/healthz" >"$T_DIR/h.json" 2>/dev/null
-	grep -q '"stalled"' "$T_DIR/h.json"
-}
-wait_for 40 stalled || fail "/healthz did not report the blocked workers: \
-$(cat "$T_DIR/h.json")"
+# Fill the pipe with access lines; each worker then blocks on its own.
+stall_workers "$MIRROR_URL" "$ADMIN"
 assert_eq 503 "$(http_code "$ADMIN/healthz")" "/healthz status while stalled"
 is_alive "$MIRROR_PID" || fail "the mirror died"
 

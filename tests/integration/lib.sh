@@ -1016,3 +1016,25 @@ blob_holders() {
 	done
 	echo "${out:--}"
 }
+
+# stall_workers URL ADMIN_URL: with the mirror's stderr a pipe nobody
+# reads, fill it with access lines (requests to URL until one is not
+# answered), then give each worker a request that blocks on its log line
+# too, and wait until ADMIN_URL/healthz says stalled.
+stall_workers() {
+	local url=$1 admin=$2 i
+	for i in $(seq 1 2000); do echo "url = \"$url/v2/\""; done \
+		>"$T_DIR/urls"
+	# (--max-time is per URL: the whole run is bounded by timeout(1).)
+	timeout 20 curl -s --max-time 2 -K "$T_DIR/urls" >/dev/null || true
+	for i in 1 2 3 4; do	# each worker's next request blocks too
+		curl -s -o /dev/null --max-time 2 "$url/v2/" &
+		register_pid $! curl
+	done
+	_stalled() {
+		curl -s --max-time 2 "$1/healthz" >"$T_DIR/h.json" 2>/dev/null
+		grep -q '"stalled"' "$T_DIR/h.json"
+	}
+	wait_for 40 _stalled "$admin" ||
+		fail "/healthz did not report the blocked workers: $(cat "$T_DIR/h.json")"
+}
