@@ -917,13 +917,27 @@ proxy_run(const struct config *cfg)
 	/* SIGINT (a terminal's ^C) stops at once; SIGTERM drains. */
 	sig = proxy_signals_wait(&sv, &set, -1);
 	sdnotify_stopping();
-	if (sig == SIGTERM)
-		sig = proxy_drain(&sv, &set);
-	if (sig > 0)
-		log_info("signal %d: stopping now", sig);
+	if (sig == SIGTERM && (sig = proxy_drain(&sv, &set)) != 0) {
+		/*
+		 * shutdown_timeout, or another signal during the drain: the
+		 * requests and fills still in flight are abandoned, not
+		 * wound down (their loops, connections and upstream fetches
+		 * would each have to be unpicked).  What is committed is on
+		 * disk (LMDB, renamed blobs); a fill's temporary file goes
+		 * at the next start, as after a crash.
+		 */
+		if (sig > 0)
+			log_info("signal %d: stopping now", sig);
+		else
+			log_info("shutdown_timeout: exiting with work in "
+			    "flight cut");
+		fflush(NULL);
+		_exit(0);
+	}
+	if (sig == 0)
+		log_info("drained: shutting down");
 	else
-		log_info("%s: shutting down", sig == 0 ? "drained" :
-		    "shutdown_timeout");
+		log_info("signal %d: stopping now", sig);
 	proxy_server_stop(&sv);
 	return 0;
 }
