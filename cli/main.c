@@ -6,6 +6,8 @@
 #include "autoconf.h"
 
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +271,7 @@ static int
 main_serve(const struct main_cmd *c, int argc, char **argv,
     const struct main_opts *o)
 {
+	sigset_t	 set;
 	struct config	*cfg;
 	int		 lvl, rc;
 
@@ -284,6 +287,17 @@ main_serve(const struct main_cmd *c, int argc, char **argv,
 	for (size_t i = 0; i < cfg->nwarnings; i++)
 		log_warnx("%s", cfg->warnings[i]);
 	sdnotify_status("starting: opening the cache in %s", cfg->cache_dir);
+	/*
+	 * Every thread from here on (the cache's manager and reconcile
+	 * threads too) inherits a mask without the signals the main thread
+	 * waits for: one that reached another thread would take its
+	 * default action and end the daemon (proxy_run waits for them).
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (cache_open(cfg) != 0)
 		fatalx("cannot open the cache in %s", cfg->cache_dir);
 	/* The budget's running total first, then reconcile adjusts it. */

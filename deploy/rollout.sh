@@ -47,7 +47,12 @@ pin=
 while getopts f:p:P:h opt; do
 	case $opt in
 	f) regions=$OPTARG ;;
-	p) platforms="$platforms --platform $OPTARG" ;;
+	p) # Split into words later: nothing but OS/ARCH[/VARIANT].
+	   case $OPTARG in
+	   *[!a-z0-9/]*|/*|*/|*//*|'') echo "$prog: bad platform '$OPTARG'" \
+		>&2; exit 2 ;;
+	   esac
+	   platforms="$platforms --platform $OPTARG" ;;
 	P) pin=$OPTARG ;;
 	*) usage ;;
 	esac
@@ -115,10 +120,10 @@ show() {
 # name_of IMAGE: the image without its tag or digest.
 name_of() {
 	case $1 in
-	*@*) echo "${1%%@*}" ;;
+	*@*) printf '%s\n' "${1%%@*}" ;;
 	*) case ${1##*/} in
-	   *:*) echo "${1%:*}" ;;
-	   *) echo "$1" ;;
+	   *:*) printf '%s\n' "${1%:*}" ;;
+	   *) printf '%s\n' "$1" ;;
 	   esac ;;
 	esac
 }

@@ -147,6 +147,7 @@ void
 proxy_access_metrics(struct evbuffer *b)
 {
 	struct proxy_access_counts	*c;
+	char				 name[512];
 
 	if ((c = atomic_load(&proxy_counts)) == NULL)
 		return;
@@ -154,13 +155,16 @@ proxy_access_metrics(struct evbuffer *b)
 	    "Registry requests allowed and denied, by the [access] rule that "
 	    "decided (- : none, the default)\n"
 	    "# TYPE regmirror_access_decisions_total counter\n");
-	for (; c != NULL; c = atomic_load(&c->next))
+	for (; c != NULL; c = atomic_load(&c->next)) {
+		/* A rule's name is the operator's: any byte but a quote. */
+		metrics_label_escape(name, sizeof(name), c->rule);
 		evbuffer_add_printf(b, "regmirror_access_decisions_total"
 		    "{rule=\"%s\",decision=\"allowed\"} %llu\n"
 		    "regmirror_access_decisions_total"
 		    "{rule=\"%s\",decision=\"denied\"} %llu\n",
-		    c->rule, (unsigned long long)atomic_load(&c->allowed),
-		    c->rule, (unsigned long long)atomic_load(&c->denied));
+		    name, (unsigned long long)atomic_load(&c->allowed),
+		    name, (unsigned long long)atomic_load(&c->denied));
+	}
 }
 
 static void *
@@ -271,7 +275,8 @@ proxy_access_reload(void)
 {
 	char	err[512];
 
-	if (proxy_access_cfg == NULL || !access_enabled())
+	if (proxy_access_cfg == NULL || !access_enabled() ||
+	    proxy_access_cfg->htpasswd == NULL)
 		return 0;
 	if (access_reload(proxy_access_cfg, err, sizeof(err)) != 0) {
 		log_warnx("SIGHUP: %s; keeping the old users", err);

@@ -40,27 +40,6 @@ proxy_reload_restart_cb(const char *section, const char *key, void *arg)
 		    key);
 }
 
-/*
- * The rules and credentials read must keep what they guard shut on the
- * listeners that still run (a new listen waits for a restart): the
- * fail-closed check again, with those.
- */
-static int
-proxy_reload_check(const struct config *run, const struct config *cf)
-{
-	struct config	mix = *cf;
-	char		err[1024];
-
-	mix.listen = run->listen;
-	mix.nlisten = run->nlisten;
-	mix.tls_listen = run->tls_listen;
-	mix.ntls_listen = run->ntls_listen;
-	if (config_fail_closed_check(&mix, err, sizeof(err)) == 0)
-		return 0;
-	log_warnx("SIGHUP: %s (with the listeners running now)", err);
-	return -1;
-}
-
 /* The running upstream of cf's section cu (by its own name), or NULL. */
 static const struct config_upstream *
 proxy_reload_upstream(const struct config *run,
@@ -70,6 +49,35 @@ proxy_reload_upstream(const struct config *run,
 
 	ru = config_upstream_find(run, cu->name);
 	return ru != NULL && strcasecmp(ru->name, cu->name) == 0 ? ru : NULL;
+}
+
+/*
+ * The rules and credentials read must keep what they guard shut on the
+ * listeners that still run (a new listen waits for a restart): the
+ * fail-closed check again, with those.
+ */
+static int
+proxy_reload_check(const struct config *run, struct config *cf)
+{
+	struct config		 mix = *cf;
+	struct config_upstream	*cu;
+	const struct config_upstream *ru;
+	char			 err[1024];
+
+	mix.listen = run->listen;
+	mix.nlisten = run->nlisten;
+	mix.tls_listen = run->tls_listen;
+	mix.ntls_listen = run->ntls_listen;
+	/* And with what stays in force until a restart: [auth] on or off,
+	 * each running upstream's public. */
+	mix.auth = run->auth;
+	for (cu = cf->upstreams; cu != NULL; cu = cu->next)
+		if ((ru = proxy_reload_upstream(run, cu)) != NULL)
+			cu->public = ru->public;
+	if (config_fail_closed_check(&mix, err, sizeof(err)) == 0)
+		return 0;
+	log_warnx("SIGHUP: %s (with the listeners running now)", err);
+	return -1;
 }
 
 /*
@@ -159,15 +167,25 @@ proxy_config_reload(const struct config *run)
 		log_warnx("SIGHUP: %s", cf->warnings[i]);
 	nrestart = config_diff_restart(run, cf, proxy_reload_restart_cb,
 	    NULL);
-	ncreds = proxy_reload_creds(run, cf, 1);
-	rules = cf->access;
-	nrules = cf->naccess;
-	cf->access = NULL;
-	cf->naccess = 0;
-	if (proxy_access_rules_reload(rules, nrules) == 1)
-		log_info("SIGHUP: [access] rules reloaded (%zu rule%s)",
-		    nrules, nrules == 1 ? "" : "s");
-	ncreds += proxy_reload_creds(run, cf, 0);
+	nrestart += sync_secret_changed(run);
+	ncreds = 0;
+	if ((run->auth || run->naccess > 0) != (cf->auth || cf->naccess > 0))
+		/* Rules that would not be enforced (or none where they are)
+		 * must not meet new credentials: neither is taken. */
+		log_warnx("SIGHUP: access control would turn %s: the [access] "
+		    "rules and upstream credentials stay as they are until a "
+		    "restart", cf->auth || cf->naccess > 0 ? "on" : "off");
+	else {
+		ncreds = proxy_reload_creds(run, cf, 1);
+		rules = cf->access;
+		nrules = cf->naccess;
+		cf->access = NULL;
+		cf->naccess = 0;
+		if (proxy_access_rules_reload(rules, nrules) == 1)
+			log_info("SIGHUP: [access] rules reloaded (%zu rule%s)",
+			    nrules, nrules == 1 ? "" : "s");
+		ncreds += proxy_reload_creds(run, cf, 0);
+	}
 	repls = proxy_reload_policies(run, cf);
 	sync_reload(repls);
 	log_info("SIGHUP: reread %s; %u upstream credential%s changed; %u "

@@ -52,6 +52,32 @@ sync_secret_init(const struct config *cfg)
 	return 0;
 }
 
+/*
+ * SIGHUP: the secret is read once (workers compare against it while it
+ * lives); a file rewritten in place is noticed and logged as needing a
+ * restart.  1 when it was, else 0.
+ */
+unsigned
+sync_secret_changed(const struct config *cfg)
+{
+	char	 err[512], *now;
+	int	 changed;
+
+	if (cfg->job_token_file == NULL || sync_shared == NULL)
+		return 0;
+	if ((now = tokens_first_file(cfg->job_token_file, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("SIGHUP: job_token_file %s", err);
+		return 0;
+	}
+	changed = strcmp(now, sync_shared) != 0;
+	free(now);
+	if (changed)
+		log_warnx("SIGHUP: [server] job_token_file content changed; "
+		    "needs a restart");
+	return changed ? 1 : 0;
+}
+
 const char *
 sync_token(void)
 {

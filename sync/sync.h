@@ -60,5 +60,7 @@ void	sync_metrics(struct evbuffer *);
  * Made at start-up; any thread.
  */
 const char *sync_token(void);
+/* SIGHUP: has job_token_file changed in place?  1 (logged): restart. */
+unsigned sync_secret_changed(const struct config *);
 
 #endif

@@ -20,6 +20,13 @@
 #     it: the log says the first two need a restart and the policy keeps
 #     its old keys; the old listener still serves, nothing listens on the
 #     new port, the policy still syncs from its old source.
+#  f. A rule name with a backslash is escaped in /metrics; a file that
+#     would turn access control off keeps the rules and credentials in
+#     force (not "no rule: deny everyone"; never credentials without the
+#     rules that guarded them).
+#  g. 200 SIGHUPs back to back: the daemon reloads and lives.
+#  h. A mirror without access control: a file that adds rules and
+#     upstream credentials takes neither (the rules need a restart).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo curl jq htpasswd
@@ -214,6 +221,70 @@ rq "$M/v2/team-b/app/manifests/v1" -H "$ACCEPT" -u ann:apass-1
 assert_eq 200 "$RQ_CODE" "the old listener still serves"
 assert_eq 000 "$(http_code "http://127.0.0.1:$P2/v2/")" \
 	"nothing listens on the new port"
+
+# -- f. rules that would not be enforced --------------------------------------
+# A rule named with a backslash: /metrics escapes it (exposition format).
+write_conf 'team\b' 'reg.test/team-b/**' '.*-rc.*'
+hup 'SIGHUP: \[access\] rules reloaded'
+curl -s "http://127.0.0.1:$APORT/metrics" |
+	grep -qF 'regmirror_access_decisions_total{rule="team\\b",decision="allowed"}' ||
+	fail "the rule name is not escaped in /metrics"
+# Access control off ([auth] and every rule gone): restart-only.  The
+# rules and credentials in force stay (not "no rule: deny everyone",
+# and never new credentials without the rules that guarded them).
+write_conf 'team\b' 'reg.test/team-b/**' '.*-rc.*'
+sed -i '/^\[auth\]/,/^\[upstream/{/^\[upstream/!d}' "$CONF"
+grep -q '^\[access' "$CONF" && hard_error "the test's config still has rules"
+hup 'SIGHUP: access control would turn off: the \[access\] rules and upstream credentials stay'
+rq "$M/v2/team-b/app/manifests/v1" -H "$ACCEPT" -u ann:apass-1
+assert_eq 200 "$RQ_CODE" "ann under the rules kept"
+rq "$M/v2/team-b/app/manifests/v1" -H "$ACCEPT"
+assert_eq 401 "$RQ_CODE" "anonymous under the rules kept"
+
+# -- g. SIGHUPs back to back ---------------------------------------------------
+# Each lands on the main thread (every thread masks them), never on one
+# that would take the default action and end the daemon.
+# (Signals pending together merge: not one reload per signal.)
+before=$(grep -c 'SIGHUP: reread' "$MIRROR_LOG")
+for i in $(seq 1 100); do kill -HUP "$MIRROR_PID"; kill -HUP "$MIRROR_PID"; done
+reloads() { [ "$(grep -c 'SIGHUP: reread' "$MIRROR_LOG")" -gt "$before" ]; }
+wait_for 30 reloads || fail "the SIGHUP storm did not reload"
 mirror_alive
 assert_eq "$PID0" "$MIRROR_PID" "the same mirror process"
+
+# -- h. rules that would not be enforced, with credentials --------------------
+# A mirror started without access control, its upstream without
+# credentials.  A file that adds both: the rules could only be taken at a
+# restart, so the credentials must not be taken either (else anyone the
+# new rules would have refused pulls with them, now).
+H=$T_DIR/h.conf HP=$(free_port)
+cat >"$H" <<EOF
+[server]
+listen = 127.0.0.1:$HP
+workers = 2
+[cache]
+dir = $T_DIR/cache-h
+[upstream "reg.test"]
+url = $UP_URL
+default = yes
+EOF
+MIRROR_READY_CODE=200 start_mirror "$H" mirror-h
+rq "$MIRROR_URL/v2/team-b/app/manifests/v1" -H "$ACCEPT"
+[ "$RQ_CODE" != 200 ] || fail "the upstream served anonymously: the step tests nothing"
+cat >>"$H" <<EOF
+username = up
+password_file = $T_DIR/up.pw
+[auth]
+htpasswd = $T_DIR/htpasswd
+[access "ann"]
+users = ann
+repositories = reg.test/**
+EOF
+hup 'SIGHUP: access control would turn on: the \[access\] rules and upstream credentials stay'
+if grep -q 'new credentials for user up' <<<"$HUP_LOG"; then
+	fail "credentials taken without the rules that guard them: $HUP_LOG"
+fi
+rq "$MIRROR_URL/v2/team-b/app/manifests/v1" -H "$ACCEPT"
+[ "$RQ_CODE" != 200 ] ||
+	fail "an anonymous client pulled with credentials the reload should not have taken"
 pass
