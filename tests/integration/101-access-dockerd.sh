@@ -188,9 +188,13 @@ EOF
 "$REGMIRROR" check-config -c "$T_DIR/mtls.conf" >/dev/null ||
 	fail "check-config refused the mTLS mirror's config"
 MIRROR_LOG="$T_DIR/mirror-mtls.log"
-ns_ "$REGMIRROR" serve -c "$T_DIR/mtls.conf" >>"$MIRROR_LOG" 2>&1 &
+# nsenter itself (not the ns_ function in a subshell): it execs the
+# mirror, so $! is the mirror's PID, and stopping it stops the mirror.
+nsenter --net="/run/netns/$NS" "$REGMIRROR" serve -c "$T_DIR/mtls.conf" \
+	>>"$MIRROR_LOG" 2>&1 &
 MIRROR_PID=$!
 register_pid "$MIRROR_PID" "regmirror in $NS" "$MIRROR_LOG"
+T_STOPSIG[$MIRROR_PID]=INT
 M="https://$NSADDR:$MPORT"
 TLS=(--cacert "$SCA/ca.crt")
 ALICE=(--cert "$T_DIR/alice.crt" --key "$T_DIR/alice.key")
