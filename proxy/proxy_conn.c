@@ -750,15 +750,30 @@ proxy_conn_drain_sweep(struct proxy_worker *w)
 	(void)proxy_conn_sweep(w);
 }
 
+static void
+proxy_conn_all_cb(const void *node, VISIT v, void *arg)
+{
+	struct proxy_conn_sweep	*sw = arg;
+
+	if (v != postorder && v != leaf)
+		return;
+	if (sw->n == sw->cap) {
+		sw->cap = sw->cap * 2 + 16;
+		sw->dead = xreallocarray(sw->dead, sw->cap, sizeof(*sw->dead));
+	}
+	sw->dead[sw->n++] = *(struct proxy_conn *const *)node;
+}
+
 /* At exit, after w's evhttp is freed: the trackers of connections that
  * ended unseen (the others went with their connections). */
 void
 proxy_conn_fini(struct proxy_worker *w)
 {
-	struct proxy_conn	*pc;
+	struct proxy_conn_sweep	sw = { NULL, 0, 0 };
+	size_t			i;
 
-	while (w->conns != NULL) {
-		pc = *(struct proxy_conn **)w->conns;
-		proxy_conn_free(pc);
-	}
+	twalk_r(w->conns, proxy_conn_all_cb, &sw);
+	for (i = 0; i < sw.n; i++)
+		proxy_conn_free(sw.dead[i]);
+	free(sw.dead);
 }
