@@ -861,11 +861,11 @@ if [ -n "${BENCH_PERF:-}" ]; then
 	kill -INT "$PERF_PID" 2>/dev/null || true
 	wait "$PERF_PID" 2>/dev/null || true
 	perf report -i "$B_DIR/perf.data" --stdio --no-children \
-		--sort symbol -g none --percent-limit 0.7 2>/dev/null |
-		grep -v '^$' >"$B_DIR/perf.txt" || true
+		--sort dso,symbol -g none --percent-limit 0.7 2>/dev/null |
+		grep -v '^$' | sed 's/[ -]*$//' >"$B_DIR/perf.txt" || true
 	perf report -i "$B_DIR/perf.data" --stdio --no-children \
-		--sort dso -g none 2>/dev/null | grep -v '^$' \
-		>"$B_DIR/perf-dso.txt" || true
+		--sort dso -g none 2>/dev/null | grep -v '^$' |
+		sed 's/[ -]*$//' >"$B_DIR/perf-dso.txt" || true
 fi
 
 # ---------------------------------------------------------------------------
