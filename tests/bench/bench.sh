@@ -10,7 +10,8 @@
 #      keep-alive against regmirror and nginx serving the same bytes as a
 #      static file;
 #   c) manifest HEAD by tag (ab -k -c64: wrk waits for a body after a
-#      HEAD) against nginx's GET and HEAD of the static file;
+#      HEAD) against nginx's GET and HEAD of the static file, and
+#      regmirror's GET measured with ab too;
 #   d) HTTPS (regmirror's tls_listen and an nginx ssl listener with the
 #      same certificate, protocols and cipher list): the manifest by tag
 #      (wrk -c64) and the warm blob;
@@ -761,7 +762,8 @@ cmp -s "$B_DIR/man2.body" "$MAN_FILE" ||
 # ---------------------------------------------------------------------------
 # c) manifest HEAD by tag: ab -k -c64 (HTTP/1.0 keep-alive; wrk hangs on
 # HEAD).  regmirror's HEAD against nginx's GET and HEAD of the static file,
-# all with ab, alternating.
+# and regmirror's GET with the same tool (HTTP/1.0 keep-alive apart from
+# HEAD), all with ab, alternating.
 
 # ab_rps NAME URL [AB_ARGS...]: requests/s (0 when ab failed or saw errors).
 ab_rps() {
@@ -787,14 +789,16 @@ ab_rps() {
 	printf '%.0f\n' "${rps:-0}"
 }
 say "c) manifest HEAD by tag: ab -k -c$WRK_C -t$WRK_SECS, $WRK_RUNS runs each, alternating"
-HEAD_M=() HEAD_N=() ABGET_N=()
+HEAD_M=() HEAD_N=() ABGET_N=() ABGET_M=()
 for ((i = 0; i < WRK_RUNS; i++)); do
 	HEAD_M+=("$(ab_rps "regmirror HEAD" "$M$MAN_PATH" -i)")
 	m_alive "ab HEAD on the manifest"
 	ABGET_N+=("$(ab_rps "nginx GET" "$N$MAN_PATH")")
+	ABGET_M+=("$(ab_rps "regmirror GET" "$M$MAN_PATH")")
 	HEAD_N+=("$(ab_rps "nginx HEAD" "$N$MAN_PATH" -i)")
 done
 say "   regmirror HEAD req/s: ${HEAD_M[*]}"
+say "   regmirror GET  req/s: ${ABGET_M[*]}"
 say "   nginx     GET  req/s: ${ABGET_N[*]}"
 say "   nginx     HEAD req/s: ${HEAD_N[*]}"
 
@@ -986,6 +990,7 @@ mRD=$(median "${RPSD_M[@]}")
 nRD=$(median "${RPSD_N[@]}")
 mH=$(median "${HEAD_M[@]}")
 nHG=$(median "${ABGET_N[@]}")
+mHG=$(median "${ABGET_M[@]}")
 nH=$(median "${HEAD_N[@]}")
 mTR=$(median "${TRPS_M[@]}")
 nTR=$(median "${TRPS_N[@]}")
@@ -1060,6 +1065,8 @@ row "manifest GET digest, wrk" "$(mbs "$mRD") req/s" "nginx file $(mbs "$nRD") r
 row "manifest HEAD tag, ab -k -c$WRK_C" "$(mbs "$mH") req/s" "nginx GET $(mbs "$nHG") req/s" \
 	"$rH" "- / $gH (>= 1.0 x nginx GET)"
 row "" "" "(nginx HEAD $(mbs "$nH") req/s)" "$(ratio "$mH" "$nH")" ""
+row "manifest GET tag, ab -k -c$WRK_C" "$(mbs "$mHG") req/s" "nginx GET $(mbs "$nHG") req/s" \
+	"$(ratio "$mHG" "$nHG")" ""
 row "HTTPS manifest GET tag, wrk" "$(mbs "$mTR") req/s" "nginx TLS $(mbs "$nTR") req/s" \
 	"$rTR" "- / $gTR (>= 0.9)"
 row "cold TTFB, 16 MiB" "$(calc "$tM" %.1f) ms" "upstream $(calc "$tU" %.1f) ms" \
