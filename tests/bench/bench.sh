@@ -6,27 +6,49 @@
 #   a) warm blob throughput: one big blob (BENCH_BLOB_MB, default 256 MiB)
 #      fetched back to back from regmirror and from nginx, alternating, one
 #      client at a time and with 4 concurrent clients;
-#   b) warm manifest requests/s: wrk with keep-alive against regmirror's
-#      manifest URL and nginx serving the same bytes as a static file;
-#   c) cold blobs: time to first byte of never-fetched blobs via regmirror
+#   b) warm manifest requests/s, by tag and by digest: wrk -c64 with
+#      keep-alive against regmirror and nginx serving the same bytes as a
+#      static file;
+#   c) manifest HEAD by tag (ab -k -c64: wrk waits for a body after a
+#      HEAD) against nginx's GET and HEAD of the static file, and
+#      regmirror's GET measured with ab too;
+#   d) HTTPS (regmirror's tls_listen and an nginx ssl listener with the
+#      same certificate, protocols and cipher list): the manifest by tag
+#      (wrk -c64) and the warm blob;
+#   e) distribution's proxy mode (Debian's docker-registry with `proxy:
+#      remoteurl:` on the same upstream): the warm blob and the manifest by
+#      tag (wrk -c64);
+#   f) BENCH_PERF=1 only: a perf profile of regmirror on the manifest by tag;
+#   g) cold blobs: time to first byte of never-fetched blobs via regmirror
 #      vs directly from the upstream; and 8 concurrent cold GETs of one
 #      never-fetched blob, counting the GETs the upstream served;
-#   d) memory: regmirror's VmHWM during the warm blob runs and over the
-#      whole run.
+#   h) a cold image pull (skopeo copy to dir:, BENCH_COLD_MB in 4 layers)
+#      through regmirror, straight from the upstream and through
+#      distribution's proxy, with regmirror's VmHWM during its pull;
+#   i) memory: regmirror's VmHWM during the warm blob runs, the cold pull
+#      and over the whole run.
 #
 # Everything runs on 127.0.0.1 on ephemeral ports in a temp dir; every
 # process started is stopped by its PID on exit.  Absolute numbers vary
 # from run to run (the load generator shares the cores with the servers):
-# read the ratios, measured in the same run.
+# read the ratios, measured in the same run.  docs/PERFORMANCE.md says
+# what each row measures and holds a full run's table.
 #
 # Environment:
 #   REGMIRROR       the binary (default: ./regmirror at the repo top)
+#   BENCH_QUICK=1   a smoke run: small sizes, short runs (the defaults
+#                   below change to 16 MiB, 2 rounds, 1 s x 1 wrk run, 2
+#                   cold samples, a 32 MiB cold image); explicit values win
 #   BENCH_BLOB_MB   size of the warm blob in MiB (default 256)
 #   BENCH_ROUNDS    sequential warm blob GETs per server (default 6)
-#   BENCH_WRK_SECS  seconds per wrk run (default 4)
+#   BENCH_WRK_SECS  seconds per wrk (and ab) run (default 4)
 #   BENCH_WRK_RUNS  wrk runs per server, alternating (default 4)
 #   BENCH_COLD_N    cold TTFB samples (default 5)
-#   BENCH_TIMEOUT   watchdog for the whole script in seconds (default 300)
+#   BENCH_COLD_MB   size of the cold-pull image in MiB (default 1024)
+#   BENCH_PERF=1    also profile regmirror (perf record -e cpu-clock) during
+#                   one extra wrk run on the manifest by tag; the top
+#                   functions are printed after the table
+#   BENCH_TIMEOUT   watchdog for the whole script in seconds (default 1200)
 #   BENCH_STRICT=1  exit 1 when a quality bar is missed, not only on errors
 #   KEEP_TMP=1      keep the temp dir (it is always kept after an error)
 #
@@ -46,12 +68,29 @@ if [ -z "${REGMIRROR:-}" ]; then
 	[ -x "$REGMIRROR" ] || [ ! -x ./regmirror ] || REGMIRROR=$PWD/regmirror
 fi
 PY=/usr/bin/python3
-BLOB_MB=${BENCH_BLOB_MB:-256}
-ROUNDS=${BENCH_ROUNDS:-6}
-WRK_SECS=${BENCH_WRK_SECS:-4}
-WRK_RUNS=${BENCH_WRK_RUNS:-4}
-COLD_N=${BENCH_COLD_N:-5}
+if [ -n "${BENCH_QUICK:-}" ]; then
+	BLOB_MB=${BENCH_BLOB_MB:-16}
+	ROUNDS=${BENCH_ROUNDS:-2}
+	WRK_SECS=${BENCH_WRK_SECS:-1}
+	WRK_RUNS=${BENCH_WRK_RUNS:-1}
+	COLD_N=${BENCH_COLD_N:-2}
+	COLD_MB=${BENCH_COLD_MB:-32}
+	SF_MB=8
+else
+	BLOB_MB=${BENCH_BLOB_MB:-256}
+	ROUNDS=${BENCH_ROUNDS:-6}
+	WRK_SECS=${BENCH_WRK_SECS:-4}
+	WRK_RUNS=${BENCH_WRK_RUNS:-4}
+	COLD_N=${BENCH_COLD_N:-5}
+	COLD_MB=${BENCH_COLD_MB:-1024}
+	SF_MB=64
+fi
+# Sequential blob GETs per server for distribution's proxy and over TLS.
+ROUNDS2=$(((ROUNDS + 1) / 2))
 SF_N=8
+# Connections for the manifest rates (issue 12 measures at -c64).
+WRK_C=64
+COLD_REPO=bench/cold
 CONC=4
 REPO=bench/img
 TAG=v1
@@ -67,7 +106,7 @@ die() {
 # Tools
 
 missing=()
-for t in curl sha256sum nginx docker-registry skopeo awk "$PY"; do
+for t in curl sha256sum nginx docker-registry skopeo awk openssl ab "$PY"; do
 	command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 if ! command -v wrk >/dev/null 2>&1; then
@@ -77,7 +116,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
 	say "missing tools: ${missing[*]}"
-	say "(Debian packages: curl coreutils nginx docker-registry skopeo wrk python3)"
+	say "(Debian packages: curl coreutils nginx docker-registry skopeo wrk openssl apache2-utils python3)"
 	exit 2
 fi
 [ -x "$REGMIRROR" ] || die "REGMIRROR=$REGMIRROR is not executable (run make first)"
@@ -155,7 +194,7 @@ trap 'exit 143' TERM
 "$PY" -c 'import os, signal, sys, time
 time.sleep(float(sys.argv[2]))
 sys.stderr.write("bench: ERROR: watchdog: run exceeded %ss\n" % sys.argv[2])
-os.kill(int(sys.argv[1]), signal.SIGTERM)' "$$" "${BENCH_TIMEOUT:-300}" \
+os.kill(int(sys.argv[1]), signal.SIGTERM)' "$$" "${BENCH_TIMEOUT:-1200}" \
 	</dev/null >/dev/null 2>>"$B_DIR/watchdog.log" &
 register_pid "$!" watchdog "$B_DIR/watchdog.log"
 
@@ -206,12 +245,12 @@ problem() {
 
 # ---------------------------------------------------------------------------
 # The image: one manifest with a big warm layer, COLD_N small layers for the
-# cold TTFB samples and one 64 MiB layer for the single-flight test.  Layers
+# cold TTFB samples and one 64 MiB (quick: 8 MiB) layer for the
+# single-flight test.  Layers
 # are random bytes behind a gzip magic number, so skopeo copies them as is.
 
 say "building the image (${BLOB_MB} MiB warm layer) in $B_DIR"
-"$PY" - "$B_DIR/layout" "$TAG" "$((BLOB_MB * 1048576))" "$COLD_N" \
-	"$((16 * 1048576))" "$((64 * 1048576))" >"$B_DIR/image.txt" <<'PYEOF'
+cat >"$B_DIR/mkimage.py" <<'PYEOF'
 import hashlib, json, os, sys
 
 out, ref = sys.argv[1], sys.argv[2]
@@ -267,6 +306,15 @@ print(mdesc["digest"], mdesc["size"])
 for l in layers:
     print(l["digest"], l["size"])
 PYEOF
+"$PY" "$B_DIR/mkimage.py" "$B_DIR/layout" "$TAG" "$((BLOB_MB * 1048576))" \
+	"$COLD_N" "$((16 * 1048576))" "$((SF_MB * 1048576))" >"$B_DIR/image.txt"
+# The cold-pull image: 4 layers of a quarter of BENCH_COLD_MB each (the
+# same generator: one "big", two "cold" and one "single-flight" layer).
+say "building the cold-pull image (${COLD_MB} MiB in 4 layers)"
+CQ=$((COLD_MB * 1048576 / 4))
+"$PY" "$B_DIR/mkimage.py" "$B_DIR/coldlayout" "$TAG" "$CQ" 2 "$CQ" "$CQ" \
+	>"$B_DIR/coldimage.txt"
+read -r CMAN_DG _ <"$B_DIR/coldimage.txt"
 
 mapfile -t IMG <"$B_DIR/image.txt"
 read -r MAN_DG MAN_SIZE <<<"${IMG[0]}"
@@ -326,6 +374,13 @@ got=$(curl -sf --max-time 10 -H "Accept: $MT_MANIFEST" \
 	"$UP/v2/$REPO/manifests/$TAG" | sha256sum | cut -d' ' -f1) || true
 [ "sha256:$got" = "$MAN_DG" ] ||
 	die "the upstream's manifest is not the pushed one (sha256:$got, want $MAN_DG)"
+skopeo copy --quiet --dest-tls-verify=false --policy "$B_DIR/policy.json" \
+	"oci:$B_DIR/coldlayout:$TAG" "docker://127.0.0.1:$UP_PORT/$COLD_REPO:$TAG" \
+	>"$B_DIR/skopeo.log" 2>&1 || {
+	cat "$B_DIR/skopeo.log" >&2
+	die "skopeo copy of the cold-pull image to the upstream failed"
+}
+rm -rf "$B_DIR/coldlayout"
 
 # up_sync: a marker request, waited for in the log, so that the lines of
 # requests completed before it are there; sets UP_MARK to the log's line
@@ -347,14 +402,32 @@ up_count() {
 }
 
 # ---------------------------------------------------------------------------
-# regmirror
+# One certificate for both HTTPS servers (regmirror's tls_listen and nginx's
+# ssl server): RSA 2048, self-signed, for 127.0.0.1.  The clients (wrk,
+# curl -k) do not verify it.  TLS_CIPHERS is regmirror's TLS 1.2 list
+# (proxy/proxy_server.c), given to nginx too; TLS 1.3 suites are OpenSSL's
+# defaults on both; the suite each one negotiates is printed with the table.
+
+TLS_CIPHERS='ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!RC4:!3DES'
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$B_DIR/tls.key" \
+	-out "$B_DIR/tls.pem" >"$B_DIR/openssl.log" 2>&1 ||
+	die "openssl req failed: $(cat "$B_DIR/openssl.log")"
+
+# ---------------------------------------------------------------------------
+# regmirror: plain HTTP on M_PORT, HTTPS on MS_PORT, one cache.
 
 M_PORT=$(free_port)
 M=http://127.0.0.1:$M_PORT
+MS_PORT=$(free_port)
+MS=https://127.0.0.1:$MS_PORT
 M_LOG=$B_DIR/regmirror.log
 cat >"$B_DIR/mirror.conf" <<EOF
 [server]
 listen = 127.0.0.1:$M_PORT
+tls_listen = 127.0.0.1:$MS_PORT
+tls_cert = $B_DIR/tls.pem
+tls_key = $B_DIR/tls.key
 workers = auto
 log_level = warn
 
@@ -374,6 +447,8 @@ m_ready() {
 	[ "$(http_code "$M/v2/")" = 200 ]
 }
 wait_for 30 m_ready || die "regmirror did not answer GET /v2/ 200 on :$M_PORT"
+ms_ready() { [ "$(http_code "$MS/v2/" -k)" = 200 ]; }
+wait_for 10 ms_ready || die "regmirror did not answer GET /v2/ 200 on https :$MS_PORT"
 m_alive() {
 	is_alive "$M_PID" || die "regmirror died ($1); see $M_LOG"
 }
@@ -394,19 +469,35 @@ cmp -s "$B_DIR/man.body" "$MAN_FILE" ||
 	die "GET $MAN_PATH via regmirror: body differs from the pushed manifest"
 grep -qi "^content-type: $MT_MANIFEST" "$B_DIR/man.hdr" ||
 	problem "GET $MAN_PATH via regmirror: Content-Type is not $MT_MANIFEST"
+MAND_PATH=/v2/$REPO/manifests/$MAN_DG
+# check_man NAME URL [CURL_ARGS...]: GET the manifest, compare the bytes.
+check_man() {
+	local what=$1 url=$2
+	shift 2
+	curl -s --max-time 20 -H "Accept: $MT_MANIFEST" -o "$B_DIR/chk.body" \
+		"$@" "$url" || die "GET $url via $what: curl failed"
+	cmp -s "$B_DIR/chk.body" "$MAN_FILE" ||
+		die "GET $url via $what: body differs from the pushed manifest"
+}
+check_man regmirror "$M$MAND_PATH"
+check_man "regmirror (HTTPS)" "$MS$MAN_PATH" -k
 
-# download URL: "status bytes ttfb total speed" for a GET to /dev/null.
+# download URL [CURL_ARGS...]: "status bytes ttfb total speed" for a GET
+# to /dev/null.
 download() {
+	local url=$1
+	shift
 	curl -s --max-time 60 -o /dev/null \
 		-w '%{http_code} %{size_download} %{time_starttransfer} %{time_total} %{speed_download}' \
-		"$1" || echo "000 0 0 0 0"
+		"$@" "$url" || echo "000 0 0 0 0"
 }
-# download_sum URL: "status bytes ttfb total sha256".
+# download_sum URL [CURL_ARGS...]: "status bytes ttfb total sha256".
 download_sum() {
-	local w sum
+	local w sum url=$1
+	shift
 	w=$(curl -s --max-time 60 -o "$B_DIR/dl.tmp" \
 		-w '%{http_code} %{size_download} %{time_starttransfer} %{time_total}' \
-		"$1") || w="000 0 0 0"
+		"$@" "$url") || w="000 0 0 0"
 	sum=$(sha256sum "$B_DIR/dl.tmp" | cut -d' ' -f1)
 	rm -f "$B_DIR/dl.tmp"
 	echo "$w $sum"
@@ -437,6 +528,9 @@ N=http://127.0.0.1:$N_PORT
 ND=$B_DIR/nginx
 mkdir -p "$ND/logs" "$ND/tmp" "$ND/www/v2/$REPO/manifests" "$ND/www/v2/$REPO/blobs"
 cp "$MAN_FILE" "$ND/www$MAN_PATH"
+cp "$MAN_FILE" "$ND/www$MAND_PATH"
+NS_PORT=$(free_port)
+NS=https://127.0.0.1:$NS_PORT
 cp "$BIG_FILE" "$ND/www$BIG_PATH"
 user_line=
 [ "$(id -u)" != 0 ] || user_line='user root;'
@@ -459,8 +553,14 @@ http {
     uwsgi_temp_path $ND/tmp/uwsgi;
     scgi_temp_path $ND/tmp/scgi;
     types { }
+    ssl_certificate $B_DIR/tls.pem;
+    ssl_certificate_key $B_DIR/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers "$TLS_CIPHERS";
+    ssl_prefer_server_ciphers on;
     server {
         listen 127.0.0.1:$N_PORT;
+        listen 127.0.0.1:$NS_PORT ssl;
         root $ND/www;
         location /v2/$REPO/manifests/ {
             default_type $MT_MANIFEST;
@@ -483,6 +583,66 @@ n_ready() {
 wait_for 20 n_ready || die "nginx did not answer on :$N_PORT"
 r=$(download_sum "$N$BIG_PATH")
 expect_blob "GET $BIG_PATH from nginx" "$BIG_DG" "$BIG_SIZE" "$r"
+check_man nginx "$N$MAND_PATH"
+check_man "nginx (HTTPS)" "$NS$MAN_PATH" -k
+r=$(download_sum "$NS$BIG_PATH" -k)
+expect_blob "GET $BIG_PATH from nginx (HTTPS)" "$BIG_DG" "$BIG_SIZE" "$r"
+r=$(download_sum "$MS$BIG_PATH" -k)
+expect_blob "GET $BIG_PATH from regmirror (HTTPS)" "$BIG_DG" "$BIG_SIZE" "$r"
+
+# tls_suite HOST:PORT: "protocol suite" a default OpenSSL client gets.
+tls_suite() {
+	openssl s_client -brief -connect "$1" </dev/null 2>&1 |
+		awk -F': *' '/^Protocol version/ { p = $2 } /^Ciphersuite/ { c = $2 }
+			END { print p, c }' || true
+}
+TLS_M=$(tls_suite "127.0.0.1:$MS_PORT")
+TLS_N=$(tls_suite "127.0.0.1:$NS_PORT")
+[ "$TLS_M" = "$TLS_N" ] ||
+	problem "TLS: regmirror negotiates '$TLS_M', nginx '$TLS_N'"
+
+# ---------------------------------------------------------------------------
+# distribution in proxy mode (Debian's docker-registry, `proxy: remoteurl:`)
+# on the same upstream, with its own storage; warmed like regmirror.
+
+D_PORT=$(free_port)
+D=http://127.0.0.1:$D_PORT
+D_LOG=$B_DIR/distproxy.log
+mkdir -p "$B_DIR/distproxy"
+cat >"$B_DIR/distproxy.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $B_DIR/distproxy
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$D_PORT
+  secret: regmirror-bench-proxy
+proxy:
+  remoteurl: $UP
+EOF
+# shellcheck disable=SC2046
+env $(compgen -e | grep '^REGISTRY_' | sed 's/^/-u /') \
+	docker-registry serve "$B_DIR/distproxy.yml" >>"$D_LOG" 2>&1 &
+D_PID=$!
+register_pid "$D_PID" distribution-proxy "$D_LOG"
+d_ready() {
+	is_alive "$D_PID" || die "docker-registry (proxy) exited during start-up"
+	[ "$(http_code "$D/v2/")" = 200 ]
+}
+wait_for 30 d_ready || die "docker-registry (proxy) did not answer /v2/ on :$D_PORT"
+say "warming distribution's proxy (127.0.0.1:$D_PORT)"
+check_man "distribution proxy" "$D$MAN_PATH"
+r=$(download_sum "$D$BIG_PATH")
+expect_blob "cold GET $BIG_PATH via distribution proxy" "$BIG_DG" "$BIG_SIZE" "$r"
+r=$(download_sum "$D$BIG_PATH")
+expect_blob "warm GET $BIG_PATH via distribution proxy" "$BIG_DG" "$BIG_SIZE" "$r"
 
 # ---------------------------------------------------------------------------
 # a) warm blob throughput
@@ -500,12 +660,13 @@ mark=$UP_MARK
 
 say "a) warm blob: $ROUNDS sequential GETs each, alternating, then $CONC concurrent x 2"
 SEQ_M=() SEQ_N=()
-# one_get NAME URL: a timed GET, checked for status and length; prints MB/s.
+# one_get NAME URL [CURL_ARGS...]: a timed GET, checked for status and length; prints MB/s.
 one_get() {
-	local st by tt sp
-	read -r st by tt _ sp <<<"$(download "$2")"
+	local st by tt sp what=$1 url=$2
+	shift 2
+	read -r st by tt _ sp <<<"$(download "$url" "$@")"
 	if [ "$st" != 200 ] || [ "$by" != "$BIG_SIZE" ]; then
-		problem "warm GET $BIG_PATH from $1: status $st, $by of $BIG_SIZE bytes"
+		problem "warm GET $BIG_PATH from $what: status $st, $by of $BIG_SIZE bytes"
 		echo 0
 		return
 	fi
@@ -553,13 +714,13 @@ UP_WARM_BLOB=$(up_count "$mark" '[A-Z]+' /v2/)
 # ---------------------------------------------------------------------------
 # b) warm manifest requests/s
 
-say "b) warm manifest: wrk -t2 -c32 -d${WRK_SECS}s, $WRK_RUNS runs each, alternating"
+say "b) warm manifest by tag and by digest: wrk -t2 -c$WRK_C -d${WRK_SECS}s, $WRK_RUNS runs each, alternating"
 up_sync
 mark=$UP_MARK
 # wrk_rps NAME URL: requests/s (0 when wrk failed or saw errors).
 wrk_rps() {
 	local out rps non2xx sockerr
-	out=$(timeout $((WRK_SECS + 20)) wrk -t2 -c32 -d"${WRK_SECS}s" \
+	out=$(timeout $((WRK_SECS + 20)) wrk -t2 -c"$WRK_C" -d"${WRK_SECS}s" \
 		-H "Accept: $MT_MANIFEST" "$2" 2>&1) || {
 		problem "wrk against $1 ($2) failed: $(tr '\n' ' ' <<<"$out" | cut -c 1-300)"
 		echo 0
@@ -581,8 +742,16 @@ for ((i = 0; i < WRK_RUNS; i++)); do
 	m_alive "wrk on the manifest"
 	RPS_N+=("$(wrk_rps nginx "$N$MAN_PATH")")
 done
-say "   regmirror req/s: ${RPS_M[*]}"
-say "   nginx     req/s: ${RPS_N[*]}"
+say "   by tag: regmirror req/s: ${RPS_M[*]}"
+say "           nginx     req/s: ${RPS_N[*]}"
+RPSD_M=() RPSD_N=()
+for ((i = 0; i < WRK_RUNS; i++)); do
+	RPSD_M+=("$(wrk_rps regmirror "$M$MAND_PATH")")
+	m_alive "wrk on the manifest by digest"
+	RPSD_N+=("$(wrk_rps nginx "$N$MAND_PATH")")
+done
+say "   by digest: regmirror req/s: ${RPSD_M[*]}"
+say "              nginx     req/s: ${RPSD_N[*]}"
 UP_WARM_MAN=$(up_count "$mark" '[A-Z]+' /v2/)
 # And the manifest still is the right bytes after the load.
 curl -s --max-time 10 -H "Accept: $MT_MANIFEST" -o "$B_DIR/man2.body" "$M$MAN_PATH" ||
@@ -591,9 +760,122 @@ cmp -s "$B_DIR/man2.body" "$MAN_FILE" ||
 	problem "GET $MAN_PATH via regmirror after wrk: wrong body"
 
 # ---------------------------------------------------------------------------
-# c) cold blobs: TTFB, and single-flight
+# c) manifest HEAD by tag: ab -k -c64 (HTTP/1.0 keep-alive; wrk hangs on
+# HEAD).  regmirror's HEAD against nginx's GET and HEAD of the static file,
+# and regmirror's GET with the same tool (HTTP/1.0 keep-alive apart from
+# HEAD), all with ab, alternating.
 
-say "c) cold blob TTFB: $COLD_N never-fetched 16 MiB blobs, upstream then regmirror"
+# ab_rps NAME URL [AB_ARGS...]: requests/s (0 when ab failed or saw errors).
+ab_rps() {
+	local what=$1 url=$2 out rps ndone fail non2xx ka
+	shift 2
+	out=$(timeout $((WRK_SECS + 20)) ab -q -k -c "$WRK_C" -t "$WRK_SECS" \
+		-n $((150000 * WRK_SECS)) -H "Accept: $MT_MANIFEST" "$@" "$url" 2>&1) || {
+		problem "ab against $what ($url) failed: $(tr '\n' ' ' <<<"$out" | cut -c 1-300)"
+		echo 0
+		return
+	}
+	echo "$out" >>"$B_DIR/ab.log"
+	rps=$(awk '/^Requests per second:/ { print $4 }' <<<"$out")
+	ndone=$(awk '/^Complete requests:/ { print $3 }' <<<"$out")
+	fail=$(awk '/^Failed requests:/ { print $3 }' <<<"$out")
+	non2xx=$(awk '/^Non-2xx responses:/ { print $3 }' <<<"$out")
+	ka=$(awk '/^Keep-Alive requests:/ { print $3 }' <<<"$out")
+	[ "${fail:-0}" = 0 ] || problem "ab against $what: $fail failed requests"
+	[ -z "$non2xx" ] || problem "ab against $what: $non2xx non-2xx responses"
+	# Every request but the last on each connection is kept alive.
+	[ "${ka:-0}" -ge $((${ndone:-0} - WRK_C)) ] ||
+		problem "ab against $what: only ${ka:-0} of ${ndone:-0} requests kept alive"
+	printf '%.0f\n' "${rps:-0}"
+}
+say "c) manifest HEAD by tag: ab -k -c$WRK_C -t$WRK_SECS, $WRK_RUNS runs each, alternating"
+HEAD_M=() HEAD_N=() ABGET_N=() ABGET_M=()
+for ((i = 0; i < WRK_RUNS; i++)); do
+	HEAD_M+=("$(ab_rps "regmirror HEAD" "$M$MAN_PATH" -i)")
+	m_alive "ab HEAD on the manifest"
+	ABGET_N+=("$(ab_rps "nginx GET" "$N$MAN_PATH")")
+	ABGET_M+=("$(ab_rps "regmirror GET" "$M$MAN_PATH")")
+	HEAD_N+=("$(ab_rps "nginx HEAD" "$N$MAN_PATH" -i)")
+done
+say "   regmirror HEAD req/s: ${HEAD_M[*]}"
+say "   regmirror GET  req/s: ${ABGET_M[*]}"
+say "   nginx     GET  req/s: ${ABGET_N[*]}"
+say "   nginx     HEAD req/s: ${HEAD_N[*]}"
+
+# ---------------------------------------------------------------------------
+# d) HTTPS: the manifest by tag (wrk -c64 over TLS; one handshake per
+# connection) and the warm blob (curl -k, one client), regmirror's
+# tls_listen against nginx's ssl listener, alternating.
+
+say "d) HTTPS manifest by tag: wrk -t2 -c$WRK_C over TLS, $WRK_RUNS runs each, alternating"
+TRPS_M=() TRPS_N=()
+for ((i = 0; i < WRK_RUNS; i++)); do
+	TRPS_M+=("$(wrk_rps "regmirror (HTTPS)" "$MS$MAN_PATH")")
+	m_alive "wrk on the manifest over TLS"
+	TRPS_N+=("$(wrk_rps "nginx (HTTPS)" "$NS$MAN_PATH")")
+done
+say "   regmirror req/s: ${TRPS_M[*]}"
+say "   nginx     req/s: ${TRPS_N[*]}"
+say "d) HTTPS warm blob: $ROUNDS2 sequential GETs each, alternating"
+TSEQ_M=() TSEQ_N=()
+for ((i = 0; i < ROUNDS2; i++)); do
+	TSEQ_M+=("$(one_get "regmirror (HTTPS)" "$MS$BIG_PATH" -k)")
+	TSEQ_N+=("$(one_get "nginx (HTTPS)" "$NS$BIG_PATH" -k)")
+done
+say "   regmirror MB/s: ${TSEQ_M[*]}"
+say "   nginx     MB/s: ${TSEQ_N[*]}"
+m_alive "HTTPS warm blob"
+
+# ---------------------------------------------------------------------------
+# e) distribution's proxy, warm: the blob (one client, alternating with
+# regmirror) and the manifest by tag (wrk -c64; distribution asks the
+# upstream for the tag on each request).  After the windows in which
+# regmirror's upstream requests are counted.
+
+say "e) distribution proxy: warm blob $ROUNDS2 GETs (alternating with regmirror), manifest by tag wrk -c$WRK_C"
+DSEQ_D=() DSEQ_M=()
+for ((i = 0; i < ROUNDS2; i++)); do
+	DSEQ_D+=("$(one_get "distribution proxy" "$D$BIG_PATH")")
+	DSEQ_M+=("$(one_get regmirror "$M$BIG_PATH")")
+done
+say "   distribution MB/s: ${DSEQ_D[*]}"
+say "   regmirror    MB/s: ${DSEQ_M[*]}"
+DRPS=()
+for ((i = 0; i < (WRK_RUNS + 1) / 2; i++)); do
+	DRPS+=("$(wrk_rps "distribution proxy" "$D$MAN_PATH")")
+done
+say "   distribution req/s: ${DRPS[*]}"
+is_alive "$D_PID" || die "distribution's proxy died; see $D_LOG"
+
+# ---------------------------------------------------------------------------
+# f) optional: where regmirror's time goes on the warm manifest by tag
+# (BENCH_PERF=1): perf record of the cpu-clock software event (this VM has
+# no hardware counters) during one more wrk run.
+
+if [ -n "${BENCH_PERF:-}" ]; then
+	say "f) perf record -e cpu-clock of regmirror during wrk on the manifest by tag"
+	perf record -q -e cpu-clock -F 4999 -p "$M_PID" \
+		-o "$B_DIR/perf.data" >"$B_DIR/perf.log" 2>&1 &
+	PERF_PID=$!
+	register_pid "$PERF_PID" perf "$B_DIR/perf.log"
+	# perf writes the header when it has attached; then the load.
+	wait_for 10 test -s "$B_DIR/perf.data" ||
+		problem "perf record did not start: $(cat "$B_DIR/perf.log")"
+	PERF_RPS=$(wrk_rps "regmirror (perf)" "$M$MAN_PATH")
+	kill -INT "$PERF_PID" 2>/dev/null || true
+	wait "$PERF_PID" 2>/dev/null || true
+	perf report -i "$B_DIR/perf.data" --stdio --no-children \
+		--sort dso,symbol -g none --percent-limit 0.7 2>/dev/null |
+		grep -v '^$' | sed 's/[ -]*$//' >"$B_DIR/perf.txt" || true
+	perf report -i "$B_DIR/perf.data" --stdio --no-children \
+		--sort dso -g none 2>/dev/null | grep -v '^$' |
+		sed 's/[ -]*$//' >"$B_DIR/perf-dso.txt" || true
+fi
+
+# ---------------------------------------------------------------------------
+# g) cold blobs: TTFB, and single-flight
+
+say "g) cold blob TTFB: $COLD_N never-fetched 16 MiB blobs, upstream then regmirror"
 TTFB_U=() TTFB_M=() TOT_U=() TOT_M=()
 for dg in "${COLD_DGS[@]}"; do
 	p=/v2/$REPO/blobs/$dg
@@ -612,7 +894,7 @@ say "   total ms upstream : ${TOT_U[*]}"
 say "   total ms regmirror: ${TOT_M[*]}"
 m_alive "cold TTFB"
 
-say "c) single-flight: $SF_N concurrent cold GETs of one 64 MiB blob"
+say "g) single-flight: $SF_N concurrent cold GETs of one $SF_MB MiB blob"
 SF_PATH=/v2/$REPO/blobs/$SF_DG
 up_sync
 mark=$UP_MARK
@@ -655,10 +937,46 @@ say "   $SF_OK/$SF_N clients got the blob in ${SF_WALL} ms; upstream GETs of it:
 m_alive "single-flight"
 
 # ---------------------------------------------------------------------------
-# d) memory, and the summary
+# h) cold image pull: skopeo copy docker:// -> dir: of the never-fetched
+# BENCH_COLD_MB image, straight from the upstream, through regmirror,
+# through distribution's proxy, and straight again (the direct time is the
+# mean of the two).  regmirror's VmHWM is reset before its pull.
+
+# pull NAME HOST:PORT: seconds for one skopeo copy; checks the manifest.
+pull() {
+	local what=$1 t0 t1 dst=$B_DIR/pull
+	rm -rf "$dst"
+	t0=$(now_us)
+	if ! skopeo copy --quiet --src-tls-verify=false --policy "$B_DIR/policy.json" \
+		"docker://$2/$COLD_REPO:$TAG" "dir:$dst" >"$B_DIR/pull.log" 2>&1; then
+		problem "cold pull via $what: skopeo failed: $(tr '\n' ' ' <"$B_DIR/pull.log" | cut -c 1-300)"
+		echo 0
+		return
+	fi
+	t1=$(now_us)
+	[ "sha256:$(sha256sum "$dst/manifest.json" | cut -d' ' -f1)" = "$CMAN_DG" ] ||
+		problem "cold pull via $what: the manifest is not the pushed one"
+	rm -rf "$dst"
+	calc "($t1 - $t0) / 1e6" %.3f
+}
+say "h) cold image pull (${COLD_MB} MiB, skopeo -> dir:): direct, regmirror, distribution proxy, direct"
+PULL_U1=$(pull upstream "127.0.0.1:$UP_PORT")
+echo 5 >"/proc/$M_PID/clear_refs" 2>/dev/null || true
+PULL_M=$(pull regmirror "127.0.0.1:$M_PORT")
+HWM_PULL=$(hwm_kb)
+m_alive "cold pull"
+PULL_D=$(pull "distribution proxy" "127.0.0.1:$D_PORT")
+PULL_U2=$(pull upstream "127.0.0.1:$UP_PORT")
+PULL_U=$(calc "($PULL_U1 + $PULL_U2) / 2" %.3f)
+say "   seconds: upstream $PULL_U1 and $PULL_U2, regmirror $PULL_M, distribution $PULL_D"
+
+# ---------------------------------------------------------------------------
+# i) memory, and the summary
 
 HWM_ALL=$(hwm_kb)
-[ "$HWM_ALL" -ge "$HWM_START" ] || HWM_ALL=$HWM_START
+for v in "$HWM_START" "$HWM_WARM" "$HWM_PULL"; do
+	[ "$HWM_ALL" -ge "$v" ] || HWM_ALL=$v
+done
 RSS_END=$(rss_kb)
 B_SECS=$(calc "($(now_us) - $B_T0) / 1e6" %.0f)
 
@@ -668,6 +986,19 @@ mC=$(median "${CONC_M[@]}")
 nC=$(median "${CONC_N[@]}")
 mR=$(median "${RPS_M[@]}")
 nR=$(median "${RPS_N[@]}")
+mRD=$(median "${RPSD_M[@]}")
+nRD=$(median "${RPSD_N[@]}")
+mH=$(median "${HEAD_M[@]}")
+nHG=$(median "${ABGET_N[@]}")
+mHG=$(median "${ABGET_M[@]}")
+nH=$(median "${HEAD_N[@]}")
+mTR=$(median "${TRPS_M[@]}")
+nTR=$(median "${TRPS_N[@]}")
+mTS=$(median "${TSEQ_M[@]}")
+nTS=$(median "${TSEQ_N[@]}")
+dS=$(median "${DSEQ_D[@]}")
+dmS=$(median "${DSEQ_M[@]}")
+dR=$(median "${DRPS[@]}")
 tU=$(median "${TTFB_U[@]}")
 tM=$(median "${TTFB_M[@]}")
 oU=$(median "${TOT_U[@]}")
@@ -676,11 +1007,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 rS=$(ratio "$mS" "$nS")
 rC=$(ratio "$mC" "$nC")
 rR=$(ratio "$mR" "$nR")
+rRD=$(ratio "$mRD" "$nRD")
+rH=$(ratio "$mH" "$nHG")
+rTR=$(ratio "$mTR" "$nTR")
+rTS=$(ratio "$mTS" "$nTS")
+rDS=$(ratio "$dmS" "$dS")
+rDR=$(ratio "$mR" "$dR")
+rP=$(ratio "$PULL_M" "$PULL_U")
+rPD=$(ratio "$PULL_D" "$PULL_U")
 dT=$(calc "$tM - $tU" %.1f)
-# bar CONDITION: "ok" or "MISS".
+# bar CONDITION: "ok" or "MISS" (n/a, from a failed measurement: MISS).
 bar() {
-	if awk "BEGIN { exit !($1) }"; then echo ok; else echo MISS; fi
+	if awk "BEGIN { exit !($1) }" 2>/dev/null; then echo ok; else echo MISS; fi
 }
+# DESIGN section 5's bars (BENCH_STRICT counts these).
 bS=$(bar "$rS >= 0.90")
 bC=$(bar "$rC >= 0.90")
 bR=$(bar "$rR >= 1.0")
@@ -688,34 +1028,75 @@ bT=$(bar "$dT <= 5")
 bF=$(bar "$SF_GETS == 1 && $SF_OK == $SF_N")
 bM=$(bar "$HWM_WARM < 64 * 1024")
 bU=$(bar "$UP_WARM_BLOB + $UP_WARM_MAN == 0")
+# Issue 12's goals.
+gS=$(bar "$rS >= 0.95")
+gR=$(bar "$rR >= 1.0")
+gRD=$(bar "$rRD >= 1.0")
+gH=$(bar "$rH >= 1.0")
+gTR=$(bar "$rTR >= 0.9")
+gTS=$(bar "$rTS >= 0.9")
+gP=$(bar "$rP <= 1.05")
+gM=$(bar "$HWM_PULL <= 16 * 1024")
 
 MIB=$((BIG_SIZE / 1048576))
-# row LABEL REGMIRROR OTHER COMPARISON BAR
-row() { printf '  %-22s %-30s %-22s %-18s %s\n' "$@"; }
+# row LABEL REGMIRROR REFERENCE RATIO BAR
+row() { printf '  %-30s %-14s %-30s %-7s %s\n' "$@"; }
 mib() { calc "$1 / 1024" %.1f; }
+mbs() { calc "$1" %.0f; }
 echo
 echo "regmirror bench: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%M:%SZ), ${B_SECS}s;" \
-	"blob $MIB MiB, manifest $MAN_SIZE B; MB = 10^6 B; medians"
-row "" regmirror "nginx / upstream" "" "bar (DESIGN 5)"
-row "warm blob, 1 client" "$(calc "$mS" %.0f) MB/s" "nginx $(calc "$nS" %.0f) MB/s" \
-	"ratio $rS" "$bS (ratio >= 0.90)"
-row "warm blob, $CONC clients" "$(calc "$mC" %.0f) MB/s" "nginx $(calc "$nC" %.0f) MB/s" \
-	"ratio $rC" "$bC (ratio >= 0.90)"
-row "warm manifest" "$(calc "$mR" %.0f) req/s" "nginx $(calc "$nR" %.0f) req/s" \
-	"ratio $rR" "$bR (ratio >= 1.00)"
+	"blob $MIB MiB, manifest $MAN_SIZE B, cold image $COLD_MB MiB; MB = 10^6 B; medians"
+echo "  TLS: regmirror $TLS_M, nginx $TLS_N (same certificate, RSA 2048)"
+row "" regmirror "reference (same run)" ratio "bar: DESIGN 5 / issue 12 goal"
+row "warm blob, 1 client" "$(mbs "$mS") MB/s" "nginx sendfile $(mbs "$nS") MB/s" \
+	"$rS" "$bS (>= 0.90) / $gS (>= 0.95)"
+row "warm blob, 1 client" "$(mbs "$dmS") MB/s" "distribution $(mbs "$dS") MB/s" \
+	"$rDS" ""
+row "warm blob, $CONC clients" "$(mbs "$mC") MB/s" "nginx sendfile $(mbs "$nC") MB/s" \
+	"$rC" "$bC (>= 0.90)"
+row "HTTPS warm blob, 1 client" "$(mbs "$mTS") MB/s" "nginx TLS $(mbs "$nTS") MB/s" \
+	"$rTS" "- / $gTS (>= 0.9)"
+row "manifest GET tag, wrk -c$WRK_C" "$(mbs "$mR") req/s" "nginx file $(mbs "$nR") req/s" \
+	"$rR" "$bR (>= 1.00) / $gR (>= 1.0)"
+row "manifest GET tag, wrk -c$WRK_C" "$(mbs "$mR") req/s" "distribution $(mbs "$dR") req/s" \
+	"$rDR" ""
+row "manifest GET digest, wrk" "$(mbs "$mRD") req/s" "nginx file $(mbs "$nRD") req/s" \
+	"$rRD" "- / $gRD (>= 1.0)"
+row "manifest HEAD tag, ab -k -c$WRK_C" "$(mbs "$mH") req/s" "nginx GET $(mbs "$nHG") req/s" \
+	"$rH" "- / $gH (>= 1.0 x nginx GET)"
+row "" "" "(nginx HEAD $(mbs "$nH") req/s)" "$(ratio "$mH" "$nH")" ""
+row "manifest GET tag, ab -k -c$WRK_C" "$(mbs "$mHG") req/s" "nginx GET $(mbs "$nHG") req/s" \
+	"$(ratio "$mHG" "$nHG")" ""
+row "HTTPS manifest GET tag, wrk" "$(mbs "$mTR") req/s" "nginx TLS $(mbs "$nTR") req/s" \
+	"$rTR" "- / $gTR (>= 0.9)"
 row "cold TTFB, 16 MiB" "$(calc "$tM" %.1f) ms" "upstream $(calc "$tU" %.1f) ms" \
-	"$(calc "$tM - $tU" %+.1f) ms" "$bT (<= +5 ms)"
+	"$(calc "$tM - $tU" %+.1f)" "$bT (<= +5 ms)"
 row "cold total, 16 MiB" "$(calc "$oM" %.1f) ms" "upstream $(calc "$oU" %.1f) ms" \
-	"ratio $(ratio "$oM" "$oU")" ""
-row "cold total, $MIB MiB" "$(calc "$COLDBIG_M * 1000" %.0f) ms" \
+	"$(ratio "$oM" "$oU")" ""
+row "cold total, $MIB MiB blob" "$(calc "$COLDBIG_M * 1000" %.0f) ms" \
 	"upstream $(calc "$COLDBIG_UP * 1000" %.0f) ms" \
-	"ratio $(ratio "$COLDBIG_M" "$COLDBIG_UP")" ""
-row "cold single-flight" "$SF_N clients -> $SF_GETS upstream GET" "" \
-	"$SF_OK/$SF_N ok, $SF_WALL ms" "$bF (1 GET)"
-row "warm upstream requests" "$UP_WARM_BLOB (blob runs), $UP_WARM_MAN (wrk)" "" "" "$bU (0)"
-row "peak RSS (VmHWM)" "$(mib "$HWM_WARM") MiB" "" "" "$bM (< 64 MiB, flat in blob size)"
-echo "  (peak RSS: during the warm blob runs; over the whole run $(mib "$HWM_ALL") MiB;" \
+	"$(ratio "$COLDBIG_M" "$COLDBIG_UP")" ""
+row "cold pull $COLD_MB MiB, skopeo" "$PULL_M s" "upstream direct $PULL_U s" \
+	"$rP" "- / $gP (<= 1.05)"
+row "  ... via distribution proxy" "$PULL_D s" "upstream direct $PULL_U s" \
+	"$rPD" "(regmirror / distribution $(ratio "$PULL_M" "$PULL_D"))"
+row "cold single-flight" "$SF_N -> $SF_GETS GET" "" \
+	"" "$bF (1 GET; $SF_OK/$SF_N ok, $SF_WALL ms)"
+row "warm upstream requests" "$UP_WARM_BLOB blob, $UP_WARM_MAN man" "" "" "$bU (0)"
+row "peak RSS, warm blob runs" "$(mib "$HWM_WARM") MiB" "" "" "$bM (< 64 MiB)"
+row "peak RSS, cold pull" "$(mib "$HWM_PULL") MiB" "" "" "- / $gM (<= 16 MiB)"
+echo "  (peak RSS (VmHWM) over the whole run $(mib "$HWM_ALL") MiB;" \
 	"RSS idle $(mib "$RSS_IDLE"), at the end $(mib "$RSS_END") MiB)"
+GOALS=$(printf '%s\n' "$gS" "$gR" "$gRD" "$gH" "$gTR" "$gTS" "$gP" "$gM")
+echo "  issue 12 goals met: $(grep -c '^ok' <<<"$GOALS" || true) of 8"
+if [ -n "${BENCH_PERF:-}" ]; then
+	echo
+	echo "perf (cpu-clock, regmirror, wrk -c$WRK_C on the manifest by tag, ${PERF_RPS:-0} req/s under perf):"
+	echo "  by shared object:"
+	grep -v '^#' "$B_DIR/perf-dso.txt" | head -n 8 | sed 's/^/  /'
+	echo "  top symbols (self):"
+	grep -v '^#' "$B_DIR/perf.txt" | head -n 30 | sed 's/^/  /'
+fi
 if [ -s "$B_DIR/problems" ]; then
 	echo
 	echo "problems:"
