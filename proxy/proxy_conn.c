@@ -364,24 +364,21 @@ proxy_conn_deadline_cb(evutil_socket_t fd, short ev, void *arg)
 	proxy_conn_free(pc);
 }
 
-/*
- * At a cap: connections closed before their first request are noticed
- * only at their deadline; find this worker's now, so that a client that
- * closed idle connections may connect again at once.
- */
+/* The trackers of one worker that a predicate picks, collected by a
+ * walk of its tree and acted on after it (the walk must not free). */
 struct proxy_conn_sweep {
+	int			(*want)(const struct proxy_conn *);
 	struct proxy_conn	**dead;
 	size_t			  n, cap;
 };
 
 static void
-proxy_conn_sweep_cb(const void *node, VISIT v, void *arg)
+proxy_conn_collect_cb(const void *node, VISIT v, void *arg)
 {
 	struct proxy_conn	*pc = *(struct proxy_conn *const *)node;
 	struct proxy_conn_sweep	*sw = arg;
 
-	if ((v != postorder && v != leaf) || pc->evcon != NULL ||
-	    pc->state == PROXY_CONN_NEW || proxy_conn_alive(pc))
+	if ((v != postorder && v != leaf) || !sw->want(pc))
 		return;
 	if (sw->n == sw->cap) {
 		sw->cap = sw->cap * 2 + 16;
@@ -390,17 +387,41 @@ proxy_conn_sweep_cb(const void *node, VISIT v, void *arg)
 	sw->dead[sw->n++] = pc;
 }
 
+/* w's trackers that want picks: an array (free it) and *n. */
+static struct proxy_conn **
+proxy_conn_collect(struct proxy_worker *w,
+    int (*want)(const struct proxy_conn *), size_t *n)
+{
+	struct proxy_conn_sweep	sw = { want, NULL, 0, 0 };
+
+	twalk_r(w->conns, proxy_conn_collect_cb, &sw);
+	*n = sw.n;
+	return sw.dead;
+}
+
+/*
+ * At a cap: connections closed before their first request are noticed
+ * only at their deadline; find this worker's now, so that a client that
+ * closed idle connections may connect again at once.
+ */
+static int
+proxy_conn_gone(const struct proxy_conn *pc)
+{
+	return pc->evcon == NULL && pc->state != PROXY_CONN_NEW &&
+	    !proxy_conn_alive(pc);
+}
+
 static size_t
 proxy_conn_sweep(struct proxy_worker *w)
 {
-	struct proxy_conn_sweep	sw = { NULL, 0, 0 };
-	size_t			i;
+	struct proxy_conn	**dead;
+	size_t			  i, n;
 
-	twalk_r(w->conns, proxy_conn_sweep_cb, &sw);
-	for (i = 0; i < sw.n; i++)
-		proxy_conn_free(sw.dead[i]);
-	free(sw.dead);
-	return sw.n;
+	dead = proxy_conn_collect(w, proxy_conn_gone, &n);
+	for (i = 0; i < n; i++)
+		proxy_conn_free(dead[i]);
+	free(dead);
+	return n;
 }
 
 /* Right after the accept: read the socket, apply the caps. */
@@ -692,21 +713,11 @@ proxy_conn_count(void)
 }
 
 /* Trackers of connections waiting for a request: pc->fd is alive. */
-static void
-proxy_conn_idle_cb(const void *node, VISIT v, void *arg)
+static int
+proxy_conn_waiting(const struct proxy_conn *pc)
 {
-	struct proxy_conn	*pc = *(struct proxy_conn *const *)node;
-	struct proxy_conn_sweep	*sw = arg;
-
-	if ((v != postorder && v != leaf) || (pc->state != PROXY_CONN_IDLE &&
-	    pc->state != PROXY_CONN_FIRST && pc->state != PROXY_CONN_HEAD) ||
-	    !proxy_conn_alive(pc))
-		return;
-	if (sw->n == sw->cap) {
-		sw->cap = sw->cap * 2 + 16;
-		sw->dead = xreallocarray(sw->dead, sw->cap, sizeof(*sw->dead));
-	}
-	sw->dead[sw->n++] = pc;
+	return (pc->state == PROXY_CONN_IDLE || pc->state == PROXY_CONN_FIRST ||
+	    pc->state == PROXY_CONN_HEAD) && proxy_conn_alive(pc);
 }
 
 /*
@@ -722,8 +733,8 @@ proxy_conn_idle_cb(const void *node, VISIT v, void *arg)
 void
 proxy_conn_unlisten(struct proxy_worker *w)
 {
-	struct proxy_conn_sweep	sw = { NULL, 0, 0 };
-	size_t			i;
+	struct proxy_conn	**waiting;
+	size_t			  i, n;
 
 	pthread_mutex_lock(&proxy_listeners_mtx);
 	for (i = 0; i < proxy_nlisteners; i++) {
@@ -736,10 +747,10 @@ proxy_conn_unlisten(struct proxy_worker *w)
 		l->lev = NULL;
 	}
 	pthread_mutex_unlock(&proxy_listeners_mtx);
-	twalk_r(w->conns, proxy_conn_idle_cb, &sw);
-	for (i = 0; i < sw.n; i++)
-		shutdown(sw.dead[i]->fd, SHUT_RDWR);
-	free(sw.dead);
+	waiting = proxy_conn_collect(w, proxy_conn_waiting, &n);
+	for (i = 0; i < n; i++)
+		shutdown(waiting[i]->fd, SHUT_RDWR);
+	free(waiting);
 }
 
 /* Draining: free the trackers of connections that are gone, so that
@@ -750,18 +761,11 @@ proxy_conn_drain_sweep(struct proxy_worker *w)
 	(void)proxy_conn_sweep(w);
 }
 
-static void
-proxy_conn_all_cb(const void *node, VISIT v, void *arg)
+static int
+proxy_conn_any(const struct proxy_conn *pc)
 {
-	struct proxy_conn_sweep	*sw = arg;
-
-	if (v != postorder && v != leaf)
-		return;
-	if (sw->n == sw->cap) {
-		sw->cap = sw->cap * 2 + 16;
-		sw->dead = xreallocarray(sw->dead, sw->cap, sizeof(*sw->dead));
-	}
-	sw->dead[sw->n++] = *(struct proxy_conn *const *)node;
+	(void)pc;
+	return 1;
 }
 
 /* At exit, after w's evhttp is freed: the trackers of connections that
@@ -769,11 +773,11 @@ proxy_conn_all_cb(const void *node, VISIT v, void *arg)
 void
 proxy_conn_fini(struct proxy_worker *w)
 {
-	struct proxy_conn_sweep	sw = { NULL, 0, 0 };
-	size_t			i;
+	struct proxy_conn	**all;
+	size_t			  i, n;
 
-	twalk_r(w->conns, proxy_conn_all_cb, &sw);
-	for (i = 0; i < sw.n; i++)
-		proxy_conn_free(sw.dead[i]);
-	free(sw.dead);
+	all = proxy_conn_collect(w, proxy_conn_any, &n);
+	for (i = 0; i < n; i++)
+		proxy_conn_free(all[i]);
+	free(all);
 }
