@@ -98,6 +98,8 @@ stop_pid() {
 	local pid=$1 t=${2:-10} i
 	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
 	kill "-${T_STOPSIG[$pid]:-TERM}" "$pid" 2>/dev/null || true
+	# A test may have frozen it (SIGSTOP): let it see the signal.
+	kill -CONT "$pid" 2>/dev/null || true
 	for ((i = 0; i < t * 20; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
