@@ -125,6 +125,7 @@ static long		 proxy_tls_timeout;
 /* Listeners, to pause and resume them (set up before workers run). */
 struct proxy_listener {
 	struct evconnlistener	*lev;	/* NULL once closed (SIGTERM) */
+	int			 closing; /* disabled, closed next turn */
 	struct event		*resume;
 	struct proxy_worker	*w;
 	struct evhttp		*http;
@@ -721,18 +722,47 @@ proxy_conn_waiting(const struct proxy_conn *pc)
 }
 
 /*
+ * The second half of proxy_conn_unlisten, one turn of w's loop later:
+ * the listeners' events were removed while their descriptors were still
+ * open, so that the worker's epoll changelist could tell the kernel
+ * (proxy_server.c, proxy_worker_base_new); now they are closed.
+ */
+static void
+proxy_conn_unlisten_close_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct proxy_worker	*w = arg;
+	size_t			 i;
+
+	(void)fd;
+	(void)ev;
+	pthread_mutex_lock(&proxy_listeners_mtx);
+	for (i = 0; i < proxy_nlisteners; i++) {
+		struct proxy_listener *l = &proxy_listeners[i];
+
+		if (l->w != w || l->lev == NULL || !l->closing)
+			continue;
+		evhttp_del_accept_socket(l->http, l->bound);
+		l->lev = NULL;
+	}
+	pthread_mutex_unlock(&proxy_listeners_mtx);
+}
+
+/*
  * SIGTERM, after [server] drain, on w's own thread: w's listening
- * sockets are closed (once every worker's dup is, the kernel refuses new
- * connections and the load balancer goes elsewhere at once), and the
- * connections not being served (idle, or still sending a request head)
- * are shut down.  evhttp sees each end as a client's close and frees it;
- * a connection whose request is being served closes after the reply
- * (proxy_conn_complete_cb).  The trackers of connections evhttp frees
- * before their first request are not told: proxy_conn_drain_sweep.
+ * sockets stop accepting now and are closed a turn of the loop later
+ * (proxy_conn_unlisten_close_cb; once every worker's dup is, the kernel
+ * refuses new connections and the load balancer goes elsewhere at
+ * once), and the connections not being served (idle, or still sending
+ * a request head) are shut down.  evhttp sees each end as a client's
+ * close and frees it; a connection whose request is being served closes
+ * after the reply (proxy_conn_complete_cb).  The trackers of
+ * connections evhttp frees before their first request are not told:
+ * proxy_conn_drain_sweep.
  */
 void
 proxy_conn_unlisten(struct proxy_worker *w)
 {
+	const struct timeval	  zero = { 0, 0 };
 	struct proxy_conn	**waiting;
 	size_t			  i, n;
 
@@ -740,13 +770,16 @@ proxy_conn_unlisten(struct proxy_worker *w)
 	for (i = 0; i < proxy_nlisteners; i++) {
 		struct proxy_listener *l = &proxy_listeners[i];
 
-		if (l->w != w || l->lev == NULL)
+		if (l->w != w || l->lev == NULL || l->closing)
 			continue;
 		evtimer_del(l->resume);
-		evhttp_del_accept_socket(l->http, l->bound);
-		l->lev = NULL;
+		evconnlistener_disable(l->lev);
+		l->closing = 1;
 	}
 	pthread_mutex_unlock(&proxy_listeners_mtx);
+	if (event_base_once(w->base, -1, EV_TIMEOUT,
+	    proxy_conn_unlisten_close_cb, w, &zero) != 0)
+		proxy_conn_unlisten_close_cb(-1, EV_TIMEOUT, w);
 	waiting = proxy_conn_collect(w, proxy_conn_waiting, &n);
 	for (i = 0; i < n; i++)
 		shutdown(waiting[i]->fd, SHUT_RDWR);

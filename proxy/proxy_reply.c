@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -35,6 +36,9 @@
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
+
+/* Replies up to this size leave a TLS connection as one record. */
+#define PROXY_TLS_COALESCE_MAX	(16 * 1024)
 
 void
 proxy_req_common_headers(struct proxy_req *pr)
@@ -221,12 +225,43 @@ proxy_evbuffer_add_rbuf(struct evbuffer *buf, struct rbuf *rb)
  * A whole reply from one shared buffer: every client it goes to (the
  * waiters of a single-flight too) is sent rb by reference.
  */
+/*
+ * A small reply over TLS leaves as one record and one write, not two:
+ * evhttp puts the head and the body in separate chains of the
+ * connection's output, and bufferevent_openssl makes an SSL_write (a
+ * record, a write(2)) of each.  The output of pr's TLS connection, or
+ * NULL (plain HTTP, where one writev(2) sends every chain, or no
+ * connection any more); taken before evhttp_send_reply, which may free
+ * the request.
+ */
+static struct evbuffer *
+proxy_reply_tls_output(const struct proxy_req *pr)
+{
+	struct evhttp_connection	*evcon;
+
+	if (!pr->tls ||
+	    (evcon = evhttp_request_get_connection(pr->req)) == NULL)
+		return NULL;
+	return bufferevent_get_output(evhttp_connection_get_bufferevent(evcon));
+}
+
+/* The reply is queued, not yet written (bufferevent_openssl writes when
+ * the socket is writable): make what is small one chain. */
+static void
+proxy_reply_coalesce(struct evbuffer *out)
+{
+	size_t	len = evbuffer_get_length(out);
+
+	if (len > 0 && len <= PROXY_TLS_COALESCE_MAX)
+		(void)evbuffer_pullup(out, (ev_ssize_t)len);
+}
+
 void
 proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
     struct rbuf *rb)
 {
 	struct evkeyvalq	*out;
-	struct evbuffer		*buf;
+	struct evbuffer		*buf, *tls_out = NULL;
 	proxy_reply_hook	 hook;
 	char			 clen[32];
 
@@ -248,10 +283,13 @@ proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
 	} else {
 		buf = evbuffer_new();
 		proxy_evbuffer_add_rbuf(buf, rb);
+		tls_out = proxy_reply_tls_output(pr);
 		evhttp_send_reply(pr->req, status, NULL, buf);
 		evbuffer_free(buf);
 		pr->bytes = rb->len;
 	}
+	if (tls_out != NULL)
+		proxy_reply_coalesce(tls_out);
 	proxy_req_finish(pr);
 }
 

@@ -548,6 +548,34 @@ proxy_listeners_open(struct proxy_server *sv)
 	return 0;
 }
 
+/*
+ * A worker's loop.  epoll with a changelist: evhttp turns a
+ * connection's read and write events off and on around every request,
+ * and the changelist folds what one turn of the loop changes into one
+ * epoll_ctl(2) per descriptor, not one per change (half the calls on a
+ * kept-alive connection).  libevent warns that it can go wrong with
+ * dup'd descriptors, and each worker's listeners are dups: one removed
+ * and closed in the same turn would stay registered in this epoll set
+ * (the kernel drops a registration when the last dup of a socket
+ * closes), so proxy_conn_unlisten disables them and closes them a turn
+ * later.  A connection descriptor is never dup'd, and libevent retries
+ * a change that meets a closed and reused one (MOD as ADD, ADD as MOD).
+ */
+static struct event_base *
+proxy_worker_base_new(void)
+{
+	struct event_config	*ec;
+	struct event_base	*base;
+
+	if ((ec = event_config_new()) == NULL ||
+	    event_config_set_flag(ec,
+	    EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) != 0 ||
+	    (base = event_base_new_with_config(ec)) == NULL)
+		fatalx("a worker's event loop could not be made");
+	event_config_free(ec);
+	return base;
+}
+
 static void
 proxy_workers_new(struct proxy_server *sv)
 {
@@ -562,8 +590,7 @@ proxy_workers_new(struct proxy_server *sv)
 
 		w->id = i;
 		w->cfg = sv->cfg;
-		if ((w->base = event_base_new()) == NULL)
-			fatalx("event_base_new failed");
+		w->base = proxy_worker_base_new();
 		if (sv->nplain > 0)
 			w->http = proxy_http_new(w, 0, sv->fds, sv->nplain);
 		if (sv->ntls > 0)
