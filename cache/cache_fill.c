@@ -697,8 +697,9 @@ cache_fill_flush(struct cache_fill *f)
 }
 
 /*
- * Upstream reads arrive 4 KiB at a time (libevent 2.1's evbuffer_read cap):
- * they are hashed at once and written in batches.
+ * Upstream reads arrive in pieces (4 KiB to 512 KiB: libevent 2.1's
+ * evbuffer_read cap, and upstream_req_topup): they are hashed at once
+ * and written in batches.
  */
 int
 cache_fill_append(struct cache_fill *f, const void *buf, size_t len)

@@ -90,6 +90,10 @@ struct proxy_reader {
 	uint64_t			 end;	/* offset after the last byte */
 	enum proxy_reader_state		 state;
 	int				 gone;	/* client went away */
+	/* Queued when the head was: the head's bytes and the first body
+	 * offset (proxy_reader_untouched). */
+	size_t				 head_len;
+	uint64_t			 start;
 };
 
 /* The table above, as data: proxy_reader_next[from] has bit (1 << to). */
@@ -320,6 +324,8 @@ proxy_reader_headers(struct proxy_reader *rd)
 	evhttp_send_reply_start(pr->req, status,
 	    status == 206 ? "Partial Content" : "OK");
 	proxy_reader_stream(rd);
+	rd->head_len = evbuffer_get_length(rd->out);
+	rd->start = rd->sent;
 	return 0;
 }
 
@@ -450,6 +456,73 @@ proxy_reader_wait(struct proxy_reader *rd, const struct cache_fill_view *v)
 }
 
 /*
+ * A fill can fail before the socket has taken a byte of the reply (a
+ * fast upstream, a slow client): the head and the body so far are all
+ * still queued.  Then the client gets the failure as it would have
+ * before the head was sent, not a closed connection with nothing.
+ */
+static int
+proxy_reader_untouched(const struct proxy_reader *rd)
+{
+	return !rd->gone && rd->out != NULL && rd->head_len > 0 &&
+	    evbuffer_get_length(rd->out) == rd->head_len +
+	    (size_t)(rd->sent - rd->start);
+}
+
+static const char *
+proxy_reader_reason(int status)
+{
+	switch (status) {
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 429:
+		return "Too Many Requests";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Error";
+	}
+}
+
+/* In place of the queued 200 or 206: the fill's error, as OCI JSON,
+ * written raw (evhttp has sent its head already, as far as it knows),
+ * and the connection closes after it. */
+static void
+proxy_reader_refuse(struct proxy_reader *rd, const struct cache_fill_view *v)
+{
+	struct proxy_req	*pr = rd->pr;
+	char			*body;
+
+	log_info("r%llu: fill failed before any byte went out: %d",
+	    (unsigned long long)pr->id, v->fail_status);
+	proxy_reader_detach(rd);
+	evbuffer_drain(rd->out, evbuffer_get_length(rd->out));
+	body = proxy_error_body(v->fail_code, v->fail_msg);
+	evbuffer_add_printf(rd->out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Docker-Distribution-API-Version: registry/2.0\r\n"
+	    "%s%s%s"
+	    "Connection: close\r\n\r\n%s", v->fail_status,
+	    proxy_reader_reason(v->fail_status), strlen(body),
+	    v->retry_after[0] != '\0' ? "Retry-After: " : "",
+	    v->retry_after, v->retry_after[0] != '\0' ? "\r\n" : "", body);
+	free(body);
+	/* Not sent, only what evhttp reads to close after the reply. */
+	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+	    "Connection", "close");
+	rd->sent = rd->start;
+	pr->status = v->fail_status;
+	proxy_reader_end(rd, 0);
+}
+
+/*
  * SEND from a fill: what may go out now (the range's last byte waits for
  * the verified blob), and, on a full disk, bytes past the file copied
  * from the fill's memory window.  The offset to send up to from the
@@ -461,6 +534,10 @@ proxy_reader_fill_avail(struct proxy_reader *rd,
 {
 	*copied = 0;
 	if (v->state == CACHE_FILL_FAILED) {
+		if (proxy_reader_untouched(rd)) {
+			proxy_reader_refuse(rd, v);
+			return -1;
+		}
 		log_info("r%llu: fill failed after %llu bytes sent: closing "
 		    "the connection", (unsigned long long)rd->pr->id,
 		    (unsigned long long)rd->sent);
@@ -717,6 +794,7 @@ proxy_bfetch_data_cb(struct upstream_req *ur, struct evbuffer *buf,
 	    cache_fill_room(bf->fill) < evbuffer_get_length(buf)) {
 		/* Pausing is done from the tick, outside evhttp's reading. */
 		evbuffer_add_buffer(bf->pending, buf);
+		upstream_req_hold(ur);
 		if (!evtimer_pending(bf->tick, NULL))
 			event_active(bf->tick, EV_TIMEOUT, 0);
 		return;

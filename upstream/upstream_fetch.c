@@ -85,6 +85,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,6 +106,9 @@
 #include "common/xmalloc.h"
 #include <openssl/err.h>
 #include "upstream/upstream_int.h"
+
+/* Bytes read at once from a plain upstream socket (upstream_req_topup). */
+#define UPSTREAM_TOPUP	(256 * 1024)
 
 #define UPSTREAM_MAX_REDIRECTS	5
 #define UPSTREAM_TOKEN_MAX	(256 * 1024)
@@ -185,6 +189,7 @@ struct upstream_req {
 	enum upstream_then	 then;		/* 401/3xx/5xx we act upon */
 	int			 too_large;
 	int			 cancelled;
+	int			 held;		/* upstream_req_hold */
 	int			 herr;		/* evhttp error + 1, or 0 */
 	/* The final response's, from DELIVER on (the accessors). */
 	struct upstream_ratelimit rl;
@@ -756,6 +761,63 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
 	return upstream_req_deliver(r, in, &rl);
 }
 
+/*
+ * libevent 2.1 reads a plain socket 4 KiB per turn of the loop
+ * (EVBUFFER_MAX_READ, whatever bufferevent_set_max_single_read says):
+ * a body streamed from a plain-HTTP upstream (a registry on the LAN, a
+ * region's primary mirror) would cost a turn, an ioctl and a readv per
+ * 4 KiB.  So after each piece is delivered, what the kernel already
+ * holds is read in one readv into the connection's input, and evhttp is
+ * told (deferred, on this loop) to take it, as if its bufferevent had
+ * read it.  Nothing is read while the request is paused or held (its
+ * consumer is queueing), nor while the input still holds bytes evhttp
+ * has not taken; an EOF, an error or EAGAIN is left for the
+ * bufferevent's own next read to see.  TLS connections read whole
+ * records already.
+ */
+static void
+upstream_req_topup(struct upstream_req *r)
+{
+	struct bufferevent	*bev;
+	struct evbuffer		*in;
+	struct evbuffer_iovec	 v[2];
+	struct iovec		 iov[2];
+	evutil_socket_t		 fd;
+	ssize_t			 got, left;
+	int			 n, i;
+
+	if (r->conn == NULL || r->url.tls || r->held)
+		return;
+	bev = evhttp_connection_get_bufferevent(upstream_conn_evcon(r->conn));
+	if (bev == NULL || (bufferevent_get_enabled(bev) & EV_READ) == 0 ||
+	    (fd = bufferevent_getfd(bev)) < 0)
+		return;
+	in = bufferevent_get_input(bev);
+	if (evbuffer_get_length(in) > 0)
+		return;
+	/* A socket bufferevent keeps its input's end frozen but for its
+	 * own reads; so do we. */
+	evbuffer_unfreeze(in, 0);
+	if ((n = evbuffer_reserve_space(in, UPSTREAM_TOPUP, v, 2)) > 0) {
+		for (i = 0; i < n; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		got = readv(fd, iov, n);
+		for (i = 0, left = got; i < n && left > 0; i++) {
+			if ((size_t)left < v[i].iov_len)
+				v[i].iov_len = (size_t)left;
+			left -= (ssize_t)v[i].iov_len;
+		}
+		/* i: the vectors filled; none (EOF, error, EAGAIN) commits
+		 * nothing. */
+		if (got > 0 && evbuffer_commit_space(in, v, i) == 0)
+			bufferevent_trigger(bev, EV_READ,
+			    BEV_TRIG_DEFER_CALLBACKS);
+	}
+	evbuffer_freeze(in, 0);
+}
+
 static void
 upstream_req_chunk_cb(struct evhttp_request *h, void *arg)
 {
@@ -773,8 +835,11 @@ upstream_req_chunk_cb(struct evhttp_request *h, void *arg)
 			return;
 		}
 		evbuffer_add_buffer(r->body, buf);
-	} else if (r->data_cb != NULL)
+	} else if (r->data_cb != NULL) {
 		r->data_cb(r, buf, r->arg);
+		if (r->state == UPSTREAM_REQ_DELIVER && !r->cancelled)
+			upstream_req_topup(r);
+	}
 }
 
 static void
@@ -1569,8 +1634,17 @@ upstream_req_pause(struct upstream_req *r, int pause)
 	bev = evhttp_connection_get_bufferevent(upstream_conn_evcon(r->conn));
 	if (pause)
 		bufferevent_disable(bev, EV_READ);
-	else
+	else {
+		r->held = 0;
 		bufferevent_enable(bev, EV_READ);
+	}
+}
+
+void
+upstream_req_hold(struct upstream_req *r)
+{
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	r->held = 1;
 }
 
 const char *
