@@ -25,6 +25,11 @@
 #   h) a cold image pull (skopeo copy to dir:, BENCH_COLD_MB in 4 layers)
 #      through regmirror, straight from the upstream and through
 #      distribution's proxy, with regmirror's VmHWM during its pull;
+#   j) connections: BENCH_IDLE_N idle keep-alive connections held (RSS),
+#      and BENCH_SCALE_N concurrent downloads of the warm single-flight
+#      blob, every body hashed (tests/bench/connscale.py);
+#   k) workers: the manifest rate with workers = 1 (mirror on CPU 1, wrk
+#      on CPU 0) against workers = 2 (neither pinned);
 #   i) memory: regmirror's VmHWM during the warm blob runs, the cold pull
 #      and over the whole run.
 #
@@ -45,6 +50,8 @@
 #   BENCH_WRK_RUNS  wrk runs per server, alternating (default 4)
 #   BENCH_COLD_N    cold TTFB samples (default 5)
 #   BENCH_COLD_MB   size of the cold-pull image in MiB (default 1024)
+#   BENCH_IDLE_N    idle connections held in row j (default 10000)
+#   BENCH_SCALE_N   concurrent downloads in row j (default 1000; quick 50)
 #   BENCH_PERF=1    also profile regmirror (perf record -e cpu-clock) during
 #                   one extra wrk run on the manifest by tag; the top
 #                   functions are printed after the table
@@ -76,6 +83,8 @@ if [ -n "${BENCH_QUICK:-}" ]; then
 	COLD_N=${BENCH_COLD_N:-2}
 	COLD_MB=${BENCH_COLD_MB:-32}
 	SF_MB=8
+	IDLE_N=${BENCH_IDLE_N:-1000}
+	SCALE_N=${BENCH_SCALE_N:-50}
 else
 	BLOB_MB=${BENCH_BLOB_MB:-256}
 	ROUNDS=${BENCH_ROUNDS:-6}
@@ -84,6 +93,8 @@ else
 	COLD_N=${BENCH_COLD_N:-5}
 	COLD_MB=${BENCH_COLD_MB:-1024}
 	SF_MB=64
+	IDLE_N=${BENCH_IDLE_N:-10000}
+	SCALE_N=${BENCH_SCALE_N:-1000}
 fi
 # Sequential blob GETs per server for distribution's proxy and over TLS.
 ROUNDS2=$(((ROUNDS + 1) / 2))
@@ -106,7 +117,7 @@ die() {
 # Tools
 
 missing=()
-for t in curl sha256sum nginx docker-registry skopeo awk openssl ab "$PY"; do
+for t in curl sha256sum nginx docker-registry skopeo awk openssl ab jq taskset "$PY"; do
 	command -v "$t" >/dev/null 2>&1 || missing+=("$t")
 done
 if ! command -v wrk >/dev/null 2>&1; then
@@ -116,7 +127,7 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
 	say "missing tools: ${missing[*]}"
-	say "(Debian packages: curl coreutils nginx docker-registry skopeo wrk openssl apache2-utils python3)"
+	say "(Debian packages: curl coreutils nginx docker-registry skopeo wrk openssl apache2-utils jq util-linux python3)"
 	exit 2
 fi
 [ -x "$REGMIRROR" ] || die "REGMIRROR=$REGMIRROR is not executable (run make first)"
@@ -430,6 +441,9 @@ tls_cert = $B_DIR/tls.pem
 tls_key = $B_DIR/tls.key
 workers = auto
 log_level = warn
+# Row j holds 10,000 connections from 127.0.0.1.
+max_connections = 20000
+max_connections_per_client = 0
 
 [cache]
 dir = $B_DIR/cache
@@ -971,6 +985,88 @@ PULL_U=$(calc "($PULL_U1 + $PULL_U2) / 2" %.3f)
 say "   seconds: upstream $PULL_U1 and $PULL_U2, regmirror $PULL_M, distribution $PULL_D"
 
 # ---------------------------------------------------------------------------
+# j) scale in connections (tests/bench/connscale.py): BENCH_IDLE_N (10,000)
+# idle keep-alive connections, each asked once for /v2/, regmirror's RSS
+# with all of them held; then BENCH_SCALE_N (1,000) concurrent GETs of the
+# warm single-flight blob (64 MiB), each body hashed, completion-time
+# p99 / p50 and regmirror's peak RSS while they ran.
+
+say "j) $IDLE_N idle keep-alive connections; $SCALE_N concurrent downloads of a warm $SF_MB MiB blob"
+"$PY" "$B_HERE/connscale.py" idle 127.0.0.1 "$M_PORT" /v2/ "$IDLE_N" \
+	"$M_PID" >"$B_DIR/idle.json" 2>"$B_DIR/idle.err" ||
+	problem "idle connections: $(cat "$B_DIR/idle.json" "$B_DIR/idle.err" | tr '\n' ' ' | cut -c 1-300)"
+m_alive "idle connections"
+echo 5 >"/proc/$M_PID/clear_refs" 2>/dev/null || true
+"$PY" "$B_HERE/connscale.py" download 127.0.0.1 "$M_PORT" \
+	"/v2/$REPO/blobs/$SF_DG" "$SCALE_N" "${SF_DG#sha256:}" "$M_PID" \
+	>"$B_DIR/scale.json" 2>"$B_DIR/scale.err" ||
+	problem "concurrent downloads: $(cat "$B_DIR/scale.json" "$B_DIR/scale.err" | tr '\n' ' ' | cut -c 1-300)"
+m_alive "concurrent downloads"
+jget() { jq -r ".$2 // -1" "$B_DIR/$1.json" 2>/dev/null || echo -1; }
+IDLE_RSS=$(jget idle rss_held_kib)
+IDLE_HELD=$(jget idle held)
+SC_WRONG=$(jget scale wrong)
+SC_P50=$(jget scale p50_s)
+SC_P99=$(jget scale p99_s)
+SC_HWM=$(jget scale hwm_kib)
+say "   idle: $IDLE_HELD held, RSS $IDLE_RSS KiB; downloads: $SC_WRONG wrong, p50 $SC_P50 s, p99 $SC_P99 s, peak RSS $SC_HWM KiB"
+
+# ---------------------------------------------------------------------------
+# k) workers: the manifest by tag (wrk -c64) from a regmirror with
+# workers = 1 pinned to CPU 1 and wrk pinned to CPU 0, then from one with
+# workers = 2 and wrk -t2, neither pinned.  Each mirror's CPU use over
+# its run says who was the limit: a pinned mirror near 100% of its core
+# is the limit, not the client.
+
+# wk_start NAME WORKERS [taskset args]: a mirror on its own cache; prints
+# "port pid".
+wk_start() {
+	local name=$1 nw=$2 port
+	shift 2
+	port=$(free_port)
+	sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" \
+	    -e "/^tls_/d" -e "s/^workers = .*/workers = $nw/" \
+	    -e "s|^dir = .*|dir = $B_DIR/cache-$name|" \
+	    "$B_DIR/mirror.conf" >"$B_DIR/$name.conf"
+	"$@" "$REGMIRROR" serve -c "$B_DIR/$name.conf" >>"$B_DIR/$name.log" 2>&1 &
+	register_pid "$!" "regmirror ($name)" "$B_DIR/$name.log"
+	echo "$port $!"
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# wk_run PORT PID THREADS [PREFIX...]: "req/s cpu%" of one wrk run with
+# THREADS threads, started through PREFIX (taskset).
+wk_run() {
+	local port=$1 pid=$2 th=$3 c0 c1 t0 t1 out
+	shift 3
+	c0=$(cpu_ticks "$pid")
+	t0=$(now_us)
+	out=$("$@" wrk -t"$th" -c"$WRK_C" -d"${WRK_SECS}s" -H "Accept: $MT_MANIFEST" \
+		"http://127.0.0.1:$port$MAN_PATH" 2>&1) || true
+	t1=$(now_us)
+	c1=$(cpu_ticks "$pid")
+	echo "$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out") \
+$(calc "($c1 - $c0) * 1e6 / $(getconf CLK_TCK) / ($t1 - $t0) * 100" %.0f)"
+}
+say "k) workers: workers = 1 on CPU 1 (wrk -t1 on CPU 0), workers = 2 (wrk -t2), $WRK_RUNS runs each"
+read -r W1_PORT W1_PID < <(wk_start w1 1 taskset -c 1)
+read -r W2_PORT W2_PID < <(wk_start w2 2)
+w_ready() { [ "$(http_code "http://127.0.0.1:$1/v2/")" = 200 ]; }
+wait_for 30 w_ready "$W1_PORT" || die "regmirror (workers = 1) did not start"
+wait_for 30 w_ready "$W2_PORT" || die "regmirror (workers = 2) did not start"
+for p in "$W1_PORT" "$W2_PORT"; do
+	check_man "regmirror :$p" "http://127.0.0.1:$p$MAN_PATH"
+done
+W1_R=() W2_R=() W1_CPU=() W2_CPU=()
+for ((i = 0; i < WRK_RUNS; i++)); do
+	read -r r c < <(wk_run "$W1_PORT" "$W1_PID" 1 taskset -c 0)
+	W1_R+=("$r") W1_CPU+=("$c")
+	read -r r c < <(wk_run "$W2_PORT" "$W2_PID" 2)
+	W2_R+=("$r") W2_CPU+=("$c")
+done
+say "   workers = 1: req/s ${W1_R[*]} (mirror CPU % ${W1_CPU[*]})"
+say "   workers = 2: req/s ${W2_R[*]} (mirror CPU % ${W2_CPU[*]})"
+
+# ---------------------------------------------------------------------------
 # i) memory, and the summary
 
 HWM_ALL=$(hwm_kb)
@@ -1014,6 +1110,10 @@ rTS=$(ratio "$mTS" "$nTS")
 rDS=$(ratio "$dmS" "$dS")
 rDR=$(ratio "$mR" "$dR")
 rP=$(ratio "$PULL_M" "$PULL_U")
+w1R=$(median "${W1_R[@]}")
+w2R=$(median "${W2_R[@]}")
+rW=$(ratio "$w2R" "$w1R")
+rF=$(ratio "$SC_P99" "$SC_P50")
 rPD=$(ratio "$PULL_D" "$PULL_U")
 dT=$(calc "$tM - $tU" %.1f)
 # bar CONDITION: "ok" or "MISS" (n/a, from a failed measurement: MISS).
@@ -1037,6 +1137,9 @@ gTR=$(bar "$rTR >= 0.9")
 gTS=$(bar "$rTS >= 0.9")
 gP=$(bar "$rP <= 1.05")
 gM=$(bar "$HWM_PULL <= 16 * 1024")
+gI=$(bar "$IDLE_HELD == $IDLE_N && $IDLE_RSS > 0 && $IDLE_RSS <= 64 * 1024")
+gD=$(bar "$SC_WRONG == 0 && $rF <= 2 && $SC_HWM > 0 && $SC_HWM <= 64 * 1024")
+gW=$(bar "$rW >= 1.8")
 
 MIB=$((BIG_SIZE / 1048576))
 # row LABEL REGMIRROR REFERENCE RATIO BAR
@@ -1085,10 +1188,21 @@ row "cold single-flight" "$SF_N -> $SF_GETS GET" "" \
 row "warm upstream requests" "$UP_WARM_BLOB blob, $UP_WARM_MAN man" "" "" "$bU (0)"
 row "peak RSS, warm blob runs" "$(mib "$HWM_WARM") MiB" "" "" "$bM (< 64 MiB)"
 row "peak RSS, cold pull" "$(mib "$HWM_PULL") MiB" "" "" "- / $gM (<= 16 MiB)"
+row "$IDLE_N idle keep-alive conns" "$(mib "$IDLE_RSS") MiB" "$IDLE_HELD held" "" \
+	"- / $gI (<= 64 MiB)"
+row "$SCALE_N x $SF_MB MiB downloads" "p99/p50 $rF" \
+	"$SC_WRONG wrong, p50 $SC_P50 s" "" \
+	"- / $gD (ok, <= 2, RSS $(mib "$SC_HWM") <= 64 MiB)"
+row "workers 2 / workers 1" "$(mbs "$w2R") req/s" \
+	"workers 1 $(mbs "$w1R") req/s" "$rW" "- / $gW (>= 1.8)"
+echo "  (mirror CPU % during the workers runs: workers = 1 pinned" \
+	"$(calc "$(median "${W1_CPU[@]}")" %.0f), workers = 2" \
+	"$(calc "$(median "${W2_CPU[@]}")" %.0f) of 200)"
 echo "  (peak RSS (VmHWM) over the whole run $(mib "$HWM_ALL") MiB;" \
 	"RSS idle $(mib "$RSS_IDLE"), at the end $(mib "$RSS_END") MiB)"
-GOALS=$(printf '%s\n' "$gS" "$gR" "$gRD" "$gH" "$gTR" "$gTS" "$gP" "$gM")
-echo "  issue 12 goals met: $(grep -c '^ok' <<<"$GOALS" || true) of 8"
+GOALS=$(printf '%s\n' "$gS" "$gR" "$gRD" "$gH" "$gTR" "$gTS" "$gP" "$gM" \
+	"$gI" "$gD" "$gW")
+echo "  issue 12 goals met: $(grep -c '^ok' <<<"$GOALS" || true) of 11"
 if [ -n "${BENCH_PERF:-}" ]; then
 	echo
 	echo "perf (cpu-clock, regmirror, wrk -c$WRK_C on the manifest by tag, ${PERF_RPS:-0} req/s under perf):"
