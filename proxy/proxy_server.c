@@ -252,9 +252,87 @@ proxy_tag_ttl(const struct proxy_req *pr)
 	return upstream_tag_ttl(pr->up, pr->ref, pr->w->cfg->tag_ttl);
 }
 
-/* "host:port", "[v6]:port" or ":port" to a bound, listening socket. */
+/*
+ * A socket of a SO_REUSEPORT group on the address fd is bound to, for
+ * another worker: each worker accepts on its own socket of the group and
+ * the kernel spreads new connections over them by their addresses, so
+ * that no worker takes a burst of connections that another was as ready
+ * for (with one shared socket, the first worker awake accepted them all
+ * and kept them: measured, one wrk run in five had every connection on
+ * one worker).  -1 on failure (logged).
+ */
 static evutil_socket_t
-proxy_listen(const char *spec, int tls)
+proxy_listen_again(evutil_socket_t fd0)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	evutil_socket_t		 fd;
+	int			 one = 1, v6only = 0;
+	socklen_t		 vlen = sizeof(v6only);
+
+	if (getsockname(fd0, (struct sockaddr *)&ss, &sslen) != 0 ||
+	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("a worker's listening socket");
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6 && getsockopt(fd0, IPPROTO_IPV6,
+	    IPV6_V6ONLY, &v6only, &vlen) == 0)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+		    sizeof(v6only));
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, sslen) != 0 ||
+	    listen(fd, 1024) != 0) {
+		log_warn("a worker's listening socket");
+		close(fd);
+		return -1;
+	}
+	evutil_make_socket_nonblocking(fd);
+	return fd;
+}
+
+/*
+ * *fd is bound without SO_REUSEPORT (so nobody else listens there): the
+ * same address (the port the kernel chose, for port 0), bound again with
+ * the option, in its place.  0, or -1 (logged, *fd closed).
+ */
+static int
+proxy_listen_group(evutil_socket_t *fd, const char *spec)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	evutil_socket_t		 nfd;
+	int			 one = 1;
+
+	if (getsockname(*fd, (struct sockaddr *)&ss, &sslen) != 0 ||
+	    (nfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_warn("listen %s", spec);
+		close(*fd);
+		return -1;
+	}
+	close(*fd);
+	*fd = nfd;
+	(void)setsockopt(nfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(nfd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof(one)) != 0 || bind(nfd, (struct sockaddr *)&ss,
+	    sslen) != 0) {
+		log_warn("bind %s", spec);
+		close(nfd);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * "host:port", "[v6]:port" or ":port" to a bound, listening socket.
+ * group: it is the first of a SO_REUSEPORT group (proxy_listen_again);
+ * the address is first bound without the option, so that a listener of
+ * another process, even another regmirror of the same user, is an error
+ * ("Address already in use") and never a silent share of the port.
+ */
+static evutil_socket_t
+proxy_listen(const char *spec, int tls, int group)
 {
 	struct sockaddr_storage	 ss;
 	int			 sslen = sizeof(ss);
@@ -283,6 +361,8 @@ proxy_listen(const char *spec, int tls)
 		close(fd);
 		return -1;
 	}
+	if (group && proxy_listen_group(&fd, spec) != 0)
+		return -1;
 	if (listen(fd, 1024) != 0) {
 		log_warn("listen %s", spec);
 		close(fd);
@@ -390,7 +470,7 @@ proxy_head_cap(const struct config *cfg)
 	    cfg->max_header_size * 4 : 128 * 1024;
 }
 
-/* One evhttp of a worker, accepting on its own dups of fds. */
+/* One evhttp of a worker, accepting on its own sockets of fds' groups. */
 static struct evhttp *
 proxy_http_new(struct proxy_worker *w, int tls, const evutil_socket_t *fds,
     size_t n)
@@ -413,10 +493,15 @@ proxy_http_new(struct proxy_worker *w, int tls, const evutil_socket_t *fds,
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
 	for (l = 0; l < n; l++) {
-		evutil_socket_t fd = fcntl(fds[l], F_DUPFD_CLOEXEC, 0);
+		/* The first worker takes over the socket bound at start-up
+		 * (closed in main once every worker runs); the others have
+		 * their own of its group. */
+		evutil_socket_t fd = w->id == 0 ?
+		    fcntl(fds[l], F_DUPFD_CLOEXEC, 0) :
+		    proxy_listen_again(fds[l]);
 
 		if (fd == -1)
-			fatal("dup of a listening socket");
+			fatalx("worker %d: no listening socket", w->id);
 		proxy_conn_listen(w, http, fd);
 	}
 	return http;
@@ -539,11 +624,11 @@ proxy_listeners_open(struct proxy_server *sv)
 	sv->fds = xcalloc(cfg->nlisten + cfg->ntls_listen, sizeof(*sv->fds));
 	for (l = 0; l < cfg->nlisten; l++)
 		if ((sv->fds[l] = proxy_listen(cfg->listen[l],
-		    l >= sv->nplain)) == -1)
+		    l >= sv->nplain, 1)) == -1)
 			return -1;
 	for (l = 0; l < cfg->ntls_listen; l++)
 		if ((sv->fds[cfg->nlisten + l] = proxy_listen(
-		    cfg->tls_listen[l], 1)) == -1)
+		    cfg->tls_listen[l], 1, 1)) == -1)
 			return -1;
 	return 0;
 }
@@ -554,12 +639,13 @@ proxy_listeners_open(struct proxy_server *sv)
  * and the changelist folds what one turn of the loop changes into one
  * epoll_ctl(2) per descriptor, not one per change (half the calls on a
  * kept-alive connection).  libevent warns that it can go wrong with
- * dup'd descriptors, and each worker's listeners are dups: one removed
- * and closed in the same turn would stay registered in this epoll set
- * (the kernel drops a registration when the last dup of a socket
- * closes), so proxy_conn_unlisten disables them and closes them a turn
- * later.  A connection descriptor is never dup'd, and libevent retries
- * a change that meets a closed and reused one (MOD as ADD, ADD as MOD).
+ * dup'd descriptors: one removed and closed in the same turn stays
+ * registered in the epoll set while another dup of it lives.  No
+ * worker's descriptor has a live dup (each has its own listening socket,
+ * the start-up ones are closed once the workers run, connections are
+ * never dup'd), and proxy_conn_unlisten disables listeners a turn
+ * before it closes them all the same.  libevent retries a change that
+ * meets a closed and reused descriptor (MOD as ADD, ADD as MOD).
  */
 static struct event_base *
 proxy_worker_base_new(void)
@@ -651,7 +737,8 @@ proxy_admin_open(struct proxy_server *sv)
 	}
 	/* It listens now; the jobs' loop accepts once it runs. */
 	sv->admin_fd = sv->admin_unix ? proxy_listen_unix(cfg->admin_listen,
-	    &sv->admin_sock) : proxy_listen(cfg->admin_listen, sv->admin_tls);
+	    &sv->admin_sock) : proxy_listen(cfg->admin_listen, sv->admin_tls,
+	    0);
 	if (sv->admin_fd == -1)
 		goto fail;
 	return 0;

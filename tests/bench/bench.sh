@@ -1018,19 +1018,19 @@ say "   idle: $IDLE_HELD held, RSS $IDLE_RSS KiB; downloads: $SC_WRONG wrong, p5
 # its run says who was the limit: a pinned mirror near 100% of its core
 # is the limit, not the client.
 
-# wk_start NAME WORKERS [taskset args]: a mirror on its own cache; prints
-# "port pid".
+# wk_start NAME WORKERS [taskset args]: a mirror on its own cache; sets
+# WK_PORT and WK_PID (not in a subshell: register_pid must stick).
 wk_start() {
-	local name=$1 nw=$2 port
+	local name=$1 nw=$2
 	shift 2
-	port=$(free_port)
-	sed -e "s/^listen = .*/listen = 127.0.0.1:$port/" \
+	WK_PORT=$(free_port)
+	sed -e "s/^listen = .*/listen = 127.0.0.1:$WK_PORT/" \
 	    -e "/^tls_/d" -e "s/^workers = .*/workers = $nw/" \
 	    -e "s|^dir = .*|dir = $B_DIR/cache-$name|" \
 	    "$B_DIR/mirror.conf" >"$B_DIR/$name.conf"
 	"$@" "$REGMIRROR" serve -c "$B_DIR/$name.conf" >>"$B_DIR/$name.log" 2>&1 &
-	register_pid "$!" "regmirror ($name)" "$B_DIR/$name.log"
-	echo "$port $!"
+	WK_PID=$!
+	register_pid "$WK_PID" "regmirror ($name)" "$B_DIR/$name.log"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # wk_run PORT PID THREADS [PREFIX...]: "req/s cpu%" of one wrk run with
@@ -1048,8 +1048,10 @@ wk_run() {
 $(calc "($c1 - $c0) * 1e6 / $(getconf CLK_TCK) / ($t1 - $t0) * 100" %.0f)"
 }
 say "k) workers: workers = 1 on CPU 1 (wrk -t1 on CPU 0), workers = 2 (wrk -t2), $WRK_RUNS runs each"
-read -r W1_PORT W1_PID < <(wk_start w1 1 taskset -c 1)
-read -r W2_PORT W2_PID < <(wk_start w2 2)
+wk_start w1 1 taskset -c 1
+W1_PORT=$WK_PORT W1_PID=$WK_PID
+wk_start w2 2
+W2_PORT=$WK_PORT W2_PID=$WK_PID
 w_ready() { [ "$(http_code "http://127.0.0.1:$1/v2/")" = 200 ]; }
 wait_for 30 w_ready "$W1_PORT" || die "regmirror (workers = 1) did not start"
 wait_for 30 w_ready "$W2_PORT" || die "regmirror (workers = 2) did not start"

@@ -7,7 +7,11 @@
 #      blob, with no upstream request);
 #  (b) after the mirror stops, files dropped into CACHE/tmp/ are gone once
 #      it has started again on the same dir, and it still serves the blobs
-#      it had cached: right sha256, src=hit, no upstream request.
+#      it had cached: right sha256, src=hit, no upstream request;
+#  (c) a second `regmirror serve` on the same port (another cache dir)
+#      exits non-zero saying the address is in use, and only the first
+#      listens there (its workers' SO_REUSEPORT sockets admit no other
+#      process).
 # (check-config's FILE:LINE for unknown keys is 05-check-config's.)
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
@@ -92,6 +96,25 @@ grep -qF "$CACHE" "$T_DIR/second.err" ||
 assert_eq "$FIRST_PID" "$MIRROR_PID" "pid of the first mirror"
 mirror_alive
 cached_hits "first mirror, after the second one gave up"
+
+# -- (c) a second daemon on the same port (another cache dir) -------------
+# Each worker listens on its own socket of a SO_REUSEPORT group: another
+# regmirror of the same user must still be refused the port, never given
+# a share of its connections.
+sed "s|^dir = .*|dir = $T_DIR/cache-other|" "$T_DIR/mirror.conf" \
+	>"$T_DIR/mirror3.conf"
+rc=0
+timeout 20 "$REGMIRROR" serve -c "$T_DIR/mirror3.conf" >"$T_DIR/third.out" \
+	2>"$T_DIR/third.err" || rc=$?
+log "daemon on a taken port: exit $rc: $(grep -i 'in use' "$T_DIR/third.err" | head -c 300)"
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] ||
+	fail "a second regmirror on port $MIRROR_PORT did not exit non-zero at once (exit $rc)"
+grep -q "bind 127.0.0.1:$MIRROR_PORT: Address already in use" \
+	"$T_DIR/third.err" ||
+	fail "the second regmirror does not say its port is in use: $(head -c 500 "$T_DIR/third.err")"
+[ "$(ss -Hltnp "( sport = :$MIRROR_PORT )" | grep -vc "pid=$FIRST_PID,")" = 0 ] ||
+	fail "another process listens on :$MIRROR_PORT: $(ss -Hltnp "( sport = :$MIRROR_PORT )")"
+mirror_alive
 
 # -- (b) leftovers in tmp/ are removed at start-up ----------------------------
 stop_pid "$MIRROR_PID" || log "the first mirror needed KILL to stop"
