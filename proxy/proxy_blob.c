@@ -464,7 +464,10 @@ proxy_reader_wait(struct proxy_reader *rd, const struct cache_fill_view *v)
 static int
 proxy_reader_untouched(const struct proxy_reader *rd)
 {
-	return !rd->gone && rd->out != NULL && rd->head_len > 0 &&
+	/* Not over TLS: evhttp_send_reply_end on bufferevent_openssl's
+	 * non-empty output loses the tail (proxy_reader_send). */
+	return !rd->gone && !rd->pr->tls && rd->out != NULL &&
+	    rd->head_len > 0 &&
 	    evbuffer_get_length(rd->out) == rd->head_len +
 	    (size_t)(rd->sent - rd->start);
 }
@@ -502,7 +505,17 @@ proxy_reader_refuse(struct proxy_reader *rd, const struct cache_fill_view *v)
 	log_info("r%llu: fill failed before any byte went out: %d",
 	    (unsigned long long)pr->id, v->fail_status);
 	proxy_reader_detach(rd);
-	evbuffer_drain(rd->out, evbuffer_get_length(rd->out));
+	/* A socket bufferevent keeps its output's start frozen but for
+	 * its own writes (evhttp unfreezes it the same way). */
+	if (evbuffer_drain(rd->out, evbuffer_get_length(rd->out)) != 0) {
+		evbuffer_unfreeze(rd->out, 1);
+		(void)evbuffer_drain(rd->out, evbuffer_get_length(rd->out));
+		evbuffer_freeze(rd->out, 1);
+	}
+	if (evbuffer_get_length(rd->out) != 0) {
+		proxy_reader_end(rd, 1);	/* as if not untouched */
+		return;
+	}
 	body = proxy_error_body(v->fail_code, v->fail_msg);
 	evbuffer_add_printf(rd->out, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: application/json\r\n"
@@ -766,6 +779,8 @@ proxy_bfetch_tick_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	if (proxy_bfetch_drain(bf) == 0) {
+		if (bf->ur != NULL)
+			upstream_req_hold(bf->ur, 0);
 		if (bf->paused && bf->ur != NULL)
 			upstream_req_pause(bf->ur, 0);
 		bf->paused = 0;
@@ -794,7 +809,7 @@ proxy_bfetch_data_cb(struct upstream_req *ur, struct evbuffer *buf,
 	    cache_fill_room(bf->fill) < evbuffer_get_length(buf)) {
 		/* Pausing is done from the tick, outside evhttp's reading. */
 		evbuffer_add_buffer(bf->pending, buf);
-		upstream_req_hold(ur);
+		upstream_req_hold(ur, 1);
 		if (!evtimer_pending(bf->tick, NULL))
 			event_active(bf->tick, EV_TIMEOUT, 0);
 		return;

@@ -762,7 +762,9 @@ proxy_conn_unlisten_close_cb(evutil_socket_t fd, short ev, void *arg)
 void
 proxy_conn_unlisten(struct proxy_worker *w)
 {
-	const struct timeval	  zero = { 0, 0 };
+	/* Not { 0, 0 }: event_base_once runs that in this very turn,
+	 * before the changelist is applied. */
+	const struct timeval	  later = { 0, 1 };
 	struct proxy_conn	**waiting;
 	size_t			  i, n;
 
@@ -778,7 +780,7 @@ proxy_conn_unlisten(struct proxy_worker *w)
 	}
 	pthread_mutex_unlock(&proxy_listeners_mtx);
 	if (event_base_once(w->base, -1, EV_TIMEOUT,
-	    proxy_conn_unlisten_close_cb, w, &zero) != 0)
+	    proxy_conn_unlisten_close_cb, w, &later) != 0)
 		proxy_conn_unlisten_close_cb(-1, EV_TIMEOUT, w);
 	waiting = proxy_conn_collect(w, proxy_conn_waiting, &n);
 	for (i = 0; i < n; i++)

@@ -160,9 +160,10 @@ struct upstream_req *upstream_req_start_push(struct upstream_worker *,
 void	upstream_req_cancel(struct upstream_req *);
 /* Stop (1) or resume (0) reading the response body: flow control. */
 void	upstream_req_pause(struct upstream_req *, int pause);
-/* From a data callback that kept what it was given: read no more ahead
- * of evhttp's own reads until upstream_req_pause(r, 0). */
-void	upstream_req_hold(struct upstream_req *);
+/* From a data callback that kept what it was given (hold 1): read no
+ * more ahead of evhttp's own reads until it has passed it on (hold 0,
+ * or upstream_req_pause(r, 0)). */
+void	upstream_req_hold(struct upstream_req *, int hold);
 /* Set once done has been called with an error: a line for the client. */
 const char *upstream_req_errmsg(const struct upstream_req *);
 /* Status of the final response (0 if none). */

@@ -85,6 +85,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -190,6 +191,7 @@ struct upstream_req {
 	int			 too_large;
 	int			 cancelled;
 	int			 held;		/* upstream_req_hold */
+	struct event		*topup_ev;	/* upstream_req_topup_cb */
 	int			 herr;		/* evhttp error + 1, or 0 */
 	/* The final response's, from DELIVER on (the accessors). */
 	struct upstream_ratelimit rl;
@@ -337,6 +339,8 @@ upstream_req_finish(struct upstream_req *r, const char *err)
 		event_free(r->step_ev);
 	if (r->queue_ev != NULL)
 		event_free(r->queue_ev);
+	if (r->topup_ev != NULL)
+		event_free(r->topup_ev);
 	AZ(r->queued);
 	if (r->slot) {
 		r->slot = 0;
@@ -410,6 +414,8 @@ upstream_req_defer(struct upstream_req *r, enum upstream_step step)
 static void
 upstream_req_put_conn(struct upstream_req *r, int broken)
 {
+	if (r->topup_ev != NULL)
+		event_del(r->topup_ev);
 	upstream_conn_put(r->conn, broken);
 	r->conn = NULL;
 	if (r->slot) {
@@ -767,55 +773,98 @@ upstream_req_header_cb(struct evhttp_request *h, void *arg)
  * a body streamed from a plain-HTTP upstream (a registry on the LAN, a
  * region's primary mirror) would cost a turn, an ioctl and a readv per
  * 4 KiB.  So after each piece is delivered, what the kernel already
- * holds is read in one readv into the connection's input, and evhttp is
- * told (deferred, on this loop) to take it, as if its bufferevent had
- * read it.  Nothing is read while the request is paused or held (its
- * consumer is queueing), nor while the input still holds bytes evhttp
- * has not taken; an EOF, an error or EAGAIN is left for the
- * bufferevent's own next read to see.  TLS connections read whole
- * records already.
+ * holds (FIONREAD, up to UPSTREAM_TOPUP) is read in one readv into the
+ * connection's input, and evhttp is handed it from an event of the
+ * request's own, later in this turn, as if its bufferevent had read it.
+ * Nothing is read while the request is paused or held (its consumer is
+ * queueing), nor while the input still holds bytes evhttp has not
+ * taken; reading no more than the kernel holds leaves an EOF or an
+ * error for the bufferevent's own next read.  The event goes with the
+ * request's connection (upstream_req_put_conn) and with the request.
+ * TLS connections read whole records already.
  */
+static struct bufferevent *
+upstream_req_plain_bev(struct upstream_req *r)
+{
+	struct bufferevent	*bev;
+
+	if (r->conn == NULL || r->url.tls || r->held || r->cancelled ||
+	    r->state != UPSTREAM_REQ_DELIVER)
+		return NULL;
+	bev = evhttp_connection_get_bufferevent(upstream_conn_evcon(r->conn));
+	if (bev == NULL || (bufferevent_get_enabled(bev) & EV_READ) == 0 ||
+	    bufferevent_getfd(bev) < 0)
+		return NULL;
+	return bev;
+}
+
+static void
+upstream_req_topup_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct upstream_req	*r = arg;
+	struct bufferevent	*bev;
+
+	(void)fd;
+	(void)ev;
+	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
+	if ((bev = upstream_req_plain_bev(r)) != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		bufferevent_trigger(bev, EV_READ, 0);	/* may finish r */
+}
+
+/* Read up to want bytes into in; the bytes committed, or 0. */
+static size_t
+upstream_req_readin(struct evbuffer *in, evutil_socket_t fd, size_t want)
+{
+	struct evbuffer_iovec	 v[2];
+	struct iovec		 iov[2];
+	ssize_t			 got, left;
+	int			 n, i;
+
+	if ((n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <= 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	if ((got = readv(fd, iov, n)) <= 0)
+		return 0;		/* nothing committed */
+	for (i = 0, left = got; i < n && left > 0; i++) {
+		if ((size_t)left < v[i].iov_len)
+			v[i].iov_len = (size_t)left;
+		left -= (ssize_t)v[i].iov_len;
+	}
+	return evbuffer_commit_space(in, v, i) == 0 ? (size_t)got : 0;
+}
+
 static void
 upstream_req_topup(struct upstream_req *r)
 {
 	struct bufferevent	*bev;
 	struct evbuffer		*in;
-	struct evbuffer_iovec	 v[2];
-	struct iovec		 iov[2];
 	evutil_socket_t		 fd;
-	ssize_t			 got, left;
-	int			 n, i;
+	int			 avail = 0;
+	size_t			 got;
 
-	if (r->conn == NULL || r->url.tls || r->held)
+	if ((bev = upstream_req_plain_bev(r)) == NULL)
 		return;
-	bev = evhttp_connection_get_bufferevent(upstream_conn_evcon(r->conn));
-	if (bev == NULL || (bufferevent_get_enabled(bev) & EV_READ) == 0 ||
-	    (fd = bufferevent_getfd(bev)) < 0)
-		return;
+	fd = bufferevent_getfd(bev);
 	in = bufferevent_get_input(bev);
-	if (evbuffer_get_length(in) > 0)
+	if (evbuffer_get_length(in) > 0 || ioctl(fd, FIONREAD, &avail) != 0 ||
+	    avail <= 0)
+		return;
+	if (r->topup_ev == NULL && (r->topup_ev = event_new(
+	    upstream_worker_base(r->w), -1, 0, upstream_req_topup_cb,
+	    r)) == NULL)
 		return;
 	/* A socket bufferevent keeps its input's end frozen but for its
 	 * own reads; so do we. */
 	evbuffer_unfreeze(in, 0);
-	if ((n = evbuffer_reserve_space(in, UPSTREAM_TOPUP, v, 2)) > 0) {
-		for (i = 0; i < n; i++) {
-			iov[i].iov_base = v[i].iov_base;
-			iov[i].iov_len = v[i].iov_len;
-		}
-		got = readv(fd, iov, n);
-		for (i = 0, left = got; i < n && left > 0; i++) {
-			if ((size_t)left < v[i].iov_len)
-				v[i].iov_len = (size_t)left;
-			left -= (ssize_t)v[i].iov_len;
-		}
-		/* i: the vectors filled; none (EOF, error, EAGAIN) commits
-		 * nothing. */
-		if (got > 0 && evbuffer_commit_space(in, v, i) == 0)
-			bufferevent_trigger(bev, EV_READ,
-			    BEV_TRIG_DEFER_CALLBACKS);
-	}
+	got = upstream_req_readin(in, fd, (size_t)avail < UPSTREAM_TOPUP ?
+	    (size_t)avail : UPSTREAM_TOPUP);
 	evbuffer_freeze(in, 0);
+	if (got > 0)
+		event_active(r->topup_ev, EV_TIMEOUT, 0);
 }
 
 static void
@@ -837,8 +886,7 @@ upstream_req_chunk_cb(struct evhttp_request *h, void *arg)
 		evbuffer_add_buffer(r->body, buf);
 	} else if (r->data_cb != NULL) {
 		r->data_cb(r, buf, r->arg);
-		if (r->state == UPSTREAM_REQ_DELIVER && !r->cancelled)
-			upstream_req_topup(r);
+		upstream_req_topup(r);
 	}
 }
 
@@ -1641,10 +1689,10 @@ upstream_req_pause(struct upstream_req *r, int pause)
 }
 
 void
-upstream_req_hold(struct upstream_req *r)
+upstream_req_hold(struct upstream_req *r, int hold)
 {
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
-	r->held = 1;
+	r->held = hold;
 }
 
 const char *

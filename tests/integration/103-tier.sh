@@ -12,7 +12,7 @@
 #     once.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
-need docker-registry skopeo podman haproxy jq timeout
+need docker-registry skopeo podman haproxy jq timeout ss
 need_regmirror
 [ "$(id -u)" = 0 ] || hard_error "podman runs as root here (vfs, cgroupfs)"
 
@@ -95,20 +95,40 @@ mark=$(log_mark "$UP_LOG")
 # victim has already served its share of these small, warm layers: the
 # kernel still accepts connections for it, and the kill falls on
 # requests it holds unanswered.
+# A GET of its largest layer goes to it first, at once: the frozen member
+# fails its health checks within seconds, and the pulls' first requests
+# (manifest, config) may well go elsewhere.
 vport=${V}_PORT
 kill -STOP "${!vpid}"
 victim_holds() {
 	[ "$(ss -Htn state established "( sport = :${!vport} )" | wc -l)" -gt 0 ]
 }
+curl -s --max-time 120 -o "$T_DIR/first.body" -w '%{http_code}' \
+	"$FRONT_URL/v2/app/demo/blobs/${BLOBS[6]}" >"$T_DIR/first.code" 2>&1 &
+first=$!
 pids=()
+# On a failure, the clients still running are stopped: only this shell's
+# own unreaped jobs (jobs -p), so never a PID reused by another process.
+b_stop_clients() {
+	local p
+	for p in $(jobs -p); do
+		case " ${pids[*]} $first " in *" $p "*) kill "$p" 2>/dev/null ;; esac
+	done
+}
+at_exit b_stop_clients
 for i in $(seq 1 10); do
 	skopeo_ copy -q --retry-times 5 --src-tls-verify=false \
 		"docker://$FRONT_HOST/app/demo:v1" "oci:$T_DIR/out-$i:v1" \
 		>"$T_DIR/skopeo-b$i.out" 2>&1 &
 	pids+=($!)
 done
-wait_for 60 victim_holds || fail "no request reached member $victim"
+wait_for 20 victim_holds || fail "no request reached member $victim"
 kill -KILL "${!vpid}"
+wait "$first" || fail "GET of ${BLOBS[6]} through the front failed after the SIGKILL"
+assert_eq 200 "$(cat "$T_DIR/first.code")" \
+	"status of the GET the victim held, retried by haproxy"
+assert_eq "${BLOBS[6]#sha256:}" "$(sha256_of "$T_DIR/first.body")" \
+	"sha256 of the layer the victim held"
 for i in $(seq 1 10); do
 	wait "${pids[i - 1]}" ||
 		{ cat "$T_DIR/skopeo-b$i.out" >&2; fail "pull $i failed after the SIGKILL"; }
