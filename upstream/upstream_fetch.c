@@ -823,9 +823,12 @@ upstream_req_readin(struct evbuffer *in, evutil_socket_t fd, size_t want)
 
 	if ((n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <= 0)
 		return 0;
-	for (i = 0; i < n; i++) {
+	/* The space given may be more than asked for: read want. */
+	for (i = 0, left = (ssize_t)want; i < n; i++) {
 		iov[i].iov_base = v[i].iov_base;
-		iov[i].iov_len = v[i].iov_len;
+		iov[i].iov_len = (size_t)left < v[i].iov_len ? (size_t)left :
+		    v[i].iov_len;
+		left -= (ssize_t)iov[i].iov_len;
 	}
 	if ((got = readv(fd, iov, n)) <= 0)
 		return 0;		/* nothing committed */
