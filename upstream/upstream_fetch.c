@@ -110,6 +110,8 @@
 
 /* Bytes read at once from a plain upstream socket (upstream_req_topup). */
 #define UPSTREAM_TOPUP	(256 * 1024)
+/* This thread is in upstream_req_topup_cb: no topup from inside it. */
+static _Thread_local int upstream_topup_depth;
 
 #define UPSTREAM_MAX_REDIRECTS	5
 #define UPSTREAM_TOKEN_MAX	(256 * 1024)
@@ -807,9 +809,17 @@ upstream_req_topup_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	CHECK_OBJ_NOTNULL(r, UPSTREAM_REQ_MAGIC);
-	if ((bev = upstream_req_plain_bev(r)) != NULL &&
-	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-		bufferevent_trigger(bev, EV_READ, 0);	/* may finish r */
+	if ((bev = upstream_req_plain_bev(r)) == NULL ||
+	    evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+		return;
+	/* What this hands evhttp is not topped up again in this turn:
+	 * the event would run again at once, and a fast upstream would
+	 * keep the worker on this one body, away from every other client
+	 * (measured: warm p99 20x idle during 4 cold fills).  The
+	 * bufferevent's next read, a turn later, tops up again. */
+	upstream_topup_depth++;
+	bufferevent_trigger(bev, EV_READ, 0);	/* may finish and free r */
+	upstream_topup_depth--;
 }
 
 /* Read up to want bytes into in; the bytes committed, or 0. */
@@ -849,7 +859,8 @@ upstream_req_topup(struct upstream_req *r)
 	int			 avail = 0;
 	size_t			 got;
 
-	if ((bev = upstream_req_plain_bev(r)) == NULL)
+	if (upstream_topup_depth > 0 ||
+	    (bev = upstream_req_plain_bev(r)) == NULL)
 		return;
 	fd = bufferevent_getfd(bev);
 	in = bufferevent_get_input(bev);
