@@ -297,12 +297,19 @@ proxy_login_done_cb(evutil_socket_t fd, short ev, void *arg)
 	pthread_mutex_lock(&proxy_login_mtx);
 	TAILQ_REMOVE(&proxy_logins_all, l, all);
 	pthread_mutex_unlock(&proxy_login_mtx);
-	access_login_release(l->client, l->key, l->reserved);
 	explicit_bzero(l->password, strlen(l->password));
 	free(l->password);
 	event_free(l->ev);
 	snprintf(l->pr->user, sizeof(l->pr->user), "%s", l->user);
 	l->then(l->pr, l->good);
+	/*
+	 * Released only now that then() has counted a failure: released
+	 * first, another worker's guess from the address found one fewer
+	 * in flight and none more failed, and was checked too (20 parallel
+	 * guesses, 4 checked for max_login_failures = 3, once each
+	 * worker had its own listening socket).
+	 */
+	access_login_release(l->client, l->key, l->reserved);
 	l->magic = 0;
 	free(l);
 }

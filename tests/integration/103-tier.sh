@@ -5,11 +5,13 @@
 #     blob is fetched from upstream exactly once across the tier and
 #     stored on exactly one member (hashing by digest); the manifest by
 #     tag is asked of one member per path form (hashing by repository).
-#  b. one member is killed (SIGKILL) while 10 clients pull and it holds
-#     some of their requests unanswered (frozen before): every pull
-#     completes (haproxy retries and redispatches; skopeo retries a layer
-#     cut in the middle), and only that member's share is fetched again,
-#     once.
+#  b. one member hangs (SIGSTOP) holding a GET of its largest layer
+#     while 10 clients pull, and is killed (SIGKILL) once haproxy's checks
+#     have marked it down: every pull completes (haproxy retries and
+#     redispatches; skopeo retries a layer cut in the middle), the held
+#     GET is answered by a survivor, and only that member's share is
+#     fetched again, once.  (A live member killed with requests in flight
+#     can cost a key two fetches: README, "A dead member".)
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo podman haproxy jq timeout ss
@@ -97,7 +99,8 @@ mark=$(log_mark "$UP_LOG")
 # requests it holds unanswered.
 # A GET of its largest layer goes to it first, at once: the frozen member
 # fails its health checks within seconds, and the pulls' first requests
-# (manifest, config) may well go elsewhere.
+# (manifest, config) may well go elsewhere, so without it the member
+# might hold nothing when it dies.
 vport=${V}_PORT
 kill -STOP "${!vpid}"
 victim_holds() {
@@ -123,6 +126,13 @@ for i in $(seq 1 10); do
 	pids+=($!)
 done
 wait_for 20 victim_holds || fail "no request reached member $victim"
+# Killed once haproxy has marked it down (its checks time out while it
+# is frozen): the requests it holds are then retried on the ring without
+# it, which is where every new request for its share goes too.  Killed
+# before that, each held request's retry races the mark-down, and one
+# may be redispatched off the ring's next member: a second fetch.
+victim_down() { grep -q "Server regmirror/$victim is DOWN" "$HAPROXY_LOG"; }
+wait_for 30 victim_down || fail "haproxy did not mark the frozen member $victim down"
 kill -KILL "${!vpid}"
 wait "$first" || fail "GET of ${BLOBS[6]} through the front failed after the SIGKILL"
 assert_eq 200 "$(cat "$T_DIR/first.code")" \
