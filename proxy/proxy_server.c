@@ -270,6 +270,7 @@ proxy_listen_again(evutil_socket_t fd0)
 	int			 one = 1, v6only = 0;
 	socklen_t		 vlen = sizeof(v6only);
 
+	memset(&ss, 0, sizeof(ss));
 	if (getsockname(fd0, (struct sockaddr *)&ss, &sslen) != 0 ||
 	    (fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
 		log_warn("a worker's listening socket");
@@ -304,6 +305,7 @@ proxy_listen_group(evutil_socket_t *fd, const char *spec)
 	evutil_socket_t		 nfd;
 	int			 one = 1;
 
+	memset(&ss, 0, sizeof(ss));
 	if (getsockname(*fd, (struct sockaddr *)&ss, &sslen) != 0 ||
 	    (nfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
 	    0)) == -1) {
