@@ -380,34 +380,29 @@ up_ready() {
 }
 wait_for 30 up_ready || die "docker-registry did not answer /v2/ on :$UP_PORT"
 
-say "pushing the image to the upstream (127.0.0.1:$UP_PORT)"
-skopeo copy --quiet --dest-tls-verify=false --policy "$B_DIR/policy.json" \
-	"oci:$B_DIR/layout:$TAG" "docker://127.0.0.1:$UP_PORT/$REPO:$TAG" \
-	>"$B_DIR/skopeo.log" 2>&1 || {
-	cat "$B_DIR/skopeo.log" >&2
-	die "skopeo copy to the upstream failed"
+# push_layout LAYOUT REPO WHAT: skopeo copy of an OCI layout to the
+# upstream as REPO:TAG.
+push_layout() {
+	skopeo copy --quiet --dest-tls-verify=false --policy "$B_DIR/policy.json" \
+		"oci:$1:$TAG" "docker://127.0.0.1:$UP_PORT/$2:$TAG" \
+		>"$B_DIR/skopeo.log" 2>&1 || {
+		cat "$B_DIR/skopeo.log" >&2
+		die "skopeo copy of $3 to the upstream failed"
+	}
 }
+say "pushing the image to the upstream (127.0.0.1:$UP_PORT)"
+push_layout "$B_DIR/layout" "$REPO" "the image"
 got=$(curl -sf --max-time 10 -H "Accept: $MT_MANIFEST" \
 	"$UP/v2/$REPO/manifests/$TAG" | sha256sum | cut -d' ' -f1) || true
 [ "sha256:$got" = "$MAN_DG" ] ||
 	die "the upstream's manifest is not the pushed one (sha256:$got, want $MAN_DG)"
-skopeo copy --quiet --dest-tls-verify=false --policy "$B_DIR/policy.json" \
-	"oci:$B_DIR/coldlayout:$TAG" "docker://127.0.0.1:$UP_PORT/$COLD_REPO:$TAG" \
-	>"$B_DIR/skopeo.log" 2>&1 || {
-	cat "$B_DIR/skopeo.log" >&2
-	die "skopeo copy of the cold-pull image to the upstream failed"
-}
+push_layout "$B_DIR/coldlayout" "$COLD_REPO" "the cold-pull image"
 rm -rf "$B_DIR/coldlayout"
 # The storm image (row l): STORM_N never-fetched layers of STORM_MB each.
 SQ=$((STORM_MB * 1048576))
 "$PY" "$B_DIR/mkimage.py" "$B_DIR/stormlayout" "$TAG" "$SQ" \
 	"$((STORM_N - 2))" "$SQ" "$SQ" >"$B_DIR/stormimage.txt"
-skopeo copy --quiet --dest-tls-verify=false --policy "$B_DIR/policy.json" \
-	"oci:$B_DIR/stormlayout:$TAG" "docker://127.0.0.1:$UP_PORT/$STORM_REPO:$TAG" \
-	>"$B_DIR/skopeo.log" 2>&1 || {
-	cat "$B_DIR/skopeo.log" >&2
-	die "skopeo copy of the storm image to the upstream failed"
-}
+push_layout "$B_DIR/stormlayout" "$STORM_REPO" "the storm image"
 rm -rf "$B_DIR/stormlayout"
 
 # up_sync: a marker request, waited for in the log, so that the lines of
