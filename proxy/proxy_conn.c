@@ -750,8 +750,8 @@ proxy_conn_unlisten_close_cb(evutil_socket_t fd, short ev, void *arg)
 /*
  * SIGTERM, after [server] drain, on w's own thread: w's listening
  * sockets stop accepting now and are closed a turn of the loop later
- * (proxy_conn_unlisten_close_cb; once every worker's dup is, the kernel
- * refuses new connections and the load balancer goes elsewhere at
+ * (proxy_conn_unlisten_close_cb; once every worker's socket is, the
+ * kernel refuses new connections and the load balancer goes elsewhere at
  * once), and the connections not being served (idle, or still sending
  * a request head) are shut down.  evhttp sees each end as a client's
  * close and frees it; a connection whose request is being served closes

@@ -222,10 +222,6 @@ proxy_evbuffer_add_rbuf(struct evbuffer *buf, struct rbuf *rb)
 }
 
 /*
- * A whole reply from one shared buffer: every client it goes to (the
- * waiters of a single-flight too) is sent rb by reference.
- */
-/*
  * A small reply over TLS leaves as one record and one write, not two:
  * evhttp puts the head and the body in separate chains of the
  * connection's output, and bufferevent_openssl makes an SSL_write (a
@@ -256,6 +252,10 @@ proxy_reply_coalesce(struct evbuffer *out)
 		(void)evbuffer_pullup(out, (ev_ssize_t)len);
 }
 
+/*
+ * A whole reply from one shared buffer: every client it goes to (the
+ * waiters of a single-flight too) is sent rb by reference.
+ */
 void
 proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
     struct rbuf *rb)
