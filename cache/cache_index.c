@@ -72,6 +72,7 @@ struct cache_index {
 	MDB_dbi		 ci_origin;	/* digest -> isolated upstream */
 	size_t		 ci_maxkey;	/* min(LMDB's max, our buffer) */
 	size_t		 ci_mapsize;
+	int		 ci_nosync;	/* cache_index_set_nosync() */
 	/* The in-memory totals (cache_int.h), under ci_mtx. */
 	pthread_mutex_t	 ci_mtx;
 	int64_t		 ci_negatives;
@@ -468,12 +469,34 @@ fail:
 	return -1;
 }
 
+/*
+ * Bulk loading (the bench's index generator): commits stop syncing, and
+ * cache_index_close() syncs once.  A crash meanwhile may lose the load,
+ * never the index's consistency (LMDB's meta pages are written last).
+ */
+int
+cache_index_set_nosync(struct cache_index *ci)
+{
+	int	rc;
+
+	if ((rc = mdb_env_set_flags(ci->ci_env, MDB_NOSYNC, 1)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_env_set_flags", rc);
+		return -1;
+	}
+	ci->ci_nosync = 1;
+	return 0;
+}
+
 /* Every transaction must have ended: they never outlive a call. */
 void
 cache_index_close(struct cache_index *ci)
 {
+	int	rc;
+
 	if (ci == NULL)
 		return;
+	if (ci->ci_nosync && (rc = mdb_env_sync(ci->ci_env, 1)) != 0)
+		cache_index_warn(ci, __func__, "mdb_env_sync", rc);
 	mdb_env_close(ci->ci_env);
 	pthread_mutex_destroy(&ci->ci_mtx);
 	free(ci);
@@ -787,6 +810,45 @@ cache_index_blob_foreach(struct cache_index *ci,
 
 	return cache_index_scan(ci, __func__, ci->ci_blob, NULL, 0,
 	    cache_index_blob_walk_cb, &w);
+}
+
+struct cache_index_blob_prefix {
+	struct cache_index_blob_walk	 w;
+	const char			*prefix;
+	size_t				 len;
+};
+
+static int
+cache_index_blob_prefix_cb(MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, void *arg)
+{
+	struct cache_index_blob_prefix	*p = arg;
+
+	if (key->mv_size < p->len || memcmp(key->mv_data, p->prefix,
+	    p->len) != 0)
+		return 1;
+	return cache_index_blob_walk_cb(txn, key, val, &p->w);
+}
+
+/*
+ * cache_index_blob_foreach() over the digests that start with prefix
+ * ("sha256:ab": the blobs of one directory), in one read transaction.
+ */
+int
+cache_index_blob_foreach_prefix(struct cache_index *ci, const char *prefix,
+    int (*cb)(const char *, const struct cache_blob_rec *, void *), void *arg)
+{
+	struct cache_index_blob_prefix	p = { { cb, arg }, prefix,
+					    strlen(prefix) };
+	struct cache_index_pos		pos;
+
+	if (p.len == 0 || p.len > sizeof(pos.ip_key))
+		return -1;
+	memset(&pos, 0, sizeof(pos));
+	memcpy(pos.ip_key, prefix, p.len);
+	pos.ip_len = p.len;
+	return cache_index_scan(ci, __func__, ci->ci_blob, &pos, 0,
+	    cache_index_blob_prefix_cb, &p);
 }
 
 /* Media type and bytes copied out of the map into malloc'd buffers. */

@@ -105,6 +105,8 @@ struct cache_index_stat {
 int	cache_index_open(const char *dir, uint64_t map_size,
 	    struct cache_index **out);
 void	cache_index_close(struct cache_index *);
+/* Bulk loading: no sync per commit, one at close.  0 or -1. */
+int	cache_index_set_nosync(struct cache_index *);
 
 int	cache_index_blob_get(struct cache_index *, const char *digest,
 	    struct cache_blob_rec *out);
@@ -118,6 +120,11 @@ int	cache_index_blob_touch(struct cache_index *, const char *digest,
 int	cache_index_blob_foreach(struct cache_index *,
 	    int (*cb)(const char *digest, const struct cache_blob_rec *,
 	    void *), void *arg);
+
+/* The same, for the digests that start with prefix ("sha256:ab"). */
+int	cache_index_blob_foreach_prefix(struct cache_index *,
+	    const char *prefix, int (*cb)(const char *digest,
+	    const struct cache_blob_rec *, void *), void *arg);
 
 /*
  * Manifests: *media_type and *data are malloc'd copies (free(3) them).

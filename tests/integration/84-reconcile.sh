@@ -1,11 +1,15 @@
 #!/bin/bash
 # Start-up reconcile of the cache's disk and index. Layers L0 and L1 of
-# app/x are cached through the mirror; the mirror is stopped, and then:
-#  (a) L0's blob file is deleted (its index entry stays);
+# app/x (and L4) are cached through the mirror; the mirror is stopped,
+# and then:
+#  (a) L0's blob file is deleted (its index entry stays), and with it its
+#      <ab> directory when L0 was alone there;
 #  (b) a correct file for L2 (a digest the index does not know, copied
 #      from the OCI layout) and a corrupt file under L3's name (L3's bytes
 #      with one byte flipped, same size) are planted under
-#      CACHE/blobs/sha256/<ab>/<hex>.
+#      CACHE/blobs/sha256/<ab>/<hex>;
+#  (c) L4's file is cut to half its size (reconcile does not stat each
+#      blob: the size is checked when the blob is opened).
 # After a restart on the same cache dir:
 #  - the corrupt L3 file disappears (polled), the L2 file stays and still
 #    hashes to its name, and the mirror's log names L2 in a line saying it
@@ -17,6 +21,8 @@
 #    adopted from disk);
 #  - GET L3 returns the right bytes (one registry GET) and its cache file
 #    then hashes to its name;
+#  - GET L4 returns the right bytes (one registry GET: the short file was
+#    not served) and its cache file then hashes to its name;
 #  - GET L1 (untouched) is still a cache hit: no new registry GET.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
@@ -24,9 +30,9 @@ need skopeo docker-registry
 need_regmirror
 
 CACHE=$T_DIR/cache
-mkimage "$T_DIR/img" single --seed t84 --ref v1 --layers 50000,60000,70000,80000
+mkimage "$T_DIR/img" single --seed t84 --ref v1 --layers 50000,60000,70000,80000,90000
 mapfile -t L < <(jq -r '.images[0].layers[].digest' "$T_DIR/img.json")
-[ "${#L[@]}" = 4 ] || hard_error "mkimage: expected 4 layers"
+[ "${#L[@]}" = 5 ] || hard_error "mkimage: expected 5 layers"
 start_registry up
 seed_image "$T_DIR/img" v1 "$UP_HOST" app/x:v1
 write_mirror_conf "$T_DIR/mirror.conf" "$(free_port)" "$CACHE" "$UP_URL"
@@ -47,12 +53,17 @@ ups() { # I [FROM]: registry GETs of L[I]
 
 get 0 warm
 get 1 warm
-wait_for 10 test -f "$(cf "${L[0]}")" || fail "L0 was not cached"
-wait_for 10 test -f "$(cf "${L[1]}")" || fail "L1 was not cached"
+get 4 warm
+for i in 0 1 4; do
+	wait_for 10 test -f "$(cf "${L[$i]}")" || fail "L$i was not cached"
+done
 stop_pid "$MIRROR_PID" || fail "the mirror did not stop on TERM"
 
 # (a) an index entry without its file
 rm -f "$(cf "${L[0]}")"
+rmdir "$(dirname "$(cf "${L[0]}")")" 2>/dev/null || :
+# (c) a cached blob cut short
+truncate -s 45000 "$(cf "${L[4]}")"
 # (b) files without index entries: one right, one corrupt
 for i in 2 3; do
 	mkdir -p "$(dirname "$(cf "${L[$i]}")")"
@@ -95,6 +106,11 @@ get 3 "removed corrupt file"
 assert_eq 1 "$(ups 3)" "registry GETs of L3 after its corrupt file was removed"
 wait_for 10 test -f "$(cf "${L[3]}")" || fail "L3 was not cached"
 assert_eq "${L[3]#sha256:}" "$(sha256_of "$(cf "${L[3]}")")" "sha256 of L3's cache file"
+
+get 4 "file cut short"
+assert_eq 1 "$(ups 4 "$mark")" "registry GETs of L4 after its file was cut short"
+wait_for 10 eval '[ "$(sha256_of "$(cf "${L[4]}")")" = "${L[4]#sha256:}" ]' ||
+	fail "L4's cache file does not hash to its name after the refetch"
 
 get 1 "untouched entry"
 assert_eq 1 "$(ups 1)" "registry GETs of L1 (cached before the restart)"
