@@ -78,11 +78,16 @@ cache_reconcile_read(struct cache_reconcile_dir *d)
 {
 	struct dirent	*de;
 	DIR		*dp;
+	int		 fd;
 
 	d->n = d->next = 0;
 	if ((d->fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC |
-	    O_NOFOLLOW)) == -1 || (dp = fdopendir(dup(d->fd))) == NULL)
+	    O_NOFOLLOW)) == -1 || (fd = dup(d->fd)) == -1)
 		return;
+	if ((dp = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
 	while ((de = readdir(dp)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
