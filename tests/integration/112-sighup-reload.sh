@@ -108,9 +108,13 @@ hup() {
 	_hup_done() { tail -n +"$((mark + 1))" "$MIRROR_LOG" |
 		grep -qE 'SIGHUP: (reread |config has errors)'; }
 	wait_for 20 _hup_done || fail "no end of the reload in the log"
+	# Threads that pick the reload up (replication) log it after the
+	# reread line: poll for the line expected too.
+	_hup_has() { tail -n +"$((mark + 1))" "$MIRROR_LOG" |
+		grep -qE -- "$1"; }
+	wait_for 20 _hup_has "$1" ||
+		fail "after SIGHUP, no '$1' in the log: $(tail -n +"$((mark + 1))" "$MIRROR_LOG")"
 	HUP_LOG=$(tail -n +"$((mark + 1))" "$MIRROR_LOG")
-	grep -qE -- "$1" <<<"$HUP_LOG" ||
-		fail "after SIGHUP, no '$1' in the log: $HUP_LOG"
 }
 
 # -- a. an access rule --------------------------------------------------------
