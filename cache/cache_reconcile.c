@@ -58,8 +58,10 @@ struct cache_reconcile_dir {
 	int				 fd;	/* -1: no such directory */
 	struct cache_reconcile_ent	*ent;
 	size_t				 n, next;
-	char				**drop;	/* records to drop */
-	uint64_t			*dropsize;
+	struct cache_reconcile_drop {
+		char		*digest;
+		uint64_t	 size;
+	}				*drop;	/* records to drop */
 	size_t				 ndrop;
 	unsigned			 dropped, adopted, removed;
 };
@@ -147,10 +149,8 @@ cache_reconcile_merge_cb(const char *digest, const struct cache_blob_rec *rec,
 	} else if (cache_reconcile_is_file(d, name, DT_UNKNOWN))
 		return 0;	/* renamed in after the directory was read */
 	d->drop = xreallocarray(d->drop, d->ndrop + 1, sizeof(*d->drop));
-	d->dropsize = xreallocarray(d->dropsize, d->ndrop + 1,
-	    sizeof(*d->dropsize));
-	d->drop[d->ndrop] = xstrdup(digest);
-	d->dropsize[d->ndrop++] = rec->size;
+	d->drop[d->ndrop].digest = xstrdup(digest);
+	d->drop[d->ndrop++].size = rec->size;
 	return 0;
 }
 
@@ -222,10 +222,10 @@ cache_reconcile_dir(struct cache_reconcile_dir *d, const char *adir,
 	    cache_reconcile_merge_cb, d);
 	for (i = 0; i < d->ndrop; i++) {
 		log_warnx("cache: dropping index entry %s: its file is "
-		    "missing or is not a regular file", d->drop[i]);
-		if (cache_index_blob_del(cache_idx, d->drop[i]) == 0)
-			cache_usage_add(-(int64_t)d->dropsize[i]);
-		free(d->drop[i]);
+		    "missing or is not a regular file", d->drop[i].digest);
+		if (cache_index_blob_del(cache_idx, d->drop[i].digest) == 0)
+			cache_usage_add(-(int64_t)d->drop[i].size);
+		free(d->drop[i].digest);
 	}
 	d->dropped += (unsigned)d->ndrop;
 	d->ndrop = 0;
@@ -281,7 +281,6 @@ cache_reconcile_thread(void *arg)
 	}
 	free(d.ent);
 	free(d.drop);
-	free(d.dropsize);
 	log_info("cache: reconciled: %u index entries dropped, %u files "
 	    "adopted, %u removed", d.dropped, d.adopted, d.removed);
 	atomic_store(&cache_reconcile_done, 1);

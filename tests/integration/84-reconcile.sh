@@ -9,7 +9,10 @@
 #      with one byte flipped, same size) are planted under
 #      CACHE/blobs/sha256/<ab>/<hex>;
 #  (c) L4's file is cut to half its size (reconcile does not stat each
-#      blob: the size is checked when the blob is opened).
+#      blob: the size is checked when the blob is opened);
+#  (d) L5's correct bytes are planted under a directory that is not a
+#      blob directory, CACHE/blobs/sha256/stray/<hex> (and under
+#      blobs/sha256/stray/<ab>/<hex>, the right shape one level down).
 # After a restart on the same cache dir:
 #  - the corrupt L3 file disappears (polled), the L2 file stays and still
 #    hashes to its name, and the mirror's log names L2 in a line saying it
@@ -23,16 +26,20 @@
 #    then hashes to its name;
 #  - GET L4 returns the right bytes (one registry GET: the short file was
 #    not served) and its cache file then hashes to its name;
-#  - GET L1 (untouched) is still a cache hit: no new registry GET.
+#  - GET L1 (untouched) is still a cache hit: no new registry GET;
+#  - the stray files are left alone (still there, same bytes), the log
+#    warns that blobs/sha256/stray is not a blob directory, and GET L5
+#    goes upstream (one registry GET): a file outside blobs/<algo>/<ab>/
+#    is never adopted or served.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need skopeo docker-registry
 need_regmirror
 
 CACHE=$T_DIR/cache
-mkimage "$T_DIR/img" single --seed t84 --ref v1 --layers 50000,60000,70000,80000,90000
+mkimage "$T_DIR/img" single --seed t84 --ref v1 --layers 50000,60000,70000,80000,90000,40000
 mapfile -t L < <(jq -r '.images[0].layers[].digest' "$T_DIR/img.json")
-[ "${#L[@]}" = 5 ] || hard_error "mkimage: expected 5 layers"
+[ "${#L[@]}" = 6 ] || hard_error "mkimage: expected 6 layers"
 start_registry up
 seed_image "$T_DIR/img" v1 "$UP_HOST" app/x:v1
 write_mirror_conf "$T_DIR/mirror.conf" "$(free_port)" "$CACHE" "$UP_URL"
@@ -78,6 +85,13 @@ open(sys.argv[2], "wb").write(data)
 EOPY
 [ "$(sha256_of "$(cf "${L[3]}")")" != "${L[3]#sha256:}" ] ||
 	hard_error "the planted corrupt file is not corrupt"
+# (d) a blob's bytes outside the blob directories
+STRAY=$CACHE/blobs/sha256/stray
+h5=${L[5]#sha256:}
+[ ! -e "$(cf "${L[5]}")" ] || hard_error "L5 is in the cache already"
+mkdir -p "$STRAY/${h5:0:2}"
+cp "$(src "${L[5]}")" "$STRAY/$h5"
+cp "$(src "${L[5]}")" "$STRAY/${h5:0:2}/$h5"
 
 start_mirror "$T_DIR/mirror.conf" mirror2
 log_has() { [ "$(grep -i "$1" "$MIRROR_LOG" | grep -cF "$2")" -gt 0 ]; }
@@ -114,5 +128,14 @@ wait_for 10 eval '[ "$(sha256_of "$(cf "${L[4]}")")" = "${L[4]#sha256:}" ]' ||
 
 get 1 "untouched entry"
 assert_eq 1 "$(ups 1)" "registry GETs of L1 (cached before the restart)"
+
+grep -F "$STRAY" "$MIRROR_LOG" | grep -qi "not a blob directory" ||
+	fail "the mirror's log has no warning that $STRAY is not a blob directory: $(grep -F stray "$MIRROR_LOG")"
+get 5 "bytes outside the blob directories"
+assert_eq 1 "$(ups 5)" "registry GETs of L5 (its bytes were only under blobs/sha256/stray)"
+for f in "$STRAY/$h5" "$STRAY/${h5:0:2}/$h5"; do
+	[ -f "$f" ] || fail "reconcile removed $f (outside the blob directories)"
+	assert_eq "$h5" "$(sha256_of "$f")" "sha256 of $f"
+done
 mirror_alive
 pass
