@@ -65,7 +65,7 @@ struct cache_du {
 	uint64_t	used_bytes;		/* bytes + index_bytes */
 };
 /* Cheap figures for /metrics: no scan (counts from LMDB's statistics,
- * bytes from running totals). */
+ * bytes from the index's totals record). */
 struct cache_stats {
 	uint64_t	blobs, bytes;
 	uint64_t	manifests, manifest_bytes;
@@ -81,11 +81,9 @@ struct cache_stats {
 void	cache_manager_start(const struct config *);
 /* Record a hit's access time (in memory; flushed in batches). */
 void	cache_blob_touch(const char *digest);
-void	cache_usage_add(int64_t bytes);
-/* The daemon's running total of stored blob bytes, and the budget. */
-uint64_t cache_usage_bytes(void);
+/* The budget ([cache] max_size; 0: unlimited). */
 uint64_t cache_budget_bytes(void);
-/* Measure (scans the index): for the CLI and the admin API. */
+/* Measure (no walk but of the pinned blobs): the CLI and the admin API. */
 int	cache_du(struct cache_du *);
 /* du's fields as a JSON object ("regmirror cache du --json", the admin
  * API's /api/v1/cache): a new reference. */

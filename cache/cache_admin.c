@@ -149,8 +149,7 @@ cache_lifecycle_pass(const struct config *cfg)
 		log_warnx("cache: index lifecycle pass failed");
 		return;
 	}
-	if (cache_index_recount(cache_idx) != 0 ||
-	    cache_index_stat(cache_idx, &st) != 0)
+	if (cache_index_stat(cache_idx, &st) != 0)
 		return;
 	if (r.negatives + r.tags + r.manifests + r.links > 0)
 		log_info("cache: index lifecycle: removed %zu negative "
@@ -194,9 +193,6 @@ cache_manager_thread(void *arg)
 void
 cache_manager_start(const struct config *cfg)
 {
-	struct cache_du	du;
-
-	(void)cache_budget_recount(&du);
 	if (pthread_create(&cache_mgr_thread, NULL, cache_manager_thread,
 	    (void *)(uintptr_t)cfg) != 0) {
 		log_warn("cache: cannot start the cache manager");

@@ -1,9 +1,8 @@
 /*
  * cache_budget.c — the byte budget and what it is measured with: the
- * running total of blob bytes, access times, du and stats, and least
- * recently used eviction (above 95% of [cache] max_size, down to 90%,
- * never pinned content) with the one removal of a blob that eviction
- * and gc go through.
+ * index's totals, access times, du and stats, and least recently used
+ * eviction (above 95% of [cache] max_size, down to 90%, never pinned
+ * content) with the one removal of a blob that gc goes through.
  *
  * The budget counts blob files and the index's pages in use (manifests,
  * tags and links live there): eviction removes least recently used
@@ -13,6 +12,11 @@
  * Access times are recorded in memory on every hit and written to the
  * index in one transaction every few seconds by the manager thread
  * (cache_admin.c): no disk write per request.
+ *
+ * None of it walks the index: the blob bytes are the index's totals
+ * record, the eviction order its lru database, and du's pinned figures a
+ * walk of the pinned blobs only (cache_int.h).  Eviction costs what it
+ * evicts, in batches of one write transaction each.
  *
  * Deleting a blob is: index record first, then the file.  A reader that
  * already opened the file keeps streaming from its descriptor; a fill in
@@ -29,7 +33,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +51,13 @@
 
 #define CACHE_TOUCH_MAX		4096	/* access times kept between flushes */
 #define CACHE_TOUCH_RECENT	16	/* entries checked for a repeat */
-#define CACHE_EVICT_BATCH	256	/* blobs per tick, so serving never
-					   waits on a long transaction */
+#define CACHE_EVICT_BATCH	256	/* blobs per write transaction, so
+					   no writer waits on a long one */
 
 static pthread_mutex_t	 cache_touch_mtx = PTHREAD_MUTEX_INITIALIZER;
 static char		*cache_touch_digest[CACHE_TOUCH_MAX];
 static int64_t		 cache_touch_when[CACHE_TOUCH_MAX];
 static size_t		 cache_ntouch;
-static _Atomic uint64_t	 cache_total_bytes;
 static uint64_t		 cache_max_bytes;
 
 void
@@ -105,63 +107,19 @@ cache_budget_flush(void)
 		free(d[i]);
 }
 
-void
-cache_usage_add(int64_t bytes)
-{
-	if (bytes >= 0)
-		atomic_fetch_add(&cache_total_bytes, (uint64_t)bytes);
-	else
-		atomic_fetch_sub(&cache_total_bytes, (uint64_t)-bytes);
-}
-
 static int
-cache_du_cb(const char *digest, const struct cache_blob_rec *rec, void *arg)
+cache_du_pin_cb(const char *digest, const struct cache_blob_rec *rec,
+    void *arg)
 {
 	struct cache_du	*du = arg;
 	int64_t		 now = (int64_t)time(NULL);
 
 	(void)digest;
-	du->blobs++;
-	du->bytes += rec->size;
 	if (rec->pinned_until == -1 || rec->pinned_until > now) {
 		du->pinned_blobs++;
 		du->pinned_bytes += rec->size;
 	}
 	return 0;
-}
-
-static int
-cache_du_tag_cb(const char *up, const char *repo, const char *tag,
-    const struct cache_tag_rec *rec, void *arg)
-{
-	struct cache_du	*du = arg;
-
-	(void)up;
-	(void)repo;
-	(void)tag;
-	if (strcmp(rec->digest, CACHE_TAG_NEGATIVE) != 0)
-		du->tags++;
-	else
-		du->negative_tags++;
-	return 0;
-}
-
-static int
-cache_du_manifest_cb(const char *digest, size_t len, int64_t when, void *arg)
-{
-	struct cache_du	*du = arg;
-
-	(void)digest;
-	(void)when;
-	du->manifests++;
-	du->manifest_bytes += len;
-	return 0;
-}
-
-uint64_t
-cache_usage_bytes(void)
-{
-	return atomic_load(&cache_total_bytes);
 }
 
 uint64_t
@@ -176,24 +134,30 @@ cache_budget_set(uint64_t max_bytes)
 	cache_max_bytes = max_bytes;
 }
 
-/* Blobs, tags and manifests by walking them; links and pages by stat. */
+/*
+ * The index's counts and totals, and a walk of the pinned blobs only;
+ * the pins may be a moment newer than the counts (two transactions).
+ */
 int
 cache_du(struct cache_du *du)
 {
-	struct cache_index_stat	st;
+	struct cache_stats	s;
 
 	memset(du, 0, sizeof(*du));
-	if (cache_index_blob_foreach(cache_idx, cache_du_cb, du) != 0 ||
-	    cache_index_tag_foreach(cache_idx, cache_du_tag_cb, du) != 0 ||
-	    cache_index_manifest_scan(cache_idx, NULL, 0,
-	    cache_du_manifest_cb, du) != 0 ||
-	    cache_index_stat(cache_idx, &st) != 0)
+	if (cache_stats(&s) != 0 ||
+	    cache_index_pin_foreach(cache_idx, cache_du_pin_cb, du) != 0)
 		return -1;
-	du->links = st.is_links;
-	du->index_bytes = st.is_bytes;
-	du->used_bytes = du->bytes + du->index_bytes;
-	du->max_negative = st.is_max_negative;
-	du->max_bytes = cache_max_bytes;
+	du->blobs = s.blobs;
+	du->bytes = s.bytes;
+	du->tags = s.tags;
+	du->negative_tags = s.negative_tags;
+	du->manifests = s.manifests;
+	du->manifest_bytes = s.manifest_bytes;
+	du->links = s.links;
+	du->index_bytes = s.index_bytes;
+	du->used_bytes = s.used_bytes;
+	du->max_negative = s.max_negative;
+	du->max_bytes = s.max_bytes;
 	return 0;
 }
 
@@ -218,7 +182,7 @@ cache_du_json(const struct cache_du *du)
 	return j;
 }
 
-/* No walk: counts from LMDB, bytes from the running totals. */
+/* No walk: counts from LMDB, bytes from the index's totals. */
 int
 cache_stats(struct cache_stats *s)
 {
@@ -228,7 +192,7 @@ cache_stats(struct cache_stats *s)
 	if (cache_index_stat(cache_idx, &st) != 0)
 		return -1;
 	s->blobs = st.is_blobs;
-	s->bytes = atomic_load(&cache_total_bytes);
+	s->bytes = st.is_blob_bytes;
 	s->manifests = st.is_manifests;
 	s->manifest_bytes = st.is_manifest_bytes;
 	s->negative_tags = st.is_negatives;
@@ -240,19 +204,6 @@ cache_stats(struct cache_stats *s)
 	s->index_bytes = st.is_bytes;
 	s->used_bytes = s->bytes + s->index_bytes;
 	s->max_bytes = cache_max_bytes;
-	return 0;
-}
-
-/*
- * Measure, and take the blob bytes measured as the running total:
- * "regmirror cache" may have removed blobs behind the daemon's back.
- */
-int
-cache_budget_recount(struct cache_du *du)
-{
-	if (cache_du(du) != 0)
-		return -1;
-	atomic_store(&cache_total_bytes, du->bytes);
 	return 0;
 }
 
@@ -273,107 +224,83 @@ cache_blob_remove(const char *digest, const char *why)
 			log_warn("cache: unlink %s", path);
 		free(path);
 	}
-	cache_usage_add(-(int64_t)rec.size);
 	metric_inc(METRIC_EVICTIONS);
 	log_info("cache: removed %s (%llu bytes): %s", digest,
 	    (unsigned long long)rec.size, why);
 	return 0;
 }
 
-/* LRU candidates: unpinned blobs, oldest access first. */
-struct cache_lru {
-	struct cache_lru_ent {
-		char		digest[DIGEST_STR_MAX];
-		int64_t		last_access;
-		uint64_t	size;
-	}		*v;
-	size_t		 n;
-};
-
+/* The blobs and the index's pages in use, against target. */
 static int
-cache_lru_cb(const char *digest, const struct cache_blob_rec *rec, void *arg)
+cache_budget_used(uint64_t *used)
 {
-	struct cache_lru	*l = arg;
-	int64_t			 now = (int64_t)time(NULL);
+	struct cache_index_stat	st;
 
-	if (rec->pinned_until == -1 || rec->pinned_until > now)
-		return 0;
-	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
-	snprintf(l->v[l->n].digest, sizeof(l->v[l->n].digest), "%s", digest);
-	l->v[l->n].last_access = rec->last_access;
-	l->v[l->n].size = rec->size;
-	l->n++;
+	if (cache_index_stat(cache_idx, &st) != 0)
+		return -1;
+	*used = st.is_blob_bytes + st.is_bytes;
 	return 0;
-}
-
-static int
-cache_lru_cmp(const void *a, const void *b)
-{
-	const struct cache_lru_ent	*x = a, *y = b;
-
-	return x->last_access < y->last_access ? -1 :
-	    x->last_access > y->last_access ? 1 : strcmp(x->digest, y->digest);
 }
 
 /*
  * Evict least-recently-used unpinned blobs until the cache (blob files
  * and index) holds at most target bytes, or max blobs have gone (max 0:
- * no limit).  Returns the number evicted, -1 on error.
+ * no limit), a batch of records per write transaction, each batch's
+ * files unlinked after its commit.  Returns the number evicted, -1 on
+ * error.
  */
 int
 cache_evict_lru(uint64_t target, size_t max)
 {
-	struct cache_lru	l = { NULL, 0 };
-	struct cache_du		du;
-	uint64_t		total;
-	size_t			i;
-	int			n = 0;
+	struct cache_evicted	 v[CACHE_EVICT_BATCH];
+	uint64_t		 total;
+	size_t			 i, n, batch;
+	char			*path;
+	int			 evicted = 0;
 
 	cache_budget_flush();
-	if (cache_du(&du) != 0)
-		return -1;
-	total = du.used_bytes;
-	if (total <= target)
-		return 0;
-	if (cache_index_blob_foreach(cache_idx, cache_lru_cb, &l) != 0) {
-		free(l.v);
-		return -1;
-	}
-	if (l.n > 0)		/* with the index counted, all may be pinned */
-		qsort(l.v, l.n, sizeof(*l.v), cache_lru_cmp);
-	for (i = 0; i < l.n && total > target && (max == 0 ||
-	    (size_t)n < max); i++) {
-		if (cache_blob_remove(l.v[i].digest, "evicted (least recently "
-		    "used, over max_size)") == 0) {
-			total -= l.v[i].size;
-			n++;
+	for (;;) {
+		if (cache_budget_used(&total) != 0)
+			return evicted > 0 ? evicted : -1;
+		if (total <= target)
+			break;
+		batch = CACHE_EVICT_BATCH;
+		if (max > 0 && max - (size_t)evicted < batch)
+			batch = max - (size_t)evicted;
+		if (batch == 0 || cache_index_blob_evict(cache_idx,
+		    (int64_t)time(NULL), total - target, v, batch, &n) != 0 ||
+		    n == 0)
+			break;	/* with the index counted, all may be pinned */
+		for (i = 0; i < n; i++) {
+			if ((path = cache_blob_path(v[i].digest)) != NULL) {
+				if (unlink(path) != 0 && errno != ENOENT)
+					log_warn("cache: unlink %s", path);
+				free(path);
+			}
+			metric_inc(METRIC_EVICTIONS);
+			log_info("cache: removed %s (%llu bytes): evicted "
+			    "(least recently used, over max_size)",
+			    v[i].digest, (unsigned long long)v[i].size);
 		}
+		evicted += (int)n;
 	}
-	free(l.v);
-	return n;
+	return evicted;
 }
 
-/* Above 95% of the budget, evict down to 90%, a batch per tick. */
+/* Above 95% of the budget, evict down to 90%. */
 void
 cache_budget_keep(void)
 {
-	struct cache_index_stat	st;
-	struct cache_du		du;
-	uint64_t		high, low, total;
-	int			n;
+	uint64_t	high, low, total;
+	int		n;
 
-	if (cache_max_bytes == 0 || cache_index_stat(cache_idx, &st) != 0)
+	if (cache_max_bytes == 0 || cache_budget_used(&total) != 0)
 		return;
 	high = cache_max_bytes / 100 * 95;
 	low = cache_max_bytes / 100 * 90;
-	total = atomic_load(&cache_total_bytes) + st.is_bytes;
 	if (total <= high)
 		return;
-	/* The total may be stale (cache_budget_recount): measure before
-	 * evicting. */
-	if (cache_budget_recount(&du) == 0 && (total = du.used_bytes) <= high)
-		return;
-	n = cache_evict_lru(low, CACHE_EVICT_BATCH);
+	n = cache_evict_lru(low, 0);
 	if (n > 0)
 		log_info("cache: evicted %d blobs (was %llu bytes with the "
 		    "index, budget %llu)", n, (unsigned long long)total,

@@ -823,7 +823,6 @@ cache_fill_publish_thread(void *arg)
 	    METRIC_FILL_PASSED);
 	if (why == NULL) {
 		metric_inc(METRIC_FILLS_STORED);
-		cache_usage_add((int64_t)f->written);
 		log_info("fill %s: stored %llu bytes", f->digest,
 		    (unsigned long long)f->written);
 	}

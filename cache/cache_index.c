@@ -50,7 +50,7 @@
 #include "common/xmalloc.h"
 
 #define CACHE_INDEX_MAP_DEFAULT	((uint64_t)64 << 30)	/* sparse */
-#define CACHE_INDEX_MAXDBS	8
+#define CACHE_INDEX_MAXDBS	12
 /* Reader slots: one per concurrent read transaction, across threads. */
 #define CACHE_INDEX_MAXREADERS	256
 
@@ -60,6 +60,8 @@
 #define CACHE_INDEX_TAG_MAX	(1 + 8 + DIGEST_STR_MAX - 1)
 #define CACHE_INDEX_TIME_LEN	(1 + 8)		/* link and mtime */
 #define CACHE_INDEX_MEDIATYPE_MAX	255
+#define CACHE_INDEX_TOTALS_LEN	(1 + 3 * 8)
+#define CACHE_INDEX_LRU_TIME	8	/* big-endian prefix of an lru key */
 
 struct cache_index {
 	MDB_env		*ci_env;
@@ -70,21 +72,29 @@ struct cache_index {
 	MDB_dbi		 ci_link;
 	MDB_dbi		 ci_meta;	/* small named records (replication) */
 	MDB_dbi		 ci_origin;	/* digest -> isolated upstream */
+	MDB_dbi		 ci_lru;	/* last access . digest -> "" */
+	MDB_dbi		 ci_pin;	/* digest of a pinned blob -> "" */
+	MDB_dbi		 ci_totals;	/* "totals" -> the totals record */
 	size_t		 ci_maxkey;	/* min(LMDB's max, our buffer) */
 	size_t		 ci_mapsize;
 	int		 ci_nosync;	/* cache_index_set_nosync() */
-	/* The in-memory totals (cache_int.h), under ci_mtx. */
+	/* The negative cap and its refusals, under ci_mtx. */
 	pthread_mutex_t	 ci_mtx;
-	int64_t		 ci_negatives;
-	int64_t		 ci_manifest_bytes;
 	uint64_t	 ci_max_negative;
 	uint64_t	 ci_neg_refused;
 };
 
-/* What one write transaction changes in the totals. */
+/* The totals record, and what one write transaction changes in it. */
+struct cache_index_totals {
+	int64_t		 t_negatives;
+	int64_t		 t_manifest_bytes;
+	int64_t		 t_blob_bytes;
+};
+
 struct cache_index_delta {
 	int64_t		 d_negatives;
 	int64_t		 d_manifest_bytes;
+	int64_t		 d_blob_bytes;
 };
 
 /* The one cursor loop's callback: raw key and value, valid during the
@@ -97,6 +107,8 @@ struct cache_index_key {
 	char		 k_buf[CACHE_INDEX_KEYBUF];
 	MDB_val		 k_val;
 };
+
+static int	cache_index_totals_init(struct cache_index *, const char *);
 
 static void
 cache_index_put64(unsigned char *p, uint64_t v)
@@ -410,10 +422,11 @@ static int
 cache_index_dbs_open(struct cache_index *ci, const char *fn)
 {
 	static const char *const names[] = { "blob", "manifest", "tag",
-	    "link", "meta", "origin", "mtime" };
+	    "link", "meta", "origin", "mtime", "lru", "pin", "totals" };
 	MDB_dbi		*dbis[] = { &ci->ci_blob, &ci->ci_manifest,
 			    &ci->ci_tag, &ci->ci_link, &ci->ci_meta,
-			    &ci->ci_origin, &ci->ci_mtime };
+			    &ci->ci_origin, &ci->ci_mtime, &ci->ci_lru,
+			    &ci->ci_pin, &ci->ci_totals };
 	MDB_txn		*txn;
 	size_t		 i;
 	int		 rc;
@@ -456,7 +469,7 @@ cache_index_open(const char *dir, uint64_t map_size, struct cache_index **out)
 		fatalx("%s: pthread_mutex_init", __func__);
 	if (cache_index_env_open(ci, __func__, dir) == -1 ||
 	    cache_index_dbs_open(ci, __func__) == -1 ||
-	    cache_index_recount(ci) == -1)
+	    cache_index_totals_init(ci, __func__) == -1)
 		goto fail;
 	*out = ci;
 	return 0;
@@ -510,26 +523,81 @@ cache_index_set_max_negative(struct cache_index *ci, uint64_t max)
 	pthread_mutex_unlock(&ci->ci_mtx);
 }
 
+/* The totals record in txn: 0, 1 if there is none, -1 (logged). */
+static int
+cache_index_totals_get(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    struct cache_index_totals *t)
+{
+	MDB_val			 key = { 6, (void *)(uintptr_t)"totals" };
+	MDB_val			 val;
+	const unsigned char	*p;
+	int			 rc;
+
+	memset(t, 0, sizeof(*t));
+	if ((rc = mdb_get(txn, ci->ci_totals, &key, &val)) == MDB_NOTFOUND)
+		return 1;
+	if (rc != 0) {
+		cache_index_warn(ci, fn, "mdb_get totals", rc);
+		return -1;
+	}
+	p = val.mv_data;
+	if (val.mv_size != CACHE_INDEX_TOTALS_LEN ||
+	    p[0] != CACHE_INDEX_FMT_V1) {
+		log_warnx("%s: corrupt totals record (%zu bytes)", fn,
+		    val.mv_size);
+		return -1;
+	}
+	t->t_negatives = cache_index_gets64(p + 1);
+	t->t_manifest_bytes = cache_index_gets64(p + 9);
+	t->t_blob_bytes = cache_index_gets64(p + 17);
+	return 0;
+}
+
+static int
+cache_index_totals_put(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    const struct cache_index_totals *t)
+{
+	unsigned char	buf[CACHE_INDEX_TOTALS_LEN];
+	MDB_val		key = { 6, (void *)(uintptr_t)"totals" };
+	MDB_val		val = { sizeof(buf), buf };
+	int		rc;
+
+	buf[0] = CACHE_INDEX_FMT_V1;
+	cache_index_put64(buf + 1, (uint64_t)t->t_negatives);
+	cache_index_put64(buf + 9, (uint64_t)t->t_manifest_bytes);
+	cache_index_put64(buf + 17, (uint64_t)t->t_blob_bytes);
+	if ((rc = mdb_put(txn, ci->ci_totals, &key, &val, 0)) != 0) {
+		cache_index_warn(ci, fn, "mdb_put totals", rc);
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * Commit a transaction that changed the totals by d.  The mutex is held
- * across the commit so that, for any other thread, a commit and its
- * change to the totals happen at once (cache_index_recount relies on it,
- * and the negative cap reads the totals inside a write transaction).
+ * Commit a transaction that changed the totals by d: the totals record
+ * changes in the same transaction, so it is exact for every process that
+ * opens the index, whatever another one wrote.
  */
 static int
 cache_index_commit_counted(struct cache_index *ci, const char *fn,
     MDB_txn *txn, const struct cache_index_delta *d)
 {
-	int	rc;
+	struct cache_index_totals	t;
 
-	pthread_mutex_lock(&ci->ci_mtx);
-	rc = cache_index_commit(ci, fn, txn);
-	if (rc == 0) {
-		ci->ci_negatives += d->d_negatives;
-		ci->ci_manifest_bytes += d->d_manifest_bytes;
+	if (d->d_negatives != 0 || d->d_manifest_bytes != 0 ||
+	    d->d_blob_bytes != 0) {
+		if (cache_index_totals_get(ci, fn, txn, &t) == -1)
+			goto fail;
+		t.t_negatives += d->d_negatives;
+		t.t_manifest_bytes += d->d_manifest_bytes;
+		t.t_blob_bytes += d->d_blob_bytes;
+		if (cache_index_totals_put(ci, fn, txn, &t) == -1)
+			goto fail;
 	}
-	pthread_mutex_unlock(&ci->ci_mtx);
-	return rc;
+	return cache_index_commit(ci, fn, txn);
+fail:
+	mdb_txn_abort(txn);
+	return -1;
 }
 
 /*
@@ -661,29 +729,6 @@ cache_index_put(struct cache_index *ci, const char *fn, MDB_dbi dbi,
 	return cache_index_commit(ci, fn, txn);
 }
 
-/* One write transaction around one mdb_del; 1 if there was nothing. */
-static int
-cache_index_del(struct cache_index *ci, const char *fn, MDB_dbi dbi,
-    MDB_val *key)
-{
-	MDB_txn	*txn;
-	int	 rc;
-
-	if (cache_index_begin(ci, fn, 0, &txn) == -1)
-		return -1;
-	rc = mdb_del(txn, dbi, key, NULL);
-	if (rc == MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
-		return 1;
-	}
-	if (rc != 0) {
-		cache_index_warn(ci, fn, "mdb_del", rc);
-		mdb_txn_abort(txn);
-		return -1;
-	}
-	return cache_index_commit(ci, fn, txn);
-}
-
 static int
 cache_index_blob_decode_cb(const char *fn, const MDB_val *v, void *arg)
 {
@@ -705,6 +750,124 @@ cache_index_link_decode_cb(const char *fn, const MDB_val *v, void *arg)
 	return cache_index_time_decode(fn, v, &when);
 }
 
+/*
+ * The lru key of a blob: its last access (negative as 0), big-endian so
+ * that keys sort by it, then its digest.
+ */
+static void
+cache_index_lru_key(const MDB_val *digest, int64_t last_access,
+    struct cache_index_key *k)
+{
+	uint64_t	t = last_access > 0 ? (uint64_t)last_access : 0;
+	int		i;
+
+	for (i = 0; i < CACHE_INDEX_LRU_TIME; i++)
+		k->k_buf[i] = (char)(unsigned char)(t >> (56 - 8 * i));
+	memcpy(k->k_buf + CACHE_INDEX_LRU_TIME, digest->mv_data,
+	    digest->mv_size);
+	k->k_val.mv_data = k->k_buf;
+	k->k_val.mv_size = CACHE_INDEX_LRU_TIME + digest->mv_size;
+}
+
+/* Add (add != 0) or remove a blob's lru and pin entries in txn. */
+static int
+cache_index_blob_list(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    MDB_val *key, const struct cache_blob_rec *rec, int add)
+{
+	struct cache_index_key	lk;
+	MDB_val			empty = { 0, NULL };
+	int			rc = 0;
+
+	cache_index_lru_key(key, rec->last_access, &lk);
+	if (add) {
+		if ((rc = mdb_put(txn, ci->ci_lru, &lk.k_val, &empty,
+		    0)) == 0 && rec->pinned_until != 0)
+			rc = mdb_put(txn, ci->ci_pin, key, &empty, 0);
+	} else {
+		if ((rc = mdb_del(txn, ci->ci_lru, &lk.k_val, NULL)) ==
+		    MDB_NOTFOUND)
+			rc = 0;
+		if (rc == 0 && rec->pinned_until != 0 &&
+		    (rc = mdb_del(txn, ci->ci_pin, key, NULL)) == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc != 0) {
+		cache_index_warn(ci, fn, add ? "mdb_put lru/pin" :
+		    "mdb_del lru/pin", rc);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Every change to a blob record goes through here: replace it with rec,
+ * or remove it (rec NULL), in txn, with its lru and pin entries; d gets
+ * the change in blob bytes.  0, 1 (nothing to remove), -1.
+ */
+static int
+cache_index_blob_set(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    MDB_val *key, const struct cache_blob_rec *rec,
+    struct cache_index_delta *d)
+{
+	struct cache_blob_rec	old;
+	unsigned char		buf[CACHE_INDEX_BLOB_LEN];
+	MDB_val			val;
+	int			rc;
+
+	rc = mdb_get(txn, ci->ci_blob, key, &val);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		cache_index_warn(ci, fn, "mdb_get blob", rc);
+		return -1;
+	}
+	if (rc == MDB_NOTFOUND && rec == NULL)
+		return 1;
+	/* A corrupt old record leaves a stale lru key: eviction drops it. */
+	if (rc == 0 && cache_index_blob_decode(fn, &val, &old) == 0) {
+		if (cache_index_blob_list(ci, fn, txn, key, &old, 0) == -1)
+			return -1;
+		d->d_blob_bytes -= (int64_t)old.size;
+	}
+	if (rec == NULL) {
+		if ((rc = mdb_del(txn, ci->ci_blob, key, NULL)) != 0) {
+			cache_index_warn(ci, fn, "mdb_del blob", rc);
+			return -1;
+		}
+		return 0;
+	}
+	cache_index_blob_encode(rec, buf);
+	val.mv_data = buf;
+	val.mv_size = sizeof(buf);
+	if ((rc = mdb_put(txn, ci->ci_blob, key, &val, 0)) != 0) {
+		cache_index_warn(ci, fn, "mdb_put blob", rc);
+		return -1;
+	}
+	if (cache_index_blob_list(ci, fn, txn, key, rec, 1) == -1)
+		return -1;
+	d->d_blob_bytes += (int64_t)rec->size;
+	return 0;
+}
+
+/* cache_index_blob_set() in a write transaction of its own. */
+static int
+cache_index_blob_set1(struct cache_index *ci, const char *fn,
+    const char *digest, const struct cache_blob_rec *rec)
+{
+	struct cache_index_key		k;
+	struct cache_index_delta	d = { 0, 0, 0 };
+	MDB_txn				*txn;
+	int				 rc;
+
+	if (cache_index_key_digest(fn, digest, &k) == -1 ||
+	    cache_index_begin(ci, fn, 0, &txn) == -1)
+		return -1;
+	if ((rc = cache_index_blob_set(ci, fn, txn, &k.k_val, rec,
+	    &d)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return cache_index_commit_counted(ci, fn, txn, &d);
+}
+
 int
 cache_index_blob_get(struct cache_index *ci, const char *digest,
     struct cache_blob_rec *out)
@@ -721,25 +884,14 @@ int
 cache_index_blob_put(struct cache_index *ci, const char *digest,
     const struct cache_blob_rec *rec)
 {
-	struct cache_index_key	k;
-	unsigned char		buf[CACHE_INDEX_BLOB_LEN];
-	MDB_val			val = { sizeof(buf), buf };
-
-	if (cache_index_key_digest(__func__, digest, &k) == -1)
-		return -1;
-	cache_index_blob_encode(rec, buf);
-	return cache_index_put(ci, __func__, ci->ci_blob, &k.k_val, &val);
+	return cache_index_blob_set1(ci, __func__, digest, rec);
 }
 
 /* 0 deleted, 1 there was no record, -1 error. */
 int
 cache_index_blob_del(struct cache_index *ci, const char *digest)
 {
-	struct cache_index_key	k;
-
-	if (cache_index_key_digest(__func__, digest, &k) == -1)
-		return -1;
-	return cache_index_del(ci, __func__, ci->ci_blob, &k.k_val);
+	return cache_index_blob_set1(ci, __func__, digest, NULL);
 }
 
 /* Read-modify-write in one write transaction; 1 if there is no record. */
@@ -775,6 +927,7 @@ cache_index_key_digest_copy(const char *fn, const MDB_val *key,
 struct cache_index_blob_walk {
 	int	(*cb)(const char *, const struct cache_blob_rec *, void *);
 	void	 *arg;
+	struct cache_index	*ci;	/* the pin walk's */
 };
 
 static int
@@ -806,7 +959,7 @@ int
 cache_index_blob_foreach(struct cache_index *ci,
     int (*cb)(const char *, const struct cache_blob_rec *, void *), void *arg)
 {
-	struct cache_index_blob_walk	w = { cb, arg };
+	struct cache_index_blob_walk	w = { cb, arg, ci };
 
 	return cache_index_scan(ci, __func__, ci->ci_blob, NULL, 0,
 	    cache_index_blob_walk_cb, &w);
@@ -838,7 +991,7 @@ int
 cache_index_blob_foreach_prefix(struct cache_index *ci, const char *prefix,
     int (*cb)(const char *, const struct cache_blob_rec *, void *), void *arg)
 {
-	struct cache_index_blob_prefix	p = { { cb, arg }, prefix,
+	struct cache_index_blob_prefix	p = { { cb, arg, ci }, prefix,
 					    strlen(prefix) };
 	struct cache_index_pos		pos;
 
@@ -849,6 +1002,141 @@ cache_index_blob_foreach_prefix(struct cache_index *ci, const char *prefix,
 	pos.ip_len = p.len;
 	return cache_index_scan(ci, __func__, ci->ci_blob, &pos, 0,
 	    cache_index_blob_prefix_cb, &p);
+}
+
+/*
+ * One lru key's blob, read in txn: 0 a candidate (out filled), 1 pinned
+ * at now, 2 a stale key (no record, a corrupt one, or touched since: the
+ * record's key is another), -1 error.
+ */
+static int
+cache_index_lru_pick(struct cache_index *ci, const char *fn, MDB_txn *txn,
+    const MDB_val *key, int64_t now, struct cache_evicted *out)
+{
+	struct cache_blob_rec	 rec;
+	const unsigned char	*p = key->mv_data;
+	MDB_val			 dk, val;
+	uint64_t		 t = 0;
+	int			 i, rc;
+
+	if (key->mv_size <= CACHE_INDEX_LRU_TIME)
+		return 2;
+	for (i = 0; i < CACHE_INDEX_LRU_TIME; i++)
+		t = t << 8 | p[i];
+	dk.mv_data = (void *)(uintptr_t)(p + CACHE_INDEX_LRU_TIME);
+	dk.mv_size = key->mv_size - CACHE_INDEX_LRU_TIME;
+	if (cache_index_key_digest_copy(fn, &dk, out->digest) == -1)
+		return 2;
+	rc = mdb_get(txn, ci->ci_blob, &dk, &val);
+	if (rc == MDB_NOTFOUND)
+		return 2;
+	if (rc != 0) {
+		cache_index_warn(ci, fn, "mdb_get blob", rc);
+		return -1;
+	}
+	if (cache_index_blob_decode(fn, &val, &rec) == -1 ||
+	    (rec.last_access > 0 ? (uint64_t)rec.last_access : 0) != t)
+		return 2;
+	if (rec.pinned_until == -1 || rec.pinned_until > now)
+		return 1;
+	out->size = rec.size;
+	return 0;
+}
+
+/*
+ * Least recently used eviction, in one write transaction: walk the lru
+ * order from its start, skip blobs pinned at now, and remove records
+ * until want bytes are freed or max of them have gone.  Stale lru keys met
+ * on the way are removed too.  The records removed are out[0 .. *n); the
+ * files are the caller's to unlink.  Cost: what is removed, plus the
+ * pinned blobs older than it.  0 or -1.
+ */
+int
+cache_index_blob_evict(struct cache_index *ci, int64_t now, uint64_t want,
+    struct cache_evicted *out, size_t max, size_t *n)
+{
+	struct cache_index_delta	 d = { 0, 0, 0 };
+	struct cache_index_key		 k;
+	MDB_cursor			*cur;
+	MDB_txn				*txn;
+	MDB_val				 key, val;
+	MDB_cursor_op			 op = MDB_FIRST;
+	uint64_t			 freed = 0;
+	size_t				 i;
+	int				 rc;
+
+	*n = 0;
+	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, ci->ci_lru, &cur)) != 0) {
+		cache_index_warn(ci, __func__, "mdb_cursor_open", rc);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	while (*n < max && freed < want) {
+		rc = mdb_cursor_get(cur, &key, &val, op);
+		op = MDB_NEXT;
+		if (rc == MDB_NOTFOUND)
+			break;
+		if (rc == 0 && (rc = cache_index_lru_pick(ci, __func__, txn,
+		    &key, now, &out[*n])) == 2)
+			rc = mdb_cursor_del(cur, 0);
+		else if (rc == 0) {
+			freed += out[*n].size;
+			(*n)++;
+		} else if (rc == 1)
+			rc = 0;
+		if (rc != 0) {
+			cache_index_warn(ci, __func__, "lru walk", rc);
+			mdb_cursor_close(cur);
+			goto fail;
+		}
+	}
+	mdb_cursor_close(cur);
+	for (i = 0; i < *n; i++)
+		if (cache_index_key_digest(__func__, out[i].digest, &k) == -1 ||
+		    cache_index_blob_set(ci, __func__, txn, &k.k_val, NULL,
+		    &d) == -1)
+			goto fail;
+	if (cache_index_commit_counted(ci, __func__, txn, &d) == 0)
+		return 0;
+	*n = 0;
+	return -1;
+fail:
+	*n = 0;
+	mdb_txn_abort(txn);
+	return -1;
+}
+
+/* Pinned blobs: the pin database's keys, each checked against its record. */
+static int
+cache_index_pin_walk_cb(MDB_txn *txn, const MDB_val *key, const MDB_val *val,
+    void *arg)
+{
+	struct cache_index_blob_walk	*w = arg;
+	struct cache_blob_rec		 rec;
+	char				 digest[DIGEST_STR_MAX];
+	MDB_val				 dk = *key, bv;
+	struct cache_index		*ci = w->ci;
+
+	(void)val;
+	if (cache_index_key_digest_copy("cache_index_pin_foreach", key,
+	    digest) == -1 || mdb_get(txn, ci->ci_blob, &dk, &bv) != 0 ||
+	    cache_index_blob_decode("cache_index_pin_foreach", &bv,
+	    &rec) == -1 || rec.pinned_until == 0)
+		return 0;	/* stale: the record's next change drops it */
+	return w->cb(digest, &rec, w->arg) != 0;
+}
+
+int
+cache_index_pin_foreach(struct cache_index *ci,
+    int (*cb)(const char *, const struct cache_blob_rec *, void *),
+    void *arg)
+{
+	struct cache_index_blob_walk	w = { cb, arg, ci };
+
+	return cache_index_scan(ci, __func__, ci->ci_pin, NULL, 0,
+	    cache_index_pin_walk_cb, &w);
 }
 
 /* Media type and bytes copied out of the map into malloc'd buffers. */
@@ -1008,15 +1296,23 @@ cache_index_manifest_remove(struct cache_index *ci, const char *fn,
 	return 0;
 }
 
-/* At the cap on negative records?  Counts the refusal if so. */
+/*
+ * At the cap on negative records, counting what txn changed so far (d)?
+ * Counts the refusal if so.  1 full, 0 not, -1 error.
+ */
 static int
-cache_index_negative_full(struct cache_index *ci)
+cache_index_negative_full(struct cache_index *ci, const char *fn,
+    MDB_txn *txn, const struct cache_index_delta *d)
 {
-	int	full;
+	struct cache_index_totals	t;
+	int64_t				neg;
+	int				full;
 
+	if (cache_index_totals_get(ci, fn, txn, &t) == -1)
+		return -1;
+	neg = t.t_negatives + d->d_negatives;
 	pthread_mutex_lock(&ci->ci_mtx);
-	full = ci->ci_negatives >= 0 &&
-	    (uint64_t)ci->ci_negatives >= ci->ci_max_negative;
+	full = neg >= 0 && (uint64_t)neg >= ci->ci_max_negative;
 	if (full)
 		ci->ci_neg_refused++;
 	pthread_mutex_unlock(&ci->ci_mtx);
@@ -1027,8 +1323,8 @@ cache_index_negative_full(struct cache_index *ci)
  * Write the tag record val under key in txn; d gets the change in
  * negative records.  A negative record that would be a new one at the
  * cap is not written, and the tag's positive record goes instead: 1.
- * The cap is read inside the write transaction, so no other writer of
- * this process can pass it at the same time.
+ * The cap is read inside the write transaction, so no other writer, of
+ * this process or another, can pass it at the same time.
  */
 static int
 cache_index_tag_write(struct cache_index *ci, const char *fn, MDB_txn *txn,
@@ -1046,7 +1342,10 @@ cache_index_tag_write(struct cache_index *ci, const char *fn, MDB_txn *txn,
 		cache_index_warn(ci, fn, "mdb_get tag", rc);
 		return -1;
 	}
-	if (neg && !was_neg && cache_index_negative_full(ci)) {
+	if (neg && !was_neg && (rc = cache_index_negative_full(ci, fn, txn,
+	    d)) != 0) {
+		if (rc == -1)
+			return -1;
 		if (exists && (rc = mdb_del(txn, ci->ci_tag, key, NULL)) != 0) {
 			cache_index_warn(ci, fn, "mdb_del tag", rc);
 			return -1;
@@ -1090,7 +1389,7 @@ cache_index_manifest_put(struct cache_index *ci, const char *digest,
     const char *media_type, const unsigned char *data, size_t len)
 {
 	struct cache_index_key		k;
-	struct cache_index_delta	d = { 0, 0 };
+	struct cache_index_delta	d = { 0, 0, 0 };
 	MDB_txn				*txn;
 	size_t				 tlen;
 
@@ -1133,7 +1432,7 @@ int
 cache_index_manifest_del(struct cache_index *ci, const char *digest)
 {
 	struct cache_index_key		k;
-	struct cache_index_delta	d = { 0, 0 };
+	struct cache_index_delta	d = { 0, 0, 0 };
 	MDB_txn				*txn;
 	size_t				 body;
 	int				 rc;
@@ -1169,7 +1468,7 @@ cache_index_tag_put(struct cache_index *ci, const char *upstream,
     const char *repo, const char *tag, const struct cache_tag_rec *rec)
 {
 	struct cache_index_key		k, mk;
-	struct cache_index_delta	d = { 0, 0 };
+	struct cache_index_delta	d = { 0, 0, 0 };
 	unsigned char			buf[CACHE_INDEX_TAG_MAX];
 	MDB_val				val;
 	MDB_txn				*txn;
@@ -1204,7 +1503,7 @@ cache_index_tag_del(struct cache_index *ci, const char *upstream,
     const char *repo, const char *tag)
 {
 	struct cache_index_key		k;
-	struct cache_index_delta	d = { 0, 0 };
+	struct cache_index_delta	d = { 0, 0, 0 };
 	MDB_txn				*txn;
 	MDB_val				 old;
 	int				 rc;
@@ -1335,7 +1634,7 @@ cache_index_manifest_commit(struct cache_index *ci, const char *upstream,
     int64_t now, const char *origin)
 {
 	struct cache_index_key		mkey, lkey, tkey;
-	struct cache_index_delta	d = { 0, 0 };
+	struct cache_index_delta	d = { 0, 0, 0 };
 	unsigned char			lbuf[CACHE_INDEX_TIME_LEN];
 	unsigned char			tbuf[CACHE_INDEX_TAG_MAX];
 	MDB_val				lval = { sizeof(lbuf), lbuf }, tval;
@@ -1391,27 +1690,24 @@ cache_index_blob_commit(struct cache_index *ci, const char *upstream,
     const char *repo, const char *digest, const struct cache_blob_rec *rec,
     const char *origin)
 {
-	struct cache_index_key	bkey, lkey;
-	unsigned char		bbuf[CACHE_INDEX_BLOB_LEN];
-	unsigned char		lbuf[CACHE_INDEX_TIME_LEN];
-	MDB_val			bval = { sizeof(bbuf), bbuf };
-	MDB_val			lval = { sizeof(lbuf), lbuf };
-	MDB_txn			*txn;
-	int			 rc;
+	struct cache_index_key		bkey, lkey;
+	struct cache_index_delta	d = { 0, 0, 0 };
+	unsigned char			lbuf[CACHE_INDEX_TIME_LEN];
+	MDB_val				lval = { sizeof(lbuf), lbuf };
+	MDB_txn				*txn;
+	int				 rc;
 
 	if (cache_index_key_digest(__func__, digest, &bkey) == -1 ||
 	    cache_index_key_repo(ci, __func__, upstream, repo, "digest",
 	    digest, CACHE_INDEX_DIGEST_MAX, &lkey) == -1)
 		return -1;
-	cache_index_blob_encode(rec, bbuf);
 	cache_index_time_encode(rec->stored, lbuf);
 
 	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
 		return -1;
-	if ((rc = mdb_put(txn, ci->ci_blob, &bkey.k_val, &bval, 0)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_put blob", rc);
+	if (cache_index_blob_set(ci, __func__, txn, &bkey.k_val, rec,
+	    &d) == -1)
 		goto fail;
-	}
 	if ((rc = mdb_put(txn, ci->ci_link, &lkey.k_val, &lval, 0)) != 0) {
 		cache_index_warn(ci, __func__, "mdb_put link", rc);
 		goto fail;
@@ -1419,7 +1715,7 @@ cache_index_blob_commit(struct cache_index *ci, const char *upstream,
 	if (cache_index_origin_write(ci, __func__, txn, &bkey.k_val,
 	    origin) == -1)
 		goto fail;
-	return cache_index_commit(ci, __func__, txn);
+	return cache_index_commit_counted(ci, __func__, txn, &d);
 
 fail:
 	mdb_txn_abort(txn);
@@ -1435,13 +1731,13 @@ int
 cache_index_blob_touch_many(struct cache_index *ci, char *const *digests,
     const int64_t *when, size_t n)
 {
-	struct cache_index_key	k;
-	struct cache_blob_rec	rec;
-	unsigned char		buf[CACHE_INDEX_BLOB_LEN];
-	MDB_txn			*txn;
-	MDB_val			 val;
-	size_t			 i;
-	int			 rc;
+	struct cache_index_key		k;
+	struct cache_index_delta	d = { 0, 0, 0 };
+	struct cache_blob_rec		rec;
+	MDB_txn				*txn;
+	MDB_val				 val;
+	size_t				 i;
+	int				 rc;
 
 	if (n == 0)
 		return 0;
@@ -1461,15 +1757,11 @@ cache_index_blob_touch_many(struct cache_index *ci, char *const *digests,
 		    rec.last_access >= when[i])
 			continue;
 		rec.last_access = when[i];
-		cache_index_blob_encode(&rec, buf);
-		val.mv_data = buf;
-		val.mv_size = sizeof(buf);
-		if ((rc = mdb_put(txn, ci->ci_blob, &k.k_val, &val, 0)) != 0) {
-			cache_index_warn(ci, __func__, "mdb_put", rc);
+		if (cache_index_blob_set(ci, __func__, txn, &k.k_val, &rec,
+		    &d) == -1)
 			goto fail;
-		}
 	}
-	return cache_index_commit(ci, __func__, txn);
+	return cache_index_commit_counted(ci, __func__, txn, &d);
 fail:
 	mdb_txn_abort(txn);
 	return -1;
@@ -1662,7 +1954,7 @@ cache_index_tag_del_many(struct cache_index *ci,
     const struct cache_tag_ent *v, size_t n, size_t *removed)
 {
 	struct cache_index_key		k;
-	struct cache_index_delta	d = { 0, 0 };
+	struct cache_index_delta	d = { 0, 0, 0 };
 	struct cache_tag_rec		cur;
 	MDB_txn				*txn;
 	MDB_val				 val;
@@ -1737,7 +2029,7 @@ cache_index_manifest_del_many(struct cache_index *ci, char *const *digests,
     size_t n, int64_t cutoff, int64_t now, size_t *removed, uint64_t *bytes)
 {
 	struct cache_index_key		k;
-	struct cache_index_delta	d = { 0, 0 };
+	struct cache_index_delta	d = { 0, 0, 0 };
 	MDB_txn				*txn;
 	size_t				 i, nrm = 0, body;
 	uint64_t			 nbytes = 0;
@@ -1849,11 +2141,16 @@ cache_index_dbstat(struct cache_index *ci, MDB_txn *txn, MDB_dbi dbi,
 int
 cache_index_stat(struct cache_index *ci, struct cache_index_stat *st)
 {
-	MDB_txn		*txn;
-	MDB_stat	 env;
-	uint64_t	 pages = 0;
-	unsigned int	 psize = 4096;
-	int		 rc;
+	struct cache_index_totals	 t;
+	MDB_dbi				 other[] = { ci->ci_mtime, ci->ci_meta,
+					    ci->ci_origin, ci->ci_lru,
+					    ci->ci_pin, ci->ci_totals };
+	MDB_txn				*txn;
+	MDB_stat			 env;
+	uint64_t			 pages = 0;
+	unsigned int			 psize = 4096;
+	size_t				 i;
+	int				 rc;
 
 	memset(st, 0, sizeof(*st));
 	if (cache_index_begin(ci, __func__, MDB_RDONLY, &txn) == -1)
@@ -1864,9 +2161,10 @@ cache_index_stat(struct cache_index *ci, struct cache_index_stat *st)
 	    cache_index_dbstat(ci, txn, ci->ci_tag, &st->is_tags, &pages,
 	    &psize) == -1 || cache_index_dbstat(ci, txn, ci->ci_link,
 	    &st->is_links, &pages, &psize) == -1 ||
-	    cache_index_dbstat(ci, txn, ci->ci_mtime, NULL, &pages,
-	    &psize) == -1 || cache_index_dbstat(ci, txn, ci->ci_meta, NULL,
-	    &pages, &psize) == -1 ? -1 : 0;
+	    cache_index_totals_get(ci, __func__, txn, &t) == -1 ? -1 : 0;
+	for (i = 0; rc == 0 && i < sizeof(other) / sizeof(other[0]); i++)
+		rc = cache_index_dbstat(ci, txn, other[i], NULL, &pages,
+		    &psize);
 	mdb_txn_abort(txn);
 	if (rc == 0 && (rc = mdb_env_stat(ci->ci_env, &env)) != 0) {
 		cache_index_warn(ci, __func__, "mdb_env_stat", rc);
@@ -1877,11 +2175,11 @@ cache_index_stat(struct cache_index *ci, struct cache_index_stat *st)
 	pages += env.ms_branch_pages + env.ms_leaf_pages +
 	    env.ms_overflow_pages;
 	st->is_bytes = pages * psize;
+	st->is_negatives = t.t_negatives > 0 ? (uint64_t)t.t_negatives : 0;
+	st->is_manifest_bytes = t.t_manifest_bytes > 0 ?
+	    (uint64_t)t.t_manifest_bytes : 0;
+	st->is_blob_bytes = t.t_blob_bytes > 0 ? (uint64_t)t.t_blob_bytes : 0;
 	pthread_mutex_lock(&ci->ci_mtx);
-	st->is_negatives = ci->ci_negatives > 0 ?
-	    (uint64_t)ci->ci_negatives : 0;
-	st->is_manifest_bytes = ci->ci_manifest_bytes > 0 ?
-	    (uint64_t)ci->ci_manifest_bytes : 0;
 	st->is_max_negative = ci->ci_max_negative;
 	st->is_neg_refused = ci->ci_neg_refused;
 	pthread_mutex_unlock(&ci->ci_mtx);
@@ -1894,7 +2192,8 @@ cache_index_count_neg_cb(MDB_txn *txn, const MDB_val *key,
 {
 	(void)txn;
 	(void)key;
-	*(int64_t *)arg += cache_index_tag_val_negative(val);
+	((struct cache_index_totals *)arg)->t_negatives +=
+	    cache_index_tag_val_negative(val);
 	return 0;
 }
 
@@ -1904,43 +2203,72 @@ cache_index_count_bytes_cb(MDB_txn *txn, const MDB_val *key,
 {
 	(void)txn;
 	(void)key;
-	*(int64_t *)arg += (int64_t)cache_index_manifest_body(val);
+	((struct cache_index_totals *)arg)->t_manifest_bytes +=
+	    (int64_t)cache_index_manifest_body(val);
 	return 0;
 }
 
-/*
- * Count the totals in one snapshot.  The snapshot is taken, and the
- * totals read, under the mutex that every counted commit holds: what this
- * process commits later is the difference of the totals since, and is
- * added to what the snapshot shows.  What another process removed is in
- * the snapshot, which is the point.
- */
-int
-cache_index_recount(struct cache_index *ci)
-{
-	MDB_txn		*txn;
-	int64_t		 neg0, bytes0, neg = 0, bytes = 0;
-	int		 rc;
+struct cache_index_count_blobs {
+	struct cache_index		*ci;
+	struct cache_index_totals	*t;
+};
 
-	pthread_mutex_lock(&ci->ci_mtx);
-	rc = cache_index_begin(ci, __func__, MDB_RDONLY, &txn);
-	neg0 = ci->ci_negatives;
-	bytes0 = ci->ci_manifest_bytes;
-	pthread_mutex_unlock(&ci->ci_mtx);
-	if (rc == -1)
+static int
+cache_index_count_blobs_cb(MDB_txn *txn, const MDB_val *key,
+    const MDB_val *val, void *arg)
+{
+	struct cache_index_count_blobs	*w = arg;
+	struct cache_blob_rec		 rec;
+	MDB_val				 k = *key;
+
+	if (cache_index_blob_decode("cache_index_totals_init", val,
+	    &rec) == -1)
+		return 0;	/* no lru entry: gc or a refill replaces it */
+	if (key->mv_size > CACHE_INDEX_DIGEST_MAX)
+		return 0;
+	w->t->t_blob_bytes += (int64_t)rec.size;
+	return cache_index_blob_list(w->ci, "cache_index_totals_init", txn,
+	    &k, &rec, 1);
+}
+
+/*
+ * An index written before the totals record (or whose record was lost)
+ * is counted once, in one write transaction: negative tags, manifest
+ * bytes, blob bytes, and the lru and pin entries of every blob.  From
+ * then on every write keeps them (cache_index_commit_counted), and open
+ * reads one record instead of walking the index.
+ */
+static int
+cache_index_totals_init(struct cache_index *ci, const char *fn)
+{
+	struct cache_index_totals	t;
+	struct cache_index_count_blobs	w = { ci, &t };
+	MDB_txn				*txn;
+	int				 rc;
+
+	if (cache_index_begin(ci, fn, 0, &txn) == -1)
 		return -1;
-	rc = cache_index_walk(ci, __func__, txn, ci->ci_tag, NULL, 0,
-	    cache_index_count_neg_cb, &neg) == -1 ||
-	    cache_index_walk(ci, __func__, txn, ci->ci_manifest, NULL, 0,
-	    cache_index_count_bytes_cb, &bytes) == -1 ? -1 : 0;
+	if ((rc = cache_index_totals_get(ci, fn, txn, &t)) != 1) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if ((rc = mdb_drop(txn, ci->ci_lru, 0)) != 0 ||
+	    (rc = mdb_drop(txn, ci->ci_pin, 0)) != 0) {
+		cache_index_warn(ci, fn, "mdb_drop", rc);
+		goto fail;
+	}
+	if (cache_index_walk(ci, fn, txn, ci->ci_tag, NULL, 0,
+	    cache_index_count_neg_cb, &t) == -1 ||
+	    cache_index_walk(ci, fn, txn, ci->ci_manifest, NULL, 0,
+	    cache_index_count_bytes_cb, &t) == -1 ||
+	    cache_index_walk(ci, fn, txn, ci->ci_blob, NULL, 0,
+	    cache_index_count_blobs_cb, &w) == -1 ||
+	    cache_index_totals_put(ci, fn, txn, &t) == -1)
+		goto fail;
+	return cache_index_commit(ci, fn, txn);
+fail:
 	mdb_txn_abort(txn);
-	if (rc == -1)
-		return -1;
-	pthread_mutex_lock(&ci->ci_mtx);
-	ci->ci_negatives = neg + (ci->ci_negatives - neg0);
-	ci->ci_manifest_bytes = bytes + (ci->ci_manifest_bytes - bytes0);
-	pthread_mutex_unlock(&ci->ci_mtx);
-	return 0;
+	return -1;
 }
 
 /* Small named records (JSON text): a malloc'd NUL-terminated copy. */

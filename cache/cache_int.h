@@ -14,6 +14,10 @@
  *   tag       upstream NUL repo NUL tag -> struct cache_tag_rec
  *   link      upstream NUL repo NUL digest -> int64 time linked
  *   origin    digest string            -> upstream name (isolate = yes)
+ *   lru       be64 last access . digest -> "" (every blob, oldest first)
+ *   pin       digest string            -> "" (the blobs with a pin)
+ *   totals    "totals"                 -> negative tags, manifest bytes
+ *                                         and blob bytes
  *
  * Every call is its own short transaction; values are copied out before the
  * transaction ends.  Return codes: 0 found/done, 1 not found (getters),
@@ -21,12 +25,11 @@
  * handles its own locking; MDB_NOTLS is used so read transactions are not
  * tied to threads).
  *
- * Two totals are kept in memory beside the index, for the budget and the
- * negative-entry cap without a scan per request: the number of negative
- * tags and the bytes of stored manifests.  They are counted at open and
- * changed by every write that changes them, under one mutex held across
- * the commit, so they are exact within a process; cache_index_recount()
- * corrects them for what another process ("regmirror cache gc") removed.
+ * The budget, du and the negative-entry cap never walk the index: lru,
+ * pin and totals change in the same write transaction as the records they
+ * follow, so they are exact for every process that opens the index (the
+ * daemon and "regmirror cache" at once).  An index from before them gets
+ * them counted once, at open.
  */
 #ifndef CACHE_CACHE_INT_H
 #define CACHE_CACHE_INT_H
@@ -95,8 +98,9 @@ struct cache_index_stat {
 	uint64_t	is_tags;		/* negative ones included */
 	uint64_t	is_links;
 	uint64_t	is_bytes;		/* pages in use x page size */
-	uint64_t	is_negatives;		/* the in-memory totals */
+	uint64_t	is_negatives;		/* the totals record */
 	uint64_t	is_manifest_bytes;
+	uint64_t	is_blob_bytes;
 	uint64_t	is_max_negative;
 	uint64_t	is_neg_refused;		/* at the cap, since open */
 };
@@ -125,6 +129,23 @@ int	cache_index_blob_foreach(struct cache_index *,
 int	cache_index_blob_foreach_prefix(struct cache_index *,
 	    const char *prefix, int (*cb)(const char *digest,
 	    const struct cache_blob_rec *, void *), void *arg);
+/* The same, for the pinned blobs only (pinned_until != 0; expired too). */
+int	cache_index_pin_foreach(struct cache_index *,
+	    int (*cb)(const char *digest, const struct cache_blob_rec *,
+	    void *), void *arg);
+
+/*
+ * One batch of least recently used eviction, in one write transaction:
+ * remove up to max records of blobs not pinned at now, oldest access
+ * first, until want bytes are freed.  The records removed are in
+ * out[0 .. *n); unlinking their files is the caller's.  0 or -1.
+ */
+struct cache_evicted {
+	char		digest[DIGEST_STR_MAX];
+	uint64_t	size;
+};
+int	cache_index_blob_evict(struct cache_index *, int64_t now,
+	    uint64_t want, struct cache_evicted *out, size_t max, size_t *n);
 
 /*
  * Manifests: *media_type and *data are malloc'd copies (free(3) them).
@@ -220,8 +241,6 @@ int	cache_index_link_del_orphans(struct cache_index *,
 
 /* Entries per database, pages in use, the in-memory totals. */
 int	cache_index_stat(struct cache_index *, struct cache_index_stat *);
-/* Count negative tags and manifest bytes again (see the top). */
-int	cache_index_recount(struct cache_index *);
 
 /* Small named records in the "meta" database (malloc'd copy). */
 int	cache_index_meta_get(struct cache_index *, const char *key, char **val);
@@ -239,10 +258,8 @@ void	 cache_manager_stop(void);
 void	 cache_budget_set(uint64_t max_bytes);
 /* Write the access times recorded since the last flush. */
 void	 cache_budget_flush(void);
-/* Over 95% of max_size (blobs and index): evict a batch towards 90%. */
+/* Over 95% of max_size (blobs and index): evict down to 90%. */
 void	 cache_budget_keep(void);
-/* cache_du(), and its blob bytes become the running total.  0 or -1. */
-int	 cache_budget_recount(struct cache_du *);
 
 /*
  * cache_dir.c: the directory's layout, and the index opened in it

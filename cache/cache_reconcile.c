@@ -197,7 +197,6 @@ cache_reconcile_file(struct cache_reconcile_dir *d, const char *name)
 	rec.size = size;
 	rec.stored = rec.last_access = (int64_t)time(NULL);
 	if (cache_index_blob_put(cache_idx, want.str, &rec) == 0) {
-		cache_usage_add((int64_t)size);
 		log_info("cache: adopted %s (%llu bytes) found without an "
 		    "index entry", want.str, (unsigned long long)size);
 		d->adopted++;
@@ -223,8 +222,7 @@ cache_reconcile_dir(struct cache_reconcile_dir *d, const char *adir,
 	for (i = 0; i < d->ndrop; i++) {
 		log_warnx("cache: dropping index entry %s: its file is "
 		    "missing or is not a regular file", d->drop[i].digest);
-		if (cache_index_blob_del(cache_idx, d->drop[i].digest) == 0)
-			cache_usage_add(-(int64_t)d->drop[i].size);
+		(void)cache_index_blob_del(cache_idx, d->drop[i].digest);
 		free(d->drop[i].digest);
 	}
 	d->dropped += (unsigned)d->ndrop;

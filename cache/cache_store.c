@@ -227,8 +227,7 @@ cache_blob_open(const char *digest, const char *upstream, int *fdp,
 		    digest, fd == -1 ? "missing" : "is not the blob");
 		if (fd != -1)
 			close(fd);
-		if (cache_index_blob_del(cache_idx, digest) == 0)
-			cache_usage_add(-(int64_t)rec.size);
+		(void)cache_index_blob_del(cache_idx, digest);
 		free(path);
 		return 1;
 	}

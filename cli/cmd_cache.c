@@ -16,6 +16,7 @@
 #include "common/config.h"
 #include "common/digest.h"
 #include "common/log.h"
+#include "common/obj.h"
 #include "common/ref.h"
 #include "common/xmalloc.h"
 #include "cli/cmd.h"
@@ -55,20 +56,48 @@ cmd_human(uint64_t n, char *buf, size_t len)
 	snprintf(buf, len, i == 0 ? "%.0f %s" : "%.1f %s", v, u[i]);
 }
 
+/*
+ * --json streams {"tags":[...],"blobs":[...]} one element at a time, so
+ * that memory does not grow with the index (a million blobs is 180 MB of
+ * JSON).
+ */
 struct cmd_ls {
-	json_t	*tags, *blobs;	/* NULL: print lines */
+	int	json;
+	int	blobs;		/* the blobs array has begun */
+	size_t	n;		/* elements printed in the current array */
 };
+
+static void
+cmd_ls_json(struct cmd_ls *ls, json_t *j)
+{
+	if (ls->n++ > 0)
+		putchar(',');
+	AN(j != NULL);
+	json_dumpf(j, stdout, JSON_COMPACT);
+	json_decref(j);
+}
+
+static void
+cmd_ls_blobs_begin(struct cmd_ls *ls)
+{
+	if (ls->blobs)
+		return;
+	fputs("],\"blobs\":[", stdout);
+	ls->blobs = 1;
+	ls->n = 0;
+}
 
 static int
 cmd_ls_blob_cb(const struct cache_ls_blob *rec, void *arg)
 {
-	json_t	*a = ((struct cmd_ls *)arg)->blobs;
-	char	 h[32], t[32];
-	time_t	 la = (time_t)rec->last_access;
-	struct tm tm;
+	struct cmd_ls	*ls = arg;
+	char		 h[32], t[32];
+	time_t		 la = (time_t)rec->last_access;
+	struct tm	 tm;
 
-	if (a != NULL) {
-		json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:I,s:I}",
+	if (ls->json) {
+		cmd_ls_blobs_begin(ls);
+		cmd_ls_json(ls, json_pack("{s:s,s:I,s:I,s:I,s:I}",
 		    "digest", rec->digest, "size", (json_int_t)rec->size,
 		    "stored", (json_int_t)rec->stored,
 		    "last_access", (json_int_t)rec->last_access,
@@ -87,10 +116,10 @@ cmd_ls_blob_cb(const struct cache_ls_blob *rec, void *arg)
 static int
 cmd_ls_tag_cb(const struct cache_ls_tag *rec, void *arg)
 {
-	json_t	*a = ((struct cmd_ls *)arg)->tags;
+	struct cmd_ls	*ls = arg;
 
-	if (a != NULL) {
-		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}",
+	if (ls->json) {
+		cmd_ls_json(ls, json_pack("{s:s,s:s,s:s,s:s,s:I}",
 		    "upstream", rec->upstream, "repository", rec->repo, "tag",
 		    rec->tag, "digest", rec->digest != NULL ? rec->digest : "",
 		    "validated", (json_int_t)rec->validated));
@@ -104,17 +133,19 @@ cmd_ls_tag_cb(const struct cache_ls_tag *rec, void *arg)
 static int
 cmd_ls(struct cmd_opts *o)
 {
-	struct cmd_ls	ls = { NULL, NULL };
+	struct cmd_ls	ls = { o->json, 0, 0 };
 
-	if (o->json) {
-		ls.blobs = json_array();
-		ls.tags = json_array();
-	}
-	if (cache_ls(cmd_ls_tag_cb, cmd_ls_blob_cb, &ls) != 0)
-		return 1;
 	if (o->json)
-		cmd_json_print(json_pack("{s:o,s:o}", "tags", ls.tags,
-		    "blobs", ls.blobs));
+		fputs("{\"tags\":[", stdout);
+	if (cache_ls(cmd_ls_tag_cb, cmd_ls_blob_cb, &ls) != 0) {
+		if (o->json)
+			putchar('\n');	/* the JSON is cut short: exit 1 */
+		return 1;
+	}
+	if (o->json) {
+		cmd_ls_blobs_begin(&ls);
+		fputs("]}\n", stdout);
+	}
 	return 0;
 }
 

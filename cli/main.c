@@ -300,7 +300,7 @@ main_serve(const struct main_cmd *c, int argc, char **argv,
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (cache_open(cfg) != 0)
 		fatalx("cannot open the cache in %s", cfg->cache_dir);
-	/* The budget's running total first, then reconcile adjusts it. */
+	/* The manager (access times, budget), then reconcile behind it. */
 	cache_manager_start(cfg);
 	cache_reconcile_start();
 	if (upstream_init_all(cfg) != 0)

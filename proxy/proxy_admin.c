@@ -108,12 +108,12 @@ proxy_admin_cache_gauges(struct evbuffer *b)
 {
 	struct cache_stats	s;
 
-	metrics_write_sample(b, "cache_bytes", "gauge", "Bytes of stored blobs",
-	    cache_usage_bytes());
 	metrics_write_sample(b, "cache_max_bytes", "gauge",
 	    "The byte budget (0: unlimited)", cache_budget_bytes());
 	if (cache_stats(&s) != 0)
 		return;
+	metrics_write_sample(b, "cache_bytes", "gauge", "Bytes of stored blobs",
+	    s.bytes);
 	metrics_write_sample(b, "cache_blobs", "gauge", "Stored blobs",
 	    s.blobs);
 	metrics_write_sample(b, "cache_manifests", "gauge", "Stored manifests",

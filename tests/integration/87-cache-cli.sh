@@ -4,6 +4,10 @@
 # (max_size) evicts least-recently-used blobs but never pinned ones; verify
 # quarantines a corrupted file, which is then fetched again, correct; a
 # blob evicted while a client downloads it still reaches that client whole.
+# "ls --json" (which streams its elements) is one JSON object with a tags
+# and a blobs array, empty ones included; what "cache evict" removes
+# behind the daemon's back is off the daemon's cache_bytes gauge at once
+# (the totals are a record in the index, not a count in the daemon).
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$(dirname "$0")/lib.sh" || exit 99
 need docker-registry skopeo jq
@@ -22,9 +26,12 @@ LA=$(layer a) LB=$(layer b) LC=$(layer c)
 
 # Budget 8 MiB: two 3 MiB layers fit under the 95% mark, three do not.
 write_mirror_conf "$T_DIR/mirror.conf" "$(free_port)" "$T_DIR/cache" "$UP_URL"
-sed -i 's/^tag_ttl = 5m$/tag_ttl = 5m\nmax_size = 8M/' "$T_DIR/mirror.conf"
+APORT=$(free_port)
+sed -i -e 's/^tag_ttl = 5m$/tag_ttl = 5m\nmax_size = 8M/' \
+	-e "s/^workers = 2$/workers = 2\nadmin_listen = 127.0.0.1:$APORT/" "$T_DIR/mirror.conf"
 start_mirror "$T_DIR/mirror.conf"
 RM() { "$REGMIRROR" cache "$@" -c "$T_DIR/mirror.conf"; }
+assert_eq '{"tags":[],"blobs":[]}' "$(RM ls --json)" "ls --json of an empty cache"
 pull() {
 	curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
 		"$MIRROR_URL/v2/app/$1/manifests/v1" || fail "manifest app/$1"
@@ -46,6 +53,10 @@ du=$(RM du --json) || fail "cache du --json"
 RM ls | grep -q "tag   docker.io/app/a:v1 -> sha256:" || fail "ls shows no tag for app/a"
 RM ls --json | jq -e --arg d "$LA" '.blobs | map(.digest) | index($d)' >/dev/null ||
 	fail "ls --json lacks $LA"
+RM ls --json | jq -e '(keys == ["blobs", "tags"]) and (.tags | length) == 2 and
+	(.blobs | length) == 2 and (.tags | map(.repository) | sort) == ["app/a", "app/b"] and
+	all(.blobs[]; (.size | type) == "number" and (.digest | startswith("sha256:")))' \
+	>/dev/null || fail "ls --json: $(RM ls --json)"
 
 # Pin a (the image, through its manifest), then pull c: over budget.
 RM pin app/a:v1 | grep -q "pinned [1-9]" || fail "pin app/a:v1"
@@ -95,8 +106,13 @@ pull a "$LA"
 # the fsync, on a helper thread): wait for that, or evict could miss it.
 in_index() { RM ls --json | jq -e --arg d "$1" '.blobs | map(.digest) | index($d)' >/dev/null; }
 wait_for 10 in_index "$LA" || fail "the refilled $LA never reached the index"
+[ "$(mirror_metric "http://127.0.0.1:$APORT" cache_bytes)" -gt 0 ] ||
+	fail "the daemon's cache_bytes gauge is 0 with blobs stored"
 RM evict --to 0 | grep -q "evicted [1-9]" || fail "evict --to 0"
 assert_eq 0 "$(RM du --json | jq -r .blobs)" "blobs after evict --to 0"
+assert_eq 0 "$(RM du --json | jq -r .bytes)" "blob bytes after evict --to 0"
+assert_eq 0 "$(mirror_metric "http://127.0.0.1:$APORT" cache_bytes)" \
+	"the daemon's cache_bytes gauge right after another process's evict --to 0"
 pull a "$LA"
 mirror_alive
 pass

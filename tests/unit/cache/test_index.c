@@ -3,8 +3,9 @@
  * database's put/get/del, the commit transactions, key limits, persistence
  * across close/reopen, a full map, concurrent writers, and a writer process
  * killed mid-transaction; for the index's lifecycle: the cap on negative
- * tags (exact, with threads racing for the last places), the in-memory
- * totals and their recount after another process removed records,
+ * tags (exact, with threads racing for the last places), the totals
+ * (exact across processes, and counted once for an index without them),
+ * the lru order that eviction walks,
  * batched walks that resume, manifest mtimes, and the removals that check
  * each record again.  Everything lives in a mkdtemp directory that is
  * removed at the end.
@@ -24,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <lmdb.h>
 
 #include "cache/cache_int.h"
 #include "common/log.h"
@@ -1114,13 +1117,18 @@ test_link_orphans(struct cache_index *ci)
 	cache_index_manifest_del(ci, dm);
 }
 
-/* Another process removes negatives and a manifest; a recount sees it. */
+/*
+ * Another process removes negatives, a manifest and a blob: this one's
+ * totals show it at once (they are a record in the index, not a count in
+ * memory).
+ */
 static void
-test_recount(struct cache_index *ci, const char *dir)
+test_totals_shared(struct cache_index *ci, const char *dir)
 {
 	struct cache_index_stat	 st0, st;
 	struct cache_tag_rec	 neg = test_neg(1);
-	char			 d[DIGEST_STR_MAX];
+	struct cache_blob_rec	 b = { 1000, 1, 1, 0 };
+	char			 d[DIGEST_STR_MAX], db[DIGEST_STR_MAX];
 	pid_t			 pid;
 	int			 status = -1;
 
@@ -1129,6 +1137,8 @@ test_recount(struct cache_index *ci, const char *dir)
 	test_digest(d, 24, 1);
 	cache_index_manifest_commit(ci, "rc", "r", NULL, d, "t",
 	    (const unsigned char *)"12345678", 8, 1, NULL);
+	test_digest(db, 24, 2);
+	cache_index_blob_put(ci, db, &b);
 	cache_index_stat(ci, &st0);
 	fflush(stdout);
 	if ((pid = fork()) == -1)
@@ -1140,22 +1150,21 @@ test_recount(struct cache_index *ci, const char *dir)
 		if (cache_index_open(dir, 0, &other) != 0 ||
 		    cache_index_tag_del(other, "rc", "r", "a") != 0 ||
 		    cache_index_tag_del(other, "rc", "r", "b") != 0 ||
-		    cache_index_manifest_del(other, d) != 0)
+		    cache_index_manifest_del(other, d) != 0 ||
+		    cache_index_blob_del(other, db) != 0)
 			_exit(1);
 		cache_index_close(other);
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
-	is_int(status, 0, "recount: the other process removed 3 records");
-	cache_index_stat(ci, &st);
-	is_int(st.is_negatives, st0.is_negatives,
-	    "recount: this process's total does not know yet");
-	is_int(cache_index_recount(ci), 0, "recount");
+	is_int(status, 0, "totals: the other process removed 4 records");
 	cache_index_stat(ci, &st);
 	is_int(st.is_negatives, st0.is_negatives - 2,
-	    "recount: 2 negatives fewer");
+	    "totals: 2 negatives fewer, seen at once");
 	is_int(st.is_manifest_bytes, st0.is_manifest_bytes - 8,
-	    "recount: 8 manifest bytes fewer");
+	    "totals: 8 manifest bytes fewer");
+	is_int(st.is_blob_bytes, st0.is_blob_bytes - 1000,
+	    "totals: 1000 blob bytes fewer");
 }
 
 /* LMDB's statistics: entries per database, pages in use. */
@@ -1204,11 +1213,11 @@ test_lifecycle(void)
 	test_manifest_mtime(ci);
 	test_tag_del_many(ci);
 	test_link_orphans(ci);
-	test_recount(ci, dir);
+	test_totals_shared(ci, dir);
 	test_stat(ci);
 	cache_index_close(ci);
 
-	/* The totals are counted again at open. */
+	/* The totals are a record: the same after a reopen. */
 	if (cache_index_open(dir, 0, &ci) != 0) {
 		ok(0, "life: reopen");
 		return;
@@ -1216,6 +1225,176 @@ test_lifecycle(void)
 	is_int(test_negatives(ci), 54, "life: negatives counted at open");
 	is_int(test_manifest_bytes(ci), 2 + 20000,
 	    "life: manifest bytes counted at open");
+	cache_index_close(ci);
+}
+
+/* Make dir's index one of before the lru, pin and totals databases. */
+static void
+test_make_old(const char *dir)
+{
+	static const char *const names[] = { "lru", "pin", "totals" };
+	MDB_env		*env;
+	MDB_txn		*txn;
+	MDB_dbi		 dbi;
+	size_t		 i;
+
+	if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
+	    mdb_env_open(env, dir, MDB_NOTLS, 0600) != 0 ||
+	    mdb_txn_begin(env, NULL, 0, &txn) != 0)
+		bail_out("lru: cannot open the index with LMDB");
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (mdb_dbi_open(txn, names[i], 0, &dbi) != 0 ||
+		    mdb_drop(txn, dbi, 1) != 0)
+			bail_out("lru: cannot drop a database");
+	if (mdb_txn_commit(txn) != 0)
+		bail_out("lru: commit");
+	mdb_env_close(env);
+}
+
+static int
+test_pin_cb(const char *digest, const struct cache_blob_rec *rec, void *arg)
+{
+	(void)digest;
+	(void)rec;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* One eviction batch; the digests removed, in order, as their numbers. */
+static size_t
+test_evict(struct cache_index *ci, uint64_t want, size_t max, int *got)
+{
+	struct cache_evicted	v[8];
+	char			d[DIGEST_STR_MAX];
+	size_t			n = 0, i;
+	int			j;
+
+	if (cache_index_blob_evict(ci, 1000, want, v, max, &n) != 0)
+		return SIZE_MAX;
+	for (i = 0; i < n; i++) {
+		got[i] = 0;
+		for (j = 1; j <= 6; j++) {
+			test_digest(d, 30, (unsigned int)j);
+			if (strcmp(d, v[i].digest) == 0)
+				got[i] = j;
+		}
+	}
+	return n;
+}
+
+static uint64_t
+test_blob_bytes(struct cache_index *ci)
+{
+	struct cache_index_stat	st;
+
+	return cache_index_stat(ci, &st) == 0 ? st.is_blob_bytes : UINT64_MAX;
+}
+
+/* Blobs 1..6: sizes 10..60; blob 2 pinned forever, blob 4's pin over. */
+static void
+test_lru_fill(struct cache_index *ci)
+{
+	static const int64_t	 access[] = { 600, 100, 500, 200, 300, 400 };
+	struct cache_blob_rec	 b;
+	char			 d[DIGEST_STR_MAX], *dp = d;
+	int64_t			 when = 700;
+	unsigned int		 i;
+
+	for (i = 1; i <= 6; i++) {
+		memset(&b, 0, sizeof(b));
+		b.size = 10 * i;
+		b.stored = 1;
+		b.last_access = access[i - 1];
+		b.pinned_until = i == 2 ? -1 : i == 4 ? 1 : 0;
+		test_digest(d, 30, i);
+		cache_index_blob_put(ci, d, &b);
+	}
+	is_int(test_blob_bytes(ci), 210, "lru: blob bytes 10 + .. + 60");
+	test_digest(d, 30, 6);
+	b.size = 61;
+	b.last_access = 400;
+	b.pinned_until = 0;
+	cache_index_blob_put(ci, d, &b);
+	is_int(test_blob_bytes(ci), 211, "lru: an overwrite counts its size "
+	    "once");
+	is_int(cache_index_blob_del(ci, d), 0, "lru: del");
+	is_int(test_blob_bytes(ci), 150, "lru: a del gives its bytes back");
+	is_int(cache_index_blob_del(ci, d), 1, "lru: del again: nothing");
+	is_int(test_blob_bytes(ci), 150, "lru: ... and no bytes");
+	b.size = 60;
+	cache_index_blob_put(ci, d, &b);
+	test_digest(d, 30, 5);
+	is_int(cache_index_blob_touch_many(ci, &dp, &when, 1), 0,
+	    "lru: touch blob 5 to 700");
+	is_int(test_blob_bytes(ci), 210, "lru: a touch keeps the bytes");
+}
+
+/*
+ * The lru order: least recently used first, pinned blobs skipped, a
+ * touch moves a blob to the back, a batch stops at want bytes or max
+ * records; the bytes follow.  Then the same index as one of an older
+ * version: open counts it again.
+ */
+static void
+test_lru(void)
+{
+	struct cache_index	*ci;
+	struct cache_tag_rec	 neg = test_neg(1);
+	struct cache_blob_rec	 b = { 10, 1, 50, 0 };
+	struct cache_index_stat	 st;
+	char			 dir[512], d[DIGEST_STR_MAX];
+	int			 got[8], pins = 0;
+
+	test_path(dir, sizeof(dir), "lru");
+	if (cache_index_open(dir, 0, &ci) != 0) {
+		ok(0, "lru: open");
+		return;
+	}
+	test_lru_fill(ci);
+	is_int(test_evict(ci, 1, 8, got), 1, "lru: 1 byte wanted: 1 blob");
+	is_int(got[0], 4, "lru: blob 4 first (blob 2 is pinned, 4's pin is "
+	    "over)");
+	is_int(test_evict(ci, 70, 8, got), 2, "lru: 70 bytes: 2 blobs");
+	is_int(got[0] * 10 + got[1], 63, "lru: blob 6 (400), then 3 (500)");
+	is_int(test_evict(ci, 1000, 1, got), 1, "lru: max 1: 1 blob");
+	is_int(got[0], 1, "lru: blob 1 (600)");
+	is_int(test_evict(ci, 1000, 8, got), 1, "lru: all: 1 blob left "
+	    "unpinned");
+	is_int(got[0], 5, "lru: blob 5 (touched to 700) last");
+	is_int(test_evict(ci, 1000, 8, got), 0, "lru: only the pinned blob "
+	    "is left");
+	is_int(test_blob_bytes(ci), 20, "lru: the pinned blob's bytes");
+	cache_index_pin_foreach(ci, test_pin_cb, &pins);
+	is_int(pins, 1, "lru: one pinned blob");
+	test_digest(d, 30, 2);
+	is_int(cache_index_blob_get(ci, d, &b), 0, "lru: blob 2 is kept");
+
+	b.size = 10;
+	b.pinned_until = 0;
+	b.last_access = 60;
+	test_digest(d, 30, 3);
+	cache_index_blob_put(ci, d, &b);
+	b.last_access = 50;
+	test_digest(d, 30, 1);
+	cache_index_blob_put(ci, d, &b);
+	cache_index_tag_put(ci, "lru", "r", "gone", &neg);
+	cache_index_close(ci);
+
+	test_make_old(dir);
+	if (cache_index_open(dir, 0, &ci) != 0) {
+		ok(0, "lru: open an index of the older version");
+		return;
+	}
+	cache_index_stat(ci, &st);
+	is_int(st.is_blob_bytes, 40, "lru: old index: blob bytes counted");
+	is_int(st.is_negatives, 1, "lru: old index: negatives counted");
+	pins = 0;
+	cache_index_pin_foreach(ci, test_pin_cb, &pins);
+	is_int(pins, 1, "lru: old index: pins listed");
+	is_int(test_evict(ci, 1000, 8, got), 2, "lru: old index: 2 to "
+	    "evict");
+	is_int(got[0] * 10 + got[1], 13, "lru: old index: blob 1 (50), "
+	    "then 3 (60)");
 	cache_index_close(ci);
 }
 
@@ -1288,6 +1467,7 @@ main(void)
 	test_threads();
 	test_crash();
 	test_lifecycle();
+	test_lru();
 
 	test_rmtree(test_dir);
 	ok(access(test_dir, F_OK) == -1, "temp dir removed");
