@@ -215,43 +215,119 @@ cache_manager_stop(void)
 	cache_mgr_stopping = 0;
 }
 
-struct cache_ls_ctx {
-	int	(*tag_cb)(const struct cache_ls_tag *, void *);
-	int	(*blob_cb)(const struct cache_ls_blob *, void *);
-	void	 *arg;
+/*
+ * The listing goes in batches, each copied out of its read transaction
+ * before the callbacks see it: a slow reader of the output ("cache ls |
+ * less", paused) holds no snapshot of the index, so the daemon's freed
+ * pages stay reusable.
+ */
+#define CACHE_LS_BATCH	256
+
+struct cache_ls_batch {
+	struct cache_ls_tag_copy {
+		char	 up[CACHE_INDEX_UPSTREAM_MAX + 1];
+		char	 repo[CACHE_INDEX_REPO_MAX + 1];
+		char	 tag[CACHE_INDEX_TAGNAME_MAX + 1];
+		struct cache_tag_rec rec;
+	}		 t[CACHE_LS_BATCH];
+	struct cache_ls_blob_copy {
+		char	 digest[DIGEST_STR_MAX];
+		struct cache_blob_rec rec;
+	}		 b[CACHE_LS_BATCH];
+	size_t		 n;
 };
 
 static int
-cache_ls_tag_cb(const char *up, const char *repo, const char *tag,
+cache_ls_tag_copy(const char *up, const char *repo, const char *tag,
     const struct cache_tag_rec *rec, void *arg)
 {
-	struct cache_ls_ctx	*c = arg;
-	struct cache_ls_tag	 t = { up, repo, tag,
-				    strcmp(rec->digest, CACHE_TAG_NEGATIVE) ==
-				    0 ? NULL : rec->digest, rec->validated };
+	struct cache_ls_batch		*b = arg;
+	struct cache_ls_tag_copy	*t = &b->t[b->n++];
 
-	return c->tag_cb(&t, c->arg);
+	snprintf(t->up, sizeof(t->up), "%s", up);
+	snprintf(t->repo, sizeof(t->repo), "%s", repo);
+	snprintf(t->tag, sizeof(t->tag), "%s", tag);
+	t->rec = *rec;
+	return 0;
 }
 
 static int
-cache_ls_blob_cb(const char *digest, const struct cache_blob_rec *rec,
+cache_ls_blob_copy(const char *digest, const struct cache_blob_rec *rec,
     void *arg)
 {
-	struct cache_ls_ctx	*c = arg;
-	struct cache_ls_blob	 b = { digest, rec->size, rec->stored,
-				    rec->last_access, rec->pinned_until };
+	struct cache_ls_batch		*b = arg;
+	struct cache_ls_blob_copy	*c = &b->b[b->n++];
 
-	return c->blob_cb(&b, c->arg);
+	snprintf(c->digest, sizeof(c->digest), "%s", digest);
+	c->rec = *rec;
+	return 0;
+}
+
+static int
+cache_ls_tags(struct cache_ls_batch *b, int (*cb)(const struct cache_ls_tag *,
+    void *), void *arg)
+{
+	struct cache_index_pos	pos;
+	struct cache_ls_tag	t;
+	size_t			i;
+
+	memset(&pos, 0, sizeof(pos));
+	while (!pos.ip_done) {
+		b->n = 0;
+		if (cache_index_tag_scan(cache_idx, &pos, CACHE_LS_BATCH,
+		    cache_ls_tag_copy, b) != 0)
+			return -1;
+		for (i = 0; i < b->n; i++) {
+			t.upstream = b->t[i].up;
+			t.repo = b->t[i].repo;
+			t.tag = b->t[i].tag;
+			t.digest = strcmp(b->t[i].rec.digest,
+			    CACHE_TAG_NEGATIVE) == 0 ? NULL :
+			    b->t[i].rec.digest;
+			t.validated = b->t[i].rec.validated;
+			if (cb(&t, arg) != 0)
+				return 0;
+		}
+	}
+	return 0;
+}
+
+static int
+cache_ls_blobs(struct cache_ls_batch *b, int (*cb)(
+    const struct cache_ls_blob *, void *), void *arg)
+{
+	struct cache_index_pos	pos;
+	struct cache_ls_blob	c;
+	size_t			i;
+
+	memset(&pos, 0, sizeof(pos));
+	while (!pos.ip_done) {
+		b->n = 0;
+		if (cache_index_blob_scan(cache_idx, &pos, CACHE_LS_BATCH,
+		    cache_ls_blob_copy, b) != 0)
+			return -1;
+		for (i = 0; i < b->n; i++) {
+			c.digest = b->b[i].digest;
+			c.size = b->b[i].rec.size;
+			c.stored = b->b[i].rec.stored;
+			c.last_access = b->b[i].rec.last_access;
+			c.pinned_until = b->b[i].rec.pinned_until;
+			if (cb(&c, arg) != 0)
+				return 0;
+		}
+	}
+	return 0;
 }
 
 int
 cache_ls(int (*tag_cb)(const struct cache_ls_tag *, void *),
     int (*blob_cb)(const struct cache_ls_blob *, void *), void *arg)
 {
-	struct cache_ls_ctx	c = { tag_cb, blob_cb, arg };
+	struct cache_ls_batch	*b = xcalloc(1, sizeof(*b));
+	int			 rc;
 
-	if (cache_index_tag_foreach(cache_idx, cache_ls_tag_cb, &c) != 0 ||
-	    cache_index_blob_foreach(cache_idx, cache_ls_blob_cb, &c) != 0)
-		return -1;
-	return 0;
+	rc = cache_ls_tags(b, tag_cb, arg) != 0 ||
+	    cache_ls_blobs(b, blob_cb, arg) != 0 ? -1 : 0;
+	free(b);
+	return rc;
 }

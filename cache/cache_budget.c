@@ -242,55 +242,81 @@ cache_budget_used(uint64_t *used)
 	return 0;
 }
 
+/* After the commit: unlink each file unless the blob is back (a fill). */
+static void
+cache_evict_files(const struct cache_evicted *v, size_t n)
+{
+	struct cache_blob_rec	 rec;
+	char			*path;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		if (cache_index_blob_get(cache_idx, v[i].digest, &rec) == 1 &&
+		    (path = cache_blob_path(v[i].digest)) != NULL) {
+			if (unlink(path) != 0 && errno != ENOENT)
+				log_warn("cache: unlink %s", path);
+			free(path);
+		}
+		metric_inc(METRIC_EVICTIONS);
+		log_info("cache: removed %s (%llu bytes): evicted (least "
+		    "recently used, over max_size)", v[i].digest,
+		    (unsigned long long)v[i].size);
+	}
+}
+
 /*
  * Evict least-recently-used unpinned blobs until the cache (blob files
  * and index) holds at most target bytes, or max blobs have gone (max 0:
- * no limit), a batch of records per write transaction, each batch's
- * files unlinked after its commit.  Returns the number evicted, -1 on
- * error.
+ * no limit): one pass over the lru order, a batch per write transaction,
+ * each batch's files unlinked after its commit, the access times of the
+ * hits meanwhile flushed before each batch.  Returns the number evicted,
+ * -1 on an error before any was.
  */
 int
 cache_evict_lru(uint64_t target, size_t max)
 {
 	struct cache_evicted	 v[CACHE_EVICT_BATCH];
+	struct cache_index_pos	*pos;
 	uint64_t		 total;
-	size_t			 i, n, batch;
-	char			*path;
-	int			 evicted = 0;
+	size_t			 n, batch;
+	int			 evicted = 0, err = 0;
 
-	cache_budget_flush();
-	for (;;) {
-		if (cache_budget_used(&total) != 0)
-			return evicted > 0 ? evicted : -1;
+	pos = xcalloc(1, sizeof(*pos));
+	while (!pos->ip_done) {
+		cache_budget_flush();
+		if (cache_budget_used(&total) != 0) {
+			err = 1;
+			break;
+		}
 		if (total <= target)
 			break;
 		batch = CACHE_EVICT_BATCH;
 		if (max > 0 && max - (size_t)evicted < batch)
 			batch = max - (size_t)evicted;
-		if (batch == 0 || cache_index_blob_evict(cache_idx,
-		    (int64_t)time(NULL), total - target, v, batch, &n) != 0 ||
-		    n == 0)
-			break;	/* with the index counted, all may be pinned */
-		for (i = 0; i < n; i++) {
-			if ((path = cache_blob_path(v[i].digest)) != NULL) {
-				if (unlink(path) != 0 && errno != ENOENT)
-					log_warn("cache: unlink %s", path);
-				free(path);
-			}
-			metric_inc(METRIC_EVICTIONS);
-			log_info("cache: removed %s (%llu bytes): evicted "
-			    "(least recently used, over max_size)",
-			    v[i].digest, (unsigned long long)v[i].size);
+		if (batch == 0)
+			break;
+		if (cache_index_blob_evict(cache_idx, (int64_t)time(NULL),
+		    total - target, v, batch, pos, &n) != 0) {
+			err = 1;
+			break;
 		}
+		cache_evict_files(v, n);
 		evicted += (int)n;
 	}
-	return evicted;
+	free(pos);
+	return err && evicted == 0 ? -1 : evicted;
 }
 
-/* Above 95% of the budget, evict down to 90%. */
+/*
+ * Above 95% of the budget, evict down to 90%.  When a pass found nothing
+ * to evict (all pinned), the next one waits until the bytes change or a
+ * minute has passed (a pin may expire): not a walk of the order per tick.
+ */
 void
 cache_budget_keep(void)
 {
+	static uint64_t	idle_total;
+	static time_t	idle_until;
 	uint64_t	high, low, total;
 	int		n;
 
@@ -298,9 +324,11 @@ cache_budget_keep(void)
 		return;
 	high = cache_max_bytes / 100 * 95;
 	low = cache_max_bytes / 100 * 90;
-	if (total <= high)
+	if (total <= high || (total == idle_total && time(NULL) < idle_until))
 		return;
 	n = cache_evict_lru(low, 0);
+	idle_total = total;
+	idle_until = n == 0 ? time(NULL) + 60 : 0;
 	if (n > 0)
 		log_info("cache: evicted %d blobs (was %llu bytes with the "
 		    "index, budget %llu)", n, (unsigned long long)total,

@@ -62,6 +62,8 @@
 #define CACHE_INDEX_MEDIATYPE_MAX	255
 #define CACHE_INDEX_TOTALS_LEN	(1 + 3 * 8)
 #define CACHE_INDEX_LRU_TIME	8	/* big-endian prefix of an lru key */
+#define CACHE_INDEX_EVICT_SCAN	4096	/* lru keys read per eviction batch */
+#define CACHE_INDEX_EVICT_STALE	64	/* stale lru keys removed per batch */
 
 struct cache_index {
 	MDB_env		*ci_env;
@@ -965,6 +967,18 @@ cache_index_blob_foreach(struct cache_index *ci,
 	    cache_index_blob_walk_cb, &w);
 }
 
+/* The same in batches: at most max records from pos, one transaction. */
+int
+cache_index_blob_scan(struct cache_index *ci, struct cache_index_pos *pos,
+    size_t max, int (*cb)(const char *, const struct cache_blob_rec *,
+    void *), void *arg)
+{
+	struct cache_index_blob_walk	w = { cb, arg, ci };
+
+	return cache_index_scan(ci, __func__, ci->ci_blob, pos, max,
+	    cache_index_blob_walk_cb, &w);
+}
+
 struct cache_index_blob_prefix {
 	struct cache_index_blob_walk	 w;
 	const char			*prefix;
@@ -1040,72 +1054,170 @@ cache_index_lru_pick(struct cache_index *ci, const char *fn, MDB_txn *txn,
 	if (rec.pinned_until == -1 || rec.pinned_until > now)
 		return 1;
 	out->size = rec.size;
+	out->last_access = rec.last_access;
+	return 0;
+}
+
+/* A stale lru key met by the read walk, removed by the write. */
+struct cache_index_lru_stale {
+	char		ls_key[CACHE_INDEX_KEYBUF];
+	size_t		ls_len;
+};
+
+struct cache_index_evict {
+	struct cache_evicted		*out;
+	size_t				 max, n;
+	uint64_t			 want, freed;
+	int64_t				 now;
+	struct cache_index_lru_stale	 stale[CACHE_INDEX_EVICT_STALE];
+	size_t				 nstale;
+};
+
+/*
+ * The read half: walk the lru order from pos, at most
+ * CACHE_INDEX_EVICT_SCAN keys, choosing blobs not pinned at now until max
+ * of them or want bytes; pos moves to the key after the last one read.
+ */
+static int
+cache_index_evict_choose(struct cache_index *ci, const char *fn,
+    struct cache_index_pos *pos, struct cache_index_evict *e)
+{
+	MDB_cursor	*cur;
+	MDB_txn		*txn;
+	MDB_val		 key, val;
+	MDB_cursor_op	 op = pos->ip_len > 0 ? MDB_SET_RANGE : MDB_FIRST;
+	size_t		 scanned = 0;
+	int		 rc;
+
+	if (cache_index_begin(ci, fn, MDB_RDONLY, &txn) == -1)
+		return -1;
+	if ((rc = mdb_cursor_open(txn, ci->ci_lru, &cur)) != 0) {
+		cache_index_warn(ci, fn, "mdb_cursor_open", rc);
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	key.mv_data = pos->ip_key;
+	key.mv_size = pos->ip_len;
+	for (;; op = MDB_NEXT) {
+		if ((rc = mdb_cursor_get(cur, &key, &val, op)) != 0)
+			break;
+		if (key.mv_size > sizeof(pos->ip_key)) {
+			rc = MDB_CORRUPTED;
+			break;
+		}
+		if (scanned++ == CACHE_INDEX_EVICT_SCAN || e->n == e->max ||
+		    e->freed >= e->want) {
+			memcpy(pos->ip_key, key.mv_data, key.mv_size);
+			pos->ip_len = key.mv_size;
+			break;		/* the next batch starts here */
+		}
+		rc = cache_index_lru_pick(ci, fn, txn, &key, e->now,
+		    &e->out[e->n]);
+		if (rc == -1)
+			break;
+		if (rc == 0)
+			e->freed += e->out[e->n++].size;
+		else if (rc == 2 && e->nstale < CACHE_INDEX_EVICT_STALE) {
+			memcpy(e->stale[e->nstale].ls_key, key.mv_data,
+			    key.mv_size);
+			e->stale[e->nstale++].ls_len = key.mv_size;
+		}
+		rc = 0;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND) {
+		pos->ip_done = 1;
+		return 0;
+	}
+	if (rc != 0) {
+		cache_index_warn(ci, fn, "lru walk", rc);
+		return -1;
+	}
 	return 0;
 }
 
 /*
- * Least recently used eviction, in one write transaction: walk the lru
- * order from its start, skip blobs pinned at now, and remove records
- * until want bytes are freed or max of them have gone.  Stale lru keys met
- * on the way are removed too.  The records removed are out[0 .. *n); the
- * files are the caller's to unlink.  Cost: what is removed, plus the
- * pinned blobs older than it.  0 or -1.
+ * The write half: each chosen record checked again (a blob touched or
+ * pinned since is kept) and removed; the stale keys still stale go.
  */
-int
-cache_index_blob_evict(struct cache_index *ci, int64_t now, uint64_t want,
-    struct cache_evicted *out, size_t max, size_t *n)
+static int
+cache_index_evict_remove(struct cache_index *ci, const char *fn,
+    struct cache_index_evict *e)
 {
 	struct cache_index_delta	 d = { 0, 0, 0 };
-	struct cache_index_key		 k;
-	MDB_cursor			*cur;
+	struct cache_index_key		 k, lkey;
+	struct cache_evicted		 check;
 	MDB_txn				*txn;
-	MDB_val				 key, val;
-	MDB_cursor_op			 op = MDB_FIRST;
-	uint64_t			 freed = 0;
-	size_t				 i;
+	MDB_val				 lk;
+	size_t				 i, kept = 0;
 	int				 rc;
 
-	*n = 0;
-	if (cache_index_begin(ci, __func__, 0, &txn) == -1)
+	if (cache_index_begin(ci, fn, 0, &txn) == -1)
 		return -1;
-	if ((rc = mdb_cursor_open(txn, ci->ci_lru, &cur)) != 0) {
-		cache_index_warn(ci, __func__, "mdb_cursor_open", rc);
-		mdb_txn_abort(txn);
-		return -1;
+	for (i = 0; i < e->n; i++) {
+		if (cache_index_key_digest(fn, e->out[i].digest, &k) == -1)
+			continue;
+		cache_index_lru_key(&k.k_val, e->out[i].last_access, &lkey);
+		if ((rc = cache_index_lru_pick(ci, fn, txn, &lkey.k_val,
+		    e->now, &check)) == -1)
+			goto fail;
+		if (rc != 0)
+			continue;	/* touched, pinned or gone since */
+		if (cache_index_blob_set(ci, fn, txn, &k.k_val, NULL,
+		    &d) == -1)
+			goto fail;
+		e->out[kept] = e->out[i];
+		e->out[kept++].size = check.size;
 	}
-	while (*n < max && freed < want) {
-		rc = mdb_cursor_get(cur, &key, &val, op);
-		op = MDB_NEXT;
-		if (rc == MDB_NOTFOUND)
-			break;
-		if (rc == 0 && (rc = cache_index_lru_pick(ci, __func__, txn,
-		    &key, now, &out[*n])) == 2)
-			rc = mdb_cursor_del(cur, 0);
-		else if (rc == 0) {
-			freed += out[*n].size;
-			(*n)++;
-		} else if (rc == 1)
-			rc = 0;
-		if (rc != 0) {
-			cache_index_warn(ci, __func__, "lru walk", rc);
-			mdb_cursor_close(cur);
+	e->n = kept;
+	for (i = 0; i < e->nstale; i++) {
+		lk.mv_data = e->stale[i].ls_key;
+		lk.mv_size = e->stale[i].ls_len;
+		if ((rc = cache_index_lru_pick(ci, fn, txn, &lk, e->now,
+		    &check)) == -1)
+			goto fail;
+		if (rc == 2 && (rc = mdb_del(txn, ci->ci_lru, &lk,
+		    NULL)) != 0 && rc != MDB_NOTFOUND) {
+			cache_index_warn(ci, fn, "mdb_del lru", rc);
 			goto fail;
 		}
 	}
-	mdb_cursor_close(cur);
-	for (i = 0; i < *n; i++)
-		if (cache_index_key_digest(__func__, out[i].digest, &k) == -1 ||
-		    cache_index_blob_set(ci, __func__, txn, &k.k_val, NULL,
-		    &d) == -1)
-			goto fail;
-	if (cache_index_commit_counted(ci, __func__, txn, &d) == 0)
-		return 0;
-	*n = 0;
-	return -1;
+	return cache_index_commit_counted(ci, fn, txn, &d);
 fail:
-	*n = 0;
 	mdb_txn_abort(txn);
 	return -1;
+}
+
+/*
+ * One batch of least recently used eviction: read the lru order from pos
+ * (at most CACHE_INDEX_EVICT_SCAN keys, in a read transaction, so that
+ * pinned blobs at the front cost no writer any wait), then remove what
+ * was chosen in one write transaction.  The records removed are
+ * out[0 .. *n); the files are the caller's to unlink.  pos->ip_done once
+ * the order is read to its end.  0 or -1.
+ */
+int
+cache_index_blob_evict(struct cache_index *ci, int64_t now, uint64_t want,
+    struct cache_evicted *out, size_t max, struct cache_index_pos *pos,
+    size_t *n)
+{
+	struct cache_index_evict	*e;
+	int				 rc;
+
+	*n = 0;
+	e = xcalloc(1, sizeof(*e));
+	e->out = out;
+	e->max = max;
+	e->want = want;
+	e->now = now;
+	rc = cache_index_evict_choose(ci, __func__, pos, e);
+	if (rc == 0 && (e->n > 0 || e->nstale > 0))
+		rc = cache_index_evict_remove(ci, __func__, e);
+	if (rc == 0)
+		*n = e->n;
+	free(e);
+	return rc;
 }
 
 /* Pinned blobs: the pin database's keys, each checked against its record. */
@@ -2211,6 +2323,8 @@ cache_index_count_bytes_cb(MDB_txn *txn, const MDB_val *key,
 struct cache_index_count_blobs {
 	struct cache_index		*ci;
 	struct cache_index_totals	*t;
+	MDB_val				*bad;	/* corrupt records' keys */
+	size_t				 nbad;
 };
 
 static int
@@ -2221,37 +2335,72 @@ cache_index_count_blobs_cb(MDB_txn *txn, const MDB_val *key,
 	struct cache_blob_rec		 rec;
 	MDB_val				 k = *key;
 
-	if (cache_index_blob_decode("cache_index_totals_init", val,
-	    &rec) == -1)
-		return 0;	/* no lru entry: gc or a refill replaces it */
-	if (key->mv_size > CACHE_INDEX_DIGEST_MAX)
+	if (key->mv_size > CACHE_INDEX_DIGEST_MAX ||
+	    cache_index_blob_decode("cache_index_totals_init", val,
+	    &rec) == -1) {
+		/* Dropped below: reconcile adopts the file again. */
+		w->bad = xreallocarray(w->bad, w->nbad + 1, sizeof(*w->bad));
+		w->bad[w->nbad].mv_size = key->mv_size;
+		w->bad[w->nbad].mv_data = xmalloc(key->mv_size);
+		memcpy(w->bad[w->nbad++].mv_data, key->mv_data, key->mv_size);
 		return 0;
+	}
 	w->t->t_blob_bytes += (int64_t)rec.size;
 	return cache_index_blob_list(w->ci, "cache_index_totals_init", txn,
 	    &k, &rec, 1);
 }
 
 /*
- * An index written before the totals record (or whose record was lost)
- * is counted once, in one write transaction: negative tags, manifest
- * bytes, blob bytes, and the lru and pin entries of every blob.  From
- * then on every write keeps them (cache_index_commit_counted), and open
- * reads one record instead of walking the index.
+ * Does the index need counting?  When its totals record is missing (an
+ * index of an older version) or corrupt, or its lru order does not have
+ * one entry per blob record (an older version wrote to it since).  1
+ * yes, 0 no, -1 error.
+ */
+static int
+cache_index_totals_stale(struct cache_index *ci, const char *fn,
+    MDB_txn *txn)
+{
+	struct cache_index_totals	t;
+	MDB_stat			blobs, lru;
+	int				rc;
+
+	if ((rc = cache_index_totals_get(ci, fn, txn, &t)) != 0)
+		return 1;	/* -1: corrupt (logged), counted again */
+	if ((rc = mdb_stat(txn, ci->ci_blob, &blobs)) != 0 ||
+	    (rc = mdb_stat(txn, ci->ci_lru, &lru)) != 0) {
+		cache_index_warn(ci, fn, "mdb_stat", rc);
+		return -1;
+	}
+	if (blobs.ms_entries == lru.ms_entries)
+		return 0;
+	log_warnx("%s: %zu blob records but %zu in the lru order: counting "
+	    "the index again", fn, blobs.ms_entries, lru.ms_entries);
+	return 1;
+}
+
+/*
+ * An index that needs it (cache_index_totals_stale) is counted, in one
+ * write transaction: negative tags, manifest bytes, blob bytes, and the
+ * lru and pin entries of every blob; a corrupt blob record is dropped.
+ * From then on every write keeps them (cache_index_commit_counted), and
+ * open reads one record instead of walking the index.
  */
 static int
 cache_index_totals_init(struct cache_index *ci, const char *fn)
 {
 	struct cache_index_totals	t;
-	struct cache_index_count_blobs	w = { ci, &t };
+	struct cache_index_count_blobs	w = { ci, &t, NULL, 0 };
 	MDB_txn				*txn;
+	size_t				 i;
 	int				 rc;
 
 	if (cache_index_begin(ci, fn, 0, &txn) == -1)
 		return -1;
-	if ((rc = cache_index_totals_get(ci, fn, txn, &t)) != 1) {
+	if ((rc = cache_index_totals_stale(ci, fn, txn)) != 1) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
+	memset(&t, 0, sizeof(t));
 	if ((rc = mdb_drop(txn, ci->ci_lru, 0)) != 0 ||
 	    (rc = mdb_drop(txn, ci->ci_pin, 0)) != 0) {
 		cache_index_warn(ci, fn, "mdb_drop", rc);
@@ -2265,10 +2414,21 @@ cache_index_totals_init(struct cache_index *ci, const char *fn)
 	    cache_index_count_blobs_cb, &w) == -1 ||
 	    cache_index_totals_put(ci, fn, txn, &t) == -1)
 		goto fail;
-	return cache_index_commit(ci, fn, txn);
+	for (i = 0; i < w.nbad; i++)
+		if ((rc = mdb_del(txn, ci->ci_blob, &w.bad[i], NULL)) != 0) {
+			cache_index_warn(ci, fn, "mdb_del blob", rc);
+			goto fail;
+		}
+	rc = cache_index_commit(ci, fn, txn);
+	goto done;
 fail:
 	mdb_txn_abort(txn);
-	return -1;
+	rc = -1;
+done:
+	for (i = 0; i < w.nbad; i++)
+		free(w.bad[i].mv_data);
+	free(w.bad);
+	return rc;
 }
 
 /* Small named records (JSON text): a malloc'd NUL-terminated copy. */

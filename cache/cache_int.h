@@ -25,11 +25,13 @@
  * handles its own locking; MDB_NOTLS is used so read transactions are not
  * tied to threads).
  *
- * The budget, du and the negative-entry cap never walk the index: lru,
- * pin and totals change in the same write transaction as the records they
+ * The budget, du and the negative-entry cap never walk the index, and
+ * eviction reads only the lru order from its oldest end: lru, pin and
+ * totals change in the same write transaction as the records they
  * follow, so they are exact for every process that opens the index (the
- * daemon and "regmirror cache" at once).  An index from before them gets
- * them counted once, at open.
+ * daemon and "regmirror cache" at once).  An index without them, or with
+ * an lru order of another length than its blob records (an older version
+ * wrote to it), gets them counted at open.
  */
 #ifndef CACHE_CACHE_INT_H
 #define CACHE_CACHE_INT_H
@@ -125,6 +127,10 @@ int	cache_index_blob_foreach(struct cache_index *,
 	    int (*cb)(const char *digest, const struct cache_blob_rec *,
 	    void *), void *arg);
 
+/* The same in batches: at most max (> 0) records from pos. */
+int	cache_index_blob_scan(struct cache_index *, struct cache_index_pos *,
+	    size_t max, int (*cb)(const char *digest,
+	    const struct cache_blob_rec *, void *), void *arg);
 /* The same, for the digests that start with prefix ("sha256:ab"). */
 int	cache_index_blob_foreach_prefix(struct cache_index *,
 	    const char *prefix, int (*cb)(const char *digest,
@@ -135,17 +141,22 @@ int	cache_index_pin_foreach(struct cache_index *,
 	    void *), void *arg);
 
 /*
- * One batch of least recently used eviction, in one write transaction:
- * remove up to max records of blobs not pinned at now, oldest access
- * first, until want bytes are freed.  The records removed are in
- * out[0 .. *n); unlinking their files is the caller's.  0 or -1.
+ * One batch of least recently used eviction: read the lru order from pos
+ * (a bounded number of keys, in a read transaction), then remove, in one
+ * write transaction, up to max records of blobs not pinned at now, oldest
+ * access first, until want bytes are freed.  The records removed are in
+ * out[0 .. *n); unlinking their files is the caller's.  pos moves on, and
+ * is done at the end of the order; a batch may remove nothing and still
+ * move it (pinned blobs).  0 or -1.
  */
 struct cache_evicted {
 	char		digest[DIGEST_STR_MAX];
 	uint64_t	size;
+	int64_t		last_access;
 };
 int	cache_index_blob_evict(struct cache_index *, int64_t now,
-	    uint64_t want, struct cache_evicted *out, size_t max, size_t *n);
+	    uint64_t want, struct cache_evicted *out, size_t max,
+	    struct cache_index_pos *pos, size_t *n);
 
 /*
  * Manifests: *media_type and *data are malloc'd copies (free(3) them).

@@ -16,7 +16,6 @@
 #include "common/config.h"
 #include "common/digest.h"
 #include "common/log.h"
-#include "common/obj.h"
 #include "common/ref.h"
 #include "common/xmalloc.h"
 #include "cli/cmd.h"
@@ -67,12 +66,16 @@ struct cmd_ls {
 	size_t	n;		/* elements printed in the current array */
 };
 
+/* One element; one jansson refuses (not UTF-8) is left out, with a line. */
 static void
-cmd_ls_json(struct cmd_ls *ls, json_t *j)
+cmd_ls_json(struct cmd_ls *ls, json_t *j, const char *what)
 {
+	if (j == NULL) {
+		log_warnx("cache ls: %s is not valid UTF-8; left out", what);
+		return;
+	}
 	if (ls->n++ > 0)
 		putchar(',');
-	AN(j != NULL);
 	json_dumpf(j, stdout, JSON_COMPACT);
 	json_decref(j);
 }
@@ -101,7 +104,8 @@ cmd_ls_blob_cb(const struct cache_ls_blob *rec, void *arg)
 		    "digest", rec->digest, "size", (json_int_t)rec->size,
 		    "stored", (json_int_t)rec->stored,
 		    "last_access", (json_int_t)rec->last_access,
-		    "pinned_until", (json_int_t)rec->pinned_until));
+		    "pinned_until", (json_int_t)rec->pinned_until),
+		    rec->digest);
 		return 0;
 	}
 	gmtime_r(&la, &tm);
@@ -122,7 +126,7 @@ cmd_ls_tag_cb(const struct cache_ls_tag *rec, void *arg)
 		cmd_ls_json(ls, json_pack("{s:s,s:s,s:s,s:s,s:I}",
 		    "upstream", rec->upstream, "repository", rec->repo, "tag",
 		    rec->tag, "digest", rec->digest != NULL ? rec->digest : "",
-		    "validated", (json_int_t)rec->validated));
+		    "validated", (json_int_t)rec->validated), rec->tag);
 		return 0;
 	}
 	printf("tag   %s/%s:%s -> %s\n", rec->upstream, rec->repo, rec->tag,

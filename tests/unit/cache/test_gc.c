@@ -389,6 +389,55 @@ check_keep_walk(const struct config *cfg)
 	    cache_blob_stat(lay2, &size) == 0, "  and the child's blobs");
 }
 
+struct ls_seen {
+	size_t	tags, blobs, dup;
+	char	last[DIGEST_STR_MAX];
+};
+
+static int
+ls_tag_cb(const struct cache_ls_tag *t, void *arg)
+{
+	(void)t;
+	((struct ls_seen *)arg)->tags++;
+	return 0;
+}
+
+static int
+ls_blob_cb(const struct cache_ls_blob *b, void *arg)
+{
+	struct ls_seen	*s = arg;
+
+	if (strcmp(b->digest, s->last) <= 0)
+		s->dup++;
+	snprintf(s->last, sizeof(s->last), "%s", b->digest);
+	s->blobs++;
+	return 0;
+}
+
+/* cache_ls() in batches: every record once, in order, across batches. */
+static void
+check_ls_batches(void)
+{
+	struct cache_blob_rec	b = { 1, 1, 1, 0 };
+	struct ls_seen		s0, s;
+	char			d[DIGEST_STR_MAX];
+	unsigned int		i;
+
+	memset(&s0, 0, sizeof(s0));
+	cache_ls(ls_tag_cb, ls_blob_cb, &s0);
+	cache_index_set_nosync(cache_idx);
+	for (i = 0; i < 600; i++) {
+		dg(d, 0x70000 + i);
+		cache_index_blob_put(cache_idx, d, &b);
+	}
+	memset(&s, 0, sizeof(s));
+	is_int(cache_ls(ls_tag_cb, ls_blob_cb, &s), 0, "ls: 600 more blobs");
+	is_int(s.blobs, s0.blobs + 600, "ls: every blob once (%zu before)",
+	    s0.blobs);
+	is_int(s.dup, 0, "ls: in order, none twice across batches");
+	is_int(s.tags, s0.tags, "ls: the tags");
+}
+
 int
 main(void)
 {
@@ -420,6 +469,7 @@ main(void)
 	check_pass(cfg, &f);
 	check_cap();
 	check_keep_walk(cfg);
+	check_ls_batches();
 
 	cache_close();
 	config_free(cfg);

@@ -1265,11 +1265,14 @@ static size_t
 test_evict(struct cache_index *ci, uint64_t want, size_t max, int *got)
 {
 	struct cache_evicted	v[8];
+	struct cache_index_pos	pos;
 	char			d[DIGEST_STR_MAX];
 	size_t			n = 0, i;
 	int			j;
 
-	if (cache_index_blob_evict(ci, 1000, want, v, max, &n) != 0)
+
+	memset(&pos, 0, sizeof(pos));
+	if (cache_index_blob_evict(ci, 1000, want, v, max, &pos, &n) != 0)
 		return SIZE_MAX;
 	for (i = 0; i < n; i++) {
 		got[i] = 0;
@@ -1398,6 +1401,110 @@ test_lru(void)
 	cache_index_close(ci);
 }
 
+/* Raw LMDB on dir's index (no cache_index open in this process). */
+static void
+test_raw(const char *dir, const char *db, const char *key, size_t klen,
+    const char *val, size_t vlen)
+{
+	MDB_env		*env;
+	MDB_txn		*txn;
+	MDB_dbi		 dbi;
+	MDB_val		 k = { klen, (void *)(uintptr_t)key };
+	MDB_val		 v = { vlen, (void *)(uintptr_t)val };
+	int		 rc;
+
+	if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 16) != 0 ||
+	    mdb_env_open(env, dir, MDB_NOTLS, 0600) != 0 ||
+	    mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+	    mdb_dbi_open(txn, db, 0, &dbi) != 0)
+		bail_out("raw: cannot open the index with LMDB");
+	rc = val == NULL ? mdb_del(txn, dbi, &k, NULL) :
+	    mdb_put(txn, dbi, &k, &v, 0);
+	if (rc != 0 || mdb_txn_commit(txn) != 0)
+		bail_out("raw: write");
+	mdb_env_close(env);
+}
+
+/*
+ * Eviction with 5,000 pinned blobs at the front of the lru order: a
+ * batch reads a bounded number of keys (it removes nothing and is not
+ * done), the next one reaches the unpinned blob.
+ */
+static void
+test_evict_scan(void)
+{
+	struct cache_index	*ci;
+	struct cache_index_pos	 pos;
+	struct cache_evicted	 v[8];
+	struct cache_blob_rec	 b;
+	char			 dir[512], d[DIGEST_STR_MAX];
+	size_t			 n = 99;
+	unsigned int		 i;
+
+	test_path(dir, sizeof(dir), "evscan");
+	if (cache_index_open(dir, 0, &ci) != 0 ||
+	    cache_index_set_nosync(ci) != 0) {
+		ok(0, "evscan: open");
+		return;
+	}
+	for (i = 1; i <= 5001; i++) {
+		memset(&b, 0, sizeof(b));
+		b.size = 7;
+		b.stored = 1;
+		b.last_access = i == 5001 ? 10000 : (int64_t)i;
+		b.pinned_until = i == 5001 ? 0 : -1;
+		test_digest(d, 31, i);
+		cache_index_blob_put(ci, d, &b);
+	}
+	memset(&pos, 0, sizeof(pos));
+	is_int(cache_index_blob_evict(ci, 1000, 1, v, 8, &pos, &n), 0,
+	    "evscan: a batch");
+	ok(n == 0 && !pos.ip_done, "evscan: the first batch reads at most "
+	    "its share of the 5,000 pinned keys (removed %zu, done %d)", n,
+	    pos.ip_done);
+	while (n == 0 && !pos.ip_done)
+		cache_index_blob_evict(ci, 1000, 1, v, 8, &pos, &n);
+	test_digest(d, 31, 5001);
+	ok(n == 1 && strcmp(v[0].digest, d) == 0, "evscan: a later batch "
+	    "evicts the one unpinned blob");
+	cache_index_close(ci);
+
+	/* The totals record corrupt: counted again at open. */
+	test_raw(dir, "totals", "totals", 6, "xyz", 3);
+	if (cache_index_open(dir, 0, &ci) != 0) {
+		ok(0, "evscan: open with a corrupt totals record");
+		return;
+	}
+	is_int(test_blob_bytes(ci), 5000 * 7, "evscan: a corrupt totals "
+	    "record is counted again at open");
+	cache_index_close(ci);
+
+	/* A blob record another version wrote (no lru key): counted again. */
+	test_digest(d, 31, 6000);
+	{
+		unsigned char	raw[33] = { 1, 9 };	/* size 9, times 0 */
+
+		test_raw(dir, "blob", d, strlen(d), (const char *)raw,
+		    sizeof(raw));
+	}
+	test_digest(d, 31, 6001);
+	test_raw(dir, "blob", d, strlen(d), "bad", 3);
+	if (cache_index_open(dir, 0, &ci) != 0) {
+		ok(0, "evscan: open after another version's write");
+		return;
+	}
+	is_int(test_blob_bytes(ci), 5000 * 7 + 9, "evscan: the foreign "
+	    "record is counted");
+	is_int(cache_index_blob_get(ci, d, &b), 1, "evscan: a corrupt blob "
+	    "record is dropped when counting");
+	memset(&pos, 0, sizeof(pos));
+	cache_index_blob_evict(ci, 1000, 1, v, 8, &pos, &n);
+	test_digest(d, 31, 6000);
+	ok(n == 1 && strcmp(v[0].digest, d) == 0, "evscan: ... and in the "
+	    "lru order (last access 0: first)");
+	cache_index_close(ci);
+}
+
 /* Records written before a close are there after a reopen. */
 static void
 test_persist(const char *dir)
@@ -1468,6 +1575,7 @@ main(void)
 	test_crash();
 	test_lifecycle();
 	test_lru();
+	test_evict_scan();
 
 	test_rmtree(test_dir);
 	ok(access(test_dir, F_OK) == -1, "temp dir removed");
