@@ -61,7 +61,7 @@
 #   BENCH_PERF=1    also profile regmirror (perf record -e cpu-clock) during
 #                   one extra wrk run on the manifest by tag; the top
 #                   functions are printed after the table
-#   BENCH_TIMEOUT   watchdog for the whole script in seconds (default 1200)
+#   BENCH_TIMEOUT   watchdog for the whole script in seconds (default 1800)
 #   BENCH_STRICT=1  exit 1 when a quality bar is missed, not only on errors
 #   KEEP_TMP=1      keep the temp dir (it is always kept after an error)
 #
@@ -218,7 +218,7 @@ trap 'exit 143' TERM
 "$PY" -c 'import os, signal, sys, time
 time.sleep(float(sys.argv[2]))
 sys.stderr.write("bench: ERROR: watchdog: run exceeded %ss\n" % sys.argv[2])
-os.kill(int(sys.argv[1]), signal.SIGTERM)' "$$" "${BENCH_TIMEOUT:-1200}" \
+os.kill(int(sys.argv[1]), signal.SIGTERM)' "$$" "${BENCH_TIMEOUT:-1800}" \
 	</dev/null >/dev/null 2>>"$B_DIR/watchdog.log" &
 register_pid "$!" watchdog "$B_DIR/watchdog.log"
 
