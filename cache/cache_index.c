@@ -896,6 +896,43 @@ cache_index_blob_del(struct cache_index *ci, const char *digest)
 	return cache_index_blob_set1(ci, __func__, digest, NULL);
 }
 
+/*
+ * Delete the record only if it is still *expect, checked inside the write
+ * transaction (a fill may have published the blob again since the caller
+ * read it).  0 deleted, 1 absent or changed, -1 error.
+ */
+int
+cache_index_blob_del_if(struct cache_index *ci, const char *digest,
+    const struct cache_blob_rec *expect)
+{
+	struct cache_index_key		k;
+	struct cache_index_delta	d = { 0, 0, 0 };
+	struct cache_blob_rec		rec;
+	MDB_txn				*txn;
+	MDB_val				 val;
+	int				 rc;
+
+	if (cache_index_key_digest(__func__, digest, &k) == -1 ||
+	    cache_index_begin(ci, __func__, 0, &txn) == -1)
+		return -1;
+	rc = mdb_get(txn, ci->ci_blob, &k.k_val, &val);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		cache_index_warn(ci, __func__, "mdb_get", rc);
+	if (rc != 0 || cache_index_blob_decode(__func__, &val, &rec) == -1 ||
+	    rec.size != expect->size || rec.stored != expect->stored ||
+	    rec.last_access != expect->last_access ||
+	    rec.pinned_until != expect->pinned_until) {
+		mdb_txn_abort(txn);
+		return rc == 0 || rc == MDB_NOTFOUND ? 1 : -1;
+	}
+	if (cache_index_blob_set(ci, __func__, txn, &k.k_val, NULL,
+	    &d) == -1) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return cache_index_commit_counted(ci, __func__, txn, &d);
+}
+
 /* Read-modify-write in one write transaction; 1 if there is no record. */
 int
 cache_index_blob_touch(struct cache_index *ci, const char *digest,

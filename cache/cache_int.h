@@ -119,6 +119,9 @@ int	cache_index_blob_get(struct cache_index *, const char *digest,
 int	cache_index_blob_put(struct cache_index *, const char *digest,
 	    const struct cache_blob_rec *);
 int	cache_index_blob_del(struct cache_index *, const char *digest);
+/* Only if the record is still *expect: 0 deleted, 1 absent or changed. */
+int	cache_index_blob_del_if(struct cache_index *, const char *digest,
+	    const struct cache_blob_rec *expect);
 /* Update last_access only (cheap; may be batched by the caller). */
 int	cache_index_blob_touch(struct cache_index *, const char *digest,
 	    int64_t when);

@@ -59,8 +59,8 @@ struct cache_reconcile_dir {
 	struct cache_reconcile_ent	*ent;
 	size_t				 n, next;
 	struct cache_reconcile_drop {
-		char		*digest;
-		uint64_t	 size;
+		char			*digest;
+		struct cache_blob_rec	 rec;	/* as the walk saw it */
 	}				*drop;	/* records to drop */
 	size_t				 ndrop;
 	unsigned			 dropped, adopted, removed;
@@ -150,7 +150,7 @@ cache_reconcile_merge_cb(const char *digest, const struct cache_blob_rec *rec,
 		return 0;	/* renamed in after the directory was read */
 	d->drop = xreallocarray(d->drop, d->ndrop + 1, sizeof(*d->drop));
 	d->drop[d->ndrop].digest = xstrdup(digest);
-	d->drop[d->ndrop++].size = rec->size;
+	d->drop[d->ndrop++].rec = *rec;
 	return 0;
 }
 
@@ -220,12 +220,16 @@ cache_reconcile_dir(struct cache_reconcile_dir *d, const char *adir,
 	(void)cache_index_blob_foreach_prefix(cache_idx, prefix,
 	    cache_reconcile_merge_cb, d);
 	for (i = 0; i < d->ndrop; i++) {
-		log_warnx("cache: dropping index entry %s: its file is "
-		    "missing or is not a regular file", d->drop[i].digest);
-		(void)cache_index_blob_del(cache_idx, d->drop[i].digest);
+		/* Not if a fill published it since the walk read it. */
+		if (cache_index_blob_del_if(cache_idx, d->drop[i].digest,
+		    &d->drop[i].rec) == 0) {
+			log_warnx("cache: dropped index entry %s: its file "
+			    "is missing or is not a regular file",
+			    d->drop[i].digest);
+			d->dropped++;
+		}
 		free(d->drop[i].digest);
 	}
-	d->dropped += (unsigned)d->ndrop;
 	d->ndrop = 0;
 	for (i = 0; i < d->n; i++) {
 		if (!d->ent[i].matched)

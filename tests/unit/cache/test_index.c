@@ -1371,6 +1371,17 @@ test_lru(void)
 	is_int(pins, 1, "lru: one pinned blob");
 	test_digest(d, 30, 2);
 	is_int(cache_index_blob_get(ci, d, &b), 0, "lru: blob 2 is kept");
+	b.stored++;
+	is_int(cache_index_blob_del_if(ci, d, &b), 1, "del_if: a record not "
+	    "as expected stays");
+	b.stored--;
+	test_digest(d, 30, 6);
+	cache_index_blob_put(ci, d, &b);
+	is_int(cache_index_blob_del_if(ci, d, &b), 0, "del_if: the record "
+	    "as expected goes");
+	is_int(cache_index_blob_del_if(ci, d, &b), 1, "del_if: then nothing");
+	is_int(test_blob_bytes(ci), 20, "del_if: its bytes went with it");
+	test_digest(d, 30, 2);
 
 	b.size = 10;
 	b.pinned_until = 0;
