@@ -438,6 +438,63 @@ check_ls_batches(void)
 	is_int(s.tags, s0.tags, "ls: the tags");
 }
 
+/* Run cache_budget_keep() with stderr in a file: its warnings about
+ * nothing left to evict. */
+static int
+keep_warnings(void)
+{
+	char	 path[] = "/tmp/test_gc_log.XXXXXX", line[1024];
+	FILE	*f;
+	int	 fd, saved = -1, n = 0;
+
+	fflush(stderr);
+	if ((fd = mkstemp(path)) == -1 || (saved = dup(2)) == -1 ||
+	    dup2(fd, 2) == -1)
+		bail_out("keep_warnings: redirect stderr");
+	cache_budget_keep();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	if ((f = fdopen(fd, "r")) == NULL)
+		bail_out("keep_warnings: fdopen");
+	rewind(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, "nothing unpinned is left") != NULL;
+	fclose(f);
+	unlink(path);
+	return n;
+}
+
+/*
+ * The budget at 1 byte: the first pass evicts every unpinned blob; with
+ * only pinned ones left (and the index over the budget by itself) the
+ * next pass says so once, and the one after does not walk again until
+ * the bytes change: a new blob is evicted by the next pass.
+ */
+static void
+check_keep_backoff(void)
+{
+	struct cache_blob_rec	b = { 5, 1, 1, 0 }, got;
+	char			d[DIGEST_STR_MAX];
+
+	log_set_level(LOG_LEVEL_INFO);
+	cache_budget_set(1);
+	dg(d, 0x70001);
+	is_int(keep_warnings(), 0, "keep: the first pass evicts");
+	is_int(cache_index_blob_get(cache_idx, d, &got), 1,
+	    "keep: an unpinned blob went");
+	is_int(keep_warnings(), 1, "keep: then nothing unpinned: one warning");
+	is_int(keep_warnings(), 0, "keep: no second pass while nothing "
+	    "changed");
+	dg(d, 0x80000);
+	cache_index_blob_put(cache_idx, d, &b);
+	(void)keep_warnings();
+	is_int(cache_index_blob_get(cache_idx, d, &got), 1,
+	    "keep: the bytes changed: a new unpinned blob is evicted");
+	cache_budget_set(0);
+	log_set_level(LOG_LEVEL_WARN);
+}
+
 int
 main(void)
 {
@@ -470,6 +527,7 @@ main(void)
 	check_cap();
 	check_keep_walk(cfg);
 	check_ls_batches();
+	check_keep_backoff();
 
 	cache_close();
 	config_free(cfg);
