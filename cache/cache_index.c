@@ -1159,7 +1159,6 @@ cache_index_evict_choose(struct cache_index *ci, const char *fn,
 			    key.mv_size);
 			e->stale[e->nstale++].ls_len = key.mv_size;
 		}
-		rc = 0;
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
@@ -2401,7 +2400,7 @@ cache_index_totals_stale(struct cache_index *ci, const char *fn,
 	MDB_stat			blobs, lru;
 	int				rc;
 
-	if ((rc = cache_index_totals_get(ci, fn, txn, &t)) != 0)
+	if (cache_index_totals_get(ci, fn, txn, &t) != 0)
 		return 1;	/* -1: corrupt (logged), counted again */
 	if ((rc = mdb_stat(txn, ci->ci_blob, &blobs)) != 0 ||
 	    (rc = mdb_stat(txn, ci->ci_lru, &lru)) != 0) {
