@@ -909,7 +909,7 @@ fi
 # ---------------------------------------------------------------------------
 # g) cold blobs: TTFB, and single-flight
 
-say "g) cold blob TTFB: $COLD_N never-fetched 16 MiB blobs, upstream then regmirror"
+say "g) cold blob TTFB: $COLD_N never-fetched 16 MiB blobs, upstream, regmirror, upstream again"
 TTFB_U=() TTFB_M=() TOT_U=() TOT_M=()
 for dg in "${COLD_DGS[@]}"; do
 	p=/v2/$REPO/blobs/$dg
