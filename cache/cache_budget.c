@@ -16,7 +16,8 @@
  * None of it walks the index: the blob bytes are the index's totals
  * record, the eviction order its lru database, and du's pinned figures a
  * walk of the pinned blobs only (cache_int.h).  Eviction costs what it
- * evicts, in batches of one write transaction each.
+ * evicts: the order read in bounded read transactions, a batch removed
+ * per write transaction.
  *
  * Deleting a blob is: index record first, then the file.  A reader that
  * already opened the file keeps streaming from its descriptor; a fill in
@@ -230,15 +231,15 @@ cache_blob_remove(const char *digest, const char *why)
 	return 0;
 }
 
-/* The blobs and the index's pages in use, against target. */
+/* The blobs and the index's pages in use: cache_stats()'s used_bytes. */
 static int
 cache_budget_used(uint64_t *used)
 {
-	struct cache_index_stat	st;
+	struct cache_stats	s;
 
-	if (cache_index_stat(cache_idx, &st) != 0)
+	if (cache_stats(&s) != 0)
 		return -1;
-	*used = st.is_blob_bytes + st.is_bytes;
+	*used = s.used_bytes;
 	return 0;
 }
 

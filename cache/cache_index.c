@@ -525,12 +525,21 @@ cache_index_set_max_negative(struct cache_index *ci, uint64_t max)
 	pthread_mutex_unlock(&ci->ci_mtx);
 }
 
+/* The one key of the totals database. */
+static MDB_val
+cache_index_totals_key(void)
+{
+	MDB_val	k = { 6, (void *)(uintptr_t)"totals" };
+
+	return k;
+}
+
 /* The totals record in txn: 0, 1 if there is none, -1 (logged). */
 static int
 cache_index_totals_get(struct cache_index *ci, const char *fn, MDB_txn *txn,
     struct cache_index_totals *t)
 {
-	MDB_val			 key = { 6, (void *)(uintptr_t)"totals" };
+	MDB_val			 key = cache_index_totals_key();
 	MDB_val			 val;
 	const unsigned char	*p;
 	int			 rc;
@@ -560,7 +569,7 @@ cache_index_totals_put(struct cache_index *ci, const char *fn, MDB_txn *txn,
     const struct cache_index_totals *t)
 {
 	unsigned char	buf[CACHE_INDEX_TOTALS_LEN];
-	MDB_val		key = { 6, (void *)(uintptr_t)"totals" };
+	MDB_val		key = cache_index_totals_key();
 	MDB_val		val = { sizeof(buf), buf };
 	int		rc;
 
