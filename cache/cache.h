@@ -20,6 +20,7 @@
 
 struct config;
 struct event;
+struct evbuffer;
 
 /* Create the directories, take the lock, empty tmp/, open the index. */
 int	cache_open(const struct config *);
@@ -361,8 +362,15 @@ ssize_t	cache_fill_copy(struct cache_fill *, uint64_t off, void *buf,
 /* A reader tells how far it has got (disk full: the window waits). */
 void	cache_fill_reader_pos(struct cache_fill *, struct event *ev,
 	    uint64_t pos);
-/* Disk full: bytes the filler may append now (SIZE_MAX: no limit). */
+/*
+ * Bytes the filler may append now: at most the writer queue's 1 MiB, and
+ * disk full what the memory window can take.  At 0 the filler waits:
+ * ev (cache_fill_room_watch; NULL to stop, before freeing it) is made
+ * active from the writer thread once half of the queue has been written;
+ * disk full, the filler polls.
+ */
 size_t	cache_fill_room(struct cache_fill *);
+void	cache_fill_room_watch(struct cache_fill *, struct event *ev);
 /* Fills that hit a full disk and were passed through, uncached. */
 uint64_t cache_fill_spills(void);
 
@@ -372,8 +380,15 @@ void	cache_fill_set_max(uint64_t max);
  * fill is then FAILED). */
 int	cache_fill_begin(struct cache_fill *, int64_t size);
 int	cache_fill_append(struct cache_fill *, const void *, size_t);
-/* End of body: verify, then fsync, rename and commit on a helper thread;
- * links the blob to (upstream, repo). */
+/* The same, moving len bytes out of src (not drained on failure). */
+int	cache_fill_append_buffer(struct cache_fill *, struct evbuffer *src,
+	    size_t len);
+/*
+ * End of body.  The fill's writer thread (started by begin) hashes and
+ * writes what was appended, then verifies, fsyncs, renames and commits,
+ * linking the blob to (upstream, repo); from here on only it may fail
+ * the fill.
+ */
 void	cache_fill_end(struct cache_fill *, const char *upstream,
 	    const char *repo);
 void	cache_fill_fail(struct cache_fill *, int status, const char *code,

@@ -6,21 +6,25 @@
  *	WAITING		upstream 200 (begin)	STREAMING	filler
  *	WAITING		failure before any	FAILED		filler
  *			body
- *	STREAMING	bytes written		STREAMING	filler
- *	STREAMING	end of body, verified	PUBLISHING	filler
- *	STREAMING	end of body, verified,	PASSED		filler
+ *	STREAMING	bytes written		STREAMING	writer
+ *	STREAMING	end of body, verified	PUBLISHING	writer
+ *	STREAMING	end of body, verified,	PASSED		writer
  *			the disk filled up on
  *			the way
- *	STREAMING	short, long or corrupt	FAILED		filler
- *			body, write error,
- *			max_blob_size
- *	PUBLISHING	fsync, rename, commit	DONE		publish thread
+ *	STREAMING	long body, max_blob_size FAILED		filler
+ *	STREAMING	short or corrupt body,	FAILED		writer
+ *			write error
+ *	PUBLISHING	fsync, rename, commit	DONE		writer
  *			done
- *	PUBLISHING	fsync, rename or	PASSED		publish thread
+ *	PUBLISHING	fsync, rename or	PASSED		writer
  *			commit failed
  *
- * DONE, PASSED and FAILED are final.  Once verified (PUBLISHING) a fill
- * cannot fail: a late failure is ignored, the publish thread decides.
+ * The filler is the worker loop that reads the upstream: it copies bytes
+ * into the fill's queue.  The writer is the fill's thread, started by
+ * begin: it hashes and writes them, and decides the end.  DONE, PASSED
+ * and FAILED are final.  Once the body is complete (end) only the writer
+ * may fail a fill, and once verified (PUBLISHING) nothing can: a late
+ * failure is ignored.
  * Every change goes through cache_fill_set_state_locked(), which asserts
  * it against cache_fill_next[] (this table) and wakes the readers.
  *
@@ -47,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "cache/cache.h"
@@ -59,7 +64,9 @@
 
 #define CACHE_FILL_MAGIC	0x66696c6c
 #define CACHE_FILL_WAKE_BYTES	(64 * 1024)
-#define CACHE_FILL_WBUF		(128 * 1024)	/* write(2) batching */
+#define CACHE_FILL_CHUNK	(256 * 1024)	/* the writer's hash + pwrite */
+#define CACHE_FILL_QMAX		(1024 * 1024)	/* appended, not yet written */
+#define CACHE_FILL_BATCH	(128 * 1024)	/* the writer wakes for this */
 #define CACHE_FILL_RING		(8 * 1024 * 1024) /* disk full: memory window */
 
 static _Atomic uint64_t	cache_fill_nspills;
@@ -91,8 +98,15 @@ struct cache_fill {
 	int64_t			 size;
 	uint64_t		 written;
 	uint64_t		 woken_at;	/* written at the last wake */
-	unsigned char		*wbuf;		/* bytes not yet on disk */
-	size_t			 wlen;
+	uint64_t		 recv;		/* appended (the filler's) */
+	/* Appended, not yet stored: qlen bytes from qhead in the circular
+	 * qbuf of qcap bytes; the filler copies in past them, the writer
+	 * hashes and writes from qhead. */
+	unsigned char		*qbuf;
+	size_t			 qcap, qhead, qlen;
+	int			 eof;		/* end of body: writer ends */
+	pthread_cond_t		 cv;		/* the writer waits on it */
+	struct event		*room_ev;	/* the filler's: room again */
 	int			 spill;		/* disk full: in memory */
 	uint64_t		 disk_end;
 	unsigned char		*ring;
@@ -172,6 +186,7 @@ cache_fill_set_state_locked(struct cache_fill *f, enum cache_fill_state to)
 		    f->digest, (int)f->state, (int)to);
 	AN(cache_fill_transition_ok(f->state, to));
 	f->state = to;
+	pthread_cond_signal(&f->cv);
 	cache_fill_wake_locked(f);
 }
 
@@ -263,6 +278,7 @@ cache_fill_get(const char *digest, const char *upstream, const char *repo,
 	f = xcalloc(1, sizeof(*f));
 	f->magic = CACHE_FILL_MAGIC;
 	pthread_mutex_init(&f->mtx, NULL);
+	pthread_cond_init(&f->cv, NULL);
 	f->refs = 1;
 	snprintf(f->digest, sizeof(f->digest), "%s", digest);
 	f->domain = domain;
@@ -315,7 +331,7 @@ cache_fill_unref(struct cache_fill *f, const char *who)
 	    f->state != CACHE_FILL_PASSED)
 		unlink(f->tmp_path);
 	free(f->tmp_path);
-	free(f->wbuf);
+	free(f->qbuf);
 	free(f->ring);
 	if (f->dctx != NULL)
 		digest_ctx_free(f->dctx);
@@ -323,6 +339,7 @@ cache_fill_unref(struct cache_fill *f, const char *who)
 	free(f->repo);
 	free(f->by_upstream);
 	free(f->by_repo);
+	pthread_cond_destroy(&f->cv);
 	pthread_mutex_destroy(&f->mtx);
 	f->magic = 0;
 	free(f);
@@ -410,32 +427,47 @@ cache_fill_reader_pos(struct cache_fill *f, struct event *ev, uint64_t pos)
 }
 
 /*
- * Disk full: how many bytes can be appended without pushing out of the
- * memory window bytes that a reader still needs.
+ * How many bytes the filler may append now: what the writer's queue has
+ * room for and, disk full, what can go into the memory window without
+ * pushing out bytes that a reader still needs.
  */
 size_t
 cache_fill_room(struct cache_fill *f)
 {
 	struct cache_fill_watcher	*w;
 	uint64_t			 keep, end;
-	size_t				 room;
+	size_t				 queued, room;
 
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	pthread_mutex_lock(&f->mtx);
-	if (!f->spill || LIST_EMPTY(&f->watchers)) {
-		pthread_mutex_unlock(&f->mtx);
-		return SIZE_MAX;
+	queued = f->qlen;
+	room = f->qcap - queued;
+	if (f->state != CACHE_FILL_STREAMING || f->eof)
+		room = CACHE_FILL_QMAX;	/* append says what is wrong */
+	else if (f->spill && !LIST_EMPTY(&f->watchers)) {
+		end = f->ring_base + f->ring_len + queued;
+		keep = end;
+		LIST_FOREACH(w, &f->watchers, entry)
+			if (w->pos < keep)
+				keep = w->pos;
+		if (keep < f->ring_base)
+			keep = f->ring_base;
+		if (end - keep >= CACHE_FILL_RING)
+			room = 0;
+		else if (room > CACHE_FILL_RING - (end - keep))
+			room = CACHE_FILL_RING - (size_t)(end - keep);
 	}
-	end = f->ring_base + f->ring_len;
-	keep = end;
-	LIST_FOREACH(w, &f->watchers, entry)
-		if (w->pos < keep)
-			keep = w->pos;
-	if (keep < f->ring_base)
-		keep = f->ring_base;
-	room = CACHE_FILL_RING - (size_t)(end - keep);
 	pthread_mutex_unlock(&f->mtx);
 	return room;
+}
+
+void
+cache_fill_room_watch(struct cache_fill *f, struct event *ev)
+{
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	f->room_ev = ev;
+	pthread_mutex_unlock(&f->mtx);
 }
 
 uint64_t
@@ -546,12 +578,13 @@ cache_fill_dup_fd(struct cache_fill *f)
 	return fd;
 }
 
-static void
+/* 1 if f is FAILED now, 0 if it had ended or been verified already. */
+static int
 cache_fill_fail_locked(struct cache_fill *f, int status, const char *code,
     const char *retry_after, const char *msg)
 {
 	if (!cache_fill_transition_ok(f->state, CACHE_FILL_FAILED))
-		return;		/* ended, or verified: see the table */
+		return 0;	/* ended, or verified: see the table */
 	f->fail_status = status;
 	f->fail_code = code;
 	snprintf(f->fail_msg, sizeof(f->fail_msg), "%s", msg);
@@ -560,6 +593,7 @@ cache_fill_fail_locked(struct cache_fill *f, int status, const char *code,
 	if (f->tmp_path != NULL)
 		unlink(f->tmp_path);
 	cache_fill_set_state_locked(f, CACHE_FILL_FAILED);
+	return 1;
 }
 
 /* f ended as res: its time since the first request, into the histogram. */
@@ -575,37 +609,70 @@ cache_fill_observe(const struct cache_fill *f, enum metric_fill res)
 	metric_fill_observe(res, usec > 0 ? (uint64_t)usec : 0);
 }
 
+/*
+ * Once the body is complete (eof) only the writer may fail the fill: a
+ * failure the filler sees later (its connection dropping after the
+ * body, say) changes nothing; the writer verifies what arrived.
+ */
+static void
+cache_fill_failv(struct cache_fill *f, int writer, int status,
+    const char *code, const char *retry_after, const char *fmt, va_list ap)
+{
+	char	msg[256];
+	int	ok;
+
+	pthread_mutex_lock(&f->mtx);
+	ok = cache_fill_transition_ok(f->state, CACHE_FILL_FAILED) &&
+	    (writer || !f->eof);
+	pthread_mutex_unlock(&f->mtx);
+	if (!ok)
+		return;		/* ended, or verified: see the table */
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cache_fill_leave_table(f);
+	pthread_mutex_lock(&f->mtx);
+	/* The filler and the writer may both fail it: one of them does. */
+	ok = cache_fill_fail_locked(f, status, code, retry_after, msg);
+	pthread_mutex_unlock(&f->mtx);
+	if (!ok)
+		return;
+	metric_inc(METRIC_FILLS_FAILED);
+	cache_fill_observe(f, METRIC_FILL_FAILED);
+	log_info("fill %s: failed: %s", f->digest, msg);
+}
+
 void
 cache_fill_fail(struct cache_fill *f, int status, const char *code,
     const char *retry_after, const char *fmt, ...)
 {
-	char	msg[256];
 	va_list	ap;
-	int	ok;
 
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
-	pthread_mutex_lock(&f->mtx);
-	ok = cache_fill_transition_ok(f->state, CACHE_FILL_FAILED);
-	pthread_mutex_unlock(&f->mtx);
-	if (!ok)
-		return;		/* ended, or verified: see the table */
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cache_fill_failv(f, 0, status, code, retry_after, fmt, ap);
 	va_end(ap);
-	cache_fill_leave_table(f);
-	pthread_mutex_lock(&f->mtx);
-	metric_inc(METRIC_FILLS_FAILED);
-	cache_fill_observe(f, METRIC_FILL_FAILED);
-	cache_fill_fail_locked(f, status, code, retry_after, msg);
-	pthread_mutex_unlock(&f->mtx);
-	log_info("fill %s: failed: %s", f->digest, msg);
 }
+
+/* The writer fails the fill (a write error, a corrupt or short body). */
+static void __attribute__((format(printf, 4, 5)))
+cache_fill_wfail(struct cache_fill *f, int status, const char *code,
+    const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	cache_fill_failv(f, 1, status, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+static void	*cache_fill_writer(void *);
 
 int
 cache_fill_begin(struct cache_fill *f, int64_t size)
 {
-	char	*path;
-	int	 fd;
+	pthread_t	 th;
+	pthread_attr_t	 attr;
+	char		*path;
+	int		 fd, err;
 
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	AN(f->state == CACHE_FILL_WAITING);
@@ -629,34 +696,64 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 	f->tmp_path = path;
 	f->size = size;
 	f->dctx = digest_ctx_new(f->want.algo);
-	f->wbuf = xmalloc(CACHE_FILL_WBUF);
+	/* The queue: 1 MiB, or the blob's size when smaller. */
+	f->qcap = size >= 0 && (uint64_t)size < CACHE_FILL_QMAX ?
+	    (size_t)size + 1 : CACHE_FILL_QMAX;
+	f->qbuf = xmalloc(f->qcap);
 	cache_fill_set_state_locked(f, CACHE_FILL_STREAMING);
 	pthread_mutex_unlock(&f->mtx);
+	cache_fill_ref(f, "writer");
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	err = pthread_create(&th, &attr, cache_fill_writer, f);
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		/* Out of threads (RLIMIT_NPROC, memory): this fill fails,
+		 * the mirror goes on. */
+		log_warnx("fill %s: no writer thread: %s", f->digest,
+		    strerror(err));
+		cache_fill_fail(f, 503, "UNAVAILABLE", NULL,
+		    "cache cannot start a writer thread");
+		cache_fill_unref(f, "writer");
+		return -1;
+	}
 	return 0;
 }
 
-/* Write the batch buffer at offset written; 0 ok, -1 (FAILED) on error. */
-static int
-cache_fill_flush(struct cache_fill *f)
+/*
+ * len bytes of the writer's batch are stored: the filler, waiting for
+ * room once the queue is full, is told when half of it has gone.
+ */
+static void
+cache_fill_stored_locked(struct cache_fill *f, size_t len)
 {
-	const unsigned char	*p = f->wbuf;
-	size_t			 left = f->wlen;
-	uint64_t		 off = f->written;
-	ssize_t			 n;
+	size_t	before, after;
 
-	if (f->spill) {
-		/* Disk full already: batched bytes go to the window. */
-		pthread_mutex_lock(&f->mtx);
-		cache_fill_ring_push(f, f->wbuf, f->wlen);
-		pthread_mutex_unlock(&f->mtx);
-		f->wlen = 0;
-		return 0;
-	}
-	while (left > 0) {
-		n = pwrite(f->fd, p, left, (off_t)off);
-		if (n < 0 && errno == EINTR)
+	before = f->qlen;
+	f->qhead = (f->qhead + len) % f->qcap;
+	f->qlen -= len;
+	after = f->qlen;
+	if (f->room_ev != NULL && before > f->qcap / 2 &&
+	    after <= f->qcap / 2)
+		event_active(f->room_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * The writer: p, n at offset written to the temp file or, once the disk
+ * is full, to the memory window.  0 ok, -1 (FAILED) on a write error.
+ */
+static int
+cache_fill_store(struct cache_fill *f, const unsigned char *p, size_t len)
+{
+	uint64_t	off = f->written;
+	size_t		n = len;
+	ssize_t		k;
+
+	while (n > 0 && !f->spill) {
+		k = pwrite(f->fd, p, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == ENOSPC || errno == EDQUOT)) {
+		if (k < 0 && (errno == ENOSPC || errno == EDQUOT)) {
 			/* Disk full: serve, don't store (see cache.h). */
 			log_warnx("fill %s: %s is full after %llu bytes: "
 			    "passing the blob through uncached (disk-full "
@@ -667,29 +764,30 @@ cache_fill_flush(struct cache_fill *f)
 			f->ring = xmalloc(CACHE_FILL_RING);
 			f->disk_end = f->ring_base = f->written = off;
 			f->spill = 1;
-			cache_fill_ring_push(f, p, left);
 			cache_fill_wake_locked(f);
 			pthread_mutex_unlock(&f->mtx);
-			f->wlen = 0;
-			return 0;
+			break;
 		}
-		if (n <= 0) {
+		if (k <= 0) {
 			log_warn("fill %s: write %s", f->digest, f->tmp_path);
-			cache_fill_fail(f, 503, "UNAVAILABLE", NULL,
+			cache_fill_wfail(f, 503, "UNAVAILABLE",
 			    "cache write failed: %s", strerror(errno));
 			return -1;
 		}
-		p += n;
-		off += (uint64_t)n;
-		left -= (size_t)n;
+		p += k;
+		off += (uint64_t)k;
+		n -= (size_t)k;
 	}
-	f->wlen = 0;
 	pthread_mutex_lock(&f->mtx);
-	f->written = off;
-	/* Readers are woken per 64 KiB, not per read(2): the rest arrives
+	if (f->spill)
+		cache_fill_ring_push(f, p, n);
+	else
+		f->written = off;
+	cache_fill_stored_locked(f, len);
+	/* Readers are woken per 64 KiB, not per write: the rest arrives
 	 * with the next wake or with the end of the fill. */
-	if (off - f->woken_at >= CACHE_FILL_WAKE_BYTES) {
-		f->woken_at = off;
+	if (cache_fill_end_locked(f) - f->woken_at >= CACHE_FILL_WAKE_BYTES) {
+		f->woken_at = cache_fill_end_locked(f);
 		cache_fill_wake_locked(f);
 	}
 	pthread_mutex_unlock(&f->mtx);
@@ -697,64 +795,91 @@ cache_fill_flush(struct cache_fill *f)
 }
 
 /*
- * Upstream reads arrive in pieces (4 KiB to 512 KiB: libevent 2.1's
- * evbuffer_read cap, and upstream_req_topup): they are hashed at once
- * and written in batches.
+ * The filler's checks before it queues len more bytes: the body must not
+ * outgrow its Content-Length or max_blob_size.  0 ok, -1 (FAILED).
  */
-int
-cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
+static int
+cache_fill_take(struct cache_fill *f, size_t len)
 {
-	const unsigned char	*p = buf;
-	size_t			 n;
+	int	streaming;
 
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
-	if (f->state != CACHE_FILL_STREAMING)
+	pthread_mutex_lock(&f->mtx);	/* the writer may fail it */
+	streaming = f->state == CACHE_FILL_STREAMING && !f->eof;
+	pthread_mutex_unlock(&f->mtx);
+	if (!streaming)
 		return -1;
-	if (f->size >= 0 && (f->spill ? f->ring_base + f->ring_len :
-	    f->written + f->wlen) + len > (uint64_t)f->size) {
+	if (f->size >= 0 && f->recv + len > (uint64_t)f->size) {
 		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
 		    "upstream sent more bytes than its Content-Length");
 		return -1;
 	}
 	/* No length (chunked): cut at the cap rather than fill the disk. */
-	if ((f->spill ? f->ring_base + f->ring_len : f->written + f->wlen) +
-	    len > cache_fill_max) {
+	if (f->recv + len > cache_fill_max) {
 		cache_fill_fail(f, 403, "DENIED", NULL, "blob %s is more than "
 		    "this mirror's max_blob_size (%llu bytes)", f->digest,
 		    (unsigned long long)cache_fill_max);
 		return -1;
 	}
-	digest_ctx_update(f->dctx, buf, len);
+	f->recv += len;
 	metric_add(METRIC_FILL_BYTES, len);
-	if (f->spill) {
-		pthread_mutex_lock(&f->mtx);
-		cache_fill_ring_push(f, p, len);
-		if (cache_fill_end_locked(f) - f->woken_at >=
-		    CACHE_FILL_WAKE_BYTES) {
-			f->woken_at = cache_fill_end_locked(f);
-			cache_fill_wake_locked(f);
-		}
-		pthread_mutex_unlock(&f->mtx);
-		return 0;
-	}
+	return 0;
+}
+
+/*
+ * The filler's copy of len bytes into the queue (from buf, or else out
+ * of src), past what the writer still has to store: the copy is made
+ * without the mutex, which is held only to read and move the marks.
+ */
+static void
+cache_fill_enqueue(struct cache_fill *f, const unsigned char *buf,
+    struct evbuffer *src, size_t len)
+{
+	size_t	at, k;
+
+	pthread_mutex_lock(&f->mtx);
+	AN(f->qlen + len <= f->qcap);
+	at = (f->qhead + f->qlen) % f->qcap;
+	pthread_mutex_unlock(&f->mtx);
 	while (len > 0) {
-		n = CACHE_FILL_WBUF - f->wlen;
-		if (n > len)
-			n = len;
-		memcpy(f->wbuf + f->wlen, p, n);
-		f->wlen += n;
-		p += n;
-		len -= n;
-		if (f->wlen == CACHE_FILL_WBUF && cache_fill_flush(f) != 0)
-			return -1;
-		if (f->spill && len > 0) {
-			/* The disk filled up in this very chunk. */
-			pthread_mutex_lock(&f->mtx);
-			cache_fill_ring_push(f, p, len);
-			pthread_mutex_unlock(&f->mtx);
-			return 0;
-		}
+		k = f->qcap - at < len ? f->qcap - at : len;
+		if (buf != NULL) {
+			memcpy(f->qbuf + at, buf, k);
+			buf += k;
+		} else
+			AN(evbuffer_remove(src, f->qbuf + at, k) == (int)k);
+		pthread_mutex_lock(&f->mtx);
+		f->qlen += k;
+		/* Woken per batch, not per read: fewer thread switches. */
+		if (f->qlen >= CACHE_FILL_BATCH)
+			pthread_cond_signal(&f->cv);
+		pthread_mutex_unlock(&f->mtx);
+		at = (at + k) % f->qcap;
+		len -= k;
 	}
+}
+
+/*
+ * The filler queues bytes for the writer thread, which hashes and writes
+ * them: the event loop never waits on the disk or spends its turns on
+ * SHA-256.  The caller keeps within cache_fill_room().
+ */
+int
+cache_fill_append(struct cache_fill *f, const void *buf, size_t len)
+{
+	if (cache_fill_take(f, len) != 0)
+		return -1;
+	cache_fill_enqueue(f, buf, NULL, len);
+	return 0;
+}
+
+int
+cache_fill_append_buffer(struct cache_fill *f, struct evbuffer *src,
+    size_t len)
+{
+	if (cache_fill_take(f, len) != 0)
+		return -1;
+	cache_fill_enqueue(f, NULL, src, len);
 	return 0;
 }
 
@@ -776,13 +901,12 @@ cache_fsync_dir(const char *path)
 }
 
 /*
- * The slow part of publishing, off the event loops: fsync, rename into
- * blobs/, fsync the directory, commit the index record.
+ * The writer, once verified: fsync, rename into blobs/, fsync the
+ * directory, commit the index record.
  */
-static void *
-cache_fill_publish_thread(void *arg)
+static void
+cache_fill_publish(struct cache_fill *f)
 {
-	struct cache_fill	*f = arg;
 	struct cache_blob_rec	 rec;
 	char			*final = NULL;
 	const char		*why = NULL;
@@ -827,26 +951,21 @@ cache_fill_publish_thread(void *arg)
 		    (unsigned long long)f->written);
 	}
 	free(final);
-	cache_fill_unref(f, "publish");
-	return NULL;
 }
 
-void
-cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
+/*
+ * The writer, at the end of the body: size and digest checked, then the
+ * blob published (or, disk full, passed through).
+ */
+static void
+cache_fill_finish(struct cache_fill *f)
 {
 	struct digest	got;
-	pthread_t	th;
-	pthread_attr_t	attr;
 	uint64_t	got_bytes;
 
-	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
-	if (f->state != CACHE_FILL_STREAMING)
-		return;
-	if (f->wlen > 0 && cache_fill_flush(f) != 0)
-		return;
 	got_bytes = f->spill ? f->ring_base + f->ring_len : f->written;
 	if (f->size >= 0 && got_bytes != (uint64_t)f->size) {
-		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
+		cache_fill_wfail(f, 502, "BLOB_UNKNOWN",
 		    "upstream body ended at %llu of %lld bytes",
 		    (unsigned long long)got_bytes, (long long)f->size);
 		return;
@@ -856,38 +975,104 @@ cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
 	if (strcmp(got.str, f->digest) != 0) {
 		log_warnx("fill %s: upstream sent bytes with digest %s",
 		    f->digest, got.str);
-		cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL,
+		cache_fill_wfail(f, 502, "BLOB_UNKNOWN",
 		    "upstream sent corrupt data (digest mismatch)");
 		return;
 	}
+	if (f->spill)
+		cache_fill_leave_table(f);
+	pthread_mutex_lock(&f->mtx);
+	if (f->size < 0)
+		f->size = (int64_t)got_bytes;
+	/* Verified: readers may have the last byte now. */
 	if (f->spill) {
 		/* Verified but not stored: readers finish, nothing is kept. */
-		cache_fill_leave_table(f);
-		pthread_mutex_lock(&f->mtx);
-		if (f->size < 0)
-			f->size = (int64_t)got_bytes;
 		if (f->tmp_path != NULL)
 			unlink(f->tmp_path);
 		cache_fill_set_state_locked(f, CACHE_FILL_PASSED);
-		pthread_mutex_unlock(&f->mtx);
-		metric_inc(METRIC_FILLS_PASSED);
-		cache_fill_observe(f, METRIC_FILL_PASSED);
-		log_info("fill %s: passed through %llu bytes, not cached (disk "
-		    "full)", f->digest, (unsigned long long)got_bytes);
+	} else
+		cache_fill_set_state_locked(f, CACHE_FILL_PUBLISHING);
+	pthread_mutex_unlock(&f->mtx);
+	if (!f->spill) {
+		cache_fill_publish(f);
 		return;
 	}
+	metric_inc(METRIC_FILLS_PASSED);
+	cache_fill_observe(f, METRIC_FILL_PASSED);
+	log_info("fill %s: passed through %llu bytes, not cached (disk full)",
+	    f->digest, (unsigned long long)got_bytes);
+}
+
+/*
+ * The writer's next span: at most CACHE_FILL_CHUNK bytes from qhead, up
+ * to the end of qbuf; 0 when the fill has failed or the body is all
+ * stored.  Under mtx.
+ */
+static size_t
+cache_fill_next_span(struct cache_fill *f)
+{
+	size_t	n;
+
+	while (f->state == CACHE_FILL_STREAMING &&
+	    f->qlen < CACHE_FILL_BATCH && !f->eof)
+		pthread_cond_wait(&f->cv, &f->mtx);
+	if (f->state != CACHE_FILL_STREAMING || f->qlen == 0)
+		return 0;
+	n = f->qlen < CACHE_FILL_CHUNK ? f->qlen : CACHE_FILL_CHUNK;
+	if (n > f->qcap - f->qhead)
+		n = f->qcap - f->qhead;
+	return n;
+}
+
+/*
+ * The fill's writer thread, from begin to the end of the fill: it hashes
+ * the queued bytes and writes them (cache_fill_store), then verifies and
+ * publishes the blob (cache_fill_finish).  It holds a reference.
+ */
+static void *
+cache_fill_writer(void *arg)
+{
+	struct cache_fill	*f = arg;
+	const unsigned char	*p;
+	size_t			 n;
+	int			 finish;
+
 	pthread_mutex_lock(&f->mtx);
-	if (f->size < 0)
-		f->size = (int64_t)f->written;
-	f->upstream = xstrdup(upstream);
-	f->repo = xstrdup(repo);
-	/* Verified: readers may have the last byte now. */
-	cache_fill_set_state_locked(f, CACHE_FILL_PUBLISHING);
+	while ((n = cache_fill_next_span(f)) > 0) {
+		p = f->qbuf + f->qhead;
+		pthread_mutex_unlock(&f->mtx);
+		digest_ctx_update(f->dctx, p, n);
+		if (cache_fill_store(f, p, n) != 0) {
+			pthread_mutex_lock(&f->mtx);
+			break;
+		}
+		pthread_mutex_lock(&f->mtx);
+	}
+	finish = f->state == CACHE_FILL_STREAMING && f->eof && f->qlen == 0;
+	if (finish) {
+		/* The filler has ended (eof): the queue can go before the
+		 * readers of the fill do.  (A failed fill's filler may still
+		 * be copying in: it goes with the last reference.) */
+		free(f->qbuf);
+		f->qbuf = NULL;
+	}
 	pthread_mutex_unlock(&f->mtx);
-	cache_fill_ref(f, "publish");
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &attr, cache_fill_publish_thread, f) != 0)
-		fatal("pthread_create");
-	pthread_attr_destroy(&attr);
+	if (finish)
+		cache_fill_finish(f);
+	cache_fill_unref(f, "writer");
+	return NULL;
+}
+
+void
+cache_fill_end(struct cache_fill *f, const char *upstream, const char *repo)
+{
+	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
+	pthread_mutex_lock(&f->mtx);
+	if (f->state == CACHE_FILL_STREAMING && !f->eof) {
+		f->upstream = xstrdup(upstream);
+		f->repo = xstrdup(repo);
+		f->eof = 1;
+		pthread_cond_signal(&f->cv);
+	}
+	pthread_mutex_unlock(&f->mtx);
 }

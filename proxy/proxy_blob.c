@@ -704,6 +704,7 @@ proxy_bfetch_free(struct proxy_bfetch *bf)
 	struct proxy_fill_slots	*sl = bf->slots;
 	struct proxy_bfetch	*next;
 
+	cache_fill_room_watch(bf->fill, NULL);
 	cache_fill_unref(bf->fill, "fetch");
 	proxy_limit_fill_give(bf->client);
 	if (bf->counted) {
@@ -755,15 +756,13 @@ proxy_bfetch_drain(struct proxy_bfetch *bf)
 {
 	size_t	room, n;
 
-	while (bf->ok && (n = evbuffer_get_contiguous_space(bf->pending)) > 0) {
+	while (bf->ok && (n = evbuffer_get_length(bf->pending)) > 0) {
 		if ((room = cache_fill_room(bf->fill)) == 0)
 			return -1;
 		if (n > room)
 			n = room;
-		if (cache_fill_append(bf->fill, evbuffer_pullup(bf->pending,
-		    (ev_ssize_t)n), n) != 0)
+		if (cache_fill_append_buffer(bf->fill, bf->pending, n) != 0)
 			bf->ok = 0;
-		evbuffer_drain(bf->pending, n);
 	}
 	if (!bf->ok)
 		evbuffer_drain(bf->pending, evbuffer_get_length(bf->pending));
@@ -800,7 +799,6 @@ proxy_bfetch_data_cb(struct upstream_req *ur, struct evbuffer *buf,
     void *arg)
 {
 	struct proxy_bfetch	*bf = arg;
-	size_t			 n;
 
 	bf->ur = ur;
 	if (!bf->ok)
@@ -814,12 +812,9 @@ proxy_bfetch_data_cb(struct upstream_req *ur, struct evbuffer *buf,
 			event_active(bf->tick, EV_TIMEOUT, 0);
 		return;
 	}
-	while (bf->ok && (n = evbuffer_get_contiguous_space(buf)) > 0) {
-		if (cache_fill_append(bf->fill, evbuffer_pullup(buf,
-		    (ev_ssize_t)n), n) != 0)
-			bf->ok = 0;
-		evbuffer_drain(buf, n);
-	}
+	if (cache_fill_append_buffer(bf->fill, buf,
+	    evbuffer_get_length(buf)) != 0)
+		bf->ok = 0;
 }
 
 static void
@@ -916,6 +911,7 @@ proxy_bfetch_start(struct proxy_req *pr, struct cache_fill *fill,
 	bf->slots = &pr->w->fills[upstream_index(pr->up)];
 	bf->pending = evbuffer_new();
 	bf->tick = evtimer_new(pr->w->base, proxy_bfetch_tick_cb, bf);
+	cache_fill_room_watch(fill, bf->tick);
 	bf->queue_ev = evtimer_new(pr->w->base, proxy_bfetch_queue_cb, bf);
 	bf->start_ev = event_new(pr->w->base, -1, 0, proxy_bfetch_next_cb, bf);
 	xasprintf(&bf->path, "/v2/%s/blobs/%s", pr->repo, pr->digest.str);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -41,7 +42,7 @@ count_dir(const char *path)
 	return n;
 }
 
-/* Poll (the publish thread finishes asynchronously), 10 s at most. */
+/* Poll (the writer thread finishes asynchronously), 10 s at most. */
 static enum cache_fill_state
 wait_final(struct cache_fill *f, struct cache_fill_view *v)
 {
@@ -56,6 +57,166 @@ wait_final(struct cache_fill *f, struct cache_fill_view *v)
 		nanosleep(&ts, NULL);
 	}
 	return v->state;
+}
+
+/* Poll until the writer thread has made avail bytes available (or the
+ * fill has left STREAMING), 10 s at most. */
+static uint64_t
+wait_avail(struct cache_fill *f, struct cache_fill_view *v, uint64_t want)
+{
+	struct timespec	ts = { 0, 5 * 1000 * 1000 };
+	int		i;
+
+	for (i = 0; i < 2000; i++) {
+		cache_fill_view(f, v);
+		if (v->avail >= want || v->state != CACHE_FILL_STREAMING)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	return v->avail;
+}
+
+/* Poll until the writer has decided: no longer STREAMING. */
+static enum cache_fill_state
+wait_decided(struct cache_fill *f, struct cache_fill_view *v)
+{
+	struct timespec	ts = { 0, 5 * 1000 * 1000 };
+	int		i;
+
+	for (i = 0; i < 2000; i++) {
+		cache_fill_view(f, v);
+		if (v->state != CACHE_FILL_STREAMING)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	return v->state;
+}
+
+static int	room_woken;
+
+/* The readers' event: woken on every change, never looked at here. */
+static void
+nop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+static void
+room_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	room_woken++;
+}
+
+/*
+ * The writer's queue: at most 1 MiB may wait for the writer thread, and
+ * the filler is woken (its room event made active from the writer) once
+ * half of a full queue has been written.
+ */
+static void
+test_room(struct event_base *base)
+{
+	static unsigned char	 big[1024 * 1024];
+	struct cache_fill	*f;
+	struct cache_fill_view	 v;
+	struct event		*rev;
+	struct digest		 d;
+	struct timeval		 tv = { 10, 0 };
+	int			 created;
+
+	memset(big, 'r', sizeof(big));
+	digest_buf(DIGEST_SHA256, big, sizeof(big), &d);
+	f = cache_fill_get(d.str, "docker.io", "library/r", &created);
+	rev = event_new(base, -1, 0, room_cb, NULL);
+	cache_fill_room_watch(f, rev);
+	ok(cache_fill_room(f) == sizeof(big), "room: 1 MiB before the body");
+	ok(cache_fill_begin(f, sizeof(big)) == 0 &&
+	    cache_fill_append(f, big, sizeof(big)) == 0, "room: 1 MiB in");
+	room_woken = 0;
+	event_base_loopexit(base, &tv);
+	while (room_woken == 0 && !event_base_got_exit(base))
+		event_base_loop(base, EVLOOP_ONCE);
+	ok(room_woken > 0, "room: the filler is woken as the queue drains");
+	ok(wait_avail(f, &v, sizeof(big) - 1) == sizeof(big) - 1,
+	    "room: the whole queue written");
+	cache_fill_end(f, "up.example", "repo/r");
+	ok(wait_final(f, &v) == CACHE_FILL_DONE, "room: DONE");
+	cache_fill_room_watch(f, NULL);
+	cache_fill_unref(f, "test");
+	event_free(rev);
+}
+
+/*
+ * 3 MiB through the 1 MiB queue from an evbuffer, in pieces of 300,001
+ * bytes cut to the room left (the queue wraps around many times; at room
+ * 0 the test waits for the room event, as the proxy's tick does): the
+ * stored blob is the bytes sent.
+ */
+static void
+test_wrap(struct event_base *base)
+{
+	static unsigned char	 blob[3 * 1024 * 1024 + 12345], back[65536];
+	struct cache_fill	*f;
+	struct cache_fill_view	 v;
+	struct evbuffer		*src = evbuffer_new();
+	struct event		*rev;
+	struct digest		 d;
+	struct timeval		 tv = { 10, 0 };
+	size_t			 off = 0, n, room, waits = 0, bad = 0, i;
+	uint64_t		 size;
+	ssize_t			 k;
+	int			 created, fd;
+
+	for (i = 0; i < sizeof(blob); i++)
+		blob[i] = (unsigned char)(i * 131 + i / 7);
+	digest_buf(DIGEST_SHA256, blob, sizeof(blob), &d);
+	f = cache_fill_get(d.str, "docker.io", "library/w", &created);
+	rev = event_new(base, -1, 0, room_cb, NULL);
+	cache_fill_room_watch(f, rev);
+	ok(cache_fill_begin(f, sizeof(blob)) == 0, "wrap: begin");
+	while (off < sizeof(blob) && bad == 0) {
+		if ((room = cache_fill_room(f)) == 0) {
+			room_woken = 0;
+			event_base_loopexit(base, &tv);
+			while (room_woken == 0 && cache_fill_room(f) == 0 &&
+			    !event_base_got_exit(base))
+				event_base_loop(base, EVLOOP_ONCE);
+			event_base_loopbreak(base);
+			event_base_loop(base, EVLOOP_NONBLOCK);
+			waits++;
+			if (cache_fill_room(f) == 0)
+				bad++;	/* no room in 10 s */
+			continue;
+		}
+		n = sizeof(blob) - off < 300001 ? sizeof(blob) - off : 300001;
+		if (n > room)
+			n = room;
+		evbuffer_add(src, blob + off, n);
+		if (cache_fill_append_buffer(f, src, n) != 0 ||
+		    evbuffer_get_length(src) != 0)
+			bad++;
+		off += n;
+	}
+	ok(bad == 0 && off == sizeof(blob), "wrap: %zu bytes in (%zu waits "
+	    "for room)", off, waits);
+	cache_fill_end(f, "up.example", "repo/w");
+	ok(wait_final(f, &v) == CACHE_FILL_DONE, "wrap: DONE");
+	ok(cache_blob_open(d.str, NULL, &fd, &size) == 0 &&
+	    size == sizeof(blob), "wrap: stored, the right size");
+	for (off = 0, bad = 0; off < sizeof(blob) && bad == 0; off += (size_t)k)
+		if ((k = pread(fd, back, sizeof(back), (off_t)off)) <= 0 ||
+		    memcmp(back, blob + off, (size_t)k) != 0)
+			bad++;
+	ok(bad == 0, "wrap: the stored bytes are the bytes sent");
+	close(fd);
+	cache_fill_room_watch(f, NULL);
+	cache_fill_unref(f, "test");
+	event_free(rev);
+	evbuffer_free(src);
 }
 
 /* The state table of cache_fill.c, written out again: every pair. */
@@ -115,7 +276,7 @@ main(void)
 	test_transitions();
 	evthread_use_pthreads();
 	base = event_base_new();
-	ev = event_new(base, -1, 0, NULL, NULL);
+	ev = event_new(base, -1, 0, nop_cb, NULL);
 	for (i = 0; i < sizeof(data); i++)
 		data[i] = (unsigned char)(i * 7 + 3);
 	digest_buf(DIGEST_SHA256, data, sizeof(data), &d);
@@ -145,16 +306,16 @@ main(void)
 	ok(cache_fill_append(f, data + 100000, sizeof(data) - 100000) == 0,
 	    "append rest");
 	cache_fill_view(f, &v);
-	ok(v.avail == sizeof(data) - 1,
+	ok(wait_avail(f, &v, sizeof(data) - 1) == sizeof(data) - 1,
 	    "all on disk but the last byte is held back before verification");
 	ok(cache_blob_open(d.str, NULL, &fd, &size) == 1, "not a hit yet");
 	cache_fill_end(f, "up.example", "repo/a");
-	cache_fill_view(f, &v);
-	ok(cache_fill_state_verified(v.state), "verified at once (state %d)",
-	    (int)v.state);
+	wait_decided(f, &v);
+	ok(cache_fill_state_verified(v.state), "verified by the writer "
+	    "(state %d)", (int)v.state);
 	/* Verified bytes stay verified: a late failure (the upstream's
 	 * connection dropping after the body, say) changes nothing, and the
-	 * publish thread cannot be raced into storing a FAILED fill. */
+	 * writer cannot be raced into storing a FAILED fill. */
 	cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL, "late");
 	ok(wait_final(f, &v) == CACHE_FILL_DONE, "fill is DONE");
 	ok(v.avail == sizeof(data), "all bytes available once verified");
@@ -177,8 +338,7 @@ main(void)
 	ok(cache_fill_begin(f, sizeof(data)) == 0 &&
 	    cache_fill_append(f, data, sizeof(data)) == 0, "corrupt body in");
 	cache_fill_end(f, "up.example", "repo/a");
-	cache_fill_view(f, &v);
-	ok(v.state == CACHE_FILL_FAILED && v.fail_status == 502,
+	ok(wait_decided(f, &v) == CACHE_FILL_FAILED && v.fail_status == 502,
 	    "digest mismatch fails with 502");
 	ok(v.avail == 0, "nothing available after failure");
 	ok(cache_blob_open(d.str, NULL, &fd, &size) == 1,
@@ -192,10 +352,22 @@ main(void)
 	ok(cache_fill_begin(f, sizeof(data)) == 0 &&
 	    cache_fill_append(f, data, 1000) == 0, "short body in");
 	cache_fill_end(f, "up.example", "repo/a");
-	cache_fill_view(f, &v);
-	ok(v.state == CACHE_FILL_FAILED, "short body fails");
+	ok(wait_decided(f, &v) == CACHE_FILL_FAILED, "short body fails");
 	ok(strstr(v.fail_msg, "ended at 1000 of 262144") != NULL, "message: %s",
 	    v.fail_msg);
+	cache_fill_unref(f, "test");
+
+	/* The body is complete: a failure the filler sees after the end
+	 * (before the writer has verified) changes nothing. */
+	digest_buf(DIGEST_SHA256, data, sizeof(data), &d);
+	f = cache_fill_get(d.str, "docker.io", "library/x", &created);
+	ok(created, "a failed fill has left the table (2)");
+	ok(cache_fill_begin(f, sizeof(data)) == 0 &&
+	    cache_fill_append(f, data, sizeof(data)) == 0, "whole body in");
+	cache_fill_end(f, "up.example", "repo/a");
+	cache_fill_fail(f, 502, "BLOB_UNKNOWN", NULL, "after the end");
+	ok(wait_final(f, &v) == CACHE_FILL_DONE, "a failure after the end "
+	    "is ignored: DONE");
 	cache_fill_unref(f, "test");
 
 	/* More bytes than Content-Length. */
@@ -243,6 +415,8 @@ main(void)
 	cache_fill_unref(f, "test");
 	ok(count_dir(tmpdir) == 0, "  tmp/ empty");
 	cache_fill_set_max(0);
+	test_room(base);
+	test_wrap(base);
 
 	cache_close();
 	event_free(ev);
