@@ -93,6 +93,32 @@ wait_decided(struct cache_fill *f, struct cache_fill_view *v)
 }
 
 static int	room_woken;
+static int	room_timedout;
+
+static void
+room_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	room_timedout = 1;
+}
+
+/* Run base until the room event has come or room is back, 10 s at most
+ * (a timer of its own: no loopexit is left behind for the next wait). */
+static void
+wait_room(struct event_base *base, struct cache_fill *f)
+{
+	struct timeval	 tv = { 10, 0 };
+	struct event	*to = evtimer_new(base, room_timeout_cb, NULL);
+
+	room_woken = room_timedout = 0;
+	evtimer_add(to, &tv);
+	while (room_woken == 0 && !room_timedout &&
+	    (f == NULL || cache_fill_room(f) == 0))
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(to);
+}
 
 /* The readers' event: woken on every change, never looked at here. */
 static void
@@ -125,7 +151,6 @@ test_room(struct event_base *base)
 	struct cache_fill_view	 v;
 	struct event		*rev;
 	struct digest		 d;
-	struct timeval		 tv = { 10, 0 };
 	int			 created;
 
 	memset(big, 'r', sizeof(big));
@@ -136,10 +161,7 @@ test_room(struct event_base *base)
 	ok(cache_fill_room(f) == sizeof(big), "room: 1 MiB before the body");
 	ok(cache_fill_begin(f, sizeof(big)) == 0 &&
 	    cache_fill_append(f, big, sizeof(big)) == 0, "room: 1 MiB in");
-	room_woken = 0;
-	event_base_loopexit(base, &tv);
-	while (room_woken == 0 && !event_base_got_exit(base))
-		event_base_loop(base, EVLOOP_ONCE);
+	wait_room(base, NULL);
 	ok(room_woken > 0, "room: the filler is woken as the queue drains");
 	ok(wait_avail(f, &v, sizeof(big) - 1) == sizeof(big) - 1,
 	    "room: the whole queue written");
@@ -165,7 +187,6 @@ test_wrap(struct event_base *base)
 	struct evbuffer		*src = evbuffer_new();
 	struct event		*rev;
 	struct digest		 d;
-	struct timeval		 tv = { 10, 0 };
 	size_t			 off = 0, n, room, waits = 0, bad = 0, i;
 	uint64_t		 size;
 	ssize_t			 k;
@@ -180,13 +201,7 @@ test_wrap(struct event_base *base)
 	ok(cache_fill_begin(f, sizeof(blob)) == 0, "wrap: begin");
 	while (off < sizeof(blob) && bad == 0) {
 		if ((room = cache_fill_room(f)) == 0) {
-			room_woken = 0;
-			event_base_loopexit(base, &tv);
-			while (room_woken == 0 && cache_fill_room(f) == 0 &&
-			    !event_base_got_exit(base))
-				event_base_loop(base, EVLOOP_ONCE);
-			event_base_loopbreak(base);
-			event_base_loop(base, EVLOOP_NONBLOCK);
+			wait_room(base, f);
 			waits++;
 			if (cache_fill_room(f) == 0)
 				bad++;	/* no room in 10 s */
