@@ -104,8 +104,9 @@ room_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	room_timedout = 1;
 }
 
-/* Run base until the room event has come or room is back, 10 s at most
- * (a timer of its own: no loopexit is left behind for the next wait). */
+/* Run base until the room event has come (f NULL) or room is back (a
+ * wake may be stale: it came while the filler still had room), 10 s at
+ * most, on a timer of its own. */
 static void
 wait_room(struct event_base *base, struct cache_fill *f)
 {
@@ -114,8 +115,8 @@ wait_room(struct event_base *base, struct cache_fill *f)
 
 	room_woken = room_timedout = 0;
 	evtimer_add(to, &tv);
-	while (room_woken == 0 && !room_timedout &&
-	    (f == NULL || cache_fill_room(f) == 0))
+	while (!room_timedout && (f == NULL ? room_woken == 0 :
+	    cache_fill_room(f) == 0))
 		event_base_loop(base, EVLOOP_ONCE);
 	event_free(to);
 }
