@@ -335,6 +335,9 @@ void	cache_fill_end_watch(struct event *ev);
 void	cache_fill_end_unwatch(struct event *ev);
 /* Fills under way (SIGTERM waits for them). */
 unsigned cache_fills_running(void);
+/* Stop every fill's writer thread and wait for them (once no event loop
+ * runs; cache_close does it too). */
+void	cache_fills_stop(void);
 /* Is a fill of digest (any isolation domain) still under way? */
 int	cache_fill_busy(const char *digest);
 /* Has the fill any reader now? */

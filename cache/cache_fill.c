@@ -137,6 +137,13 @@ static size_t			 fill_nend_watchers;
 LIST_HEAD(cache_fill_list, cache_fill);
 static struct cache_fill_list	 fill_table[CACHE_FILL_BUCKETS];
 static unsigned			 fill_count;	/* in the table */
+/* Writer threads still running, under fill_table_mtx; cache_fills_stop()
+ * waits on fill_writers_cv for none.  Once fill_stopping is set, a writer
+ * whose body is not all in stops where it is (the temp file stays, as
+ * after a crash); one whose body is in finishes it. */
+static unsigned			 fill_writers;
+static pthread_cond_t		 fill_writers_cv = PTHREAD_COND_INITIALIZER;
+static atomic_int		 fill_stopping;
 
 static struct cache_fill_list *
 cache_fill_bucket(const char *digest)
@@ -666,6 +673,16 @@ cache_fill_wfail(struct cache_fill *f, int status, const char *code,
 
 static void	*cache_fill_writer(void *);
 
+static void
+cache_fill_writer_gone(void)
+{
+	pthread_mutex_lock(&fill_table_mtx);
+	AN(fill_writers > 0);
+	fill_writers--;
+	pthread_cond_broadcast(&fill_writers_cv);
+	pthread_mutex_unlock(&fill_table_mtx);
+}
+
 int
 cache_fill_begin(struct cache_fill *f, int64_t size)
 {
@@ -703,6 +720,9 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 	cache_fill_set_state_locked(f, CACHE_FILL_STREAMING);
 	pthread_mutex_unlock(&f->mtx);
 	cache_fill_ref(f, "writer");
+	pthread_mutex_lock(&fill_table_mtx);
+	fill_writers++;
+	pthread_mutex_unlock(&fill_table_mtx);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	err = pthread_create(&th, &attr, cache_fill_writer, f);
@@ -715,6 +735,7 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 		cache_fill_fail(f, 503, "UNAVAILABLE", NULL,
 		    "cache cannot start a writer thread");
 		cache_fill_unref(f, "writer");
+		cache_fill_writer_gone();
 		return -1;
 	}
 	return 0;
@@ -1005,8 +1026,8 @@ cache_fill_finish(struct cache_fill *f)
 
 /*
  * The writer's next span: at most CACHE_FILL_CHUNK bytes from qhead, up
- * to the end of qbuf; 0 when the fill has failed or the body is all
- * stored.  Under mtx.
+ * to the end of qbuf; 0 when the fill has failed, the body is all
+ * stored, or the mirror stops before the body is in.  Under mtx.
  */
 static size_t
 cache_fill_next_span(struct cache_fill *f)
@@ -1014,9 +1035,11 @@ cache_fill_next_span(struct cache_fill *f)
 	size_t	n;
 
 	while (f->state == CACHE_FILL_STREAMING &&
-	    f->qlen < CACHE_FILL_BATCH && !f->eof)
+	    f->qlen < CACHE_FILL_BATCH && !f->eof &&
+	    !atomic_load(&fill_stopping))
 		pthread_cond_wait(&f->cv, &f->mtx);
-	if (f->state != CACHE_FILL_STREAMING || f->qlen == 0)
+	if (f->state != CACHE_FILL_STREAMING || f->qlen == 0 ||
+	    (!f->eof && atomic_load(&fill_stopping)))
 		return 0;
 	n = f->qlen < CACHE_FILL_CHUNK ? f->qlen : CACHE_FILL_CHUNK;
 	if (n > f->qcap - f->qhead)
@@ -1060,7 +1083,40 @@ cache_fill_writer(void *arg)
 	if (finish)
 		cache_fill_finish(f);
 	cache_fill_unref(f, "writer");
+	cache_fill_writer_gone();
 	return NULL;
+}
+
+/*
+ * The mirror stops (its event loops are stopped, not yet freed): every
+ * writer is woken and waited for.  A body not all in is left where it is
+ * (its temp file goes at the next start, as after a crash); one all in is
+ * verified and published first.  After this no writer touches the index,
+ * the cache dir or an event of a loop (SIGINT's stop freed the loops under
+ * writers still storing, and cache_close closed the index under one
+ * publishing).
+ */
+void
+cache_fills_stop(void)
+{
+	struct cache_fill	*f;
+	size_t			 i;
+
+	atomic_store(&fill_stopping, 1);
+	pthread_mutex_lock(&fill_table_mtx);
+	for (i = 0; i < CACHE_FILL_BUCKETS; i++)
+		LIST_FOREACH(f, &fill_table[i], entry) {
+			/* Under f->mtx: a writer between its check of
+			 * fill_stopping and its wait cannot miss this. */
+			pthread_mutex_lock(&f->mtx);
+			pthread_cond_broadcast(&f->cv);
+			pthread_mutex_unlock(&f->mtx);
+		}
+	while (fill_writers > 0)
+		pthread_cond_wait(&fill_writers_cv, &fill_table_mtx);
+	pthread_mutex_unlock(&fill_table_mtx);
+	/* The cache may be opened again in this process (the unit tests). */
+	atomic_store(&fill_stopping, 0);
 }
 
 void

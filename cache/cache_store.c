@@ -177,6 +177,7 @@ cache_open_shared(const struct config *cfg)
 void
 cache_close(void)
 {
+	cache_fills_stop();
 	cache_manager_stop();
 	if (cache_idx != NULL)
 		cache_index_close(cache_idx);

@@ -955,6 +955,8 @@ proxy_server_stop(struct proxy_server *sv)
 	for (i = 0; i < sv->nw; i++)
 		pthread_join(sv->threads[i], NULL);
 	pthread_join(sv->jobs_thread, NULL);
+	/* Before the loops go: a writer wakes events on them. */
+	cache_fills_stop();
 	proxy_access_stop();
 	proxy_beat_nw = 0;
 	if (sv->admin != NULL)
