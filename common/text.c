@@ -150,6 +150,33 @@ text_url_for_log(char *dst, size_t dstlen, const char *url)
 	return n;
 }
 
+size_t
+text_copy(char *dst, size_t dstlen, const char *src)
+{
+	size_t	n;
+
+	n = strnlen(src, dstlen - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return n;
+}
+
+size_t
+text_u64(char *dst, unsigned long long v)
+{
+	char	tmp[20];
+	size_t	n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	dst[n] = '\0';
+	return n;
+}
+
 const char *
 text_retry_after(const char *v)
 {

@@ -26,6 +26,16 @@ size_t	text_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
 /* The same, in place: s is rewritten into a buffer of size len. */
 void	text_escape_inplace(char *s, size_t len);
 
+/*
+ * strlcpy: src copied into dst, cut to dstlen - 1 bytes, always
+ * terminated (dstlen > 0); returns the length written.  (A copy with
+ * snprintf("%s") costs some 600 instructions; this runs per request.)
+ */
+size_t	text_copy(char *dst, size_t dstlen, const char *src);
+
+/* v in decimal into dst (at least 21 bytes); returns the length. */
+size_t	text_u64(char *dst, unsigned long long v);
+
 /* 1 if s holds only bytes 0x20..0x7e (printable ASCII), else 0. */
 int	text_printable(const char *s);
 

@@ -60,6 +60,7 @@
 #include "common/metrics.h"
 #include "common/obj.h"
 #include "common/rbuf.h"
+#include "common/text.h"
 #include "common/xmalloc.h"
 #include "proxy/proxy_int.h"
 #include "upstream/upstream.h"
@@ -667,7 +668,7 @@ proxy_client_addr(struct proxy_req *pr)
 	char			*list, *end, *comma, addr[64];
 	size_t			 len;
 
-	snprintf(pr->client, sizeof(pr->client), "%s", pr->peer);
+	text_copy(pr->client, sizeof(pr->client), pr->peer);
 	if (cf == NULL || cf->ntrusted_proxies == 0 ||
 	    !proxy_trusted(pr->client))
 		return;

@@ -106,10 +106,14 @@ proxy_manifest_send(struct proxy_req *pr, const char *digest,
 {
 	struct evkeyvalq	*out;
 	char			 etag[DIGEST_STR_MAX + 2];
+	size_t			 n;
 
 	out = evhttp_request_get_output_headers(pr->req);
 	evhttp_add_header(out, "Docker-Content-Digest", digest);
-	snprintf(etag, sizeof(etag), "\"%s\"", digest);
+	etag[0] = '"';
+	n = text_copy(etag + 1, sizeof(etag) - 2, digest);
+	etag[n + 1] = '"';
+	etag[n + 2] = '\0';
 	evhttp_add_header(out, "Etag", etag);
 	if (warning != NULL)
 		evhttp_add_header(out, "Warning", warning);
@@ -873,7 +877,7 @@ proxy_req_new(struct evhttp_request *req, struct proxy_worker *w, int tls)
 			*c = '?';
 	if ((evcon = evhttp_request_get_connection(req)) != NULL) {
 		evhttp_connection_get_peer(evcon, &host, &port);
-		snprintf(pr->peer, sizeof(pr->peer), "%s",
+		text_copy(pr->peer, sizeof(pr->peer),
 		    host != NULL ? host : "-");
 	}
 	return pr;

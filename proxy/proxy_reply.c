@@ -40,6 +40,33 @@
 /* Replies up to this size leave a TLS connection as one record. */
 #define PROXY_TLS_COALESCE_MAX	(16 * 1024)
 
+/*
+ * The IMF-fixdate of now (RFC 9110 5.6.7), formatted once a second per
+ * thread.  The names are spelled out: strftime's follow the locale.
+ */
+static const char *
+proxy_http_date(void)
+{
+	static const char	 days[7][4] = { "Sun", "Mon", "Tue", "Wed",
+				    "Thu", "Fri", "Sat" };
+	static const char	 months[12][4] = { "Jan", "Feb", "Mar", "Apr",
+				    "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+				    "Nov", "Dec" };
+	static _Thread_local time_t	last = -1;
+	static _Thread_local char	date[40];
+	struct tm		 tm;
+	time_t			 now = time(NULL);
+
+	if (now != last && gmtime_r(&now, &tm) != NULL) {
+		snprintf(date, sizeof(date),
+		    "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		last = now;
+	}
+	return date;
+}
+
 void
 proxy_req_common_headers(struct proxy_req *pr)
 {
@@ -52,6 +79,9 @@ proxy_req_common_headers(struct proxy_req *pr)
 		    "registry/2.0");
 		/* No browser may take a body for anything but its type. */
 		evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+		/* Ours, so evhttp does not format one per reply (gmtime and
+		 * a printf: 5% of a cached manifest's instructions). */
+		evhttp_add_header(out, "Date", proxy_http_date());
 	}
 }
 
@@ -275,12 +305,15 @@ proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
 	if (ctype != NULL)
 		evhttp_add_header(out, "Content-Type", ctype);
 	pr->status = status;
-	if (pr->method == EVHTTP_REQ_HEAD) {
-		/* evhttp sends no body and no length for HEAD: say it. */
-		snprintf(clen, sizeof(clen), "%zu", rb->len);
+	/* evhttp sends no body and no length for HEAD: say it; for a GET
+	 * it would format one with a printf. */
+	if (status >= 200 && status != 204 && status != 304) {
+		text_u64(clen, rb->len);
 		evhttp_add_header(out, "Content-Length", clen);
+	}
+	if (pr->method == EVHTTP_REQ_HEAD)
 		evhttp_send_reply(pr->req, status, NULL, NULL);
-	} else {
+	else {
 		buf = evbuffer_new();
 		proxy_evbuffer_add_rbuf(buf, rb);
 		tls_out = proxy_reply_tls_output(pr);
