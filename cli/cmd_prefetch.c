@@ -302,7 +302,7 @@ static int
 cli_pf_report(struct cli_job *jobs, size_t nm, int wait)
 {
 	json_t		*e;
-	const char	*st, *err, *d;
+	const char	*st, *err, *d, *img;
 	size_t		 i, k;
 	int		 rc = 0;
 
@@ -325,11 +325,13 @@ cli_pf_report(struct cli_job *jobs, size_t nm, int wait)
 	}
 	json_array_foreach(json_object_get(jobs[0].last, "images"), i, e) {
 		d = json_string_value(json_object_get(e, "digest"));
-		if (d != NULL && *d != '\0')
-			printf("%s@%s\n", json_string_value(json_object_get(e,
-			    "image")), d);
-		else
+		img = json_string_value(json_object_get(e, "image"));
+		if (d == NULL || *d == '\0' || img == NULL)
 			rc = 1;
+		else if (strchr(img, '@') != NULL)	/* asked by digest */
+			printf("%s\n", img);
+		else
+			printf("%s@%s\n", img, d);
 	}
 	return rc;
 }

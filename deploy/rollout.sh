@@ -128,10 +128,12 @@ name_of() {
 	esac
 }
 
-# digest_in FILE IMAGE: the digest of IMAGE's line (IMAGE@sha256:...) in a
-# prefetch output; the last @ of the line, which for IMAGE@D is D.
+# digest_in FILE IMAGE: the digest of IMAGE's line in a prefetch output:
+# IMAGE@sha256:... for a tag, IMAGE itself when IMAGE is by digest
+# (NAME@D); the part after the line's last @.
 digest_in() {
-	awk -v i="$2@" 'index($0, i) == 1 && $0 ~ /@sha256:[0-9a-f]+$/ {
+	awk -v i="$2" '($0 == i || index($0, i "@") == 1) &&
+	    $0 ~ /@sha256:[0-9a-f]+$/ {
 		sub(/.*@/, ""); if (length($0) == 71) print; exit }' "$1"
 }
 

@@ -3,7 +3,8 @@
 # --platform linux/amd64 --pin 1h --wait IMAGE" resolves the tag once,
 # has both mirrors (two regions) fetch that digest, pins it, prints
 # IMAGE@sha256:... equal to the upstream's digest, and exits 0 (JSON
-# progress lines on a pipe, a bar per mirror on a terminal); then, with
+# progress lines on a pipe, a bar per mirror on a terminal; asked by
+# digest, IMAGE as given); then, with
 # the upstream stopped, a real client (skopeo) pulls the image through each
 # mirror by digest and gets every byte; a mirror whose only listener is
 # HTTPS prefetches through it too (all platforms: its pull copies --all);
@@ -38,6 +39,12 @@ out=$("$REGMIRROR" prefetch --mirror "$a_ADMIN" --mirror "$b_ADMIN" \
 	fail "prefetch failed: $(cat "$T_DIR/progress")"
 assert_eq "app/roll:v1@$UPD" "$out" "prefetch output"
 grep -q '"state":"done"' "$T_DIR/progress" || fail "no JSON progress lines"
+# Asked by digest, the line is the reference as given (it used to say
+# the digest twice: app/roll@sha256:…@sha256:…).
+out=$("$REGMIRROR" prefetch --mirror "$a_ADMIN" --wait "app/roll@$UPD" \
+	2>"$T_DIR/progress-d") ||
+	fail "prefetch by digest failed: $(cat "$T_DIR/progress-d")"
+assert_eq "app/roll@$UPD" "$out" "prefetch output, by digest"
 # Region B was asked for the digest, not the tag.
 grep -q "\"GET /v2/app/roll/manifests/$UPD?ns=docker.io\"" "$T_DIR/mirror-b.log" ||
 	fail "mirror b did not fetch the resolved digest"
