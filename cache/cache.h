@@ -335,9 +335,11 @@ void	cache_fill_end_watch(struct event *ev);
 void	cache_fill_end_unwatch(struct event *ev);
 /* Fills under way (SIGTERM waits for them). */
 unsigned cache_fills_running(void);
-/* Stop every fill's writer thread and wait for them (once no event loop
- * runs; cache_close does it too). */
-void	cache_fills_stop(void);
+/* Stop every fill's writer thread and wait for them, at most timeout_ms
+ * (once no event loop runs; cache_close does it too).  The writers still
+ * running: 0 once all are gone. */
+unsigned cache_fills_stop(unsigned timeout_ms);
+#define CACHE_STOP_WAIT_MS	10000	/* the stop's wait for writers */
 /* Is a fill of digest (any isolation domain) still under way? */
 int	cache_fill_busy(const char *digest);
 /* Has the fill any reader now? */

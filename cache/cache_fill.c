@@ -693,6 +693,12 @@ cache_fill_begin(struct cache_fill *f, int64_t size)
 
 	CHECK_OBJ_NOTNULL(f, CACHE_FILL_MAGIC);
 	AN(f->state == CACHE_FILL_WAITING);
+	if (atomic_load(&fill_stopping)) {
+		/* No writer may start that cache_fills_stop() did not see. */
+		cache_fill_fail(f, 503, "UNAVAILABLE", "1",
+		    "the mirror is stopping");
+		return -1;
+	}
 	if (size >= 0 && (uint64_t)size > cache_fill_max) {
 		cache_fill_fail(f, 403, "DENIED", NULL, "blob %s is %lld "
 		    "bytes, more than this mirror's max_blob_size (%llu)",
@@ -1058,7 +1064,7 @@ cache_fill_writer(void *arg)
 	struct cache_fill	*f = arg;
 	const unsigned char	*p;
 	size_t			 n;
-	int			 finish;
+	int			 finish, cut;
 
 	pthread_mutex_lock(&f->mtx);
 	while ((n = cache_fill_next_span(f)) > 0) {
@@ -1072,6 +1078,8 @@ cache_fill_writer(void *arg)
 		pthread_mutex_lock(&f->mtx);
 	}
 	finish = f->state == CACHE_FILL_STREAMING && f->eof && f->qlen == 0;
+	/* Still streaming without its end: cache_fills_stop() cut it. */
+	cut = f->state == CACHE_FILL_STREAMING && !f->eof;
 	if (finish) {
 		/* The filler has ended (eof): the queue can go before the
 		 * readers of the fill do.  (A failed fill's filler may still
@@ -1082,6 +1090,9 @@ cache_fill_writer(void *arg)
 	pthread_mutex_unlock(&f->mtx);
 	if (finish)
 		cache_fill_finish(f);
+	else if (cut)	/* out of the table, its temp file gone */
+		cache_fill_wfail(f, 503, "UNAVAILABLE",
+		    "the mirror is stopping");
 	cache_fill_unref(f, "writer");
 	cache_fill_writer_gone();
 	return NULL;
@@ -1094,29 +1105,50 @@ cache_fill_writer(void *arg)
  * verified and published first.  After this no writer touches the index,
  * the cache dir or an event of a loop (SIGINT's stop freed the loops under
  * writers still storing, and cache_close closed the index under one
- * publishing).
+ * publishing).  At most timeout_ms: a writer stuck in a hung fsync does not
+ * hold the exit for ever.  Returns the writers still running (the caller
+ * must then free nothing they use).
  */
-void
-cache_fills_stop(void)
+unsigned
+cache_fills_stop(unsigned timeout_ms)
 {
 	struct cache_fill	*f;
+	struct timespec		 until;
+	unsigned		 writers, whole = 0, left;
 	size_t			 i;
 
 	atomic_store(&fill_stopping, 1);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
 	pthread_mutex_lock(&fill_table_mtx);
+	writers = fill_writers;
 	for (i = 0; i < CACHE_FILL_BUCKETS; i++)
 		LIST_FOREACH(f, &fill_table[i], entry) {
 			/* Under f->mtx: a writer between its check of
 			 * fill_stopping and its wait cannot miss this. */
 			pthread_mutex_lock(&f->mtx);
+			whole += f->eof && (f->state == CACHE_FILL_STREAMING ||
+			    f->state == CACHE_FILL_PUBLISHING);
 			pthread_cond_broadcast(&f->cv);
 			pthread_mutex_unlock(&f->mtx);
 		}
-	while (fill_writers > 0)
-		pthread_cond_wait(&fill_writers_cv, &fill_table_mtx);
+	while (fill_writers > 0 && pthread_cond_timedwait(&fill_writers_cv,
+	    &fill_table_mtx, &until) == 0)
+		;
+	left = fill_writers;
 	pthread_mutex_unlock(&fill_table_mtx);
-	/* The cache may be opened again in this process (the unit tests). */
-	atomic_store(&fill_stopping, 0);
+	if (writers > 0)
+		log_info("stop: %u fill writer%s (%u with the body in, "
+		    "publishing), %u still running after %u ms", writers,
+		    writers == 1 ? "" : "s", whole, left, timeout_ms);
+	if (left == 0)	/* the cache may be opened again (unit tests) */
+		atomic_store(&fill_stopping, 0);
+	return left;
 }
 
 void

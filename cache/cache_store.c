@@ -177,7 +177,13 @@ cache_open_shared(const struct config *cfg)
 void
 cache_close(void)
 {
-	cache_fills_stop();
+	if (cache_fills_stop(CACHE_STOP_WAIT_MS) != 0) {
+		/* A writer stuck (a hung fsync) may still commit: the index
+		 * and the dir stay, for the exit to take. */
+		log_warnx("cache: fill writers still running after %u ms: "
+		    "the index is left open", CACHE_STOP_WAIT_MS);
+		return;
+	}
 	cache_manager_stop();
 	if (cache_idx != NULL)
 		cache_index_close(cache_idx);

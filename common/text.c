@@ -155,6 +155,8 @@ text_copy(char *dst, size_t dstlen, const char *src)
 {
 	size_t	n;
 
+	if (dstlen == 0)
+		return 0;
 	n = strnlen(src, dstlen - 1);
 	memcpy(dst, src, n);
 	dst[n] = '\0';

@@ -27,8 +27,8 @@ size_t	text_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
 void	text_escape_inplace(char *s, size_t len);
 
 /*
- * strlcpy: src copied into dst, cut to dstlen - 1 bytes, always
- * terminated (dstlen > 0); returns the length written.  (A copy with
+ * strlcpy: src copied into dst, cut to dstlen - 1 bytes, terminated
+ * (dstlen 0: nothing written); returns the length written.  (A copy with
  * snprintf("%s") costs some 600 instructions; this runs per request.)
  */
 size_t	text_copy(char *dst, size_t dstlen, const char *src);

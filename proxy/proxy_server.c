@@ -955,8 +955,15 @@ proxy_server_stop(struct proxy_server *sv)
 	for (i = 0; i < sv->nw; i++)
 		pthread_join(sv->threads[i], NULL);
 	pthread_join(sv->jobs_thread, NULL);
-	/* Before the loops go: a writer wakes events on them. */
-	cache_fills_stop();
+	/* Before the loops go: a writer wakes events on them.  One stuck
+	 * (a hung fsync) would use what is freed next: exit as after
+	 * shutdown_timeout, what is committed on disk. */
+	if (cache_fills_stop(CACHE_STOP_WAIT_MS) != 0) {
+		log_warnx("stop: fill writers still running after %u ms: "
+		    "exiting without waiting", CACHE_STOP_WAIT_MS);
+		fflush(NULL);
+		_exit(0);
+	}
 	proxy_access_stop();
 	proxy_beat_nw = 0;
 	if (sv->admin != NULL)

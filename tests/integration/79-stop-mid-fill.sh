@@ -6,7 +6,8 @@
 #  - the mirror exits 0 within 10 s and logs no sanitizer report or
 #    assertion (the stop used to free the worker loops, then close the
 #    index, under writer threads still using both);
-#  - nothing is written outside the cache dir;
+#  - nothing is written outside the cache dir; the held fill is failed
+#    ("the mirror is stopping"), not left in the fill table;
 #  - a restart on the same cache dir finds CACHE/tmp empty (the cut
 #    fills' temp files go, as after a crash).
 # Then, the upstream's gate released: every blob GETs with the right
@@ -66,6 +67,7 @@ cd "$T_DIR/cwd" || hard_error "cannot cd to $T_DIR/cwd"
 # build the abandoned requests would be reported as leaks at exit.
 ASAN_SAVED=${ASAN_OPTIONS-}
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+PUBLISHING=0
 for ((i = 0; i < ROUNDS; i++)); do
 	log "round $((i + 1)): SIGINT with a held fill and $PER streaming"
 	start_mirror "$T_DIR/mirror.conf" "mirror-$i"
@@ -102,8 +104,18 @@ for ((i = 0; i < ROUNDS; i++)); do
 		fail "round $((i + 1)): a sanitizer or assertion report in the log"
 	[ -z "$(ls -A "$T_DIR/cwd")" ] ||
 		fail "round $((i + 1)): the mirror wrote outside its cache dir: $(find "$T_DIR/cwd" | head -n 5)"
+	# The held fill is failed by its writer, not left in the table.
+	grep -qF "fill $HELD: failed: the mirror is stopping" "$MIRROR_LOG" ||
+		fail "round $((i + 1)): the held fill was not failed at the stop"
 	wait "${CURLS[@]}" || true	# they end with the mirror
+	if grep -qE 'stop: [0-9]+ fill writers? \([1-9][0-9]* with the body in' \
+	    "$MIRROR_LOG"; then
+		PUBLISHING=$((PUBLISHING + 1))
+	fi
 done
+# How often the narrowest window (a body in, its publishing under way)
+# was under the signal; it cannot be forced from outside.
+log "$PUBLISHING of $ROUNDS stops came while a fill was publishing"
 
 ASAN_OPTIONS=$ASAN_SAVED
 fake_mode "$GATE_URL" ok || hard_error "could not release the gate"

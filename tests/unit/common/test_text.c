@@ -125,5 +125,17 @@ main(void)
 	is_str(text_retry_after("120"), "120", "Retry-After in seconds");
 	ok(text_retry_after("Wed, 21 Oct 2026 07:28:00 GMT") == NULL,
 	    "Retry-After as a date: the caller's own");
+	is_int(text_copy(out, 4, "abcdef"), 3, "text_copy cuts to dstlen - 1");
+	is_str(out, "abc", "text_copy: cut and terminated");
+	is_int(text_copy(out, sizeof(out), ""), 0, "text_copy of empty");
+	out[0] = 'x';
+	is_int(text_copy(out, 0, "abc"), 0, "text_copy: dstlen 0 writes none");
+	ok(out[0] == 'x', "text_copy: dstlen 0 leaves dst alone");
+	is_int(text_u64(out, 0), 1, "text_u64 of 0");
+	is_str(out, "0", "text_u64: 0");
+	is_int(text_u64(out, 18446744073709551615ULL), 20, "text_u64 of max");
+	is_str(out, "18446744073709551615", "text_u64: UINT64_MAX");
+	text_u64(out, 1678);
+	is_str(out, "1678", "text_u64: 1678");
 	return done_testing();
 }
