@@ -19,7 +19,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CONFIG_DEFAULT_PATH	"/etc/regmirror/mirror.conf"
+/* configure's sysconfdir (/etc for the Debian package, /usr/local/etc for
+ * a plain ./configure); the unit file names the same path. */
+#ifndef SYSCONFDIR
+#define SYSCONFDIR		"/etc"
+#endif
+#define CONFIG_DEFAULT_PATH	SYSCONFDIR "/regmirror/mirror.conf"
 
 struct config_upstream {
 	/* The section name: a registry host. */

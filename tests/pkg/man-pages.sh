@@ -4,7 +4,8 @@
 # mirror.conf(5) (".It Ic KEY" under ".Ss [SECTION"), with the default
 # the parser has (".No Default: Cm VALUE") or, for a key without one, no
 # default at all; every command, subcommand, option and environment
-# variable of `regmirror --help` is in regmirror(8); both pages render
+# variable of `regmirror --help` is in regmirror(8); the default config
+# path --help prints is under configure's sysconfdir; both pages render
 # without a groff or man warning.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 . "$top_srcdir/tests/integration/lib.sh" || exit 99
@@ -82,6 +83,16 @@ for e in $(grep -oE '\$[A-Z_]+' "$T_DIR/help" | tr -d '$' | sort -u); do
 	grep -qE "Ev $e( |$)" "$M8" ||
 		problems+=("regmirror.8: variable '$e' of --help missing")
 done
+
+# The default -c is under configure's sysconfdir, as the unit file's is;
+# the pages name the Debian package's (/etc) and say where it comes from.
+if [ -n "${REGMIRROR_SYSCONFDIR:-}" ]; then
+	grep -qF "(default $REGMIRROR_SYSCONFDIR/regmirror/mirror.conf)" \
+	    "$T_DIR/help" ||
+		problems+=("--help: the default config is not under sysconfdir $REGMIRROR_SYSCONFDIR: $(grep -e '--config' "$T_DIR/help")")
+fi
+grep -q 'sysconfdir' "$M8" ||
+	problems+=("regmirror.8: the default config path does not say it is under sysconfdir")
 
 if [ "${#problems[@]}" -gt 0 ]; then
 	printf '%s\n' "${problems[@]}" >&2
