@@ -22,6 +22,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -39,6 +40,9 @@
 
 /* Replies up to this size leave a TLS connection as one record. */
 #define PROXY_TLS_COALESCE_MAX	(16 * 1024)
+/* Replies up to this size on plain HTTP are written in the callback that
+ * made them (proxy_reply_write_now); a bigger one waits for EPOLLOUT. */
+#define PROXY_WRITE_NOW_MAX	(256 * 1024)
 
 /*
  * The IMF-fixdate of now (RFC 9110 5.6.7), formatted once a second per
@@ -283,6 +287,44 @@ proxy_reply_coalesce(struct evbuffer *out)
 }
 
 /*
+ * A small reply on plain HTTP is written at once, in the callback that
+ * made it.  Left to evhttp, the bufferevent would arm EPOLLOUT, wait a
+ * loop turn for epoll to say the socket is writable, write, and disarm
+ * it: two epoll_ctl(2) and an epoll_wait(2) a request that nginx, which
+ * writes first, does not make.  What the socket takes now is gone; evhttp
+ * is then told the output drained (a deferred write callback, so it
+ * finishes the request after this callback returns and its EPOLLOUT,
+ * still in the changelist, is cancelled before it reaches the kernel).
+ * A partial write or an error is left to the bufferevent, as before.
+ * The bufferevent of pr's plain connection, or NULL (TLS, or no
+ * connection any more); taken before evhttp_send_reply, which may free
+ * the request.
+ */
+static struct bufferevent *
+proxy_reply_plain_bev(const struct proxy_req *pr)
+{
+	struct evhttp_connection	*evcon;
+
+	if (pr->tls ||
+	    (evcon = evhttp_request_get_connection(pr->req)) == NULL)
+		return NULL;
+	return evhttp_connection_get_bufferevent(evcon);
+}
+
+static void
+proxy_reply_write_now(struct bufferevent *bev)
+{
+	struct evbuffer	*out = bufferevent_get_output(bev);
+	evutil_socket_t	 fd = bufferevent_getfd(bev);
+	size_t		 len = evbuffer_get_length(out);
+
+	if (fd < 0 || len == 0 || len > PROXY_WRITE_NOW_MAX ||
+	    evbuffer_write(out, fd) <= 0 || evbuffer_get_length(out) != 0)
+		return;
+	bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/*
  * A whole reply from one shared buffer: every client it goes to (the
  * waiters of a single-flight too) is sent rb by reference.
  */
@@ -292,6 +334,7 @@ proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
 {
 	struct evkeyvalq	*out;
 	struct evbuffer		*buf, *tls_out = NULL;
+	struct bufferevent	*now;
 	proxy_reply_hook	 hook;
 	char			 clen[32];
 
@@ -311,6 +354,7 @@ proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
 		text_u64(clen, rb->len);
 		evhttp_add_header(out, "Content-Length", clen);
 	}
+	now = proxy_reply_plain_bev(pr);
 	if (pr->method == EVHTTP_REQ_HEAD)
 		evhttp_send_reply(pr->req, status, NULL, NULL);
 	else {
@@ -323,6 +367,8 @@ proxy_reply_rbuf(struct proxy_req *pr, int status, const char *ctype,
 	}
 	if (tls_out != NULL)
 		proxy_reply_coalesce(tls_out);
+	if (now != NULL)
+		proxy_reply_write_now(now);
 	proxy_req_finish(pr);
 }
 

@@ -31,6 +31,15 @@ Loopback only; Python standard library only.
         the server takes it, giving up once it has taken nothing for 2 s.
         Prints "taken BYTES" (the junk the server's socket accepted).
 
+    rawclient.py pipeline HOST PORT PATH... [--rcvbuf B] [--http10]
+        Send a GET of each PATH in one write (the last one asks for
+        "Connection: close"; with --http10, HTTP/1.0 requests without
+        keep-alive), then read the answers in 512-byte pieces with the
+        receive buffer set to B bytes (default: the system's) until the
+        server closes.  Prints a line per answer, "STATUS LENGTH SHA256",
+        then "eof" if the server closed the connection within 20 s, or
+        "open" if it did not.
+
     rawclient.py flood HOST PORT N [--state FILE]
         Like hold, but without waiting to see whether the server answers
         each connection: {"open": K, "refused": R} where R counts only
@@ -38,12 +47,16 @@ Loopback only; Python standard library only.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import socket
 import ssl
 import sys
 import time
+
+ACCEPT = ("application/vnd.oci.image.manifest.v1+json, "
+          "application/vnd.oci.image.index.v1+json")
 
 
 def loopback(host):
@@ -179,6 +192,48 @@ def cmd_pump(a):
     s.close()
 
 
+def cmd_pipeline(a):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if a.rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
+    s.settimeout(20)
+    s.connect((a.host, a.port))
+    ver = "HTTP/1.0" if a.http10 else "HTTP/1.1"
+    reqs = []
+    for i, path in enumerate(a.paths):
+        last = i == len(a.paths) - 1
+        conn = "" if a.http10 else ("Connection: close\r\n" if last else "")
+        reqs.append("GET %s %s\r\nHost: %s\r\nAccept: %s\r\n%s\r\n" %
+                    (path, ver, a.host, ACCEPT, conn))
+    s.sendall("".join(reqs).encode())
+    data, state = b"", "eof"
+    while True:
+        try:
+            chunk = s.recv(512)
+        except socket.timeout:
+            state = "open"
+            break
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            print("junk %d" % len(data))
+            break
+        lines = head.decode("latin-1").split("\r\n")
+        status = lines[0].split(" ")[1]
+        length = 0
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            if k.strip().lower() == "content-length":
+                length = int(v.strip())
+        body, data = rest[:length], rest[length:]
+        print("%s %d %s" % (status, len(body), hashlib.sha256(body).hexdigest()))
+    print(state)
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -203,6 +258,12 @@ def main():
     p.add_argument("path")
     p.add_argument("n", type=int)
     p.add_argument("--state")
+    p = sub.add_parser("pipeline")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--rcvbuf", type=int, default=0)
+    p.add_argument("--http10", action="store_true")
     for name in ("hold", "flood"):
         p = sub.add_parser(name)
         p.add_argument("host")
@@ -213,7 +274,8 @@ def main():
     a = ap.parse_args()
     loopback(a.host)
     {"slow": cmd_slow, "silent": cmd_silent, "hold": cmd_hold,
-     "flood": cmd_hold, "noread": cmd_noread, "pump": cmd_pump}[a.cmd](a)
+     "flood": cmd_hold, "noread": cmd_noread, "pump": cmd_pump,
+     "pipeline": cmd_pipeline}[a.cmd](a)
 
 
 if __name__ == "__main__":
